@@ -1,0 +1,227 @@
+"""Blob store on a local filesystem: streaming writes with incremental sha256,
+atomic publish (write aside, verify, fsync, rename), streaming reads."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import threading
+import uuid
+from collections import OrderedDict
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+import orjson
+
+from adapters.storage.paths import blob_path, tmp_dir, upload_dir
+from domain.errors import BlobUnknownError, DigestInvalidError, UploadUnknownError
+from domain.ports import UploadInfo
+
+READ_CHUNK = 1024 * 1024
+MAX_CACHED_HASHERS = 10_000
+
+
+class FilesystemBlobStore:
+    name = "filesystem"
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        for sub in ("blobs", "uploads", "tmp"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        self._hashers = _HasherCache()
+
+    # Published blobs
+
+    def stat(self, digest: str) -> int | None:
+        try:
+            return blob_path(self.root, digest).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def open(self, digest: str) -> BinaryIO:
+        try:
+            return open(blob_path(self.root, digest), "rb")
+        except FileNotFoundError:
+            raise BlobUnknownError("blob unknown to registry", {"digest": digest}) from None
+
+    def read(self, digest: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
+        return read_chunks(self.open(digest), offset, length)
+
+    def put(self, digest: str, data: bytes) -> None:
+        target = blob_path(self.root, digest)
+        if target.exists():
+            return
+        scratch = tmp_dir(self.root) / str(uuid.uuid4())
+        with open(scratch, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        _publish(scratch, target)
+
+    def delete(self, digest: str) -> None:
+        blob_path(self.root, digest).unlink(missing_ok=True)
+
+    # Uploads
+
+    def start_upload(self, repository: str) -> UploadInfo:
+        upload_id = str(uuid.uuid4())
+        directory = upload_dir(self.root, upload_id)
+        directory.mkdir()
+        (directory / "info.json").write_bytes(orjson.dumps({"repository": repository}))
+        (directory / "data").touch()
+        self._hashers.put(upload_id, 0, hashlib.sha256())
+        return UploadInfo(upload_id, repository, 0)
+
+    def upload_info(self, upload_id: str) -> UploadInfo | None:
+        directory = upload_dir(self.root, upload_id)
+        if directory is None:
+            return None
+        try:
+            info = orjson.loads((directory / "info.json").read_bytes())
+            size = (directory / "data").stat().st_size
+        except (FileNotFoundError, orjson.JSONDecodeError):
+            return None
+        return UploadInfo(upload_id, info["repository"], size)
+
+    def upload_writer(self, upload_id: str) -> FileUploadWriter:
+        return FileUploadWriter(self._data_path(upload_id), upload_id, self._hashers)
+
+    def complete_upload(self, upload_id: str, digest: str) -> int:
+        data_path = self._data_path(upload_id)
+        with open(data_path, "rb") as f:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            size = os.fstat(f.fileno()).st_size
+            actual = self._hashers.digest(upload_id, size, digest) or _hash_file(f, digest)
+            if actual != digest:
+                self._remove_upload(upload_id)
+                raise DigestInvalidError(
+                    "uploaded content does not match the digest",
+                    {"expected": digest, "actual": actual, "size": size},
+                )
+            os.fsync(f.fileno())
+            _publish(data_path, blob_path(self.root, digest))
+        self._remove_upload(upload_id)
+        return size
+
+    def cancel_upload(self, upload_id: str) -> None:
+        self._remove_upload(upload_id)
+
+    def _data_path(self, upload_id: str) -> Path:
+        directory = upload_dir(self.root, upload_id)
+        if directory is None or not (directory / "data").exists():
+            raise UploadUnknownError("upload unknown to registry", {"upload": upload_id})
+        return directory / "data"
+
+    def _remove_upload(self, upload_id: str) -> None:
+        self._hashers.drop(upload_id)
+        directory = upload_dir(self.root, upload_id)
+        if directory is not None:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+class FileUploadWriter:
+    """Holds an exclusive lock on the upload's data file until commit or abort."""
+
+    def __init__(self, path: Path, upload_id: str, hashers: _HasherCache) -> None:
+        self._file = open(path, "ab")
+        fcntl.flock(self._file.fileno(), fcntl.LOCK_EX)
+        if not _same_file(path, self._file):
+            self._file.close()
+            raise UploadUnknownError("upload completed or cancelled meanwhile", {"upload": upload_id})
+        self.size = self._start = os.fstat(self._file.fileno()).st_size
+        self._upload_id = upload_id
+        self._hashers = hashers
+        self._hasher = hashers.take(upload_id, self._start)
+
+    def write(self, data: bytes) -> None:
+        self._file.write(data)
+        if self._hasher is not None:
+            self._hasher.update(data)
+        self.size += len(data)
+
+    def commit(self) -> int:
+        self._file.close()
+        if self._hasher is not None:
+            self._hashers.put(self._upload_id, self.size, self._hasher)
+        return self.size
+
+    def abort(self) -> None:
+        self._file.flush()
+        os.ftruncate(self._file.fileno(), self._start)
+        self._file.close()
+        self.size = self._start
+
+
+class _HasherCache:
+    """Running sha256 per upload, valid only while its offset equals the data size.
+    A miss (restart, another process) costs a re-hash of the data at completion."""
+
+    def __init__(self) -> None:
+        self._items: OrderedDict[str, tuple[int, object]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, upload_id: str, offset: int, hasher) -> None:
+        with self._lock:
+            self._items[upload_id] = (offset, hasher)
+            self._items.move_to_end(upload_id)
+            while len(self._items) > MAX_CACHED_HASHERS:
+                self._items.popitem(last=False)
+
+    def take(self, upload_id: str, offset: int):
+        with self._lock:
+            cached = self._items.pop(upload_id, None)
+        if cached is None or cached[0] != offset:
+            return None
+        return cached[1]
+
+    def digest(self, upload_id: str, size: int, expected: str) -> str | None:
+        if not expected.startswith("sha256:"):
+            return None
+        hasher = self.take(upload_id, size)
+        return None if hasher is None else f"sha256:{hasher.hexdigest()}"
+
+    def drop(self, upload_id: str) -> None:
+        with self._lock:
+            self._items.pop(upload_id, None)
+
+
+def read_chunks(f: BinaryIO, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
+    with f:
+        f.seek(offset)
+        remaining = length
+        while remaining is None or remaining > 0:
+            chunk = f.read(READ_CHUNK if remaining is None else min(READ_CHUNK, remaining))
+            if not chunk:
+                return
+            if remaining is not None:
+                remaining -= len(chunk)
+            yield chunk
+
+
+def _same_file(path: Path, f: BinaryIO) -> bool:
+    """After waiting for the lock: is `path` still the file we opened (not completed away)?"""
+    try:
+        return os.stat(path).st_ino == os.fstat(f.fileno()).st_ino
+    except FileNotFoundError:
+        return False
+
+
+def _hash_file(f: BinaryIO, digest: str) -> str:
+    algorithm = digest.split(":", 1)[0]
+    hasher = hashlib.new(algorithm)
+    f.seek(0)
+    while chunk := f.read(READ_CHUNK):
+        hasher.update(chunk)
+    return f"{algorithm}:{hasher.hexdigest()}"
+
+
+def _publish(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(source, target)
+    dir_fd = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

@@ -1,0 +1,61 @@
+"""The Starlette application: routes, error rendering, and the log follower's lifetime."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+
+from api.bootstrap import Services
+from api.errors import OciError, render_oci_error
+from api.middleware import RequestIdMiddleware
+from api.v2.routes import v2_routes
+from domain.errors import RegistryError
+
+log = logging.getLogger("portlog")
+FOLLOW_INTERVAL_SECONDS = 1.0
+
+
+def create_app(services: Services) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        stop = threading.Event()
+        follower = threading.Thread(target=_follow_log, args=(services, stop),
+                                    name="portlog-log-follower", daemon=True)
+        follower.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            follower.join(timeout=5)
+
+    app = Starlette(
+        routes=v2_routes(),
+        middleware=[Middleware(RequestIdMiddleware)],
+        exception_handlers={
+            OciError: render_oci_error,
+            RegistryError: render_oci_error,
+            ClientDisconnect: _client_gone,
+        },
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    return app
+
+
+def _follow_log(services: Services, stop: threading.Event) -> None:
+    """Picks up events written by other processes; our own writes catch up inline."""
+    while not stop.wait(FOLLOW_INTERVAL_SECONDS):
+        try:
+            services.projections.catch_up()
+        except Exception:
+            log.exception("read models could not catch up with the event log")
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    return Response(status_code=400)

@@ -1,0 +1,76 @@
+"""The `portlog` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from api.settings import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="portlog", description="Portlog container registry")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the registry")
+    serve.add_argument("--host", help="listen address (PORTLOG_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="listen port (PORTLOG_PORT, default 5000)")
+    _data_dir_option(serve)
+    serve.add_argument("--no-access-log", action="store_true", help="do not log every request")
+    serve.set_defaults(run=_serve)
+
+    projections = commands.add_parser("projections", help="read models")
+    projection_commands = projections.add_subparsers(dest="projections_command", required=True)
+    rebuild = projection_commands.add_parser("rebuild", help="drop every read model and replay the log")
+    _data_dir_option(rebuild)
+    rebuild.set_defaults(run=_rebuild)
+
+    args = parser.parse_args(argv)
+    return args.run(args)
+
+
+def _data_dir_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", help="where data lives (PORTLOG_DATA_DIR, default ./data)")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(
+        host=getattr(args, "host", None),
+        port=getattr(args, "port", None),
+        data_dir=Path(args.data_dir) if args.data_dir else None,
+        access_log=False if getattr(args, "no_access_log", False) else None,
+    )
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from api.app import create_app
+    from api.bootstrap import bootstrap
+
+    settings = _settings(args)
+    services = bootstrap(settings)
+    try:
+        uvicorn.run(create_app(services), host=settings.host, port=settings.port,
+                    access_log=settings.access_log, log_level="info")
+    finally:
+        services.close()
+    return 0
+
+
+def _rebuild(args: argparse.Namespace) -> int:
+    from api.bootstrap import bootstrap
+
+    services = bootstrap(_settings(args))
+    try:
+        services.projections.rebuild()
+        for name, position in sorted(services.projections.positions().items()):
+            print(f"{name}: rebuilt to position {position}")
+    finally:
+        services.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""Blobs of a repository.
+
+HEAD|GET /v2/<name>/blobs/<digest>   200, 206 with Range; BLOB_UNKNOWN 404, DIGEST_INVALID 400,
+                                     RANGE_INVALID 416 for an unsatisfiable Range
+DELETE   /v2/<name>/blobs/<digest>   202; BLOB_UNKNOWN, NAME_UNKNOWN 404
+"""
+
+from __future__ import annotations
+
+import re
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from api.errors import RANGE_INVALID, OciError
+from api.v2.common import context, name_of, services, settle
+from domain.errors import BlobUnknownError
+from domain.names import check_digest
+
+_RANGE_RE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+def _blob_headers(digest: str, size: int) -> dict[str, str]:
+    return {
+        "Content-Length": str(size),
+        "Content-Type": "application/octet-stream",
+        "Docker-Content-Digest": digest,
+        "ETag": f'"{digest}"',
+        "Accept-Ranges": "bytes",
+        "Cache-Control": "max-age=31536000",
+    }
+
+
+def _blob_size(request: Request) -> tuple[str, int]:
+    digest = check_digest(request.path_params["digest"])
+    size = services(request).catalog.blob_size(name_of(request), digest)
+    if size is None:
+        raise BlobUnknownError("blob unknown to registry", {"digest": digest})
+    return digest, size
+
+
+def head_blob(request: Request) -> Response:
+    digest, size = _blob_size(request)
+    return Response(status_code=200, headers=_blob_headers(digest, size))
+
+
+def get_blob(request: Request) -> Response:
+    digest, size = _blob_size(request)
+    headers = _blob_headers(digest, size)
+    requested = parse_range(request.headers.get("range"), size)
+    if requested is None:
+        return StreamingResponse(services(request).blobs.read(digest), headers=headers)
+    start, end = requested
+    headers["Content-Length"] = str(end - start + 1)
+    headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    body = services(request).blobs.read(digest, start, end - start + 1)
+    return StreamingResponse(body, status_code=206, headers=headers)
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """One `bytes=` range → inclusive (start, end); None means the whole blob."""
+    if not header:
+        return None
+    match = _RANGE_RE.fullmatch(header.strip())
+    if not match or match.groups() == ("", ""):
+        return None  # multiple or malformed ranges: RFC 9110 lets us send it all
+    first, last = match.groups()
+    if first == "":
+        start, end = max(size - int(last), 0), size - 1
+    else:
+        start, end = int(first), min(int(last), size - 1) if last else size - 1
+    if start >= size or start > end:
+        raise OciError(RANGE_INVALID, {"range": header, "size": size},
+                       headers={"Content-Range": f"bytes */{size}"})
+    return start, end
+
+
+async def delete_blob(request: Request) -> Response:
+    digest = check_digest(request.path_params["digest"])
+    position = await run_in_threadpool(
+        services(request).registry.unlink_blob, name_of(request), digest, context(request))
+    await settle(request, position)
+    return Response(status_code=202, headers={"Docker-Content-Digest": digest})

@@ -1,0 +1,111 @@
+"""Manifests.
+
+HEAD|GET /v2/<name>/manifests/<tag|digest>   200 with content negotiation on Accept;
+                                             MANIFEST_UNKNOWN, NAME_UNKNOWN 404
+PUT      /v2/<name>/manifests/<tag|digest>   201 (+ OCI-Subject); MANIFEST_INVALID 400 (413 when
+                                             over 4 MiB), MANIFEST_BLOB_UNKNOWN, DIGEST_INVALID,
+                                             TAG_INVALID 400
+DELETE   /v2/<name>/manifests/<digest>       202: the manifest and every tag on it
+DELETE   /v2/<name>/manifests/<tag>          202: the tag only
+"""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from api.errors import MANIFEST_TOO_LARGE, OciError
+from api.v2.common import context, manifest_location, name_of, services, settle
+from domain.errors import ManifestUnknownError, NameUnknownError
+from domain.manifests import MAX_MANIFEST_BYTES
+from domain.names import check_digest, check_tag, is_digest_reference
+from projections.catalog import ManifestRow
+
+
+def get_manifest(request: Request) -> Response:
+    manifest = _find(request)
+    _check_acceptable(request, manifest)
+    headers = _manifest_headers(manifest)
+    if request.method == "HEAD":
+        return Response(status_code=200, headers=headers)
+    with services(request).blobs.open(manifest.digest) as f:
+        return Response(f.read(), headers=headers)
+
+
+async def put_manifest(request: Request) -> Response:
+    name, reference = name_of(request), request.path_params["reference"]
+    body = await _read_limited(request)
+    manifest, position = await run_in_threadpool(
+        services(request).registry.push_manifest, name, reference, body,
+        request.headers.get("content-type"), context(request))
+    await settle(request, position)
+    headers = {"Location": manifest_location(name, manifest.digest),
+               "Docker-Content-Digest": manifest.digest, "Content-Length": "0"}
+    if manifest.subject:
+        headers["OCI-Subject"] = manifest.subject.digest
+    return Response(status_code=201, headers=headers)
+
+
+async def delete_manifest(request: Request) -> Response:
+    name, reference = name_of(request), request.path_params["reference"]
+    registry = services(request).registry
+    command = registry.delete_manifest if is_digest_reference(reference) else registry.delete_tag
+    position = await run_in_threadpool(command, name, reference, context(request))
+    await settle(request, position)
+    return Response(status_code=202)
+
+
+def _find(request: Request) -> ManifestRow:
+    name, reference = name_of(request), request.path_params["reference"]
+    catalog = services(request).catalog
+    if is_digest_reference(reference):
+        manifest = catalog.manifest_by_digest(name, check_digest(reference))
+    else:
+        manifest = catalog.manifest_by_tag(name, check_tag(reference))
+    if manifest is None:
+        if not catalog.repository_exists(name):
+            raise NameUnknownError("repository name not known to registry", {"name": name})
+        raise ManifestUnknownError("manifest unknown to registry", {"reference": reference})
+    return manifest
+
+
+def _check_acceptable(request: Request, manifest: ManifestRow) -> None:
+    accepted = _accepted_types(request.headers.getlist("accept"))
+    if not accepted or manifest.media_type in accepted or "*/*" in accepted:
+        return
+    if f"{manifest.media_type.split('/')[0]}/*" in accepted:
+        return
+    raise ManifestUnknownError(
+        "manifest exists but its media type is not in the Accept header",
+        {"mediaType": manifest.media_type, "accept": sorted(accepted)},
+    )
+
+
+def _accepted_types(values: list[str]) -> set[str]:
+    return {
+        item.split(";")[0].strip().lower()
+        for value in values for item in value.split(",") if item.strip()
+    }
+
+
+def _manifest_headers(manifest: ManifestRow) -> dict[str, str]:
+    return {
+        "Content-Type": manifest.media_type,
+        "Content-Length": str(manifest.size),
+        "Docker-Content-Digest": manifest.digest,
+        "ETag": f'"{manifest.digest}"',
+    }
+
+
+async def _read_limited(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_MANIFEST_BYTES:
+        raise OciError(MANIFEST_TOO_LARGE, {"size": int(declared), "limit": MAX_MANIFEST_BYTES})
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_MANIFEST_BYTES:
+            raise OciError(MANIFEST_TOO_LARGE, {"limit": MAX_MANIFEST_BYTES})
+        chunks.append(chunk)
+    return b"".join(chunks)

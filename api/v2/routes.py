@@ -1,0 +1,86 @@
+"""Every /v2/ route in one table: path, method, handler, and the access it needs.
+
+Each handler runs behind `guarded`: the repository name is validated (NAME_INVALID), then
+the one authorizer decides, then the handler runs with a RequestContext (actor, request id).
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Callable
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Match, Route
+
+from api.auth import Access
+from api.errors import NOT_FOUND, UNSUPPORTED, OciError
+from api.v2 import base, blobs, catalog, manifests, referrers, tags, uploads
+from api.v2.common import services
+from domain.application import RequestContext
+from domain.names import check_name
+
+NAME = "/v2/{name:path}"
+PULL, PUSH, DELETE = "pull", "push", "delete"
+
+ROUTES: list[tuple[str, str, Callable, str | None]] = [
+    ("/v2/", "GET", base.get_base, None),
+    ("/v2/_catalog", "GET", catalog.get_catalog, "catalog"),
+    (f"{NAME}/tags/list", "GET", tags.get_tags, PULL),
+    (f"{NAME}/manifests/{{reference}}", "HEAD", manifests.get_manifest, PULL),
+    (f"{NAME}/manifests/{{reference}}", "GET", manifests.get_manifest, PULL),
+    (f"{NAME}/manifests/{{reference}}", "PUT", manifests.put_manifest, PUSH),
+    (f"{NAME}/manifests/{{reference}}", "DELETE", manifests.delete_manifest, DELETE),
+    (f"{NAME}/blobs/uploads/", "POST", uploads.start_blob_upload, PUSH),
+    (f"{NAME}/blobs/uploads/{{upload_id}}", "GET", uploads.get_upload_status, PUSH),
+    (f"{NAME}/blobs/uploads/{{upload_id}}", "PATCH", uploads.patch_blob_data, PUSH),
+    (f"{NAME}/blobs/uploads/{{upload_id}}", "PUT", uploads.put_blob_upload_complete, PUSH),
+    (f"{NAME}/blobs/uploads/{{upload_id}}", "DELETE", uploads.cancel_blob_upload, PUSH),
+    (f"{NAME}/blobs/{{digest}}", "HEAD", blobs.head_blob, PULL),
+    (f"{NAME}/blobs/{{digest}}", "GET", blobs.get_blob, PULL),
+    (f"{NAME}/blobs/{{digest}}", "DELETE", blobs.delete_blob, DELETE),
+    (f"{NAME}/referrers/{{digest}}", "GET", referrers.get_referrers, PULL),
+]
+
+
+def access_for(request: Request, action: str | None) -> Access | None:
+    if action is None:
+        return None
+    if action == "catalog":
+        return Access("registry", "catalog", "*")
+    return Access("repository", request.path_params["name"], action)
+
+
+def guarded(handler: Callable, action: str | None) -> Callable:
+    is_async = inspect.iscoroutinefunction(handler)
+
+    async def endpoint(request: Request) -> Response:
+        if "name" in request.path_params:
+            check_name(request.path_params["name"])
+        access = access_for(request, action)
+        actor = services(request).authorizer.authorize(request, access)
+        request.state.context = RequestContext(actor, request.state.request_id)
+        if is_async:
+            return await handler(request)
+        return await run_in_threadpool(handler, request)
+
+    endpoint.__name__ = handler.__name__
+    return endpoint
+
+
+def v2_routes() -> list[Route]:
+    routes = [
+        Route(path, guarded(handler, action), methods=[method], include_in_schema=False)
+        for path, method, handler, action in ROUTES
+    ]
+
+    async def unmatched(request: Request) -> Response:
+        """A known path with another method is UNSUPPORTED (405); anything else NOT_FOUND."""
+        detail = {"path": request.url.path, "method": request.method}
+        if any(route.matches(request.scope)[0] == Match.PARTIAL for route in routes):
+            raise OciError(UNSUPPORTED, detail)
+        raise OciError(NOT_FOUND, detail)
+
+    methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+    return routes + [Route("/v2/{rest:path}", unmatched, methods=methods)]

@@ -1,0 +1,137 @@
+"""The registry application service: commands that record events, and upload handling.
+
+Commands return the notification id that read models must reach before the caller
+answers, so clients read their own writes.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError
+
+from domain.errors import (
+    ConcurrentUpdateError,
+    NameUnknownError,
+    UploadUnknownError,
+)
+from domain.manifests import ParsedManifest, parse_manifest
+from domain.names import check_digest, check_tag, is_digest_reference
+from domain.ports import BlobStore, UploadInfo
+from domain.repository import Repository
+
+MAX_SAVE_ATTEMPTS = 20
+LOCK_STRIPES = 64
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """Who asked, and which request: every event carries both."""
+
+    actor: str = "anonymous"
+    request_id: str = ""
+
+
+class Registry(Application):
+    name = "portlog"
+    snapshotting_intervals = {Repository: 100}
+
+    def __init__(self, blobs: BlobStore, env: dict[str, str] | None = None) -> None:
+        super().__init__(env=env)
+        self.blobs = blobs
+        self._locks = [threading.Lock() for _ in range(LOCK_STRIPES)]
+
+    def get_repository(self, name: str) -> Repository | None:
+        try:
+            return self.repository.get(Repository.create_id(name))
+        except AggregateNotFoundError:
+            return None
+
+    # Blobs and uploads
+
+    def start_upload(self, name: str) -> UploadInfo:
+        return self.blobs.start_upload(name)
+
+    def get_upload(self, name: str, upload_id: str) -> UploadInfo:
+        info = self.blobs.upload_info(upload_id)
+        if info is None or info.repository != name:
+            raise UploadUnknownError("upload unknown to registry", {"upload": upload_id})
+        return info
+
+    def complete_upload(self, name: str, upload_id: str, digest: str, ctx: RequestContext):
+        self.get_upload(name, upload_id)
+        size = self.blobs.complete_upload(upload_id, check_digest(digest))
+        return self._change(name, ctx, lambda repo: repo.link_blob(
+            digest, size, ctx.actor, ctx.request_id))
+
+    def cancel_upload(self, name: str, upload_id: str) -> None:
+        self.get_upload(name, upload_id)
+        self.blobs.cancel_upload(upload_id)
+
+    def mount_blob(self, name: str, digest: str, source: str, ctx: RequestContext) -> int | None:
+        """Links a blob of `source` into `name`; None when `source` does not hold it."""
+        origin = self.get_repository(source)
+        size = origin.blobs.get(digest) if origin else None
+        if size is None or self.blobs.stat(digest) is None:
+            return None
+        return self._change(name, ctx, lambda repo: repo.link_blob(
+            digest, size, ctx.actor, ctx.request_id, mounted_from=source))
+
+    def unlink_blob(self, name: str, digest: str, ctx: RequestContext) -> int | None:
+        return self._change_existing(name, ctx, lambda repo: repo.unlink_blob(
+            digest, ctx.actor, ctx.request_id))
+
+    # Manifests and tags
+
+    def push_manifest(self, name: str, reference: str, data: bytes, content_type: str | None,
+                      ctx: RequestContext) -> tuple[ParsedManifest, int | None]:
+        by_digest = is_digest_reference(reference)
+        expected = check_digest(reference) if by_digest else None
+        tag = None if by_digest else check_tag(reference)
+        manifest = parse_manifest(data, content_type, expected)
+        self.blobs.put(manifest.digest, data)
+        position = self._change(name, ctx, lambda repo: repo.push_manifest(
+            manifest, tag, ctx.actor, ctx.request_id))
+        return manifest, position
+
+    def delete_tag(self, name: str, tag: str, ctx: RequestContext) -> int | None:
+        check_tag(tag)
+        return self._change_existing(name, ctx, lambda repo: repo.delete_tag(
+            tag, ctx.actor, ctx.request_id))
+
+    def delete_manifest(self, name: str, digest: str, ctx: RequestContext) -> int | None:
+        check_digest(digest)
+        return self._change_existing(name, ctx, lambda repo: repo.delete_manifest(
+            digest, ctx.actor, ctx.request_id))
+
+    # Optimistic concurrency: stripe locks settle writers in this process, and a
+    # version conflict with another process is retried against the new state.
+
+    def _change_existing(self, name: str, ctx: RequestContext,
+                         change: Callable[[Repository], None]) -> int | None:
+        return self._change(name, ctx, change, create=False)
+
+    def _change(self, name: str, ctx: RequestContext, change: Callable[[Repository], None],
+                create: bool = True) -> int | None:
+        with self._locks[hash(name) % LOCK_STRIPES]:
+            for attempt in range(MAX_SAVE_ATTEMPTS):
+                repo = self.get_repository(name)
+                if repo is None:
+                    if not create:
+                        raise NameUnknownError("repository name not known to registry",
+                                               {"name": name})
+                    repo = Repository.create(name, ctx.actor, ctx.request_id)
+                change(repo)
+                if not repo.pending_events:
+                    return self.recorder.max_notification_id()
+                try:
+                    recordings = self.save(repo)
+                except IntegrityError:
+                    time.sleep(0.001 * (attempt + 1))
+                    continue
+                return recordings[-1].notification.id
+        raise ConcurrentUpdateError("too many concurrent writers", {"name": name})

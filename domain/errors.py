@@ -1,0 +1,72 @@
+"""Domain errors. They carry no HTTP: the API maps them to wire codes in one table."""
+
+from __future__ import annotations
+
+
+class RegistryError(Exception):
+    """Base of every error the domain raises on purpose."""
+
+    def __init__(self, message: str, detail: object = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+
+
+class NameInvalidError(RegistryError):
+    pass
+
+
+class TagInvalidError(RegistryError):
+    pass
+
+
+class DigestInvalidError(RegistryError):
+    pass
+
+
+class NameUnknownError(RegistryError):
+    pass
+
+
+class BlobUnknownError(RegistryError):
+    pass
+
+
+class ManifestUnknownError(RegistryError):
+    pass
+
+
+class ManifestInvalidError(RegistryError):
+    pass
+
+
+class ManifestBlobUnknownError(RegistryError):
+    pass
+
+
+class ManifestTooLargeError(RegistryError):
+    pass
+
+
+class UploadUnknownError(RegistryError):
+    pass
+
+
+class UploadInvalidError(RegistryError):
+    pass
+
+
+class RangeInvalidError(RegistryError):
+    """A chunk does not continue the upload where it stands."""
+
+    def __init__(self, message: str, current_size: int) -> None:
+        super().__init__(message, {"size": current_size})
+        self.current_size = current_size
+
+
+class SizeInvalidError(RegistryError):
+    pass
+
+
+class ConcurrentUpdateError(RegistryError):
+    """Optimistic concurrency kept failing: too many writers on one aggregate."""

@@ -1,0 +1,51 @@
+"""Ports the domain needs from the outside world; adapters implement them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import BinaryIO, Iterator, Protocol
+
+
+@dataclass(frozen=True)
+class UploadInfo:
+    upload_id: str
+    repository: str
+    size: int
+
+
+class UploadWriter(Protocol):
+    """Appends one request's bytes to an upload; `commit` keeps them, `abort` rolls back."""
+
+    size: int
+
+    def write(self, data: bytes) -> None: ...
+
+    def commit(self) -> int: ...
+
+    def abort(self) -> None: ...
+
+
+class BlobStore(Protocol):
+    """Content-addressed blob bytes plus the scratch space of uploads in flight."""
+
+    name: str
+
+    def stat(self, digest: str) -> int | None: ...
+
+    def read(self, digest: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]: ...
+
+    def open(self, digest: str) -> BinaryIO: ...
+
+    def put(self, digest: str, data: bytes) -> None: ...
+
+    def delete(self, digest: str) -> None: ...
+
+    def start_upload(self, repository: str) -> UploadInfo: ...
+
+    def upload_info(self, upload_id: str) -> UploadInfo | None: ...
+
+    def upload_writer(self, upload_id: str) -> UploadWriter: ...
+
+    def complete_upload(self, upload_id: str, digest: str) -> int: ...
+
+    def cancel_upload(self, upload_id: str) -> None: ...

@@ -1,0 +1,179 @@
+"""The Repository aggregate: blobs linked into it, manifests pushed to it, tags.
+
+Its events are a public schema, addressed by topic `domain.repository:Repository.<Event>`:
+add fields only with defaults, never rename or repurpose one.
+"""
+
+from __future__ import annotations
+
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate
+
+from domain.errors import (
+    BlobUnknownError,
+    ManifestBlobUnknownError,
+    ManifestInvalidError,
+    ManifestUnknownError,
+)
+from domain.manifests import ParsedManifest
+
+
+class Repository(Aggregate):
+    class Event(Aggregate.Event):
+        """Every event names its repository, who caused it, and in which request."""
+
+        repository: str
+        actor: str
+        request_id: str
+
+        def apply(self, aggregate: Repository) -> None:
+            pass
+
+    class Created(Event, Aggregate.Created):
+        pass
+
+    class BlobLinked(Event):
+        digest: str
+        size: int
+        mounted_from: str | None
+
+        def apply(self, repo: Repository) -> None:
+            repo.blobs[self.digest] = self.size
+
+    class BlobUnlinked(Event):
+        digest: str
+
+        def apply(self, repo: Repository) -> None:
+            repo.blobs.pop(self.digest, None)
+
+    class ManifestPushed(Event):
+        """`references` are the descriptors the manifest needs, each with a `role`:
+        config, layer (blobs), or manifest (an index's children)."""
+
+        digest: str
+        media_type: str
+        size: int
+        artifact_type: str | None
+        subject: str | None
+        references: list[dict]
+        annotations: dict
+
+        def apply(self, repo: Repository) -> None:
+            repo.manifests[self.digest] = self.size
+
+    class ManifestDeleted(Event):
+        digest: str
+
+        def apply(self, repo: Repository) -> None:
+            repo.manifests.pop(self.digest, None)
+
+    class TagPointed(Event):
+        tag: str
+        digest: str
+        previous_digest: str | None
+
+        def apply(self, repo: Repository) -> None:
+            repo.tags[self.tag] = self.digest
+
+    class TagDeleted(Event):
+        tag: str
+        digest: str
+
+        def apply(self, repo: Repository) -> None:
+            repo.tags.pop(self.tag, None)
+
+    def __init__(self, repository: str) -> None:
+        self.name = repository
+        self.blobs: dict[str, int] = {}
+        self.manifests: dict[str, int] = {}
+        self.tags: dict[str, str] = {}
+
+    @staticmethod
+    def create_id(name: str) -> UUID:
+        return uuid5(NAMESPACE_URL, f"/repositories/{name}")
+
+    @classmethod
+    def create(cls, name: str, actor: str, request_id: str) -> Repository:
+        return cls._create(cls.Created, id=cls.create_id(name), repository=name, actor=actor,
+                           request_id=request_id)
+
+    def link_blob(self, digest: str, size: int, actor: str, request_id: str,
+                  mounted_from: str | None = None) -> None:
+        if self.blobs.get(digest) == size:
+            return
+        self._trigger(self.BlobLinked, digest=digest, size=size, mounted_from=mounted_from,
+                           actor=actor, request_id=request_id)
+
+    def unlink_blob(self, digest: str, actor: str, request_id: str) -> None:
+        if digest not in self.blobs:
+            raise BlobUnknownError("blob unknown to repository", {"digest": digest})
+        self._trigger(self.BlobUnlinked, digest=digest, actor=actor, request_id=request_id)
+
+    def push_manifest(self, manifest: ParsedManifest, tag: str | None, actor: str,
+                      request_id: str) -> None:
+        self._check_references(manifest)
+        if manifest.digest not in self.manifests:
+            self.trigger_event(
+                self.ManifestPushed,
+                digest=manifest.digest,
+                media_type=manifest.media_type,
+                size=manifest.size,
+                artifact_type=manifest.artifact_type,
+                subject=manifest.subject.digest if manifest.subject else None,
+                references=_references(manifest),
+                annotations=manifest.annotations,
+                actor=actor,
+                request_id=request_id,
+            )
+        if tag is not None and self.tags.get(tag) != manifest.digest:
+            self._trigger(self.TagPointed, tag=tag, digest=manifest.digest,
+                               previous_digest=self.tags.get(tag), actor=actor,
+                               request_id=request_id)
+
+    def delete_tag(self, tag: str, actor: str, request_id: str) -> None:
+        if tag not in self.tags:
+            raise ManifestUnknownError("tag unknown to repository", {"tag": tag})
+        self._trigger(self.TagDeleted, tag=tag, digest=self.tags[tag], actor=actor,
+                           request_id=request_id)
+
+    def delete_manifest(self, digest: str, actor: str, request_id: str) -> None:
+        if digest not in self.manifests:
+            raise ManifestUnknownError("manifest unknown to repository", {"digest": digest})
+        for tag in sorted(t for t, d in self.tags.items() if d == digest):
+            self.delete_tag(tag, actor, request_id)
+        self._trigger(self.ManifestDeleted, digest=digest, actor=actor,
+                           request_id=request_id)
+
+    def _trigger(self, event_class: type[Repository.Event], **fields) -> None:
+        self.trigger_event(event_class, repository=self.name, **fields)
+
+    def _check_references(self, manifest: ParsedManifest) -> None:
+        for blob in manifest.required_blobs:
+            size = self.blobs.get(blob.digest)
+            if size is None:
+                raise ManifestBlobUnknownError(
+                    "manifest references a blob unknown to the repository",
+                    {"digest": blob.digest},
+                )
+            if size != blob.size:
+                raise ManifestInvalidError(
+                    "descriptor size does not match the blob's size",
+                    {"digest": blob.digest, "descriptor_size": blob.size, "blob_size": size},
+                )
+        for child in manifest.manifests:
+            if child.digest not in self.manifests:
+                raise ManifestBlobUnknownError(
+                    "index references a manifest unknown to the repository",
+                    {"digest": child.digest},
+                )
+
+
+def _references(manifest: ParsedManifest) -> list[dict]:
+    roles = [("config", manifest.config)] if manifest.config else []
+    roles += [("layer", layer) for layer in manifest.layers if not layer.foreign]
+    roles += [("manifest", child) for child in manifest.manifests]
+    return [
+        {"role": role, "digest": d.digest, "media_type": d.media_type, "size": d.size}
+        for role, d in roles
+    ]

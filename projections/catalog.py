@@ -1,0 +1,177 @@
+"""Catalog read model: repositories, tags, manifests (with subject for referrers), and the
+blobs linked into each repository. The `/v2/` read path is served from here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import orjson
+from sqlalchemy import (
+    BigInteger, Column, Connection, DateTime, Index, MetaData, String, Table, Text, and_,
+    delete, insert, select, update,
+)
+
+from domain.repository import Repository
+from projections.database import ReadModelDatabase
+
+metadata = MetaData()
+repositories = Table(
+    "catalog_repositories", metadata,
+    Column("name", String(255), primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+tags = Table(
+    "catalog_tags", metadata,
+    Column("repository", String(255), primary_key=True),
+    Column("tag", String(128), primary_key=True),
+    Column("digest", String(200), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("catalog_tags_by_digest", "repository", "digest"),
+)
+manifests = Table(
+    "catalog_manifests", metadata,
+    Column("repository", String(255), primary_key=True),
+    Column("digest", String(200), primary_key=True),
+    Column("media_type", String(255), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("artifact_type", String(255)),
+    Column("subject", String(200)),
+    Column("annotations", Text, nullable=False),
+    Column("pushed_at", DateTime(timezone=True), nullable=False),
+    Index("catalog_manifests_by_subject", "repository", "subject"),
+)
+blobs = Table(
+    "catalog_blobs", metadata,
+    Column("repository", String(255), primary_key=True),
+    Column("digest", String(200), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("linked_at", DateTime(timezone=True), nullable=False),
+)
+
+
+class CatalogProjection:
+    name = "catalog"
+    metadata = metadata
+
+    def apply(self, conn: Connection, event: object) -> None:
+        match event:
+            case Repository.Created(repository=name, timestamp=ts):
+                conn.execute(insert(repositories).values(name=name, created_at=ts, updated_at=ts))
+                return
+            case Repository.BlobLinked(digest=digest, size=size, timestamp=ts):
+                repo = event.repository
+                conn.execute(delete(blobs).where(_key(blobs, repo, digest)))
+                conn.execute(insert(blobs).values(repository=repo, digest=digest, size=size,
+                                                  linked_at=ts))
+            case Repository.BlobUnlinked(digest=digest):
+                conn.execute(delete(blobs).where(_key(blobs, event.repository, digest)))
+            case Repository.ManifestPushed():
+                conn.execute(insert(manifests).values(
+                    repository=event.repository, digest=event.digest,
+                    media_type=event.media_type, size=event.size,
+                    artifact_type=event.artifact_type, subject=event.subject,
+                    annotations=orjson.dumps(event.annotations).decode(),
+                    pushed_at=event.timestamp,
+                ))
+            case Repository.ManifestDeleted(digest=digest):
+                conn.execute(delete(manifests).where(
+                    _key(manifests, event.repository, digest)))
+            case Repository.TagPointed(tag=tag, digest=digest, timestamp=ts):
+                repo = event.repository
+                conn.execute(delete(tags).where(and_(tags.c.repository == repo, tags.c.tag == tag)))
+                conn.execute(insert(tags).values(repository=repo, tag=tag, digest=digest,
+                                                 updated_at=ts))
+            case Repository.TagDeleted(tag=tag):
+                conn.execute(delete(tags).where(and_(
+                    tags.c.repository == event.repository, tags.c.tag == tag)))
+            case _:
+                return
+        conn.execute(update(repositories)
+                     .where(repositories.c.name == event.repository)
+                     .values(updated_at=event.timestamp))
+
+
+@dataclass(frozen=True)
+class ManifestRow:
+    digest: str
+    media_type: str
+    size: int
+    artifact_type: str | None
+    subject: str | None
+    annotations: dict
+
+
+class CatalogView:
+    """Queries of the catalog read model. Cheap: one indexed lookup each."""
+
+    def __init__(self, db: ReadModelDatabase) -> None:
+        self.engine = db.reader
+
+    def repository_exists(self, name: str) -> bool:
+        query = select(repositories.c.name).where(repositories.c.name == name)
+        return self._first(query) is not None
+
+    def blob_size(self, name: str, digest: str) -> int | None:
+        query = select(blobs.c.size).where(_key(blobs, name, digest))
+        row = self._first(query)
+        return None if row is None else row[0]
+
+    def manifest_by_digest(self, name: str, digest: str) -> ManifestRow | None:
+        return self._manifest(select(*_MANIFEST_COLUMNS).where(_key(manifests, name, digest)))
+
+    def manifest_by_tag(self, name: str, tag: str) -> ManifestRow | None:
+        query = (
+            select(*_MANIFEST_COLUMNS)
+            .join(tags, and_(tags.c.repository == manifests.c.repository,
+                             tags.c.digest == manifests.c.digest))
+            .where(and_(tags.c.repository == name, tags.c.tag == tag))
+        )
+        return self._manifest(query)
+
+    def tags(self, name: str, limit: int, last: str | None = None) -> list[str]:
+        query = select(tags.c.tag).where(tags.c.repository == name)
+        if last is not None:
+            query = query.where(tags.c.tag > last)
+        return self._scalars(query.order_by(tags.c.tag).limit(limit))
+
+    def repositories(self, limit: int, last: str | None = None) -> list[str]:
+        query = select(repositories.c.name)
+        if last is not None:
+            query = query.where(repositories.c.name > last)
+        return self._scalars(query.order_by(repositories.c.name).limit(limit))
+
+    def referrers(self, name: str, subject: str, artifact_type: str | None) -> list[ManifestRow]:
+        query = select(*_MANIFEST_COLUMNS).where(
+            and_(manifests.c.repository == name, manifests.c.subject == subject))
+        if artifact_type is not None:
+            query = query.where(manifests.c.artifact_type == artifact_type)
+        with self.engine.connect() as conn:
+            return [_manifest_row(row) for row in conn.execute(query.order_by(manifests.c.digest))]
+
+    def _first(self, query):
+        with self.engine.connect() as conn:
+            return conn.execute(query).first()
+
+    def _scalars(self, query) -> list:
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).scalars())
+
+    def _manifest(self, query) -> ManifestRow | None:
+        row = self._first(query)
+        return None if row is None else _manifest_row(row)
+
+
+_MANIFEST_COLUMNS = (
+    manifests.c.digest, manifests.c.media_type, manifests.c.size, manifests.c.artifact_type,
+    manifests.c.subject, manifests.c.annotations,
+)
+
+
+def _manifest_row(row) -> ManifestRow:
+    return ManifestRow(row.digest, row.media_type, row.size, row.artifact_type, row.subject,
+                       orjson.loads(row.annotations))
+
+
+def _key(table: Table, repository: str, digest: str):
+    return and_(table.c.repository == repository, table.c.digest == digest)
