@@ -114,7 +114,7 @@ class Repository(Aggregate):
                       request_id: str) -> None:
         self._check_references(manifest)
         if manifest.digest not in self.manifests:
-            self.trigger_event(
+            self._trigger(
                 self.ManifestPushed,
                 digest=manifest.digest,
                 media_type=manifest.media_type,
