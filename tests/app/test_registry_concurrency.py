@@ -1,0 +1,52 @@
+"""The Registry application on its SQLite event store, with writers racing on one tag."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+from domain.application import Registry, RequestContext
+from domain.repository import Repository
+from tests.support.oci import OCI_MANIFEST, digest_of, image_manifest
+
+CONFIG, LAYER = b'{"os":"linux"}', b"layer"
+
+
+def link(services, name: str, data: bytes) -> None:
+    upload = services.registry.start_upload(name)
+    writer = services.blobs.upload_writer(upload.upload_id)
+    writer.write(data)
+    writer.commit()
+    services.registry.complete_upload(name, upload.upload_id, digest_of(data), RequestContext())
+
+
+def test_tag_history_is_a_complete_chain_under_racing_writers(services, settings):
+    """Two application instances on one store stand for two processes: their in-process
+    locks do not see each other, so only optimistic concurrency keeps the chain whole."""
+    registry, name = services.registry, "team/race"
+    other = Registry(services.blobs, env=settings.event_store_env)
+    link(services, name, CONFIG)
+    link(services, name, LAYER)
+    manifests = [image_manifest(CONFIG, [LAYER], annotations={"n": str(i)}) for i in range(16)]
+
+    def push(numbered: tuple[int, bytes]):
+        app = (registry, other)[numbered[0] % 2]
+        return app.push_manifest(name, "latest", numbered[1], OCI_MANIFEST,
+                                 RequestContext("ci", "req"))
+
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(push, enumerate(manifests)))
+    finally:
+        other.close()
+
+    events = list(registry.events.get(Repository.create_id(name)))
+    moves = [e for e in events if isinstance(e, Repository.TagPointed)]
+    assert len(moves) == 16  # every push moved the tag once: none lost
+    previous = None
+    for move in moves:
+        assert move.previous_digest == previous
+        previous = move.digest
+    assert registry.get_repository(name).tags["latest"] == previous
+    assert {digest_of(m) for m in manifests} == {m.digest for m in moves}
+    assert all(json.loads(m)["annotations"] for m in manifests)
