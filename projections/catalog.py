@@ -7,8 +7,20 @@ from dataclasses import dataclass
 
 import orjson
 from sqlalchemy import (
-    BigInteger, Column, Connection, DateTime, Index, MetaData, String, Table, Text, and_,
-    delete, insert, select, update,
+    BigInteger,
+    Column,
+    Connection,
+    DateTime,
+    Index,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    delete,
+    insert,
+    select,
+    update,
 )
 
 from domain.repository import Repository

@@ -8,8 +8,22 @@ as a manifest, and no manifest references it; `unreferenced_since` says from whe
 from __future__ import annotations
 
 from sqlalchemy import (
-    BigInteger, Column, Connection, DateTime, Integer, MetaData, String, Table, and_, case,
-    delete, func, insert, literal, select, update,
+    BigInteger,
+    Column,
+    Connection,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    and_,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    update,
 )
 
 from domain.repository import Repository

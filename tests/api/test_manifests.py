@@ -3,8 +3,14 @@ from __future__ import annotations
 import json
 
 from tests.support.oci import (
-    DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, descriptor, digest_of, image_manifest,
-    push_blob, push_image,
+    DOCKER_MANIFEST,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    descriptor,
+    digest_of,
+    image_manifest,
+    push_blob,
+    push_image,
 )
 
 NAME = "team/app"

@@ -6,7 +6,12 @@ import pytest
 
 from domain.errors import DigestInvalidError, ManifestInvalidError, ManifestTooLargeError
 from domain.manifests import (
-    DOCKER_MANIFEST, MAX_MANIFEST_BYTES, OCI_INDEX, OCI_MANIFEST, compute_digest, parse_manifest,
+    DOCKER_MANIFEST,
+    MAX_MANIFEST_BYTES,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    compute_digest,
+    parse_manifest,
 )
 
 CONFIG = {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": "sha256:" + "1" * 64, "size": 10}

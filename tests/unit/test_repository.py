@@ -2,7 +2,12 @@ from __future__ import annotations
 
 import pytest
 
-from domain.errors import BlobUnknownError, ManifestBlobUnknownError, ManifestInvalidError, ManifestUnknownError
+from domain.errors import (
+    BlobUnknownError,
+    ManifestBlobUnknownError,
+    ManifestInvalidError,
+    ManifestUnknownError,
+)
 from domain.manifests import OCI_INDEX, OCI_MANIFEST, Descriptor, ParsedManifest
 from domain.repository import Repository
 
