@@ -1,7 +1,8 @@
 """The read-model database: SQLite (embedded) or PostgreSQL, through SQLAlchemy.
 
 SQLite gets two engines: writers take the write lock at BEGIN (BEGIN IMMEDIATE), so
-two log followers never interleave; readers never wait for it (WAL).
+two log followers never interleave; readers run each query in autocommit (its own
+snapshot, WAL) and never wait for writers.
 """
 
 from __future__ import annotations
@@ -42,8 +43,9 @@ def _sqlite_engine(url: str, immediate: bool) -> Engine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
-    @event.listens_for(engine, "begin")
-    def _begin(connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    if immediate:
+        @event.listens_for(engine, "begin")
+        def _begin(connection) -> None:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
