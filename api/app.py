@@ -10,10 +10,14 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from api.bootstrap import Services
 from api.errors import OciError, render_oci_error
+from api.management.problems import Problem, render_problem
+from api.management.routes import management_routes
 from api.middleware import RequestIdMiddleware
+from api.token_service import get_token, post_token
 from api.v2.routes import v2_routes
 from domain.errors import RegistryError
 
@@ -35,11 +39,17 @@ def create_app(services: Services) -> Starlette:
             follower.join(timeout=5)
 
     app = Starlette(
-        routes=v2_routes(),
+        routes=[
+            Route("/service/token", get_token, methods=["GET"]),
+            Route("/service/token", post_token, methods=["POST"]),
+            *v2_routes(),
+            *management_routes(),
+        ],
         middleware=[Middleware(RequestIdMiddleware)],
         exception_handlers={
             OciError: render_oci_error,
-            RegistryError: render_oci_error,
+            RegistryError: _render_domain_error,
+            Problem: render_problem,
             ClientDisconnect: _client_gone,
         },
         lifespan=lifespan,
@@ -53,8 +63,16 @@ def _follow_log(services: Services, stop: threading.Event) -> None:
     while not stop.wait(FOLLOW_INTERVAL_SECONDS):
         try:
             services.projections.catch_up()
+            services.authenticator.flush_failed_logins()
         except Exception:
             log.exception("read models could not catch up with the event log")
+
+
+async def _render_domain_error(request: Request, exc: Exception) -> Response:
+    """Domain errors speak the protocol of the API they came through."""
+    if request.url.path.startswith("/api/"):
+        return await render_problem(request, exc)
+    return await render_oci_error(request, exc)
 
 
 async def _client_gone(request: Request, exc: Exception) -> Response:

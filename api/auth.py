@@ -1,17 +1,23 @@
-"""The one authorizer every route goes through.
+"""The one authorizer every /v2/ route goes through, and the checks behind it.
 
-Until accounts exist every request is the anonymous principal and is allowed; the
-token service replaces `OpenAuthorizer` without touching the routes.
+Clients authenticate with a Bearer token from `/service/token` (Docker token auth) or with
+Basic credentials; anonymous requests may pull from public projects. A request the token
+does not cover gets a 401 challenge naming the scope, so the client fetches a new token;
+an authenticated principal who really lacks the permission gets 403 DENIED.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
 
 from starlette.requests import Request
 
-ANONYMOUS = "anonymous"
+from api.authn import Authenticator, parse_basic
+from api.errors import DENIED, TOOMANYREQUESTS, UNAUTHORIZED, OciError
+from api.tokens import SERVICE, InvalidTokenError, TokenIssuer, granted_actions
+from domain.errors import AuthenticationError, NameUnknownError, TooManyAttemptsError
+from domain.permissions import ANONYMOUS, Principal, project_of, repository_actions, system_permissions
+from projections.access import AccessView
 
 
 @dataclass(frozen=True)
@@ -22,15 +28,96 @@ class Access:
     name: str
     action: str
 
-    def __str__(self) -> str:
-        return f"{self.resource_type}:{self.name}:{self.action}"
+    def challenge_scope(self) -> str:
+        actions = "pull,push" if self.action == "push" else self.action
+        return f"{self.resource_type}:{self.name}:{actions}"
 
 
-class Authorizer(Protocol):
+class RegistryAuthorizer:
+    def __init__(self, authenticator: Authenticator, tokens: TokenIssuer, access: AccessView) -> None:
+        self.authenticator = authenticator
+        self.tokens = tokens
+        self.access = access
+
     def authorize(self, request: Request, access: Access | None) -> str:
-        """Returns the principal's name, or raises OciError(UNAUTHORIZED | DENIED)."""
+        """Returns the principal's name, or raises OciError (UNAUTHORIZED, DENIED)."""
+        header = request.headers.get("authorization")
+        if header and header[:7].lower() == "bearer ":
+            return self._bearer(request, header[7:].strip(), access)
+        principal = self._basic(request, header)
+        if access is None:
+            if principal.is_anonymous:
+                raise challenge(request, None)
+            return principal.name
+        if self.allows(principal, access):
+            return principal.name
+        if principal.is_anonymous:
+            raise challenge(request, access)
+        raise denied(access)
+
+    def can(self, request: Request, access: Access) -> bool:
+        try:
+            self.authorize(request, access)
+            return True
+        except (OciError, NameUnknownError):
+            return False
+
+    def allows(self, principal: Principal, access: Access) -> bool:
+        if access.resource_type == "registry":
+            return ("catalog", "read") in system_permissions(principal)
+        project = self.access.project(project_of(access.name))
+        if project is None:
+            if principal.is_anonymous:
+                return False
+            raise NameUnknownError(f"project {project_of(access.name)} not found",
+                                   {"project": project_of(access.name)})
+        return access.action in repository_actions(principal, project.name, project.public, access.name)
+
+    def _bearer(self, request: Request, token: str, access: Access | None) -> str:
+        try:
+            claims = self.tokens.verify(token)
+        except InvalidTokenError as error:
+            raise challenge(request, access, error="invalid_token", detail=str(error)) from None
+        name = claims["sub"]
+        if access is None or access.action in granted_actions(claims, access.resource_type, access.name) \
+                or "*" in granted_actions(claims, access.resource_type, access.name):
+            return name
+        principal = ANONYMOUS if name == ANONYMOUS.name else self.authenticator.principal_named(name)
+        if principal is not None and not principal.is_anonymous and not self.allows(principal, access):
+            raise denied(access)
+        raise challenge(request, access, error="insufficient_scope")
+
+    def _basic(self, request: Request, header: str | None) -> Principal:
+        try:
+            credentials = parse_basic(header)
+            if credentials is None:
+                return ANONYMOUS
+            return self.authenticator.login(*credentials, source=client_address(request))
+        except AuthenticationError as error:
+            raise challenge(request, None, error="invalid_credentials", detail=error.message) from None
+        except TooManyAttemptsError as error:
+            raise OciError(TOOMANYREQUESTS, error.detail, error.message) from None
 
 
-class OpenAuthorizer:
-    def authorize(self, request: Request, access: Access | None) -> str:
-        return ANONYMOUS
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def token_realm(request: Request) -> str:
+    return f"{request.url.scheme}://{request.url.netloc}/service/token"
+
+
+def challenge(request: Request, access: Access | None, error: str | None = None,
+              detail: object = None) -> OciError:
+    parts = [f'realm="{token_realm(request)}"', f'service="{SERVICE}"']
+    if access is not None:
+        parts.append(f'scope="{access.challenge_scope()}"')
+    if error:
+        parts.append(f'error="{error}"')
+    detail = detail if access is None else {"scope": access.challenge_scope(), "reason": detail or error}
+    return OciError(UNAUTHORIZED, detail, headers={"WWW-Authenticate": "Bearer " + ",".join(parts)})
+
+
+def denied(access: Access) -> OciError:
+    return OciError(DENIED, {"scope": access.challenge_scope()},
+                    message=f"requested access to the resource is denied: {access.challenge_scope()}")

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from adapters.passwords import Argon2SecretHasher
+from adapters.signing_keys import SigningKeyFile
 from adapters.storage.filesystem import FilesystemBlobStore
-from api.auth import Authorizer, OpenAuthorizer
+from api.auth import RegistryAuthorizer
+from api.authn import Authenticator
 from api.settings import Settings
+from api.tokens import TokenIssuer
+from domain.administration import Administration
 from domain.application import Registry
-from domain.ports import BlobStore
+from domain.ports import BlobStore, SecretHasher
+from projections.access import AccessProjection, AccessView
 from projections.catalog import CatalogProjection, CatalogView
 from projections.database import ReadModelDatabase
 from projections.references import ReferencesProjection
@@ -19,31 +25,48 @@ from projections.runner import ProjectionRunner
 class Services:
     settings: Settings
     registry: Registry
+    admin: Administration
     blobs: BlobStore
     db: ReadModelDatabase
     projections: ProjectionRunner
     catalog: CatalogView
-    authorizer: Authorizer
+    access: AccessView
+    authenticator: Authenticator
+    tokens: TokenIssuer
+    authorizer: RegistryAuthorizer
+    generated_admin_password: str | None = None
 
     def close(self) -> None:
         self.registry.close()
         self.db.dispose()
 
 
-def bootstrap(settings: Settings, *, authorizer: Authorizer | None = None) -> Services:
+def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Services:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     blobs = FilesystemBlobStore(settings.blob_root)
     registry = Registry(blobs, env=settings.event_store_env)
+    admin = Administration(registry, hasher or Argon2SecretHasher())
     db = ReadModelDatabase.from_url(settings.read_model_url)
-    projections = ProjectionRunner(db, registry, [CatalogProjection(), ReferencesProjection()])
+    projections = ProjectionRunner(
+        db, registry, [CatalogProjection(), ReferencesProjection(), AccessProjection()])
     projections.create_tables()
+    generated = admin.bootstrap(settings.admin_password)
     projections.catch_up()
+    access = AccessView(db)
+    authenticator = Authenticator(access, admin.hasher, admin)
+    tokens = TokenIssuer(SigningKeyFile(settings.signing_keys_path).load(),
+                         settings.token_lifetime_seconds)
     return Services(
         settings=settings,
         registry=registry,
+        admin=admin,
         blobs=blobs,
         db=db,
         projections=projections,
         catalog=CatalogView(db),
-        authorizer=authorizer or OpenAuthorizer(),
+        access=access,
+        authenticator=authenticator,
+        tokens=tokens,
+        authorizer=RegistryAuthorizer(authenticator, tokens, access),
+        generated_admin_password=generated,
     )

@@ -51,6 +51,10 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     services = bootstrap(settings)
+    if services.generated_admin_password:
+        print(f"\n  First start: the administrator is 'admin' with password "
+              f"{services.generated_admin_password}\n  It is shown only this once; change it with "
+              f"PUT /api/v1/users/admin/password.\n", file=sys.stderr, flush=True)
     try:
         uvicorn.run(create_app(services), host=settings.host, port=settings.port,
                     access_log=settings.access_log, log_level="info")

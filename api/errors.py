@@ -58,6 +58,12 @@ DOMAIN_TO_OCI: dict[type[domain.RegistryError], ErrorCode] = {
     domain.RangeInvalidError: RANGE_INVALID,
     domain.SizeInvalidError: SIZE_INVALID,
     domain.ConcurrentUpdateError: TOOMANYREQUESTS,
+    domain.AuthenticationError: UNAUTHORIZED,
+    domain.AccessDeniedError: DENIED,
+    domain.TooManyAttemptsError: TOOMANYREQUESTS,
+    domain.NotFoundError: NAME_UNKNOWN,
+    domain.ConflictError: DENIED,
+    domain.InvalidInputError: NAME_INVALID,
 }
 
 

@@ -15,6 +15,8 @@ class Settings:
     port: int = 5000
     data_dir: Path = Path("./data")
     access_log: bool = True
+    admin_password: str | None = None
+    token_lifetime_seconds: int = 300
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> Settings:
@@ -23,6 +25,7 @@ class Settings:
             host=environ.get("PORTLOG_HOST", cls.host),
             port=int(environ.get("PORTLOG_PORT", cls.port)),
             data_dir=Path(environ.get("PORTLOG_DATA_DIR", cls.data_dir)),
+            admin_password=environ.get("PORTLOG_ADMIN_PASSWORD") or None,
         )
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
 
@@ -39,6 +42,10 @@ class Settings:
     @property
     def read_model_url(self) -> str:
         return f"sqlite:///{self.data_dir / 'readmodels.db'}"
+
+    @property
+    def signing_keys_path(self) -> Path:
+        return self.data_dir / "token-keys.json"
 
     @property
     def blob_root(self) -> Path:

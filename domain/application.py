@@ -10,15 +10,15 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Callable
+from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
-from domain.errors import (
-    ConcurrentUpdateError,
-    NameUnknownError,
-    UploadUnknownError,
-)
+from domain.account import User
+from domain.errors import ConcurrentUpdateError, NameUnknownError, RegistryError, UploadUnknownError
+from domain.project import Project
 from domain.manifests import ParsedManifest, parse_manifest
 from domain.names import check_digest, check_tag, is_digest_reference
 from domain.ports import BlobStore, UploadInfo
@@ -38,7 +38,7 @@ class RequestContext:
 
 class Registry(Application):
     name = "portlog"
-    snapshotting_intervals = {Repository: 100}
+    snapshotting_intervals = {Repository: 100, Project: 100, User: 100}
 
     def __init__(self, blobs: BlobStore, env: dict[str, str] | None = None) -> None:
         super().__init__(env=env)
@@ -46,10 +46,7 @@ class Registry(Application):
         self._locks = [threading.Lock() for _ in range(LOCK_STRIPES)]
 
     def get_repository(self, name: str) -> Repository | None:
-        try:
-            return self.repository.get(Repository.create_id(name))
-        except AggregateNotFoundError:
-            return None
+        return self.load(Repository.create_id(name))
 
     # Blobs and uploads
 
@@ -111,27 +108,40 @@ class Registry(Application):
     # Optimistic concurrency: stripe locks settle writers in this process, and a
     # version conflict with another process is retried against the new state.
 
-    def _change_existing(self, name: str, ctx: RequestContext,
-                         change: Callable[[Repository], None]) -> int | None:
-        return self._change(name, ctx, change, create=False)
-
-    def _change(self, name: str, ctx: RequestContext, change: Callable[[Repository], None],
-                create: bool = True) -> int | None:
-        with self._locks[hash(name) % LOCK_STRIPES]:
+    def update(self, aggregate_id: UUID, change: Callable[[Aggregate], None],
+               create: Callable[[], Aggregate] | None = None,
+               missing: Callable[[], RegistryError] | None = None) -> int | None:
+        """Loads (or creates) an aggregate, applies `change`, saves; returns the log position."""
+        with self._locks[hash(aggregate_id) % LOCK_STRIPES]:
             for attempt in range(MAX_SAVE_ATTEMPTS):
-                repo = self.get_repository(name)
-                if repo is None:
-                    if not create:
-                        raise NameUnknownError("repository name not known to registry",
-                                               {"name": name})
-                    repo = Repository.create(name, ctx.actor, ctx.request_id)
-                change(repo)
-                if not repo.pending_events:
+                aggregate = self.load(aggregate_id)
+                if aggregate is None:
+                    if create is None:
+                        raise missing() if missing else AggregateNotFoundError(aggregate_id)
+                    aggregate = create()
+                change(aggregate)
+                if not aggregate.pending_events:
                     return self.recorder.max_notification_id()
                 try:
-                    recordings = self.save(repo)
+                    recordings = self.save(aggregate)
                 except IntegrityError:
                     time.sleep(0.001 * (attempt + 1))
                     continue
                 return recordings[-1].notification.id
-        raise ConcurrentUpdateError("too many concurrent writers", {"name": name})
+        raise ConcurrentUpdateError("too many concurrent writers", {"aggregate": str(aggregate_id)})
+
+    def load(self, aggregate_id: UUID) -> Aggregate | None:
+        try:
+            return self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+
+    def _change_existing(self, name: str, ctx: RequestContext,
+                         change: Callable[[Repository], None]) -> int | None:
+        return self.update(Repository.create_id(name), change, missing=lambda: NameUnknownError(
+            "repository name not known to registry", {"name": name}))
+
+    def _change(self, name: str, ctx: RequestContext,
+                change: Callable[[Repository], None]) -> int | None:
+        return self.update(Repository.create_id(name), change,
+                           create=lambda: Repository.create(name, ctx.actor, ctx.request_id))

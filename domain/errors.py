@@ -70,3 +70,27 @@ class SizeInvalidError(RegistryError):
 
 class ConcurrentUpdateError(RegistryError):
     """Optimistic concurrency kept failing: too many writers on one aggregate."""
+
+
+class NotFoundError(RegistryError):
+    """A management resource (project, user, robot, member) does not exist."""
+
+
+class ConflictError(RegistryError):
+    """The resource exists already, or its state forbids the change."""
+
+
+class InvalidInputError(RegistryError):
+    """A management request is malformed."""
+
+
+class AuthenticationError(RegistryError):
+    pass
+
+
+class AccessDeniedError(RegistryError):
+    pass
+
+
+class TooManyAttemptsError(RegistryError):
+    pass

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     and_,
     delete,
+    func,
     insert,
     select,
     update,
@@ -152,6 +153,12 @@ class CatalogView:
         if last is not None:
             query = query.where(repositories.c.name > last)
         return self._scalars(query.order_by(repositories.c.name).limit(limit))
+
+    def repository_count(self, project: str) -> int:
+        query = select(func.count()).select_from(repositories).where(
+            repositories.c.name.startswith(f"{project}/", autoescape=True))
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar_one()
 
     def referrers(self, name: str, subject: str, artifact_type: str | None) -> list[ManifestRow]:
         query = select(*_MANIFEST_COLUMNS).where(

@@ -55,15 +55,21 @@ def access_for(request: Request, action: str | None) -> Access | None:
 def guarded(handler: Callable, action: str | None) -> Callable:
     is_async = inspect.iscoroutinefunction(handler)
 
-    async def endpoint(request: Request) -> Response:
+    def authorize(request: Request) -> None:
         if "name" in request.path_params:
             check_name(request.path_params["name"])
-        access = access_for(request, action)
-        actor = services(request).authorizer.authorize(request, access)
+        actor = services(request).authorizer.authorize(request, access_for(request, action))
         request.state.context = RequestContext(actor, request.state.request_id)
+
+    def authorize_and_handle(request: Request) -> Response:
+        authorize(request)
+        return handler(request)
+
+    async def endpoint(request: Request) -> Response:
         if is_async:
+            await run_in_threadpool(authorize, request)
             return await handler(request)
-        return await run_in_threadpool(handler, request)
+        return await run_in_threadpool(authorize_and_handle, request)
 
     endpoint.__name__ = handler.__name__
     return endpoint

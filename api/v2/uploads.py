@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from api.auth import Access
 from api.errors import DIGEST_INVALID, RANGE_INVALID, SIZE_INVALID, OciError
 from api.v2.common import blob_location, context, name_of, services, settle, upload_location
 from domain.names import check_digest, check_name
@@ -82,6 +83,9 @@ async def _try_mount(request: Request, name: str, mount: str, source: str | None
     if not source:
         return None
     check_name(source)
+    if not await run_in_threadpool(services(request).authorizer.can, request,
+                                   Access("repository", source, "pull")):
+        return None
     registry = services(request).registry
     position = await run_in_threadpool(registry.mount_blob, name, digest, source, context(request))
     if position is None:

@@ -14,7 +14,7 @@ WRITERS = 8
 
 def test_parallel_pushes_to_one_repository_are_all_readable_at_once(live_server):
     def push_and_read(i: int) -> tuple[str, str]:
-        with httpx.Client(base_url=live_server.url, timeout=30) as client:
+        with live_server.client() as client:
             digest, _ = push_image(client, "race/app", f"t{i}", seed=f"s{i}")
             read = client.get(f"/v2/race/app/manifests/t{i}")
             assert read.status_code == 200, read.text
@@ -23,18 +23,18 @@ def test_parallel_pushes_to_one_repository_are_all_readable_at_once(live_server)
     with ThreadPoolExecutor(WRITERS) as pool:
         results = list(pool.map(push_and_read, range(WRITERS)))
     assert all(pushed == read for pushed, read in results)
-    tags = httpx.get(f"{live_server.url}/v2/race/app/tags/list").json()["tags"]
+    tags = httpx.get(f"{live_server.url}/v2/race/app/tags/list", auth=live_server.admin_auth).json()["tags"]
     assert sorted(tags) == sorted(f"t{i}" for i in range(WRITERS))
 
 
 def test_racing_on_one_tag_ends_at_one_of_the_digests(live_server):
     def push(i: int) -> str:
-        with httpx.Client(base_url=live_server.url, timeout=30) as client:
+        with live_server.client() as client:
             return push_image(client, "race/tag", "latest", seed=f"r{i}")[0]
 
     with ThreadPoolExecutor(WRITERS) as pool:
         digests = set(pool.map(push, range(WRITERS)))
-    final = httpx.get(f"{live_server.url}/v2/race/tag/manifests/latest")
+    final = httpx.get(f"{live_server.url}/v2/race/tag/manifests/latest", auth=live_server.admin_auth)
     assert final.headers["Docker-Content-Digest"] in digests
     for digest in digests:  # every pushed manifest is still there by digest
-        assert httpx.head(f"{live_server.url}/v2/race/tag/manifests/{digest}").status_code == 200
+        assert httpx.head(f"{live_server.url}/v2/race/tag/manifests/{digest}", auth=live_server.admin_auth).status_code == 200

@@ -74,7 +74,7 @@ class RssSampler:
 
 @pytest.fixture
 def server(tmp_path) -> Iterator[LiveServer]:
-    server = start_server(tmp_path / "data", tmp_path / "serve.log")
+    server = start_server(tmp_path / "data", tmp_path / "serve.log", projects=("big",))
     try:
         yield server
     finally:
@@ -83,7 +83,7 @@ def server(tmp_path) -> Iterator[LiveServer]:
 
 @pytest.fixture
 def http(server) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=300) as client:
+    with httpx.Client(base_url=server.url, auth=server.admin_auth, timeout=300) as client:
         yield client
 
 

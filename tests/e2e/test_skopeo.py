@@ -7,6 +7,7 @@ they share one server. The image layouts are built once per module.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,9 +35,10 @@ DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 
 
 def skopeo(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Runs skopeo; with check, fails the test (showing stderr) unless it exits 0."""
+    """Runs skopeo with the module's auth file; with check, fails the test (showing stderr)
+    unless it exits 0."""
     result = subprocess.run(["skopeo", *args], capture_output=True, text=True,
-                            timeout=SKOPEO_TIMEOUT)
+                            timeout=SKOPEO_TIMEOUT, env=SKOPEO_ENV)
     if check:
         assert result.returncode == 0, (
             f"skopeo {' '.join(args)} exited {result.returncode}\n"
@@ -59,7 +61,7 @@ def inspect(ref: str, *flags: str) -> dict:
 def inspect_raw(ref: str) -> bytes:
     # skopeo prints the manifest bytes exactly as the registry served them.
     result = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", ref],
-                            capture_output=True, timeout=SKOPEO_TIMEOUT)
+                            capture_output=True, timeout=SKOPEO_TIMEOUT, env=SKOPEO_ENV)
     assert result.returncode == 0, result.stderr.decode()
     return result.stdout
 
@@ -85,7 +87,7 @@ def layout_blob(layout: Path, digest: str) -> bytes:
 
 
 def head(server, path: str) -> httpx.Response:
-    return httpx.head(f"{server.url}{path}", timeout=30)
+    return httpx.head(f"{server.url}{path}", auth=server.admin_auth, timeout=30)
 
 
 # Fixtures
@@ -106,6 +108,20 @@ def layouts(tmp_path_factory) -> Layouts:
         other=build_image_layout(root / "other", "2.0", text="another image"),
         multi=build_multiarch_layout(root / "multi", "multi"),
     )
+
+
+SKOPEO_ENV = dict(os.environ)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def logged_in(live_server, tmp_path_factory):
+    """`skopeo login` as the administrator; every skopeo call of the module uses that auth file."""
+    auth_file = tmp_path_factory.mktemp("auth") / "auth.json"
+    SKOPEO_ENV["REGISTRY_AUTH_FILE"] = str(auth_file)
+    skopeo("login", "--tls-verify=false", "-u", "admin", "-p", live_server.admin_creds.split(":", 1)[1],
+           live_server.host)
+    yield
+    SKOPEO_ENV.pop("REGISTRY_AUTH_FILE")
 
 
 @pytest.fixture(scope="module")
@@ -214,7 +230,7 @@ def test_list_tags_of_unknown_repository_fails(registry, live_server):
                     check=False)
     assert result.returncode != 0
     assert "404" in result.stderr  # skopeo 1.9 reports the status, not the error body
-    response = httpx.get(f"{live_server.url}/v2/team/never-pushed/tags/list", timeout=30)
+    response = httpx.get(f"{live_server.url}/v2/team/never-pushed/tags/list", auth=live_server.admin_auth, timeout=30)
     assert response.json()["errors"][0]["code"] == "NAME_UNKNOWN"
 
 

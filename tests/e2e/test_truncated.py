@@ -34,6 +34,7 @@ def truncated_request(server: LiveServer, method: str, target: str, declared: in
     assert len(body) < declared
     lines = [f"{method} {target} HTTP/1.1", f"Host: {server.host}",
              "Content-Type: application/octet-stream", f"Content-Length: {declared}",
+             f"Authorization: {server.basic_authorization}",
              *(f"{name}: {value}" for name, value in (headers or {}).items())]
     head = ("\r\n".join(lines) + "\r\n\r\n").encode()
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
@@ -97,7 +98,7 @@ def uploads_of(server: LiveServer, repo: str) -> list[Path]:
 
 @pytest.fixture
 def http(live_server) -> httpx.Client:
-    with httpx.Client(base_url=live_server.url, timeout=30) as client:
+    with live_server.client() as client:
         yield client
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import socket
 import subprocess
@@ -11,7 +12,10 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
+ADMIN_PASSWORD = "Portlog-Test-1"
 
 
 def free_port() -> int:
@@ -35,6 +39,23 @@ class LiveServer:
     def url(self) -> str:
         return f"http://{self.host}"
 
+    @property
+    def admin_auth(self) -> tuple[str, str]:
+        return ("admin", ADMIN_PASSWORD)
+
+    @property
+    def admin_creds(self) -> str:
+        """For skopeo's --creds / --src-creds / --dest-creds."""
+        return f"admin:{ADMIN_PASSWORD}"
+
+    @property
+    def basic_authorization(self) -> str:
+        return "Basic " + base64.b64encode(self.admin_creds.encode()).decode()
+
+    def client(self, **kwargs) -> httpx.Client:
+        """An HTTP client authenticated as the administrator (Basic)."""
+        return httpx.Client(base_url=self.url, auth=self.admin_auth, timeout=60, **kwargs)
+
     def rss_bytes(self) -> int:
         """Current resident set size, from /proc."""
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
@@ -57,15 +78,20 @@ class LiveServer:
             self.process.wait()
 
 
-def start_server(data_dir: Path, log_path: Path, extra_env: dict[str, str] | None = None) -> LiveServer:
+def start_server(data_dir: Path, log_path: Path, extra_env: dict[str, str] | None = None,
+                 projects: tuple[str, ...] = ()) -> LiveServer:
     port = free_port()
-    env = {**os.environ, **(extra_env or {})}
+    env = {**os.environ, "PORTLOG_ADMIN_PASSWORD": ADMIN_PASSWORD, **(extra_env or {})}
     command = [sys.executable, "-m", "api.cli", "serve", "--port", str(port),
                "--data-dir", str(data_dir), "--no-access-log"]
     log = open(log_path, "wb")
     process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     server = LiveServer(process, port, data_dir, log_path)
     _wait_ready(server)
+    with server.client() as client:
+        for project in projects:
+            response = client.post("/api/v1/projects", json={"name": project})
+            assert response.status_code == 201, response.text
     return server
 
 
@@ -75,7 +101,7 @@ def _wait_ready(server: LiveServer, timeout: float = 20.0) -> None:
         if server.process.poll() is not None:
             raise RuntimeError(f"portlog serve exited:\n{server.log_path.read_text()}")
         try:
-            with urllib.request.urlopen(f"{server.url}/v2/", timeout=1) as response:
+            with urllib.request.urlopen(f"{server.url}/api/v1/projects", timeout=1) as response:
                 if response.status == 200:
                     return
         except OSError:

@@ -1,0 +1,166 @@
+"""What every management handler shares: the principal, permission checks, JSON in and out,
+page/page_size pagination with X-Total-Count and Link."""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Callable
+
+import orjson
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from api.auth import client_address
+from api.authn import parse_basic
+from api.management.problems import Problem
+from api.tokens import InvalidTokenError
+from domain.application import RequestContext
+from domain.errors import AuthenticationError
+from domain.permissions import ANONYMOUS, Principal, project_permissions, system_permissions
+
+MAX_PAGE_SIZE = 100
+
+
+@dataclass
+class Call:
+    """One management request, resolved: who asks, and what they sent."""
+
+    request: Request
+    principal: Principal
+    body: object
+
+    @property
+    def services(self):
+        return self.request.app.state.services
+
+    @property
+    def context(self) -> RequestContext:
+        return RequestContext(self.principal.name, self.request.state.request_id)
+
+    def param(self, name: str) -> str:
+        return self.request.path_params[name]
+
+    def require_system(self, resource: str, action: str) -> None:
+        if (resource, action) not in system_permissions(self.principal):
+            raise self._refusal(f"{resource}:{action}")
+
+    def require_project(self, project: str, resource: str, action: str) -> None:
+        row = self.services.access.project(project)
+        if row is None:
+            if self.principal.system_admin or self.principal.grants.get(project):
+                raise Problem(404, "not-found", f"project {project} not found", {"project": project})
+            raise self._refusal(f"{resource}:{action}", project)
+        if (resource, action) not in project_permissions(self.principal, project, row.public):
+            raise self._refusal(f"{resource}:{action}", project)
+
+    def can_project(self, project: str, resource: str, action: str) -> bool:
+        try:
+            self.require_project(project, resource, action)
+            return True
+        except Problem:
+            return False
+
+    def settle(self, position: int | None) -> None:
+        self.services.projections.wait_for(position)
+
+    def _refusal(self, permission: str, project: str | None = None) -> Problem:
+        extra = {"permission": permission, **({"project": project} if project else {})}
+        if self.principal.is_anonymous:
+            return Problem(401, "unauthenticated", "authentication required", extra,
+                           {"WWW-Authenticate": 'Basic realm="portlog"'})
+        return Problem(403, "forbidden", f"{self.principal.name} may not {permission}", extra)
+
+
+def json_response(body: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body, default=str), status_code=status,
+                    media_type="application/json", headers=headers)
+
+
+def page_params(request: Request) -> tuple[int, int]:
+    try:
+        page = int(request.query_params.get("page", 1))
+        size = int(request.query_params.get("page_size", 10))
+    except ValueError:
+        raise Problem(422, "invalid-input", "page and page_size must be integers") from None
+    if page < 1 or size < 1:
+        raise Problem(422, "invalid-input", "page and page_size start at 1")
+    return page, min(size, MAX_PAGE_SIZE)
+
+
+def paged(request: Request, items: list, total: int, page: int, size: int) -> Response:
+    headers = {"X-Total-Count": str(total)}
+    links = []
+    if page * size < total:
+        links.append(f'<{_page_url(request, page + 1, size)}>; rel="next"')
+    if page > 1:
+        links.append(f'<{_page_url(request, page - 1, size)}>; rel="prev"')
+    if links:
+        headers["Link"] = ", ".join(links)
+    return json_response(items, headers=headers)
+
+
+def _page_url(request: Request, page: int, size: int) -> str:
+    params = dict(request.query_params) | {"page": str(page), "page_size": str(size)}
+    return request.url.path + "?" + "&".join(f"{k}={v}" for k, v in params.items())
+
+
+def endpoint(handler: Callable[[Call], Response], anonymous: bool = False):
+    """Wraps a synchronous handler: parses JSON, authenticates (Basic or Bearer), runs it in
+    the thread pool. `anonymous` lets unauthenticated callers in (the handler decides)."""
+
+    async def run(request: Request) -> Response:
+        body = None
+        if request.method in ("POST", "PUT", "PATCH"):
+            raw = await request.body()
+            try:
+                body = orjson.loads(raw) if raw else {}
+            except orjson.JSONDecodeError as error:
+                raise Problem(400, "malformed-json", f"request body is not valid JSON: {error}") from None
+        return await run_in_threadpool(_call, request, body)
+
+    def _call(request: Request, body: object) -> Response:
+        principal = authenticate(request)
+        if principal.is_anonymous and not anonymous:
+            raise Problem(401, "unauthenticated", "authentication required", {},
+                          {"WWW-Authenticate": 'Basic realm="portlog"'})
+        return handler(Call(request, principal, body))
+
+    run.__name__ = handler.__name__
+    run.__doc__ = inspect.getdoc(handler)
+    return run
+
+
+def authenticate(request: Request) -> Principal:
+    services = request.app.state.services
+    header = request.headers.get("authorization")
+    if header and header[:7].lower() == "bearer ":
+        try:
+            claims = services.tokens.verify(header[7:].strip())
+        except InvalidTokenError as error:
+            raise Problem(401, "unauthenticated", f"invalid token: {error}") from None
+        principal = services.authenticator.principal_named(claims["sub"])
+        if principal is None:
+            raise Problem(401, "unauthenticated", "the token's principal no longer exists")
+        return principal
+    try:
+        credentials = parse_basic(header)
+    except AuthenticationError as error:
+        raise Problem.from_domain(error) from None
+    if credentials is None:
+        return ANONYMOUS
+    return services.authenticator.login(*credentials, source=client_address(request))
+
+
+def field(body: object, name: str, kind: type | tuple, required: bool = True, default=None):
+    if not isinstance(body, dict):
+        raise Problem(422, "invalid-input", "request body must be a JSON object")
+    if name not in body or body[name] is None:
+        if required:
+            raise Problem(422, "invalid-input", f"field '{name}' is required", {"field": name})
+        return default
+    value = body[name]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise Problem(422, "invalid-input", f"field '{name}' has the wrong type", {"field": name})
+    return value

@@ -1,0 +1,62 @@
+"""RFC 9457 problem details for the management API, and the one mapping from domain errors."""
+
+from __future__ import annotations
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from domain import errors as domain
+
+PROBLEM_TYPE_BASE = "https://portlog.dev/problems/"
+
+DOMAIN_TO_STATUS: dict[type[domain.RegistryError], tuple[int, str]] = {
+    domain.NotFoundError: (404, "not-found"),
+    domain.NameUnknownError: (404, "not-found"),
+    domain.ManifestUnknownError: (404, "not-found"),
+    domain.ConflictError: (409, "conflict"),
+    domain.InvalidInputError: (422, "invalid-input"),
+    domain.NameInvalidError: (422, "invalid-input"),
+    domain.TagInvalidError: (422, "invalid-input"),
+    domain.DigestInvalidError: (422, "invalid-input"),
+    domain.AuthenticationError: (401, "unauthenticated"),
+    domain.AccessDeniedError: (403, "forbidden"),
+    domain.TooManyAttemptsError: (429, "too-many-attempts"),
+    domain.ConcurrentUpdateError: (429, "too-many-writers"),
+}
+
+
+class Problem(Exception):
+    def __init__(self, status: int, kind: str, detail: str, extra: dict | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.status, self.kind, self.detail = status, kind, detail
+        self.extra = extra or {}
+        self.headers = headers or {}
+
+    @classmethod
+    def from_domain(cls, error: domain.RegistryError) -> Problem:
+        status, kind = next((DOMAIN_TO_STATUS[c] for c in type(error).__mro__ if c in DOMAIN_TO_STATUS),
+                            (400, "bad-request"))
+        extra = error.detail if isinstance(error.detail, dict) else {}
+        headers = {"WWW-Authenticate": 'Basic realm="portlog"'} if status == 401 else {}
+        return cls(status, kind, error.message, extra, headers)
+
+
+def problem_response(request: Request, problem: Problem) -> Response:
+    body = {
+        "type": PROBLEM_TYPE_BASE + problem.kind,
+        "title": problem.kind.replace("-", " ").capitalize(),
+        "status": problem.status,
+        "detail": problem.detail,
+        "instance": request.url.path,
+        **{k: v for k, v in problem.extra.items() if k not in ("type", "title", "status", "instance")},
+    }
+    return Response(orjson.dumps(body, default=str), status_code=problem.status,
+                    media_type="application/problem+json", headers=problem.headers)
+
+
+async def render_problem(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, domain.RegistryError):
+        exc = Problem.from_domain(exc)
+    return problem_response(request, exc)

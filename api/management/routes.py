@@ -1,0 +1,103 @@
+"""Every management route in one table, and the OpenAPI 3 document generated from it."""
+
+from __future__ import annotations
+
+import re
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from api.management import projects, robots, users
+from api.management.common import endpoint, json_response
+
+V1 = "/api/v1"
+
+# path, method, handler, tag, allows anonymous callers, request body schema name
+ROUTES = [
+    (f"{V1}/projects", "GET", projects.list_projects, "projects", True, None),
+    (f"{V1}/projects", "POST", projects.create_project, "projects", False, "ProjectCreate"),
+    (f"{V1}/projects/{{project}}", "GET", projects.get_project, "projects", True, None),
+    (f"{V1}/projects/{{project}}", "PATCH", projects.update_project, "projects", False, "ProjectUpdate"),
+    (f"{V1}/projects/{{project}}", "DELETE", projects.delete_project, "projects", False, None),
+    (f"{V1}/projects/{{project}}/members", "GET", projects.list_members, "members", False, None),
+    (f"{V1}/projects/{{project}}/members/{{username}}", "PUT", projects.set_member, "members", False, "Member"),
+    (f"{V1}/projects/{{project}}/members/{{username}}", "DELETE", projects.remove_member, "members", False, None),
+    (f"{V1}/users", "GET", users.list_users, "users", False, None),
+    (f"{V1}/users", "POST", users.create_user, "users", False, "UserCreate"),
+    (f"{V1}/users/current", "GET", users.current_user, "users", False, None),
+    (f"{V1}/users/{{username}}", "GET", users.get_user, "users", False, None),
+    (f"{V1}/users/{{username}}", "DELETE", users.delete_user, "users", False, None),
+    (f"{V1}/users/{{username}}/password", "PUT", users.change_password, "users", False, "PasswordChange"),
+    (f"{V1}/users/{{username}}/admin", "PUT", users.set_admin, "users", False, "AdminFlag"),
+    (f"{V1}/robots", "GET", robots.list_robots, "robots", False, None),
+    (f"{V1}/robots", "POST", robots.create_robot, "robots", False, "RobotCreate"),
+    (f"{V1}/robots/{{robot}}", "GET", robots.get_robot, "robots", False, None),
+    (f"{V1}/robots/{{robot}}", "PATCH", robots.update_robot, "robots", False, "RobotUpdate"),
+    (f"{V1}/robots/{{robot}}", "DELETE", robots.delete_robot, "robots", False, None),
+    (f"{V1}/robots/{{robot}}/secret", "POST", robots.refresh_secret, "robots", False, None),
+]
+
+_STR, _BOOL, _INT = {"type": "string"}, {"type": "boolean"}, {"type": "integer"}
+SCHEMAS = {
+    "ProjectCreate": {"type": "object", "required": ["name"],
+                      "properties": {"name": _STR, "public": _BOOL}},
+    "ProjectUpdate": {"type": "object", "required": ["public"], "properties": {"public": _BOOL}},
+    "Member": {"type": "object", "required": ["role"], "properties": {
+        "role": {"enum": ["project_admin", "maintainer", "developer", "guest", "limited_guest"]},
+        "repository": {"type": "string", "description": "limit the grant to one repository"}}},
+    "UserCreate": {"type": "object", "required": ["username", "password"], "properties": {
+        "username": _STR, "password": _STR, "email": _STR, "system_admin": _BOOL}},
+    "PasswordChange": {"type": "object", "required": ["password"],
+                       "properties": {"password": _STR, "old_password": _STR}},
+    "AdminFlag": {"type": "object", "required": ["system_admin"], "properties": {"system_admin": _BOOL}},
+    "Permission": {"type": "object", "required": ["project", "resource", "action"],
+                   "properties": {"project": _STR, "resource": _STR, "action": _STR}},
+    "RobotCreate": {"type": "object", "required": ["name", "permissions"], "properties": {
+        "name": _STR, "project": _STR, "description": _STR,
+        "duration_days": {**_INT, "description": "-1 or absent: never expires"},
+        "permissions": {"type": "array", "items": {"$ref": "#/components/schemas/Permission"}}}},
+    "RobotUpdate": {"type": "object", "properties": {
+        "disabled": _BOOL,
+        "permissions": {"type": "array", "items": {"$ref": "#/components/schemas/Permission"}}}},
+    "Problem": {"type": "object", "properties": {
+        "type": _STR, "title": _STR, "status": _INT, "detail": _STR, "instance": _STR}},
+}
+
+
+def management_routes() -> list[Route]:
+    routes = [Route(path, endpoint(handler, anonymous), methods=[method])
+              for path, method, handler, _, anonymous, _ in ROUTES]
+    return routes + [Route(f"{V1}/openapi.json", openapi_document, methods=["GET"])]
+
+
+def openapi_document(request: Request) -> Response:
+    return json_response(build_openapi())
+
+
+def build_openapi() -> dict:
+    paths: dict[str, dict] = {}
+    for path, method, handler, tag, anonymous, schema in ROUTES:
+        operation = {
+            "operationId": handler.__name__, "tags": [tag],
+            "summary": (handler.__doc__ or "").strip().splitlines()[0],
+            "parameters": [{"name": p, "in": "path", "required": True, "schema": _STR}
+                           for p in re.findall(r"{(\w+)}", path)],
+            "responses": {"default": {"description": "problem details", "content": {
+                "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}},
+                "2XX": {"description": "success"}},
+        }
+        if not anonymous:
+            operation["security"] = [{"basic": []}, {"bearer": []}]
+        if schema:
+            operation["requestBody"] = {"required": True, "content": {"application/json": {
+                "schema": {"$ref": f"#/components/schemas/{schema}"}}}}
+        paths.setdefault(path, {})[method.lower()] = operation
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "Portlog management API", "version": "1"},
+        "paths": paths,
+        "components": {"schemas": SCHEMAS, "securitySchemes": {
+            "basic": {"type": "http", "scheme": "basic"},
+            "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
+    }

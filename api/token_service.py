@@ -1,0 +1,87 @@
+"""GET|POST /service/token — the Docker token service.
+
+Accepts Basic credentials (users and robots) or none (anonymous), and `scope` parameters;
+answers {"token", "access_token", "expires_in", "issued_at"} holding only the scopes the
+principal really has. Bad credentials: 401; too many failures: 429.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import orjson
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from api.auth import client_address
+from api.authn import parse_basic
+from api.errors import TOOMANYREQUESTS, UNAUTHORIZED, OciError
+from api.tokens import Scope, parse_scopes
+from domain.errors import AuthenticationError, NameInvalidError, TooManyAttemptsError
+from domain.names import check_name
+from domain.permissions import ANONYMOUS, Principal, project_of, repository_actions, system_permissions
+
+
+def get_token(request: Request) -> Response:
+    return _issue(request, parse_basic_or_401(request), request.query_params.getlist("scope"))
+
+
+async def post_token(request: Request) -> Response:
+    """OAuth2 password grant, which some clients use instead of GET with Basic."""
+    form = await request.form()
+    credentials = None
+    if form.get("grant_type") == "password":
+        credentials = (str(form.get("username", "")), str(form.get("password", "")))
+    scopes = [str(s) for s in form.getlist("scope")]
+    return await run_in_threadpool(_issue, request, credentials, scopes)
+
+
+def parse_basic_or_401(request: Request) -> tuple[str, str] | None:
+    try:
+        return parse_basic(request.headers.get("authorization"))
+    except AuthenticationError as error:
+        raise _unauthorized(error.message) from None
+
+
+def _issue(request: Request, credentials: tuple[str, str] | None, scope_values: list[str]) -> Response:
+    services = request.app.state.services
+    principal = _login(services, request, credentials)
+    granted = [scope for scope in (_grant(services, principal, s) for s in parse_scopes(scope_values)) if scope]
+    token, lifetime = services.tokens.issue(principal.name, granted)
+    body = {"token": token, "access_token": token, "expires_in": lifetime,
+            "issued_at": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")}
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+def _login(services, request: Request, credentials: tuple[str, str] | None) -> Principal:
+    if credentials is None:
+        return ANONYMOUS
+    try:
+        return services.authenticator.login(*credentials, source=client_address(request))
+    except AuthenticationError as error:
+        raise _unauthorized(error.message) from None
+    except TooManyAttemptsError as error:
+        raise OciError(TOOMANYREQUESTS, error.detail, error.message) from None
+
+
+def _grant(services, principal: Principal, scope: Scope) -> Scope | None:
+    if scope.type == "registry" and scope.name == "catalog":
+        return scope if ("catalog", "read") in system_permissions(principal) else None
+    if scope.type != "repository":
+        return None
+    try:
+        check_name(scope.name)
+    except NameInvalidError:
+        return None
+    project = services.access.project(project_of(scope.name))
+    if project is None:
+        return None
+    held = repository_actions(principal, project.name, project.public, scope.name)
+    wanted = held if "*" in scope.actions else set(scope.actions)
+    actions = tuple(sorted(held & wanted))
+    return Scope(scope.type, scope.name, actions) if actions else None
+
+
+def _unauthorized(message: str) -> OciError:
+    return OciError(UNAUTHORIZED, message=message, headers={"WWW-Authenticate": 'Basic realm="portlog"'})

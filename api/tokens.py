@@ -1,0 +1,81 @@
+"""Docker registry tokens: short-lived JWTs (HS256) whose `access` claim lists the scopes
+granted, e.g. {"type": "repository", "name": "proj/app", "actions": ["pull", "push"]}."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+
+import jwt
+
+from adapters.signing_keys import SigningKey
+
+ISSUER = "portlog"
+SERVICE = "portlog"
+ALGORITHM = "HS256"
+
+
+@dataclass(frozen=True)
+class Scope:
+    type: str
+    name: str
+    actions: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return f"{self.type}:{self.name}:{','.join(self.actions)}"
+
+
+def parse_scopes(values: list[str]) -> list[Scope]:
+    """`repository:proj/app:pull,push` (several per value, space separated); bad ones ignored."""
+    scopes = []
+    for value in values:
+        for item in value.split():
+            head, _, actions = item.rpartition(":")
+            kind, _, name = head.partition(":")
+            if kind and name and actions:
+                scopes.append(Scope(kind.split("(")[0], name, tuple(actions.split(","))))
+    return scopes
+
+
+class InvalidTokenError(Exception):
+    pass
+
+
+class TokenIssuer:
+    def __init__(self, keys: list[SigningKey], lifetime_seconds: int = 300) -> None:
+        self.keys = {key.kid: key for key in keys}
+        self.current = keys[0]
+        self.lifetime = lifetime_seconds
+
+    def issue(self, subject: str, access: list[Scope]) -> tuple[str, int]:
+        now = int(time.time())
+        claims = {
+            "iss": ISSUER, "aud": SERVICE, "sub": subject, "iat": now, "nbf": now - 5,
+            "exp": now + self.lifetime, "jti": secrets.token_hex(12),
+            "access": [{"type": s.type, "name": s.name, "actions": list(s.actions)} for s in access],
+        }
+        token = jwt.encode(claims, self.current.secret, algorithm=ALGORITHM,
+                           headers={"kid": self.current.kid})
+        return token, self.lifetime
+
+    def verify(self, token: str) -> dict:
+        """The claims of a valid token; anything else (expired, tampered, alg none, unknown
+        key) raises InvalidTokenError."""
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+            key = self.keys.get(kid)
+            if key is None:
+                raise InvalidTokenError("token signed by an unknown key")
+            return jwt.decode(token, key.secret, algorithms=[ALGORITHM], audience=SERVICE,
+                              issuer=ISSUER, options={"require": ["exp", "sub", "aud", "iss"]})
+        except jwt.PyJWTError as error:
+            raise InvalidTokenError(str(error)) from None
+
+
+def granted_actions(claims: dict, type_: str, name: str) -> set[str]:
+    actions: set[str] = set()
+    for entry in claims.get("access") or []:
+        if isinstance(entry, dict) and entry.get("type") == type_ and entry.get("name") == name:
+            actions.update(a for a in entry.get("actions") or [] if isinstance(a, str))
+    return actions

@@ -1,0 +1,207 @@
+"""Administration commands: projects, members, users, robots. Each records events through
+the registry application and returns the log position, as the registry commands do."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import datetime, timedelta, timezone
+
+from domain.account import User
+from domain.application import Registry, RequestContext
+from domain.errors import ConflictError, InvalidInputError, NotFoundError
+from domain.names import NAME_RE
+from domain.permissions import Role
+from domain.ports import SecretHasher
+from domain.project import Project
+from domain.robot import Robot, robot_full_name
+
+PROJECT_NAME_RE = re.compile(r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*")
+USERNAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._@-]{0,254}")
+ROBOT_NAME_RE = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*")
+LIBRARY = "library"
+
+
+def check_project_name(name: str) -> str:
+    if not (isinstance(name, str) and len(name) <= 255 and PROJECT_NAME_RE.fullmatch(name)):
+        raise InvalidInputError("invalid project name: lowercase letters and digits separated by "
+                                "'.', '_', '__' or '-'", {"name": name})
+    return name
+
+
+def check_username(username: str) -> str:
+    if not (isinstance(username, str) and USERNAME_RE.fullmatch(username)):
+        raise InvalidInputError("invalid username: letters, digits and . _ @ -", {"username": username})
+    return username
+
+
+def check_password(password: str) -> str:
+    if not isinstance(password, str) or not 8 <= len(password) <= 128 or not (
+            re.search(r"[a-z]", password) and re.search(r"[A-Z]", password)
+            and re.search(r"[0-9]", password)):
+        raise InvalidInputError("password must be 8 to 128 characters with at least one "
+                                "lowercase letter, one uppercase letter and one digit")
+    return password
+
+
+def check_repository_in_project(project: str, repository: str | None) -> str | None:
+    if repository is None:
+        return None
+    if not NAME_RE.fullmatch(repository) or not repository.startswith(f"{project}/"):
+        raise InvalidInputError("a repository grant names a repository of the project",
+                                {"project": project, "repository": repository})
+    return repository
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class Administration:
+    def __init__(self, app: Registry, hasher: SecretHasher) -> None:
+        self.app = app
+        self.hasher = hasher
+
+    # First start
+
+    def bootstrap(self, admin_password: str | None) -> str | None:
+        """Creates `admin` and the public `library` project once; returns a generated password."""
+        ctx = RequestContext("system", "bootstrap")
+        generated = None
+        if self.app.load(User.create_id("admin")) is None:
+            if admin_password is None:
+                admin_password = generated = new_secret()
+            self.app.update(User.create_id("admin"), lambda user: None, create=lambda: User.create(
+                "admin", "", self.hasher.hash(admin_password), True, ctx.actor, ctx.request_id))
+        if self.app.load(Project.create_id(LIBRARY)) is None:
+            self.app.update(Project.create_id(LIBRARY), lambda project: None,
+                            create=lambda: Project.create(LIBRARY, True, ctx.actor, ctx.request_id))
+        return generated
+
+    # Projects and members
+
+    def create_project(self, name: str, public: bool, ctx: RequestContext,
+                       owner: str | None = None) -> int | None:
+        check_project_name(name)
+
+        def change(project: Project) -> None:
+            if not project.pending_events:
+                project.recreate(public, ctx.actor, ctx.request_id)
+            if owner is not None:
+                project.set_member("user", owner, Role.PROJECT_ADMIN, None, ctx.actor, ctx.request_id)
+
+        return self.app.update(Project.create_id(name), change, create=lambda: Project.create(
+            name, public, ctx.actor, ctx.request_id))
+
+    def set_project_public(self, name: str, public: bool, ctx: RequestContext) -> int | None:
+        return self._project(name, lambda p: p.set_public(public, ctx.actor, ctx.request_id))
+
+    def delete_project(self, name: str, ctx: RequestContext, repository_count: int) -> int | None:
+        if repository_count:
+            raise ConflictError("the project still has repositories; delete them first",
+                                {"project": name, "repositories": repository_count})
+        return self._project(name, lambda p: p.delete(ctx.actor, ctx.request_id))
+
+    def set_member(self, project: str, username: str, role: Role, repository: str | None,
+                   ctx: RequestContext) -> int | None:
+        self._existing_user(username)
+        repository = check_repository_in_project(project, repository)
+        return self._project(project, lambda p: p.set_member(
+            "user", username, role, repository, ctx.actor, ctx.request_id))
+
+    def remove_member(self, project: str, username: str, repository: str | None,
+                      ctx: RequestContext) -> int | None:
+        return self._project(project, lambda p: p.remove_member(
+            "user", username, repository, ctx.actor, ctx.request_id))
+
+    # Users
+
+    def create_user(self, username: str, password: str, email: str, system_admin: bool,
+                    ctx: RequestContext) -> int | None:
+        check_username(username)
+        hashed = self.hasher.hash(check_password(password))
+
+        def change(user: User) -> None:
+            if not user.pending_events:
+                user.recreate(email, hashed, system_admin, ctx.actor, ctx.request_id)
+
+        return self.app.update(User.create_id(username), change, create=lambda: User.create(
+            username, email, hashed, system_admin, ctx.actor, ctx.request_id))
+
+    def change_password(self, username: str, password: str, ctx: RequestContext) -> int | None:
+        hashed = self.hasher.hash(check_password(password))
+        return self._user(username, lambda u: u.change_password(hashed, ctx.actor, ctx.request_id))
+
+    def set_admin(self, username: str, system_admin: bool, ctx: RequestContext) -> int | None:
+        return self._user(username, lambda u: u.set_admin(system_admin, ctx.actor, ctx.request_id))
+
+    def delete_user(self, username: str, ctx: RequestContext) -> int | None:
+        if username == "admin":
+            raise ConflictError("the bootstrap administrator cannot be deleted")
+        return self._user(username, lambda u: u.delete(ctx.actor, ctx.request_id))
+
+    def record_failed_logins(self, username: str, count: int, source: str, request_id: str):
+        if self.app.load(User.create_id(username)) is None:
+            return None
+        return self._user(username, lambda u: u.record_failed_logins(count, source, request_id))
+
+    # Robots
+
+    def create_robot(self, name: str, project: str | None, permissions: list[dict],
+                     duration_days: int | None, description: str,
+                     ctx: RequestContext) -> tuple[str, str, int | None]:
+        """Returns (full name, secret, position): the secret is never retrievable again."""
+        if not (isinstance(name, str) and ROBOT_NAME_RE.fullmatch(name) and len(name) <= 100):
+            raise InvalidInputError("invalid robot name", {"name": name})
+        if project is not None:
+            self._project(project, lambda p: p.check_exists())
+        full_name, secret = robot_full_name(name, project), new_secret()
+        hashed, expires_at = self.hasher.hash(secret), _expiry(duration_days)
+
+        def change(robot: Robot) -> None:
+            if not robot.pending_events:
+                robot.recreate(permissions, expires_at, hashed, description, ctx.actor, ctx.request_id)
+
+        position = self.app.update(Robot.create_id(full_name), change, create=lambda: Robot.create(
+            full_name, project, permissions, expires_at, hashed, description, ctx.actor,
+            ctx.request_id))
+        return full_name, secret, position
+
+    def refresh_robot_secret(self, full_name: str, ctx: RequestContext) -> tuple[str, int | None]:
+        secret = new_secret()
+        hashed = self.hasher.hash(secret)
+        return secret, self._robot(full_name, lambda r: r.refresh_secret(hashed, ctx.actor, ctx.request_id))
+
+    def set_robot_disabled(self, full_name: str, disabled: bool, ctx: RequestContext) -> int | None:
+        return self._robot(full_name, lambda r: r.set_disabled(disabled, ctx.actor, ctx.request_id))
+
+    def change_robot_permissions(self, full_name: str, permissions: list[dict],
+                                 ctx: RequestContext) -> int | None:
+        return self._robot(full_name, lambda r: r.change_permissions(
+            permissions, ctx.actor, ctx.request_id))
+
+    def delete_robot(self, full_name: str, ctx: RequestContext) -> int | None:
+        return self._robot(full_name, lambda r: r.delete(ctx.actor, ctx.request_id))
+
+    def _project(self, name: str, change) -> int | None:
+        return self.app.update(Project.create_id(name), change, missing=lambda: NotFoundError(
+            "project not found", {"project": name}))
+
+    def _user(self, username: str, change) -> int | None:
+        return self.app.update(User.create_id(username), change, missing=lambda: NotFoundError(
+            "user not found", {"username": username}))
+
+    def _existing_user(self, username: str) -> None:
+        self._user(username, lambda user: user.check_exists())
+
+    def _robot(self, full_name: str, change) -> int | None:
+        return self.app.update(Robot.create_id(full_name), change, missing=lambda: NotFoundError(
+            "robot not found", {"robot": full_name}))
+
+
+def _expiry(duration_days: int | None) -> datetime | None:
+    if duration_days is None or duration_days == -1:
+        return None
+    if not isinstance(duration_days, int) or isinstance(duration_days, bool) or duration_days < 1:
+        raise InvalidInputError("duration is a positive number of days, or -1 for never")
+    return datetime.now(timezone.utc) + timedelta(days=duration_days)

@@ -1,0 +1,146 @@
+"""Who may do what: the role × resource × action matrix, written once, as data.
+
+Roles are Harbor's. A member grant applies to a whole project, or — beyond Harbor — to one
+repository of it. System administrators may do everything. Robots hold an explicit list of
+(project, resource, action) permissions instead of a role.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class Role(str, Enum):
+    PROJECT_ADMIN = "project_admin"
+    MAINTAINER = "maintainer"
+    DEVELOPER = "developer"
+    GUEST = "guest"
+    LIMITED_GUEST = "limited_guest"
+
+
+# Harbor's numeric role ids, used by its API v2.0.
+HARBOR_ROLE_IDS = {
+    Role.PROJECT_ADMIN: 1, Role.DEVELOPER: 2, Role.GUEST: 3, Role.MAINTAINER: 4, Role.LIMITED_GUEST: 5,
+}
+
+# Resources and the actions on them, within a project.
+RESOURCE_ACTIONS: dict[str, tuple[str, ...]] = {
+    "project": ("read", "update", "delete"),
+    "member": ("list", "create", "update", "delete"),
+    "repository": ("list", "pull", "push", "delete"),
+    "artifact": ("list", "read", "delete"),
+    "tag": ("list", "create", "delete"),
+    "robot": ("list", "read", "create", "update", "delete"),
+    "log": ("list",),
+}
+
+_LIMITED_GUEST = {
+    ("project", "read"), ("repository", "list"), ("repository", "pull"),
+    ("artifact", "list"), ("artifact", "read"), ("tag", "list"),
+}
+_GUEST = _LIMITED_GUEST | {("member", "list"), ("log", "list")}
+_DEVELOPER = _GUEST | {("repository", "push"), ("tag", "create")}
+_MAINTAINER = _DEVELOPER | {
+    ("repository", "delete"), ("artifact", "delete"), ("tag", "delete"),
+    ("robot", "list"), ("robot", "read"),
+}
+_PROJECT_ADMIN = {(resource, action) for resource, actions in RESOURCE_ACTIONS.items()
+                  for action in actions}
+
+MATRIX: dict[Role, frozenset[tuple[str, str]]] = {
+    Role.LIMITED_GUEST: frozenset(_LIMITED_GUEST),
+    Role.GUEST: frozenset(_GUEST),
+    Role.DEVELOPER: frozenset(_DEVELOPER),
+    Role.MAINTAINER: frozenset(_MAINTAINER),
+    Role.PROJECT_ADMIN: frozenset(_PROJECT_ADMIN),
+}
+
+# What an anonymous principal may do in a public project.
+PUBLIC_PROJECT = frozenset({("project", "read"), ("repository", "list"), ("repository", "pull"),
+                            ("artifact", "list"), ("artifact", "read"), ("tag", "list")})
+
+# Resources that exist only for the whole system, for system administrators.
+SYSTEM_RESOURCE_ACTIONS: dict[str, tuple[str, ...]] = {
+    "user": ("list", "read", "create", "update", "delete"),
+    "project": ("list", "create"),
+    "robot": ("list", "read", "create", "update", "delete"),
+    "catalog": ("read",),
+    "log": ("list",),
+}
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A member's role in a project, or on one repository of it."""
+
+    role: Role
+    repository: str | None = None
+
+    def covers(self, repository: str | None) -> bool:
+        return self.repository is None or self.repository == repository
+
+
+@dataclass(frozen=True)
+class RobotPermission:
+    project: str  # "*" for every project (system robots)
+    resource: str
+    action: str
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    kind: str = "anonymous"  # anonymous | user | robot
+    system_admin: bool = False
+    grants: dict[str, tuple[Grant, ...]] = field(default_factory=dict)  # project -> grants
+    robot_permissions: tuple[RobotPermission, ...] = ()
+
+    @property
+    def is_anonymous(self) -> bool:
+        return self.kind == "anonymous"
+
+
+ANONYMOUS = Principal("anonymous")
+
+
+def project_permissions(principal: Principal, project: str, public: bool,
+                        repository: str | None = None) -> frozenset[tuple[str, str]]:
+    """Every (resource, action) the principal holds in `project` (for `repository`, if given)."""
+    if principal.system_admin:
+        return MATRIX[Role.PROJECT_ADMIN]
+    held: set[tuple[str, str]] = set(PUBLIC_PROJECT) if public else set()
+    for grant in principal.grants.get(project, ()):
+        if repository is None and grant.repository is not None:
+            held |= {("project", "read")}  # a repository grant lets one see the project
+        elif grant.covers(repository):
+            held |= MATRIX[grant.role]
+    for permission in principal.robot_permissions:
+        if permission.project in (project, "*"):
+            held.add((permission.resource, permission.action))
+    return frozenset(held)
+
+
+def system_permissions(principal: Principal) -> frozenset[tuple[str, str]]:
+    if principal.system_admin:
+        return frozenset((r, a) for r, actions in SYSTEM_RESOURCE_ACTIONS.items() for a in actions)
+    if principal.kind == "user":
+        return frozenset({("project", "create")})
+    return frozenset()
+
+
+# Docker token scopes name registry actions; these are the matrix entries behind them.
+REGISTRY_ACTIONS = {"pull": ("repository", "pull"), "push": ("repository", "push"),
+                    "delete": ("repository", "delete")}
+
+
+def repository_actions(principal: Principal, project: str, public: bool,
+                       repository: str) -> set[str]:
+    """The registry actions (pull, push, delete) the principal has on one repository."""
+    held = project_permissions(principal, project, public, repository)
+    return {action for action, needed in REGISTRY_ACTIONS.items() if needed in held}
+
+
+def project_of(repository: str) -> str:
+    """The first path component of a repository name is its project."""
+    return repository.split("/", 1)[0]

@@ -1,0 +1,157 @@
+"""The Robot aggregate: a machine account with explicit permissions and an expiry.
+Topic `domain.robot:Robot.<Event>`.
+
+Names follow Harbor: `robot$<project>+<name>` at project level, `robot$<name>` at system level.
+The secret is shown once, at creation or refresh; only its hash is recorded.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate
+
+from domain.errors import ConflictError, InvalidInputError, NotFoundError
+from domain.permissions import RESOURCE_ACTIONS, RobotPermission
+
+ROBOT_PREFIX = "robot$"
+
+
+def robot_full_name(name: str, project: str | None) -> str:
+    return f"{ROBOT_PREFIX}{project}+{name}" if project else f"{ROBOT_PREFIX}{name}"
+
+
+def check_permissions(permissions: list[dict], project: str | None) -> list[dict]:
+    """Each entry {project, resource, action}; a project robot may only name its project."""
+    checked = []
+    for entry in permissions:
+        if not isinstance(entry, dict):
+            raise InvalidInputError("each permission must be an object", {"permission": entry})
+        target, resource, action = entry.get("project"), entry.get("resource"), entry.get("action")
+        if resource not in RESOURCE_ACTIONS or action not in RESOURCE_ACTIONS[resource]:
+            raise InvalidInputError("unknown resource or action", {"permission": entry})
+        if not isinstance(target, str) or not target:
+            raise InvalidInputError("permission needs a project ('*' for all)", {"permission": entry})
+        if project is not None and target != project:
+            raise InvalidInputError("a project robot may only hold permissions in its project",
+                                    {"permission": entry, "project": project})
+        checked.append({"project": target, "resource": resource, "action": action})
+    return checked
+
+
+class Robot(Aggregate):
+    class Event(Aggregate.Event):
+        robot: str
+        actor: str
+        request_id: str
+
+        def apply(self, aggregate: Robot) -> None:
+            pass
+
+    class Created(Event, Aggregate.Created):
+        project: str | None
+        permissions: list[dict]
+        expires_at: datetime | None
+        secret_hash: str
+        description: str
+
+    class Recreated(Event):
+        project: str | None
+        permissions: list[dict]
+        expires_at: datetime | None
+        secret_hash: str
+        description: str
+
+        def apply(self, robot: Robot) -> None:
+            robot.__init__(self.robot, self.project, self.permissions, self.expires_at,
+                           self.secret_hash, self.description)
+
+    class SecretRefreshed(Event):
+        secret_hash: str
+
+        def apply(self, robot: Robot) -> None:
+            robot.secret_hash = self.secret_hash
+
+    class PermissionsChanged(Event):
+        permissions: list[dict]
+
+        def apply(self, robot: Robot) -> None:
+            robot.permissions = self.permissions
+
+    class Disabled(Event):
+        def apply(self, robot: Robot) -> None:
+            robot.disabled = True
+
+    class Enabled(Event):
+        def apply(self, robot: Robot) -> None:
+            robot.disabled = False
+
+    class Deleted(Event):
+        def apply(self, robot: Robot) -> None:
+            robot.deleted = True
+
+    def __init__(self, robot: str, project: str | None, permissions: list[dict],
+                 expires_at: datetime | None, secret_hash: str, description: str) -> None:
+        self.name = robot
+        self.project = project
+        self.permissions = permissions
+        self.expires_at = expires_at
+        self.secret_hash = secret_hash
+        self.description = description
+        self.disabled = False
+        self.deleted = False
+
+    @staticmethod
+    def create_id(full_name: str) -> UUID:
+        return uuid5(NAMESPACE_URL, f"/robots/{full_name}")
+
+    @classmethod
+    def create(cls, full_name: str, project: str | None, permissions: list[dict],
+               expires_at: datetime | None, secret_hash: str, description: str, actor: str,
+               request_id: str) -> Robot:
+        return cls._create(cls.Created, id=cls.create_id(full_name), robot=full_name,
+                           project=project, permissions=check_permissions(permissions, project),
+                           expires_at=expires_at, secret_hash=secret_hash, description=description,
+                           actor=actor, request_id=request_id)
+
+    def recreate(self, permissions: list[dict], expires_at: datetime | None, secret_hash: str,
+                 description: str, actor: str, request_id: str) -> None:
+        if not self.deleted:
+            raise ConflictError("robot already exists", {"robot": self.name})
+        self._trigger(self.Recreated, project=self.project,
+                      permissions=check_permissions(permissions, self.project),
+                      expires_at=expires_at, secret_hash=secret_hash, description=description,
+                      actor=actor, request_id=request_id)
+
+    def refresh_secret(self, secret_hash: str, actor: str, request_id: str) -> None:
+        self.check_exists()
+        self._trigger(self.SecretRefreshed, secret_hash=secret_hash, actor=actor,
+                      request_id=request_id)
+
+    def change_permissions(self, permissions: list[dict], actor: str, request_id: str) -> None:
+        self.check_exists()
+        self._trigger(self.PermissionsChanged,
+                      permissions=check_permissions(permissions, self.project), actor=actor,
+                      request_id=request_id)
+
+    def set_disabled(self, disabled: bool, actor: str, request_id: str) -> None:
+        self.check_exists()
+        if disabled != self.disabled:
+            self._trigger(self.Disabled if disabled else self.Enabled, actor=actor,
+                          request_id=request_id)
+
+    def delete(self, actor: str, request_id: str) -> None:
+        self.check_exists()
+        self._trigger(self.Deleted, actor=actor, request_id=request_id)
+
+    def robot_permissions(self) -> tuple[RobotPermission, ...]:
+        return tuple(RobotPermission(p["project"], p["resource"], p["action"])
+                     for p in self.permissions)
+
+    def check_exists(self) -> None:
+        if self.deleted:
+            raise NotFoundError("robot not found", {"robot": self.name})
+
+    def _trigger(self, event_class: type[Robot.Event], **fields) -> None:
+        self.trigger_event(event_class, robot=self.name, **fields)

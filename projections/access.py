@@ -1,0 +1,258 @@
+"""Access read model: projects, members, users and robots, as the authorizer and the
+management API need them. Password and secret hashes are kept here for authentication
+and never leave through the API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import orjson
+from sqlalchemy import (
+    Boolean, Column, Connection, DateTime, MetaData, String, Table, Text, and_, delete, func,
+    insert, select, update,
+)
+
+from domain.account import User
+from domain.permissions import Grant, Principal, Role, RobotPermission
+from domain.project import Project
+from domain.robot import Robot
+from projections.database import ReadModelDatabase
+
+metadata = MetaData()
+projects = Table(
+    "access_projects", metadata,
+    Column("name", String(255), primary_key=True),
+    Column("public", Boolean, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+members = Table(
+    "access_members", metadata,
+    Column("project", String(255), primary_key=True),
+    Column("kind", String(20), primary_key=True),
+    Column("principal", String(255), primary_key=True),
+    Column("repository", String(255), primary_key=True),  # '' for the whole project
+    Column("role", String(30), nullable=False),
+    Column("since", DateTime(timezone=True), nullable=False),
+)
+users = Table(
+    "access_users", metadata,
+    Column("username", String(255), primary_key=True),
+    Column("email", String(255), nullable=False),
+    Column("system_admin", Boolean, nullable=False),
+    Column("password_hash", String(255), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+robots = Table(
+    "access_robots", metadata,
+    Column("name", String(255), primary_key=True),
+    Column("project", String(255)),
+    Column("permissions", Text, nullable=False),
+    Column("expires_at", DateTime(timezone=True)),
+    Column("disabled", Boolean, nullable=False),
+    Column("secret_hash", String(255), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+
+class AccessProjection:
+    name = "access"
+    metadata = metadata
+
+    def apply(self, conn: Connection, event: object) -> None:
+        match event:
+            case Project.Event():
+                self._project_event(conn, event)
+            case User.Event():
+                self._user_event(conn, event)
+            case Robot.Event():
+                self._robot_event(conn, event)
+
+    def _project_event(self, conn: Connection, event: Project.Event) -> None:
+        name, ts = event.project, event.timestamp
+        match event:
+            case Project.Created(public=public) | Project.Recreated(public=public):
+                conn.execute(insert(projects).values(name=name, public=public, created_at=ts, updated_at=ts))
+            case Project.VisibilityChanged(public=public):
+                conn.execute(update(projects).where(projects.c.name == name).values(public=public, updated_at=ts))
+            case Project.Deleted():
+                conn.execute(delete(members).where(members.c.project == name))
+                conn.execute(delete(projects).where(projects.c.name == name))
+            case Project.MemberAdded() | Project.MemberRoleChanged():
+                conn.execute(delete(members).where(_member_key(event)))
+                conn.execute(insert(members).values(
+                    project=name, kind=event.kind, principal=event.principal,
+                    repository=event.repository or "", role=event.role, since=ts))
+            case Project.MemberRemoved():
+                conn.execute(delete(members).where(_member_key(event)))
+
+    def _user_event(self, conn: Connection, event: User.Event) -> None:
+        name, ts, where = event.username, event.timestamp, users.c.username == event.username
+        match event:
+            case User.Created() | User.Recreated():
+                conn.execute(insert(users).values(
+                    username=name, email=event.email, system_admin=event.system_admin,
+                    password_hash=event.password_hash, created_at=ts, updated_at=ts))
+            case User.PasswordChanged(password_hash=hashed):
+                conn.execute(update(users).where(where).values(password_hash=hashed, updated_at=ts))
+            case User.AdminGranted() | User.AdminRevoked():
+                admin = isinstance(event, User.AdminGranted)
+                conn.execute(update(users).where(where).values(system_admin=admin, updated_at=ts))
+            case User.Deleted():
+                conn.execute(delete(users).where(where))
+
+    def _robot_event(self, conn: Connection, event: Robot.Event) -> None:
+        ts, where = event.timestamp, robots.c.name == event.robot
+        match event:
+            case Robot.Created() | Robot.Recreated():
+                conn.execute(insert(robots).values(
+                    name=event.robot, project=event.project,
+                    permissions=orjson.dumps(event.permissions).decode(),
+                    expires_at=event.expires_at, disabled=False, secret_hash=event.secret_hash,
+                    description=event.description, created_at=ts, updated_at=ts))
+            case Robot.SecretRefreshed(secret_hash=hashed):
+                conn.execute(update(robots).where(where).values(secret_hash=hashed, updated_at=ts))
+            case Robot.PermissionsChanged(permissions=permissions):
+                conn.execute(update(robots).where(where).values(
+                    permissions=orjson.dumps(permissions).decode(), updated_at=ts))
+            case Robot.Disabled() | Robot.Enabled():
+                disabled = isinstance(event, Robot.Disabled)
+                conn.execute(update(robots).where(where).values(disabled=disabled, updated_at=ts))
+            case Robot.Deleted():
+                conn.execute(delete(robots).where(where))
+
+
+def _member_key(event):
+    return and_(members.c.project == event.project, members.c.kind == event.kind,
+                members.c.principal == event.principal,
+                members.c.repository == (event.repository or ""))
+
+
+@dataclass(frozen=True)
+class ProjectRow:
+    name: str
+    public: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class MemberRow:
+    project: str
+    kind: str
+    principal: str
+    repository: str | None
+    role: str
+    since: datetime
+
+
+@dataclass(frozen=True)
+class UserRow:
+    username: str
+    email: str
+    system_admin: bool
+    password_hash: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class RobotRow:
+    name: str
+    project: str | None
+    permissions: list[dict]
+    expires_at: datetime | None
+    disabled: bool
+    secret_hash: str
+    description: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class AccessView:
+    def __init__(self, db: ReadModelDatabase) -> None:
+        self.engine = db.reader
+
+    def project(self, name: str) -> ProjectRow | None:
+        row = self._first(select(projects).where(projects.c.name == name))
+        return None if row is None else ProjectRow(*row)
+
+    def projects(self, offset: int, limit: int, visible_to: Principal | None = None,
+                 name_contains: str | None = None) -> tuple[list[ProjectRow], int]:
+        query = select(projects)
+        if visible_to is not None and not visible_to.system_admin:
+            query = query.where(projects.c.public | projects.c.name.in_(list(visible_to.grants)))
+        if name_contains:
+            query = query.where(projects.c.name.contains(name_contains, autoescape=True))
+        with self.engine.connect() as conn:
+            total = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+            rows = conn.execute(query.order_by(projects.c.name).offset(offset).limit(limit))
+            return [ProjectRow(*row) for row in rows], total
+
+    def members(self, project: str) -> list[MemberRow]:
+        query = select(members).where(members.c.project == project).order_by(
+            members.c.principal, members.c.repository)
+        with self.engine.connect() as conn:
+            return [_member_row(row) for row in conn.execute(query)]
+
+    def memberships_of(self, username: str) -> list[MemberRow]:
+        query = select(members).where(and_(members.c.kind == "user", members.c.principal == username))
+        with self.engine.connect() as conn:
+            return [_member_row(row) for row in conn.execute(query)]
+
+    def user(self, username: str) -> UserRow | None:
+        row = self._first(select(users).where(users.c.username == username))
+        return None if row is None else UserRow(*row)
+
+    def users(self, offset: int, limit: int, name_contains: str | None = None) -> tuple[list[UserRow], int]:
+        query = select(users)
+        if name_contains:
+            query = query.where(users.c.username.contains(name_contains, autoescape=True))
+        with self.engine.connect() as conn:
+            total = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+            rows = conn.execute(query.order_by(users.c.username).offset(offset).limit(limit))
+            return [UserRow(*row) for row in rows], total
+
+    def robot(self, name: str) -> RobotRow | None:
+        row = self._first(select(robots).where(robots.c.name == name))
+        return None if row is None else _robot_row(row)
+
+    def robots(self, project: str | None = None, level_system: bool = False) -> list[RobotRow]:
+        query = select(robots).order_by(robots.c.name)
+        if project is not None:
+            query = query.where(robots.c.project == project)
+        elif level_system:
+            query = query.where(robots.c.project.is_(None))
+        with self.engine.connect() as conn:
+            return [_robot_row(row) for row in conn.execute(query)]
+
+    def user_principal(self, user: UserRow) -> Principal:
+        grants: dict[str, list[Grant]] = {}
+        for member in self.memberships_of(user.username):
+            grants.setdefault(member.project, []).append(Grant(Role(member.role), member.repository))
+        return Principal(user.username, "user", user.system_admin,
+                         {project: tuple(g) for project, g in grants.items()})
+
+    def _first(self, query):
+        with self.engine.connect() as conn:
+            return conn.execute(query).first()
+
+
+def robot_principal(robot: RobotRow) -> Principal:
+    permissions = tuple(RobotPermission(p["project"], p["resource"], p["action"])
+                        for p in robot.permissions)
+    return Principal(robot.name, "robot", robot_permissions=permissions)
+
+
+def _member_row(row) -> MemberRow:
+    return MemberRow(row.project, row.kind, row.principal, row.repository or None, row.role, row.since)
+
+
+def _robot_row(row) -> RobotRow:
+    values = row._asdict()
+    values["permissions"] = orjson.loads(values["permissions"])
+    return RobotRow(**values)
