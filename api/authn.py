@@ -38,8 +38,10 @@ def parse_basic(header: str | None) -> tuple[str, str] | None:
 
 
 class Authenticator:
-    def __init__(self, access: AccessView, hasher: SecretHasher, admin: Administration) -> None:
+    def __init__(self, access: AccessView, hasher: SecretHasher, admin: Administration,
+                 clock=lambda: datetime.now(timezone.utc)) -> None:
         self.access = access
+        self.clock = clock
         self.hasher = hasher
         self.admin = admin
         self._lock = threading.Lock()
@@ -60,7 +62,7 @@ class Authenticator:
         """The current principal behind a name a token was issued to (None if gone)."""
         if name.startswith(ROBOT_PREFIX):
             robot = self.access.robot(name)
-            return robot_principal(robot) if robot and _robot_usable(robot) else None
+            return robot_principal(robot) if robot and _robot_usable(robot, self.clock()) else None
         user = self.access.user(name)
         return self.access.user_principal(user) if user else None
 
@@ -87,7 +89,7 @@ class Authenticator:
             return None
         if robot.disabled:
             raise AuthenticationError("robot account is disabled", {"robot": name})
-        if not _robot_usable(robot):
+        if not _robot_usable(robot, self.clock()):
             raise AuthenticationError("robot account has expired", {"robot": name})
         return robot_principal(robot)
 
@@ -127,10 +129,10 @@ class Authenticator:
             self.admin.record_failed_logins(username, count + 1, source, "login")
 
 
-def _robot_usable(robot) -> bool:
+def _robot_usable(robot, now: datetime) -> bool:
     if robot.disabled:
         return False
     if robot.expires_at is None:
         return True
     expires = robot.expires_at if robot.expires_at.tzinfo else robot.expires_at.replace(tzinfo=timezone.utc)
-    return expires > datetime.now(timezone.utc)
+    return expires > now
