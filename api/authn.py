@@ -75,7 +75,7 @@ class Authenticator:
             for username, (_, _, source) in due.items():
                 self._unrecorded[username] = (0, now, source)
         for username, (count, _, source) in due.items():
-            self.admin.record_failed_logins(username, count, source, "login")
+            self.admin.record_failed_logins(username, count, source)
 
     def _user(self, username: str, password: str) -> Principal | None:
         user = self.access.user(username)
@@ -126,7 +126,7 @@ class Authenticator:
             first_in_window = now - last_event >= FAILED_LOGIN_EVENT_WINDOW
             self._unrecorded[username] = (0, now, source) if first_in_window else (count + 1, last_event, source)
         if first_in_window:
-            self.admin.record_failed_logins(username, count + 1, source, "login")
+            self.admin.record_failed_logins(username, count + 1, source)
 
 
 def _robot_usable(robot, now: datetime) -> bool:

@@ -6,9 +6,13 @@ Failed logins are recorded aggregated: one event per user per window, with a cou
 
 from __future__ import annotations
 
+from dataclasses import KW_ONLY
+
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
+
+from domain.context import RequestContext
 
 from domain.errors import ConflictError, NotFoundError
 
@@ -18,6 +22,8 @@ class User(Aggregate):
         username: str
         actor: str
         request_id: str
+        _: KW_ONLY
+        source: str = ""  # added compatibly: events from before it decode with ""
 
         def apply(self, aggregate: User) -> None:
             pass
@@ -55,8 +61,10 @@ class User(Aggregate):
             user.deleted = True
 
     class LoginsFailed(Event):
+        """`count` failed logins from `source` since the previous such event; `actor` is the
+        username tried (unauthenticated)."""
+
         count: int
-        source: str
 
     def __init__(self, username: str, email: str, password_hash: str, system_admin: bool) -> None:
         self.username = username
@@ -71,40 +79,37 @@ class User(Aggregate):
 
     @classmethod
     def create(cls, username: str, email: str, password_hash: str, system_admin: bool,
-               actor: str, request_id: str) -> User:
+               ctx: RequestContext) -> User:
         return cls._create(cls.Created, id=cls.create_id(username), username=username, email=email,
-                           password_hash=password_hash, system_admin=system_admin, actor=actor,
-                           request_id=request_id)
+                           password_hash=password_hash, system_admin=system_admin, **ctx.event_fields())
 
-    def recreate(self, email: str, password_hash: str, system_admin: bool, actor: str,
-                 request_id: str) -> None:
+    def recreate(self, email: str, password_hash: str, system_admin: bool,
+                 ctx: RequestContext) -> None:
         if not self.deleted:
             raise ConflictError("user already exists", {"username": self.username})
         self._trigger(self.Recreated, email=email, password_hash=password_hash,
-                      system_admin=system_admin, actor=actor, request_id=request_id)
+                      system_admin=system_admin, ctx=ctx)
 
-    def change_password(self, password_hash: str, actor: str, request_id: str) -> None:
+    def change_password(self, password_hash: str, ctx: RequestContext) -> None:
         self.check_exists()
-        self._trigger(self.PasswordChanged, password_hash=password_hash, actor=actor,
-                      request_id=request_id)
+        self._trigger(self.PasswordChanged, password_hash=password_hash, ctx=ctx)
 
-    def set_admin(self, system_admin: bool, actor: str, request_id: str) -> None:
+    def set_admin(self, system_admin: bool, ctx: RequestContext) -> None:
         self.check_exists()
         if system_admin != self.system_admin:
             event = self.AdminGranted if system_admin else self.AdminRevoked
-            self._trigger(event, actor=actor, request_id=request_id)
+            self._trigger(event, ctx=ctx)
 
-    def delete(self, actor: str, request_id: str) -> None:
+    def delete(self, ctx: RequestContext) -> None:
         self.check_exists()
-        self._trigger(self.Deleted, actor=actor, request_id=request_id)
+        self._trigger(self.Deleted, ctx=ctx)
 
-    def record_failed_logins(self, count: int, source: str, request_id: str) -> None:
-        self._trigger(self.LoginsFailed, count=count, source=source, actor=self.username,
-                      request_id=request_id)
+    def record_failed_logins(self, count: int, ctx: RequestContext) -> None:
+        self._trigger(self.LoginsFailed, count=count, ctx=ctx)
 
     def check_exists(self) -> None:
         if self.deleted:
             raise NotFoundError("user not found", {"username": self.username})
 
-    def _trigger(self, event_class: type[User.Event], **fields) -> None:
-        self.trigger_event(event_class, username=self.username, **fields)
+    def _trigger(self, event_class: type[User.Event], ctx: RequestContext, **fields) -> None:
+        self.trigger_event(event_class, username=self.username, **ctx.event_fields(), **fields)

@@ -8,7 +8,8 @@ import secrets
 from datetime import datetime, timedelta, timezone
 
 from domain.account import User
-from domain.application import Registry, RequestContext
+from domain.application import Registry
+from domain.context import SYSTEM, RequestContext
 from domain.errors import ConflictError, InvalidInputError, NotFoundError
 from domain.names import NAME_RE
 from domain.permissions import Role
@@ -66,16 +67,16 @@ class Administration:
 
     def bootstrap(self, admin_password: str | None) -> str | None:
         """Creates `admin` and the public `library` project once; returns a generated password."""
-        ctx = RequestContext("system", "bootstrap")
+        ctx = SYSTEM
         generated = None
         if self.app.load(User.create_id("admin")) is None:
             if admin_password is None:
                 admin_password = generated = new_secret()
             self.app.update(User.create_id("admin"), lambda user: None, create=lambda: User.create(
-                "admin", "", self.hasher.hash(admin_password), True, ctx.actor, ctx.request_id))
+                "admin", "", self.hasher.hash(admin_password), True, ctx))
         if self.app.load(Project.create_id(LIBRARY)) is None:
             self.app.update(Project.create_id(LIBRARY), lambda project: None,
-                            create=lambda: Project.create(LIBRARY, True, ctx.actor, ctx.request_id))
+                            create=lambda: Project.create(LIBRARY, True, ctx))
         return generated
 
     # Projects and members
@@ -86,33 +87,33 @@ class Administration:
 
         def change(project: Project) -> None:
             if not project.pending_events:
-                project.recreate(public, ctx.actor, ctx.request_id)
+                project.recreate(public, ctx)
             if owner is not None:
-                project.set_member("user", owner, Role.PROJECT_ADMIN, None, ctx.actor, ctx.request_id)
+                project.set_member("user", owner, Role.PROJECT_ADMIN, None, ctx)
 
         return self.app.update(Project.create_id(name), change, create=lambda: Project.create(
-            name, public, ctx.actor, ctx.request_id))
+            name, public, ctx))
 
     def set_project_public(self, name: str, public: bool, ctx: RequestContext) -> int | None:
-        return self._project(name, lambda p: p.set_public(public, ctx.actor, ctx.request_id))
+        return self._project(name, lambda p: p.set_public(public, ctx))
 
     def delete_project(self, name: str, ctx: RequestContext, repository_count: int) -> int | None:
         if repository_count:
             raise ConflictError("the project still has repositories; delete them first",
                                 {"project": name, "repositories": repository_count})
-        return self._project(name, lambda p: p.delete(ctx.actor, ctx.request_id))
+        return self._project(name, lambda p: p.delete(ctx))
 
     def set_member(self, project: str, username: str, role: Role, repository: str | None,
                    ctx: RequestContext) -> int | None:
         self._existing_user(username)
         repository = check_repository_in_project(project, repository)
         return self._project(project, lambda p: p.set_member(
-            "user", username, role, repository, ctx.actor, ctx.request_id))
+            "user", username, role, repository, ctx))
 
     def remove_member(self, project: str, username: str, repository: str | None,
                       ctx: RequestContext) -> int | None:
         return self._project(project, lambda p: p.remove_member(
-            "user", username, repository, ctx.actor, ctx.request_id))
+            "user", username, repository, ctx))
 
     # Users
 
@@ -123,27 +124,28 @@ class Administration:
 
         def change(user: User) -> None:
             if not user.pending_events:
-                user.recreate(email, hashed, system_admin, ctx.actor, ctx.request_id)
+                user.recreate(email, hashed, system_admin, ctx)
 
         return self.app.update(User.create_id(username), change, create=lambda: User.create(
-            username, email, hashed, system_admin, ctx.actor, ctx.request_id))
+            username, email, hashed, system_admin, ctx))
 
     def change_password(self, username: str, password: str, ctx: RequestContext) -> int | None:
         hashed = self.hasher.hash(check_password(password))
-        return self._user(username, lambda u: u.change_password(hashed, ctx.actor, ctx.request_id))
+        return self._user(username, lambda u: u.change_password(hashed, ctx))
 
     def set_admin(self, username: str, system_admin: bool, ctx: RequestContext) -> int | None:
-        return self._user(username, lambda u: u.set_admin(system_admin, ctx.actor, ctx.request_id))
+        return self._user(username, lambda u: u.set_admin(system_admin, ctx))
 
     def delete_user(self, username: str, ctx: RequestContext) -> int | None:
         if username == "admin":
             raise ConflictError("the bootstrap administrator cannot be deleted")
-        return self._user(username, lambda u: u.delete(ctx.actor, ctx.request_id))
+        return self._user(username, lambda u: u.delete(ctx))
 
-    def record_failed_logins(self, username: str, count: int, source: str, request_id: str):
+    def record_failed_logins(self, username: str, count: int, source: str):
         if self.app.load(User.create_id(username)) is None:
             return None
-        return self._user(username, lambda u: u.record_failed_logins(count, source, request_id))
+        ctx = RequestContext(username, "login", source)
+        return self._user(username, lambda u: u.record_failed_logins(count, ctx))
 
     # Robots
 
@@ -160,28 +162,27 @@ class Administration:
 
         def change(robot: Robot) -> None:
             if not robot.pending_events:
-                robot.recreate(permissions, expires_at, hashed, description, ctx.actor, ctx.request_id)
+                robot.recreate(permissions, expires_at, hashed, description, ctx)
 
         position = self.app.update(Robot.create_id(full_name), change, create=lambda: Robot.create(
-            full_name, project, permissions, expires_at, hashed, description, ctx.actor,
-            ctx.request_id))
+            full_name, project, permissions, expires_at, hashed, description, ctx))
         return full_name, secret, position
 
     def refresh_robot_secret(self, full_name: str, ctx: RequestContext) -> tuple[str, int | None]:
         secret = new_secret()
         hashed = self.hasher.hash(secret)
-        return secret, self._robot(full_name, lambda r: r.refresh_secret(hashed, ctx.actor, ctx.request_id))
+        return secret, self._robot(full_name, lambda r: r.refresh_secret(hashed, ctx))
 
     def set_robot_disabled(self, full_name: str, disabled: bool, ctx: RequestContext) -> int | None:
-        return self._robot(full_name, lambda r: r.set_disabled(disabled, ctx.actor, ctx.request_id))
+        return self._robot(full_name, lambda r: r.set_disabled(disabled, ctx))
 
     def change_robot_permissions(self, full_name: str, permissions: list[dict],
                                  ctx: RequestContext) -> int | None:
         return self._robot(full_name, lambda r: r.change_permissions(
-            permissions, ctx.actor, ctx.request_id))
+            permissions, ctx))
 
     def delete_robot(self, full_name: str, ctx: RequestContext) -> int | None:
-        return self._robot(full_name, lambda r: r.delete(ctx.actor, ctx.request_id))
+        return self._robot(full_name, lambda r: r.delete(ctx))
 
     def _project(self, name: str, change) -> int | None:
         return self.app.update(Project.create_id(name), change, missing=lambda: NotFoundError(

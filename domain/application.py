@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
 from typing import Callable
 from uuid import UUID
 
@@ -17,6 +16,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
 from domain.account import User
+from domain.context import RequestContext
 from domain.errors import ConcurrentUpdateError, NameUnknownError, RegistryError, UploadUnknownError
 from domain.project import Project
 from domain.manifests import ParsedManifest, parse_manifest
@@ -26,14 +26,6 @@ from domain.repository import Repository
 
 MAX_SAVE_ATTEMPTS = 20
 LOCK_STRIPES = 64
-
-
-@dataclass(frozen=True)
-class RequestContext:
-    """Who asked, and which request: every event carries both."""
-
-    actor: str = "anonymous"
-    request_id: str = ""
 
 
 class Registry(Application):
@@ -63,7 +55,7 @@ class Registry(Application):
         self.get_upload(name, upload_id)
         size = self.blobs.complete_upload(upload_id, check_digest(digest))
         return self._change(name, ctx, lambda repo: repo.link_blob(
-            digest, size, ctx.actor, ctx.request_id))
+            digest, size, ctx))
 
     def cancel_upload(self, name: str, upload_id: str) -> None:
         self.get_upload(name, upload_id)
@@ -76,11 +68,11 @@ class Registry(Application):
         if size is None or self.blobs.stat(digest) is None:
             return None
         return self._change(name, ctx, lambda repo: repo.link_blob(
-            digest, size, ctx.actor, ctx.request_id, mounted_from=source))
+            digest, size, ctx, mounted_from=source))
 
     def unlink_blob(self, name: str, digest: str, ctx: RequestContext) -> int | None:
         return self._change_existing(name, ctx, lambda repo: repo.unlink_blob(
-            digest, ctx.actor, ctx.request_id))
+            digest, ctx))
 
     # Manifests and tags
 
@@ -92,18 +84,18 @@ class Registry(Application):
         manifest = parse_manifest(data, content_type, expected)
         self.blobs.put(manifest.digest, data)
         position = self._change(name, ctx, lambda repo: repo.push_manifest(
-            manifest, tag, ctx.actor, ctx.request_id))
+            manifest, tag, ctx))
         return manifest, position
 
     def delete_tag(self, name: str, tag: str, ctx: RequestContext) -> int | None:
         check_tag(tag)
         return self._change_existing(name, ctx, lambda repo: repo.delete_tag(
-            tag, ctx.actor, ctx.request_id))
+            tag, ctx))
 
     def delete_manifest(self, name: str, digest: str, ctx: RequestContext) -> int | None:
         check_digest(digest)
         return self._change_existing(name, ctx, lambda repo: repo.delete_manifest(
-            digest, ctx.actor, ctx.request_id))
+            digest, ctx))
 
     # Optimistic concurrency: stripe locks settle writers in this process, and a
     # version conflict with another process is retried against the new state.
@@ -144,4 +136,4 @@ class Registry(Application):
     def _change(self, name: str, ctx: RequestContext,
                 change: Callable[[Repository], None]) -> int | None:
         return self.update(Repository.create_id(name), change,
-                           create=lambda: Repository.create(name, ctx.actor, ctx.request_id))
+                           create=lambda: Repository.create(name, ctx))

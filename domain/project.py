@@ -6,9 +6,13 @@ A member is keyed by (kind, principal, repository); repository is None for a pro
 
 from __future__ import annotations
 
+from dataclasses import KW_ONLY
+
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
+
+from domain.context import RequestContext
 
 from domain.errors import ConflictError, NotFoundError
 from domain.permissions import Role
@@ -23,6 +27,8 @@ class Project(Aggregate):
         project: str
         actor: str
         request_id: str
+        _: KW_ONLY
+        source: str = ""  # added compatibly: events from before it decode with ""
 
         def apply(self, aggregate: Project) -> None:
             pass
@@ -87,49 +93,46 @@ class Project(Aggregate):
         return uuid5(NAMESPACE_URL, f"/projects/{name}")
 
     @classmethod
-    def create(cls, name: str, public: bool, actor: str, request_id: str) -> Project:
-        return cls._create(cls.Created, id=cls.create_id(name), project=name, public=public,
-                           actor=actor, request_id=request_id)
+    def create(cls, name: str, public: bool, ctx: RequestContext) -> Project:
+        return cls._create(cls.Created, id=cls.create_id(name), project=name, public=public, **ctx.event_fields())
 
-    def recreate(self, public: bool, actor: str, request_id: str) -> None:
+    def recreate(self, public: bool, ctx: RequestContext) -> None:
         if not self.deleted:
             raise ConflictError("project already exists", {"project": self.name})
-        self._trigger(self.Recreated, public=public, actor=actor, request_id=request_id)
+        self._trigger(self.Recreated, public=public, ctx=ctx)
 
-    def set_public(self, public: bool, actor: str, request_id: str) -> None:
+    def set_public(self, public: bool, ctx: RequestContext) -> None:
         self.check_exists()
         if public != self.public:
-            self._trigger(self.VisibilityChanged, public=public, actor=actor, request_id=request_id)
+            self._trigger(self.VisibilityChanged, public=public, ctx=ctx)
 
-    def delete(self, actor: str, request_id: str) -> None:
+    def delete(self, ctx: RequestContext) -> None:
         self.check_exists()
-        self._trigger(self.Deleted, actor=actor, request_id=request_id)
+        self._trigger(self.Deleted, ctx=ctx)
 
     def set_member(self, kind: str, principal: str, role: Role, repository: str | None,
-                   actor: str, request_id: str) -> None:
+                   ctx: RequestContext) -> None:
         """Adds the member, or changes the role of an existing one."""
         self.check_exists()
         previous = self.members.get(member_key(kind, principal, repository))
-        fields = dict(kind=kind, principal=principal, role=role.value, repository=repository,
-                      actor=actor, request_id=request_id)
+        fields = dict(kind=kind, principal=principal, role=role.value, repository=repository, ctx=ctx)
         if previous is None:
             self._trigger(self.MemberAdded, **fields)
         elif previous != role.value:
             self._trigger(self.MemberRoleChanged, previous_role=previous, **fields)
 
-    def remove_member(self, kind: str, principal: str, repository: str | None, actor: str,
-                      request_id: str) -> None:
+    def remove_member(self, kind: str, principal: str, repository: str | None, ctx: RequestContext) -> None:
         self.check_exists()
         role = self.members.get(member_key(kind, principal, repository))
         if role is None:
             raise NotFoundError("no such member", {"project": self.name, "principal": principal,
                                                    "repository": repository})
         self._trigger(self.MemberRemoved, kind=kind, principal=principal, role=role,
-                      repository=repository, actor=actor, request_id=request_id)
+                      repository=repository, ctx=ctx)
 
     def check_exists(self) -> None:
         if self.deleted:
             raise NotFoundError("project not found", {"project": self.name})
 
-    def _trigger(self, event_class: type[Project.Event], **fields) -> None:
-        self.trigger_event(event_class, project=self.name, **fields)
+    def _trigger(self, event_class: type[Project.Event], ctx: RequestContext, **fields) -> None:
+        self.trigger_event(event_class, project=self.name, **ctx.event_fields(), **fields)

@@ -6,9 +6,13 @@ add fields only with defaults, never rename or repurpose one.
 
 from __future__ import annotations
 
+from dataclasses import KW_ONLY
+
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
+
+from domain.context import RequestContext
 
 from domain.errors import (
     BlobUnknownError,
@@ -26,6 +30,8 @@ class Repository(Aggregate):
         repository: str
         actor: str
         request_id: str
+        _: KW_ONLY
+        source: str = ""  # added compatibly: events from before it decode with ""
 
         def apply(self, aggregate: Repository) -> None:
             pass
@@ -94,24 +100,21 @@ class Repository(Aggregate):
         return uuid5(NAMESPACE_URL, f"/repositories/{name}")
 
     @classmethod
-    def create(cls, name: str, actor: str, request_id: str) -> Repository:
-        return cls._create(cls.Created, id=cls.create_id(name), repository=name, actor=actor,
-                           request_id=request_id)
+    def create(cls, name: str, ctx: RequestContext) -> Repository:
+        return cls._create(cls.Created, id=cls.create_id(name), repository=name, **ctx.event_fields())
 
-    def link_blob(self, digest: str, size: int, actor: str, request_id: str,
+    def link_blob(self, digest: str, size: int, ctx: RequestContext,
                   mounted_from: str | None = None) -> None:
         if self.blobs.get(digest) == size:
             return
-        self._trigger(self.BlobLinked, digest=digest, size=size, mounted_from=mounted_from,
-                           actor=actor, request_id=request_id)
+        self._trigger(self.BlobLinked, digest=digest, size=size, mounted_from=mounted_from, ctx=ctx)
 
-    def unlink_blob(self, digest: str, actor: str, request_id: str) -> None:
+    def unlink_blob(self, digest: str, ctx: RequestContext) -> None:
         if digest not in self.blobs:
             raise BlobUnknownError("blob unknown to repository", {"digest": digest})
-        self._trigger(self.BlobUnlinked, digest=digest, actor=actor, request_id=request_id)
+        self._trigger(self.BlobUnlinked, digest=digest, ctx=ctx)
 
-    def push_manifest(self, manifest: ParsedManifest, tag: str | None, actor: str,
-                      request_id: str) -> None:
+    def push_manifest(self, manifest: ParsedManifest, tag: str | None, ctx: RequestContext) -> None:
         self._check_references(manifest)
         if manifest.digest not in self.manifests:
             self._trigger(
@@ -122,31 +125,26 @@ class Repository(Aggregate):
                 artifact_type=manifest.artifact_type,
                 subject=manifest.subject.digest if manifest.subject else None,
                 references=_references(manifest),
-                annotations=manifest.annotations,
-                actor=actor,
-                request_id=request_id,
+                annotations=manifest.annotations, ctx=ctx,
             )
         if tag is not None and self.tags.get(tag) != manifest.digest:
             self._trigger(self.TagPointed, tag=tag, digest=manifest.digest,
-                               previous_digest=self.tags.get(tag), actor=actor,
-                               request_id=request_id)
+                               previous_digest=self.tags.get(tag), ctx=ctx)
 
-    def delete_tag(self, tag: str, actor: str, request_id: str) -> None:
+    def delete_tag(self, tag: str, ctx: RequestContext) -> None:
         if tag not in self.tags:
             raise ManifestUnknownError("tag unknown to repository", {"tag": tag})
-        self._trigger(self.TagDeleted, tag=tag, digest=self.tags[tag], actor=actor,
-                           request_id=request_id)
+        self._trigger(self.TagDeleted, tag=tag, digest=self.tags[tag], ctx=ctx)
 
-    def delete_manifest(self, digest: str, actor: str, request_id: str) -> None:
+    def delete_manifest(self, digest: str, ctx: RequestContext) -> None:
         if digest not in self.manifests:
             raise ManifestUnknownError("manifest unknown to repository", {"digest": digest})
         for tag in sorted(t for t, d in self.tags.items() if d == digest):
-            self.delete_tag(tag, actor, request_id)
-        self._trigger(self.ManifestDeleted, digest=digest, actor=actor,
-                           request_id=request_id)
+            self.delete_tag(tag, ctx)
+        self._trigger(self.ManifestDeleted, digest=digest, ctx=ctx)
 
-    def _trigger(self, event_class: type[Repository.Event], **fields) -> None:
-        self.trigger_event(event_class, repository=self.name, **fields)
+    def _trigger(self, event_class: type[Repository.Event], ctx: RequestContext, **fields) -> None:
+        self.trigger_event(event_class, repository=self.name, **ctx.event_fields(), **fields)
 
     def _check_references(self, manifest: ParsedManifest) -> None:
         for blob in manifest.required_blobs:

@@ -7,10 +7,14 @@ The secret is shown once, at creation or refresh; only its hash is recorded.
 
 from __future__ import annotations
 
+from dataclasses import KW_ONLY
+
 from datetime import datetime
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
+
+from domain.context import RequestContext
 
 from domain.errors import ConflictError, InvalidInputError, NotFoundError
 from domain.permissions import RESOURCE_ACTIONS, RobotPermission
@@ -45,6 +49,8 @@ class Robot(Aggregate):
         robot: str
         actor: str
         request_id: str
+        _: KW_ONLY
+        source: str = ""  # added compatibly: events from before it decode with ""
 
         def apply(self, aggregate: Robot) -> None:
             pass
@@ -108,42 +114,36 @@ class Robot(Aggregate):
 
     @classmethod
     def create(cls, full_name: str, project: str | None, permissions: list[dict],
-               expires_at: datetime | None, secret_hash: str, description: str, actor: str,
-               request_id: str) -> Robot:
+               expires_at: datetime | None, secret_hash: str, description: str, ctx: RequestContext) -> Robot:
         return cls._create(cls.Created, id=cls.create_id(full_name), robot=full_name,
                            project=project, permissions=check_permissions(permissions, project),
-                           expires_at=expires_at, secret_hash=secret_hash, description=description,
-                           actor=actor, request_id=request_id)
+                           expires_at=expires_at, secret_hash=secret_hash, description=description, **ctx.event_fields())
 
     def recreate(self, permissions: list[dict], expires_at: datetime | None, secret_hash: str,
-                 description: str, actor: str, request_id: str) -> None:
+                 description: str, ctx: RequestContext) -> None:
         if not self.deleted:
             raise ConflictError("robot already exists", {"robot": self.name})
         self._trigger(self.Recreated, project=self.project,
                       permissions=check_permissions(permissions, self.project),
-                      expires_at=expires_at, secret_hash=secret_hash, description=description,
-                      actor=actor, request_id=request_id)
+                      expires_at=expires_at, secret_hash=secret_hash, description=description, ctx=ctx)
 
-    def refresh_secret(self, secret_hash: str, actor: str, request_id: str) -> None:
+    def refresh_secret(self, secret_hash: str, ctx: RequestContext) -> None:
         self.check_exists()
-        self._trigger(self.SecretRefreshed, secret_hash=secret_hash, actor=actor,
-                      request_id=request_id)
+        self._trigger(self.SecretRefreshed, secret_hash=secret_hash, ctx=ctx)
 
-    def change_permissions(self, permissions: list[dict], actor: str, request_id: str) -> None:
+    def change_permissions(self, permissions: list[dict], ctx: RequestContext) -> None:
         self.check_exists()
         self._trigger(self.PermissionsChanged,
-                      permissions=check_permissions(permissions, self.project), actor=actor,
-                      request_id=request_id)
+                      permissions=check_permissions(permissions, self.project), ctx=ctx)
 
-    def set_disabled(self, disabled: bool, actor: str, request_id: str) -> None:
+    def set_disabled(self, disabled: bool, ctx: RequestContext) -> None:
         self.check_exists()
         if disabled != self.disabled:
-            self._trigger(self.Disabled if disabled else self.Enabled, actor=actor,
-                          request_id=request_id)
+            self._trigger(self.Disabled if disabled else self.Enabled, ctx=ctx)
 
-    def delete(self, actor: str, request_id: str) -> None:
+    def delete(self, ctx: RequestContext) -> None:
         self.check_exists()
-        self._trigger(self.Deleted, actor=actor, request_id=request_id)
+        self._trigger(self.Deleted, ctx=ctx)
 
     def robot_permissions(self) -> tuple[RobotPermission, ...]:
         return tuple(RobotPermission(p["project"], p["resource"], p["action"])
@@ -153,5 +153,5 @@ class Robot(Aggregate):
         if self.deleted:
             raise NotFoundError("robot not found", {"robot": self.name})
 
-    def _trigger(self, event_class: type[Robot.Event], **fields) -> None:
-        self.trigger_event(event_class, robot=self.name, **fields)
+    def _trigger(self, event_class: type[Robot.Event], ctx: RequestContext, **fields) -> None:
+        self.trigger_event(event_class, robot=self.name, **ctx.event_fields(), **fields)

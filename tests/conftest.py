@@ -9,7 +9,7 @@ from adapters.passwords import Argon2SecretHasher
 from api.app import create_app
 from api.bootstrap import bootstrap
 from api.settings import Settings
-from domain.application import RequestContext
+from domain.context import RequestContext
 from tests.support.server import ADMIN_PASSWORD, start_server
 
 # The projects the tests push into (the first component of every repository name they use).

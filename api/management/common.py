@@ -16,7 +16,7 @@ from api.auth import client_address
 from api.authn import parse_basic
 from api.management.problems import Problem
 from api.tokens import InvalidTokenError
-from domain.application import RequestContext
+from domain.context import RequestContext
 from domain.errors import AuthenticationError
 from domain.permissions import ANONYMOUS, Principal, project_permissions, system_permissions
 
@@ -37,7 +37,8 @@ class Call:
 
     @property
     def context(self) -> RequestContext:
-        return RequestContext(self.principal.name, self.request.state.request_id)
+        return RequestContext(self.principal.name, self.request.state.request_id,
+                              client_address(self.request))
 
     def param(self, name: str) -> str:
         return self.request.path_params[name]

@@ -8,7 +8,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from api.bootstrap import Services
-from domain.application import RequestContext
+from domain.context import RequestContext
 
 
 def services(request: Request) -> Services:

@@ -14,11 +14,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match, Route
 
-from api.auth import Access
+from api.auth import Access, client_address
 from api.errors import NOT_FOUND, UNSUPPORTED, OciError
 from api.v2 import base, blobs, catalog, manifests, referrers, tags, uploads
 from api.v2.common import services
-from domain.application import RequestContext
+from domain.context import RequestContext
 from domain.names import check_name
 
 NAME = "/v2/{name:path}"
@@ -59,7 +59,7 @@ def guarded(handler: Callable, action: str | None) -> Callable:
         if "name" in request.path_params:
             check_name(request.path_params["name"])
         actor = services(request).authorizer.authorize(request, access_for(request, action))
-        request.state.context = RequestContext(actor, request.state.request_id)
+        request.state.context = RequestContext(actor, request.state.request_id, client_address(request))
 
     def authorize_and_handle(request: Request) -> Response:
         authorize(request)

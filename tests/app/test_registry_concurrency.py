@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from concurrent.futures import ThreadPoolExecutor
 
-from domain.application import Registry, RequestContext
+from domain.application import Registry
+from domain.context import RequestContext
 from domain.repository import Repository
 from tests.support.oci import OCI_MANIFEST, digest_of, image_manifest
 

@@ -9,6 +9,7 @@ from domain.errors import (
     ManifestUnknownError,
 )
 from domain.manifests import OCI_INDEX, OCI_MANIFEST, Descriptor, ParsedManifest
+from domain.context import RequestContext
 from domain.repository import Repository
 
 CONFIG = Descriptor("application/vnd.oci.image.config.v1+json", "sha256:" + "1" * 64, 10)
@@ -18,9 +19,9 @@ IMAGE = ParsedManifest(digest="sha256:" + "a" * 64, media_type=OCI_MANIFEST, siz
 
 
 def repo_with_blobs() -> Repository:
-    repo = Repository.create("team/app", "alice", "req-1")
-    repo.link_blob(CONFIG.digest, CONFIG.size, "alice", "req-2")
-    repo.link_blob(LAYER.digest, LAYER.size, "alice", "req-3")
+    repo = Repository.create("team/app", RequestContext("alice", "req-1"))
+    repo.link_blob(CONFIG.digest, CONFIG.size, RequestContext("alice", "req-2"))
+    repo.link_blob(LAYER.digest, LAYER.size, RequestContext("alice", "req-3"))
     return repo
 
 
@@ -30,7 +31,7 @@ def event_names(repo: Repository) -> list[str]:
 
 def test_every_event_says_which_repository_who_and_which_request():
     repo = repo_with_blobs()
-    repo.push_manifest(IMAGE, "1.0", "bob", "req-4")
+    repo.push_manifest(IMAGE, "1.0", RequestContext("bob", "req-4"))
     assert event_names(repo) == ["Created", "BlobLinked", "BlobLinked", "ManifestPushed", "TagPointed"]
     assert {e.repository for e in repo.pending_events} == {"team/app"}
     assert [e.actor for e in repo.pending_events][-1] == "bob"
@@ -39,16 +40,16 @@ def test_every_event_says_which_repository_who_and_which_request():
 
 def test_linking_the_same_blob_twice_records_one_event():
     repo = repo_with_blobs()
-    repo.link_blob(CONFIG.digest, CONFIG.size, "alice", "req-9")
+    repo.link_blob(CONFIG.digest, CONFIG.size, RequestContext("alice", "req-9"))
     assert event_names(repo).count("BlobLinked") == 2
 
 
 def test_tag_moves_carry_the_previous_digest():
     repo = repo_with_blobs()
-    repo.push_manifest(IMAGE, "latest", "alice", "r")
+    repo.push_manifest(IMAGE, "latest", RequestContext("alice", "r"))
     other = ParsedManifest(digest="sha256:" + "b" * 64, media_type=OCI_MANIFEST, size=301,
                            config=CONFIG, layers=())
-    repo.push_manifest(other, "latest", "alice", "r")
+    repo.push_manifest(other, "latest", RequestContext("alice", "r"))
     moves = [e for e in repo.pending_events if isinstance(e, Repository.TagPointed)]
     assert [(m.digest, m.previous_digest) for m in moves] == [
         (IMAGE.digest, None), (other.digest, IMAGE.digest)]
@@ -57,26 +58,26 @@ def test_tag_moves_carry_the_previous_digest():
 
 def test_pushing_the_same_manifest_and_tag_again_changes_nothing():
     repo = repo_with_blobs()
-    repo.push_manifest(IMAGE, "1.0", "alice", "r")
+    repo.push_manifest(IMAGE, "1.0", RequestContext("alice", "r"))
     count = len(repo.pending_events)
-    repo.push_manifest(IMAGE, "1.0", "alice", "r")
+    repo.push_manifest(IMAGE, "1.0", RequestContext("alice", "r"))
     assert len(repo.pending_events) == count
 
 
 def test_manifest_needs_its_blobs_in_the_repository():
-    repo = Repository.create("team/app", "alice", "r")
+    repo = Repository.create("team/app", RequestContext("alice", "r"))
     with pytest.raises(ManifestBlobUnknownError) as error:
-        repo.push_manifest(IMAGE, "1.0", "alice", "r")
+        repo.push_manifest(IMAGE, "1.0", RequestContext("alice", "r"))
     assert error.value.detail == {"digest": CONFIG.digest}
     assert event_names(repo) == ["Created"]
 
 
 def test_descriptor_size_must_match_the_blob():
-    repo = Repository.create("team/app", "alice", "r")
-    repo.link_blob(CONFIG.digest, CONFIG.size + 1, "alice", "r")
-    repo.link_blob(LAYER.digest, LAYER.size, "alice", "r")
+    repo = Repository.create("team/app", RequestContext("alice", "r"))
+    repo.link_blob(CONFIG.digest, CONFIG.size + 1, RequestContext("alice", "r"))
+    repo.link_blob(LAYER.digest, LAYER.size, RequestContext("alice", "r"))
     with pytest.raises(ManifestInvalidError):
-        repo.push_manifest(IMAGE, None, "alice", "r")
+        repo.push_manifest(IMAGE, None, RequestContext("alice", "r"))
 
 
 def test_index_needs_its_manifests():
@@ -84,33 +85,33 @@ def test_index_needs_its_manifests():
                            manifests=(Descriptor(OCI_MANIFEST, IMAGE.digest, IMAGE.size),))
     repo = repo_with_blobs()
     with pytest.raises(ManifestBlobUnknownError):
-        repo.push_manifest(index, "multi", "alice", "r")
-    repo.push_manifest(IMAGE, None, "alice", "r")
-    repo.push_manifest(index, "multi", "alice", "r")
+        repo.push_manifest(index, "multi", RequestContext("alice", "r"))
+    repo.push_manifest(IMAGE, None, RequestContext("alice", "r"))
+    repo.push_manifest(index, "multi", RequestContext("alice", "r"))
     assert repo.tags == {"multi": index.digest}
 
 
 def test_deleting_a_manifest_deletes_its_tags_first():
     repo = repo_with_blobs()
-    repo.push_manifest(IMAGE, "a", "alice", "r")
-    repo.push_manifest(IMAGE, "b", "alice", "r")
-    repo.delete_manifest(IMAGE.digest, "carol", "r")
+    repo.push_manifest(IMAGE, "a", RequestContext("alice", "r"))
+    repo.push_manifest(IMAGE, "b", RequestContext("alice", "r"))
+    repo.delete_manifest(IMAGE.digest, RequestContext("carol", "r"))
     assert event_names(repo)[-3:] == ["TagDeleted", "TagDeleted", "ManifestDeleted"]
     assert repo.tags == {} and repo.manifests == {}
 
 
 def test_deleting_a_tag_keeps_the_manifest():
     repo = repo_with_blobs()
-    repo.push_manifest(IMAGE, "a", "alice", "r")
-    repo.delete_tag("a", "alice", "r")
+    repo.push_manifest(IMAGE, "a", RequestContext("alice", "r"))
+    repo.delete_tag("a", RequestContext("alice", "r"))
     assert repo.tags == {} and IMAGE.digest in repo.manifests
 
 
 def test_deleting_unknown_things_is_refused():
     repo = repo_with_blobs()
     with pytest.raises(ManifestUnknownError):
-        repo.delete_tag("nope", "a", "r")
+        repo.delete_tag("nope", RequestContext("a", "r"))
     with pytest.raises(ManifestUnknownError):
-        repo.delete_manifest("sha256:" + "f" * 64, "a", "r")
+        repo.delete_manifest("sha256:" + "f" * 64, RequestContext("a", "r"))
     with pytest.raises(BlobUnknownError):
-        repo.unlink_blob("sha256:" + "f" * 64, "a", "r")
+        repo.unlink_blob("sha256:" + "f" * 64, RequestContext("a", "r"))

@@ -1,0 +1,64 @@
+"""Events are forever: their topics must not change, and an event stored before a field was
+added still decodes."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import orjson
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import StoredEvent
+
+from domain.account import User
+from domain.context import RequestContext
+from domain.project import Project
+from domain.repository import Repository
+from domain.robot import Robot
+
+# Every event topic ever published. Add to this list; never remove or rename an entry.
+PUBLISHED_TOPICS = {
+    "domain.repository:Repository.Created", "domain.repository:Repository.BlobLinked",
+    "domain.repository:Repository.BlobUnlinked", "domain.repository:Repository.ManifestPushed",
+    "domain.repository:Repository.ManifestDeleted", "domain.repository:Repository.TagPointed",
+    "domain.repository:Repository.TagDeleted",
+    "domain.project:Project.Created", "domain.project:Project.Recreated",
+    "domain.project:Project.VisibilityChanged", "domain.project:Project.Deleted",
+    "domain.project:Project.MemberAdded", "domain.project:Project.MemberRoleChanged",
+    "domain.project:Project.MemberRemoved",
+    "domain.account:User.Created", "domain.account:User.Recreated", "domain.account:User.PasswordChanged",
+    "domain.account:User.AdminGranted", "domain.account:User.AdminRevoked", "domain.account:User.Deleted",
+    "domain.account:User.LoginsFailed",
+    "domain.robot:Robot.Created", "domain.robot:Robot.Recreated", "domain.robot:Robot.SecretRefreshed",
+    "domain.robot:Robot.PermissionsChanged", "domain.robot:Robot.Disabled", "domain.robot:Robot.Enabled",
+    "domain.robot:Robot.Deleted",
+}
+
+
+def event_classes():
+    for aggregate in (Repository, Project, User, Robot):
+        for value in vars(aggregate).values():
+            if isinstance(value, type) and issubclass(value, Aggregate.Event) and value.__name__ != "Event":
+                yield value
+
+
+def test_every_event_topic_is_published_and_stable():
+    topics = {f"{cls.__module__}:{cls.__qualname__}" for cls in event_classes()}
+    assert topics == PUBLISHED_TOPICS
+
+
+def test_every_event_says_who_when_and_in_which_request():
+    for cls in event_classes():
+        names = {f.name for f in dataclasses.fields(cls)}
+        assert {"actor", "request_id", "source", "timestamp"} <= names, cls
+
+
+def test_an_event_stored_before_source_existed_still_decodes(services):
+    ctx = RequestContext("alice", "req-1", "10.0.0.1")
+    services.registry.update(Repository.create_id("team/old"), lambda r: None,
+                             create=lambda: Repository.create("team/old", ctx))
+    stored = services.registry.recorder.select_notifications(start=None, limit=1000)[-1]
+    state = orjson.loads(stored.state)
+    assert state.pop("source") == "10.0.0.1"
+    old = StoredEvent(stored.originator_id, stored.originator_version, stored.topic, orjson.dumps(state))
+    event = services.registry.mapper.to_domain_event(old)
+    assert event.source == "" and event.actor == "alice" and event.repository == "team/old"

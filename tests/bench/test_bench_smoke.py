@@ -1,0 +1,65 @@
+"""The benchmark still runs: `python -m infra.bench --quick` against a live Portlog and a live
+Distribution, at tiny sizes. It checks that every figure has a number for both servers, and
+nothing about the numbers themselves (no timing assertions: this machine is not a lab)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e  # docker-registry and wrk come from scripts/install-system-packages
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# (start of the figure, unit, tool) of every row the results table must have.
+EXPECTED_ROWS = [
+    ("blob push, 8 × 64 KiB (POST + PUT)", "MiB/s", "python"),
+    ("blob push, 2 × 1 MiB, chunked", "MiB/s", "python"),
+    ("blob pull, 64 KiB", "MiB/s", "python"),
+    ("blob pull, 64 KiB", "MiB/s", "wrk"),
+    ("blob pull, 1 MiB", "MiB/s", "python"),
+    ("blob pull, 1 MiB", "MiB/s", "wrk"),
+    *[("manifest GET by tag", unit, tool) for tool in ("python", "wrk") for unit in ("req/s", "p50 ms", "p99 ms")],
+    *[("manifest HEAD by tag", unit, "python") for unit in ("req/s", "p50 ms", "p99 ms")],
+    ("tags list, 20 tags", "req/s", "python"),
+    ("tags list, 20 tags", "req/s", "wrk"),
+    ("_catalog, 20 repositories", "req/s", "python"),
+    ("_catalog, 20 repositories", "req/s", "wrk"),
+    ("end to end push", "images/s", "python"),
+    ("end to end pull", "images/s", "python"),
+    ("peak resident memory", "MiB", "/proc"),
+]
+
+
+def results_rows(output: str) -> list[list[str]]:
+    section = output.split("## Results", 1)[1].split("\n## ", 1)[0]
+    rows = [[cell.strip() for cell in line.strip().strip("|").split("|")]
+            for line in section.splitlines() if line.startswith("| ")]
+    return rows[1:]  # without the header
+
+
+def is_number(cell: str) -> bool:
+    return re.fullmatch(r"\d[\d,]*(\.\d+)?", cell) is not None
+
+
+def test_quick_benchmark_prints_every_figure_for_both_servers():
+    result = subprocess.run([sys.executable, "-m", "infra.bench", "--quick"], cwd=REPO_ROOT,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+
+    rows = results_rows(result.stdout)
+    for figure, unit, tool in EXPECTED_ROWS:
+        matching = [row for row in rows if row[0].startswith(figure) and f", {unit} (" in row[0]
+                    and row[1].startswith(tool)]
+        assert len(matching) == 1, f"no single row for {figure} {unit} {tool}:\n{result.stdout}"
+        _, _, portlog, distribution, ratio = matching[0]
+        assert is_number(portlog) and is_number(distribution), matching[0]
+        assert ratio.endswith("×"), matching[0]
+    assert len(rows) == len(EXPECTED_ROWS)
+    assert "## Machine limits" in result.stdout
+    for limit in ("sha256, one core", "loopback TCP", "disk sequential write + fsync", "disk sequential read"):
+        assert re.search(rf"\| {re.escape(limit)} \| \d", result.stdout), limit
