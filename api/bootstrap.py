@@ -15,8 +15,10 @@ from domain.administration import Administration
 from domain.application import Registry
 from domain.ports import BlobStore, SecretHasher
 from projections.access import AccessProjection, AccessView
+from projections.audit import AuditProjection, AuditView
 from projections.catalog import CatalogProjection, CatalogView
 from projections.database import ReadModelDatabase
+from projections.history import HistoryProjection, HistoryView
 from projections.references import ReferencesProjection
 from projections.runner import ProjectionRunner
 
@@ -31,6 +33,8 @@ class Services:
     projections: ProjectionRunner
     catalog: CatalogView
     access: AccessView
+    audit: AuditView
+    history: HistoryView
     authenticator: Authenticator
     tokens: TokenIssuer
     authorizer: RegistryAuthorizer
@@ -48,7 +52,8 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
     admin = Administration(registry, hasher or Argon2SecretHasher())
     db = ReadModelDatabase.from_url(settings.read_model_url)
     projections = ProjectionRunner(
-        db, registry, [CatalogProjection(), ReferencesProjection(), AccessProjection()])
+        db, registry, [CatalogProjection(), ReferencesProjection(), AccessProjection(),
+                       AuditProjection(), HistoryProjection()])
     projections.create_tables()
     generated = admin.bootstrap(settings.admin_password)
     projections.catch_up()
@@ -65,6 +70,8 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
         projections=projections,
         catalog=CatalogView(db),
         access=access,
+        audit=AuditView(db),
+        history=HistoryView(db),
         authenticator=authenticator,
         tokens=tokens,
         authorizer=RegistryAuthorizer(authenticator, tokens, access),

@@ -87,6 +87,10 @@ class Registry(Application):
             manifest, tag, ctx))
         return manifest, position
 
+    def point_tag(self, name: str, tag: str, digest: str, ctx: RequestContext) -> int | None:
+        check_tag(tag)
+        return self._change_existing(name, ctx, lambda repo: repo.point_tag(tag, digest, ctx))
+
     def delete_tag(self, name: str, tag: str, ctx: RequestContext) -> int | None:
         check_tag(tag)
         return self._change_existing(name, ctx, lambda repo: repo.delete_tag(

@@ -131,6 +131,13 @@ class Repository(Aggregate):
             self._trigger(self.TagPointed, tag=tag, digest=manifest.digest,
                                previous_digest=self.tags.get(tag), ctx=ctx)
 
+    def point_tag(self, tag: str, digest: str, ctx: RequestContext) -> None:
+        """Points a tag at a manifest the repository holds (a restore: a new event, no rewrite)."""
+        if digest not in self.manifests:
+            raise ManifestUnknownError("manifest no longer in the repository", {"digest": digest})
+        if self.tags.get(tag) != digest:
+            self._trigger(self.TagPointed, tag=tag, digest=digest, previous_digest=self.tags.get(tag), ctx=ctx)
+
     def delete_tag(self, tag: str, ctx: RequestContext) -> None:
         if tag not in self.tags:
             raise ManifestUnknownError("tag unknown to repository", {"tag": tag})

@@ -63,7 +63,7 @@ class AccessProjection:
     name = "access"
     metadata = metadata
 
-    def apply(self, conn: Connection, event: object) -> None:
+    def apply(self, conn: Connection, event: object, position: int) -> None:
         match event:
             case Project.Event():
                 self._project_event(conn, event)

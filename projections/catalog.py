@@ -67,7 +67,7 @@ class CatalogProjection:
     name = "catalog"
     metadata = metadata
 
-    def apply(self, conn: Connection, event: object) -> None:
+    def apply(self, conn: Connection, event: object, position: int) -> None:
         match event:
             case Repository.Created(repository=name, timestamp=ts):
                 conn.execute(insert(repositories).values(name=name, created_at=ts, updated_at=ts))

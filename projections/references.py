@@ -54,7 +54,7 @@ class ReferencesProjection:
     name = "references"
     metadata = metadata
 
-    def apply(self, conn: Connection, event: object) -> None:
+    def apply(self, conn: Connection, event: object, position: int) -> None:
         match event:
             case Repository.BlobLinked(digest=digest, size=size):
                 _count(conn, digest, size, "blob_links", +1, event.timestamp)

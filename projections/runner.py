@@ -32,7 +32,7 @@ class Projection(Protocol):
     name: str
     metadata: MetaData
 
-    def apply(self, conn: Connection, event: object) -> None: ...
+    def apply(self, conn: Connection, event: object, position: int) -> None: ...
 
 
 class ProjectionRunner:
@@ -67,9 +67,11 @@ class ProjectionRunner:
     def catch_up(self) -> int:
         """Applies everything new in the log; returns the position all read models reached."""
         with self._lock:
-            reached = min(self._catch_up_one(p) for p in self.projections)
-            self._reached = max(self._reached, reached)
-            return reached
+            while True:
+                reached, applied = self._apply_batch()
+                self._reached = max(self._reached, reached)
+                if applied < BATCH_SIZE:
+                    return reached
 
     def positions(self) -> dict[str, int]:
         with self.db.reader.connect() as conn:
@@ -86,30 +88,28 @@ class ProjectionRunner:
         self.create_tables()
         self.catch_up()
 
-    def _catch_up_one(self, projection: Projection) -> int:
-        while True:
-            position, applied = self._apply_batch(projection)
-            if not applied:
-                return position
-
-    def _apply_batch(self, projection: Projection) -> tuple[int, int]:
+    def _apply_batch(self) -> tuple[int, int]:
+        """One transaction: lock the positions, apply the next notifications to every read
+        model still behind them, move the positions. Returns (lowest position, count read)."""
         with self.db.writer.begin() as conn:
-            current = conn.execute(
-                select(positions.c.position)
-                .where(positions.c.name == projection.name)
+            names = [p.name for p in self.projections]
+            current = dict(conn.execute(
+                select(positions.c.name, positions.c.position)
+                .where(positions.c.name.in_(names))
                 .with_for_update()
-            ).scalar_one()
+            ).all())
+            start = min(current.values())
             notifications = self.app.recorder.select_notifications(
-                start=current, limit=BATCH_SIZE, inclusive_of_start=False
-            )
+                start=start, limit=BATCH_SIZE, inclusive_of_start=False)
             for notification in notifications:
-                projection.apply(conn, self.app.mapper.to_domain_event(notification))
+                event = self.app.mapper.to_domain_event(notification)
+                for projection in self.projections:
+                    if notification.id > current[projection.name]:
+                        projection.apply(conn, event, notification.id)
             if not notifications:
-                return current, 0
+                return start, 0
             last = notifications[-1].id
-            conn.execute(
-                update(positions)
-                .where(positions.c.name == projection.name)
-                .values(position=last)
-            )
+            for name, position in current.items():
+                if position < last:
+                    conn.execute(update(positions).where(positions.c.name == name).values(position=last))
             return last, len(notifications)

@@ -75,7 +75,7 @@ class Call:
 
 
 def json_response(body: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body, default=str), status_code=status,
+    return Response(orjson.dumps(body, default=str, option=orjson.OPT_NAIVE_UTC), status_code=status,
                     media_type="application/json", headers=headers)
 
 

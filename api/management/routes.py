@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from api.management import projects, robots, users
+from api.management import history, projects, robots, users
 from api.management.common import endpoint, json_response
 
 V1 = "/api/v1"
@@ -36,6 +36,15 @@ ROUTES = [
     (f"{V1}/robots/{{robot}}", "PATCH", robots.update_robot, "robots", False, "RobotUpdate"),
     (f"{V1}/robots/{{robot}}", "DELETE", robots.delete_robot, "robots", False, None),
     (f"{V1}/robots/{{robot}}/secret", "POST", robots.refresh_secret, "robots", False, None),
+    (f"{V1}/robots/{{robot}}/history", "GET", history.robot_as_of, "history", False, None),
+    (f"{V1}/projects/{{project}}/members/history", "GET", history.members_as_of, "history", False, None),
+    (f"{V1}/projects/{{project}}/permissions", "GET", history.who_could, "history", False, None),
+    (f"{V1}/repositories", "GET", history.list_repositories, "repositories", True, None),
+    (f"{V1}/repositories/{{name:path}}/tags/{{tag}}/history", "GET", history.tag_history, "history", True, None),
+    (f"{V1}/repositories/{{name:path}}/tags/{{tag}}/restore", "POST", history.restore_tag, "history", False,
+     "Restore"),
+    (f"{V1}/repositories/{{name:path}}/tags", "GET", history.list_tags, "repositories", True, None),
+    (f"{V1}/audit-logs", "GET", history.audit_logs, "audit", False, None),
 ]
 
 _STR, _BOOL, _INT = {"type": "string"}, {"type": "boolean"}, {"type": "integer"}
@@ -60,6 +69,8 @@ SCHEMAS = {
     "RobotUpdate": {"type": "object", "properties": {
         "disabled": _BOOL,
         "permissions": {"type": "array", "items": {"$ref": "#/components/schemas/Permission"}}}},
+    "Restore": {"type": "object", "required": ["as_of"], "properties": {
+        "as_of": {"description": "log position (integer) or ISO 8601 time"}}},
     "Problem": {"type": "object", "properties": {
         "type": _STR, "title": _STR, "status": _INT, "detail": _STR, "instance": _STR}},
 }
@@ -82,7 +93,7 @@ def build_openapi() -> dict:
             "operationId": handler.__name__, "tags": [tag],
             "summary": (handler.__doc__ or "").strip().splitlines()[0],
             "parameters": [{"name": p, "in": "path", "required": True, "schema": _STR}
-                           for p in re.findall(r"{(\w+)}", path)],
+                           for p in re.findall(r"{(\w+)(?::\w+)?}", path)],
             "responses": {"default": {"description": "problem details", "content": {
                 "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}},
                 "2XX": {"description": "success"}},
@@ -92,7 +103,7 @@ def build_openapi() -> dict:
         if schema:
             operation["requestBody"] = {"required": True, "content": {"application/json": {
                 "schema": {"$ref": f"#/components/schemas/{schema}"}}}}
-        paths.setdefault(path, {})[method.lower()] = operation
+        paths.setdefault(path.replace(":path}", "}"), {})[method.lower()] = operation
     return {
         "openapi": "3.0.3",
         "info": {"title": "Portlog management API", "version": "1"},

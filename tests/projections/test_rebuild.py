@@ -7,14 +7,13 @@ from concurrent.futures import ThreadPoolExecutor
 from sqlalchemy import select
 
 from api.bootstrap import bootstrap
-from projections import catalog, references
-from projections.catalog import CatalogProjection
-from projections.references import ReferencesProjection
+from projections import access, audit, catalog, history, references
 from projections.runner import ProjectionRunner, positions
 from tests.support.oci import digest_of, push_blob, push_image
 from tests.support.server import REPO_ROOT
 
-TABLES = [*catalog.metadata.sorted_tables, *references.metadata.sorted_tables]
+MODULES = (catalog, references, access, audit, history)
+TABLES = [table for module in MODULES for table in module.metadata.sorted_tables]
 
 
 def dump(services) -> dict[str, list[tuple]]:
@@ -24,6 +23,10 @@ def dump(services) -> dict[str, list[tuple]]:
 
 
 def make_history(client) -> None:
+    client.post("/api/v1/users", json={"username": "dev", "password": "Dev-Pass-1"})
+    client.put("/api/v1/projects/team/members/dev", json={"role": "developer"})
+    client.post("/api/v1/robots", json={"name": "ci", "project": "team", "permissions": [
+        {"project": "team", "resource": "repository", "action": "pull"}]})
     for i in range(3):
         push_image(client, f"team/app{i}", "1.0", seed=str(i))
         push_image(client, f"team/app{i}", "latest", seed=f"{i}-latest")
@@ -31,6 +34,7 @@ def make_history(client) -> None:
     digest, _ = push_image(client, "team/app1", "gone", seed="gone")
     client.delete(f"/v2/team/app1/manifests/{digest}")
     client.delete("/v2/team/app2/manifests/latest")
+    client.delete("/api/v1/projects/team/members/dev")
     blob = push_blob(client, "team/blobs", b"unlinked later")
     client.delete(f"/v2/team/blobs/blobs/{blob}")
 
@@ -39,6 +43,7 @@ def test_rebuild_gives_identical_read_models(client, services):
     make_history(client)
     before = dump(services)
     assert len(before["catalog_tags"]) == 5 and before["refs_digest_usage"]
+    assert before["history_members"] and before["audit_log"] and before["access_robots"]
     services.projections.rebuild()
     assert dump(services) == before
 
@@ -66,8 +71,8 @@ def test_two_followers_apply_each_event_once(client, services):
         for table in reversed(TABLES):
             conn.execute(table.delete())
         conn.execute(positions.update().values(position=0))
-    runners = [ProjectionRunner(services.db, services.registry,
-                                [CatalogProjection(), ReferencesProjection()]) for _ in range(2)]
+    runners = [ProjectionRunner(services.db, services.registry, services.projections.projections)
+               for _ in range(2)]
     with ThreadPoolExecutor(2) as pool:
         list(pool.map(lambda runner: runner.catch_up(), runners))
     assert dump(services) == expected

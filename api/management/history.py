@@ -1,0 +1,193 @@
+"""Repositories, tags and their history, time travel (`as_of`), tag restore, and the audit
+trail (/api/v1/repositories…, /api/v1/audit-logs).
+
+`as_of` is a log position (an integer) or an ISO 8601 timestamp (UTC when no offset is
+given); the answer is the state right after the last event at or before it."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime, timezone
+
+import orjson
+from starlette.responses import Response, StreamingResponse
+
+from api.management.common import Call, field, json_response
+from api.management.problems import Problem
+from domain.names import check_name, check_tag
+from domain.permissions import Grant, Principal, RobotPermission, Role, project_of, repository_actions
+from projections.audit import AUDIT_COLUMNS, AuditFilter
+
+EXPORT_PAGE = 1000
+
+
+def parse_as_of(call: Call, value: str | None) -> int | None:
+    if value is None or value == "":
+        return None
+    if value.isdigit():
+        return int(value)
+    return call.services.audit.position_at(parse_time(value, "as_of"))
+
+
+def parse_time(value: str, name: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise Problem(422, "invalid-input", f"{name} must be a log position or an ISO 8601 time",
+                      {name: value}) from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+
+
+def _current_position(call: Call) -> int:
+    return call.services.projections.catch_up()
+
+
+def list_repositories(call: Call) -> Response:
+    """Repositories of a project (`?project=`), now or `?as_of=`."""
+    project = call.request.query_params.get("project")
+    if not project:
+        raise Problem(422, "invalid-input", "the project query parameter is required")
+    call.require_project(project, "repository", "list")
+    position = parse_as_of(call, call.request.query_params.get("as_of")) or _current_position(call)
+    return json_response([{"name": name} for name in call.services.history.repositories_as_of(position, project)])
+
+
+def list_tags(call: Call) -> Response:
+    """Tags of a repository and their digests, now or `?as_of=`."""
+    name = _repository(call, "list")
+    position = parse_as_of(call, call.request.query_params.get("as_of")) or _current_position(call)
+    tags = call.services.history.tags_as_of(name, position)
+    return json_response([{"tag": tag, "digest": digest} for tag, digest in tags.items()])
+
+
+def tag_history(call: Call) -> Response:
+    """Every digest a tag pointed to, with when and by whom it was moved."""
+    name = _repository(call, "list")
+    tag = check_tag(call.param("tag"))
+    return json_response([vars(interval) for interval in call.services.history.tag_history(name, tag)])
+
+
+def restore_tag(call: Call) -> Response:
+    """Point a tag back at the digest it had at `as_of` (recorded as a new event)."""
+    name = _repository(call, "push")
+    tag = check_tag(call.param("tag"))
+    position = parse_as_of(call, str(field(call.body, "as_of", (str, int))))
+    digest = call.services.history.tags_as_of(name, position).get(tag)
+    if digest is None:
+        raise Problem(404, "not-found", f"{name}:{tag} did not exist at that point", {"position": position})
+    call.settle(call.services.registry.point_tag(name, tag, digest, call.context))
+    return json_response({"tag": tag, "digest": digest, "restored_from_position": position})
+
+
+def members_as_of(call: Call) -> Response:
+    """Members of a project at `?as_of=`."""
+    project = call.param("project")
+    call.require_project(project, "member", "list")
+    position = parse_as_of(call, call.request.query_params.get("as_of")) or _current_position(call)
+    return json_response(call.services.history.members_as_of(project, position))
+
+
+def who_could(call: Call) -> Response:
+    """Who could `?action=pull|push|delete` on `?repository=` at `?as_of=`."""
+    project = call.param("project")
+    call.require_project(project, "member", "list")
+    params = call.request.query_params
+    repository, action = params.get("repository") or f"{project}/*", params.get("action", "push")
+    position = parse_as_of(call, params.get("as_of")) or _current_position(call)
+    return json_response(_who_could(call.services.history, project, repository, action, position))
+
+
+def robot_as_of(call: Call) -> Response:
+    """A robot's permissions at `?as_of=`."""
+    name = call.param("robot")
+    call.require_system("robot", "read")
+    position = parse_as_of(call, call.request.query_params.get("as_of")) or _current_position(call)
+    found = call.services.history.robots_as_of(position, name)
+    if not found:
+        raise Problem(404, "not-found", f"robot {name} did not exist at that point")
+    return json_response(found[0])
+
+
+def audit_logs(call: Call) -> Response:
+    """The audit trail, filtered; cursor pagination with `after` and `limit`; `format=jsonl|csv`
+    exports every matching entry."""
+    where = _audit_filter(call)
+    _current_position(call)  # include events recorded without a read-your-writes wait (failed logins)
+    fmt = call.request.query_params.get("format", "json")
+    if fmt in ("jsonl", "csv"):
+        return StreamingResponse(_export(call, where, fmt), media_type=(
+            "application/x-ndjson" if fmt == "jsonl" else "text/csv"))
+    limit = min(int(call.request.query_params.get("limit", 100) or 100), 1000)
+    entries = call.services.audit.entries(where, limit)
+    headers = {}
+    if len(entries) == limit:
+        headers["Link"] = f'<{call.request.url.path}?after={entries[-1]["position"]}&limit={limit}>; rel="next"'
+    return json_response(entries, headers=headers)
+
+
+def _audit_filter(call: Call) -> AuditFilter:
+    params = call.request.query_params
+    project = params.get("project")
+    if project:
+        call.require_project(project, "log", "list")
+    else:
+        call.require_system("log", "list")
+    after = params.get("after")
+    if after is not None and not after.isdigit():
+        raise Problem(422, "invalid-input", "after is a log position")
+    return AuditFilter(
+        actor=params.get("actor") or params.get("principal"), project=project,
+        repository=params.get("repository"), operation=params.get("operation"),
+        resource_type=params.get("resource_type"),
+        since=parse_time(params["since"], "since") if params.get("since") else None,
+        until=parse_time(params["until"], "until") if params.get("until") else None,
+        after=int(after) if after else None)
+
+
+def _export(call: Call, where: AuditFilter, fmt: str):
+    audit = call.services.audit
+    if fmt == "csv":
+        yield _csv_line(AUDIT_COLUMNS)
+    while entries := audit.entries(where, EXPORT_PAGE):
+        for entry in entries:
+            if fmt == "jsonl":
+                yield orjson.dumps(entry, default=str, option=orjson.OPT_NAIVE_UTC) + b"\n"
+            else:
+                yield _csv_line([orjson.dumps(entry[c]).decode() if c == "details" else entry[c] or ""
+                                 for c in AUDIT_COLUMNS])
+        where = AuditFilter(**{**vars(where), "after": entries[-1]["position"]})
+
+
+def _csv_line(values) -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerow(values)
+    return buffer.getvalue().encode()
+
+
+def _repository(call: Call, action: str) -> str:
+    name = check_name(call.param("name"))
+    call.require_project(project_of(name), "repository", action)
+    return name
+
+
+def _who_could(history, project: str, repository: str, action: str, position: int) -> list[dict]:
+    public = history.project_as_of(project, position)
+    if public is None:
+        return []
+    found = [{"principal": name, "kind": "user", "via": "system administrator"}
+             for name in history.admins_as_of(position)]
+    for member in history.members_as_of(project, position):
+        principal = Principal(member["principal"], "user", grants={project: (
+            Grant(Role(member["role"]), member["repository"]),)})
+        if action in repository_actions(principal, project, False, repository):
+            found.append({"principal": member["principal"], "kind": "user", "via": f"role {member['role']}"
+                          + (f" on {member['repository']}" if member["repository"] else "")})
+    for robot in history.robots_as_of(position):
+        permissions = tuple(RobotPermission(**p) for p in robot["permissions"])
+        if not robot["disabled"] and action in repository_actions(
+                Principal(robot["name"], "robot", robot_permissions=permissions), project, False, repository):
+            found.append({"principal": robot["name"], "kind": "robot", "via": "robot permissions"})
+    if public and action == "pull":
+        found.append({"principal": "anonymous", "kind": "anonymous", "via": "public project"})
+    return found

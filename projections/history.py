@@ -1,0 +1,226 @@
+"""History read model: state kept as intervals [from_position, to_position), like Quay's tag
+lifetimes but unlimited and attributed. "What did prod/api:stable point to at T", "who could
+push to prod at T" are single indexed queries; `to_position` is NULL while an interval is open.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import orjson
+from sqlalchemy import (
+    BigInteger, Boolean, Column, Connection, DateTime, MetaData, String, Table, Text, and_, insert, or_,
+    select, update,
+)
+
+from domain.account import User
+from domain.project import Project
+from domain.repository import Repository
+from domain.robot import Robot
+from projections.database import ReadModelDatabase
+
+
+def _interval_columns() -> list[Column]:
+    return [
+        Column("from_position", BigInteger, primary_key=True, autoincrement=False),
+        Column("from_time", DateTime(timezone=True), nullable=False),
+        Column("started_by", String(255), nullable=False),
+        Column("to_position", BigInteger),
+        Column("to_time", DateTime(timezone=True)),
+        Column("ended_by", String(255)),
+    ]
+
+
+metadata = MetaData()
+tag_intervals = Table(
+    "history_tags", metadata,
+    Column("repository", String(255), primary_key=True),
+    Column("tag", String(128), primary_key=True),
+    Column("digest", String(200), nullable=False),
+    *_interval_columns(),
+)
+repository_intervals = Table(
+    "history_repositories", metadata,
+    Column("name", String(255), primary_key=True),
+    *_interval_columns(),
+)
+member_intervals = Table(
+    "history_members", metadata,
+    Column("project", String(255), primary_key=True),
+    Column("kind", String(20), primary_key=True),
+    Column("principal", String(255), primary_key=True),
+    Column("repository", String(255), primary_key=True),  # '' for the whole project
+    Column("role", String(30), nullable=False),
+    *_interval_columns(),
+)
+project_intervals = Table(
+    "history_projects", metadata,
+    Column("name", String(255), primary_key=True),
+    Column("public", Boolean, nullable=False),
+    *_interval_columns(),
+)
+admin_intervals = Table(
+    "history_admins", metadata,
+    Column("username", String(255), primary_key=True),
+    *_interval_columns(),
+)
+robot_intervals = Table(
+    "history_robots", metadata,
+    Column("name", String(255), primary_key=True),
+    Column("project", String(255)),
+    Column("permissions", Text, nullable=False),
+    Column("disabled", Boolean, nullable=False),
+    Column("expires_at", DateTime(timezone=True)),
+    *_interval_columns(),
+)
+
+
+class HistoryProjection:
+    name = "history"
+    metadata = metadata
+
+    def apply(self, conn: Connection, event: object, position: int) -> None:
+        at = _At(conn, position, event)
+        match event:
+            case Repository.Created(repository=name):
+                at.open(repository_intervals, name=name)
+            case Repository.TagPointed(repository=repo, tag=tag, digest=digest):
+                at.close(tag_intervals, repository=repo, tag=tag)
+                at.open(tag_intervals, repository=repo, tag=tag, digest=digest)
+            case Repository.TagDeleted(repository=repo, tag=tag):
+                at.close(tag_intervals, repository=repo, tag=tag)
+            case Project.Created(project=name, public=public) | Project.Recreated(project=name, public=public):
+                at.open(project_intervals, name=name, public=public)
+            case Project.VisibilityChanged(project=name, public=public):
+                at.close(project_intervals, name=name)
+                at.open(project_intervals, name=name, public=public)
+            case Project.Deleted(project=name):
+                at.close(project_intervals, name=name)
+                at.close(member_intervals, project=name)
+            case Project.MemberAdded() | Project.MemberRoleChanged():
+                key = dict(project=event.project, kind=event.kind, principal=event.principal,
+                           repository=event.repository or "")
+                at.close(member_intervals, **key)
+                at.open(member_intervals, role=event.role, **key)
+            case Project.MemberRemoved():
+                at.close(member_intervals, project=event.project, kind=event.kind,
+                         principal=event.principal, repository=event.repository or "")
+            case User.Created() | User.Recreated() | User.AdminGranted():
+                if getattr(event, "system_admin", True):
+                    at.open(admin_intervals, username=event.username)
+            case User.AdminRevoked() | User.Deleted():
+                at.close(admin_intervals, username=event.username)
+            case Robot.Deleted():
+                at.close(robot_intervals, name=event.robot)
+            case Robot.Event():
+                self._robot_changed(conn, at, event)
+
+    def _robot_changed(self, conn: Connection, at: _At, event: Robot.Event) -> None:
+        current = conn.execute(select(robot_intervals).where(and_(
+            robot_intervals.c.name == event.robot, robot_intervals.c.to_position.is_(None)))).first()
+        state = dict(project=current.project, permissions=current.permissions, disabled=current.disabled,
+                     expires_at=current.expires_at) if current else {}
+        match event:
+            case Robot.Created() | Robot.Recreated():
+                state = dict(project=event.project, permissions=orjson.dumps(event.permissions).decode(),
+                             disabled=False, expires_at=event.expires_at)
+            case Robot.PermissionsChanged(permissions=permissions):
+                state["permissions"] = orjson.dumps(permissions).decode()
+            case Robot.Disabled() | Robot.Enabled():
+                state["disabled"] = isinstance(event, Robot.Disabled)
+            case _:
+                return  # a secret refresh changes no permission
+        at.close(robot_intervals, name=event.robot)
+        at.open(robot_intervals, name=event.robot, **state)
+
+
+@dataclass
+class _At:
+    conn: Connection
+    position: int
+    event: object
+
+    def open(self, table: Table, **values) -> None:
+        self.conn.execute(insert(table).values(
+            from_position=self.position, from_time=self.event.timestamp, started_by=self.event.actor, **values))
+
+    def close(self, table: Table, **key) -> None:
+        self.conn.execute(update(table).where(and_(
+            table.c.to_position.is_(None), *(table.c[k] == v for k, v in key.items()))).values(
+            to_position=self.position, to_time=self.event.timestamp, ended_by=self.event.actor))
+
+
+def _during(table: Table, position: int):
+    """Rows whose interval holds `position`."""
+    return and_(table.c.from_position <= position,
+                or_(table.c.to_position.is_(None), table.c.to_position > position))
+
+
+@dataclass(frozen=True)
+class TagInterval:
+    tag: str
+    digest: str
+    from_position: int
+    from_time: datetime
+    started_by: str
+    to_position: int | None
+    to_time: datetime | None
+    ended_by: str | None
+
+
+class HistoryView:
+    def __init__(self, db: ReadModelDatabase) -> None:
+        self.engine = db.reader
+
+    def tags_as_of(self, repository: str, position: int) -> dict[str, str]:
+        query = select(tag_intervals.c.tag, tag_intervals.c.digest).where(and_(
+            tag_intervals.c.repository == repository, _during(tag_intervals, position)))
+        return dict(self._rows(query.order_by(tag_intervals.c.tag)))
+
+    def tag_history(self, repository: str, tag: str) -> list[TagInterval]:
+        columns = [c for c in tag_intervals.c if c.name != "repository"]
+        query = select(*columns).where(and_(tag_intervals.c.repository == repository,
+                                            tag_intervals.c.tag == tag))
+        return [TagInterval(*row) for row in self._rows(query.order_by(tag_intervals.c.from_position))]
+
+    def repositories_as_of(self, position: int, project: str | None = None) -> list[str]:
+        query = select(repository_intervals.c.name).where(_during(repository_intervals, position))
+        if project is not None:
+            query = query.where(repository_intervals.c.name.startswith(f"{project}/", autoescape=True))
+        return [row[0] for row in self._rows(query.order_by(repository_intervals.c.name))]
+
+    def project_as_of(self, name: str, position: int) -> bool | None:
+        """Whether the project was public at `position`; None if it did not exist."""
+        rows = self._rows(select(project_intervals.c.public).where(and_(
+            project_intervals.c.name == name, _during(project_intervals, position))))
+        return rows[0][0] if rows else None
+
+    def members_as_of(self, project: str, position: int) -> list[dict]:
+        query = select(member_intervals).where(and_(
+            member_intervals.c.project == project, _during(member_intervals, position)))
+        return [_member(row) for row in self._rows(query.order_by(member_intervals.c.principal))]
+
+    def admins_as_of(self, position: int) -> list[str]:
+        query = select(admin_intervals.c.username).where(_during(admin_intervals, position))
+        return [row[0] for row in self._rows(query.order_by(admin_intervals.c.username))]
+
+    def robots_as_of(self, position: int, name: str | None = None) -> list[dict]:
+        query = select(robot_intervals).where(_during(robot_intervals, position))
+        if name is not None:
+            query = query.where(robot_intervals.c.name == name)
+        return [_robot(row) for row in self._rows(query.order_by(robot_intervals.c.name))]
+
+    def _rows(self, query) -> list:
+        with self.engine.connect() as conn:
+            return list(conn.execute(query))
+
+
+def _member(row) -> dict:
+    return {"kind": row.kind, "principal": row.principal, "role": row.role,
+            "repository": row.repository or None, "since": row.from_time, "granted_by": row.started_by}
+
+
+def _robot(row) -> dict:
+    return {"name": row.name, "project": row.project, "permissions": orjson.loads(row.permissions),
+            "disabled": row.disabled, "expires_at": row.expires_at, "since": row.from_time}
