@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from api.cli_admin import add_commands as add_admin_commands
 from api.settings import Settings
 
 
@@ -25,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     rebuild = projection_commands.add_parser("rebuild", help="drop every read model and replay the log")
     _data_dir_option(rebuild)
     rebuild.set_defaults(run=_rebuild)
+
+    add_admin_commands(commands, _data_dir_option, _settings)
 
     args = parser.parse_args(argv)
     return args.run(args)

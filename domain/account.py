@@ -7,13 +7,11 @@ Failed logins are recorded aggregated: one event per user per window, with a cou
 from __future__ import annotations
 
 from dataclasses import KW_ONLY
-
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
 from domain.context import RequestContext
-
 from domain.errors import ConflictError, NotFoundError
 
 

@@ -18,10 +18,10 @@ from eventsourcing.persistence import IntegrityError
 from domain.account import User
 from domain.context import RequestContext
 from domain.errors import ConcurrentUpdateError, NameUnknownError, RegistryError, UploadUnknownError
-from domain.project import Project
 from domain.manifests import ParsedManifest, parse_manifest
 from domain.names import check_digest, check_tag, is_digest_reference
 from domain.ports import BlobStore, UploadInfo
+from domain.project import Project
 from domain.repository import Repository
 
 MAX_SAVE_ATTEMPTS = 20

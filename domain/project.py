@@ -7,13 +7,11 @@ A member is keyed by (kind, principal, repository); repository is None for a pro
 from __future__ import annotations
 
 from dataclasses import KW_ONLY
-
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
 from domain.context import RequestContext
-
 from domain.errors import ConflictError, NotFoundError
 from domain.permissions import Role
 

@@ -7,13 +7,11 @@ add fields only with defaults, never rename or repurpose one.
 from __future__ import annotations
 
 from dataclasses import KW_ONLY
-
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
 from domain.context import RequestContext
-
 from domain.errors import (
     BlobUnknownError,
     ManifestBlobUnknownError,

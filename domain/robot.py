@@ -8,14 +8,12 @@ The secret is shown once, at creation or refresh; only its hash is recorded.
 from __future__ import annotations
 
 from dataclasses import KW_ONLY
-
 from datetime import datetime
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
 from domain.context import RequestContext
-
 from domain.errors import ConflictError, InvalidInputError, NotFoundError
 from domain.permissions import RESOURCE_ACTIONS, RobotPermission
 

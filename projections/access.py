@@ -9,12 +9,24 @@ from datetime import datetime
 
 import orjson
 from sqlalchemy import (
-    Boolean, Column, Connection, DateTime, MetaData, String, Table, Text, and_, delete, func,
-    insert, select, update,
+    Boolean,
+    Column,
+    Connection,
+    DateTime,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    delete,
+    func,
+    insert,
+    select,
+    update,
 )
 
 from domain.account import User
-from domain.permissions import Grant, Principal, Role, RobotPermission
+from domain.permissions import Grant, Principal, RobotPermission, Role
 from domain.project import Project
 from domain.robot import Robot
 from projections.database import ReadModelDatabase

@@ -10,7 +10,20 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import orjson
-from sqlalchemy import BigInteger, Column, Connection, DateTime, Index, MetaData, String, Table, Text, func, insert, select
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    DateTime,
+    Index,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+    insert,
+    select,
+)
 
 from domain.account import User
 from domain.project import Project

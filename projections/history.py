@@ -10,8 +10,20 @@ from datetime import datetime
 
 import orjson
 from sqlalchemy import (
-    BigInteger, Boolean, Column, Connection, DateTime, MetaData, String, Table, Text, and_, insert, or_,
-    select, update,
+    BigInteger,
+    Boolean,
+    Column,
+    Connection,
+    DateTime,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    insert,
+    or_,
+    select,
+    update,
 )
 
 from domain.account import User

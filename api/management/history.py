@@ -6,20 +6,16 @@ given); the answer is the state right after the last event at or before it."""
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import datetime, timezone
 
-import orjson
 from starlette.responses import Response, StreamingResponse
 
+from api.audit_export import MEDIA_TYPES, export
 from api.management.common import Call, field, json_response
 from api.management.problems import Problem
 from domain.names import check_name, check_tag
 from domain.permissions import Grant, Principal, RobotPermission, Role, project_of, repository_actions
-from projections.audit import AUDIT_COLUMNS, AuditFilter
-
-EXPORT_PAGE = 1000
+from projections.audit import AuditFilter
 
 
 def parse_as_of(call: Call, value: str | None) -> int | None:
@@ -115,9 +111,8 @@ def audit_logs(call: Call) -> Response:
     where = _audit_filter(call)
     _current_position(call)  # include events recorded without a read-your-writes wait (failed logins)
     fmt = call.request.query_params.get("format", "json")
-    if fmt in ("jsonl", "csv"):
-        return StreamingResponse(_export(call, where, fmt), media_type=(
-            "application/x-ndjson" if fmt == "jsonl" else "text/csv"))
+    if fmt in MEDIA_TYPES:
+        return StreamingResponse(export(call.services.audit, where, fmt), media_type=MEDIA_TYPES[fmt])
     limit = min(int(call.request.query_params.get("limit", 100) or 100), 1000)
     entries = call.services.audit.entries(where, limit)
     headers = {}
@@ -143,26 +138,6 @@ def _audit_filter(call: Call) -> AuditFilter:
         since=parse_time(params["since"], "since") if params.get("since") else None,
         until=parse_time(params["until"], "until") if params.get("until") else None,
         after=int(after) if after else None)
-
-
-def _export(call: Call, where: AuditFilter, fmt: str):
-    audit = call.services.audit
-    if fmt == "csv":
-        yield _csv_line(AUDIT_COLUMNS)
-    while entries := audit.entries(where, EXPORT_PAGE):
-        for entry in entries:
-            if fmt == "jsonl":
-                yield orjson.dumps(entry, default=str, option=orjson.OPT_NAIVE_UTC) + b"\n"
-            else:
-                yield _csv_line([orjson.dumps(entry[c]).decode() if c == "details" else entry[c] or ""
-                                 for c in AUDIT_COLUMNS])
-        where = AuditFilter(**{**vars(where), "after": entries[-1]["position"]})
-
-
-def _csv_line(values) -> bytes:
-    buffer = io.StringIO()
-    csv.writer(buffer).writerow(values)
-    return buffer.getvalue().encode()
 
 
 def _repository(call: Call, action: str) -> str:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from domain.context import RequestContext
 from domain.errors import (
     BlobUnknownError,
     ManifestBlobUnknownError,
@@ -9,7 +10,6 @@ from domain.errors import (
     ManifestUnknownError,
 )
 from domain.manifests import OCI_INDEX, OCI_MANIFEST, Descriptor, ParsedManifest
-from domain.context import RequestContext
 from domain.repository import Repository
 
 CONFIG = Descriptor("application/vnd.oci.image.config.v1+json", "sha256:" + "1" * 64, 10)

@@ -1,0 +1,218 @@
+"""`portlog admin …`, `portlog audit` and `portlog keys`: administration from the command
+line, on the data directory (the server may be running: it picks the events up from the log).
+
+Exit codes: 0 done, 1 refused (the message says why), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from contextlib import contextmanager
+
+import orjson
+
+from api.settings import Settings
+from domain.context import RequestContext
+from domain.errors import RegistryError
+from domain.permissions import Role
+
+
+def add_commands(commands, data_dir_option, settings_of) -> None:
+    admin = commands.add_parser("admin", help="users, projects, members and robots")
+    groups = admin.add_subparsers(dest="group", required=True)
+    _users(groups.add_parser("users", help="local users").add_subparsers(dest="action", required=True))
+    _projects(groups.add_parser("projects", help="projects").add_subparsers(dest="action", required=True))
+    _members(groups.add_parser("members", help="project members").add_subparsers(dest="action", required=True))
+    _robots(groups.add_parser("robots", help="robot accounts").add_subparsers(dest="action", required=True))
+    audit = commands.add_parser("audit", help="print the audit trail")
+    for option in ("actor", "project", "repository", "operation", "since", "until"):
+        audit.add_argument(f"--{option}")
+    audit.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    audit.set_defaults(run=_audit)
+    keys = commands.add_parser("keys", help="token signing keys")
+    rotate = keys.add_subparsers(dest="action", required=True).add_parser(
+        "rotate", help="add a new signing key (restart the server to use it)")
+    rotate.add_argument("--retire", action="store_true", help="drop the older keys (their tokens stop working)")
+    rotate.set_defaults(run=_rotate_keys)
+    for parser in (audit, rotate, *_LEAVES):
+        data_dir_option(parser)
+        parser.set_defaults(settings_of=settings_of)
+
+
+_LEAVES: list[argparse.ArgumentParser] = []
+
+
+def _leaf(sub, name: str, help_text: str, run) -> argparse.ArgumentParser:
+    parser = sub.add_parser(name, help=help_text)
+    parser.set_defaults(run=lambda args: _run(args, run))
+    _LEAVES.append(parser)
+    return parser
+
+
+def _users(sub) -> None:
+    _leaf(sub, "list", "list users", lambda s, a: _print([
+        {"username": u.username, "email": u.email, "system_admin": u.system_admin}
+        for u in s.access.users(0, 10_000)[0]]))
+    create = _leaf(sub, "create", "create a user", lambda s, a: s.admin.create_user(
+        a.username, _password(a), a.email, a.admin, _ctx()))
+    create.add_argument("username")
+    create.add_argument("--email", default="")
+    create.add_argument("--admin", action="store_true", help="make a system administrator")
+    _password_options(create)
+    password = _leaf(sub, "password", "set a user's password", lambda s, a: s.admin.change_password(
+        a.username, _password(a), _ctx()))
+    password.add_argument("username")
+    _password_options(password)
+    for name, flag in (("grant-admin", True), ("revoke-admin", False)):
+        parser = _leaf(sub, name, f"{name.split('-')[0]} system administration",
+                       lambda s, a, flag=flag: s.admin.set_admin(a.username, flag, _ctx()))
+        parser.add_argument("username")
+    delete = _leaf(sub, "delete", "delete a user and their memberships", _delete_user)
+    delete.add_argument("username")
+
+
+def _projects(sub) -> None:
+    _leaf(sub, "list", "list projects", lambda s, a: _print([
+        {"name": p.name, "public": p.public} for p in s.access.projects(0, 10_000)[0]]))
+    create = _leaf(sub, "create", "create a project", lambda s, a: s.admin.create_project(
+        a.name, a.public, _ctx()))
+    create.add_argument("name")
+    create.add_argument("--public", action="store_true")
+    visibility = _leaf(sub, "set-public", "make a project public or private",
+                       lambda s, a: s.admin.set_project_public(a.name, a.public == "true", _ctx()))
+    visibility.add_argument("name")
+    visibility.add_argument("public", choices=("true", "false"))
+    delete = _leaf(sub, "delete", "delete an empty project", lambda s, a: s.admin.delete_project(
+        a.name, _ctx(), s.catalog.repository_count(a.name)))
+    delete.add_argument("name")
+
+
+def _members(sub) -> None:
+    listing = _leaf(sub, "list", "list a project's members", lambda s, a: _print([
+        {"principal": m.principal, "role": m.role, "repository": m.repository} for m in s.access.members(a.project)]))
+    listing.add_argument("project")
+    grant = _leaf(sub, "set", "add a member or change their role", lambda s, a: s.admin.set_member(
+        a.project, a.username, Role(a.role), a.repository, _ctx()))
+    grant.add_argument("project")
+    grant.add_argument("username")
+    grant.add_argument("role", choices=[r.value for r in Role])
+    grant.add_argument("--repository", help="limit the grant to one repository (project/name)")
+    remove = _leaf(sub, "remove", "remove a member", lambda s, a: s.admin.remove_member(
+        a.project, a.username, a.repository, _ctx()))
+    remove.add_argument("project")
+    remove.add_argument("username")
+    remove.add_argument("--repository")
+
+
+def _robots(sub) -> None:
+    listing = _leaf(sub, "list", "list robots", lambda s, a: _print([
+        {"name": r.name, "project": r.project, "permissions": r.permissions, "disabled": r.disabled,
+         "expires_at": r.expires_at} for r in s.access.robots(a.project, level_system=a.project is None)]))
+    listing.add_argument("--project")
+    create = _leaf(sub, "create", "create a robot and print its secret", _create_robot)
+    create.add_argument("name")
+    create.add_argument("--project", help="a project robot; without it, a system robot")
+    create.add_argument("--permission", action="append", required=True, metavar="PROJECT:RESOURCE:ACTION",
+                        help="e.g. team:repository:push (repeat; '*' as project for all)")
+    create.add_argument("--days", type=int, help="expires after this many days (default: never)")
+    create.add_argument("--description", default="")
+    refresh = _leaf(sub, "refresh", "issue a new secret and print it", lambda s, a: _print(
+        {"name": a.name, "secret": s.admin.refresh_robot_secret(a.name, _ctx())[0]}))
+    refresh.add_argument("name")
+    for name, flag in (("disable", True), ("enable", False)):
+        parser = _leaf(sub, name, f"{name} a robot",
+                       lambda s, a, flag=flag: s.admin.set_robot_disabled(a.name, flag, _ctx()))
+        parser.add_argument("name")
+    delete = _leaf(sub, "delete", "delete a robot", lambda s, a: s.admin.delete_robot(a.name, _ctx()))
+    delete.add_argument("name")
+
+
+def _create_robot(services, args) -> None:
+    permissions = []
+    for item in args.permission:
+        parts = item.split(":")
+        if len(parts) != 3:
+            raise RegistryError(f"a permission is PROJECT:RESOURCE:ACTION, not {item!r}")
+        permissions.append(dict(zip(("project", "resource", "action"), parts)))
+    name, secret, _ = services.admin.create_robot(args.name, args.project, permissions, args.days,
+                                                  args.description, _ctx())
+    _print({"name": name, "secret": secret})
+
+
+def _delete_user(services, args) -> None:
+    for member in services.access.memberships_of(args.username):
+        services.admin.remove_member(member.project, args.username, member.repository, _ctx())
+    services.admin.delete_user(args.username, _ctx())
+
+
+def _audit(args) -> int:
+    from api.audit_export import export
+    from api.management.history import parse_time
+    from projections.audit import AuditFilter
+
+    def run(services, args):
+        where = AuditFilter(actor=args.actor, project=args.project, repository=args.repository,
+                            operation=args.operation,
+                            since=parse_time(args.since, "since") if args.since else None,
+                            until=parse_time(args.until, "until") if args.until else None)
+        for chunk in export(services.audit, where, args.format):
+            sys.stdout.buffer.write(chunk)
+    return _run(args, run)
+
+
+def _rotate_keys(args) -> int:
+    from adapters.signing_keys import SigningKeyFile
+
+    settings: Settings = args.settings_of(args)
+    key = SigningKeyFile(settings.signing_keys_path).rotate(retire_old=args.retire)
+    print(f"new signing key {key.kid}; restart the server to sign with it", file=sys.stderr)
+    return 0
+
+
+def _run(args, action) -> int:
+    try:
+        with _services(args.settings_of(args)) as services:
+            action(services, args)
+            services.projections.catch_up()
+    except RegistryError as error:
+        detail = f" ({orjson.dumps(error.detail, default=str).decode()})" if error.detail else ""
+        print(f"portlog: {error.message}{detail}", file=sys.stderr)
+        return 1
+    return 0
+
+
+@contextmanager
+def _services(settings: Settings):
+    from api.bootstrap import bootstrap
+
+    services = bootstrap(settings)
+    if services.generated_admin_password:
+        print(f"First start: the administrator is 'admin' with password "
+              f"{services.generated_admin_password} (shown only this once)", file=sys.stderr)
+    try:
+        yield services
+    finally:
+        services.close()
+
+
+def _ctx() -> RequestContext:
+    return RequestContext(f"cli:{getpass.getuser()}", "cli", "local")
+
+
+def _password_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+
+
+def _password(args) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    if os.environ.get("PORTLOG_NEW_PASSWORD"):
+        return os.environ["PORTLOG_NEW_PASSWORD"]
+    return getpass.getpass("password: ")
+
+
+def _print(value) -> None:
+    sys.stdout.write(orjson.dumps(value, default=str, option=orjson.OPT_INDENT_2 | orjson.OPT_NAIVE_UTC).decode() + "\n")
