@@ -24,6 +24,12 @@ def robot_full_name(name: str, project: str | None) -> str:
     return f"{ROBOT_PREFIX}{project}+{name}" if project else f"{ROBOT_PREFIX}{name}"
 
 
+def robot_project(full_name: str) -> str | None:
+    """`robot$team+ci` → `team`; a system robot has no project."""
+    name = full_name.removeprefix(ROBOT_PREFIX)
+    return name.split("+", 1)[0] if "+" in name else None
+
+
 def check_permissions(permissions: list[dict], project: str | None) -> list[dict]:
     """Each entry {project, resource, action}; a project robot may only name its project."""
     checked = []

@@ -28,7 +28,7 @@ from sqlalchemy import (
 from domain.account import User
 from domain.project import Project
 from domain.repository import Repository
-from domain.robot import Robot
+from domain.robot import Robot, robot_project
 from projections.database import ReadModelDatabase
 
 metadata = MetaData()
@@ -66,7 +66,7 @@ def describe(event) -> dict:
     operation = f"{kind}.{_snake(name)}"
     details = {k: v for k, v in vars(event).items() if k not in _BASE_FIELDS | _SECRET_FIELDS}
     subject = getattr(event, kind if kind != "user" else "username")
-    project = getattr(event, "project", None) if kind == "robot" else (
+    project = robot_project(subject) if kind == "robot" else (
         subject.split("/", 1)[0] if kind == "repository" else subject if kind == "project" else None)
     return {
         "occurred_at": event.timestamp, "actor": event.actor, "source": event.source,
