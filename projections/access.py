@@ -9,6 +9,7 @@ from datetime import datetime
 
 import orjson
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Connection,
@@ -32,9 +33,12 @@ from domain.robot import Robot
 from projections.database import ReadModelDatabase
 
 metadata = MetaData()
+# Numeric ids (Harbor's API speaks them) are the log position of the creating event:
+# stable, unique, and identical after a rebuild.
 projects = Table(
     "access_projects", metadata,
     Column("name", String(255), primary_key=True),
+    Column("id", BigInteger, nullable=False, unique=True),
     Column("public", Boolean, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
@@ -45,12 +49,14 @@ members = Table(
     Column("kind", String(20), primary_key=True),
     Column("principal", String(255), primary_key=True),
     Column("repository", String(255), primary_key=True),  # '' for the whole project
+    Column("id", BigInteger, nullable=False, unique=True),
     Column("role", String(30), nullable=False),
     Column("since", DateTime(timezone=True), nullable=False),
 )
 users = Table(
     "access_users", metadata,
     Column("username", String(255), primary_key=True),
+    Column("id", BigInteger, nullable=False, unique=True),
     Column("email", String(255), nullable=False),
     Column("system_admin", Boolean, nullable=False),
     Column("password_hash", String(255), nullable=False),
@@ -60,6 +66,7 @@ users = Table(
 robots = Table(
     "access_robots", metadata,
     Column("name", String(255), primary_key=True),
+    Column("id", BigInteger, nullable=False, unique=True),
     Column("project", String(255)),
     Column("permissions", Text, nullable=False),
     Column("expires_at", DateTime(timezone=True)),
@@ -78,36 +85,37 @@ class AccessProjection:
     def apply(self, conn: Connection, event: object, position: int) -> None:
         match event:
             case Project.Event():
-                self._project_event(conn, event)
+                self._project_event(conn, event, position)
             case User.Event():
-                self._user_event(conn, event)
+                self._user_event(conn, event, position)
             case Robot.Event():
-                self._robot_event(conn, event)
+                self._robot_event(conn, event, position)
 
-    def _project_event(self, conn: Connection, event: Project.Event) -> None:
+    def _project_event(self, conn: Connection, event: Project.Event, position: int) -> None:
         name, ts = event.project, event.timestamp
         match event:
             case Project.Created(public=public) | Project.Recreated(public=public):
-                conn.execute(insert(projects).values(name=name, public=public, created_at=ts, updated_at=ts))
+                conn.execute(insert(projects).values(name=name, id=position, public=public, created_at=ts, updated_at=ts))
             case Project.VisibilityChanged(public=public):
                 conn.execute(update(projects).where(projects.c.name == name).values(public=public, updated_at=ts))
             case Project.Deleted():
                 conn.execute(delete(members).where(members.c.project == name))
                 conn.execute(delete(projects).where(projects.c.name == name))
-            case Project.MemberAdded() | Project.MemberRoleChanged():
-                conn.execute(delete(members).where(_member_key(event)))
+            case Project.MemberAdded():
                 conn.execute(insert(members).values(
-                    project=name, kind=event.kind, principal=event.principal,
+                    project=name, kind=event.kind, principal=event.principal, id=position,
                     repository=event.repository or "", role=event.role, since=ts))
+            case Project.MemberRoleChanged():
+                conn.execute(update(members).where(_member_key(event)).values(role=event.role))
             case Project.MemberRemoved():
                 conn.execute(delete(members).where(_member_key(event)))
 
-    def _user_event(self, conn: Connection, event: User.Event) -> None:
+    def _user_event(self, conn: Connection, event: User.Event, position: int) -> None:
         name, ts, where = event.username, event.timestamp, users.c.username == event.username
         match event:
             case User.Created() | User.Recreated():
                 conn.execute(insert(users).values(
-                    username=name, email=event.email, system_admin=event.system_admin,
+                    username=name, id=position, email=event.email, system_admin=event.system_admin,
                     password_hash=event.password_hash, created_at=ts, updated_at=ts))
             case User.PasswordChanged(password_hash=hashed):
                 conn.execute(update(users).where(where).values(password_hash=hashed, updated_at=ts))
@@ -117,12 +125,12 @@ class AccessProjection:
             case User.Deleted():
                 conn.execute(delete(users).where(where))
 
-    def _robot_event(self, conn: Connection, event: Robot.Event) -> None:
+    def _robot_event(self, conn: Connection, event: Robot.Event, position: int) -> None:
         ts, where = event.timestamp, robots.c.name == event.robot
         match event:
             case Robot.Created() | Robot.Recreated():
                 conn.execute(insert(robots).values(
-                    name=event.robot, project=event.project,
+                    name=event.robot, id=position, project=event.project,
                     permissions=orjson.dumps(event.permissions).decode(),
                     expires_at=event.expires_at, disabled=False, secret_hash=event.secret_hash,
                     description=event.description, created_at=ts, updated_at=ts))
@@ -147,6 +155,7 @@ def _member_key(event):
 @dataclass(frozen=True)
 class ProjectRow:
     name: str
+    id: int
     public: bool
     created_at: datetime
     updated_at: datetime
@@ -158,6 +167,7 @@ class MemberRow:
     kind: str
     principal: str
     repository: str | None
+    id: int
     role: str
     since: datetime
 
@@ -165,6 +175,7 @@ class MemberRow:
 @dataclass(frozen=True)
 class UserRow:
     username: str
+    id: int
     email: str
     system_admin: bool
     password_hash: str
@@ -175,6 +186,7 @@ class UserRow:
 @dataclass(frozen=True)
 class RobotRow:
     name: str
+    id: int
     project: str | None
     permissions: list[dict]
     expires_at: datetime | None
@@ -191,6 +203,10 @@ class AccessView:
 
     def project(self, name: str) -> ProjectRow | None:
         row = self._first(select(projects).where(projects.c.name == name))
+        return None if row is None else ProjectRow(*row)
+
+    def project_by_id(self, project_id: int) -> ProjectRow | None:
+        row = self._first(select(projects).where(projects.c.id == project_id))
         return None if row is None else ProjectRow(*row)
 
     def projects(self, offset: int, limit: int, visible_to: Principal | None = None,
@@ -220,6 +236,10 @@ class AccessView:
         row = self._first(select(users).where(users.c.username == username))
         return None if row is None else UserRow(*row)
 
+    def user_by_id(self, user_id: int) -> UserRow | None:
+        row = self._first(select(users).where(users.c.id == user_id))
+        return None if row is None else UserRow(*row)
+
     def users(self, offset: int, limit: int, name_contains: str | None = None) -> tuple[list[UserRow], int]:
         query = select(users)
         if name_contains:
@@ -232,6 +252,14 @@ class AccessView:
     def robot(self, name: str) -> RobotRow | None:
         row = self._first(select(robots).where(robots.c.name == name))
         return None if row is None else _robot_row(row)
+
+    def robot_by_id(self, robot_id: int) -> RobotRow | None:
+        row = self._first(select(robots).where(robots.c.id == robot_id))
+        return None if row is None else _robot_row(row)
+
+    def member_by_id(self, member_id: int) -> MemberRow | None:
+        row = self._first(select(members).where(members.c.id == member_id))
+        return None if row is None else _member_row(row)
 
     def robots(self, project: str | None = None, level_system: bool = False) -> list[RobotRow]:
         query = select(robots).order_by(robots.c.name)
@@ -261,7 +289,7 @@ def robot_principal(robot: RobotRow) -> Principal:
 
 
 def _member_row(row) -> MemberRow:
-    return MemberRow(row.project, row.kind, row.principal, row.repository or None, row.role, row.since)
+    return MemberRow(row.project, row.kind, row.principal, row.repository or None, row.id, row.role, row.since)
 
 
 def _robot_row(row) -> RobotRow:

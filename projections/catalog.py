@@ -31,6 +31,7 @@ metadata = MetaData()
 repositories = Table(
     "catalog_repositories", metadata,
     Column("name", String(255), primary_key=True),
+    Column("id", BigInteger, nullable=False, unique=True),  # log position of its creation
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
@@ -46,6 +47,7 @@ manifests = Table(
     "catalog_manifests", metadata,
     Column("repository", String(255), primary_key=True),
     Column("digest", String(200), primary_key=True),
+    Column("id", BigInteger, nullable=False, unique=True),  # log position of its push
     Column("media_type", String(255), nullable=False),
     Column("size", BigInteger, nullable=False),
     Column("artifact_type", String(255)),
@@ -70,7 +72,7 @@ class CatalogProjection:
     def apply(self, conn: Connection, event: object, position: int) -> None:
         match event:
             case Repository.Created(repository=name, timestamp=ts):
-                conn.execute(insert(repositories).values(name=name, created_at=ts, updated_at=ts))
+                conn.execute(insert(repositories).values(name=name, id=position, created_at=ts, updated_at=ts))
                 return
             case Repository.BlobLinked(digest=digest, size=size, timestamp=ts):
                 repo = event.repository
@@ -81,7 +83,7 @@ class CatalogProjection:
                 conn.execute(delete(blobs).where(_key(blobs, event.repository, digest)))
             case Repository.ManifestPushed():
                 conn.execute(insert(manifests).values(
-                    repository=event.repository, digest=event.digest,
+                    repository=event.repository, digest=event.digest, id=position,
                     media_type=event.media_type, size=event.size,
                     artifact_type=event.artifact_type, subject=event.subject,
                     annotations=orjson.dumps(event.annotations).decode(),
