@@ -141,6 +141,18 @@ def repository_actions(principal: Principal, project: str, public: bool,
     return {action for action, needed in REGISTRY_ACTIONS.items() if needed in held}
 
 
+def matrix_markdown() -> str:
+    """The matrix as a Markdown table (docs/access-control.md embeds it; a test keeps them equal)."""
+    roles = [Role.LIMITED_GUEST, Role.GUEST, Role.DEVELOPER, Role.MAINTAINER, Role.PROJECT_ADMIN]
+    lines = ["| resource | action | " + " | ".join(r.value for r in roles) + " |",
+             "|---|---|" + "---|" * len(roles)]
+    for resource, actions in RESOURCE_ACTIONS.items():
+        for action in actions:
+            marks = " | ".join("✓" if (resource, action) in MATRIX[r] else "" for r in roles)
+            lines.append(f"| {resource} | {action} | {marks} |")
+    return "\n".join(lines)
+
+
 def project_of(repository: str) -> str:
     """The first path component of a repository name is its project."""
     return repository.split("/", 1)[0]
