@@ -54,8 +54,7 @@ class Registry(Application):
     def complete_upload(self, name: str, upload_id: str, digest: str, ctx: RequestContext):
         self.get_upload(name, upload_id)
         size = self.blobs.complete_upload(upload_id, check_digest(digest))
-        return self._change(name, ctx, lambda repo: repo.link_blob(
-            digest, size, ctx))
+        return self._change(name, ctx, lambda repo: repo.link_blob(digest, size, ctx))
 
     def cancel_upload(self, name: str, upload_id: str) -> None:
         self.get_upload(name, upload_id)
@@ -71,8 +70,7 @@ class Registry(Application):
             digest, size, ctx, mounted_from=source))
 
     def unlink_blob(self, name: str, digest: str, ctx: RequestContext) -> int | None:
-        return self._change_existing(name, ctx, lambda repo: repo.unlink_blob(
-            digest, ctx))
+        return self._change_existing(name, lambda repo: repo.unlink_blob(digest, ctx))
 
     # Manifests and tags
 
@@ -89,16 +87,16 @@ class Registry(Application):
 
     def point_tag(self, name: str, tag: str, digest: str, ctx: RequestContext) -> int | None:
         check_tag(tag)
-        return self._change_existing(name, ctx, lambda repo: repo.point_tag(tag, digest, ctx))
+        return self._change_existing(name, lambda repo: repo.point_tag(tag, digest, ctx))
 
     def delete_tag(self, name: str, tag: str, ctx: RequestContext) -> int | None:
         check_tag(tag)
-        return self._change_existing(name, ctx, lambda repo: repo.delete_tag(
+        return self._change_existing(name, lambda repo: repo.delete_tag(
             tag, ctx))
 
     def delete_manifest(self, name: str, digest: str, ctx: RequestContext) -> int | None:
         check_digest(digest)
-        return self._change_existing(name, ctx, lambda repo: repo.delete_manifest(
+        return self._change_existing(name, lambda repo: repo.delete_manifest(
             digest, ctx))
 
     # Optimistic concurrency: stripe locks settle writers in this process, and a
@@ -132,8 +130,7 @@ class Registry(Application):
         except AggregateNotFoundError:
             return None
 
-    def _change_existing(self, name: str, ctx: RequestContext,
-                         change: Callable[[Repository], None]) -> int | None:
+    def _change_existing(self, name: str, change: Callable[[Repository], None]) -> int | None:
         return self.update(Repository.create_id(name), change, missing=lambda: NameUnknownError(
             "repository name not known to registry", {"name": name}))
 
