@@ -14,6 +14,9 @@ from starlette.routing import Route
 
 from api.bootstrap import Services
 from api.errors import OciError, render_oci_error
+from api.harbor.common import PREFIX as HARBOR_PREFIX
+from api.harbor.common import render_harbor_error
+from api.harbor.routes import harbor_routes
 from api.management.problems import Problem, render_problem
 from api.management.routes import management_routes
 from api.middleware import RequestIdMiddleware
@@ -44,6 +47,7 @@ def create_app(services: Services) -> Starlette:
             Route("/service/token", post_token, methods=["POST"]),
             *v2_routes(),
             *management_routes(),
+            *harbor_routes(),
         ],
         middleware=[Middleware(RequestIdMiddleware)],
         exception_handlers={
@@ -70,6 +74,8 @@ def _follow_log(services: Services, stop: threading.Event) -> None:
 
 async def _render_domain_error(request: Request, exc: Exception) -> Response:
     """Domain errors speak the protocol of the API they came through."""
+    if request.url.path.startswith(HARBOR_PREFIX + "/"):
+        return await render_harbor_error(request, exc)
     if request.url.path.startswith("/api/"):
         return await render_problem(request, exc)
     return await render_oci_error(request, exc)

@@ -85,8 +85,8 @@ def _projects(sub) -> None:
                        lambda s, a: s.admin.set_project_public(a.name, a.public == "true", _ctx()))
     visibility.add_argument("name")
     visibility.add_argument("public", choices=("true", "false"))
-    delete = _leaf(sub, "delete", "delete an empty project", lambda s, a: s.admin.delete_project(
-        a.name, _ctx(), s.catalog.repository_count(a.name)))
+    delete = _leaf(sub, "delete", "delete an empty project and its robots", lambda s, a: s.admin.delete_project(
+        a.name, _ctx(), s.catalog.repository_count(a.name), [r.name for r in s.access.robots(project=a.name)]))
     delete.add_argument("name")
 
 

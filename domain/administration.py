@@ -97,10 +97,15 @@ class Administration:
     def set_project_public(self, name: str, public: bool, ctx: RequestContext) -> int | None:
         return self._project(name, lambda p: p.set_public(public, ctx))
 
-    def delete_project(self, name: str, ctx: RequestContext, repository_count: int) -> int | None:
+    def delete_project(self, name: str, ctx: RequestContext, repository_count: int,
+                       robots: list[str] = ()) -> int | None:
+        """Deletes an empty project and, with it, its robots."""
         if repository_count:
             raise ConflictError("the project still has repositories; delete them first",
                                 {"project": name, "repositories": repository_count})
+        self._project(name, lambda p: p.check_exists())
+        for robot in robots:
+            self.delete_robot(robot, ctx)
         return self._project(name, lambda p: p.delete(ctx))
 
     def set_member(self, project: str, username: str, role: Role, repository: str | None,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass
 from typing import Callable
+from urllib.parse import urlencode
 
 import orjson
 from starlette.concurrency import run_in_threadpool
@@ -103,8 +104,8 @@ def paged(request: Request, items: list, total: int, page: int, size: int) -> Re
 
 
 def _page_url(request: Request, page: int, size: int) -> str:
-    params = dict(request.query_params) | {"page": str(page), "page_size": str(size)}
-    return request.url.path + "?" + "&".join(f"{k}={v}" for k, v in params.items())
+    params = [(k, v) for k, v in request.query_params.multi_items() if k not in ("page", "page_size")]
+    return request.url.path + "?" + urlencode(params + [("page", page), ("page_size", size)])
 
 
 def endpoint(handler: Callable[[Call], Response], anonymous: bool = False):

@@ -113,7 +113,10 @@ def audit_logs(call: Call) -> Response:
     fmt = call.request.query_params.get("format", "json")
     if fmt in MEDIA_TYPES:
         return StreamingResponse(export(call.services.audit, where, fmt), media_type=MEDIA_TYPES[fmt])
-    limit = min(int(call.request.query_params.get("limit", 100) or 100), 1000)
+    limit = call.request.query_params.get("limit", "100")
+    if not limit.isdigit() or int(limit) < 1:
+        raise Problem(422, "invalid-input", "limit is a positive integer", {"limit": limit})
+    limit = min(int(limit), 1000)
     entries = call.services.audit.entries(where, limit)
     headers = {}
     if len(entries) == limit:

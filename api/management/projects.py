@@ -59,10 +59,8 @@ def delete_project(call: Call) -> Response:
     name = call.param("project")
     call.require_project(name, "project", "delete")
     services = call.services
-    repositories = services.catalog.repository_count(name)
-    for robot in services.access.robots(project=name):
-        services.admin.delete_robot(robot.name, call.context)
-    call.settle(services.admin.delete_project(name, call.context, repositories))
+    robots = [robot.name for robot in services.access.robots(project=name)]
+    call.settle(services.admin.delete_project(name, call.context, services.catalog.repository_count(name), robots))
     return Response(status_code=204)
 
 

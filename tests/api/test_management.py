@@ -31,7 +31,17 @@ def test_project_lifecycle(client):
 
 def test_project_with_repositories_cannot_be_deleted(client):
     push_image(client, "team/app", "1")
+    client.post("/api/v1/robots", json={"name": "ci", "project": "team", "permissions": [
+        {"project": "team", "resource": "repository", "action": "pull"}]})
     problem(client.delete("/api/v1/projects/team"), 409)
+    assert [r["name"] for r in client.get("/api/v1/robots?project=team").json()] == ["robot$team+ci"]
+
+
+def test_deleting_a_project_deletes_its_robots(client):
+    client.post("/api/v1/robots", json={"name": "ci", "project": "race", "permissions": [
+        {"project": "race", "resource": "repository", "action": "pull"}]})
+    assert client.delete("/api/v1/projects/race").status_code == 204
+    assert client.get("/api/v1/robots/robot$race+ci").status_code == 404
 
 
 def test_creator_becomes_project_admin(client):
@@ -52,6 +62,8 @@ def test_project_listing_shows_what_the_caller_may_see(client):
 
 
 def test_pagination_headers(client):
+    filtered = client.get("/api/v1/projects?page_size=1&name=r")
+    assert filtered.headers["Link"] == '</api/v1/projects?name=r&page=2&page_size=1>; rel="next"'
     response = client.get("/api/v1/projects?page=1&page_size=2")
     assert len(response.json()) == 2
     assert int(response.headers["X-Total-Count"]) == 8  # library + the test projects

@@ -1,0 +1,134 @@
+"""Projects (/api/v2.0/projects…). Only `metadata.public` is a Portlog setting; the other
+metadata keys Harbor knows (auto_scan, severity, …) are accepted and ignored."""
+
+from __future__ import annotations
+
+from starlette.responses import Response
+
+from api.harbor.common import (
+    PREFIX,
+    bad_request,
+    body_of,
+    empty,
+    filter_items,
+    harbor_bool,
+    paged_list,
+    parse_q,
+    project_of,
+    sort_items,
+)
+from api.management.common import Call, field, json_response
+from api.management.problems import Problem
+from domain.permissions import HARBOR_ROLE_IDS, Role
+from projections.access import ProjectRow
+
+# Most privileged first, for `current_user_role_id`.
+ROLE_ORDER = (Role.PROJECT_ADMIN, Role.MAINTAINER, Role.DEVELOPER, Role.GUEST, Role.LIMITED_GUEST)
+Q_FIELDS = {"name": "name", "projectid": "project_id", "public": "public"}
+
+
+def project_json(call: Call, row: ProjectRow) -> dict:
+    roles = {grant.role for grant in call.principal.grants.get(row.name, ()) if grant.repository is None}
+    role_ids = [HARBOR_ROLE_IDS[role] for role in ROLE_ORDER if role in roles]
+    return {
+        "project_id": row.id, "name": row.name, "creation_time": row.created_at,
+        "update_time": row.updated_at, "deleted": False, "registry_id": None, "togglable": True,
+        "repo_count": call.services.catalog.repository_count(row.name),
+        "current_user_role_id": role_ids[0] if role_ids else 0, "current_user_role_ids": role_ids,
+        "metadata": {"public": "true" if row.public else "false"},
+    }
+
+
+def list_projects(call: Call) -> Response:
+    """Projects the caller can see; `name` (fuzzy), `public`, `q` (name, project_id, public), `sort`."""
+    params = call.request.query_params
+    if params.get("owner"):
+        raise bad_request("the owner filter is not supported: Portlog projects have no owner")
+    rows, _ = call.services.access.projects(0, 1 << 31, visible_to=call.principal,
+                                             name_contains=params.get("name"))
+    items = [{"name": r.name, "project_id": r.id, "public": r.public, "row": r,
+              "creation_time": r.created_at, "update_time": r.updated_at} for r in rows]
+    if params.get("public") is not None:
+        public = harbor_bool(params["public"], "public")
+        items = [item for item in items if item["public"] == public]
+    items = filter_items(items, parse_q(params.get("q")), Q_FIELDS)
+    items = sort_items(items, params.get("sort"), {"name", "project_id", "creation_time", "update_time"})
+    return paged_list(call.request, items, lambda item: project_json(call, item["row"]))
+
+
+def project_exists(call: Call) -> Response:
+    """HEAD /projects?project_name=: 200 if the name is taken, 404 if not."""
+    name = call.request.query_params.get("project_name")
+    if not name:
+        raise bad_request("project_name is required")
+    return empty(200 if call.services.access.project(name) else 404)
+
+
+def create_project(call: Call) -> Response:
+    """Create a project; its creator becomes its project admin."""
+    body = body_of(call)
+    call.require_system("project", "create")
+    name = field(body, "project_name", str)
+    if body.get("registry_id"):
+        raise bad_request("proxy-cache projects (registry_id) are not supported")
+    metadata = body.get("metadata") or {}
+    public = harbor_bool(metadata.get("public"), "metadata.public")
+    if public is None:
+        public = bool(field(body, "public", bool, False, False))
+    owner = call.principal.name if call.principal.kind == "user" else None
+    call.settle(call.services.admin.create_project(name, public, call.context, owner=owner))
+    row = call.services.access.project(name)
+    by_name = call.request.headers.get("x-resource-name-in-location", "").lower() == "true"
+    return empty(201, {"Location": f"{PREFIX}/projects/{row.name if by_name else row.id}"})
+
+
+def get_project(call: Call) -> Response:
+    """One project, by name or id."""
+    return json_response(project_json(call, project_of(call, "project", "read")))
+
+
+def update_project(call: Call) -> Response:
+    """Change `metadata.public` (other settings are ignored)."""
+    row = project_of(call, "project", "update")
+    body = body_of(call)
+    public = harbor_bool((body.get("metadata") or {}).get("public"), "metadata.public")
+    if public is None and isinstance(body.get("public"), bool):
+        public = body["public"]
+    if public is not None:
+        call.settle(call.services.admin.set_project_public(row.name, public, call.context))
+    return empty()
+
+
+def delete_project(call: Call) -> Response:
+    """Delete an empty project; its robots go with it, as in the management API."""
+    row = project_of(call, "project", "delete")
+    services = call.services
+    repositories = services.catalog.repository_count(row.name)
+    if repositories:
+        raise Problem(412, "precondition", f"project {row.name} still holds {repositories} repositories")
+    robots = [robot.name for robot in services.access.robots(project=row.name)]
+    call.settle(services.admin.delete_project(row.name, call.context, repositories, robots))
+    return empty()
+
+
+def project_summary(call: Call) -> Response:
+    """Repository count and member counts per role."""
+    row = project_of(call, "project", "read")
+    counts = {role: 0 for role in Role}
+    for member in call.services.access.members(row.name):
+        if member.repository is None:
+            counts[Role(member.role)] += 1
+    return json_response({
+        "repo_count": call.services.catalog.repository_count(row.name),
+        "project_admin_count": counts[Role.PROJECT_ADMIN], "maintainer_count": counts[Role.MAINTAINER],
+        "developer_count": counts[Role.DEVELOPER], "guest_count": counts[Role.GUEST],
+        "limited_guest_count": counts[Role.LIMITED_GUEST],
+    })
+
+
+def project_deletable(call: Call) -> Response:
+    """Whether the project could be deleted now."""
+    row = project_of(call, "project", "read")
+    repositories = call.services.catalog.repository_count(row.name)
+    message = f"the project still holds {repositories} repositories" if repositories else ""
+    return json_response({"deletable": not repositories, "message": message})

@@ -1,0 +1,179 @@
+"""Repositories, artifacts and tags (/api/v2.0/projects/{project}/repositories…). An artifact
+is a manifest; its id is the log position of its push. `{repository_name}` is the name
+without the project, URL-encoded once more by clients (`a%252Fb` for `a/b`)."""
+
+from __future__ import annotations
+
+from urllib.parse import unquote
+
+import orjson
+from starlette.responses import Response
+
+from api.harbor import queries
+from api.harbor.common import body_of, empty, not_found, paged, parse_q, project_of
+from api.management.common import Call, field, json_response, page_params
+from api.management.problems import Problem
+from domain.names import check_name, check_tag
+from projections.access import ProjectRow
+
+IMAGE_CONFIGS = ("application/vnd.docker.container.image.v1+json", "application/vnd.oci.image.config.v1+json")
+INDEXES = ("application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json")
+HELM_CONFIG = "application/vnd.cncf.helm.config.v1+json"
+
+
+def repository_json(project: ProjectRow, row) -> dict:
+    return {"id": row.id, "project_id": project.id, "name": row.name, "description": "",
+            "artifact_count": row.artifact_count, "pull_count": 0,
+            "creation_time": row.created_at, "update_time": row.updated_at}
+
+
+def list_repositories(call: Call) -> Response:
+    """Repositories of a project; `q=name=~…` (full names, with the project)."""
+    project = project_of(call, "repository", "list")
+    return _repository_page(call, [project.name])
+
+
+def list_all_repositories(call: Call) -> Response:
+    """Repositories of every project the caller can see."""
+    names = None
+    if not call.principal.system_admin:
+        names = [p.name for p in call.services.access.projects(0, 1 << 31, visible_to=call.principal)[0]]
+    return _repository_page(call, names)
+
+
+def _repository_page(call: Call, projects: list[str] | None) -> Response:
+    page, size = page_params(call.request)
+    params = call.request.query_params
+    query = queries.where(queries.repositories_query(projects), parse_q(params.get("q")), queries.REPOSITORY_COLUMNS)
+    query = queries.ordered(query, params.get("sort"), queries.REPOSITORY_SORTS, queries.repositories.c.name)
+    rows, total = queries.page(call.services.db.reader, query, (page - 1) * size, size)
+    access = call.services.access
+    owners = {name: access.project(name) for name in {row.name.split("/", 1)[0] for row in rows}}
+    items = [repository_json(owners[row.name.split("/", 1)[0]], row) for row in rows]
+    return paged(call.request, items, total, page, size)
+
+
+def get_repository(call: Call) -> Response:
+    """One repository."""
+    project, name = _repository(call, "repository", "list")
+    return json_response(repository_json(project, queries.repository(call.services.db.reader, name)))
+
+
+def delete_repository(call: Call) -> Response:
+    """Deletes every artifact of the repository (the name itself stays known, empty)."""
+    _, name = _repository(call, "repository", "delete")
+    position = None
+    rows, _ = queries.page(call.services.db.reader, queries.artifacts_query(name, {}), 0, 1 << 31)
+    for row in rows:
+        position = call.services.registry.delete_manifest(name, row.digest, call.context)
+    call.settle(position)
+    return empty()
+
+
+def list_artifacts(call: Call) -> Response:
+    """Artifacts of a repository, newest first; `q=tags=*|nil|~v|v`, digest, media_type."""
+    project, name = _repository(call, "artifact", "list")
+    page, size = page_params(call.request)
+    query = queries.artifacts_query(name, parse_q(call.request.query_params.get("q")))
+    rows, total = queries.page(call.services.db.reader, query, (page - 1) * size, size)
+    return paged(call.request, _artifacts_json(call, project, name, rows), total, page, size)
+
+
+def get_artifact(call: Call) -> Response:
+    """One artifact, by digest or tag."""
+    project, name = _repository(call, "artifact", "read")
+    return json_response(_artifacts_json(call, project, name, [_artifact(call, name)])[0])
+
+
+def delete_artifact(call: Call) -> Response:
+    """Delete an artifact (a manifest) with all its tags."""
+    _, name = _repository(call, "artifact", "delete")
+    row = _artifact(call, name)
+    call.settle(call.services.registry.delete_manifest(name, row.digest, call.context))
+    return empty()
+
+
+def list_tags(call: Call) -> Response:
+    """Tags of an artifact; `q=name=…`."""
+    _, name = _repository(call, "tag", "list")
+    row = _artifact(call, name)
+    found = _tags_json(call, name, row)
+    needle = parse_q(call.request.query_params.get("q")).get("name")
+    found = [tag for tag in found if needle is None or needle.test(tag["name"])]
+    page, size = page_params(call.request)
+    return paged(call.request, found[(page - 1) * size:page * size], len(found), page, size)
+
+
+def create_tag(call: Call) -> Response:
+    """Put a new tag (`name`) on an artifact."""
+    _, name = _repository(call, "tag", "create")
+    row = _artifact(call, name)
+    tag = check_tag(field(body_of(call), "name", str))
+    if call.services.catalog.manifest_by_tag(name, tag) is not None:
+        raise Problem(409, "conflict", f"the tag {tag} already exists in {name}")
+    call.settle(call.services.registry.point_tag(name, tag, row.digest, call.context))
+    return empty(201, {"Location": f"{call.request.url.path.rstrip('/')}/{tag}"})
+
+
+def delete_tag(call: Call) -> Response:
+    """Remove a tag from an artifact."""
+    _, name = _repository(call, "tag", "delete")
+    row, tag = _artifact(call, name), call.param("tag")
+    if tag not in {t["name"] for t in _tags_json(call, name, row)}:
+        raise not_found(f"the artifact has no tag {tag}")
+    call.settle(call.services.registry.delete_tag(name, tag, call.context))
+    return empty()
+
+
+def _repository(call: Call, resource: str, action: str) -> tuple[ProjectRow, str]:
+    project = project_of(call, resource, action)
+    name = check_name(f"{project.name}/{unquote(call.param('repository'))}")
+    if not call.services.catalog.repository_exists(name):
+        raise not_found(f"repository {name} not found")
+    return project, name
+
+
+def _artifact(call: Call, name: str):
+    reference = call.param("reference")
+    row = queries.artifact(call.services.db.reader, name, reference)
+    if row is None:
+        raise not_found(f"artifact {name}@{reference} not found" if ":" in reference
+                        else f"artifact {name}:{reference} not found")
+    return row
+
+
+def _artifacts_json(call: Call, project: ProjectRow, name: str, rows: list) -> list[dict]:
+    reader = call.services.db.reader
+    digests = [row.digest for row in rows]
+    tags, sizes = queries.tags_of(reader, name, digests), queries.referenced_sizes(reader, name, digests)
+    repository_id = queries.repository(reader, name).id
+    with_tags = call.request.query_params.get("with_tag", "true").lower() != "false"
+    return [{
+        "id": row.id, "type": _type(row), "media_type": row.artifact_type or row.media_type,
+        "manifest_media_type": row.media_type, "artifact_type": row.artifact_type,
+        "project_id": project.id, "repository_id": repository_id, "repository_name": name,
+        "digest": row.digest, "size": row.size + sizes.get(row.digest, 0), "push_time": row.pushed_at,
+        "pull_time": None, "annotations": _annotations(row), "extra_attrs": {}, "labels": None,
+        "tags": [_tag_json(t, repository_id, row.id) for t in tags[row.digest]] if with_tags else None,
+    } for row in rows]
+
+
+def _tags_json(call: Call, name: str, row) -> list[dict]:
+    reader = call.services.db.reader
+    repository_id = queries.repository(reader, name).id
+    return [_tag_json(t, repository_id, row.id) for t in queries.tags_of(reader, name, [row.digest])[row.digest]]
+
+
+def _tag_json(tag, repository_id: int, artifact_id: int) -> dict:
+    return {"id": tag.id, "repository_id": repository_id, "artifact_id": artifact_id, "name": tag.tag,
+            "push_time": tag.updated_at, "pull_time": None, "immutable": False, "signed": False}
+
+
+def _type(row) -> str:
+    if row.media_type in INDEXES or row.artifact_type in IMAGE_CONFIGS:
+        return "IMAGE"
+    return "CHART" if row.artifact_type == HELM_CONFIG else "UNKNOWN"
+
+
+def _annotations(row) -> dict:
+    return orjson.loads(row.annotations) if row.annotations else {}

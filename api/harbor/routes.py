@@ -1,0 +1,88 @@
+"""Every Harbor API v2.0 route in one table. docs/harbor-api.md lists what is covered."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from api.harbor import audit, members, projects, repositories, robots, users
+from api.harbor.common import PREFIX, harbor_endpoint, harbor_error
+from api.management.common import Call, json_response
+from domain.robot import ROBOT_PREFIX
+
+P = f"{PREFIX}/projects/{{project}}"
+REPO = f"{P}/repositories/{{repository:path}}"
+ART = f"{REPO}/artifacts/{{reference}}"
+
+
+def configurations(call: Call) -> Response:
+    """The read-only part of Harbor's settings that clients consult."""
+    call.require_system("user", "list")
+    fixed = {"auth_mode": "db_auth", "robot_name_prefix": ROBOT_PREFIX, "self_registration": False,
+             "quota_per_project_enable": False, "project_creation_restriction": "everyone",
+             "read_only": False}
+    return json_response({key: {"value": value, "editable": False} for key, value in fixed.items()})
+
+
+async def ping(request: Request) -> Response:
+    return PlainTextResponse("Pong")
+
+
+async def not_supported(request: Request) -> Response:
+    return harbor_error(404, f"{request.method} {request.url.path} is not part of Portlog's Harbor API "
+                             "(see docs/harbor-api.md)")
+
+
+# path, method, handler, allows anonymous callers. Specific paths come before the
+# `{repository:path}` ones they would otherwise be swallowed by.
+ROUTES = [
+    (f"{PREFIX}/projects", "HEAD", projects.project_exists, False),
+    (f"{PREFIX}/projects", "GET", projects.list_projects, True),
+    (f"{PREFIX}/projects", "POST", projects.create_project, False),
+    (f"{P}", "GET", projects.get_project, True),
+    (f"{P}", "PUT", projects.update_project, False),
+    (f"{P}", "DELETE", projects.delete_project, False),
+    (f"{P}/summary", "GET", projects.project_summary, True),
+    (f"{P}/_deletable", "GET", projects.project_deletable, False),
+    (f"{P}/members", "GET", members.list_members, False),
+    (f"{P}/members", "POST", members.add_member, False),
+    (f"{P}/members/{{mid}}", "GET", members.get_member, False),
+    (f"{P}/members/{{mid}}", "PUT", members.update_member, False),
+    (f"{P}/members/{{mid}}", "DELETE", members.remove_member, False),
+    (f"{P}/logs", "GET", audit.project_logs, False),
+    (f"{P}/repositories", "GET", repositories.list_repositories, True),
+    (f"{ART}/tags/{{tag}}", "DELETE", repositories.delete_tag, False),
+    (f"{ART}/tags", "GET", repositories.list_tags, True),
+    (f"{ART}/tags", "POST", repositories.create_tag, False),
+    (f"{ART}", "GET", repositories.get_artifact, True),
+    (f"{ART}", "DELETE", repositories.delete_artifact, False),
+    (f"{REPO}/artifacts", "GET", repositories.list_artifacts, True),
+    (f"{REPO}", "GET", repositories.get_repository, True),
+    (f"{REPO}", "DELETE", repositories.delete_repository, False),
+    (f"{PREFIX}/repositories", "GET", repositories.list_all_repositories, True),
+    (f"{PREFIX}/users", "GET", users.list_users, False),
+    (f"{PREFIX}/users", "POST", users.create_user, False),
+    (f"{PREFIX}/users/search", "GET", users.search_users, False),
+    (f"{PREFIX}/users/current", "GET", users.current_user, False),
+    (f"{PREFIX}/users/{{user_id}}", "GET", users.get_user, False),
+    (f"{PREFIX}/users/{{user_id}}", "PUT", users.update_user, False),
+    (f"{PREFIX}/users/{{user_id}}", "DELETE", users.delete_user, False),
+    (f"{PREFIX}/users/{{user_id}}/password", "PUT", users.set_password, False),
+    (f"{PREFIX}/users/{{user_id}}/sysadmin", "PUT", users.set_sysadmin, False),
+    (f"{PREFIX}/robots", "GET", robots.list_robots, False),
+    (f"{PREFIX}/robots", "POST", robots.create_robot, False),
+    (f"{PREFIX}/robots/{{robot_id}}", "GET", robots.get_robot, False),
+    (f"{PREFIX}/robots/{{robot_id}}", "PUT", robots.update_robot, False),
+    (f"{PREFIX}/robots/{{robot_id}}", "PATCH", robots.refresh_secret, False),
+    (f"{PREFIX}/robots/{{robot_id}}", "DELETE", robots.delete_robot, False),
+    (f"{PREFIX}/audit-logs", "GET", audit.audit_logs, False),
+    (f"{PREFIX}/configurations", "GET", configurations, False),
+]
+
+
+def harbor_routes() -> list[Route]:
+    routes = [Route(path, harbor_endpoint(handler, anonymous), methods=[method])
+              for path, method, handler, anonymous in ROUTES]
+    return routes + [Route(f"{PREFIX}/ping", ping, methods=["GET"]),
+                     Route(f"{PREFIX}/{{rest:path}}", not_supported, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])]

@@ -1,0 +1,137 @@
+"""Local users (/api/v2.0/users…), addressed by numeric id. Portlog keeps no real name or
+comment: they are accepted and not stored. Password hashes never leave the server."""
+
+from __future__ import annotations
+
+from starlette.responses import Response
+
+from api.harbor.common import (
+    PREFIX,
+    bad_request,
+    body_of,
+    empty,
+    filter_items,
+    not_found,
+    paged_list,
+    parse_q,
+    sort_items,
+)
+from api.management.common import Call, field, json_response
+from domain.errors import AuthenticationError
+from projections.access import UserRow
+
+Q_FIELDS = {"username": "username", "email": "email", "userid": "user_id"}
+SORTABLE = {"username", "email", "user_id", "creation_time", "update_time"}
+
+
+def user_json(row: UserRow) -> dict:
+    return {"user_id": row.id, "username": row.username, "email": row.email, "realname": "",
+            "comment": "", "sysadmin_flag": row.system_admin, "admin_role_in_auth": False,
+            "creation_time": row.created_at, "update_time": row.updated_at}
+
+
+def list_users(call: Call) -> Response:
+    """All users (system administrators); `q` on username, email, user_id; `sort`."""
+    call.require_system("user", "list")
+    params = call.request.query_params
+    items = filter_items(_all_users(call), parse_q(params.get("q")), Q_FIELDS)
+    return paged_list(call.request, sort_items(items, params.get("sort"), SORTABLE))
+
+
+def search_users(call: Call) -> Response:
+    """Users whose name contains `username`: ids and names only, for any signed-in user."""
+    needle = call.request.query_params.get("username")
+    if not needle:
+        raise bad_request("username is required")
+    items = [{"user_id": u["user_id"], "username": u["username"]}
+             for u in _all_users(call) if needle in u["username"]]
+    return paged_list(call.request, items)
+
+
+def current_user(call: Call) -> Response:
+    """The caller (robots have no user record)."""
+    row = call.services.access.user(call.principal.name) if call.principal.kind == "user" else None
+    if row is None:
+        raise not_found("robots have no user record")
+    return json_response(user_json(row))
+
+
+def get_user(call: Call) -> Response:
+    """One user: oneself, or anyone for system administrators."""
+    row = _user(call)
+    if row.username != call.principal.name:
+        call.require_system("user", "read")
+    return json_response(user_json(row))
+
+
+def create_user(call: Call) -> Response:
+    """Create a local user (`sysadmin_flag` may be given too)."""
+    call.require_system("user", "create")
+    body = body_of(call)
+    username, password = field(body, "username", str), field(body, "password", str)
+    email = field(body, "email", str, False, "")
+    admin = field(body, "sysadmin_flag", bool, False, False)
+    call.settle(call.services.admin.create_user(username, password, email, admin, call.context))
+    row = call.services.access.user(username)
+    return empty(201, {"Location": f"{PREFIX}/users/{row.id}"})
+
+
+def update_user(call: Call) -> Response:
+    """The profile: Portlog cannot change an email yet; real name and comment are not kept."""
+    row = _user(call)
+    if row.username != call.principal.name:
+        call.require_system("user", "update")
+    email = field(body_of(call), "email", str, False)
+    if email is not None and email != row.email:
+        raise bad_request("changing a user's email is not supported")
+    return empty()
+
+
+def set_password(call: Call) -> Response:
+    """`new_password`; `old_password` too when changing one's own as a non-administrator."""
+    row = _user(call)
+    body = body_of(call)
+    password = field(body, "new_password", str)
+    if row.username == call.principal.name and not call.principal.system_admin:
+        try:
+            call.services.authenticator.login(row.username, field(body, "old_password", str))
+        except AuthenticationError:
+            raise bad_request("the old password is not correct") from None
+    elif row.username != call.principal.name:
+        call.require_system("user", "update")
+    call.settle(call.services.admin.change_password(row.username, password, call.context))
+    return empty()
+
+
+def set_sysadmin(call: Call) -> Response:
+    """Grant or revoke system administration (`sysadmin_flag`)."""
+    call.require_system("user", "update")
+    row = _user(call)
+    admin = field(body_of(call), "sysadmin_flag", bool)
+    call.settle(call.services.admin.set_admin(row.username, admin, call.context))
+    return empty()
+
+
+def delete_user(call: Call) -> Response:
+    """Delete a user; their memberships are removed first, as in the management API."""
+    call.require_system("user", "delete")
+    row, services = _user(call), call.services
+    for member in services.access.memberships_of(row.username):
+        services.admin.remove_member(member.project, row.username, member.repository, call.context)
+    call.settle(services.admin.delete_user(row.username, call.context))
+    return empty()
+
+
+def _user(call: Call) -> UserRow:
+    value = call.param("user_id")
+    row = call.services.access.user_by_id(int(value)) if value.isdigit() else None
+    if row is None:
+        if not call.principal.system_admin:
+            call.require_system("user", "read")
+        raise not_found(f"user {value} not found")
+    return row
+
+
+def _all_users(call: Call) -> list[dict]:
+    rows, _ = call.services.access.users(0, 1 << 31)
+    return [user_json(row) for row in rows]
