@@ -215,4 +215,5 @@ def _password(args) -> str:
 
 
 def _print(value) -> None:
-    sys.stdout.write(orjson.dumps(value, default=str, option=orjson.OPT_INDENT_2 | orjson.OPT_NAIVE_UTC).decode() + "\n")
+    options = orjson.OPT_INDENT_2 | orjson.OPT_NAIVE_UTC
+    sys.stdout.write(orjson.dumps(value, default=str, option=options).decode() + "\n")

@@ -121,7 +121,8 @@ class Robot(Aggregate):
                expires_at: datetime | None, secret_hash: str, description: str, ctx: RequestContext) -> Robot:
         return cls._create(cls.Created, id=cls.create_id(full_name), robot=full_name,
                            project=project, permissions=check_permissions(permissions, project),
-                           expires_at=expires_at, secret_hash=secret_hash, description=description, **ctx.event_fields())
+                           expires_at=expires_at, secret_hash=secret_hash, description=description,
+                           **ctx.event_fields())
 
     def recreate(self, permissions: list[dict], expires_at: datetime | None, secret_hash: str,
                  description: str, ctx: RequestContext) -> None:

@@ -95,7 +95,8 @@ class AccessProjection:
         name, ts = event.project, event.timestamp
         match event:
             case Project.Created(public=public) | Project.Recreated(public=public):
-                conn.execute(insert(projects).values(name=name, id=position, public=public, created_at=ts, updated_at=ts))
+                conn.execute(insert(projects).values(
+                    name=name, id=position, public=public, created_at=ts, updated_at=ts))
             case Project.VisibilityChanged(public=public):
                 conn.execute(update(projects).where(projects.c.name == name).values(public=public, updated_at=ts))
             case Project.Deleted():

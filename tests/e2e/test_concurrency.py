@@ -37,4 +37,5 @@ def test_racing_on_one_tag_ends_at_one_of_the_digests(live_server):
     final = httpx.get(f"{live_server.url}/v2/race/tag/manifests/latest", auth=live_server.admin_auth)
     assert final.headers["Docker-Content-Digest"] in digests
     for digest in digests:  # every pushed manifest is still there by digest
-        assert httpx.head(f"{live_server.url}/v2/race/tag/manifests/{digest}", auth=live_server.admin_auth).status_code == 200
+        response = httpx.head(f"{live_server.url}/v2/race/tag/manifests/{digest}", auth=live_server.admin_auth)
+        assert response.status_code == 200
