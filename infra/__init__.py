@@ -1,0 +1,1 @@
+"""Tooling that runs beside Portlog rather than inside it (benchmarks)."""

@@ -1,0 +1,5 @@
+import sys
+
+from infra.bench.cli import main
+
+sys.exit(main())

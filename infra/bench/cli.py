@@ -1,0 +1,176 @@
+"""`python -m infra.bench`: the order of a run.
+
+1. describe the machine and measure its limits;
+2. start Portlog and Distribution, each on a free loopback port with its own directory;
+3. for each workload, Portlog then Distribution: set up (untimed), measure;
+4. read each server's peak resident memory, stop them, print the tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import shutil
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from infra.bench import limits, machine, profile, report, servers, workloads
+from infra.bench.report import Reading
+
+STARTERS = {"portlog": servers.start_portlog, "distribution": servers.start_distribution}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    names = [w.name for w in workloads.all_workloads(workloads.QUICK)]
+    parser = argparse.ArgumentParser(prog="python -m infra.bench", description=(
+        "Benchmarks Portlog against CNCF Distribution (docker-registry) on loopback, "
+        "next to the machine's limits, and prints Markdown tables."))
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, a few seconds per workload (smoke test)")
+    parser.add_argument("--only", default="", help=f"comma-separated workloads among: {', '.join(names)}")
+    parser.add_argument("--servers", default="portlog,distribution", help="comma-separated: portlog, distribution")
+    parser.add_argument("--no-limits", action="store_true", help="skip the machine limits")
+    parser.add_argument("--portlog-ref", help="benchmark this commit (git archive) instead of the working tree")
+    parser.add_argument("--portlog-source", type=Path, default=servers.REPO_ROOT,
+                        help="directory whose api/, domain/, ... run as Portlog (default: this checkout)")
+    parser.add_argument("--work-dir", type=Path, help="where data directories go (default: a new temporary directory)")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory and server logs")
+    parser.add_argument("--seconds", type=float, help="duration of each timed Python run")
+    parser.add_argument("--wrk-seconds", type=int, help="duration of each wrk run")
+    parser.add_argument("--processes", type=int, help="client processes of the Python load generator")
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="record Portlog with py-spy during each timed run into DIR, and summarize")
+    args = parser.parse_args(argv)
+    args.only = [n for n in args.only.split(",") if n]
+    unknown = set(args.only) - set(names)
+    if unknown:
+        parser.error(f"unknown workload(s) {', '.join(sorted(unknown))}; choose among {', '.join(names)}")
+    if args.profile and not profile.py_spy():
+        parser.error("--profile needs py-spy (pip install py-spy into .venv)")
+    args.servers = [s for s in args.servers.split(",") if s]
+    if not args.servers or set(args.servers) - set(STARTERS):
+        parser.error("--servers takes portlog and/or distribution")
+    return args
+
+
+def sizes_for(args: argparse.Namespace) -> workloads.Sizes:
+    sizes = workloads.QUICK if args.quick else workloads.FULL
+    overrides = {"seconds": args.seconds, "wrk_seconds": args.wrk_seconds, "processes": args.processes}
+    return dataclasses.replace(sizes, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    sizes = sizes_for(args)
+    work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="portlog-bench-"))
+    work_dir.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    try:
+        source = args.portlog_source
+        if args.portlog_ref:
+            source = servers.export_commit(args.portlog_ref, work_dir / "portlog-source")
+        say(f"# Portlog benchmark, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
+            f"{' (--quick: tiny sizes, not a measurement)' if args.quick else ''}\n")
+        for name, value in machine.describe(work_dir, source, args.portlog_ref):
+            say(f"- {name}: {value}")
+        found = [] if args.no_limits else measure_limits(work_dir, args.quick)
+        if args.profile:
+            args.profile.mkdir(parents=True, exist_ok=True)
+            workloads.Workload.profile_dir = args.profile
+        readings = run_workloads(args, sizes, work_dir, source)
+        say("\n## Results\n")
+        say(report.results_table(readings))
+        say("\nThroughput in MiB/s (2^20 bytes per second); latencies per request from the client's side.")
+        say("Tools: `python Np×C` = C keep-alive connections spread over N client processes "
+            "(infra/bench/load.py); `wrk 2t×C` = wrk with 2 threads and C connections on the same URL.")
+        say("\n## CPU use during each run (cores = CPU seconds / wall seconds; the machine has "
+            f"{os.cpu_count()})\n")
+        say(report.cpu_table(readings))
+        if found:
+            say("\n" + ceilings(found))
+        problems = report.notes(readings)
+        if problems:
+            say("\n## Notes\n")
+            for line in problems:
+                say(f"- {line}")
+        if args.profile:
+            print_profiles(args.profile)
+        say(f"\nTotal time {time.monotonic() - started:.0f} s; load average at the end "
+            + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
+        return 1 if any(r.errors for rs in readings.values() for r in rs) else 0
+    finally:
+        if args.keep:
+            say(f"\nkept {work_dir}")
+        elif not args.work_dir:
+            shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def print_profiles(directory: Path) -> None:
+    say(f"\n## Portlog profiles (py-spy, {directory})")
+    for path in sorted(directory.glob("*.txt")):
+        waits, rows = profile.summarize(path)
+        say(f"\n### {path.stem} ({waits:.0%} of the samples were waits; shares of the others)\n")
+        say("| function (line sampled) | self | total |\n|---|--:|--:|")
+        for name, own, total in rows:
+            say(f"| {name} | {own:.1%} | {total:.1%} |")
+
+
+def measure_limits(work_dir: Path, quick: bool) -> list[limits.Limit]:
+    say("\n## Machine limits\n")
+    found = limits.measure(work_dir, *((16, 64, 16) if quick else (256, 1024, 512)))
+    say(report.limits_table([(x.name, x.mib_per_second, x.how) for x in found]))
+    return found
+
+
+def ceilings(found: list[limits.Limit]) -> str:
+    mib = {x.kind: x.mib_per_second for x in found}
+    push = min(mib["sha256"], mib["write"], mib["loopback"])
+    return (f"Ceilings: a push needs receive + sha256 + write: at most {push:,.0f} MiB/s, the slowest of "
+            f"the three (or less, when one thread does them one after the other). A pull needs read + send: "
+            f"at most {mib['loopback']:,.0f} MiB/s from the page cache, where the benchmark's blobs are, "
+            f"{min(mib['read'], mib['loopback']):,.0f} MiB/s from disk.")
+
+
+def run_workloads(args, sizes, work_dir: Path, source: Path) -> dict[str, list[Reading]]:
+    selected = [w for w in workloads.all_workloads(sizes) if not args.only or w.name in args.only]
+    started: list[servers.Server] = []
+    readings: dict[str, list[Reading]] = {}
+    try:
+        for key in args.servers:
+            directory = work_dir / key
+            server = (servers.start_portlog(directory, source) if key == "portlog"
+                      else servers.start_distribution(directory))
+            started.append(server)
+            readings[server.name] = []
+            say(f"- {server.name}: pid {server.pid}, {server.url}, data in {directory}")
+        say("\n## Runs\n")
+        for workload in selected:
+            for server in started:
+                t0 = time.monotonic()
+                workload.setup(server)
+                setup_seconds = time.monotonic() - t0
+                for reading in workload.measure(server):
+                    readings[server.name].append(reading)
+                    say(f"- {server.name:12} {reading.figure}: {reading.value:,.2f} {reading.unit} "
+                        f"[{reading.tool}]" + (f" ERRORS: {reading.note}" if reading.errors else ""))
+                if setup_seconds > 1:
+                    say(f"  ({server.name} setup for {workload.name} took {setup_seconds:.1f} s)")
+        for server in started:
+            readings[server.name].append(Reading(
+                "peak resident memory over the whole run (VmHWM)", "MiB", "/proc",
+                server.peak_rss_bytes() / 2**20, lower_is_better=True))
+    finally:
+        for server in started:
+            server.stop()
+    return readings
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""Optional: py-spy on Portlog during each timed run (`--profile DIR`), and a summary of where
+the samples fell.
+
+py-spy samples every thread without pausing the server (`--nonblocking`); on 2 cores its own
+CPU still makes a profiled run up to a quarter slower. It writes collapsed stacks (`-f raw`:
+`frame;frame;... count` per line), which any flame-graph tool reads. Samples whose innermost
+frame is a wait (a thread-pool worker waiting for work; the event loop inside uvloop's C code
+with no Python frame above it, which also hides uvloop's own work) are set aside: the
+summary's shares are of the remaining, busy samples. For each function (at the line sampled)
+it gives the share where it was innermost (self) and anywhere in the stack (total, all lines
+of that function).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from collections import Counter
+from contextlib import contextmanager
+from pathlib import Path
+
+_FRAME = re.compile(r"^(?P<function>.+?) \((?P<file>[^()]*?):(?P<line>\d+)\)$")
+WAITS = {("Condition.wait", "threading.py"), ("Event.wait", "threading.py"), ("Runner.run", "asyncio/runners.py")}
+
+
+def py_spy() -> str | None:
+    beside = Path(sys.executable).with_name("py-spy")
+    return str(beside) if beside.exists() else shutil.which("py-spy")
+
+
+@contextmanager
+def recording(pid: int, output: Path, rate: int = 100):
+    """py-spy records `pid` into `output` while the block runs."""
+    command = [py_spy(), "record", "--nonblocking", "-r", str(rate), "-f", "raw", "-p", str(pid),
+               "-o", str(output)]
+    with open(output.with_suffix(".log"), "wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        yield
+    finally:
+        process.send_signal(signal.SIGINT)  # py-spy writes its output when interrupted
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _frames(stack: str) -> list[tuple[str, str]]:
+    """(function, file:line) of each frame, outermost first."""
+    frames = []
+    for text in stack.split(";"):
+        match = _FRAME.match(text.strip())
+        if match:
+            frames.append((match["function"], f"{match['file']}:{match['line']}"))
+    return frames
+
+
+def _is_wait(frame: tuple[str, str]) -> bool:
+    function, where = frame
+    return (function, where.rsplit(":", 1)[0]) in WAITS
+
+
+def _samples(path: Path):
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = _frames(stack)
+        if count.isdigit() and frames:
+            yield frames, int(count)
+
+
+def summarize(path: Path, top: int = 15) -> tuple[float, list[tuple[str, float, float]]]:
+    """(share of samples that were waits, [(function (file:line), self share, total share)]),
+    shares of the busy samples, biggest self share first."""
+    own, anywhere, busy, waits = Counter(), Counter(), 0, 0
+    for frames, samples in _samples(path):
+        if _is_wait(frames[-1]):
+            waits += samples
+            continue
+        busy += samples
+        function, where = frames[-1]
+        own[(function, where)] += samples
+        for name in {(f, w.rsplit(":", 1)[0]) for f, w in frames}:
+            anywhere[name] += samples
+    if not busy:
+        return 1.0 if waits else 0.0, []
+    rows = [(f"{function} ({where})", samples / busy, anywhere[(function, where.rsplit(":", 1)[0])] / busy)
+            for (function, where), samples in own.most_common(top)]
+    return waits / (waits + busy), rows

@@ -1,0 +1,115 @@
+"""Readings and the tables printed at the end of a run (Markdown, ready for
+docs/performance.md)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from infra.bench.cpu import Usage
+
+
+@dataclass
+class Reading:
+    """One figure, measured on one server by one tool."""
+    figure: str  # what, with its size and concurrency: "blob pull, 1 MiB, c=16"
+    unit: str  # "MiB/s", "req/s", "ms", "MiB", "images/s"
+    tool: str  # which load generator produced it
+    value: float
+    lower_is_better: bool = False
+    usage: Usage | None = None  # where the CPU went during the run
+    errors: int = 0
+    note: str = ""
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return self.figure, self.unit, self.tool.split()[0]
+
+
+def _number(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def _ratio(portlog: Reading | None, distribution: Reading | None) -> str:
+    if not portlog or not distribution or not distribution.value:
+        return "–"
+    return f"{portlog.value / distribution.value:.2f}×"
+
+
+def _paired(readings: dict[str, list[Reading]]) -> list[tuple[Reading | None, Reading | None]]:
+    """Rows in first-seen order, the Portlog and Distribution reading of each side by side."""
+    rows: dict[tuple, list] = {}
+    for slot, server in enumerate(("Portlog", "Distribution")):
+        for reading in readings.get(server, []):
+            rows.setdefault(reading.key, [None, None])[slot] = reading
+    return [tuple(pair) for pair in rows.values()]
+
+
+def results_table(readings: dict[str, list[Reading]]) -> str:
+    lines = ["| figure | tool | Portlog | Distribution | Portlog/Distribution |",
+             "|---|---|--:|--:|--:|"]
+    for portlog, distribution in _paired(readings):
+        any_reading = portlog or distribution
+        better = "lower is better" if any_reading.lower_is_better else "higher is better"
+        tools = sorted({r.tool for r in (portlog, distribution) if r})
+        cells = []
+        for reading in (portlog, distribution):
+            cell = _number(reading.value) if reading else "–"
+            if reading and reading.errors:
+                cell += f" ({reading.errors} errors)"
+            cells.append(cell)
+        lines.append(f"| {any_reading.figure}, {any_reading.unit} ({better}) | {' / '.join(tools)} "
+                     f"| {cells[0]} | {cells[1]} | {_ratio(portlog, distribution)} |")
+    return "\n".join(lines)
+
+
+def cpu_table(readings: dict[str, list[Reading]]) -> str:
+    """Cores used during each run, by the server, the clients, the kernel and other processes
+    (see cpu.py). A server near 1.0 is bound by one thread (Portlog's event loop); 2.0 is the
+    whole machine, shared with the load generator."""
+    parts = ("server", "clients", "kernel", "others")
+    lines = ["| run | tool | " + " | ".join(f"{server} {part}" for server in ("Portlog", "Distribution")
+                                             for part in parts) + " |",
+             "|---|---|" + "--:|" * 2 * len(parts)]
+    seen = set()
+    for portlog, distribution in _paired(readings):
+        any_reading = portlog or distribution
+        run = (any_reading.figure, any_reading.tool.split()[0])
+        if any_reading.usage is None or run in seen:
+            continue
+        seen.add(run)
+        cells = [_number(getattr(r.usage, part)) if r and r.usage else "–"
+                 for r in (portlog, distribution) for part in parts]
+        lines.append(f"| {any_reading.figure} | {any_reading.tool} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+DISTURBED_CORES = 0.2
+
+
+def notes(readings: dict[str, list[Reading]]) -> list[str]:
+    """Failed operations, and runs during which other processes used the CPU."""
+    found, seen = [], set()
+    for server, server_readings in readings.items():
+        for reading in server_readings:
+            run = (server, reading.figure, reading.tool)
+            if reading.note:
+                found.append(f"{server}, {reading.figure} ({reading.tool}): {reading.note}")
+            others = reading.usage.others if reading.usage else 0.0
+            if others > DISTURBED_CORES and run not in seen:
+                found.append(f"{server}, {reading.figure} ({reading.tool}): other processes used "
+                             f"{others:.2f} cores meanwhile; the figure is disturbed")
+            seen.add(run)
+    return found
+
+
+def limits_table(rows: list[tuple[str, float, str]]) -> str:
+    lines = ["| machine limit | MiB/s | how |", "|---|--:|---|"]
+    lines += [f"| {name} | {_number(value)} | {how} |" for name, value, how in rows]
+    return "\n".join(lines)

@@ -1,0 +1,190 @@
+"""Starts Portlog and CNCF Distribution (`docker-registry`) on free loopback ports, each with
+its own directory, and reads their peak resident memory and CPU time from /proc. Portlog gets
+an administrator password and a `bench` project when it asks for authentication."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from infra.bench import cpu
+from infra.bench.auth import TokenAuth
+from infra.bench.client import Connection
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+HOST = "127.0.0.1"
+PROJECT = "bench"  # every benchmark repository is bench/...; Portlog needs the project to exist
+
+DISTRIBUTION_CONFIG = """\
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: {root}
+  delete:
+    enabled: true
+  cache:
+    blobdescriptor: inmemory
+http:
+  addr: {host}:{port}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    name: str
+    process: subprocess.Popen
+    port: int
+    directory: Path
+    credentials: tuple[str, str] | None = None  # when the server asks for authentication
+
+    @property
+    def host(self) -> str:
+        return HOST
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def connect(self) -> Connection:
+        """A new connection, which authenticates the way registry clients do when asked to."""
+        return Connection(HOST, self.port, TokenAuth(*self.credentials) if self.credentials else None)
+
+    def authorization(self, target: str) -> dict[str, str]:
+        """The header a tool without token support (wrk) needs for `target`; empty when none."""
+        if not self.credentials:
+            return {}
+        conn = self.connect()
+        conn.request("GET", target)  # meets the challenge, so the next call knows the realm
+        headers = conn.auth.headers(conn, target)
+        conn.close()
+        return headers
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / "server.log"
+
+    def _status(self, field: str) -> int:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError(f"no {field} for {self.name}")
+
+    def peak_rss_bytes(self) -> int:
+        """VmHWM: the largest resident set the process has had since it started."""
+        return self._status("VmHWM")
+
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time of the process, all its threads included."""
+        return cpu.process_seconds(self.pid)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def start_portlog(directory: Path, source: Path = REPO_ROOT) -> Server:
+    """The embedded default: SQLite event store and read models, filesystem blobs.
+    `python -m` puts the working directory first on sys.path, so `source` (this checkout, or
+    an exported commit) is the code that runs, with this virtual environment's dependencies."""
+    port, password = free_port(), secrets.token_urlsafe(16)
+    command = [sys.executable, "-m", "api.cli", "serve", "--host", HOST, "--port", str(port),
+               "--data-dir", str(directory / "data"), "--no-access-log"]
+    env = {**os.environ, "PORTLOG_ADMIN_PASSWORD": password}
+    server = _start("Portlog", command, port, directory, cwd=source, env=env)
+    if _status(f"{server.url}/v2/") == 401:  # Portlog with accounts: an admin and a project
+        server.credentials = ("admin", password)
+        _create_project(server, PROJECT)
+    return server
+
+
+def _create_project(server: Server, name: str) -> None:
+    basic = base64.b64encode(":".join(server.credentials).encode()).decode()
+    request = urllib.request.Request(
+        f"{server.url}/api/v1/projects", data=json.dumps({"name": name, "public": False}).encode(),
+        headers={"Authorization": f"Basic {basic}", "Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        if response.status != 201:
+            raise RuntimeError(f"creating project {name} on {server.name}: HTTP {response.status}")
+
+
+def export_commit(ref: str, directory: Path) -> Path:
+    """The tree of a commit (`git archive`), to benchmark it whatever the working tree holds."""
+    directory.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(REPO_ROOT), "archive", ref], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(directory)], input=archive.stdout, check=True)
+    return directory
+
+
+def start_distribution(directory: Path) -> Server:
+    """Filesystem storage, delete enabled, errors-only logging, no access log."""
+    port = free_port()
+    config = directory / "config.yml"
+    directory.mkdir(parents=True, exist_ok=True)
+    config.write_text(DISTRIBUTION_CONFIG.format(root=directory / "data", host=HOST, port=port))
+    return _start("Distribution", ["docker-registry", "serve", str(config)], port, directory)
+
+
+def distribution_version() -> str:
+    result = subprocess.run(["docker-registry", "--version"], capture_output=True, text=True)
+    return result.stdout.strip().split()[-1] if result.returncode == 0 else "unknown"
+
+
+def _start(name: str, command: list[str], port: int, directory: Path, cwd: Path | None = None,
+           env: dict[str, str] | None = None) -> Server:
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / "server.log", "wb") as log:
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL)
+    server = Server(name, process, port, directory)
+    _wait_ready(server)
+    return server
+
+
+def _status(url: str) -> int | None:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except OSError:
+        return None
+
+
+def _wait_ready(server: Server, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"{server.name} exited:\n{server.log_path.read_text()}")
+        if _status(f"{server.url}/v2/") in (200, 401):
+            return
+        time.sleep(0.05)
+    server.stop()
+    raise RuntimeError(f"{server.name} did not become ready:\n{server.log_path.read_text()}")
