@@ -3,10 +3,21 @@ echoed as X-Request-Id, and the registry API version header on /v2/ responses.""
 
 from __future__ import annotations
 
-import uuid
+import itertools
+import os
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+# A random prefix per process and a counter: unique across nodes and restarts, and far
+# cheaper than a uuid4 per request (which showed up in the manifest GET profile).
+_PREFIX = os.urandom(6).hex()
+_COUNTER = itertools.count(1)
+
+
+def new_request_id() -> str:
+    return f"{_PREFIX}{next(_COUNTER):010x}"
 
 
 class RequestIdMiddleware:
@@ -16,7 +27,7 @@ class RequestIdMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        request_id = _incoming_request_id(scope) or uuid.uuid4().hex
+        request_id = _incoming_request_id(scope) or new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         is_v2 = scope["path"].startswith("/v2")
 

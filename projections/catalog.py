@@ -121,40 +121,29 @@ class CatalogView:
     """Queries of the catalog read model. Cheap: one indexed lookup each."""
 
     def __init__(self, db: ReadModelDatabase) -> None:
+        self.db = db
         self.engine = db.reader
 
     def repository_exists(self, name: str) -> bool:
-        query = select(repositories.c.name).where(repositories.c.name == name)
-        return self._first(query) is not None
+        return bool(self.db.fetch(_REPOSITORY_SQL, (name,)))
 
     def blob_size(self, name: str, digest: str) -> int | None:
-        query = select(blobs.c.size).where(_key(blobs, name, digest))
-        row = self._first(query)
-        return None if row is None else row[0]
+        rows = self.db.fetch(_BLOB_SIZE_SQL, (name, digest))
+        return rows[0][0] if rows else None
 
     def manifest_by_digest(self, name: str, digest: str) -> ManifestRow | None:
-        return self._manifest(select(*_MANIFEST_COLUMNS).where(_key(manifests, name, digest)))
+        rows = self.db.fetch(_MANIFEST_BY_DIGEST_SQL, (name, digest))
+        return _manifest_row(rows[0]) if rows else None
 
     def manifest_by_tag(self, name: str, tag: str) -> ManifestRow | None:
-        query = (
-            select(*_MANIFEST_COLUMNS)
-            .join(tags, and_(tags.c.repository == manifests.c.repository,
-                             tags.c.digest == manifests.c.digest))
-            .where(and_(tags.c.repository == name, tags.c.tag == tag))
-        )
-        return self._manifest(query)
+        rows = self.db.fetch(_MANIFEST_BY_TAG_SQL, (name, tag))
+        return _manifest_row(rows[0]) if rows else None
 
     def tags(self, name: str, limit: int, last: str | None = None) -> list[str]:
-        query = select(tags.c.tag).where(tags.c.repository == name)
-        if last is not None:
-            query = query.where(tags.c.tag > last)
-        return self._scalars(query.order_by(tags.c.tag).limit(limit))
+        return [row[0] for row in self.db.fetch(_TAGS_SQL, (name, last or "", limit))]
 
     def repositories(self, limit: int, last: str | None = None) -> list[str]:
-        query = select(repositories.c.name)
-        if last is not None:
-            query = query.where(repositories.c.name > last)
-        return self._scalars(query.order_by(repositories.c.name).limit(limit))
+        return [row[0] for row in self.db.fetch(_REPOSITORIES_SQL, (last or "", limit))]
 
     def repository_count(self, project: str) -> int:
         query = select(func.count()).select_from(repositories).where(
@@ -170,19 +159,17 @@ class CatalogView:
         with self.engine.connect() as conn:
             return [_manifest_row(row) for row in conn.execute(query.order_by(manifests.c.digest))]
 
-    def _first(self, query):
-        with self.engine.connect() as conn:
-            return conn.execute(query).first()
 
-    def _scalars(self, query) -> list:
-        with self.engine.connect() as conn:
-            return list(conn.execute(query).scalars())
-
-    def _manifest(self, query) -> ManifestRow | None:
-        row = self._first(query)
-        return None if row is None else _manifest_row(row)
-
-
+# The pull path's queries, as fixed SQL (see ReadModelDatabase.fetch).
+_MANIFEST_FIELDS = "m.digest, m.media_type, m.size, m.artifact_type, m.subject, m.annotations"
+_REPOSITORY_SQL = "SELECT 1 FROM catalog_repositories WHERE name = ?"
+_BLOB_SIZE_SQL = "SELECT size FROM catalog_blobs WHERE repository = ? AND digest = ?"
+_MANIFEST_BY_DIGEST_SQL = f"SELECT {_MANIFEST_FIELDS} FROM catalog_manifests m WHERE m.repository = ? AND m.digest = ?"
+_MANIFEST_BY_TAG_SQL = (
+    f"SELECT {_MANIFEST_FIELDS} FROM catalog_tags t JOIN catalog_manifests m "
+    "ON m.repository = t.repository AND m.digest = t.digest WHERE t.repository = ? AND t.tag = ?")
+_TAGS_SQL = "SELECT tag FROM catalog_tags WHERE repository = ? AND tag > ? ORDER BY tag LIMIT ?"
+_REPOSITORIES_SQL = "SELECT name FROM catalog_repositories WHERE name > ? ORDER BY name LIMIT ?"
 _MANIFEST_COLUMNS = (
     manifests.c.digest, manifests.c.media_type, manifests.c.size, manifests.c.artifact_type,
     manifests.c.subject, manifests.c.annotations,
@@ -190,8 +177,8 @@ _MANIFEST_COLUMNS = (
 
 
 def _manifest_row(row) -> ManifestRow:
-    return ManifestRow(row.digest, row.media_type, row.size, row.artifact_type, row.subject,
-                       orjson.loads(row.annotations))
+    digest, media_type, size, artifact_type, subject, annotations = row
+    return ManifestRow(digest, media_type, size, artifact_type, subject, orjson.loads(annotations))
 
 
 def _key(table: Table, repository: str, digest: str):
