@@ -140,10 +140,10 @@ class CatalogView:
         return _manifest_row(rows[0]) if rows else None
 
     def tags(self, name: str, limit: int, last: str | None = None) -> list[str]:
-        return [row[0] for row in self.db.fetch(_TAGS_SQL, (name, last or "", limit))]
+        return self.db.fetch_column(_TAGS_SQL, (name, last or "", limit))
 
     def repositories(self, limit: int, last: str | None = None) -> list[str]:
-        return [row[0] for row in self.db.fetch(_REPOSITORIES_SQL, (last or "", limit))]
+        return self.db.fetch_column(_REPOSITORIES_SQL, (last or "", limit))
 
     def repository_count(self, project: str) -> int:
         query = select(func.count()).select_from(repositories).where(
@@ -168,8 +168,8 @@ _MANIFEST_BY_DIGEST_SQL = f"SELECT {_MANIFEST_FIELDS} FROM catalog_manifests m W
 _MANIFEST_BY_TAG_SQL = (
     f"SELECT {_MANIFEST_FIELDS} FROM catalog_tags t JOIN catalog_manifests m "
     "ON m.repository = t.repository AND m.digest = t.digest WHERE t.repository = ? AND t.tag = ?")
-_TAGS_SQL = "SELECT tag FROM catalog_tags WHERE repository = ? AND tag > ? ORDER BY tag LIMIT ?"
-_REPOSITORIES_SQL = "SELECT name FROM catalog_repositories WHERE name > ? ORDER BY name LIMIT ?"
+_TAGS_SQL = "SELECT tag AS value FROM catalog_tags WHERE repository = ? AND tag > ? ORDER BY tag LIMIT ?"
+_REPOSITORIES_SQL = "SELECT name AS value FROM catalog_repositories WHERE name > ? ORDER BY name LIMIT ?"
 _MANIFEST_COLUMNS = (
     manifests.c.digest, manifests.c.media_type, manifests.c.size, manifests.c.artifact_type,
     manifests.c.subject, manifests.c.annotations,

@@ -15,6 +15,7 @@ import sqlite3
 import threading
 from dataclasses import dataclass, field
 
+import orjson
 from sqlalchemy import Engine, create_engine, event
 
 
@@ -47,6 +48,15 @@ class ReadModelDatabase:
             return rows
         finally:
             connection.close()
+
+    def fetch_column(self, sql: str, params: tuple) -> list:
+        """The column `value` of every row. On SQLite the rows come back as one JSON array:
+        sqlite3 releases the GIL for every row it steps, and with many threads each release
+        can cost a whole switch interval (1,000 tags: 94% of the time in the fetch)."""
+        if self.reader.dialect.name != "sqlite":
+            return [row[0] for row in self.fetch(sql, params)]
+        rows = self.fetch(f"SELECT json_group_array(value) FROM ({sql})", params)
+        return orjson.loads(rows[0][0])
 
     def dispose(self) -> None:
         with self._lock:
