@@ -39,6 +39,7 @@ class Services:
     tokens: TokenIssuer
     authorizer: RegistryAuthorizer
     generated_admin_password: str | None = None
+    inline_reads: bool = False  # pull-path lookups may run on the event loop (local read models)
 
     def close(self) -> None:
         self.registry.close()
@@ -76,4 +77,5 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
         tokens=tokens,
         authorizer=RegistryAuthorizer(authenticator, tokens, access),
         generated_admin_password=generated,
+        inline_reads=db.reader.dialect.name == "sqlite",
     )
