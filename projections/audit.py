@@ -21,7 +21,6 @@ from sqlalchemy import (
     Table,
     Text,
     func,
-    insert,
     select,
 )
 
@@ -88,13 +87,16 @@ def _resource(subject: str, event) -> str:
     return subject
 
 
+_INSERT = audit_log.insert()
+
+
 class AuditProjection:
     name = "audit"
     metadata = metadata
 
     def apply(self, conn: Connection, event: object, position: int) -> None:
         if any(isinstance(event, a.Event) for a in _AGGREGATE_TYPES):
-            conn.execute(insert(audit_log).values(position=position, **describe(event)))
+            conn.execute(_INSERT, dict(position=position, **describe(event)))
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,9 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    bindparam,
     delete,
     func,
-    insert,
     select,
     update,
 )
@@ -65,46 +65,52 @@ blobs = Table(
 )
 
 
+def _where_key(table: Table, second: str):
+    return and_(table.c.repository == bindparam("k_repository"), table.c[second] == bindparam("k_" + second))
+
+
+# Statements built once and executed with parameters: building them per event cost ~10×
+# their execution (the push profile).
+_INSERT_REPOSITORY = repositories.insert()
+_TOUCH_REPOSITORY = update(repositories).where(repositories.c.name == bindparam("k_repository")).values(
+    updated_at=bindparam("k_time"))
+_INSERT_BLOB, _DELETE_BLOB = blobs.insert(), delete(blobs).where(_where_key(blobs, "digest"))
+_INSERT_MANIFEST, _DELETE_MANIFEST = manifests.insert(), delete(manifests).where(_where_key(manifests, "digest"))
+_INSERT_TAG, _DELETE_TAG = tags.insert(), delete(tags).where(_where_key(tags, "tag"))
+
+
 class CatalogProjection:
     name = "catalog"
     metadata = metadata
 
     def apply(self, conn: Connection, event: object, position: int) -> None:
+        if not isinstance(event, Repository.Event):
+            return
+        repo, ts = event.repository, event.timestamp
         match event:
-            case Repository.Created(repository=name, timestamp=ts):
-                conn.execute(insert(repositories).values(name=name, id=position, created_at=ts, updated_at=ts))
+            case Repository.Created():
+                conn.execute(_INSERT_REPOSITORY, dict(name=repo, id=position, created_at=ts, updated_at=ts))
                 return
-            case Repository.BlobLinked(digest=digest, size=size, timestamp=ts):
-                repo = event.repository
-                conn.execute(delete(blobs).where(_key(blobs, repo, digest)))
-                conn.execute(insert(blobs).values(repository=repo, digest=digest, size=size,
-                                                  linked_at=ts))
+            case Repository.BlobLinked(digest=digest, size=size):
+                conn.execute(_DELETE_BLOB, dict(k_repository=repo, k_digest=digest))
+                conn.execute(_INSERT_BLOB, dict(repository=repo, digest=digest, size=size, linked_at=ts))
             case Repository.BlobUnlinked(digest=digest):
-                conn.execute(delete(blobs).where(_key(blobs, event.repository, digest)))
+                conn.execute(_DELETE_BLOB, dict(k_repository=repo, k_digest=digest))
             case Repository.ManifestPushed():
-                conn.execute(insert(manifests).values(
-                    repository=event.repository, digest=event.digest, id=position,
-                    media_type=event.media_type, size=event.size,
-                    artifact_type=event.artifact_type, subject=event.subject,
-                    annotations=orjson.dumps(event.annotations).decode(),
-                    pushed_at=event.timestamp,
-                ))
+                conn.execute(_INSERT_MANIFEST, dict(
+                    repository=repo, digest=event.digest, id=position, media_type=event.media_type,
+                    size=event.size, artifact_type=event.artifact_type, subject=event.subject,
+                    annotations=orjson.dumps(event.annotations).decode(), pushed_at=ts))
             case Repository.ManifestDeleted(digest=digest):
-                conn.execute(delete(manifests).where(
-                    _key(manifests, event.repository, digest)))
-            case Repository.TagPointed(tag=tag, digest=digest, timestamp=ts):
-                repo = event.repository
-                conn.execute(delete(tags).where(and_(tags.c.repository == repo, tags.c.tag == tag)))
-                conn.execute(insert(tags).values(repository=repo, tag=tag, digest=digest,
-                                                 updated_at=ts))
+                conn.execute(_DELETE_MANIFEST, dict(k_repository=repo, k_digest=digest))
+            case Repository.TagPointed(tag=tag, digest=digest):
+                conn.execute(_DELETE_TAG, dict(k_repository=repo, k_tag=tag))
+                conn.execute(_INSERT_TAG, dict(repository=repo, tag=tag, digest=digest, updated_at=ts))
             case Repository.TagDeleted(tag=tag):
-                conn.execute(delete(tags).where(and_(
-                    tags.c.repository == event.repository, tags.c.tag == tag)))
+                conn.execute(_DELETE_TAG, dict(k_repository=repo, k_tag=tag))
             case _:
                 return
-        conn.execute(update(repositories)
-                     .where(repositories.c.name == event.repository)
-                     .values(updated_at=event.timestamp))
+        conn.execute(_TOUCH_REPOSITORY, dict(k_repository=repo, k_time=ts))
 
 
 @dataclass(frozen=True)

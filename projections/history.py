@@ -5,6 +5,7 @@ push to prod at T" are single indexed queries; `to_position` is NULL while an in
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,7 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
-    insert,
+    bindparam,
     or_,
     select,
     update,
@@ -154,13 +155,21 @@ class _At:
     event: object
 
     def open(self, table: Table, **values) -> None:
-        self.conn.execute(insert(table).values(
+        self.conn.execute(table.insert(), dict(
             from_position=self.position, from_time=self.event.timestamp, started_by=self.event.actor, **values))
 
     def close(self, table: Table, **key) -> None:
-        self.conn.execute(update(table).where(and_(
-            table.c.to_position.is_(None), *(table.c[k] == v for k, v in key.items()))).values(
-            to_position=self.position, to_time=self.event.timestamp, ended_by=self.event.actor))
+        self.conn.execute(_closing(table, tuple(key)), {
+            **{f"k_{k}": v for k, v in key.items()},
+            "k_position": self.position, "k_time": self.event.timestamp, "k_actor": self.event.actor})
+
+
+@functools.cache
+def _closing(table: Table, key: tuple[str, ...]):
+    """The statement that closes the open interval of `table` with this key (built once)."""
+    return update(table).where(and_(
+        table.c.to_position.is_(None), *(table.c[k] == bindparam(f"k_{k}") for k in key))).values(
+        to_position=bindparam("k_position"), to_time=bindparam("k_time"), ended_by=bindparam("k_actor"))
 
 
 def _during(table: Table, position: int):

@@ -17,11 +17,10 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    bindparam,
     case,
     delete,
     func,
-    insert,
-    literal,
     select,
     update,
 )
@@ -50,6 +49,22 @@ usage = Table(
 _COUNTERS = ("blob_links", "manifest_entries", "referenced_by")
 
 
+_BUMP = {counter: update(usage).where(usage.c.digest == bindparam("k_digest")).values(
+    {counter: usage.c[counter] + bindparam("k_delta")}) for counter in _COUNTERS}
+_INSERT_USAGE = usage.insert()
+_MARK_UNREFERENCED = update(usage).where(usage.c.digest == bindparam("k_digest")).values(
+    unreferenced_since=case(
+        (and_(*(usage.c[c] == 0 for c in _COUNTERS)),
+         func.coalesce(usage.c.unreferenced_since, bindparam("k_time", type_=DateTime(timezone=True)))),
+        else_=None,
+    ))
+_INSERT_REFERENCE = references.insert()
+_OF_MANIFEST = and_(references.c.repository == bindparam("k_repository"),
+                    references.c.manifest_digest == bindparam("k_digest"))
+_TARGETS = select(references.c.target_digest).where(_OF_MANIFEST)
+_DELETE_REFERENCES = delete(references).where(_OF_MANIFEST)
+
+
 class ReferencesProjection:
     name = "references"
     metadata = metadata
@@ -68,33 +83,21 @@ class ReferencesProjection:
     def _manifest_pushed(self, conn: Connection, event: Repository.ManifestPushed) -> None:
         _count(conn, event.digest, event.size, "manifest_entries", +1, event.timestamp)
         for ordinal, ref in enumerate(event.references):
-            conn.execute(insert(references).values(
+            conn.execute(_INSERT_REFERENCE, dict(
                 repository=event.repository, manifest_digest=event.digest, ordinal=ordinal,
                 target_digest=ref["digest"], role=ref["role"], size=ref["size"]))
             _count(conn, ref["digest"], ref["size"], "referenced_by", +1, event.timestamp)
 
     def _manifest_deleted(self, conn: Connection, repository: str, digest: str, ts) -> None:
-        where = and_(references.c.repository == repository,
-                     references.c.manifest_digest == digest)
-        for target in conn.execute(select(references.c.target_digest).where(where)).scalars():
+        key = dict(k_repository=repository, k_digest=digest)
+        for target in conn.execute(_TARGETS, key).scalars().all():
             _count(conn, target, None, "referenced_by", -1, ts)
-        conn.execute(delete(references).where(where))
+        conn.execute(_DELETE_REFERENCES, key)
         _count(conn, digest, None, "manifest_entries", -1, ts)
 
 
 def _count(conn: Connection, digest: str, size: int | None, counter: str, delta: int, ts) -> None:
-    changed = conn.execute(
-        update(usage).where(usage.c.digest == digest)
-        .values({counter: usage.c[counter] + delta})
-    ).rowcount
-    if not changed:
+    if not conn.execute(_BUMP[counter], dict(k_digest=digest, k_delta=delta)).rowcount:
         values = dict.fromkeys(_COUNTERS, 0) | {counter: delta}
-        conn.execute(insert(usage).values(digest=digest, size=size or 0, **values))
-    all_zero = and_(*(usage.c[c] == 0 for c in _COUNTERS))
-    conn.execute(
-        update(usage).where(usage.c.digest == digest).values(
-            unreferenced_since=case(
-                (all_zero, func.coalesce(usage.c.unreferenced_since, literal(ts, DateTime(True)))),
-                else_=None,
-            ))
-    )
+        conn.execute(_INSERT_USAGE, dict(digest=digest, size=size or 0, **values))
+    conn.execute(_MARK_UNREFERENCED, dict(k_digest=digest, k_time=ts))
