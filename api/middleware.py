@@ -9,7 +9,6 @@ import os
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-
 # A random prefix per process and a counter: unique across nodes and restarts, and far
 # cheaper than a uuid4 per request (which showed up in the manifest GET profile).
 _PREFIX = os.urandom(6).hex()

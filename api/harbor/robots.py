@@ -70,7 +70,7 @@ def list_robots(call: Call) -> Response:
     project_filter = filters.get("projectid")
     if project_filter is not None and project_filter.kind == "exact" and project_filter.values[0].isdigit():
         project = call.services.access.project_by_id(int(project_filter.values[0]))
-        _require(call, project.name if project else "#", "list")
+        call.require_robot_management(project.name if project else "#", "list")
         rows = call.services.access.robots(project=project.name)
     else:
         call.require_system("robot", "list")
@@ -92,7 +92,7 @@ def create_robot(call: Call) -> Response:
     level = field(body, "level", str)
     permissions = portlog_permissions(field(body, "permissions", list))
     project = _project_of_level(level, permissions)
-    _require(call, project, "create")
+    call.require_robot_management(project, "create")
     admin, context = call.services.admin, call.context
     name, secret, position = admin.create_robot(
         field(body, "name", str), project, permissions, field(body, "duration", int, False),
@@ -148,17 +148,10 @@ def _project_of_level(level: str, permissions: list[dict]) -> str | None:
 def _robot(call: Call, action: str) -> RobotRow:
     value = call.param("robot_id")
     row = call.services.access.robot_by_id(int(value)) if value.isdigit() else None
-    _require(call, row.project if row else None, action)
+    call.require_robot_management(row.project if row else None, action)
     if row is None:
         raise not_found(f"robot {value} not found")
     return row
-
-
-def _require(call: Call, project: str | None, action: str) -> None:
-    if project is None:
-        call.require_system("robot", action)
-    else:
-        call.require_project(project, "robot", action)
 
 
 def _epoch(moment) -> int:

@@ -57,6 +57,13 @@ class Call:
         if (resource, action) not in project_permissions(self.principal, project, row.public):
             raise self._refusal(f"{resource}:{action}", project)
 
+    def require_robot_management(self, project: str | None, action: str) -> None:
+        """Project robots are managed within their project, system robots system-wide."""
+        if project is None:
+            self.require_system("robot", action)
+        else:
+            self.require_project(project, "robot", action)
+
     def can_project(self, project: str, resource: str, action: str) -> bool:
         try:
             self.require_project(project, resource, action)

@@ -19,7 +19,7 @@ def robot_json(row: RobotRow) -> dict:
 def list_robots(call: Call) -> Response:
     """Robots of a project (`?project=`), or system robots."""
     project = call.request.query_params.get("project")
-    _require(call, project, "list")
+    call.require_robot_management(project, "list")
     rows = call.services.access.robots(project=project, level_system=project is None)
     return json_response([robot_json(r) for r in rows])
 
@@ -27,7 +27,7 @@ def list_robots(call: Call) -> Response:
 def create_robot(call: Call) -> Response:
     """Create a robot; the answer holds its secret, shown this once."""
     project = field(call.body, "project", str, required=False)
-    _require(call, project, "create")
+    call.require_robot_management(project, "create")
     name, secret, position = call.services.admin.create_robot(
         field(call.body, "name", str), project, field(call.body, "permissions", list),
         field(call.body, "duration_days", int, False), field(call.body, "description", str, False, ""),
@@ -76,14 +76,7 @@ def delete_robot(call: Call) -> Response:
 def _robot(call: Call, action: str) -> RobotRow:
     name = call.param("robot")
     row = call.services.access.robot(name)
-    _require(call, row.project if row else None, action)
+    call.require_robot_management(row.project if row else None, action)
     if row is None:
         raise Problem(404, "not-found", f"robot {name} not found")
     return row
-
-
-def _require(call: Call, project: str | None, action: str) -> None:
-    if project is None:
-        call.require_system("robot", action)
-    else:
-        call.require_project(project, "robot", action)
