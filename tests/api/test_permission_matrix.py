@@ -93,3 +93,34 @@ def test_resource_challenge_names_the_scope(client):
     assert 'scope="repository:team/app:pull,push"' in response.headers["WWW-Authenticate"]
     response = client.get("/v2/team/app/tags/list", auth=None)
     assert 'scope="repository:team/app:pull"' in response.headers["WWW-Authenticate"]
+
+
+# Management actions, each as a real request through /api/v1 (expected outcome from MATRIX).
+def _robot_body(name: str) -> dict:
+    return {"name": name, "project": "team",
+            "permissions": [{"project": "team", "resource": "repository", "action": "pull"}]}
+
+
+MANAGEMENT = {
+    ("project", "read"): lambda c, auth: c.get("/api/v1/projects/team", auth=auth),
+    ("project", "update"): lambda c, auth: c.patch("/api/v1/projects/team", json={"public": False}, auth=auth),
+    ("member", "list"): lambda c, auth: c.get("/api/v1/projects/team/members", auth=auth),
+    ("member", "update"): lambda c, auth: c.put("/api/v1/projects/team/members/admin",
+                                                json={"role": "guest"}, auth=auth),
+    ("robot", "list"): lambda c, auth: c.get("/api/v1/robots?project=team", auth=auth),
+    ("robot", "create"): lambda c, auth: c.post("/api/v1/robots", json=_robot_body("r1"), auth=auth),
+    ("log", "list"): lambda c, auth: c.get("/api/v1/audit-logs?project=team", auth=auth),
+    ("repository", "list"): lambda c, auth: c.get("/api/v1/repositories?project=team", auth=auth),
+}
+
+
+@pytest.mark.parametrize("role", list(Role))
+@pytest.mark.parametrize("permission", list(MANAGEMENT), ids=lambda p: ":".join(p))
+def test_role_management_action(client, role, permission):
+    create_user(client, "member")
+    grant(client, "team", "member", role.value)
+    status = MANAGEMENT[permission](client, ("member", PASSWORD)).status_code
+    if permission in MATRIX[role]:
+        assert status in (200, 201), (role, permission, status)
+    else:
+        assert status == 403, (role, permission, status)
