@@ -12,7 +12,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from api.bootstrap import Services
+from api.bootstrap import Services, bootstrap
 from api.errors import OciError, render_oci_error
 from api.harbor.common import PREFIX as HARBOR_PREFIX
 from api.harbor.common import render_harbor_error
@@ -20,6 +20,7 @@ from api.harbor.routes import harbor_routes
 from api.management.problems import Problem, render_problem
 from api.management.routes import management_routes
 from api.middleware import RequestIdMiddleware
+from api.settings import Settings
 from api.token_service import get_token, post_token
 from api.v2.routes import v2_routes
 from domain.errors import RegistryError
@@ -28,7 +29,12 @@ log = logging.getLogger("portlog")
 FOLLOW_INTERVAL_SECONDS = 1.0
 
 
-def create_app(services: Services) -> Starlette:
+def app_from_environment() -> Starlette:
+    """A worker process's application (`portlog serve --workers N`): settings from PORTLOG_*."""
+    return create_app(bootstrap(Settings.from_env()), owns_services=True)
+
+
+def create_app(services: Services, owns_services: bool = False) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         stop = threading.Event()
@@ -40,6 +46,8 @@ def create_app(services: Services) -> Starlette:
         finally:
             stop.set()
             follower.join(timeout=5)
+            if owns_services:
+                services.close()
 
     app = Starlette(
         routes=[

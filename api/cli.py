@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -18,6 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", help="listen address (PORTLOG_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (PORTLOG_PORT, default 5000)")
     _data_dir_option(serve)
+    serve.add_argument("--workers", type=int, help="worker processes (PORTLOG_WORKERS, default 1)")
     serve.add_argument("--no-access-log", action="store_true", help="do not log every request")
     serve.set_defaults(run=_serve)
 
@@ -41,6 +43,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings.from_env(
         host=getattr(args, "host", None),
         port=getattr(args, "port", None),
+        workers=getattr(args, "workers", None),
         data_dir=Path(args.data_dir) if args.data_dir else None,
         access_log=False if getattr(args, "no_access_log", False) else None,
     )
@@ -58,9 +61,15 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"\n  First start: the administrator is 'admin' with password "
               f"{services.generated_admin_password}\n  It is shown only this once; change it with "
               f"PUT /api/v1/users/admin/password.\n", file=sys.stderr, flush=True)
+    options = dict(host=settings.host, port=settings.port, access_log=settings.access_log,
+                   log_level="info")
+    if settings.workers > 1:
+        services.close()  # each worker process builds its own from the environment
+        os.environ.update(settings.as_environment())
+        uvicorn.run("api.app:app_from_environment", factory=True, workers=settings.workers, **options)
+        return 0
     try:
-        uvicorn.run(create_app(services), host=settings.host, port=settings.port,
-                    access_log=settings.access_log, log_level="info")
+        uvicorn.run(create_app(services), **options)
     finally:
         services.close()
     return 0

@@ -17,6 +17,7 @@ class Settings:
     access_log: bool = True
     admin_password: str | None = None
     token_lifetime_seconds: int = 300
+    workers: int = 1
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> Settings:
@@ -26,8 +27,17 @@ class Settings:
             port=int(environ.get("PORTLOG_PORT", cls.port)),
             data_dir=Path(environ.get("PORTLOG_DATA_DIR", cls.data_dir)),
             admin_password=environ.get("PORTLOG_ADMIN_PASSWORD") or None,
+            workers=int(environ.get("PORTLOG_WORKERS", cls.workers)),
         )
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+
+    def as_environment(self) -> dict[str, str]:
+        """The variables that make `from_env` give these settings back (for worker processes)."""
+        env = {"PORTLOG_HOST": self.host, "PORTLOG_PORT": str(self.port),
+               "PORTLOG_DATA_DIR": str(self.data_dir), "PORTLOG_WORKERS": str(self.workers)}
+        if self.admin_password:
+            env["PORTLOG_ADMIN_PASSWORD"] = self.admin_password
+        return env
 
     @property
     def event_store_env(self) -> dict[str, str]:

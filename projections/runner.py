@@ -13,7 +13,7 @@ import time
 from typing import Iterable, Protocol
 
 from eventsourcing.application import Application
-from sqlalchemy import BigInteger, Column, Connection, MetaData, String, Table, select, update
+from sqlalchemy import BigInteger, Column, Connection, MetaData, String, Table, and_, bindparam, select, update
 
 from projections.database import ReadModelDatabase
 
@@ -26,6 +26,12 @@ positions = Table(
     Column("name", String(100), primary_key=True),
     Column("position", BigInteger, nullable=False),
 )
+
+
+_NAMES = bindparam("k_names", expanding=True)
+_LOCK_POSITIONS = select(positions.c.name, positions.c.position).where(positions.c.name.in_(_NAMES)).with_for_update()
+_ADVANCE = update(positions).where(and_(positions.c.name.in_(_NAMES), positions.c.position < bindparam("k_last"))) \
+    .values(position=bindparam("k_last"))
 
 
 class Projection(Protocol):
@@ -93,11 +99,7 @@ class ProjectionRunner:
         model still behind them, move the positions. Returns (lowest position, count read)."""
         with self.db.writer.begin() as conn:
             names = [p.name for p in self.projections]
-            current = dict(conn.execute(
-                select(positions.c.name, positions.c.position)
-                .where(positions.c.name.in_(names))
-                .with_for_update()
-            ).all())
+            current = dict(conn.execute(_LOCK_POSITIONS, {"k_names": names}).all())
             start = min(current.values())
             notifications = self.app.recorder.select_notifications(
                 start=start, limit=BATCH_SIZE, inclusive_of_start=False)
@@ -109,7 +111,5 @@ class ProjectionRunner:
             if not notifications:
                 return start, 0
             last = notifications[-1].id
-            for name, position in current.items():
-                if position < last:
-                    conn.execute(update(positions).where(positions.c.name == name).values(position=last))
+            conn.execute(_ADVANCE, {"k_names": names, "k_last": last})
             return last, len(notifications)
