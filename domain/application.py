@@ -6,26 +6,21 @@ answers, so clients read their own writes.
 
 from __future__ import annotations
 
-import threading
-import time
 from typing import Callable
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError
 
 from domain.account import User
 from domain.context import RequestContext
-from domain.errors import ConcurrentUpdateError, NameUnknownError, RegistryError, UploadUnknownError
+from domain.errors import NameUnknownError, RegistryError, UploadUnknownError
+from domain.group_commit import Command, GroupCommitter
 from domain.manifests import ParsedManifest, parse_manifest
 from domain.names import check_digest, check_tag, is_digest_reference
 from domain.ports import BlobStore, UploadInfo
 from domain.project import Project
 from domain.repository import Repository
-
-MAX_SAVE_ATTEMPTS = 20
-LOCK_STRIPES = 64
 
 
 class Registry(Application):
@@ -35,7 +30,7 @@ class Registry(Application):
     def __init__(self, blobs: BlobStore, env: dict[str, str] | None = None) -> None:
         super().__init__(env=env)
         self.blobs = blobs
-        self._locks = [threading.Lock() for _ in range(LOCK_STRIPES)]
+        self._committer = GroupCommitter(self, self.load)
 
     def get_repository(self, name: str) -> Repository | None:
         return self.load(Repository.create_id(name))
@@ -99,30 +94,14 @@ class Registry(Application):
         return self._change_existing(name, lambda repo: repo.delete_manifest(
             digest, ctx))
 
-    # Optimistic concurrency: stripe locks settle writers in this process, and a
-    # version conflict with another process is retried against the new state.
+    # Writers in this process are grouped into one save (domain/group_commit.py); a version
+    # conflict with another process is retried against the new state.
 
     def update(self, aggregate_id: UUID, change: Callable[[Aggregate], None],
                create: Callable[[], Aggregate] | None = None,
                missing: Callable[[], RegistryError] | None = None) -> int | None:
         """Loads (or creates) an aggregate, applies `change`, saves; returns the log position."""
-        with self._locks[hash(aggregate_id) % LOCK_STRIPES]:
-            for attempt in range(MAX_SAVE_ATTEMPTS):
-                aggregate = self.load(aggregate_id)
-                if aggregate is None:
-                    if create is None:
-                        raise missing() if missing else AggregateNotFoundError(aggregate_id)
-                    aggregate = create()
-                change(aggregate)
-                if not aggregate.pending_events:
-                    return self.recorder.max_notification_id()
-                try:
-                    recordings = self.save(aggregate)
-                except IntegrityError:
-                    time.sleep(0.001 * (attempt + 1))
-                    continue
-                return recordings[-1].notification.id
-        raise ConcurrentUpdateError("too many concurrent writers", {"aggregate": str(aggregate_id)})
+        return self._committer.run(Command(aggregate_id, change, create, missing))
 
     def load(self, aggregate_id: UUID) -> Aggregate | None:
         try:
