@@ -6,7 +6,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
-import shutil
 import threading
 import uuid
 from collections import OrderedDict
@@ -15,7 +14,7 @@ from typing import BinaryIO, Iterator
 
 import orjson
 
-from adapters.storage.paths import blob_path, tmp_dir, upload_dir
+from adapters.storage.paths import blob_path, tmp_dir, upload_paths
 from domain.errors import BlobUnknownError, DigestInvalidError, UploadUnknownError
 from domain.ports import UploadInfo
 
@@ -67,20 +66,19 @@ class FilesystemBlobStore:
 
     def start_upload(self, repository: str) -> UploadInfo:
         upload_id = str(uuid.uuid4())
-        directory = upload_dir(self.root, upload_id)
-        directory.mkdir()
-        (directory / "info.json").write_bytes(orjson.dumps({"repository": repository}))
-        (directory / "data").touch()
+        data, info = upload_paths(self.root, upload_id)
+        info.write_bytes(orjson.dumps({"repository": repository}))
+        data.touch(exist_ok=False)
         self._hashers.put(upload_id, 0, hashlib.sha256())
         return UploadInfo(upload_id, repository, 0)
 
     def upload_info(self, upload_id: str) -> UploadInfo | None:
-        directory = upload_dir(self.root, upload_id)
-        if directory is None:
+        paths = upload_paths(self.root, upload_id)
+        if paths is None:
             return None
         try:
-            info = orjson.loads((directory / "info.json").read_bytes())
-            size = (directory / "data").stat().st_size
+            info = orjson.loads(paths[1].read_bytes())
+            size = paths[0].stat().st_size
         except (FileNotFoundError, orjson.JSONDecodeError):
             return None
         return UploadInfo(upload_id, info["repository"], size)
@@ -109,16 +107,15 @@ class FilesystemBlobStore:
         self._remove_upload(upload_id)
 
     def _data_path(self, upload_id: str) -> Path:
-        directory = upload_dir(self.root, upload_id)
-        if directory is None or not (directory / "data").exists():
+        paths = upload_paths(self.root, upload_id)
+        if paths is None or not paths[0].exists():
             raise UploadUnknownError("upload unknown to registry", {"upload": upload_id})
-        return directory / "data"
+        return paths[0]
 
     def _remove_upload(self, upload_id: str) -> None:
         self._hashers.drop(upload_id)
-        directory = upload_dir(self.root, upload_id)
-        if directory is not None:
-            shutil.rmtree(directory, ignore_errors=True)
+        for path in upload_paths(self.root, upload_id) or ():
+            path.unlink(missing_ok=True)
 
 
 class FileUploadWriter:

@@ -2,8 +2,8 @@
 
     <root>/
       blobs/<algorithm>/<first two hex>/<hex>   published blob and manifest bytes, immutable
-      uploads/<upload id>/data                  bytes of an upload in flight
-      uploads/<upload id>/info.json             {"repository": ...}
+      uploads/<upload id>                       bytes of an upload in flight
+      uploads/<upload id>.json                  {"repository": ...}
       tmp/                                      small writes before their atomic rename
 
 Tags and manifest links are not here: they live in the event log.
@@ -22,11 +22,13 @@ def blob_path(root: Path, digest: str) -> Path:
     return root / "blobs" / algorithm / encoded[:2] / encoded
 
 
-def upload_dir(root: Path, upload_id: str) -> Path | None:
-    """None for an id that is not one we could have issued (never a path outside root)."""
+def upload_paths(root: Path, upload_id: str) -> tuple[Path, Path] | None:
+    """(data, info) of an upload; None for an id we could not have issued (never a path
+    outside root). Two plain files, not a directory: fewer system calls per blob pushed."""
     if not UPLOAD_ID_RE.fullmatch(upload_id):
         return None
-    return root / "uploads" / upload_id
+    data = root / "uploads" / upload_id
+    return data, data.with_suffix(".json")
 
 
 def tmp_dir(root: Path) -> Path:

@@ -1,7 +1,7 @@
 """Clients that promise a body and hang up half-way, over raw sockets to a live server.
 
 A truncated request must leave no trace: an upload stays where it stood before the request,
-and a one-request (monolithic) upload leaves neither a blob nor an upload directory.
+and a one-request (monolithic) upload leaves neither a blob nor upload files.
 """
 
 from __future__ import annotations
@@ -79,20 +79,20 @@ def complete(http: httpx.Client, location: str, data: bytes) -> str:
     return response.headers["Location"]
 
 
-def upload_dir(server: LiveServer, location: str) -> Path:
+def upload_data(server: LiveServer, location: str) -> Path:
     return server.data_dir / "storage" / "uploads" / location.rsplit("/", 1)[1]
 
 
 def uploads_of(server: LiveServer, repo: str) -> list[Path]:
-    """Upload directories on disk that belong to `repo`."""
+    """Upload files on disk (data and info) that belong to `repo`."""
     found = []
-    for directory in (server.data_dir / "storage" / "uploads").iterdir():
+    for info_path in (server.data_dir / "storage" / "uploads").glob("*.json"):
         try:
-            info = json.loads((directory / "info.json").read_bytes())
-        except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
+            info = json.loads(info_path.read_bytes())
+        except (FileNotFoundError, json.JSONDecodeError):
             continue
         if info.get("repository") == repo:
-            found.append(directory)
+            found += [path for path in (info_path, info_path.with_suffix("")) if path.exists()]
     return found
 
 
@@ -127,7 +127,7 @@ def test_truncated_patch_after_flushed_bytes_rolls_back(live_server, http):
     assert patch_chunk(http, location, 0, first).status_code == 202
 
     end = len(first) + len(second) - 1
-    data_file = upload_dir(live_server, location) / "data"
+    data_file = upload_data(live_server, location)
     with truncated_request(live_server, "PATCH", location, len(second), second[:2 * MIB],
                            headers={"Content-Range": f"{len(first)}-{end}"}):
         assert wait_for(lambda: data_file.stat().st_size > len(first)), "nothing flushed"
@@ -150,7 +150,7 @@ def test_truncated_monolithic_upload_leaves_nothing(live_server, http):
         assert wait_for(lambda: uploads_of(live_server, repo)), "the upload never started"
 
     assert wait_for(lambda: not uploads_of(live_server, repo)), (
-        f"leftover upload directories: {uploads_of(live_server, repo)}")
+        f"leftover upload files: {uploads_of(live_server, repo)}")
     assert http.head(f"/v2/{repo}/blobs/{digest}").status_code == 404
     blobs = live_server.data_dir / "storage" / "blobs" / "sha256"
     assert not (blobs / digest[7:9] / digest[7:]).exists()
