@@ -54,8 +54,11 @@ class GroupCommitter:
         self._condition = threading.Condition()
         self._queue: list[Command] = []
         self._committing = False
+        self._leader = threading.local()
 
     def run(self, command: Command) -> int | None:
+        if getattr(self._leader, "active", False):
+            raise RuntimeError("a change must not issue another command: it would wait for itself")
         with self._condition:
             self._queue.append(command)
             while self._committing and not command.done:
@@ -64,9 +67,11 @@ class GroupCommitter:
                 return command.outcome()
             self._committing = True
             batch, self._queue = self._queue, []
+        self._leader.active = True
         try:
             self._commit(batch)
         finally:
+            self._leader.active = False
             with self._condition:
                 self._committing = False
                 self._condition.notify_all()

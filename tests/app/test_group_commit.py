@@ -80,3 +80,12 @@ def test_a_failed_command_creates_nothing(registry):
     with pytest.raises(NameUnknownError):
         registry.update(Repository.create_id("team/never"), lambda r: None,
                         missing=lambda: NameUnknownError("no such repository"))
+
+
+def test_a_change_issuing_another_command_is_refused_not_deadlocked(registry):
+    def nested(repo):
+        link(registry, "team/other", 1)
+
+    with pytest.raises(RuntimeError, match="wait for itself"):
+        registry.update(Repository.create_id("team/app"), nested,
+                        create=lambda: Repository.create("team/app", CTX))
