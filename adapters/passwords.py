@@ -7,7 +7,6 @@ import threading
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-
 # Each Argon2id computation takes 64 MiB for a moment: bound how many run at once, so a burst
 # of logins cannot balloon the server's memory (it showed as peak RSS in the benchmark).
 CONCURRENT_HASHES = 2
