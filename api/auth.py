@@ -79,8 +79,10 @@ class RegistryAuthorizer:
         except InvalidTokenError as error:
             raise challenge(request, access, error="invalid_token", detail=str(error)) from None
         name = claims["sub"]
-        if access is None or access.action in granted_actions(claims, access.resource_type, access.name) \
-                or "*" in granted_actions(claims, access.resource_type, access.name):
+        if access is None:
+            return name
+        granted = granted_actions(claims, access.resource_type, access.name)
+        if access.action in granted or "*" in granted:
             return name
         principal = ANONYMOUS if name == ANONYMOUS.name else self.authenticator.principal_named(name)
         if principal is not None and not principal.is_anonymous and not self.allows(principal, access):

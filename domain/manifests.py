@@ -53,10 +53,6 @@ class ParsedManifest:
     annotations: dict[str, str] = field(default_factory=dict)
 
     @property
-    def is_index(self) -> bool:
-        return self.media_type in INDEX_TYPES
-
-    @property
     def required_blobs(self) -> list[Descriptor]:
         blobs = [self.config] if self.config else []
         return blobs + [layer for layer in self.layers if not layer.foreign]

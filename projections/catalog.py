@@ -185,7 +185,3 @@ _MANIFEST_COLUMNS = (
 def _manifest_row(row) -> ManifestRow:
     digest, media_type, size, artifact_type, subject, annotations = row
     return ManifestRow(digest, media_type, size, artifact_type, subject, orjson.loads(annotations))
-
-
-def _key(table: Table, repository: str, digest: str):
-    return and_(table.c.repository == repository, table.c.digest == digest)

@@ -7,14 +7,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
-from urllib.parse import urlencode
 
 import orjson
 from sqlalchemy import and_
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api.management.common import Call, endpoint, json_response, page_params
+from api.management.common import Call, endpoint, page_params
+from api.management.common import paged as management_paged
 from api.management.problems import Problem
 from domain.errors import RegistryError
 from projections.access import ProjectRow
@@ -69,15 +69,7 @@ def empty(status: int = 200, headers: dict[str, str] | None = None) -> Response:
 
 
 def paged(request: Request, items: list, total: int, page: int, size: int) -> Response:
-    headers = {"X-Total-Count": str(total)}
-    links = []
-    if page > 1:
-        links.append(f'<{_page_url(request, page - 1, size)}>; rel="prev"')
-    if page * size < total:
-        links.append(f'<{_page_url(request, page + 1, size)}>; rel="next"')
-    if links:
-        headers["Link"] = " , ".join(links)
-    return json_response(items, headers=headers)
+    return management_paged(request, items, total, page, size, link_separator=" , ")
 
 
 def page_slice(request: Request, items: list) -> tuple[list, int, int, int]:
@@ -89,11 +81,6 @@ def page_slice(request: Request, items: list) -> tuple[list, int, int, int]:
 def paged_list(request: Request, items: list, render: Callable = lambda item: item) -> Response:
     chosen, total, page, size = page_slice(request, items)
     return paged(request, [render(item) for item in chosen], total, page, size)
-
-
-def _page_url(request: Request, page: int, size: int) -> str:
-    params = [(k, v) for k, v in request.query_params.multi_items() if k not in ("page", "page_size")]
-    return request.url.path + "?" + urlencode(params + [("page", page), ("page_size", size)])
 
 
 def sort_items(items: list[dict], sort: str | None, fields: set[str]) -> list[dict]:

@@ -98,15 +98,17 @@ def page_params(request: Request) -> tuple[int, int]:
     return page, min(size, MAX_PAGE_SIZE)
 
 
-def paged(request: Request, items: list, total: int, page: int, size: int) -> Response:
+def paged(request: Request, items: list, total: int, page: int, size: int,
+          link_separator: str = ", ") -> Response:
+    """One page with X-Total-Count and Link (prev, next); Harbor separates links with " , "."""
     headers = {"X-Total-Count": str(total)}
     links = []
-    if page * size < total:
-        links.append(f'<{_page_url(request, page + 1, size)}>; rel="next"')
     if page > 1:
         links.append(f'<{_page_url(request, page - 1, size)}>; rel="prev"')
+    if page * size < total:
+        links.append(f'<{_page_url(request, page + 1, size)}>; rel="next"')
     if links:
-        headers["Link"] = ", ".join(links)
+        headers["Link"] = link_separator.join(links)
     return json_response(items, headers=headers)
 
 

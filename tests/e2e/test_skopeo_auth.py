@@ -81,6 +81,6 @@ def test_anonymous_pulls_public_projects_only(image, live_server, accounts):
     assert push(image, live_server, "library/open:1.0", f"dev:{PASSWORD}").returncode == 0
     public = skopeo("inspect", "--tls-verify=false", "--no-creds", f"docker://{live_server.host}/library/open:1.0")
     assert public.returncode == 0, public.stderr
-    private = skopeo("inspect", "--tls-verify=false", "--no-creds",
-                     f"docker://{live_server.host}/team/authapp:1.0")
-    assert private.returncode != 0
+    assert push(image, live_server, "team/private:1.0", f"dev:{PASSWORD}").returncode == 0
+    private = skopeo("inspect", "--tls-verify=false", "--no-creds", f"docker://{live_server.host}/team/private:1.0")
+    assert private.returncode != 0 and "unauthorized" in private.stderr.lower()

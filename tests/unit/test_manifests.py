@@ -41,7 +41,7 @@ def test_index_without_media_type_is_recognised():
     child = {"mediaType": OCI_MANIFEST, "digest": "sha256:" + "3" * 64, "size": 5}
     manifest = parse_manifest(encode({"schemaVersion": 2, "manifests": [child]}), None)
     assert manifest.media_type == OCI_INDEX
-    assert manifest.is_index and manifest.manifests[0].digest == child["digest"]
+    assert manifest.manifests[0].digest == child["digest"]
 
 
 def test_artifact_type_and_subject():
