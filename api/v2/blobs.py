@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from api.errors import RANGE_INVALID, OciError
+from api.v2.blob_body import blob_body
 from api.v2.common import context, name_of, services, settle
 from domain.errors import BlobUnknownError
 from domain.names import check_digest
@@ -49,12 +50,13 @@ def get_blob(request: Request) -> Response:
     digest, size = _blob_size(request)
     headers = _blob_headers(digest, size)
     requested = parse_range(request.headers.get("range"), size)
+    blobs = services(request).blobs
     if requested is None:
-        return StreamingResponse(services(request).blobs.read(digest), headers=headers)
+        return StreamingResponse(blob_body(blobs, digest, 0, size), headers=headers)
     start, end = requested
     headers["Content-Length"] = str(end - start + 1)
     headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-    body = services(request).blobs.read(digest, start, end - start + 1)
+    body = blob_body(blobs, digest, start, end - start + 1)
     return StreamingResponse(body, status_code=206, headers=headers)
 
 

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+
+from api.v2.blob_body import WINDOW
 from tests.support.oci import digest_of, push_blob
 
 NAME = "team/app"
@@ -37,6 +40,23 @@ def test_range_requests(client):
     beyond = client.get(url, headers={"Range": f"bytes={len(DATA)}-"})
     assert beyond.status_code == 416
     assert beyond.headers["Content-Range"] == f"bytes */{len(DATA)}"
+
+
+def test_blob_larger_than_a_send_window_arrives_whole_and_in_ranges(client):
+    data = os.urandom(WINDOW * 2 + 12345)
+    digest = push_blob(client, NAME, data)
+    url = f"/v2/{NAME}/blobs/{digest}"
+    assert client.get(url).content == data
+    start, end = WINDOW - 4097, WINDOW * 2 + 100  # unaligned, across both window edges
+    part = client.get(url, headers={"Range": f"bytes={start}-{end}"})
+    assert part.status_code == 206 and part.content == data[start:end + 1]
+
+
+def test_empty_blob(client):
+    digest = push_blob(client, NAME, b"")
+    response = client.get(f"/v2/{NAME}/blobs/{digest}")
+    assert response.status_code == 200 and response.content == b""
+    assert response.headers["Content-Length"] == "0"
 
 
 def test_blob_is_scoped_to_its_repository(client):
