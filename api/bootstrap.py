@@ -46,16 +46,29 @@ class Services:
         self.db.dispose()
 
 
+def blob_store_for(settings: Settings) -> BlobStore:
+    storage = settings.storage
+    if storage.kind == "s3":
+        from adapters.storage.s3 import S3BlobStore  # only deployments on S3 load the SDK
+
+        region = {"region": storage.region} if storage.region else {}  # else the adapter's default
+        return S3BlobStore(storage.endpoint, storage.bucket, storage.access_key, storage.secret_key,
+                           **region, secure=storage.secure, spool_dir=settings.spool_dir,
+                           redirect=storage.redirect)
+    return FilesystemBlobStore(settings.blob_root)
+
+
 def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Services:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    blobs = FilesystemBlobStore(settings.blob_root)
-    registry = Registry(blobs, env=settings.event_store_env)
-    admin = Administration(registry, hasher or Argon2SecretHasher())
+    blobs = blob_store_for(settings)
     db = ReadModelDatabase.from_url(settings.read_model_url)
-    projections = ProjectionRunner(
-        db, registry, [CatalogProjection(), ReferencesProjection(), AccessProjection(),
-                       AuditProjection(), HistoryProjection()])
-    projections.create_tables()
+    with db.schema_lock():  # nodes and worker processes starting together create tables once
+        registry = Registry(blobs, env=settings.event_store_env)
+        projections = ProjectionRunner(
+            db, registry, [CatalogProjection(), ReferencesProjection(), AccessProjection(),
+                           AuditProjection(), HistoryProjection()])
+        projections.create_tables()
+    admin = Administration(registry, hasher or Argon2SecretHasher())
     generated = admin.bootstrap(settings.admin_password)
     projections.catch_up()
     access = AccessView(db)

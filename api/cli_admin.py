@@ -21,6 +21,7 @@ from domain.permissions import Role
 
 
 def add_commands(commands, data_dir_option, settings_of) -> None:
+    _LEAVES.clear()  # a second parser in the same process (tests call main() repeatedly) starts afresh
     admin = commands.add_parser("admin", help="users, projects, members and robots")
     groups = admin.add_subparsers(dest="group", required=True)
     _users(groups.add_parser("users", help="local users").add_subparsers(dest="action", required=True))

@@ -30,14 +30,14 @@ from domain.account import User
 from domain.permissions import Grant, Principal, RobotPermission, Role
 from domain.project import Project
 from domain.robot import Robot
-from projections.database import ReadModelDatabase
+from projections.database import Name, ReadModelDatabase
 
 metadata = MetaData()
 # Numeric ids (Harbor's API speaks them) are the log position of the creating event:
 # stable, unique, and identical after a rebuild.
 projects = Table(
     "access_projects", metadata,
-    Column("name", String(255), primary_key=True),
+    Column("name", Name(255), primary_key=True),
     Column("id", BigInteger, nullable=False, unique=True),
     Column("public", Boolean, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
@@ -45,33 +45,33 @@ projects = Table(
 )
 members = Table(
     "access_members", metadata,
-    Column("project", String(255), primary_key=True),
+    Column("project", Name(255), primary_key=True),
     Column("kind", String(20), primary_key=True),
-    Column("principal", String(255), primary_key=True),
-    Column("repository", String(255), primary_key=True),  # '' for the whole project
+    Column("principal", Name(255), primary_key=True),
+    Column("repository", Name(255), primary_key=True),  # '' for the whole project
     Column("id", BigInteger, nullable=False, unique=True),
     Column("role", String(30), nullable=False),
     Column("since", DateTime(timezone=True), nullable=False),
 )
 users = Table(
     "access_users", metadata,
-    Column("username", String(255), primary_key=True),
+    Column("username", Name(255), primary_key=True),
     Column("id", BigInteger, nullable=False, unique=True),
-    Column("email", String(255), nullable=False),
+    Column("email", Name(255), nullable=False),
     Column("system_admin", Boolean, nullable=False),
-    Column("password_hash", String(255), nullable=False),
+    Column("password_hash", Name(255), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 robots = Table(
     "access_robots", metadata,
-    Column("name", String(255), primary_key=True),
+    Column("name", Name(255), primary_key=True),
     Column("id", BigInteger, nullable=False, unique=True),
-    Column("project", String(255)),
+    Column("project", Name(255)),
     Column("permissions", Text, nullable=False),
     Column("expires_at", DateTime(timezone=True)),
     Column("disabled", Boolean, nullable=False),
-    Column("secret_hash", String(255), nullable=False),
+    Column("secret_hash", Name(255), nullable=False),
     Column("description", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),

@@ -28,21 +28,21 @@ from domain.account import User
 from domain.project import Project
 from domain.repository import Repository
 from domain.robot import Robot, robot_project
-from projections.database import ReadModelDatabase
+from projections.database import Name, ReadModelDatabase
 
 metadata = MetaData()
 audit_log = Table(
     "audit_log", metadata,
     Column("position", BigInteger, primary_key=True, autoincrement=False),
     Column("occurred_at", DateTime(timezone=True), nullable=False, index=True),
-    Column("actor", String(255), nullable=False, index=True),
-    Column("source", String(255), nullable=False),
-    Column("request_id", String(128), nullable=False),
+    Column("actor", Name(255), nullable=False, index=True),
+    Column("source", Name(255), nullable=False),
+    Column("request_id", Name(128), nullable=False),
     Column("operation", String(64), nullable=False, index=True),
     Column("resource_type", String(32), nullable=False),
-    Column("resource", String(512), nullable=False),
-    Column("project", String(255), index=True),
-    Column("repository", String(255), index=True),
+    Column("resource", Name(512), nullable=False),
+    Column("project", Name(255), index=True),
+    Column("repository", Name(255), index=True),
     Column("result", String(16), nullable=False),
     Column("details", Text, nullable=False),
     Index("audit_log_by_project_position", "project", "position"),

@@ -13,7 +13,6 @@ from sqlalchemy import (
     DateTime,
     Index,
     MetaData,
-    String,
     Table,
     Text,
     and_,
@@ -25,41 +24,41 @@ from sqlalchemy import (
 )
 
 from domain.repository import Repository
-from projections.database import ReadModelDatabase
+from projections.database import Name, ReadModelDatabase
 
 metadata = MetaData()
 repositories = Table(
     "catalog_repositories", metadata,
-    Column("name", String(255), primary_key=True),
+    Column("name", Name(255), primary_key=True),
     Column("id", BigInteger, nullable=False, unique=True),  # log position of its creation
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 tags = Table(
     "catalog_tags", metadata,
-    Column("repository", String(255), primary_key=True),
-    Column("tag", String(128), primary_key=True),
-    Column("digest", String(200), nullable=False),
+    Column("repository", Name(255), primary_key=True),
+    Column("tag", Name(128), primary_key=True),
+    Column("digest", Name(200), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Index("catalog_tags_by_digest", "repository", "digest"),
 )
 manifests = Table(
     "catalog_manifests", metadata,
-    Column("repository", String(255), primary_key=True),
-    Column("digest", String(200), primary_key=True),
+    Column("repository", Name(255), primary_key=True),
+    Column("digest", Name(200), primary_key=True),
     Column("id", BigInteger, nullable=False, unique=True),  # log position of its push
-    Column("media_type", String(255), nullable=False),
+    Column("media_type", Name(255), nullable=False),
     Column("size", BigInteger, nullable=False),
-    Column("artifact_type", String(255)),
-    Column("subject", String(200)),
+    Column("artifact_type", Name(255)),
+    Column("subject", Name(200)),
     Column("annotations", Text, nullable=False),
     Column("pushed_at", DateTime(timezone=True), nullable=False),
     Index("catalog_manifests_by_subject", "repository", "subject"),
 )
 blobs = Table(
     "catalog_blobs", metadata,
-    Column("repository", String(255), primary_key=True),
-    Column("digest", String(200), primary_key=True),
+    Column("repository", Name(255), primary_key=True),
+    Column("digest", Name(200), primary_key=True),
     Column("size", BigInteger, nullable=False),
     Column("linked_at", DateTime(timezone=True), nullable=False),
 )

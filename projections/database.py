@@ -13,10 +13,21 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Iterator
 
 import orjson
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, String, create_engine, event, text
+from sqlalchemy.types import TypeEngine
+
+_SCHEMA_LOCK_KEY = 0x706F72746C6F67  # "portlog"
+
+
+def Name(length: int) -> TypeEngine:  # noqa: N802 (used like a column type)
+    """Names, tags and digests compare and sort byte by byte on PostgreSQL too, as on SQLite,
+    whatever the database's collation: pages by `> last` must match ORDER BY."""
+    return String(length).with_variant(String(length, collation="C"), "postgresql")
 
 
 @dataclass
@@ -34,6 +45,23 @@ class ReadModelDatabase:
                        writer=_sqlite_engine(url, immediate=True))
         engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
         return cls(reader=engine, writer=engine)
+
+    @contextmanager
+    def schema_lock(self) -> Iterator[None]:
+        """Held while creating tables. Several nodes starting at once on one PostgreSQL would
+        otherwise race in CREATE TABLE / CREATE FUNCTION ("tuple concurrently updated");
+        SQLite serialises schema changes itself."""
+        if self.writer.dialect.name != "postgresql":
+            yield
+            return
+        with self.writer.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _SCHEMA_LOCK_KEY})
+                conn.commit()
 
     def fetch(self, sql: str, params: tuple) -> list[tuple]:
         """Runs read-only SQL written with `?` placeholders; returns every row."""

@@ -31,57 +31,57 @@ from domain.account import User
 from domain.project import Project
 from domain.repository import Repository
 from domain.robot import Robot
-from projections.database import ReadModelDatabase
+from projections.database import Name, ReadModelDatabase
 
 
 def _interval_columns() -> list[Column]:
     return [
         Column("from_position", BigInteger, primary_key=True, autoincrement=False),
         Column("from_time", DateTime(timezone=True), nullable=False),
-        Column("started_by", String(255), nullable=False),
+        Column("started_by", Name(255), nullable=False),
         Column("to_position", BigInteger),
         Column("to_time", DateTime(timezone=True)),
-        Column("ended_by", String(255)),
+        Column("ended_by", Name(255)),
     ]
 
 
 metadata = MetaData()
 tag_intervals = Table(
     "history_tags", metadata,
-    Column("repository", String(255), primary_key=True),
-    Column("tag", String(128), primary_key=True),
-    Column("digest", String(200), nullable=False),
+    Column("repository", Name(255), primary_key=True),
+    Column("tag", Name(128), primary_key=True),
+    Column("digest", Name(200), nullable=False),
     *_interval_columns(),
 )
 repository_intervals = Table(
     "history_repositories", metadata,
-    Column("name", String(255), primary_key=True),
+    Column("name", Name(255), primary_key=True),
     *_interval_columns(),
 )
 member_intervals = Table(
     "history_members", metadata,
-    Column("project", String(255), primary_key=True),
+    Column("project", Name(255), primary_key=True),
     Column("kind", String(20), primary_key=True),
-    Column("principal", String(255), primary_key=True),
-    Column("repository", String(255), primary_key=True),  # '' for the whole project
+    Column("principal", Name(255), primary_key=True),
+    Column("repository", Name(255), primary_key=True),  # '' for the whole project
     Column("role", String(30), nullable=False),
     *_interval_columns(),
 )
 project_intervals = Table(
     "history_projects", metadata,
-    Column("name", String(255), primary_key=True),
+    Column("name", Name(255), primary_key=True),
     Column("public", Boolean, nullable=False),
     *_interval_columns(),
 )
 admin_intervals = Table(
     "history_admins", metadata,
-    Column("username", String(255), primary_key=True),
+    Column("username", Name(255), primary_key=True),
     *_interval_columns(),
 )
 robot_intervals = Table(
     "history_robots", metadata,
-    Column("name", String(255), primary_key=True),
-    Column("project", String(255)),
+    Column("name", Name(255), primary_key=True),
+    Column("project", Name(255)),
     Column("permissions", Text, nullable=False),
     Column("disabled", Boolean, nullable=False),
     Column("expires_at", DateTime(timezone=True)),

@@ -26,20 +26,21 @@ from sqlalchemy import (
 )
 
 from domain.repository import Repository
+from projections.database import Name
 
 metadata = MetaData()
 references = Table(
     "refs_manifest_references", metadata,
-    Column("repository", String(255), primary_key=True),
-    Column("manifest_digest", String(200), primary_key=True),
+    Column("repository", Name(255), primary_key=True),
+    Column("manifest_digest", Name(200), primary_key=True),
     Column("ordinal", Integer, primary_key=True),
-    Column("target_digest", String(200), nullable=False, index=True),
+    Column("target_digest", Name(200), nullable=False, index=True),
     Column("role", String(20), nullable=False),
     Column("size", BigInteger, nullable=False),
 )
 usage = Table(
     "refs_digest_usage", metadata,
-    Column("digest", String(200), primary_key=True),
+    Column("digest", Name(200), primary_key=True),
     Column("size", BigInteger, nullable=False),
     Column("blob_links", Integer, nullable=False),
     Column("manifest_entries", Integer, nullable=False),

@@ -1,0 +1,141 @@
+"""PostgreSQL for tests and benchmarks: a server to create throw-away databases on.
+
+`server()` answers, in this order: the server named by PORTLOG_TEST_POSTGRES (a DSN without a
+database name, e.g. `postgresql://postgres@127.0.0.1:5432`), the machine's own server on
+127.0.0.1:5432 (started with `pg_ctlcluster` when it is installed but down), or a private
+cluster made with `initdb` in a directory of its own on a free port (as the `postgres` user
+when running as root). The Debian package `postgresql-15` provides all three.
+
+    pg = postgres.server(work_dir)
+    dsn = pg.create_database()      # postgresql://user@host:port/portlog_<random>
+    ...
+    pg.drop_database(dsn)
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import psycopg
+
+HOST = "127.0.0.1"
+DEFAULT_PORT = 5432
+SUPERUSER = "postgres"
+
+
+@dataclass
+class PostgresServer:
+    host: str
+    port: int
+    user: str
+    password: str = ""
+    cluster_dir: Path | None = None  # a private cluster this process started
+
+    def dsn(self, database: str = "postgres") -> str:
+        secret = f":{self.password}" if self.password else ""
+        return f"postgresql://{self.user}{secret}@{self.host}:{self.port}/{database}"
+
+    def create_database(self, prefix: str = "portlog") -> str:
+        name = f"{prefix}_{secrets.token_hex(6)}"
+        self._admin(f'CREATE DATABASE "{name}"')
+        return self.dsn(name)
+
+    def drop_database(self, dsn: str) -> None:
+        name = urlsplit(dsn).path.lstrip("/")
+        self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def stop(self) -> None:
+        if self.cluster_dir is not None:
+            _as_postgres([_binary("pg_ctl"), "-D", str(self.cluster_dir / "data"), "-m", "fast", "-w", "stop"])
+
+    def _admin(self, statement: str) -> None:
+        with psycopg.connect(self.dsn(), autocommit=True, connect_timeout=5) as connection:
+            connection.execute(statement)
+
+
+def server(work_dir: Path) -> PostgresServer:
+    configured = os.environ.get("PORTLOG_TEST_POSTGRES")
+    if configured:
+        parts = urlsplit(configured)
+        return PostgresServer(parts.hostname or HOST, parts.port or DEFAULT_PORT,
+                              parts.username or SUPERUSER, parts.password or "")
+    local = PostgresServer(HOST, DEFAULT_PORT, SUPERUSER)
+    if _accepts(local) or (_start_machine_cluster() and _wait_until_accepting(local)):
+        return local
+    return _private_cluster(Path(work_dir) / "postgres")
+
+
+def _accepts(pg: PostgresServer) -> bool:
+    try:
+        with psycopg.connect(pg.dsn(), connect_timeout=3):
+            return True
+    except psycopg.OperationalError:
+        return False
+
+
+def _wait_until_accepting(pg: PostgresServer, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _accepts(pg):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _start_machine_cluster() -> bool:
+    if shutil.which("pg_ctlcluster") is None or not Path("/etc/postgresql").is_dir():
+        return False
+    versions = sorted(os.listdir("/etc/postgresql"))
+    if not versions:
+        return False
+    started = subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main", "start"],
+        capture_output=True, text=True)
+    return started.returncode == 0 or "already running" in started.stderr
+
+
+def _private_cluster(directory: Path) -> PostgresServer:
+    directory.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        shutil.chown(directory, SUPERUSER, SUPERUSER)
+    port = _free_port()
+    data = directory / "data"
+    _as_postgres([_binary("initdb"), "-D", str(data), "-A", "trust", "-U", SUPERUSER, "-E", "UTF8",
+                  "--locale=C.UTF-8"])
+    _as_postgres([_binary("pg_ctl"), "-D", str(data), "-l", str(directory / "postgres.log"), "-w", "-o",
+                  f"-p {port} -k {directory} -c listen_addresses={HOST}", "start"])
+    pg = PostgresServer(HOST, port, SUPERUSER, cluster_dir=directory)
+    if not _wait_until_accepting(pg):
+        raise RuntimeError(f"private PostgreSQL did not start: see {directory / 'postgres.log'}")
+    return pg
+
+
+def _binary(name: str) -> str:
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name))
+    for bin_dir in reversed(versions):
+        if (bin_dir / name).exists():
+            return str(bin_dir / name)
+    found = shutil.which(name)
+    if found is None:
+        raise RuntimeError(f"{name} not found: install the Debian package postgresql-15")
+    return found
+
+
+def _as_postgres(command: list[str]) -> None:
+    if os.geteuid() == 0:
+        command = ["runuser", "-u", SUPERUSER, "--", *command]
+    subprocess.run(command, check=True, capture_output=True, timeout=120)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
