@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -10,15 +12,53 @@ from api.app import create_app
 from api.bootstrap import bootstrap
 from api.settings import Settings
 from domain.context import RequestContext
+from infra.services import postgres
 from tests.support.server import ADMIN_PASSWORD, start_server
 
 # The projects the tests push into (the first component of every repository name they use).
 TEST_PROJECTS = ("team", "race", "a", "m", "z", "mirror", "trunc")
 
 
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory):
+    server = postgres.server(tmp_path_factory.mktemp("postgres"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def _shared_postgres_database(postgres_server):
+    dsn = postgres_server.create_database(durable=False)
+    yield dsn
+    postgres_server.drop_database(dsn)
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", admin_password=ADMIN_PASSWORD)
+def postgres_database(postgres_server, _shared_postgres_database):
+    """An empty PostgreSQL database (its DSN): one per session, emptied for every test."""
+    postgres_server.empty_database(_shared_postgres_database)
+    return _shared_postgres_database
+
+
+def pytest_generate_tests(metafunc):
+    """Tests marked `both_databases` run once on SQLite (embedded) and once on PostgreSQL
+    (scale-out). PORTLOG_TEST_DATABASE=postgres runs every test on PostgreSQL."""
+    if "database" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_databases"):
+        metafunc.parametrize("database", ["sqlite", "postgres"], indirect=True)
+
+
+@pytest.fixture
+def database(request) -> str:
+    return getattr(request, "param", None) or os.environ.get("PORTLOG_TEST_DATABASE", "sqlite")
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database: str, request) -> Settings:
+    settings = Settings(data_dir=tmp_path / "data", admin_password=ADMIN_PASSWORD)
+    if database == "postgres":
+        dsn = request.getfixturevalue("postgres_database")
+        settings = replace(settings, database=Settings.from_env({"PORTLOG_DATABASE_URL": dsn}).database)
+    return settings
 
 
 @pytest.fixture

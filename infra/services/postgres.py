@@ -43,10 +43,25 @@ class PostgresServer:
         secret = f":{self.password}" if self.password else ""
         return f"postgresql://{self.user}{secret}@{self.host}:{self.port}/{database}"
 
-    def create_database(self, prefix: str = "portlog") -> str:
+    def create_database(self, prefix: str = "portlog", *, durable: bool = True) -> str:
+        """A new empty database; `durable=False` commits without waiting for the disk (tests)."""
         name = f"{prefix}_{secrets.token_hex(6)}"
         self._admin(f'CREATE DATABASE "{name}"')
+        if not durable:
+            self._admin(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
         return self.dsn(name)
+
+    def empty_database(self, dsn: str) -> None:
+        """Deletes every row of every table and restarts the sequences: much cheaper than a new
+        database, or TRUNCATE, for the few rows a test leaves behind."""
+        with psycopg.connect(dsn, connect_timeout=5) as connection:
+            for (table,) in connection.execute(
+                    "SELECT quote_ident(schemaname) || '.' || quote_ident(tablename) FROM pg_tables "
+                    "WHERE schemaname NOT IN ('pg_catalog', 'information_schema')").fetchall():
+                connection.execute(f"DELETE FROM {table}")
+            for (sequence,) in connection.execute(
+                    "SELECT quote_ident(schemaname) || '.' || quote_ident(sequencename) FROM pg_sequences").fetchall():
+                connection.execute(f"ALTER SEQUENCE {sequence} RESTART")
 
     def drop_database(self, dsn: str) -> None:
         name = urlsplit(dsn).path.lstrip("/")

@@ -6,9 +6,12 @@ import csv
 import io
 
 import orjson
+import pytest
 
 from tests.support.auth import PASSWORD, create_user, grant
 from tests.support.oci import push_image
+
+pytestmark = pytest.mark.both_databases
 
 
 def entries(client, **params) -> list[dict]:

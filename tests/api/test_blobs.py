@@ -2,8 +2,12 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from api.v2.blob_body import WINDOW
 from tests.support.oci import digest_of, push_blob
+
+pytestmark = pytest.mark.both_databases
 
 NAME = "team/app"
 DATA = bytes(range(256)) * 16

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import pytest
+
 from tests.support.oci import push_blob, push_image
+
+pytestmark = pytest.mark.both_databases
 
 
 def test_tags_list_is_sorted_and_paginated(client):

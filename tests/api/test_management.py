@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.support.auth import PASSWORD, create_user, grant, token, token_access
 from tests.support.oci import push_image
+
+pytestmark = pytest.mark.both_databases
 
 
 def problem(response, status: int) -> dict:

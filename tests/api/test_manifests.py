@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.support.oci import (
     DOCKER_MANIFEST,
     OCI_INDEX,
@@ -12,6 +14,8 @@ from tests.support.oci import (
     push_blob,
     push_image,
 )
+
+pytestmark = pytest.mark.both_databases
 
 NAME = "team/app"
 

@@ -2,7 +2,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.support.oci import OCI_INDEX, OCI_MANIFEST, descriptor, digest_of, push_blob, push_image
+
+pytestmark = pytest.mark.both_databases
 
 NAME = "team/app"
 

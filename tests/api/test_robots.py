@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
 from tests.support.auth import token, token_access
 from tests.support.oci import push_image
+
+pytestmark = pytest.mark.both_databases
 
 PULL_PUSH = [{"project": "team", "resource": "repository", "action": "pull"},
              {"project": "team", "resource": "repository", "action": "push"}]

@@ -6,8 +6,12 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 
+import pytest
+
 from tests.support.auth import PASSWORD, create_user, grant
 from tests.support.oci import push_image
+
+pytestmark = pytest.mark.both_databases
 
 
 def position(client) -> int:

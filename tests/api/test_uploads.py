@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import pytest
+
 from tests.support.oci import digest_of, push_blob
+
+pytestmark = pytest.mark.both_databases
 
 NAME = "team/app"
 

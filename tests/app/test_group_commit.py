@@ -13,6 +13,8 @@ from domain.context import RequestContext
 from domain.errors import ManifestUnknownError, NameUnknownError
 from domain.repository import Repository
 
+pytestmark = pytest.mark.both_databases
+
 CTX = RequestContext("ci", "req")
 
 

@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from domain.application import Registry
 from domain.context import RequestContext
 from domain.repository import Repository
 from tests.support.oci import OCI_MANIFEST, digest_of, image_manifest
+
+pytestmark = pytest.mark.both_databases
 
 CONFIG, LAYER = b'{"os":"linux"}', b"layer"
 

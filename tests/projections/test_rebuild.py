@@ -4,6 +4,7 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from sqlalchemy import select
 
 from api.bootstrap import bootstrap
@@ -11,6 +12,8 @@ from projections import access, audit, catalog, history, references
 from projections.runner import ProjectionRunner, positions
 from tests.support.oci import digest_of, push_blob, push_image
 from tests.support.server import REPO_ROOT
+
+pytestmark = pytest.mark.both_databases
 
 MODULES = (catalog, references, access, audit, history)
 TABLES = [table for module in MODULES for table in module.metadata.sorted_tables]
