@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from adapters.passwords import Argon2SecretHasher
-from adapters.signing_keys import SigningKeyFile
+from adapters.signing_keys import SigningKeyFile, SigningKeyTable
 from adapters.storage.filesystem import FilesystemBlobStore
 from api.auth import RegistryAuthorizer
 from api.authn import Authenticator
@@ -58,6 +58,13 @@ def blob_store_for(settings: Settings) -> BlobStore:
     return FilesystemBlobStore(settings.blob_root)
 
 
+def signing_keys_for(settings: Settings, db: ReadModelDatabase) -> SigningKeyFile | SigningKeyTable:
+    """A file beside the embedded data; the shared database when nodes share one."""
+    if settings.event_database.kind == "postgres":
+        return SigningKeyTable(db.writer)
+    return SigningKeyFile(settings.signing_keys_path)
+
+
 def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Services:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     blobs = blob_store_for(settings)
@@ -68,13 +75,13 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
             db, registry, [CatalogProjection(), ReferencesProjection(), AccessProjection(),
                            AuditProjection(), HistoryProjection()])
         projections.create_tables()
+        signing_keys = signing_keys_for(settings, db).load()
     admin = Administration(registry, hasher or Argon2SecretHasher())
     generated = admin.bootstrap(settings.admin_password)
     projections.catch_up()
     access = AccessView(db)
     authenticator = Authenticator(access, admin.hasher, admin)
-    tokens = TokenIssuer(SigningKeyFile(settings.signing_keys_path).load(),
-                         settings.token_lifetime_seconds)
+    tokens = TokenIssuer(signing_keys, settings.token_lifetime_seconds)
     return Services(
         settings=settings,
         registry=registry,

@@ -165,10 +165,15 @@ def _audit(args) -> int:
 
 
 def _rotate_keys(args) -> int:
-    from adapters.signing_keys import SigningKeyFile
+    from api.bootstrap import signing_keys_for
+    from projections.database import ReadModelDatabase
 
     settings: Settings = args.settings_of(args)
-    key = SigningKeyFile(settings.signing_keys_path).rotate(retire_old=args.retire)
+    db = ReadModelDatabase.from_url(settings.read_model_url)
+    try:
+        key = signing_keys_for(settings, db).rotate(retire_old=args.retire)
+    finally:
+        db.dispose()
     print(f"new signing key {key.kid}; restart the server to sign with it", file=sys.stderr)
     return 0
 
