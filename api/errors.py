@@ -65,7 +65,9 @@ DOMAIN_TO_OCI: dict[type[domain.RegistryError], ErrorCode] = {
     domain.NotFoundError: NAME_UNKNOWN,
     domain.ConflictError: DENIED,
     domain.InvalidInputError: NAME_INVALID,
+    domain.StorageUnavailableError: UNAVAILABLE,
 }
+RETRY_AFTER_SECONDS = "5"  # storage outages: clients (containers/image, docker) retry 5xx anyway
 
 
 class OciError(Exception):
@@ -81,7 +83,9 @@ class OciError(Exception):
 
     @classmethod
     def from_domain(cls, error: domain.RegistryError) -> OciError:
-        return cls(DOMAIN_TO_OCI[type(error)], error.detail, error.message)
+        code = DOMAIN_TO_OCI[type(error)]
+        headers = {"Retry-After": RETRY_AFTER_SECONDS} if code is UNAVAILABLE else None
+        return cls(code, error.detail, error.message, headers=headers)
 
 
 def error_response(error: OciError, method: str = "GET") -> Response:

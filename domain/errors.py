@@ -94,3 +94,7 @@ class AccessDeniedError(RegistryError):
 
 class TooManyAttemptsError(RegistryError):
     pass
+
+
+class StorageUnavailableError(RegistryError):
+    """The blob storage cannot be reached or failed; nothing was published, a retry may succeed."""

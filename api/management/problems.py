@@ -23,6 +23,7 @@ DOMAIN_TO_STATUS: dict[type[domain.RegistryError], tuple[int, str]] = {
     domain.AccessDeniedError: (403, "forbidden"),
     domain.TooManyAttemptsError: (429, "too-many-attempts"),
     domain.ConcurrentUpdateError: (429, "too-many-writers"),
+    domain.StorageUnavailableError: (503, "storage-unavailable"),
 }
 
 
