@@ -6,20 +6,18 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
-import threading
 import uuid
-from collections import OrderedDict
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
 import orjson
 
+from adapters.storage.hashing import HasherCache
 from adapters.storage.paths import blob_path, tmp_dir, upload_paths
 from domain.errors import BlobUnknownError, DigestInvalidError, UploadUnknownError
 from domain.ports import UploadInfo
 
 READ_CHUNK = 4 * 1024 * 1024  # fewer thread-pool round trips per streamed blob
-MAX_CACHED_HASHERS = 10_000
 
 
 class FilesystemBlobStore:
@@ -29,7 +27,7 @@ class FilesystemBlobStore:
         self.root = Path(root)
         for sub in ("blobs", "uploads", "tmp"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
-        self._hashers = _HasherCache()
+        self._hashers = HasherCache()
 
     # Published blobs
 
@@ -121,7 +119,7 @@ class FilesystemBlobStore:
 class FileUploadWriter:
     """Holds an exclusive lock on the upload's data file until commit or abort."""
 
-    def __init__(self, path: Path, upload_id: str, hashers: _HasherCache) -> None:
+    def __init__(self, path: Path, upload_id: str, hashers: HasherCache) -> None:
         self._file = open(path, "ab")
         fcntl.flock(self._file.fileno(), fcntl.LOCK_EX)
         if not _same_file(path, self._file):
@@ -149,39 +147,6 @@ class FileUploadWriter:
         os.ftruncate(self._file.fileno(), self._start)
         self._file.close()
         self.size = self._start
-
-
-class _HasherCache:
-    """Running sha256 per upload, valid only while its offset equals the data size.
-    A miss (restart, another process) costs a re-hash of the data at completion."""
-
-    def __init__(self) -> None:
-        self._items: OrderedDict[str, tuple[int, object]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def put(self, upload_id: str, offset: int, hasher) -> None:
-        with self._lock:
-            self._items[upload_id] = (offset, hasher)
-            self._items.move_to_end(upload_id)
-            while len(self._items) > MAX_CACHED_HASHERS:
-                self._items.popitem(last=False)
-
-    def take(self, upload_id: str, offset: int):
-        with self._lock:
-            cached = self._items.pop(upload_id, None)
-        if cached is None or cached[0] != offset:
-            return None
-        return cached[1]
-
-    def digest(self, upload_id: str, size: int, expected: str) -> str | None:
-        if not expected.startswith("sha256:"):
-            return None
-        hasher = self.take(upload_id, size)
-        return None if hasher is None else f"sha256:{hasher.hexdigest()}"
-
-    def drop(self, upload_id: str) -> None:
-        with self._lock:
-            self._items.pop(upload_id, None)
 
 
 def read_chunks(f: BinaryIO, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
