@@ -27,6 +27,7 @@ from domain.errors import RegistryError
 
 log = logging.getLogger("portlog")
 FOLLOW_INTERVAL_SECONDS = 1.0
+JANITOR_INTERVAL_SECONDS = 600.0
 
 
 def app_from_environment() -> Starlette:
@@ -38,14 +39,18 @@ def create_app(services: Services, owns_services: bool = False) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         stop = threading.Event()
-        follower = threading.Thread(target=_follow_log, args=(services, stop),
-                                    name="portlog-log-follower", daemon=True)
-        follower.start()
+        workers = [threading.Thread(target=_follow_log, args=(services, stop),
+                                    name="portlog-log-follower", daemon=True),
+                   threading.Thread(target=_remove_stale_uploads, args=(services, stop),
+                                    name="portlog-upload-janitor", daemon=True)]
+        for worker in workers:
+            worker.start()
         try:
             yield
         finally:
             stop.set()
-            follower.join(timeout=5)
+            for worker in workers:
+                worker.join(timeout=5)
             if owns_services:
                 services.close()
 
@@ -78,6 +83,19 @@ def _follow_log(services: Services, stop: threading.Event) -> None:
             services.authenticator.flush_failed_logins()
         except Exception:
             log.exception("read models could not catch up with the event log")
+
+
+def _remove_stale_uploads(services: Services, stop: threading.Event) -> None:
+    """Uploads that clients abandoned (S3 multipart uploads included) go after
+    storage.upload_max_age_seconds. Every node may do it: removing twice is harmless."""
+    max_age = services.settings.storage.upload_max_age_seconds
+    while not stop.wait(min(JANITOR_INTERVAL_SECONDS, max_age / 2)):
+        try:
+            removed = services.blobs.abort_stale_uploads(max_age)
+            if removed:
+                log.info("removed %d uploads idle for more than %d s", removed, max_age)
+        except Exception:
+            log.exception("stale uploads could not be removed")
 
 
 async def _render_domain_error(request: Request, exc: Exception) -> Response:

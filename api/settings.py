@@ -99,7 +99,7 @@ class StorageConfig:
     region: str | None = None
     secure: bool = True
     redirect: bool = False  # s3: answer blob GETs with a redirect to a presigned URL
-    upload_max_age_seconds: int = DEFAULT_UPLOAD_MAX_AGE_SECONDS  # s3: abort orphaned multipart uploads older
+    upload_max_age_seconds: int = DEFAULT_UPLOAD_MAX_AGE_SECONDS  # abandoned uploads (S3: multipart) removed after
 
     def location_url(self, *, masked: bool = False) -> str:
         """Where the blobs are, as written in PORTLOG_STORAGE_URL (the location only)."""

@@ -29,6 +29,11 @@ class BlobStore(Protocol):
     """Content-addressed blob bytes plus the scratch space of uploads in flight."""
 
     name: str
+    local_files: bool  # open() gives a real local file (the API may memory-map it)
+
+    def redirect_url(self, digest: str) -> str | None:
+        """Where clients may fetch the blob directly (a presigned URL), if configured."""
+        ...
 
     def stat(self, digest: str) -> int | None: ...
 
@@ -49,6 +54,10 @@ class BlobStore(Protocol):
     def complete_upload(self, upload_id: str, digest: str) -> int: ...
 
     def cancel_upload(self, upload_id: str) -> None: ...
+
+    def abort_stale_uploads(self, older_than_seconds: float) -> int:
+        """Removes uploads untouched for that long (clients that gave up); returns how many."""
+        ...
 
 
 class SecretHasher(Protocol):

@@ -13,6 +13,7 @@ from api.bootstrap import bootstrap
 from api.settings import Settings
 from domain.context import RequestContext
 from infra.services import postgres
+from tests.support.seaweed import s3_bucket, seaweedfs  # noqa: F401  (fixtures: an S3 server)
 from tests.support.server import ADMIN_PASSWORD, start_server
 
 # The projects the tests push into (the first component of every repository name they use).

@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import time
 import uuid
 from pathlib import Path
 from typing import BinaryIO, Iterator
@@ -22,6 +23,7 @@ READ_CHUNK = 4 * 1024 * 1024  # fewer thread-pool round trips per streamed blob
 
 class FilesystemBlobStore:
     name = "filesystem"
+    local_files = True
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -59,6 +61,9 @@ class FilesystemBlobStore:
 
     def delete(self, digest: str) -> None:
         blob_path(self.root, digest).unlink(missing_ok=True)
+
+    def redirect_url(self, digest: str) -> None:
+        return None
 
     # Uploads
 
@@ -103,6 +108,22 @@ class FilesystemBlobStore:
 
     def cancel_upload(self, upload_id: str) -> None:
         self._remove_upload(upload_id)
+
+    def abort_stale_uploads(self, older_than_seconds: float) -> int:
+        cutoff = time.time() - older_than_seconds
+        stale = 0
+        for data_path in (self.root / "uploads").iterdir():
+            upload_id = data_path.name
+            if upload_paths(self.root, upload_id) is None:  # the .json halves, strays
+                continue
+            try:
+                idle = data_path.stat().st_mtime < cutoff
+            except FileNotFoundError:  # completed meanwhile
+                continue
+            if idle:
+                self._remove_upload(upload_id)
+                stale += 1
+        return stale
 
     def _data_path(self, upload_id: str) -> Path:
         paths = upload_paths(self.root, upload_id)

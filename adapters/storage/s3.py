@@ -209,6 +209,7 @@ def _new_generation() -> str:
 
 class S3BlobStore:
     name = "s3"
+    local_files = False
 
     def __init__(self, endpoint: str, bucket: str, access_key: str, secret_key: str, *,
                  region: str = "us-east-1", secure: bool = False, spool_dir: Path,
@@ -254,6 +255,9 @@ class S3BlobStore:
     @_storage_call
     def delete(self, digest: str) -> None:
         self.bucket.delete([blob_key(digest)])
+
+    def redirect_url(self, digest: str) -> str | None:
+        return self.presigned_get_url(digest) if self.redirect else None
 
     @_storage_call
     def presigned_get_url(self, digest: str, expires_seconds: int = 600) -> str:

@@ -12,7 +12,6 @@ lose its pages under us. Stores without a local file stream their `read()` chunk
 
 from __future__ import annotations
 
-import io
 import mmap
 from typing import AsyncIterator, BinaryIO
 
@@ -26,12 +25,10 @@ _POPULATE_READ = getattr(mmap, "MADV_POPULATE_READ", 22)  # Linux ≥ 5.14
 
 def blob_body(blobs: BlobStore, digest: str, start: int, length: int) -> AsyncIterator[bytes | memoryview]:
     """Opens the blob now (BlobUnknownError before any header is sent), streams it later."""
-    f = blobs.open(digest)
-    fd = _file_descriptor(f)
-    if fd is None:
-        f.close()
+    if not blobs.local_files:
         return iterate_in_threadpool(blobs.read(digest, start, length))
-    return _mapped_windows(f, fd, start, length)
+    f = blobs.open(digest)
+    return _mapped_windows(f, f.fileno(), start, length)
 
 
 async def _mapped_windows(f: BinaryIO, fd: int, start: int, length: int) -> AsyncIterator[memoryview]:
@@ -56,10 +53,3 @@ def _fault_in(mapping: mmap.mmap) -> None:
         mapping.madvise(_POPULATE_READ)
     except OSError:  # older kernels: start the read-ahead at least
         mapping.madvise(mmap.MADV_WILLNEED)
-
-
-def _file_descriptor(f: BinaryIO) -> int | None:
-    try:
-        return f.fileno()
-    except (AttributeError, OSError, io.UnsupportedOperation):
-        return None

@@ -11,7 +11,7 @@ import re
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from api.errors import RANGE_INVALID, OciError
 from api.v2.blob_body import blob_body
@@ -48,9 +48,11 @@ def head_blob(request: Request) -> Response:
 
 def get_blob(request: Request) -> Response:
     digest, size = _blob_size(request)
+    blobs = services(request).blobs
+    if url := blobs.redirect_url(digest):
+        return RedirectResponse(url, status_code=307, headers={"Docker-Content-Digest": digest})
     headers = _blob_headers(digest, size)
     requested = parse_range(request.headers.get("range"), size)
-    blobs = services(request).blobs
     if requested is None:
         return StreamingResponse(blob_body(blobs, digest, 0, size), headers=headers)
     start, end = requested

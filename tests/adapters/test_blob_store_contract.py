@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import time
 
 import pytest
 
@@ -169,3 +170,21 @@ def test_writer_after_completion_does_not_touch_the_published_blob(store):
     with pytest.raises(UploadUnknownError):
         store.upload_writer(upload_id)
     assert b"".join(store.read(digest_of(b"final"))) == b"final"
+
+
+def test_stale_uploads_are_removed_and_fresh_ones_kept(store):
+    stale = upload(store, b"abandoned by its client")
+    assert store.abort_stale_uploads(older_than_seconds=3600) == 0
+    assert store.upload_info(stale) is not None
+    time.sleep(0.01)
+    assert store.abort_stale_uploads(older_than_seconds=0) == 1
+    assert store.upload_info(stale) is None
+    fresh = upload(store, b"still going")
+    assert store.abort_stale_uploads(older_than_seconds=3600) == 0
+    assert store.upload_info(fresh).size == len(b"still going")
+
+
+def test_only_configured_stores_redirect(store):
+    digest = digest_of(b"served by the node")
+    store.put(digest, b"served by the node")
+    assert store.redirect_url(digest) is None
