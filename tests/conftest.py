@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import replace
 from pathlib import Path
 
@@ -82,9 +83,27 @@ def client(services):
 
 
 @pytest.fixture(scope="module")
-def live_server(tmp_path_factory):
-    """A real `portlog serve` process, shared by the tests of one module, with the test projects."""
+def live_server(request, tmp_path_factory):
+    """A real `portlog serve` process, shared by the tests of one module, with the test projects:
+    embedded (SQLite, filesystem), or with `scale-out` as the fixture's parameter on a fresh
+    PostgreSQL database and S3 bucket (modules parametrize it indirectly)."""
     root = tmp_path_factory.mktemp("live")
-    server = start_server(root / "data", root / "serve.log", projects=TEST_PROJECTS)
+    env, cleanup = {}, []
+    if getattr(request, "param", "embedded") == "scale-out":
+        env, cleanup = scale_out_environment(request)
+    server = start_server(root / "data", root / "serve.log", extra_env=env, projects=TEST_PROJECTS)
     yield server
     server.stop()
+    for step in cleanup:
+        step()
+
+
+def scale_out_environment(request) -> tuple[dict[str, str], list]:
+    """PORTLOG_DATABASE_URL and PORTLOG_STORAGE_URL of a new database and bucket."""
+    pg, s3 = request.getfixturevalue("postgres_server"), request.getfixturevalue("seaweedfs")
+    dsn = pg.create_database(durable=False)
+    bucket = f"live-{secrets.token_hex(6)}"
+    env = {"PORTLOG_DATABASE_URL": dsn,
+           "PORTLOG_STORAGE_URL": f"s3://{s3.access_key}:{s3.secret_key}@{s3.endpoint}/{bucket}"
+                                  f"?secure=false&region={s3.region}"}
+    return env, [lambda: pg.drop_database(dsn)]

@@ -24,7 +24,10 @@ from tests.support.images import (
 )
 from tests.support.oci import DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, digest_of
 
-pytestmark = pytest.mark.e2e  # skopeo and umoci come from scripts/install-system-packages
+# skopeo and umoci come from scripts/install-system-packages. Every test runs against the
+# embedded default and against scale-out (PostgreSQL + S3).
+pytestmark = [pytest.mark.e2e,
+              pytest.mark.parametrize("live_server", ["embedded", "scale-out"], indirect=True, scope="module")]
 
 SKOPEO_TIMEOUT = 120
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
@@ -191,6 +194,13 @@ def test_pull_returns_the_pushed_manifest_digest(layouts, roundtrip):
     assert descriptor["digest"] == layouts.image.manifest_digest
     assert descriptor["mediaType"] == OCI_MANIFEST
     assert layout_blob(roundtrip, descriptor["digest"]) == layouts.image.manifest_bytes
+
+
+def test_the_image_is_kept_where_the_mode_keeps_it(roundtrip, live_server, request):
+    scale_out = request.node.callspec.params["live_server"] == "scale-out"
+    local_blobs = [p for p in (live_server.data_dir / "storage").rglob("*") if p.is_file()]
+    assert (live_server.data_dir / "events.db").exists() is not scale_out  # else in PostgreSQL
+    assert bool(local_blobs) is not scale_out  # else in the bucket
 
 
 def test_pulled_blobs_are_byte_identical(layouts, roundtrip):
