@@ -23,7 +23,7 @@ from api.middleware import RequestIdMiddleware
 from api.settings import Settings
 from api.token_service import get_token, post_token
 from api.v2.routes import v2_routes
-from domain.errors import RegistryError
+from domain.errors import RegistryError, StorageUnavailableError
 
 log = logging.getLogger("portlog")
 FOLLOW_INTERVAL_SECONDS = 1.0
@@ -66,6 +66,7 @@ def create_app(services: Services, owns_services: bool = False) -> Starlette:
         exception_handlers={
             OciError: render_oci_error,
             RegistryError: _render_domain_error,
+            **{error: _render_unavailable for error in services.unavailable_errors},
             Problem: render_problem,
             ClientDisconnect: _client_gone,
         },
@@ -105,6 +106,12 @@ async def _render_domain_error(request: Request, exc: Exception) -> Response:
     if request.url.path.startswith("/api/"):
         return await render_problem(request, exc)
     return await render_oci_error(request, exc)
+
+
+async def _render_unavailable(request: Request, exc: Exception) -> Response:
+    log.warning("database unavailable: %s: %s", type(exc).__name__, exc)
+    error = StorageUnavailableError("the database is unavailable; try again", {"reason": type(exc).__name__})
+    return await _render_domain_error(request, error)
 
 
 async def _client_gone(request: Request, exc: Exception) -> Response:

@@ -39,6 +39,9 @@ class Services:
     tokens: TokenIssuer
     authorizer: RegistryAuthorizer
     generated_admin_password: str | None = None
+    # Exceptions of the database drivers that mean "unavailable, try again" (a restart, a
+    # failover, a full connection pool): answered 503, not 500.
+    unavailable_errors: tuple[type[Exception], ...] = ()
     inline_reads: bool = False  # pull-path lookups may run on the event loop (local read models)
 
     def close(self) -> None:
@@ -56,6 +59,18 @@ def blob_store_for(settings: Settings) -> BlobStore:
                            **region, secure=storage.secure, spool_dir=settings.spool_dir,
                            redirect=storage.redirect)
     return FilesystemBlobStore(settings.blob_root)
+
+
+def _database_unavailable_errors() -> tuple[type[Exception], ...]:
+    import sqlite3
+
+    import psycopg
+    import sqlalchemy.exc
+    from eventsourcing import persistence
+
+    return (persistence.OperationalError, persistence.InterfaceError, persistence.ConnectionUnavailableError,
+            sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, psycopg.OperationalError,
+            sqlite3.OperationalError)
 
 
 def signing_keys_for(settings: Settings, db: ReadModelDatabase) -> SigningKeyFile | SigningKeyTable:
@@ -98,4 +113,5 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
         authorizer=RegistryAuthorizer(authenticator, tokens, access),
         generated_admin_password=generated,
         inline_reads=db.reader.dialect.name == "sqlite",
+        unavailable_errors=_database_unavailable_errors(),
     )

@@ -97,4 +97,5 @@ class TooManyAttemptsError(RegistryError):
 
 
 class StorageUnavailableError(RegistryError):
-    """The blob storage cannot be reached or failed; nothing was published, a retry may succeed."""
+    """The blob storage or the database cannot be reached or failed; nothing was published or
+    recorded, a retry may succeed."""

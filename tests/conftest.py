@@ -22,8 +22,8 @@ TEST_PROJECTS = ("team", "race", "a", "m", "z", "mirror", "trunc")
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory):
-    server = postgres.server(tmp_path_factory.mktemp("postgres"))
+def postgres_server():
+    server = postgres.server()
     yield server
     server.stop()
 

@@ -6,7 +6,7 @@ database name, e.g. `postgresql://postgres@127.0.0.1:5432`), the machine's own s
 cluster made with `initdb` in a directory of its own on a free port (as the `postgres` user
 when running as root). The Debian package `postgresql-15` provides all three.
 
-    pg = postgres.server(work_dir)
+    pg = postgres.server()
     dsn = pg.create_database()      # postgresql://user@host:port/portlog_<random>
     ...
     pg.drop_database(dsn)
@@ -19,6 +19,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,16 +68,24 @@ class PostgresServer:
         name = urlsplit(dsn).path.lstrip("/")
         self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
+    def restart(self) -> None:
+        """Fast shutdown (open connections are cut) and start again: private clusters only."""
+        if self.cluster_dir is None:
+            raise RuntimeError("only a private cluster is restarted by the tests")
+        _as_postgres([_binary("pg_ctl"), "-D", str(self.cluster_dir / "data"), "-l",
+                      str(self.cluster_dir / "postgres.log"), "-m", "fast", "-w", "restart"])
+
     def stop(self) -> None:
         if self.cluster_dir is not None:
             _as_postgres([_binary("pg_ctl"), "-D", str(self.cluster_dir / "data"), "-m", "fast", "-w", "stop"])
+            shutil.rmtree(self.cluster_dir, ignore_errors=True)
 
     def _admin(self, statement: str) -> None:
         with psycopg.connect(self.dsn(), autocommit=True, connect_timeout=5) as connection:
             connection.execute(statement)
 
 
-def server(work_dir: Path) -> PostgresServer:
+def server() -> PostgresServer:
     configured = os.environ.get("PORTLOG_TEST_POSTGRES")
     if configured:
         parts = urlsplit(configured)
@@ -85,7 +94,7 @@ def server(work_dir: Path) -> PostgresServer:
     local = PostgresServer(HOST, DEFAULT_PORT, SUPERUSER)
     if _accepts(local) or (_start_machine_cluster() and _wait_until_accepting(local)):
         return local
-    return _private_cluster(Path(work_dir) / "postgres")
+    return private_cluster()
 
 
 def _accepts(pg: PostgresServer) -> bool:
@@ -117,8 +126,10 @@ def _start_machine_cluster() -> bool:
     return started.returncode == 0 or "already running" in started.stderr
 
 
-def _private_cluster(directory: Path) -> PostgresServer:
-    directory.mkdir(parents=True, exist_ok=True)
+def private_cluster() -> PostgresServer:
+    """A cluster of our own on a free port, in a new directory under the system's temporary
+    directory (the `postgres` user must reach it when we run as root); `stop()` removes it."""
+    directory = Path(tempfile.mkdtemp(prefix="portlog-postgres-"))
     if os.geteuid() == 0:
         shutil.chown(directory, SUPERUSER, SUPERUSER)
     port = _free_port()
@@ -147,7 +158,9 @@ def _binary(name: str) -> str:
 def _as_postgres(command: list[str]) -> None:
     if os.geteuid() == 0:
         command = ["runuser", "-u", SUPERUSER, "--", *command]
-    subprocess.run(command, check=True, capture_output=True, timeout=120)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} exited {done.returncode}:\n{done.stdout}{done.stderr}")
 
 
 def _free_port() -> int:
