@@ -21,7 +21,8 @@ from pathlib import Path
 from infra.bench import limits, machine, profile, report, servers, workloads
 from infra.bench.report import Reading
 
-STARTERS = {"portlog": servers.start_portlog, "distribution": servers.start_distribution}
+STARTERS = {"portlog": servers.start_portlog, "portlog-scale-out": servers.start_portlog_scale_out,
+            "distribution": lambda directory, source: servers.start_distribution(directory)}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -31,7 +32,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "next to the machine's limits, and prints Markdown tables."))
     parser.add_argument("--quick", action="store_true", help="tiny sizes, a few seconds per workload (smoke test)")
     parser.add_argument("--only", default="", help=f"comma-separated workloads among: {', '.join(names)}")
-    parser.add_argument("--servers", default="portlog,distribution", help="comma-separated: portlog, distribution")
+    parser.add_argument("--servers", default="portlog,distribution",
+                        help="comma-separated: portlog, distribution, and portlog-scale-out (a node on "
+                             "PostgreSQL and S3, compared with the embedded Portlog in a table of its own)")
     parser.add_argument("--no-limits", action="store_true", help="skip the machine limits")
     parser.add_argument("--portlog-ref", help="benchmark this commit (git archive) instead of the working tree")
     parser.add_argument("--portlog-source", type=Path, default=servers.REPO_ROOT,
@@ -52,7 +55,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--profile needs py-spy (pip install py-spy into .venv)")
     args.servers = [s for s in args.servers.split(",") if s]
     if not args.servers or set(args.servers) - set(STARTERS):
-        parser.error("--servers takes portlog and/or distribution")
+        parser.error(f"--servers takes {', '.join(STARTERS)}")
     return args
 
 
@@ -87,12 +90,17 @@ def main(argv: list[str] | None = None) -> int:
         readings = run_workloads(args, sizes, work_dir, source)
         say("\n## Results\n")
         say(report.results_table(readings))
+        if report.SCALE_OUT in readings:
+            say("\n## Scale-out node (PostgreSQL + S3) against embedded\n")
+            say(report.results_table(readings, report.SCALE_OUT, "Portlog"))
         say("\nThroughput in MiB/s (2^20 bytes per second); latencies per request from the client's side.")
         say("Tools: `python Np×C` = C keep-alive connections spread over N client processes "
             "(infra/bench/load.py); `wrk 2t×C` = wrk with 2 threads and C connections on the same URL.")
         say("\n## CPU use during each run (cores = CPU seconds / wall seconds; the machine has "
             f"{os.cpu_count()})\n")
         say(report.cpu_table(readings))
+        if report.SCALE_OUT in readings:
+            say("\n" + report.cpu_table(readings, report.SCALE_OUT, "Portlog"))
         if found:
             say("\n" + ceilings(found))
         problems = report.notes(readings)
@@ -145,8 +153,7 @@ def run_workloads(args, sizes, work_dir: Path, source: Path) -> dict[str, list[R
     try:
         for key in args.servers:
             directory = work_dir / key
-            server = (servers.start_portlog(directory, source) if key == "portlog"
-                      else servers.start_distribution(directory))
+            server = STARTERS[key](directory, source)
             started.append(server)
             readings[server.name] = []
             say(f"- {server.name}: pid {server.pid}, {server.url}, data in {directory}")

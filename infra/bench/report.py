@@ -36,25 +36,29 @@ def _number(value: float | None) -> str:
     return f"{value:.2f}"
 
 
+SCALE_OUT = "Portlog scale-out"
+
+
 def _ratio(portlog: Reading | None, distribution: Reading | None) -> str:
     if not portlog or not distribution or not distribution.value:
         return "–"
     return f"{portlog.value / distribution.value:.2f}×"
 
 
-def _paired(readings: dict[str, list[Reading]]) -> list[tuple[Reading | None, Reading | None]]:
-    """Rows in first-seen order, the Portlog and Distribution reading of each side by side."""
+def _paired(readings: dict[str, list[Reading]], first: str = "Portlog",
+            second: str = "Distribution") -> list[tuple[Reading | None, Reading | None]]:
+    """Rows in first-seen order, the two servers' readings of each side by side."""
     rows: dict[tuple, list] = {}
-    for slot, server in enumerate(("Portlog", "Distribution")):
+    for slot, server in enumerate((first, second)):
         for reading in readings.get(server, []):
             rows.setdefault(reading.key, [None, None])[slot] = reading
-    return [tuple(pair) for pair in rows.values()]
+    return [tuple(pair) for pair in rows.values() if any(pair)]
 
 
-def results_table(readings: dict[str, list[Reading]]) -> str:
-    lines = ["| figure | tool | Portlog | Distribution | Portlog/Distribution |",
+def results_table(readings: dict[str, list[Reading]], first: str = "Portlog", second: str = "Distribution") -> str:
+    lines = [f"| figure | tool | {first} | {second} | {first}/{second} |",
              "|---|---|--:|--:|--:|"]
-    for portlog, distribution in _paired(readings):
+    for portlog, distribution in _paired(readings, first, second):
         any_reading = portlog or distribution
         better = "lower is better" if any_reading.lower_is_better else "higher is better"
         tools = sorted({r.tool for r in (portlog, distribution) if r})
@@ -69,16 +73,17 @@ def results_table(readings: dict[str, list[Reading]]) -> str:
     return "\n".join(lines)
 
 
-def cpu_table(readings: dict[str, list[Reading]]) -> str:
+def cpu_table(readings: dict[str, list[Reading]], first: str = "Portlog", second: str = "Distribution") -> str:
     """Cores used during each run, by the server, the clients, the kernel and other processes
-    (see cpu.py). A server near 1.0 is bound by one thread (Portlog's event loop); 2.0 is the
-    whole machine, shared with the load generator."""
+    (see cpu.py; for a scale-out node, PostgreSQL and SeaweedFS are among the others). A server
+    near 1.0 is bound by one thread (Portlog's event loop); 2.0 is the whole machine, shared
+    with the load generator."""
     parts = ("server", "clients", "kernel", "others")
-    lines = ["| run | tool | " + " | ".join(f"{server} {part}" for server in ("Portlog", "Distribution")
+    lines = ["| run | tool | " + " | ".join(f"{server} {part}" for server in (first, second)
                                              for part in parts) + " |",
              "|---|---|" + "--:|" * 2 * len(parts)]
     seen = set()
-    for portlog, distribution in _paired(readings):
+    for portlog, distribution in _paired(readings, first, second):
         any_reading = portlog or distribution
         run = (any_reading.figure, any_reading.tool.split()[0])
         if any_reading.usage is None or run in seen:

@@ -1,6 +1,7 @@
-"""Starts Portlog and CNCF Distribution (`docker-registry`) on free loopback ports, each with
-its own directory, and reads their peak resident memory and CPU time from /proc. Portlog gets
-an administrator password and a `bench` project when it asks for authentication."""
+"""Starts Portlog (embedded, or a scale-out node on PostgreSQL and S3) and CNCF Distribution
+(`docker-registry`) on free loopback ports, each with its own directory, and reads their peak
+resident memory and CPU time from /proc. Portlog gets an administrator password and a `bench`
+project when it asks for authentication."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from infra.bench import cpu
 from infra.bench.auth import TokenAuth
@@ -56,6 +58,7 @@ class Server:
     port: int
     directory: Path
     credentials: tuple[str, str] | None = None  # when the server asks for authentication
+    cleanup: list[Callable[[], None]] = field(default_factory=list)  # backing services to stop
 
     @property
     def host(self) -> str:
@@ -108,20 +111,45 @@ class Server:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        for step in self.cleanup:
+            step()
 
 
-def start_portlog(directory: Path, source: Path = REPO_ROOT) -> Server:
-    """The embedded default: SQLite event store and read models, filesystem blobs.
-    `python -m` puts the working directory first on sys.path, so `source` (this checkout, or
-    an exported commit) is the code that runs, with this virtual environment's dependencies."""
+def start_portlog(directory: Path, source: Path = REPO_ROOT, *, name: str = "Portlog",
+                  backends: dict[str, str] | None = None) -> Server:
+    """The embedded default (SQLite event store and read models, filesystem blobs), or other
+    backends given as PORTLOG_* variables. `python -m` puts the working directory first on
+    sys.path, so `source` (this checkout, or an exported commit) is the code that runs, with
+    this virtual environment's dependencies."""
     port, password = free_port(), secrets.token_urlsafe(16)
     command = [sys.executable, "-m", "api.cli", "serve", "--host", HOST, "--port", str(port),
                "--data-dir", str(directory / "data"), "--no-access-log"]
-    env = {**os.environ, "PORTLOG_ADMIN_PASSWORD": password}
-    server = _start("Portlog", command, port, directory, cwd=source, env=env)
+    env = {**os.environ, **(backends or {}), "PORTLOG_ADMIN_PASSWORD": password}
+    server = _start(name, command, port, directory, cwd=source, env=env)
     if _status(f"{server.url}/v2/") == 401:  # Portlog with accounts: an admin and a project
         server.credentials = ("admin", password)
         _create_project(server, PROJECT)
+    return server
+
+
+def start_portlog_scale_out(directory: Path, source: Path = REPO_ROOT) -> Server:
+    """One scale-out node: a new database on the machine's PostgreSQL (or a private cluster,
+    infra/services/postgres.py) and a private SeaweedFS S3 server (MinIO in production)."""
+    from infra.services import postgres, seaweedfs
+
+    pg = postgres.server()
+    dsn = pg.create_database("portlog_bench")
+    s3 = seaweedfs.start(directory / "seaweedfs")
+    backends = {"PORTLOG_DATABASE_URL": dsn,
+                "PORTLOG_STORAGE_URL": f"s3://{s3.access_key}:{s3.secret_key}@{s3.endpoint}/bench"
+                                       f"?secure=false&region={s3.region}"}
+    try:
+        server = start_portlog(directory, source, name="Portlog scale-out", backends=backends)
+    except BaseException:
+        s3.stop()
+        pg.drop_database(dsn)
+        raise
+    server.cleanup += [s3.stop, lambda: pg.drop_database(dsn)]
     return server
 
 
