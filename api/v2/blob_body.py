@@ -5,7 +5,7 @@ from the page cache, without the copy into Python `bytes` that `read()` makes, a
 thread-pool round trip per chunk of data (docs/performance.md: the 64 MiB pull went from
 0.8–0.95× to 1.1–1.7× Distribution). Each window is faulted in on a worker thread first, so
 the event loop never waits for the disk while sending. Mapped pages count in the process's
-resident size while a window is in flight (at most two per connection). Blob files are immutable once published (GC
+resident size while a window is in flight (about one per connection). Blob files are immutable once published (GC
 unlinks them, which leaves a mapping intact; nothing truncates them), so a mapping cannot
 lose its pages under us. Stores without a local file stream their `read()` chunks.
 """
@@ -38,6 +38,14 @@ async def _mapped_windows(f: BinaryIO, fd: int, start: int, length: int) -> Asyn
             window = await run_in_threadpool(map_window, fd, position, min(WINDOW, end - position))
             position += len(window)
             yield window
+            _release(window)
+
+
+def _release(window: memoryview) -> None:
+    """Once the server asks for the next window, this one has (nearly) all been sent: its pages
+    leave our resident set. Bytes still queued in the transport stay readable: a later access
+    maps the same page-cache pages again."""
+    window.obj.madvise(mmap.MADV_DONTNEED)
 
 
 def map_window(fd: int, offset: int, length: int) -> memoryview:
