@@ -11,6 +11,7 @@ from api.auth import RegistryAuthorizer
 from api.authn import Authenticator
 from api.settings import Settings
 from api.tokens import TokenIssuer
+from api.v2.manifest_cache import ManifestCache
 from domain.administration import Administration
 from domain.application import Registry
 from domain.ports import BlobStore, SecretHasher
@@ -29,6 +30,7 @@ class Services:
     registry: Registry
     admin: Administration
     blobs: BlobStore
+    manifests: ManifestCache
     db: ReadModelDatabase
     projections: ProjectionRunner
     catalog: CatalogView
@@ -102,6 +104,7 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
         registry=registry,
         admin=admin,
         blobs=blobs,
+        manifests=ManifestCache(blobs),
         db=db,
         projections=projections,
         catalog=CatalogView(db),

@@ -29,8 +29,7 @@ def get_manifest(request: Request) -> Response:
     headers = _manifest_headers(manifest)
     if request.method == "HEAD":
         return Response(status_code=200, headers=headers)
-    with services(request).blobs.open(manifest.digest) as f:
-        return Response(f.read(), headers=headers)
+    return Response(services(request).manifests.read(manifest.digest), headers=headers)
 
 
 async def put_manifest(request: Request) -> Response:

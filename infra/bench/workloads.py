@@ -175,7 +175,7 @@ class Workload:
         raise NotImplementedError
 
     def _profiled(self, server: Server, label: str):
-        if self.profile_dir is None or server.name != "Portlog":
+        if self.profile_dir is None or not server.name.startswith("Portlog"):
             return nullcontext()
         return profile.recording(server.pid, self.profile_dir / f"{self.name}-{label}.txt")
 
