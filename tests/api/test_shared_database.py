@@ -10,8 +10,10 @@ import pytest
 from starlette.testclient import TestClient
 
 from adapters.passwords import Argon2SecretHasher
+from adapters.signing_keys import SigningKeyTable
 from api.app import create_app
 from api.bootstrap import bootstrap
+from api.cli import main
 from tests.support.auth import bearer, token
 from tests.support.oci import OCI_MANIFEST, image_manifest, push_blob, push_image
 from tests.support.server import ADMIN_PASSWORD
@@ -70,3 +72,11 @@ def test_concurrent_pushes_to_one_tag_through_both_nodes_all_land_and_agree(clie
     assert len(history) == len(layers)  # every push is in the log, one after the other
     assert all(h["to_position"] == after["from_position"] for h, after in zip(history, history[1:]))
     assert history[-1]["digest"] == seen_by_a.headers["Docker-Content-Digest"]
+
+
+def test_keys_rotated_from_the_command_line_are_shared_by_every_node(services, settings, monkeypatch):
+    before = SigningKeyTable(services.db.writer).load()
+    monkeypatch.setenv("PORTLOG_DATABASE_URL", settings.event_database.url())
+    assert main(["keys", "rotate", "--data-dir", str(settings.data_dir / "elsewhere")]) == 0
+    after = SigningKeyTable(services.db.writer).load()
+    assert len(after) == len(before) + 1 and after[1].kid == before[0].kid
