@@ -1,10 +1,9 @@
-"""The Starlette application: routes, error rendering, and the log follower's lifetime."""
+"""The Starlette application: routes, error rendering, and the background workers' lifetime."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -12,6 +11,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from api import workers
 from api.bootstrap import Services, bootstrap
 from api.errors import OciError, render_oci_error
 from api.harbor.common import PREFIX as HARBOR_PREFIX
@@ -26,8 +26,6 @@ from api.v2.routes import v2_routes
 from domain.errors import RegistryError, StorageUnavailableError
 
 log = logging.getLogger("portlog")
-FOLLOW_INTERVAL_SECONDS = 1.0
-JANITOR_INTERVAL_SECONDS = 600.0
 
 
 def app_from_environment() -> Starlette:
@@ -38,19 +36,11 @@ def app_from_environment() -> Starlette:
 def create_app(services: Services, owns_services: bool = False) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
-        stop = threading.Event()
-        workers = [threading.Thread(target=_follow_log, args=(services, stop),
-                                    name="portlog-log-follower", daemon=True),
-                   threading.Thread(target=_remove_stale_uploads, args=(services, stop),
-                                    name="portlog-upload-janitor", daemon=True)]
-        for worker in workers:
-            worker.start()
+        stop_workers = workers.start(services)
         try:
             yield
         finally:
-            stop.set()
-            for worker in workers:
-                worker.join(timeout=5)
+            stop_workers()
             if owns_services:
                 services.close()
 
@@ -74,29 +64,6 @@ def create_app(services: Services, owns_services: bool = False) -> Starlette:
     )
     app.state.services = services
     return app
-
-
-def _follow_log(services: Services, stop: threading.Event) -> None:
-    """Picks up events written by other processes; our own writes catch up inline."""
-    while not stop.wait(FOLLOW_INTERVAL_SECONDS):
-        try:
-            services.projections.catch_up()
-            services.authenticator.flush_failed_logins()
-        except Exception:
-            log.exception("read models could not catch up with the event log")
-
-
-def _remove_stale_uploads(services: Services, stop: threading.Event) -> None:
-    """Uploads that clients abandoned (S3 multipart uploads included) go after
-    storage.upload_max_age_seconds. Every node may do it: removing twice is harmless."""
-    max_age = services.settings.storage.upload_max_age_seconds
-    while not stop.wait(min(JANITOR_INTERVAL_SECONDS, max_age / 2)):
-        try:
-            removed = services.blobs.abort_stale_uploads(max_age)
-            if removed:
-                log.info("removed %d uploads idle for more than %d s", removed, max_age)
-        except Exception:
-            log.exception("stale uploads could not be removed")
 
 
 async def _render_domain_error(request: Request, exc: Exception) -> Response:

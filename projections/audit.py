@@ -5,7 +5,6 @@ hashes) are left out of the details. Positions double as the time index for `as_
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -24,10 +23,7 @@ from sqlalchemy import (
     select,
 )
 
-from domain.account import User
-from domain.project import Project
-from domain.repository import Repository
-from domain.robot import Robot, robot_project
+from domain import event_catalog
 from projections.database import Name, ReadModelDatabase
 
 metadata = MetaData()
@@ -47,44 +43,16 @@ audit_log = Table(
     Column("details", Text, nullable=False),
     Index("audit_log_by_project_position", "project", "position"),
 )
-_SECRET_FIELDS = {"password_hash", "secret_hash"}
-_BASE_FIELDS = {"originator_id", "originator_version", "timestamp", "originator_topic", "actor",
-                "request_id", "source", "repository", "project", "username", "robot"}
-_AGGREGATE_TYPES = {Repository: "repository", Project: "project", User: "user", Robot: "robot"}
-
-
-def _snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-
-
 def describe(event) -> dict:
     """The audit row of an event (without its position)."""
-    aggregate = next(a for a in _AGGREGATE_TYPES if isinstance(event, a.Event))
-    kind = _AGGREGATE_TYPES[aggregate]
-    name = type(event).__name__
-    operation = f"{kind}.{_snake(name)}"
-    details = {k: v for k, v in vars(event).items() if k not in _BASE_FIELDS | _SECRET_FIELDS}
-    subject = getattr(event, kind if kind != "user" else "username")
-    project = robot_project(subject) if kind == "robot" else (
-        subject.split("/", 1)[0] if kind == "repository" else subject if kind == "project" else None)
+    public = event_catalog.describe(event)
     return {
-        "occurred_at": event.timestamp, "actor": event.actor, "source": event.source,
-        "request_id": event.request_id, "operation": operation, "resource_type": kind,
-        "resource": _resource(subject, event), "project": project,
-        "repository": subject if kind == "repository" else None,
-        "result": "failure" if isinstance(event, User.LoginsFailed) else "success",
-        "details": orjson.dumps(details, default=str).decode(),
+        "occurred_at": public.occurred_at, "actor": public.actor, "source": public.source,
+        "request_id": public.request_id, "operation": public.operation, "resource_type": public.kind,
+        "resource": public.resource, "project": public.project, "repository": public.repository,
+        "result": "failure" if public.failed else "success",
+        "details": orjson.dumps(public.data, default=str).decode(),
     }
-
-
-def _resource(subject: str, event) -> str:
-    if getattr(event, "tag", None):
-        return f"{subject}:{event.tag}"
-    if getattr(event, "digest", None):
-        return f"{subject}@{event.digest}"
-    if getattr(event, "principal", None):
-        return f"{subject}/members/{event.principal}"
-    return subject
 
 
 _INSERT = audit_log.insert()
@@ -95,7 +63,7 @@ class AuditProjection:
     metadata = metadata
 
     def apply(self, conn: Connection, event: object, position: int) -> None:
-        if any(isinstance(event, a.Event) for a in _AGGREGATE_TYPES):
+        if event_catalog.is_public(event):
             conn.execute(_INSERT, dict(position=position, **describe(event)))
 
 

@@ -1,0 +1,64 @@
+"""Background work of a serving process, each on a thread of its own for the app's lifetime.
+
+Every worker is a function of (services, stop event) that returns once `stop` is set. Several
+processes or nodes may run the same workers: each one is safe to run in several places
+(the log follower applies each event once; removing a stale upload twice is harmless).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Callable
+
+from api.bootstrap import Services
+
+log = logging.getLogger("portlog")
+FOLLOW_INTERVAL_SECONDS = 1.0
+JANITOR_INTERVAL_SECONDS = 600.0
+
+Worker = Callable[[Services, threading.Event], None]
+
+
+def workers_for(services: Services) -> dict[str, Worker]:
+    """Thread name → worker, for this process."""
+    return {"portlog-log-follower": follow_log, "portlog-upload-janitor": remove_stale_uploads}
+
+
+def start(services: Services) -> Callable[[], None]:
+    """Starts the workers; returns the function that stops them."""
+    stop = threading.Event()
+    threads = [threading.Thread(target=worker, args=(services, stop), name=name, daemon=True)
+               for name, worker in workers_for(services).items()]
+    for thread in threads:
+        thread.start()
+
+    def stop_all() -> None:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=5)
+
+    return stop_all
+
+
+def follow_log(services: Services, stop: threading.Event) -> None:
+    """Picks up events written by other processes; our own writes catch up inline."""
+    while not stop.wait(FOLLOW_INTERVAL_SECONDS):
+        try:
+            services.projections.catch_up()
+            services.authenticator.flush_failed_logins()
+        except Exception:
+            log.exception("read models could not catch up with the event log")
+
+
+def remove_stale_uploads(services: Services, stop: threading.Event) -> None:
+    """Uploads that clients abandoned (S3 multipart uploads included) go after
+    storage.upload_max_age_seconds."""
+    max_age = services.settings.storage.upload_max_age_seconds
+    while not stop.wait(min(JANITOR_INTERVAL_SECONDS, max_age / 2)):
+        try:
+            removed = services.blobs.abort_stale_uploads(max_age)
+            if removed:
+                log.info("removed %d uploads idle for more than %d s", removed, max_age)
+        except Exception:
+            log.exception("stale uploads could not be removed")

@@ -1,0 +1,105 @@
+"""The public face of events: what subscribers, webhooks and the audit trail see of each one.
+
+Event classes are a versioned schema (fields only ever added, with defaults); this module
+names them for the outside world. `describe(event)` gives every event a type such as
+`artifact.pushed` or `project.member_added` (and the audit trail's operation name), the
+resource it is about, its project and
+repository, and its fields minus secrets. Types are as stable as the classes: a rename would
+break subscribers, so a new event gets a new type and an old type keeps its meaning.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from domain.account import User
+from domain.project import Project
+from domain.repository import Repository
+from domain.robot import Robot, robot_project
+
+# Aggregate → the kind of resource its events are about.
+KINDS = {Repository: "repository", Project: "project", User: "user", Robot: "robot"}
+
+# Types that read better than "<kind>.<event in snake case>", the rule for every other event.
+_NAMED = {
+    Repository.ManifestPushed: "artifact.pushed",
+    Repository.ManifestDeleted: "artifact.deleted",
+    Repository.BlobLinked: "blob.linked",
+    Repository.BlobUnlinked: "blob.unlinked",
+    Repository.TagDeleted: "tag.deleted",
+}
+SECRET_FIELDS = frozenset({"password_hash", "secret_hash"})
+_ENVELOPE_FIELDS = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic", "actor",
+                              "request_id", "source", "repository", "project", "username", "robot"})
+
+
+@dataclass(frozen=True)
+class PublicEvent:
+    type: str  # for subscribers: "artifact.pushed"
+    operation: str  # the audit trail's name, "<kind>.<event in snake case>": "repository.manifest_pushed"
+    kind: str  # repository | project | user | robot
+    occurred_at: datetime
+    actor: str
+    source: str
+    request_id: str
+    resource: str  # "team/app:v1", "team/app@sha256:…", "team/members/alice", "alice"
+    project: str | None
+    repository: str | None
+    data: dict  # the event's own fields, secrets left out
+    failed: bool = False  # an event that records a failure (failed logins)
+
+
+def is_public(event: object) -> bool:
+    return any(isinstance(event, aggregate.Event) for aggregate in KINDS)
+
+
+def describe(event) -> PublicEvent:
+    aggregate = next(a for a in KINDS if isinstance(event, a.Event))
+    kind = KINDS[aggregate]
+    subject = getattr(event, kind if kind != "user" else "username")
+    return PublicEvent(
+        type=event_type(event, kind),
+        operation=f"{kind}.{_snake(type(event).__name__)}",
+        kind=kind,
+        occurred_at=event.timestamp,
+        actor=event.actor,
+        source=event.source,
+        request_id=event.request_id,
+        resource=_resource(subject, event),
+        project=_project(kind, subject),
+        repository=subject if kind == "repository" else None,
+        data={k: v for k, v in vars(event).items() if k not in _ENVELOPE_FIELDS | SECRET_FIELDS},
+        failed=isinstance(event, User.LoginsFailed),
+    )
+
+
+def event_type(event, kind: str) -> str:
+    if isinstance(event, Repository.TagPointed):
+        return "tag.created" if event.previous_digest is None else "tag.moved"
+    return _NAMED.get(type(event)) or f"{kind}.{_snake(type(event).__name__)}"
+
+
+def _project(kind: str, subject: str) -> str | None:
+    if kind == "repository":
+        return subject.split("/", 1)[0]
+    if kind == "project":
+        return subject
+    if kind == "robot":
+        return robot_project(subject)
+    return None
+
+
+def _resource(subject: str, event) -> str:
+    if getattr(event, "tag", None):
+        return f"{subject}:{event.tag}"
+    if getattr(event, "digest", None):
+        return f"{subject}@{event.digest}"
+    if getattr(event, "principal", None):
+        return f"{subject}/members/{event.principal}"
+    return subject
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
