@@ -112,6 +112,14 @@ class StorageConfig:
 
 
 @dataclass(frozen=True)
+class EventsConfig:
+    nats_url: str | None = None  # the event relay to NATS JetStream runs when set
+    source: str = "portlog"  # CloudEvents `source` of every event this registry publishes
+    webhook_retry_seconds: int = 24 * 3600  # how long a failing webhook delivery is retried
+    pull_record_seconds: int = 60  # pulls are counted in memory and recorded once per interval
+
+
+@dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
     port: int = 5000
@@ -124,6 +132,7 @@ class Settings:
     database: DatabaseConfig | None = None  # None: the SQLite file <data_dir>/events.db
     read_models: DatabaseConfig | None = None  # None: derived from the event store's database
     storage: StorageConfig = StorageConfig()
+    events: EventsConfig = EventsConfig()
     config_file: Path | None = None
 
     @classmethod
@@ -151,6 +160,11 @@ class Settings:
             env["PORTLOG_READ_MODELS_URL"] = self.read_models.url()
         if _location(self.storage) != _location(StorageConfig()):
             env["PORTLOG_STORAGE_URL"] = self.storage.location_url()
+        if self.events.nats_url:
+            env["PORTLOG_NATS_URL"] = self.events.nats_url
+        env.update({"PORTLOG_EVENT_SOURCE": self.events.source,
+                    "PORTLOG_WEBHOOK_RETRY_SECONDS": str(self.events.webhook_retry_seconds),
+                    "PORTLOG_PULL_RECORD_SECONDS": str(self.events.pull_record_seconds)})
         return env
 
     @property
@@ -200,7 +214,8 @@ class Settings:
                            "log_level": self.log_level, "access_log": self.access_log},
                 "database": {"url": self.event_database.url(masked=masked),
                              "read_models_url": self.read_model_database.url(masked=masked)},
-                "storage": _effective_storage(self.storage, self.blob_root, hide)}
+                "storage": _effective_storage(self.storage, self.blob_root, hide),
+                "events": {k: v for k, v in vars(self.events).items() if v is not None}}
 
 
 def _effective_storage(storage: StorageConfig, root: Path, hide) -> dict[str, Any]:
@@ -230,6 +245,9 @@ _ENV_KEYS = {
     "PORTLOG_DATA_DIR": "data_dir", "PORTLOG_ADMIN_PASSWORD": "admin_password",
     "PORTLOG_DATABASE_URL": "database.url", "PORTLOG_READ_MODELS_URL": "database.read_models_url",
     "PORTLOG_STORAGE_URL": "storage.url",
+    "PORTLOG_NATS_URL": "events.nats_url", "PORTLOG_EVENT_SOURCE": "events.source",
+    "PORTLOG_WEBHOOK_RETRY_SECONDS": "events.webhook_retry_seconds",
+    "PORTLOG_PULL_RECORD_SECONDS": "events.pull_record_seconds",
 }
 _FLAG_KEYS = {"host": "server.host", "port": "server.port", "workers": "server.workers",
               "log_level": "server.log_level", "access_log": "server.access_log", "data_dir": "data_dir"}
@@ -239,6 +257,7 @@ _FILE_SECTIONS = {
     "database": ("url", "read_models_url"),
     "storage": ("url", "type", "root", "endpoint", "bucket", "access_key", "secret_key", "region", "secure",
                 "redirect", "upload_max_age_seconds"),
+    "events": ("nats_url", "source", "webhook_retry_seconds", "pull_record_seconds"),
 }
 # Where the blobs are: a storage URL in a higher layer replaces all of these from lower layers.
 _STORAGE_LOCATION = tuple(f"storage.{key}" for key in
@@ -396,7 +415,24 @@ def _settings_from(values: _Values) -> Settings:
         database=_database(values, "database.url"),
         read_models=_database(values, "database.read_models_url"),
         storage=_storage(values),
+        events=_events(values),
     )
+
+
+def _events(values: _Values) -> EventsConfig:
+    nats_url = values.text("events.nats_url") or None
+    if nats_url and not re.match(r"^(nats|tls)://[^/\s]+$", nats_url):
+        raise ConfigError(values.field("events.nats_url"), f"{nats_url!r} is not a NATS URL "
+                                                           "(nats://HOST:PORT[,nats://HOST:PORT…])")
+    source = values.text("events.source", EventsConfig.source)
+    if not source:
+        raise ConfigError(values.field("events.source"), "must not be empty")
+    return EventsConfig(
+        nats_url=nats_url, source=source,
+        webhook_retry_seconds=values.integer("events.webhook_retry_seconds", EventsConfig.webhook_retry_seconds,
+                                             minimum=0),
+        pull_record_seconds=values.integer("events.pull_record_seconds", EventsConfig.pull_record_seconds,
+                                           minimum=1))
 
 
 # --- databases ---

@@ -322,3 +322,14 @@ def test_the_configuration_doc_lists_every_variable_and_file_key():
     names = [*_ENV_KEYS, "PORTLOG_CONFIG", *_FILE_TOP_LEVEL,
              *(f"{section}.{key}" for section, keys in _FILE_SECTIONS.items() for key in keys)]
     assert [name for name in names if f"`{name}`" not in doc] == []
+
+
+def test_events_settings_from_the_environment_and_their_errors():
+    settings = Settings.from_env({"PORTLOG_NATS_URL": "nats://127.0.0.1:4222", "PORTLOG_PULL_RECORD_SECONDS": "5"})
+    assert settings.events.nats_url == "nats://127.0.0.1:4222" and settings.events.pull_record_seconds == 5
+    assert Settings.from_env(settings.as_environment()) == settings
+    assert Settings.from_env({}).events.nats_url is None  # the relay is off in the embedded default
+    with pytest.raises(ConfigError, match="PORTLOG_NATS_URL"):
+        Settings.from_env({"PORTLOG_NATS_URL": "http://127.0.0.1:4222"})
+    with pytest.raises(ConfigError, match="PORTLOG_WEBHOOK_RETRY_SECONDS"):
+        Settings.from_env({"PORTLOG_WEBHOOK_RETRY_SECONDS": "-1"})
