@@ -15,11 +15,13 @@ from api.v2.manifest_cache import ManifestCache
 from domain.administration import Administration
 from domain.application import Registry
 from domain.ports import BlobStore, SecretHasher
+from domain.pulls import PullCounter
 from projections.access import AccessProjection, AccessView
 from projections.audit import AuditProjection, AuditView
 from projections.catalog import CatalogProjection, CatalogView
 from projections.database import ReadModelDatabase
 from projections.history import HistoryProjection, HistoryView
+from projections.pulls import PullsProjection, PullsView
 from projections.references import ReferencesProjection
 from projections.runner import ProjectionRunner
 
@@ -37,6 +39,8 @@ class Services:
     access: AccessView
     audit: AuditView
     history: HistoryView
+    pulls: PullsView
+    pull_counter: PullCounter
     authenticator: Authenticator
     tokens: TokenIssuer
     authorizer: RegistryAuthorizer
@@ -90,7 +94,7 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
         registry = Registry(blobs, env=settings.event_store_env)
         projections = ProjectionRunner(
             db, registry, [CatalogProjection(), ReferencesProjection(), AccessProjection(),
-                           AuditProjection(), HistoryProjection()])
+                           AuditProjection(), HistoryProjection(), PullsProjection()])
         projections.create_tables()
         signing_keys = signing_keys_for(settings, db).load()
     admin = Administration(registry, hasher or Argon2SecretHasher())
@@ -111,6 +115,8 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
         access=access,
         audit=AuditView(db),
         history=HistoryView(db),
+        pulls=PullsView(db),
+        pull_counter=PullCounter(),
         authenticator=authenticator,
         tokens=tokens,
         authorizer=RegistryAuthorizer(authenticator, tokens, access),

@@ -12,6 +12,8 @@ import threading
 from typing import Callable
 
 from api.bootstrap import Services
+from domain.context import SYSTEM
+from domain.errors import NameUnknownError
 
 log = logging.getLogger("portlog")
 FOLLOW_INTERVAL_SECONDS = 1.0
@@ -22,7 +24,8 @@ Worker = Callable[[Services, threading.Event], None]
 
 def workers_for(services: Services) -> dict[str, Worker]:
     """Thread name → worker, for this process."""
-    return {"portlog-log-follower": follow_log, "portlog-upload-janitor": remove_stale_uploads}
+    return {"portlog-log-follower": follow_log, "portlog-upload-janitor": remove_stale_uploads,
+            "portlog-pull-recorder": record_pulls}
 
 
 def start(services: Services) -> Callable[[], None]:
@@ -62,3 +65,22 @@ def remove_stale_uploads(services: Services, stop: threading.Event) -> None:
                 log.info("removed %d uploads idle for more than %d s", removed, max_age)
         except Exception:
             log.exception("stale uploads could not be removed")
+
+
+def record_pulls(services: Services, stop: threading.Event) -> None:
+    """Writes what the pull counter counted, once per interval and once more on the way out."""
+    interval = services.settings.events.pull_record_seconds
+    while not stop.wait(interval):
+        flush_pulls(services)
+    flush_pulls(services)
+
+
+def flush_pulls(services: Services) -> None:
+    for repository, pulls in services.pull_counter.take().items():
+        try:
+            services.registry.record_pulls(repository, pulls, SYSTEM)
+        except NameUnknownError:
+            pass  # the repository went away meanwhile: nothing left to pull
+        except Exception:
+            services.pull_counter.give_back(repository, pulls)
+            log.exception("pulls of %s could not be recorded; kept for the next interval", repository)

@@ -80,6 +80,9 @@ class Registry(Application):
             manifest, tag, ctx))
         return manifest, position
 
+    def record_pulls(self, name: str, pulls: list[dict], ctx: RequestContext) -> int | None:
+        return self._change_existing(name, lambda repo: repo.record_pulls(pulls, ctx))
+
     def point_tag(self, name: str, tag: str, digest: str, ctx: RequestContext) -> int | None:
         check_tag(tag)
         return self._change_existing(name, lambda repo: repo.point_tag(tag, digest, ctx))

@@ -29,6 +29,7 @@ _NAMED = {
     Repository.BlobLinked: "blob.linked",
     Repository.BlobUnlinked: "blob.unlinked",
     Repository.TagDeleted: "tag.deleted",
+    Repository.PullsRecorded: "artifact.pulled",
 }
 SECRET_FIELDS = frozenset({"password_hash", "secret_hash"})
 _ENVELOPE_FIELDS = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic", "actor",

@@ -87,6 +87,13 @@ class Repository(Aggregate):
         def apply(self, repo: Repository) -> None:
             repo.tags.pop(self.tag, None)
 
+    class PullsRecorded(Event):
+        """Pulls of the repository's manifests over one interval, counted in memory by the
+        node that served them (domain/pulls.py): a list of {"digest", "tag" (or None),
+        "actor", "count", "last_pulled_at" (ISO 8601)}. The event's own actor is "system"."""
+
+        pulls: list[dict]
+
     def __init__(self, repository: str) -> None:
         self.name = repository
         self.blobs: dict[str, int] = {}
@@ -128,6 +135,10 @@ class Repository(Aggregate):
         if tag is not None and self.tags.get(tag) != manifest.digest:
             self._trigger(self.TagPointed, tag=tag, digest=manifest.digest,
                                previous_digest=self.tags.get(tag), ctx=ctx)
+
+    def record_pulls(self, pulls: list[dict], ctx: RequestContext) -> None:
+        if pulls:
+            self._trigger(self.PullsRecorded, pulls=pulls, ctx=ctx)
 
     def point_tag(self, tag: str, digest: str, ctx: RequestContext) -> None:
         """Points a tag at a manifest the repository holds (a restore: a new event, no rewrite)."""

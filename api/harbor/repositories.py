@@ -148,25 +148,35 @@ def _artifacts_json(call: Call, project: ProjectRow, name: str, rows: list) -> l
     tags, sizes = queries.tags_of(reader, name, digests), queries.referenced_sizes(reader, name, digests)
     repository_id = queries.repository(reader, name).id
     with_tags = call.request.query_params.get("with_tag", "true").lower() != "false"
+    pulled = call.services.pulls.of_artifacts(name, digests)
+    tag_pulled = call.services.pulls.of_tags(name, [t.tag for row in rows for t in tags[row.digest]])
     return [{
         "id": row.id, "type": _type(row), "media_type": row.artifact_type or row.media_type,
         "manifest_media_type": row.media_type, "artifact_type": row.artifact_type,
         "project_id": project.id, "repository_id": repository_id, "repository_name": name,
         "digest": row.digest, "size": row.size + sizes.get(row.digest, 0), "push_time": row.pushed_at,
-        "pull_time": None, "annotations": _annotations(row), "extra_attrs": {}, "labels": None,
-        "tags": [_tag_json(t, repository_id, row.id) for t in tags[row.digest]] if with_tags else None,
+        "pull_time": _pull_time(pulled.get(row.digest)), "annotations": _annotations(row), "extra_attrs": {},
+        "labels": None,
+        "tags": [_tag_json(t, repository_id, row.id, tag_pulled) for t in tags[row.digest]] if with_tags else None,
     } for row in rows]
 
 
 def _tags_json(call: Call, name: str, row) -> list[dict]:
     reader = call.services.db.reader
     repository_id = queries.repository(reader, name).id
-    return [_tag_json(t, repository_id, row.id) for t in queries.tags_of(reader, name, [row.digest])[row.digest]]
+    tags = queries.tags_of(reader, name, [row.digest])[row.digest]
+    pulled = call.services.pulls.of_tags(name, [t.tag for t in tags])
+    return [_tag_json(t, repository_id, row.id, pulled) for t in tags]
 
 
-def _tag_json(tag, repository_id: int, artifact_id: int) -> dict:
+def _tag_json(tag, repository_id: int, artifact_id: int, pulled: dict) -> dict:
     return {"id": tag.id, "repository_id": repository_id, "artifact_id": artifact_id, "name": tag.tag,
-            "push_time": tag.updated_at, "pull_time": None, "immutable": False, "signed": False}
+            "push_time": tag.updated_at, "pull_time": _pull_time(pulled.get(tag.tag)), "immutable": False,
+            "signed": False}
+
+
+def _pull_time(pulls: tuple | None):
+    return pulls[1] if pulls else None  # Harbor: null when never pulled
 
 
 def _type(row) -> str:

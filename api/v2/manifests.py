@@ -29,7 +29,12 @@ def get_manifest(request: Request) -> Response:
     headers = _manifest_headers(manifest)
     if request.method == "HEAD":
         return Response(status_code=200, headers=headers)
-    return Response(services(request).manifests.read(manifest.digest), headers=headers)
+    body = services(request).manifests.read(manifest.digest)
+    reference = request.path_params["reference"]
+    services(request).pull_counter.count(name_of(request), manifest.digest,
+                                         None if is_digest_reference(reference) else reference,
+                                         context(request).actor)
+    return Response(body, headers=headers)
 
 
 async def put_manifest(request: Request) -> Response:

@@ -20,7 +20,7 @@ PUBLISHED_TOPICS = {
     "domain.repository:Repository.Created", "domain.repository:Repository.BlobLinked",
     "domain.repository:Repository.BlobUnlinked", "domain.repository:Repository.ManifestPushed",
     "domain.repository:Repository.ManifestDeleted", "domain.repository:Repository.TagPointed",
-    "domain.repository:Repository.TagDeleted",
+    "domain.repository:Repository.TagDeleted", "domain.repository:Repository.PullsRecorded",
     "domain.project:Project.Created", "domain.project:Project.Recreated",
     "domain.project:Project.VisibilityChanged", "domain.project:Project.Deleted",
     "domain.project:Project.MemberAdded", "domain.project:Project.MemberRoleChanged",
