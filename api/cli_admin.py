@@ -10,10 +10,12 @@ import argparse
 import getpass
 import os
 import sys
+import time
 from contextlib import contextmanager
 
 import orjson
 
+from api.management.problems import Problem
 from api.settings import Settings
 from domain.context import RequestContext
 from domain.errors import RegistryError
@@ -33,12 +35,23 @@ def add_commands(commands, data_dir_option, settings_of) -> None:
         audit.add_argument(f"--{option}")
     audit.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
     audit.set_defaults(run=_audit)
+    events = commands.add_parser("events", help="the event log, as subscribers see it")
+    tail = events.add_subparsers(dest="action", required=True).add_parser(
+        "tail", help="print events as CloudEvents JSON lines (the last 10 unless told where to start)")
+    start = tail.add_mutually_exclusive_group()
+    start.add_argument("--from", dest="from_position", type=int, metavar="POSITION",
+                       help="start at this log position (inclusive)")
+    start.add_argument("--since", metavar="TIME", help="start at this time (ISO 8601; UTC without an offset)")
+    tail.add_argument("--type", action="append", default=[], metavar="TYPE",
+                      help="only these types (globs: artifact.*); repeat or separate with commas")
+    tail.add_argument("--follow", "-f", action="store_true", help="keep printing new events as they come")
+    tail.set_defaults(run=_tail_events)
     keys = commands.add_parser("keys", help="token signing keys")
     rotate = keys.add_subparsers(dest="action", required=True).add_parser(
         "rotate", help="add a new signing key (restart the server to use it)")
     rotate.add_argument("--retire", action="store_true", help="drop the older keys (their tokens stop working)")
     rotate.set_defaults(run=_rotate_keys)
-    for parser in (audit, rotate, *_LEAVES):
+    for parser in (audit, rotate, tail, *_LEAVES):
         data_dir_option(parser)
         parser.set_defaults(settings_of=settings_of)
 
@@ -164,6 +177,44 @@ def _audit(args) -> int:
     return _run(args, run)
 
 
+def _tail_events(args) -> int:
+    from api.event_log import EventQuery, read_events
+
+    def run(services, args):
+        after = _tail_start(services, args)
+        types = tuple(t for option in args.type for t in option.split(",") if t)
+        source = services.settings.events.source
+        try:
+            while True:
+                events, after = read_events(services.registry, source, EventQuery(after=after, limit=1000,
+                                                                                   types=types))
+                for event in events:
+                    sys.stdout.buffer.write(orjson.dumps(event) + b"\n")
+                sys.stdout.flush()
+                if not events and not args.follow:
+                    return
+                if not events:
+                    time.sleep(0.5)
+        except KeyboardInterrupt:
+            return
+    return _run(args, run)
+
+
+def _tail_start(services, args) -> int:
+    """The position to print events after."""
+    if args.from_position is not None:
+        return max(args.from_position - 1, 0)
+    if args.since:
+        from api.management.history import parse_time
+
+        at = services.audit.position_at(parse_time(args.since, "since"))
+        return at if at is not None else 0
+    return max(services.registry.recorder.max_notification_id() - TAIL_DEFAULT, 0)
+
+
+TAIL_DEFAULT = 10
+
+
 def _rotate_keys(args) -> int:
     from api.bootstrap import signing_keys_for
     from projections.database import ReadModelDatabase
@@ -186,6 +237,9 @@ def _run(args, action) -> int:
     except RegistryError as error:
         detail = f" ({orjson.dumps(error.detail, default=str).decode()})" if error.detail else ""
         print(f"portlog: {error.message}{detail}", file=sys.stderr)
+        return 1
+    except Problem as problem:  # bad input caught by the API's parsers (times, positions)
+        print(f"portlog: {problem.detail}", file=sys.stderr)
         return 1
     return 0
 

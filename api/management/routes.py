@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from api.management import history, projects, robots, users
+from api.management import events, history, projects, robots, users
 from api.management.common import endpoint, json_response
 
 V1 = "/api/v1"
@@ -45,6 +45,7 @@ ROUTES = [
      "Restore"),
     (f"{V1}/repositories/{{name:path}}/tags", "GET", history.list_tags, "repositories", True, None),
     (f"{V1}/audit-logs", "GET", history.audit_logs, "audit", False, None),
+    (f"{V1}/events", "GET", events.list_events, "events", False, None),
 ]
 
 _STR, _BOOL, _INT = {"type": "string"}, {"type": "boolean"}, {"type": "integer"}
