@@ -11,7 +11,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from api import workers
+from api import logs, workers
 from api.bootstrap import Services, bootstrap
 from api.errors import OciError, render_oci_error
 from api.harbor.common import PREFIX as HARBOR_PREFIX
@@ -30,7 +30,9 @@ log = logging.getLogger("portlog")
 
 def app_from_environment() -> Starlette:
     """A worker process's application (`portlog serve --workers N`): settings from PORTLOG_*."""
-    return create_app(bootstrap(Settings.from_env()), owns_services=True)
+    settings = Settings.from_env()
+    logs.configure(settings.log_level)
+    return create_app(bootstrap(settings), owns_services=True)
 
 
 def create_app(services: Services, owns_services: bool = False) -> Starlette:

@@ -24,6 +24,7 @@ from projections.history import HistoryProjection, HistoryView
 from projections.pulls import PullsProjection, PullsView
 from projections.references import ReferencesProjection
 from projections.runner import ProjectionRunner
+from projections.webhooks import WebhooksProjection, WebhooksView
 
 
 @dataclass
@@ -41,6 +42,7 @@ class Services:
     history: HistoryView
     pulls: PullsView
     pull_counter: PullCounter
+    webhooks: WebhooksView
     authenticator: Authenticator
     tokens: TokenIssuer
     authorizer: RegistryAuthorizer
@@ -94,7 +96,8 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
         registry = Registry(blobs, env=settings.event_store_env)
         projections = ProjectionRunner(
             db, registry, [CatalogProjection(), ReferencesProjection(), AccessProjection(),
-                           AuditProjection(), HistoryProjection(), PullsProjection()])
+                           AuditProjection(), HistoryProjection(), PullsProjection(),
+                           WebhooksProjection()])
         projections.create_tables()
         signing_keys = signing_keys_for(settings, db).load()
     admin = Administration(registry, hasher or Argon2SecretHasher())
@@ -117,6 +120,7 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
         history=HistoryView(db),
         pulls=PullsView(db),
         pull_counter=PullCounter(),
+        webhooks=WebhooksView(db),
         authenticator=authenticator,
         tokens=tokens,
         authorizer=RegistryAuthorizer(authenticator, tokens, access),

@@ -106,10 +106,12 @@ def _toml_value(value) -> str:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from api import logs
     from api.app import create_app
     from api.bootstrap import bootstrap
 
     settings = _settings(args)
+    logs.configure(settings.log_level)
     services = bootstrap(settings)
     if services.generated_admin_password:
         print(f"\n  First start: the administrator is 'admin' with password "

@@ -11,7 +11,9 @@ import logging
 import threading
 from typing import Callable
 
+from adapters.nats_relay import relay_events
 from api.bootstrap import Services
+from api.webhook_dispatcher import dispatch_webhooks
 from domain.context import SYSTEM
 from domain.errors import NameUnknownError
 
@@ -25,7 +27,8 @@ Worker = Callable[[Services, threading.Event], None]
 def workers_for(services: Services) -> dict[str, Worker]:
     """Thread name → worker, for this process."""
     return {"portlog-log-follower": follow_log, "portlog-upload-janitor": remove_stale_uploads,
-            "portlog-pull-recorder": record_pulls}
+            "portlog-pull-recorder": record_pulls, "portlog-webhook-dispatcher": dispatch_webhooks,
+            **({"portlog-nats-relay": relay_events} if services.settings.events.nats_url else {})}
 
 
 def start(services: Services) -> Callable[[], None]:

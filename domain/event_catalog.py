@@ -31,7 +31,7 @@ _NAMED = {
     Repository.TagDeleted: "tag.deleted",
     Repository.PullsRecorded: "artifact.pulled",
 }
-SECRET_FIELDS = frozenset({"password_hash", "secret_hash"})
+SECRET_FIELDS = frozenset({"password_hash", "secret_hash", "auth_header"})
 _ENVELOPE_FIELDS = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic", "actor",
                               "request_id", "source", "repository", "project", "username", "robot"})
 

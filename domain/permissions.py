@@ -33,6 +33,7 @@ RESOURCE_ACTIONS: dict[str, tuple[str, ...]] = {
     "tag": ("list", "create", "delete"),
     "robot": ("list", "read", "create", "update", "delete"),
     "log": ("list",),
+    "notification-policy": ("list", "read", "create", "update", "delete"),  # webhooks (Harbor's name)
 }
 
 _LIMITED_GUEST = {
@@ -43,7 +44,7 @@ _GUEST = _LIMITED_GUEST | {("member", "list"), ("log", "list")}
 _DEVELOPER = _GUEST | {("repository", "push"), ("tag", "create")}
 _MAINTAINER = _DEVELOPER | {
     ("repository", "delete"), ("artifact", "delete"), ("tag", "delete"),
-    ("robot", "list"), ("robot", "read"),
+    ("robot", "list"), ("robot", "read"), ("notification-policy", "list"),
 }
 _PROJECT_ADMIN = {(resource, action) for resource, actions in RESOURCE_ACTIONS.items()
                   for action in actions}
@@ -67,6 +68,7 @@ SYSTEM_RESOURCE_ACTIONS: dict[str, tuple[str, ...]] = {
     "robot": ("list", "read", "create", "update", "delete"),
     "catalog": ("read",),
     "log": ("list",),
+    "notification-policy": ("list", "read", "create", "update", "delete"),  # instance-wide webhooks
 }
 
 

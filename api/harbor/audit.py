@@ -1,7 +1,7 @@
 """Audit logs (/api/v2.0/audit-logs, /api/v2.0/projects/{project}/logs) from Portlog's audit
 read model. Harbor's `operation` is create/update/delete; Portlog's own, finer operation
-(`repository.tag_pointed`…) is kept in `operation_description`. Pulls are not events in
-Portlog, so they are not in the log."""
+(`repository.tag_pointed`…) is kept in `operation_description`. Pulls are recorded once per
+interval per repository (domain/pulls.py), so a `pull` entry stands for every pull counted in it."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ OPERATIONS = {
     "repository.manifest_deleted": ("delete", "artifact"),
     "repository.tag_pointed": ("create", "tag"),
     "repository.tag_deleted": ("delete", "tag"),
+    "repository.pulls_recorded": ("pull", "artifact"),
     "project.created": ("create", "project"),
     "project.recreated": ("create", "project"),
     "project.visibility_changed": ("update", "project"),

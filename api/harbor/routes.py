@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from api.harbor import audit, members, projects, repositories, robots, users
+from api.harbor import audit, members, projects, repositories, robots, users, webhooks
 from api.harbor.common import PREFIX, harbor_endpoint, harbor_error
 from api.management.common import Call, json_response
 from domain.robot import ROBOT_PREFIX
@@ -51,6 +51,17 @@ ROUTES = [
     (f"{P}/members/{{mid}}", "PUT", members.update_member, False),
     (f"{P}/members/{{mid}}", "DELETE", members.remove_member, False),
     (f"{P}/logs", "GET", audit.project_logs, False),
+    (f"{P}/webhook/policies", "GET", webhooks.list_policies, False),
+    (f"{P}/webhook/policies", "POST", webhooks.create_webhook_policy, False),
+    (f"{P}/webhook/policies/{{policy_id}}", "GET", webhooks.get_webhook_policy, False),
+    (f"{P}/webhook/policies/{{policy_id}}", "PUT", webhooks.update_webhook_policy, False),
+    (f"{P}/webhook/policies/{{policy_id}}", "DELETE", webhooks.delete_webhook_policy, False),
+    (f"{P}/webhook/policies/{{policy_id}}/executions", "GET", webhooks.list_executions, False),
+    (f"{P}/webhook/policies/{{policy_id}}/executions/{{execution_id}}/tasks", "GET", webhooks.list_tasks, False),
+    (f"{P}/webhook/policies/{{policy_id}}/executions/{{execution_id}}/tasks/{{task_id}}/log", "GET",
+     webhooks.task_log, False),
+    (f"{P}/webhook/events", "GET", webhooks.supported_event_types, False),
+    (f"{P}/webhook/lasttrigger", "GET", webhooks.last_triggers, False),
     (f"{P}/repositories", "GET", repositories.list_repositories, True),
     (f"{ART}/tags/{{tag}}", "DELETE", repositories.delete_tag, False),
     (f"{ART}/tags", "GET", repositories.list_tags, True),

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from api.management import events, history, projects, robots, users
+from api.management import events, history, projects, robots, users, webhooks
 from api.management.common import endpoint, json_response
 
 V1 = "/api/v1"
@@ -46,6 +46,14 @@ ROUTES = [
     (f"{V1}/repositories/{{name:path}}/tags", "GET", history.list_tags, "repositories", True, None),
     (f"{V1}/audit-logs", "GET", history.audit_logs, "audit", False, None),
     (f"{V1}/events", "GET", events.list_events, "events", False, None),
+    (f"{V1}/webhooks", "GET", webhooks.list_webhooks, "webhooks", False, None),
+    (f"{V1}/webhooks", "POST", webhooks.create_webhook, "webhooks", False, "Webhook"),
+    (f"{V1}/webhooks/deliveries/{{delivery}}", "GET", webhooks.get_delivery, "webhooks", False, None),
+    (f"{V1}/webhooks/deliveries/{{delivery}}/redeliver", "POST", webhooks.redeliver, "webhooks", False, None),
+    (f"{V1}/webhooks/{{webhook}}", "GET", webhooks.get_webhook, "webhooks", False, None),
+    (f"{V1}/webhooks/{{webhook}}", "PUT", webhooks.update_webhook, "webhooks", False, "Webhook"),
+    (f"{V1}/webhooks/{{webhook}}", "DELETE", webhooks.delete_webhook, "webhooks", False, None),
+    (f"{V1}/webhooks/{{webhook}}/deliveries", "GET", webhooks.list_deliveries, "webhooks", False, None),
 ]
 
 _STR, _BOOL, _INT = {"type": "string"}, {"type": "boolean"}, {"type": "integer"}
@@ -72,6 +80,11 @@ SCHEMAS = {
         "permissions": {"type": "array", "items": {"$ref": "#/components/schemas/Permission"}}}},
     "Restore": {"type": "object", "required": ["as_of"], "properties": {
         "as_of": {"description": "log position (integer) or ISO 8601 time"}}},
+    "Webhook": {"type": "object", "required": ["name", "event_types", "url"], "properties": {
+        "name": _STR, "project": {**_STR, "description": "absent: instance-wide"}, "url": _STR,
+        "auth_header": {**_STR, "description": "sent as Authorization; shown masked"},
+        "payload_format": {"enum": ["Default", "CloudEvents"]}, "skip_cert_verify": _BOOL,
+        "event_types": {"type": "array", "items": _STR}, "enabled": _BOOL, "description": _STR}},
     "Problem": {"type": "object", "properties": {
         "type": _STR, "title": _STR, "status": _INT, "detail": _STR, "instance": _STR}},
 }

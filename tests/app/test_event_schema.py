@@ -14,6 +14,7 @@ from domain.context import RequestContext
 from domain.project import Project
 from domain.repository import Repository
 from domain.robot import Robot
+from domain.webhooks import WebhookDelivery, WebhookPolicy
 
 # Every event topic ever published. Add to this list; never remove or rename an entry.
 PUBLISHED_TOPICS = {
@@ -31,11 +32,16 @@ PUBLISHED_TOPICS = {
     "domain.robot:Robot.Created", "domain.robot:Robot.Recreated", "domain.robot:Robot.SecretRefreshed",
     "domain.robot:Robot.PermissionsChanged", "domain.robot:Robot.Disabled", "domain.robot:Robot.Enabled",
     "domain.robot:Robot.Deleted",
+    "domain.webhooks:WebhookPolicy.Created", "domain.webhooks:WebhookPolicy.Updated",
+    "domain.webhooks:WebhookPolicy.Deleted",
+    "domain.webhooks:WebhookDelivery.Created", "domain.webhooks:WebhookDelivery.AttemptStarted",
+    "domain.webhooks:WebhookDelivery.AttemptRecorded", "domain.webhooks:WebhookDelivery.Delivered",
+    "domain.webhooks:WebhookDelivery.GaveUp", "domain.webhooks:WebhookDelivery.RedeliveryRequested",
 }
 
 
 def event_classes():
-    for aggregate in (Repository, Project, User, Robot):
+    for aggregate in (Repository, Project, User, Robot, WebhookPolicy, WebhookDelivery):
         for value in vars(aggregate).values():
             if isinstance(value, type) and issubclass(value, Aggregate.Event) and value.__name__ != "Event":
                 yield value

@@ -18,6 +18,7 @@ def test_compose_nodes_select_postgres_and_s3():
     settings = Settings.from_env(environment)
     assert settings.event_database.kind == "postgres" and settings.storage.kind == "s3"
     assert settings.storage.endpoint == "minio:9000" and settings.storage.bucket == "portlog"
+    assert settings.events.nats_url == "nats://nats:4222"  # the event relay is on in scale-out
     assert services["portlog-b"]["environment"] == services["portlog-a"]["environment"]
 
 

@@ -1,0 +1,159 @@
+"""NATS with JetStream as a private server for tests and the benchmark: Debian's `nats-server`
+(2.9.10) on a free loopback port, its store in a directory of its own. Ready in well under a
+second. `restart()` comes back on the same ports with the same store, so streams survive and
+clients reconnect to the same URL.
+
+    with nats.running(tmp_dir) as server:
+        await nats_py.connect(server.url)
+        server.restart()   # an outage: stop, then start again
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+HOST = "127.0.0.1"
+DEBIAN_BINARY = Path("/usr/sbin/nats-server")
+# Below the kernel's ephemeral range (32768 and up), so that an outgoing connection cannot take
+# a port while the server is down for a restart.
+PORT_RANGE = range(23_000, 32_000)
+START_ATTEMPTS = 3
+
+
+@dataclass
+class NatsServer:
+    directory: Path
+    port: int
+    monitor_port: int
+    process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://{HOST}:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / "nats.log"
+
+    def start(self, timeout: float = 20.0) -> None:
+        if self.process is not None and self.process.poll() is None:
+            raise RuntimeError("nats-server is already running")
+        self.process = _launch(self)
+        try:
+            _wait_until_ready(self, timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self, *, kill: bool = False, timeout: float = 10.0) -> None:
+        """SIGTERM (a clean shutdown), or SIGKILL with `kill=True` (a crash)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        if kill:
+            self.process.kill()
+        else:
+            self.process.terminate()
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def restart(self, *, kill: bool = False) -> None:
+        self.stop(kill=kill)
+        self.start()
+
+
+def binary() -> Path:
+    found = shutil.which("nats-server")
+    if found:
+        return Path(found)
+    if DEBIAN_BINARY.exists():  # /usr/sbin is not on every PATH
+        return DEBIAN_BINARY
+    raise FileNotFoundError("nats-server is missing: apt-get install nats-server (scripts/install-system-packages)")
+
+
+def start(directory: Path, timeout: float = 20.0) -> NatsServer:
+    """Starts a server with JetStream in `directory` on free ports; if it exits first (another
+    process took a port between our probe and its bind), other ports are tried."""
+    directory = Path(directory)
+    (directory / "store").mkdir(parents=True, exist_ok=True)
+    for _ in range(START_ATTEMPTS):
+        port, monitor_port = _free_ports(2)
+        server = NatsServer(directory, port, monitor_port)
+        try:
+            server.start(timeout)
+            return server
+        except _ExitedEarly:
+            continue
+    raise RuntimeError(f"nats-server exited at start {START_ATTEMPTS} times; see {directory / 'nats.log'}")
+
+
+@contextmanager
+def running(directory: Path) -> Iterator[NatsServer]:
+    server = start(directory)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class _ExitedEarly(Exception):
+    pass
+
+
+def _launch(server: NatsServer) -> subprocess.Popen:
+    command = [str(binary()), "-js", "-a", HOST, "-p", str(server.port), "-m", str(server.monitor_port),
+               "-sd", str(server.directory / "store")]
+    with open(server.log_path, "ab") as log:
+        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+
+def _free_ports(count: int) -> list[int]:
+    ports: list[int] = []
+    while len(ports) < count:
+        port = random.choice(PORT_RANGE)
+        if port not in ports and _is_free(port):
+            ports.append(port)
+    return ports
+
+
+def _is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def _wait_until_ready(server: NatsServer, timeout: float) -> None:
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never an http_proxy
+    url = f"http://{HOST}:{server.monitor_port}/healthz?js-enabled-only=true"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise _ExitedEarly(f"nats-server exited; see {server.log_path}")
+        try:
+            with direct.open(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.02)
+    raise TimeoutError(f"nats-server not ready after {timeout} s; see {server.log_path}")
+
+
+def version() -> str:
+    result = subprocess.run([str(binary()), "--version"], capture_output=True, text=True)
+    return result.stdout.strip().rsplit(" ", 1)[-1] if result.returncode == 0 else "unknown"

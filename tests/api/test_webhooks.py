@@ -1,0 +1,417 @@
+"""Webhooks: policies through Harbor's API v2.0 and /api/v1, deliveries to a real HTTP receiver
+started by the test (retries, giving up, redelivery, two dispatchers), and pushes that keep
+their speed while the receiver hangs. Retry delays are shortened through the dispatcher's
+parameters, not slept through."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from harborapi.models import Execution, SupportedWebhookEventTypes, Task, WebhookPolicy
+from sqlalchemy import select
+
+from api import webhook_dispatcher
+from api.webhook_dispatcher import WebhookDispatcher
+from api.workers import flush_pulls
+from projections import webhooks as webhooks_model
+from tests.support.auth import PASSWORD, create_user, grant
+from tests.support.oci import OCI_MANIFEST, push_image
+
+pytestmark = pytest.mark.both_databases
+
+SECRET = "Bearer hook-s3cret"
+HARBOR = "/api/v2.0/projects/team/webhook"
+
+
+@pytest.fixture(autouse=True)
+def quick_dispatcher(monkeypatch):
+    monkeypatch.setattr(webhook_dispatcher, "POLL_SECONDS", 0.05)
+    monkeypatch.setattr(webhook_dispatcher, "FIRST_RETRY_SECONDS", 0.05)
+    monkeypatch.setattr(webhook_dispatcher, "MAX_RETRY_SECONDS", 0.2)
+
+
+class Receiver:
+    """An HTTP server on 127.0.0.1 that records every POST and answers as scripted: the
+    given statuses in turn, then 200; or, once told to hang, never."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[dict, dict]] = []
+        self.statuses: list[int] = []
+        self.hanging = False
+        self.delay = 0.0
+        self.released = threading.Event()
+        self._lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def answer(self, *statuses: int) -> None:
+        self.statuses = list(statuses)
+
+    def close(self) -> None:
+        self.released.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+    def bodies(self, event_type: str | None = None) -> list[dict]:
+        return [body for headers, body in list(self.requests)
+                if event_type is None or headers.get("X-Portlog-Event-Type") == event_type]
+
+    def _next(self, headers: dict, body: dict) -> int:
+        with self._lock:
+            self.requests.append((headers, body))
+            return self.statuses.pop(0) if self.statuses else 200
+
+    def _handler(self):
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                status = receiver._next(dict(self.headers), body)
+                if receiver.hanging:
+                    receiver.released.wait(30)
+                    return
+                time.sleep(receiver.delay)
+                self.send_response(status)
+                self.send_header("Content-Length", "7")
+                self.end_headers()
+                self.wfile.write(b"answer\n")
+
+            def log_message(self, *args) -> None:
+                pass
+
+        return Handler
+
+
+@pytest.fixture
+def receiver():
+    server = Receiver()
+    yield server
+    server.close()
+
+
+def wait_until(predicate, timeout: float = 10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"not reached within {timeout} s")
+
+
+def harbor_policy(receiver: Receiver, name: str = "ci", **overrides) -> dict:
+    return {"name": name, "enabled": True, "event_types": ["PUSH_ARTIFACT"],
+            "targets": [{"type": "http", "address": receiver.url, "auth_header": SECRET,
+                         "payload_format": "Default", "skip_cert_verify": False}], **overrides}
+
+
+def create_harbor_policy(client, receiver: Receiver, **overrides) -> int:
+    response = client.post(f"{HARBOR}/policies", json=harbor_policy(receiver, **overrides))
+    assert response.status_code == 201, response.text
+    return int(response.headers["Location"].rsplit("/", 1)[1])
+
+
+def create_webhook(client, url: str, **fields) -> int:
+    body = {"name": "all", "url": url, "event_types": ["PUSH_ARTIFACT"], **fields}
+    response = client.post("/api/v1/webhooks", json=body)
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+def deliveries(client, webhook: int) -> list[dict]:
+    response = client.get(f"/api/v1/webhooks/{webhook}/deliveries?page_size=100")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def single_delivery(client, webhook: int, status: str) -> dict:
+    return wait_until(lambda: next((d for d in deliveries(client, webhook) if d["status"] == status), None))
+
+
+def harbor_errors(response, status: int) -> str:
+    assert response.status_code == status, response.text
+    [error] = response.json()["errors"]
+    return error["message"]
+
+
+# Policies
+
+
+def test_harbor_policy_crud(client, services, receiver):
+    events = client.get(f"{HARBOR}/events").json()
+    assert {"PUSH_ARTIFACT", "PULL_ARTIFACT", "DELETE_ARTIFACT", "CREATE_TAG", "DELETE_TAG",
+            "SCANNING_COMPLETED", "QUOTA_EXCEED"} <= set(events["event_type"])
+    assert events["payload_formats"] == [{"notify_type": "http", "formats": ["Default", "CloudEvents"]}]
+    SupportedWebhookEventTypes.model_validate(events)  # what the harborapi client parses
+
+    policy_id = create_harbor_policy(client, receiver)
+    listed = client.get(f"{HARBOR}/policies")
+    assert listed.headers["X-Total-Count"] == "1"
+    [policy] = listed.json()
+    project_id = client.get("/api/v2.0/projects/team").json()["project_id"]
+    assert policy["id"] == policy_id and policy["project_id"] == project_id and policy["creator"] == "admin"
+    assert policy["targets"][0]["address"] == receiver.url and policy["targets"][0]["auth_header"] == "***"
+    assert SECRET not in listed.text
+    assert WebhookPolicy.model_validate(policy).targets[0].payload_format.root == "Default"
+
+    edited = dict(policy, name="ci-renamed", enabled=False, event_types=["PUSH_ARTIFACT", "DELETE_TAG"])
+    assert client.put(f"{HARBOR}/policies/{policy_id}", json=edited).status_code == 200
+    again = client.get(f"/api/v2.0/projects/{project_id}/webhook/policies/{policy_id}").json()
+    assert (again["name"], again["enabled"], again["event_types"]) == ("ci-renamed", False,
+                                                                       ["PUSH_ARTIFACT", "DELETE_TAG"])
+    assert services.webhooks.policy(policy_id).targets[0].auth_header == SECRET  # the mask kept it
+
+    assert "exists" in harbor_errors(client.post(f"{HARBOR}/policies", json=harbor_policy(
+        receiver, name="ci-renamed")), 409)
+    assert client.delete(f"{HARBOR}/policies/{policy_id}").status_code == 200
+    assert harbor_errors(client.get(f"{HARBOR}/policies/{policy_id}"), 404)
+    assert SECRET not in client.get("/api/v1/audit-logs?limit=1000").text
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"targets": [{"type": "http", "address": "ftp://example.com/hook"}]}, "http:// or https://"),
+    ({"targets": [{"type": "http", "address": "not a url"}]}, "http:// or https://"),
+    ({"targets": [{"type": "slack", "address": "https://hooks.slack.com/x"}]}, "unsupported target type"),
+    ({"targets": []}, "at least one target"),
+    ({"event_types": ["PUSH_ARTIFACT", "PUSH_IMAGE"]}, "unsupported event type 'PUSH_IMAGE'"),
+    ({"event_types": []}, "at least one event type"),
+    ({"targets": [{"address": "http://example.com", "payload_format": "XML"}]}, "unsupported payload format"),
+    ({"name": ""}, "name is required"),
+])
+def test_harbor_policy_validation(client, receiver, change, expected):
+    response = client.post(f"{HARBOR}/policies", json=harbor_policy(receiver) | change)
+    assert expected in harbor_errors(response, 400)
+    assert response.json()["errors"][0]["code"] == "BAD_REQUEST"
+
+
+def test_instance_wide_webhooks_are_for_administrators(client):
+    webhook = create_webhook(client, "http://example.com/a", auth_header=SECRET,
+                             event_types=["PUSH_ARTIFACT", "CREATE_TAG"])
+    shown = client.get(f"/api/v1/webhooks/{webhook}").json()
+    assert shown["project"] is None and shown["targets"][0]["auth_header"] == "***"
+    updated = client.put(f"/api/v1/webhooks/{webhook}", json={"url": "https://example.com/b",
+                                                               "payload_format": "CloudEvents"})
+    assert updated.status_code == 200 and updated.json()["targets"][0]["url"] == "https://example.com/b"
+    assert updated.json()["event_types"] == ["PUSH_ARTIFACT", "CREATE_TAG"]  # absent: kept
+    assert updated.json()["targets"][0]["auth_header"] == ""  # a new address: no header carried over
+    kept = client.put(f"/api/v1/webhooks/{webhook}", json={"url": "https://example.com/b", "auth_header": SECRET})
+    assert kept.json()["targets"][0]["auth_header"] == "***"
+    kept = client.put(f"/api/v1/webhooks/{webhook}", json={"url": "https://example.com/b", "skip_cert_verify": True})
+    assert kept.json()["targets"][0]["auth_header"] == "***"  # absent: kept for the same address
+    assert [w["id"] for w in client.get("/api/v1/webhooks").json()] == [webhook]
+
+    create_user(client, "owner")
+    grant(client, "team", "owner", "project_admin")
+    owner = ("owner", PASSWORD)
+    assert client.get("/api/v1/webhooks", auth=owner).status_code == 403
+    assert client.get(f"/api/v1/webhooks/{webhook}", auth=owner).status_code == 403
+    assert client.post("/api/v1/webhooks", auth=owner, json={
+        "name": "mine", "url": "http://example.com/c", "event_types": ["PUSH_ARTIFACT"]}).status_code == 403
+    assert client.get("/api/v1/webhooks", auth=None).status_code == 401
+    project_hook = client.post("/api/v1/webhooks", auth=owner, json={
+        "name": "mine", "project": "team", "url": "http://example.com/c", "event_types": ["DELETE_TAG"]})
+    assert project_hook.status_code == 201 and project_hook.json()["project"] == "team"
+    assert client.get("/api/v1/webhooks?project=team", auth=owner).json()[0]["name"] == "mine"
+
+    assert client.delete(f"/api/v1/webhooks/{webhook}").status_code == 204
+    assert client.get(f"/api/v1/webhooks/{webhook}").status_code == 404
+
+
+def test_maintainers_see_deliveries_but_only_project_admins_manage(client, receiver):
+    policy_id = create_harbor_policy(client, receiver)
+    push_image(client, "team/app", "1.0")
+    delivery = single_delivery(client, policy_id, "delivered")
+    for username, role in (("maint", "maintainer"), ("dev", "developer")):
+        create_user(client, username)
+        grant(client, "team", username, role)
+    maintainer, developer = ("maint", PASSWORD), ("dev", PASSWORD)
+    assert client.get(f"{HARBOR}/policies", auth=maintainer).status_code == 200
+    assert client.get(f"/api/v1/webhooks/{policy_id}/deliveries", auth=maintainer).status_code == 200
+    assert harbor_errors(client.post(f"{HARBOR}/policies", json=harbor_policy(receiver, name="x"),
+                                     auth=maintainer), 403)
+    assert client.post(f"/api/v1/webhooks/deliveries/{delivery['id']}/redeliver",
+                       auth=maintainer).status_code == 403
+    assert harbor_errors(client.get(f"{HARBOR}/policies", auth=developer), 403)
+    assert client.get(f"/api/v1/webhooks/{policy_id}/deliveries", auth=developer).status_code == 403
+
+
+# Deliveries
+
+
+def test_a_push_delivers_harbors_payload_with_the_auth_header(client, receiver):
+    policy_id = create_harbor_policy(client, receiver)
+    digest, manifest = push_image(client, "team/app", "1.0")
+    wait_until(lambda: receiver.requests)
+    headers, body = receiver.requests[0]
+    assert headers["Authorization"] == SECRET and headers["Content-Type"] == "application/json"
+    assert body["type"] == "PUSH_ARTIFACT" and body["operator"] == "admin"
+    assert isinstance(body["occur_at"], int) and abs(body["occur_at"] - time.time()) < 60
+    [resource] = body["event_data"]["resources"]
+    assert resource["digest"] == digest and resource["tag"] == "1.0"
+    assert resource["resource_url"].endswith("/team/app:1.0")
+    repository = body["event_data"]["repository"]
+    assert {k: repository[k] for k in ("name", "namespace", "repo_full_name", "repo_type")} == {
+        "name": "app", "namespace": "team", "repo_full_name": "team/app", "repo_type": "private"}
+    assert isinstance(repository["date_created"], int)
+
+    delivery = single_delivery(client, policy_id, "delivered")  # the receiver answered before it was recorded
+    assert len(deliveries(client, policy_id)) == 1
+    assert (delivery["status"], delivery["attempts"], delivery["status_code"]) == ("delivered", 1, 200)
+    assert delivery["event_type"] == "PUSH_ARTIFACT" and delivery["latency_ms"] >= 0
+
+    # The same image under another tag is a push too (only the tag is recorded); one delivery each.
+    response = client.put("/v2/team/app/manifests/latest", content=manifest, headers={"Content-Type": OCI_MANIFEST})
+    assert response.status_code == 201
+    wait_until(lambda: len(receiver.requests) == 2)
+    assert receiver.requests[1][1]["event_data"]["resources"][0]["tag"] == "latest"
+    time.sleep(0.3)
+    assert len(receiver.requests) == 2
+
+
+def test_cloudevents_for_tag_events_of_every_project(client, receiver):
+    create_webhook(client, receiver.url, payload_format="CloudEvents", event_types=["CREATE_TAG", "DELETE_TAG"])
+    digest, _ = push_image(client, "team/app", "1.0")
+    assert client.delete("/v2/team/app/manifests/1.0").status_code == 202
+    wait_until(lambda: len(receiver.requests) == 2)
+    (created_headers, created), (_, deleted) = receiver.requests
+    assert created_headers["Content-Type"] == "application/cloudevents+json"
+    assert created["specversion"] == "1.0" and created["type"] == "io.portlog.tag.created"
+    assert created["subject"] == "team/app:1.0" and created["data"]["digest"] == digest
+    assert deleted["type"] == "io.portlog.tag.deleted" and int(deleted["id"]) > int(created["id"])
+
+
+def test_pull_and_delete_webhooks(client, services, receiver):
+    create_harbor_policy(client, receiver, event_types=["PULL_ARTIFACT", "DELETE_ARTIFACT"])
+    digest, _ = push_image(client, "team/app", "1.0")
+    for _ in range(2):
+        client.get("/v2/team/app/manifests/1.0", headers={"Accept": OCI_MANIFEST})
+    flush_pulls(services)
+    [pulled] = wait_until(lambda: receiver.bodies("PULL_ARTIFACT"))
+    assert pulled["operator"] == "admin"
+    [resource] = pulled["event_data"]["resources"]
+    assert (resource["digest"], resource["tag"], resource["count"], resource["actor"]) == (digest, "1.0", 2, "admin")
+
+    assert client.delete(f"/v2/team/app/manifests/{digest}").status_code == 202
+    [deleted] = wait_until(lambda: receiver.bodies("DELETE_ARTIFACT"))
+    assert deleted["event_data"]["resources"] == [
+        {"digest": digest, "tag": "1.0", "resource_url": pulled["event_data"]["resources"][0]["resource_url"]}]
+
+
+def test_failed_attempts_are_retried_and_recorded(client, receiver):
+    receiver.answer(500, 500)
+    policy_id = create_harbor_policy(client, receiver)
+    push_image(client, "team/app", "1.0")
+    delivery = single_delivery(client, policy_id, "delivered")
+    assert (delivery["attempts"], delivery["status_code"], delivery["last_error"]) == (3, 200, None)
+
+    detail = client.get(f"/api/v1/webhooks/deliveries/{delivery['id']}").json()
+    history = detail["attempt_history"]
+    assert [a["status_code"] for a in history] == [500, 500, 200]
+    assert [a["succeeded"] for a in history] == [False, False, True]
+    assert history[0]["error"].startswith("HTTP 500") and all(a["latency_ms"] >= 0 for a in history)
+    assert [h["X-Portlog-Attempt"] for h, _ in receiver.requests] == ["1", "2", "3"]
+    assert len({h["X-Portlog-Delivery"] for h, _ in receiver.requests}) == 1
+
+    executions = client.get(f"{HARBOR}/policies/{policy_id}/executions").json()
+    assert executions[0]["status"] == "Success" and executions[0]["extra_attrs"]["event_type"] == "PUSH_ARTIFACT"
+    [task] = client.get(f"{HARBOR}/policies/{policy_id}/executions/{delivery['id']}/tasks").json()
+    assert task["run_count"] == 3
+    Execution.model_validate(executions[0])
+    Task.model_validate(task)
+    log = client.get(f"{HARBOR}/policies/{policy_id}/executions/{delivery['id']}/tasks/{task['id']}/log")
+    assert log.text.count("\n") == 3 and "attempt 3: HTTP 200" in log.text
+
+
+def test_gives_up_after_the_retry_window_then_redelivers_on_request(client, services, receiver):
+    services.settings = replace(services.settings, events=replace(services.settings.events,
+                                                                  webhook_retry_seconds=1))
+    receiver.answer(*[503] * 1000)
+    policy_id = create_harbor_policy(client, receiver)
+    push_image(client, "team/app", "1.0")
+    failed = single_delivery(client, policy_id, "failed")
+    assert failed["attempts"] >= 2 and failed["status_code"] == 503 and failed["next_attempt_at"] is None
+    assert "503" in failed["last_error"]
+    assert len(receiver.requests) == failed["attempts"]
+
+    receiver.answer()
+    response = client.post(f"/api/v1/webhooks/deliveries/{failed['id']}/redeliver")
+    assert response.status_code == 202 and response.json()["status"] in ("pending", "sending", "delivered")
+    delivered = single_delivery(client, policy_id, "delivered")
+    assert delivered["id"] == failed["id"] and delivered["attempts"] == failed["attempts"] + 1
+    assert client.post("/api/v1/webhooks/deliveries/999999/redeliver").status_code == 404
+
+
+def test_a_hanging_receiver_never_slows_pushes(client, receiver):
+    def timed_pushes(prefix: str) -> float:
+        started = time.monotonic()
+        for i in range(8):
+            push_image(client, f"team/{prefix}{i}", "1.0", seed=f"{prefix}{i}")
+        return time.monotonic() - started
+
+    push_image(client, "team/warmup", "1.0")
+    without = timed_pushes("plain")
+    receiver.hanging = True
+    policy_id = create_harbor_policy(client, receiver)
+    with_hanging = timed_pushes("hung")
+    assert with_hanging < 3 * without + 1.0, (with_hanging, without)
+
+    wait_until(lambda: len(receiver.requests) >= webhook_dispatcher.SENDERS)
+    states = {d["status"] for d in deliveries(client, policy_id)}
+    assert "sending" in states and "delivered" not in states, states
+
+
+def test_two_dispatchers_never_send_the_same_attempt(client, services, receiver):
+    receiver.delay = 0.02
+    policy_id = create_harbor_policy(client, receiver)
+    others = [WebhookDispatcher(services, first_retry_seconds=0.05, max_retry_seconds=0.2) for _ in range(2)]
+    stop = threading.Event()
+
+    def run(dispatcher) -> None:
+        while not stop.is_set():
+            dispatcher.run_once()
+            time.sleep(0.01)
+
+    threads = [threading.Thread(target=run, args=(d,), daemon=True) for d in others]
+    for thread in threads:
+        thread.start()
+    try:
+        for i in range(6):
+            push_image(client, f"team/app{i}", "1.0", seed=str(i))
+        wait_until(lambda: len([d for d in deliveries(client, policy_id) if d["status"] == "delivered"]) == 6)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(5)
+        for dispatcher in others:
+            dispatcher.close()
+    sent = [headers["X-Portlog-Delivery"] for headers, _ in receiver.requests]
+    assert len(sent) == 6 and len(set(sent)) == 6
+    assert all(d["attempts"] == 1 for d in deliveries(client, policy_id))
+
+
+def test_rebuilding_the_read_models_gives_the_same_deliveries(client, services, receiver):
+    receiver.answer(500)
+    policy_id = create_harbor_policy(client, receiver, event_types=["PUSH_ARTIFACT", "CREATE_TAG"])
+    push_image(client, "team/app", "1.0")
+    wait_until(lambda: len([d for d in deliveries(client, policy_id) if d["status"] == "delivered"]) == 2)
+
+    def dump() -> dict:
+        with services.db.reader.connect() as conn:
+            return {table.name: sorted(tuple(row) for row in conn.execute(select(table)))
+                    for table in webhooks_model.metadata.sorted_tables}
+
+    before = dump()
+    assert len(before["webhook_attempts"]) == 3
+    services.projections.rebuild()
+    assert dump() == before
