@@ -125,6 +125,7 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
         tokens=tokens,
         authorizer=RegistryAuthorizer(authenticator, tokens, access),
         generated_admin_password=generated,
-        inline_reads=db.reader.dialect.name == "sqlite",
+        # Only local lookups may run on the event loop: a remote database or object store would block it.
+        inline_reads=db.reader.dialect.name == "sqlite" and blobs.local_files,
         unavailable_errors=_database_unavailable_errors(),
     )

@@ -106,3 +106,13 @@ def test_an_s3_outage_during_a_push_is_a_retryable_503_and_publishes_nothing(
         services.close()
     # The bucket itself never saw the blob.
     assert s3_store(seaweedfs, s3_bucket, tmp_path / "spool-check").stat(digest_of(data)) is None
+
+
+def test_lookups_leave_the_event_loop_when_blobs_are_remote(seaweedfs, s3_bucket, tmp_path):
+    embedded_database = Settings(data_dir=tmp_path / "data", admin_password=ADMIN_PASSWORD)
+    services = bootstrap(replace(embedded_database, storage=s3_storage(seaweedfs, s3_bucket)),
+                         hasher=Argon2SecretHasher(fast=True))
+    try:
+        assert not services.inline_reads  # a bucket GET must never block the event loop
+    finally:
+        services.close()
