@@ -21,6 +21,7 @@ from projections.audit import AuditProjection, AuditView
 from projections.catalog import CatalogProjection, CatalogView
 from projections.database import ReadModelDatabase
 from projections.history import HistoryProjection, HistoryView
+from projections.immutability import ImmutabilityProjection, ImmutabilityView, rule_id_lookup
 from projections.pulls import PullsProjection, PullsView
 from projections.references import ReferencesProjection
 from projections.runner import ProjectionRunner
@@ -43,6 +44,7 @@ class Services:
     pulls: PullsView
     pull_counter: PullCounter
     webhooks: WebhooksView
+    immutability: ImmutabilityView
     authenticator: Authenticator
     tokens: TokenIssuer
     authorizer: RegistryAuthorizer
@@ -97,13 +99,15 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
         projections = ProjectionRunner(
             db, registry, [CatalogProjection(), ReferencesProjection(), AccessProjection(),
                            AuditProjection(), HistoryProjection(), PullsProjection(),
-                           WebhooksProjection()])
+                           WebhooksProjection(), ImmutabilityProjection()])
         projections.create_tables()
         signing_keys = signing_keys_for(settings, db).load()
     admin = Administration(registry, hasher or Argon2SecretHasher())
     generated = admin.bootstrap(settings.admin_password)
     projections.catch_up()
     access = AccessView(db)
+    immutability = ImmutabilityView(db)
+    registry.immutable_rule_id = rule_id_lookup(immutability, projections.catch_up)
     authenticator = Authenticator(access, admin.hasher, admin)
     tokens = TokenIssuer(signing_keys, settings.token_lifetime_seconds)
     return Services(
@@ -121,6 +125,7 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
         pulls=PullsView(db),
         pull_counter=PullCounter(),
         webhooks=WebhooksView(db),
+        immutability=immutability,
         authenticator=authenticator,
         tokens=tokens,
         authorizer=RegistryAuthorizer(authenticator, tokens, access),

@@ -66,6 +66,7 @@ DOMAIN_TO_OCI: dict[type[domain.RegistryError], ErrorCode] = {
     domain.ConflictError: DENIED,
     domain.InvalidInputError: NAME_INVALID,
     domain.StorageUnavailableError: UNAVAILABLE,
+    domain.TagImmutableError: DENIED,  # Harbor says 412; OCI has no such code (docs/oci-api.md)
 }
 RETRY_AFTER_SECONDS = "5"  # storage outages: clients (containers/image, docker) retry 5xx anyway
 

@@ -14,10 +14,12 @@ from eventsourcing.domain import Aggregate
 
 from domain.account import User
 from domain.context import RequestContext
-from domain.errors import NameUnknownError, RegistryError, UploadUnknownError
+from domain.errors import NameUnknownError, NotFoundError, RegistryError, TagImmutableError, UploadUnknownError
 from domain.group_commit import Command, GroupCommitter
+from domain.immutability import ImmutableRule
 from domain.manifests import ParsedManifest, parse_manifest
 from domain.names import check_digest, check_tag, is_digest_reference
+from domain.permissions import project_of
 from domain.ports import BlobStore, UploadInfo
 from domain.project import Project
 from domain.repository import Repository
@@ -31,6 +33,10 @@ class Registry(Application):
         super().__init__(env=env)
         self.blobs = blobs
         self._committer = GroupCommitter(self, self.load)
+        # (project, rule number) -> the rule's public id, the log position of the event that added
+        # it: the read model knows it, the aggregate cannot. Only to name the rule in a refusal;
+        # api/bootstrap.py wires it.
+        self.immutable_rule_id: Callable[[str, int], int | None] = lambda project, number: None
 
     def get_repository(self, name: str) -> Repository | None:
         return self.load(Repository.create_id(name))
@@ -76,26 +82,81 @@ class Registry(Application):
         tag = None if by_digest else check_tag(reference)
         manifest = parse_manifest(data, content_type, expected)
         self.blobs.put(manifest.digest, data)
-        position = self._change(name, ctx, lambda repo: repo.push_manifest(
-            manifest, tag, ctx))
-        return manifest, position
+
+        def change(repo: Repository) -> None:
+            if tag is not None:
+                self._refuse_immutable(repo, _moved(repo, tag, manifest.digest))
+            repo.push_manifest(manifest, tag, ctx)
+
+        return manifest, self._change(name, ctx, change)
 
     def record_pulls(self, name: str, pulls: list[dict], ctx: RequestContext) -> int | None:
         return self._change_existing(name, lambda repo: repo.record_pulls(pulls, ctx))
 
     def point_tag(self, name: str, tag: str, digest: str, ctx: RequestContext) -> int | None:
         check_tag(tag)
-        return self._change_existing(name, lambda repo: repo.point_tag(tag, digest, ctx))
+
+        def change(repo: Repository) -> None:
+            self._refuse_immutable(repo, _moved(repo, tag, digest))
+            repo.point_tag(tag, digest, ctx)
+
+        return self._change_existing(name, change)
 
     def delete_tag(self, name: str, tag: str, ctx: RequestContext) -> int | None:
         check_tag(tag)
-        return self._change_existing(name, lambda repo: repo.delete_tag(
-            tag, ctx))
+
+        def change(repo: Repository) -> None:
+            self._refuse_immutable(repo, [tag] if tag in repo.tags else [])
+            repo.delete_tag(tag, ctx)
+
+        return self._change_existing(name, change)
 
     def delete_manifest(self, name: str, digest: str, ctx: RequestContext) -> int | None:
+        """Refused while an immutable tag points to the manifest (as Harbor does)."""
         check_digest(digest)
-        return self._change_existing(name, lambda repo: repo.delete_manifest(
-            digest, ctx))
+
+        def change(repo: Repository) -> None:
+            self._refuse_immutable(repo, sorted(t for t, d in repo.tags.items() if d == digest))
+            repo.delete_manifest(digest, ctx)
+
+        return self._change_existing(name, change)
+
+    # Tag immutability (domain/immutability.py): rules are Project events; every command that
+    # would move or delete a tag checks them as the log has them now.
+
+    def add_immutable_rule(self, project: str, rule: ImmutableRule, ctx: RequestContext) -> tuple[int, int | None]:
+        """(the rule's number in the project, position)."""
+        added = []
+        position = self._project(project, lambda p: added.append(p.add_immutable_rule(rule, ctx)))
+        return added[-1], position
+
+    def change_immutable_rule(self, project: str, number: int, rule: ImmutableRule,
+                              ctx: RequestContext) -> int | None:
+        return self._project(project, lambda p: p.change_immutable_rule(number, rule, ctx))
+
+    def remove_immutable_rule(self, project: str, number: int, ctx: RequestContext) -> int | None:
+        return self._project(project, lambda p: p.remove_immutable_rule(number, ctx))
+
+    def _refuse_immutable(self, repo: Repository, tags: list[str]) -> None:
+        """Raises TagImmutableError when an enabled rule of the repository's project protects
+        one of `tags`. The project is loaded only when there is a tag to check."""
+        project = self.load(Project.create_id(project_of(repo.name))) if tags else None
+        if project is None:
+            return
+        for tag in tags:
+            number = project.rule_protecting(repo.name, tag)
+            if number is not None:
+                raise self._immutable(repo.name, tag, project.name, number)
+
+    def _immutable(self, repository: str, tag: str, project: str, number: int) -> TagImmutableError:
+        rule_id = self.immutable_rule_id(project, number)
+        rule = f"immutability rule {rule_id}" if rule_id is not None else f"an immutability rule of {project}"
+        return TagImmutableError(f"tag {tag} of {repository} is immutable ({rule})",
+                                 {"repository": repository, "tag": tag, "rule": rule_id})
+
+    def _project(self, name: str, change: Callable[[Project], None]) -> int | None:
+        return self.update(Project.create_id(name), change, missing=lambda: NotFoundError(
+            "project not found", {"project": name}))
 
     # Writers in this process are grouped into one save (domain/group_commit.py); a version
     # conflict with another process is retried against the new state.
@@ -120,3 +181,10 @@ class Registry(Application):
                 change: Callable[[Repository], None]) -> int | None:
         return self.update(Repository.create_id(name), change,
                            create=lambda: Repository.create(name, ctx))
+
+
+def _moved(repo: Repository, tag: str, digest: str) -> list[str]:
+    """[tag] when pointing it at `digest` would move it from another manifest; pointing a new
+    tag, or a tag at the manifest it already has, moves nothing."""
+    current = repo.tags.get(tag)
+    return [tag] if current is not None and current != digest else []

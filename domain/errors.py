@@ -99,3 +99,9 @@ class TooManyAttemptsError(RegistryError):
 class StorageUnavailableError(RegistryError):
     """The blob storage or the database cannot be reached or failed; nothing was published or
     recorded, a retry may succeed."""
+
+
+class TagImmutableError(RegistryError):
+    """An immutability rule protects the tag: it may not be moved to another manifest or
+    deleted, nor may the manifest it points to. `detail` names the repository, the tag and the
+    rule's id."""

@@ -34,6 +34,7 @@ RESOURCE_ACTIONS: dict[str, tuple[str, ...]] = {
     "robot": ("list", "read", "create", "update", "delete"),
     "log": ("list",),
     "notification-policy": ("list", "read", "create", "update", "delete"),  # webhooks (Harbor's name)
+    "immutable-tag": ("list", "create", "update", "delete"),  # tag immutability rules (Harbor's name)
 }
 
 _LIMITED_GUEST = {
@@ -45,6 +46,8 @@ _DEVELOPER = _GUEST | {("repository", "push"), ("tag", "create")}
 _MAINTAINER = _DEVELOPER | {
     ("repository", "delete"), ("artifact", "delete"), ("tag", "delete"),
     ("robot", "list"), ("robot", "read"), ("notification-policy", "list"),
+    ("immutable-tag", "list"), ("immutable-tag", "create"), ("immutable-tag", "update"),
+    ("immutable-tag", "delete"),
 }
 _PROJECT_ADMIN = {(resource, action) for resource, actions in RESOURCE_ACTIONS.items()
                   for action in actions}

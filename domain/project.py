@@ -1,7 +1,12 @@
-"""The Project aggregate: visibility and members. Topic `domain.project:Project.<Event>`.
+"""The Project aggregate: visibility, members and tag immutability rules. Topic
+`domain.project:Project.<Event>`.
 
 Events are a public schema: add fields only with defaults, never rename or repurpose one.
 A member is keyed by (kind, principal, repository); repository is None for a project-wide grant.
+An immutability rule is keyed by its number: the project version of the event that added it
+(its public id, in the read model and the APIs, is that event's log position, which the
+aggregate cannot know). Rules are here, not in an aggregate of their own, because every tag
+move or delete must see all the rules of a project as the log has them: one aggregate to load.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from eventsourcing.domain import Aggregate
 
 from domain.context import RequestContext
 from domain.errors import ConflictError, NotFoundError
+from domain.immutability import RULE_FIELDS, ImmutableRule
 from domain.permissions import Role
 
 
@@ -21,6 +27,9 @@ def member_key(kind: str, principal: str, repository: str | None) -> str:
 
 
 class Project(Aggregate):
+    # Version 2 added `immutable_rules`; snapshots taken before it are upcast (upcast_v1_v2).
+    class_version = 2
+
     class Event(Aggregate.Event):
         project: str
         actor: str
@@ -41,6 +50,7 @@ class Project(Aggregate):
 
         def apply(self, project: Project) -> None:
             project.public, project.deleted, project.members = self.public, False, {}
+            project.immutable_rules = {}
 
     class VisibilityChanged(Event):
         public: bool
@@ -80,11 +90,51 @@ class Project(Aggregate):
         def apply(self, project: Project) -> None:
             project.members.pop(member_key(self.kind, self.principal, self.repository), None)
 
+    class ImmutableRuleAdded(Event):
+        """`rule` is the rule's number: this event's own originator_version."""
+
+        rule: int
+        repositories: str
+        exclude_repositories: bool
+        tags: str
+        exclude_tags: bool
+        disabled: bool
+        priority: int
+
+        def apply(self, project: Project) -> None:
+            project.immutable_rules[str(self.rule)] = _rule_fields(self)
+
+    class ImmutableRuleChanged(Event):
+        """The rule as it is now, every field (enabling and disabling included)."""
+
+        rule: int
+        repositories: str
+        exclude_repositories: bool
+        tags: str
+        exclude_tags: bool
+        disabled: bool
+        priority: int
+
+        def apply(self, project: Project) -> None:
+            project.immutable_rules[str(self.rule)] = _rule_fields(self)
+
+    class ImmutableRuleRemoved(Event):
+        rule: int
+
+        def apply(self, project: Project) -> None:
+            project.immutable_rules.pop(str(self.rule), None)
+
     def __init__(self, project: str, public: bool) -> None:
         self.name = project
         self.public = public
         self.deleted = False
         self.members: dict[str, str] = {}
+        # rule number (as a string: snapshots are JSON) -> ImmutableRule.event_fields()
+        self.immutable_rules: dict[str, dict] = {}
+
+    @staticmethod
+    def upcast_v1_v2(state: dict) -> None:
+        state["immutable_rules"] = {}
 
     @staticmethod
     def create_id(name: str) -> UUID:
@@ -128,9 +178,54 @@ class Project(Aggregate):
         self._trigger(self.MemberRemoved, kind=kind, principal=principal, role=role,
                       repository=repository, ctx=ctx)
 
+    def add_immutable_rule(self, rule: ImmutableRule, ctx: RequestContext) -> int:
+        """Returns the new rule's number."""
+        self.check_exists()
+        self._check_selection_free(rule.checked(), None)
+        number = self.version + 1  # the version the event is about to get
+        self._trigger(self.ImmutableRuleAdded, rule=number, **rule.event_fields(), ctx=ctx)
+        return number
+
+    def change_immutable_rule(self, number: int, rule: ImmutableRule, ctx: RequestContext) -> None:
+        if self.immutable_rule(number) != rule.checked():
+            self._check_selection_free(rule, number)
+            self._trigger(self.ImmutableRuleChanged, rule=number, **rule.event_fields(), ctx=ctx)
+
+    def remove_immutable_rule(self, number: int, ctx: RequestContext) -> None:
+        self.immutable_rule(number)
+        self._trigger(self.ImmutableRuleRemoved, rule=number, ctx=ctx)
+
+    def immutable_rule(self, number: int) -> ImmutableRule:
+        self.check_exists()
+        fields = self.immutable_rules.get(str(number))
+        if fields is None:
+            raise NotFoundError("immutability rule not found", {"project": self.name})
+        return ImmutableRule.from_fields(fields)
+
+    def rule_protecting(self, repository: str, tag: str) -> int | None:
+        """The number of an enabled rule that makes the tag immutable, if any (by priority,
+        then age)."""
+        if self.deleted:
+            return None
+        rules = {int(number): ImmutableRule.from_fields(fields) for number, fields in self.immutable_rules.items()}
+        in_order = sorted(rules, key=lambda number: (rules[number].priority, number))
+        return next((number for number in in_order if rules[number].protects(repository, tag)), None)
+
+    def _check_selection_free(self, rule: ImmutableRule, other_than: int | None) -> None:
+        """Two rules selecting the same repositories and tags would be one rule twice (Harbor
+        refuses a rule identical to another one too)."""
+        for number, fields in self.immutable_rules.items():
+            if int(number) != other_than and ImmutableRule.from_fields(fields).same_selection(rule):
+                raise ConflictError("an immutability rule with these patterns exists already",
+                                    {"project": self.name})
+
     def check_exists(self) -> None:
         if self.deleted:
             raise NotFoundError("project not found", {"project": self.name})
 
     def _trigger(self, event_class: type[Project.Event], ctx: RequestContext, **fields) -> None:
         self.trigger_event(event_class, project=self.name, **ctx.event_fields(), **fields)
+
+
+def _rule_fields(event: Project.ImmutableRuleAdded | Project.ImmutableRuleChanged) -> dict:
+    return {name: getattr(event, name) for name in RULE_FIELDS}

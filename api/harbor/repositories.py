@@ -149,7 +149,9 @@ def _artifacts_json(call: Call, project: ProjectRow, name: str, rows: list) -> l
     repository_id = queries.repository(reader, name).id
     with_tags = call.request.query_params.get("with_tag", "true").lower() != "false"
     pulled = call.services.pulls.of_artifacts(name, digests)
-    tag_pulled = call.services.pulls.of_tags(name, [t.tag for row in rows for t in tags[row.digest]])
+    tag_names = [t.tag for row in rows for t in tags[row.digest]]
+    tag_pulled = call.services.pulls.of_tags(name, tag_names)
+    immutable = call.services.immutability.immutable_tags(name, tag_names)
     return [{
         "id": row.id, "type": _type(row), "media_type": row.artifact_type or row.media_type,
         "manifest_media_type": row.media_type, "artifact_type": row.artifact_type,
@@ -157,7 +159,8 @@ def _artifacts_json(call: Call, project: ProjectRow, name: str, rows: list) -> l
         "digest": row.digest, "size": row.size + sizes.get(row.digest, 0), "push_time": row.pushed_at,
         "pull_time": _pull_time(pulled.get(row.digest)), "annotations": _annotations(row), "extra_attrs": {},
         "labels": None,
-        "tags": [_tag_json(t, repository_id, row.id, tag_pulled) for t in tags[row.digest]] if with_tags else None,
+        "tags": [_tag_json(t, repository_id, row.id, tag_pulled, immutable) for t in tags[row.digest]]
+        if with_tags else None,
     } for row in rows]
 
 
@@ -166,13 +169,14 @@ def _tags_json(call: Call, name: str, row) -> list[dict]:
     repository_id = queries.repository(reader, name).id
     tags = queries.tags_of(reader, name, [row.digest])[row.digest]
     pulled = call.services.pulls.of_tags(name, [t.tag for t in tags])
-    return [_tag_json(t, repository_id, row.id, pulled) for t in tags]
+    immutable = call.services.immutability.immutable_tags(name, [t.tag for t in tags])
+    return [_tag_json(t, repository_id, row.id, pulled, immutable) for t in tags]
 
 
-def _tag_json(tag, repository_id: int, artifact_id: int, pulled: dict) -> dict:
+def _tag_json(tag, repository_id: int, artifact_id: int, pulled: dict, immutable: set[str]) -> dict:
     return {"id": tag.id, "repository_id": repository_id, "artifact_id": artifact_id, "name": tag.tag,
-            "push_time": tag.updated_at, "pull_time": _pull_time(pulled.get(tag.tag)), "immutable": False,
-            "signed": False}
+            "push_time": tag.updated_at, "pull_time": _pull_time(pulled.get(tag.tag)),
+            "immutable": tag.tag in immutable, "signed": False}
 
 
 def _pull_time(pulls: tuple | None):

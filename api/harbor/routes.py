@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from api.harbor import audit, members, projects, repositories, robots, users, webhooks
+from api.harbor import audit, immutability, members, projects, repositories, robots, users, webhooks
 from api.harbor.common import PREFIX, harbor_endpoint, harbor_error
 from api.management.common import Call, json_response
 from domain.robot import ROBOT_PREFIX
@@ -62,6 +62,10 @@ ROUTES = [
      webhooks.task_log, False),
     (f"{P}/webhook/events", "GET", webhooks.supported_event_types, False),
     (f"{P}/webhook/lasttrigger", "GET", webhooks.last_triggers, False),
+    (f"{P}/immutabletagrules", "GET", immutability.list_rules, False),
+    (f"{P}/immutabletagrules", "POST", immutability.create_rule, False),
+    (f"{P}/immutabletagrules/{{rule_id}}", "PUT", immutability.update_rule, False),
+    (f"{P}/immutabletagrules/{{rule_id}}", "DELETE", immutability.delete_rule, False),
     (f"{P}/repositories", "GET", repositories.list_repositories, True),
     (f"{ART}/tags/{{tag}}", "DELETE", repositories.delete_tag, False),
     (f"{ART}/tags", "GET", repositories.list_tags, True),

@@ -24,6 +24,7 @@ DOMAIN_TO_STATUS: dict[type[domain.RegistryError], tuple[int, str]] = {
     domain.TooManyAttemptsError: (429, "too-many-attempts"),
     domain.ConcurrentUpdateError: (429, "too-many-writers"),
     domain.StorageUnavailableError: (503, "storage-unavailable"),
+    domain.TagImmutableError: (409, "tag-immutable"),
 }
 
 

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from api.management import events, history, projects, robots, users, webhooks
+from api.management import events, history, immutability, projects, robots, users, webhooks
 from api.management.common import endpoint, json_response
 
 V1 = "/api/v1"
@@ -23,6 +23,15 @@ ROUTES = [
     (f"{V1}/projects/{{project}}/members", "GET", projects.list_members, "members", False, None),
     (f"{V1}/projects/{{project}}/members/{{username}}", "PUT", projects.set_member, "members", False, "Member"),
     (f"{V1}/projects/{{project}}/members/{{username}}", "DELETE", projects.remove_member, "members", False, None),
+    (f"{V1}/projects/{{project}}/immutable-tag-rules", "GET", immutability.list_rules, "immutability", False, None),
+    (f"{V1}/projects/{{project}}/immutable-tag-rules", "POST", immutability.create_rule, "immutability", False,
+     "ImmutableTagRule"),
+    (f"{V1}/projects/{{project}}/immutable-tag-rules/{{rule}}", "GET", immutability.get_rule, "immutability", False,
+     None),
+    (f"{V1}/projects/{{project}}/immutable-tag-rules/{{rule}}", "PUT", immutability.update_rule, "immutability",
+     False, "ImmutableTagRule"),
+    (f"{V1}/projects/{{project}}/immutable-tag-rules/{{rule}}", "DELETE", immutability.delete_rule, "immutability",
+     False, None),
     (f"{V1}/users", "GET", users.list_users, "users", False, None),
     (f"{V1}/users", "POST", users.create_user, "users", False, "UserCreate"),
     (f"{V1}/users/current", "GET", users.current_user, "users", False, None),
@@ -85,6 +94,10 @@ SCHEMAS = {
         "auth_header": {**_STR, "description": "sent as Authorization; shown masked"},
         "payload_format": {"enum": ["Default", "CloudEvents"]}, "skip_cert_verify": _BOOL,
         "event_types": {"type": "array", "items": _STR}, "enabled": _BOOL, "description": _STR}},
+    "ImmutableTagRule": {"type": "object", "properties": {
+        "repositories": {**_STR, "description": "doublestar pattern on the name without the project; default **"},
+        "tags": {**_STR, "description": "doublestar pattern; required on creation"},
+        "exclude_repositories": _BOOL, "exclude_tags": _BOOL, "disabled": _BOOL, "priority": _INT}},
     "Problem": {"type": "object", "properties": {
         "type": _STR, "title": _STR, "status": _INT, "detail": _STR, "instance": _STR}},
 }

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 import orjson
-from eventsourcing.domain import Aggregate
+from eventsourcing.domain import Aggregate, Snapshot
 from eventsourcing.persistence import StoredEvent
 
 from domain.account import User
@@ -26,6 +26,8 @@ PUBLISHED_TOPICS = {
     "domain.project:Project.VisibilityChanged", "domain.project:Project.Deleted",
     "domain.project:Project.MemberAdded", "domain.project:Project.MemberRoleChanged",
     "domain.project:Project.MemberRemoved",
+    "domain.project:Project.ImmutableRuleAdded", "domain.project:Project.ImmutableRuleChanged",
+    "domain.project:Project.ImmutableRuleRemoved",
     "domain.account:User.Created", "domain.account:User.Recreated", "domain.account:User.PasswordChanged",
     "domain.account:User.AdminGranted", "domain.account:User.AdminRevoked", "domain.account:User.Deleted",
     "domain.account:User.LoginsFailed",
@@ -68,3 +70,14 @@ def test_an_event_stored_before_source_existed_still_decodes(services):
     old = StoredEvent(stored.originator_id, stored.originator_version, stored.topic, orjson.dumps(state))
     event = services.registry.mapper.to_domain_event(old)
     assert event.source == "" and event.actor == "alice" and event.repository == "team/old"
+
+
+def test_a_project_snapshot_taken_before_immutability_rules_still_loads(services):
+    ctx = RequestContext("alice", "req-1")
+    services.admin.create_project("old", False, ctx)
+    old = Snapshot.take(services.registry.load(Project.create_id("old")))
+    old.state.pop("immutable_rules")
+    old.state.pop("class_version")
+    stored = services.registry.mapper.to_stored_event(old)
+    project = services.registry.mapper.to_domain_event(stored).mutate(None)
+    assert project.immutable_rules == {} and project.rule_protecting("old/app", "v1") is None
