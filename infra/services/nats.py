@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import random
 import shutil
-import socket
 import subprocess
-import time
-import urllib.error
-import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-HOST = "127.0.0.1"
+from infra.services import processes
+from infra.services.processes import HOST
+
 DEBIAN_BINARY = Path("/usr/sbin/nats-server")
 # Below the kernel's ephemeral range (32768 and up), so that an outgoing connection cannot take
 # a port while the server is down for a restart.
@@ -57,17 +55,8 @@ class NatsServer:
 
     def stop(self, *, kill: bool = False, timeout: float = 10.0) -> None:
         """SIGTERM (a clean shutdown), or SIGKILL with `kill=True` (a crash)."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        if kill:
-            self.process.kill()
-        else:
-            self.process.terminate()
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if self.process is not None:
+            processes.stop(self.process, timeout, kill=kill)
 
     def restart(self, *, kill: bool = False) -> None:
         self.stop(kill=kill)
@@ -94,7 +83,7 @@ def start(directory: Path, timeout: float = 20.0) -> NatsServer:
         try:
             server.start(timeout)
             return server
-        except _ExitedEarly:
+        except processes.ExitedEarly:
             continue
     raise RuntimeError(f"nats-server exited at start {START_ATTEMPTS} times; see {directory / 'nats.log'}")
 
@@ -108,10 +97,6 @@ def running(directory: Path) -> Iterator[NatsServer]:
         server.stop()
 
 
-class _ExitedEarly(Exception):
-    pass
-
-
 def _launch(server: NatsServer) -> subprocess.Popen:
     command = [str(binary()), "-js", "-a", HOST, "-p", str(server.port), "-m", str(server.monitor_port),
                "-sd", str(server.directory / "store")]
@@ -123,35 +108,14 @@ def _free_ports(count: int) -> list[int]:
     ports: list[int] = []
     while len(ports) < count:
         port = random.choice(PORT_RANGE)
-        if port not in ports and _is_free(port):
+        if port not in ports and processes.is_free(port):
             ports.append(port)
     return ports
 
 
-def _is_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind((HOST, port))
-        except OSError:
-            return False
-    return True
-
-
 def _wait_until_ready(server: NatsServer, timeout: float) -> None:
-    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never an http_proxy
     url = f"http://{HOST}:{server.monitor_port}/healthz?js-enabled-only=true"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise _ExitedEarly(f"nats-server exited; see {server.log_path}")
-        try:
-            with direct.open(url, timeout=1) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.02)
-    raise TimeoutError(f"nats-server not ready after {timeout} s; see {server.log_path}")
+    processes.wait_for_health(server.process, url, server.log_path, timeout, interval=0.02)
 
 
 def version() -> str:

@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import json
 import random
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-HOST = "127.0.0.1"
+from infra.services import processes
+from infra.services.processes import HOST
+
 ACCESS_KEY = "portlog-access"
 SECRET_KEY = "portlog-secret-key"
 REGION = "us-east-1"
@@ -57,13 +55,7 @@ class SeaweedFS:
         return self.directory / "weed.log"
 
     def stop(self, timeout: float = 20.0) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        processes.stop(self.process, timeout)
         _remove_sockets(self.ports)
 
 
@@ -95,7 +87,7 @@ def start(directory: Path, *, access_key: str = ACCESS_KEY, secret_key: str = SE
         try:
             _wait_until_ready(server, timeout)
             return server
-        except _ExitedEarly:
+        except processes.ExitedEarly:
             server.stop()
         except BaseException:
             server.stop()
@@ -110,10 +102,6 @@ def running(directory: Path, **kwargs) -> Iterator[SeaweedFS]:
         yield server
     finally:
         server.stop()
-
-
-class _ExitedEarly(Exception):
-    pass
 
 
 def _write_identity(directory: Path, access_key: str, secret_key: str) -> Path:
@@ -148,33 +136,12 @@ def _free_ports() -> dict[str, int]:
         while True:
             port = random.choice(PORT_RANGE)
             pair = {port, port + GRPC_OFFSET}
-            if not pair & chosen and all(_is_free(p) for p in pair):
+            if not pair & chosen and all(processes.is_free(p) for p in pair):
                 break
         chosen |= pair
         ports[name] = port
     return ports
 
 
-def _is_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind((HOST, port))
-        except OSError:
-            return False
-    return True
-
-
 def _wait_until_ready(server: SeaweedFS, timeout: float) -> None:
-    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never an http_proxy
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise _ExitedEarly()
-        try:
-            with direct.open(f"{server.url}/healthz", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.05)
-    raise TimeoutError(f"SeaweedFS S3 not ready after {timeout} s; see {server.log_path}")
+    processes.wait_for_health(server.process, f"{server.url}/healthz", server.log_path, timeout)
