@@ -128,6 +128,7 @@ class Settings:
     admin_password: str | None = None
     token_lifetime_seconds: int = 300
     workers: int = 1
+    external_url: str | None = None  # how clients reach the registry (behind a proxy): http(s)://HOST[:PORT]
     log_level: str = "info"
     database: DatabaseConfig | None = None  # None: the SQLite file <data_dir>/events.db
     read_models: DatabaseConfig | None = None  # None: derived from the event store's database
@@ -149,6 +150,7 @@ class Settings:
     def as_environment(self) -> dict[str, str]:
         """The variables that make `from_env` give these settings back (for worker processes)."""
         env = {"PORTLOG_CONFIG": str(self.config_file or ""), "PORTLOG_HOST": self.host,
+               "PORTLOG_EXTERNAL_URL": self.external_url or "",
                "PORTLOG_PORT": str(self.port), "PORTLOG_DATA_DIR": str(self.data_dir),
                "PORTLOG_WORKERS": str(self.workers), "PORTLOG_LOG_LEVEL": self.log_level,
                "PORTLOG_ACCESS_LOG": "true" if self.access_log else "false"}
@@ -166,6 +168,13 @@ class Settings:
                     "PORTLOG_WEBHOOK_RETRY_SECONDS": str(self.events.webhook_retry_seconds),
                     "PORTLOG_PULL_RECORD_SECONDS": str(self.events.pull_record_seconds)})
         return env
+
+    @property
+    def registry_address(self) -> str:
+        """HOST[:PORT] as clients name the registry (`docker pull HOST[:PORT]/team/app`)."""
+        if self.external_url:
+            return self.external_url.split("://", 1)[1]
+        return f"{self.host}:{self.port}"
 
     @property
     def event_database(self) -> DatabaseConfig:
@@ -211,7 +220,8 @@ class Settings:
             top["admin_password"] = hide(self.admin_password)
         return {**top,
                 "server": {"host": self.host, "port": self.port, "workers": self.workers,
-                           "log_level": self.log_level, "access_log": self.access_log},
+                           "log_level": self.log_level, "access_log": self.access_log,
+                           **({"external_url": self.external_url} if self.external_url else {})},
                 "database": {"url": self.event_database.url(masked=masked),
                              "read_models_url": self.read_model_database.url(masked=masked)},
                 "storage": _effective_storage(self.storage, self.blob_root, hide),
@@ -241,6 +251,7 @@ class _Raw(NamedTuple):
 
 _ENV_KEYS = {
     "PORTLOG_HOST": "server.host", "PORTLOG_PORT": "server.port", "PORTLOG_WORKERS": "server.workers",
+    "PORTLOG_EXTERNAL_URL": "server.external_url",
     "PORTLOG_LOG_LEVEL": "server.log_level", "PORTLOG_ACCESS_LOG": "server.access_log",
     "PORTLOG_DATA_DIR": "data_dir", "PORTLOG_ADMIN_PASSWORD": "admin_password",
     "PORTLOG_DATABASE_URL": "database.url", "PORTLOG_READ_MODELS_URL": "database.read_models_url",
@@ -253,7 +264,7 @@ _FLAG_KEYS = {"host": "server.host", "port": "server.port", "workers": "server.w
               "log_level": "server.log_level", "access_log": "server.access_log", "data_dir": "data_dir"}
 _FILE_TOP_LEVEL = ("data_dir", "admin_password")
 _FILE_SECTIONS = {
-    "server": ("host", "port", "workers", "log_level", "access_log"),
+    "server": ("host", "port", "workers", "log_level", "access_log", "external_url"),
     "database": ("url", "read_models_url"),
     "storage": ("url", "type", "root", "endpoint", "bucket", "access_key", "secret_key", "region", "secure",
                 "redirect", "upload_max_age_seconds"),
@@ -406,6 +417,7 @@ def _settings_from(values: _Values) -> Settings:
         raise ConfigError(values.field("server.host"), "must not be empty")
     return Settings(
         host=host,
+        external_url=_external_url(values),
         port=values.integer("server.port", Settings.port, minimum=1, maximum=65535),
         workers=values.integer("server.workers", Settings.workers, minimum=1),
         log_level=log_level,
@@ -417,6 +429,14 @@ def _settings_from(values: _Values) -> Settings:
         storage=_storage(values),
         events=_events(values),
     )
+
+
+def _external_url(values: _Values) -> str | None:
+    url = (values.text("server.external_url") or "").rstrip("/")
+    if url and not re.fullmatch(r"https?://[^/\s?#]+", url):
+        raise ConfigError(values.field("server.external_url"),
+                          f"{url!r} is not http(s)://HOST[:PORT] (no path)")
+    return url or None
 
 
 def _events(values: _Values) -> EventsConfig:

@@ -330,8 +330,9 @@ class WebhookDispatcher:
 
 
 def registry_address(settings) -> str:
-    """host:port of the registry as resource URLs name it (the address it listens on)."""
-    return f"{settings.host}:{settings.port}"
+    """HOST[:PORT] of the registry as resource URLs name it (server.external_url, else the
+    address it listens on)."""
+    return settings.registry_address
 
 
 def _pointed(tag_event, pushed) -> bool:

@@ -333,3 +333,12 @@ def test_events_settings_from_the_environment_and_their_errors():
         Settings.from_env({"PORTLOG_NATS_URL": "http://127.0.0.1:4222"})
     with pytest.raises(ConfigError, match="PORTLOG_WEBHOOK_RETRY_SECONDS"):
         Settings.from_env({"PORTLOG_WEBHOOK_RETRY_SECONDS": "-1"})
+
+
+def test_the_external_url_names_the_registry_for_clients():
+    assert Settings.from_env({}).registry_address == "127.0.0.1:5000"
+    behind_proxy = Settings.from_env({"PORTLOG_EXTERNAL_URL": "https://registry.example.com/"})
+    assert behind_proxy.registry_address == "registry.example.com"
+    assert Settings.from_env(behind_proxy.as_environment()) == behind_proxy
+    with pytest.raises(ConfigError, match="PORTLOG_EXTERNAL_URL"):
+        Settings.from_env({"PORTLOG_EXTERNAL_URL": "registry.example.com/v2"})
