@@ -236,7 +236,7 @@ class WebhookDispatcher:
                          facts: EventFacts, ctx: RequestContext) -> int | None:
         settings = self.services.settings
         try:
-            body = payload(target.payload_format, webhook_type, facts, registry_address(settings),
+            body = payload(target.payload_format, webhook_type, facts, settings.registry_address,
                            settings.events.source)
         except Exception:  # one malformed event must not hold up every later one
             log.exception("no %s payload for the event at %d; not delivered", webhook_type, facts.position)
@@ -327,12 +327,6 @@ class WebhookDispatcher:
         if row.target < len(candidates) and candidates[row.target].address == row.address:
             return candidates[row.target]
         return next((t for t in candidates if t.address == row.address), Target(row.address))
-
-
-def registry_address(settings) -> str:
-    """HOST[:PORT] of the registry as resource URLs name it (server.external_url, else the
-    address it listens on)."""
-    return settings.registry_address
 
 
 def _pointed(tag_event, pushed) -> bool:

@@ -52,9 +52,12 @@ class Registry(Application):
             raise UploadUnknownError("upload unknown to registry", {"upload": upload_id})
         return info
 
-    def complete_upload(self, name: str, upload_id: str, digest: str, ctx: RequestContext):
-        self.get_upload(name, upload_id)
-        size = self.blobs.complete_upload(upload_id, check_digest(digest))
+    def complete_upload(self, name: str, upload: UploadInfo, digest: str, ctx: RequestContext):
+        """Completes an upload the caller got from `start_upload` or `get_upload` for `name`
+        (not read again: on S3 each look is a request to the bucket)."""
+        if upload.repository != name:
+            raise UploadUnknownError("upload unknown to registry", {"upload": upload.upload_id})
+        size = self.blobs.complete_upload(upload.upload_id, check_digest(digest))
         return self._change(name, ctx, lambda repo: repo.link_blob(digest, size, ctx))
 
     def cancel_upload(self, name: str, upload_id: str) -> None:

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    case,
     select,
     update,
 )
@@ -40,17 +41,16 @@ tag_pulls = Table(
 
 
 def _add_statement(table: Table, key: str):
-    """Adds pulls to a row; the newer of the two times stays (counts may arrive out of order
-    from several nodes)."""
+    """Adds pulls to a row; the later of the two times stays (counts from several nodes may
+    arrive out of order)."""
+    last = bindparam("k_last", type_=DateTime(timezone=True))
     return update(table).where(and_(table.c.repository == bindparam("k_repository"),
                                     table.c[key] == bindparam("k_key"))).values(
-        pull_count=table.c.pull_count + bindparam("k_count"), last_pulled_at=bindparam("k_last"))
+        pull_count=table.c.pull_count + bindparam("k_count"),
+        last_pulled_at=case((table.c.last_pulled_at < last, last), else_=table.c.last_pulled_at))
 
 
 _ADD = {artifact_pulls: _add_statement(artifact_pulls, "digest"), tag_pulls: _add_statement(tag_pulls, "tag")}
-_LAST = {table: select(table.c.last_pulled_at).where(and_(
-    table.c.repository == bindparam("k_repository"), table.c[key] == bindparam("k_key")))
-    for table, key in ((artifact_pulls, "digest"), (tag_pulls, "tag"))}
 _INSERT = {table: table.insert() for table in (artifact_pulls, tag_pulls)}
 
 
@@ -69,18 +69,11 @@ class PullsProjection:
 
 def _add(conn: Connection, table: Table, key: str, repository: str, value: str, count: int,
          when: datetime) -> None:
-    params = dict(k_repository=repository, k_key=value)
-    last = conn.execute(_LAST[table], params).scalar()
-    if last is None:
+    """Update, or insert the first row (as references.py counts digests)."""
+    added = conn.execute(_ADD[table], dict(k_repository=repository, k_key=value, k_count=count, k_last=when))
+    if not added.rowcount:
         conn.execute(_INSERT[table], {"repository": repository, key: value, "pull_count": count,
                                       "last_pulled_at": when})
-        return
-    conn.execute(_ADD[table], dict(params, k_count=count, k_last=max(when, _aware(last, when))))
-
-
-def _aware(stored: datetime, like: datetime) -> datetime:
-    """SQLite gives back naive datetimes; compare them in the event's time zone."""
-    return stored.replace(tzinfo=like.tzinfo) if stored.tzinfo is None else stored
 
 
 class PullsView:

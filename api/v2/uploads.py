@@ -42,7 +42,7 @@ async def start_blob_upload(request: Request) -> Response:
     try:
         digest = check_digest(params["digest"])
         await _receive(request, upload, expected_length=_content_length(request))
-        return await _complete(request, name, upload.upload_id, digest)
+        return await _complete(request, name, upload, digest)
     except BaseException:
         await run_in_threadpool(services(request).blobs.cancel_upload, upload.upload_id)
         raise
@@ -63,7 +63,7 @@ async def put_blob_upload_complete(request: Request) -> Response:
     digest = check_digest(digest)
     upload = await run_in_threadpool(services(request).registry.get_upload, name, upload_id)
     await _receive(request, upload, *_chunk_range(request))
-    return await _complete(request, name, upload_id, digest)
+    return await _complete(request, name, upload, digest)
 
 
 def get_upload_status(request: Request) -> Response:
@@ -96,10 +96,10 @@ async def _try_mount(request: Request, name: str, mount: str, source: str | None
         "Content-Length": "0"})
 
 
-async def _complete(request: Request, name: str, upload_id: str, digest: str) -> Response:
+async def _complete(request: Request, name: str, upload: UploadInfo, digest: str) -> Response:
     registry = services(request).registry
     position = await run_in_threadpool(
-        registry.complete_upload, name, upload_id, digest, context(request))
+        registry.complete_upload, name, upload, digest, context(request))
     await settle(request, position)
     return Response(status_code=201, headers={
         "Location": blob_location(name, digest), "Docker-Content-Digest": digest,

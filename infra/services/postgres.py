@@ -2,7 +2,8 @@
 
 `server()` answers, in this order: the server named by PORTLOG_TEST_POSTGRES (a DSN without a
 database name, e.g. `postgresql://postgres@127.0.0.1:5432`), the machine's own server on
-127.0.0.1:5432 (started with `pg_ctlcluster` when it is installed but down), or a private
+127.0.0.1:5432 when it lets the `postgres` user in without a password (started with
+`pg_ctlcluster` when it is installed but down; Debian's default asks TCP clients for one), or a private
 cluster made with `initdb` in a directory of its own on a free port (as the `postgres` user
 when running as root). The Debian package `postgresql-15` provides all three.
 
@@ -92,26 +93,27 @@ def server() -> PostgresServer:
         return PostgresServer(parts.hostname or HOST, parts.port or DEFAULT_PORT,
                               parts.username or SUPERUSER, parts.password or "")
     local = PostgresServer(HOST, DEFAULT_PORT, SUPERUSER)
-    if _accepts(local) or (_start_machine_cluster() and _wait_until_accepting(local)):
-        return local
-    return private_cluster()
+    state = _state(local)
+    if state == "down" and _start_machine_cluster():
+        state = _wait_while_down(local)
+    # "refused": it runs but wants a password (Debian's default for TCP): not ours to use.
+    return local if state == "ready" else private_cluster()
 
 
-def _accepts(pg: PostgresServer) -> bool:
+def _state(pg: PostgresServer) -> str:
+    """ready, refused (it answers but will not let us in) or down."""
     try:
         with psycopg.connect(pg.dsn(), connect_timeout=3):
-            return True
-    except psycopg.OperationalError:
-        return False
+            return "ready"
+    except psycopg.OperationalError as error:
+        return "down" if "Connection refused" in str(error) or "timeout" in str(error) else "refused"
 
 
-def _wait_until_accepting(pg: PostgresServer, timeout: float = 30.0) -> bool:
+def _wait_while_down(pg: PostgresServer, timeout: float = 30.0) -> str:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if _accepts(pg):
-            return True
+    while (state := _state(pg)) == "down" and time.monotonic() < deadline:
         time.sleep(0.2)
-    return False
+    return state
 
 
 def _start_machine_cluster() -> bool:
@@ -139,7 +141,7 @@ def private_cluster() -> PostgresServer:
     _as_postgres([_binary("pg_ctl"), "-D", str(data), "-l", str(directory / "postgres.log"), "-w", "-o",
                   f"-p {port} -k {directory} -c listen_addresses={HOST}", "start"])
     pg = PostgresServer(HOST, port, SUPERUSER, cluster_dir=directory)
-    if not _wait_until_accepting(pg):
+    if _wait_while_down(pg) != "ready":
         raise RuntimeError(f"private PostgreSQL did not start: see {directory / 'postgres.log'}")
     return pg
 

@@ -3,9 +3,12 @@ writes nothing, and "last pulled" comes from the recorded events."""
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pytest
 
 from api.workers import flush_pulls
+from domain.context import SYSTEM
 from domain.repository import Repository
 from tests.support.oci import OCI_MANIFEST, push_image
 
@@ -63,3 +66,15 @@ def test_counts_that_could_not_be_recorded_are_kept_for_the_next_interval(servic
     services.pull_counter.give_back("team/gone", taken["team/gone"])
     again = services.pull_counter.take()
     assert again["team/gone"][0]["count"] == 1
+
+
+def test_counts_add_up_and_the_latest_pull_time_stays_whatever_the_order(client, services):
+    digest, _ = push_image(client, "team/app", "v1")
+    later, earlier = "2026-11-22T10:00:00+00:00", "2026-11-22T09:00:00+00:00"
+    for when, count in ((later, 2), (earlier, 5)):  # a slower node's counts arrive last
+        services.registry.record_pulls("team/app", [{"digest": digest, "tag": "v1", "actor": "admin",
+                                                     "count": count, "last_pulled_at": when}], SYSTEM)
+    services.projections.catch_up()
+    count, last = services.pulls.of_artifacts("team/app", [digest])[digest]
+    as_utc = last if last.tzinfo else last.replace(tzinfo=timezone.utc)  # SQLite gives naive UTC back
+    assert count == 7 and as_utc == datetime.fromisoformat(later)

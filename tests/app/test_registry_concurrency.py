@@ -22,7 +22,7 @@ def link(services, name: str, data: bytes) -> None:
     writer = services.blobs.upload_writer(upload.upload_id)
     writer.write(data)
     writer.commit()
-    services.registry.complete_upload(name, upload.upload_id, digest_of(data), RequestContext())
+    services.registry.complete_upload(name, upload, digest_of(data), RequestContext())
 
 
 def test_tag_history_is_a_complete_chain_under_racing_writers(services, settings):

@@ -7,12 +7,12 @@ import os
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from infra.services import processes
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ADMIN_PASSWORD = "Portlog-Test-1"
@@ -96,15 +96,8 @@ def start_server(data_dir: Path, log_path: Path, extra_env: dict[str, str] | Non
 
 
 def _wait_ready(server: LiveServer, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"portlog serve exited:\n{server.log_path.read_text()}")
-        try:
-            with urllib.request.urlopen(f"{server.url}/api/v1/projects", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.05)
-    server.stop()
-    raise RuntimeError(f"portlog serve did not become ready:\n{server.log_path.read_text()}")
+    try:
+        processes.wait_for_health(server.process, f"{server.url}/api/v1/projects", server.log_path, timeout)
+    except (processes.ExitedEarly, TimeoutError) as error:
+        server.stop()
+        raise RuntimeError(f"portlog serve did not become ready ({error}):\n{server.log_path.read_text()}") from None
