@@ -9,21 +9,24 @@ from adapters.signing_keys import SigningKeyFile, SigningKeyTable
 from adapters.storage.filesystem import FilesystemBlobStore
 from api.auth import RegistryAuthorizer
 from api.authn import Authenticator
+from api.gc_jobs import GcJobs
 from api.settings import Settings
 from api.tokens import TokenIssuer
 from api.v2.manifest_cache import ManifestCache
 from domain.administration import Administration
 from domain.application import Registry
+from domain.collector import Collector
 from domain.ports import BlobStore, SecretHasher
 from domain.pulls import PullCounter
 from projections.access import AccessProjection, AccessView
 from projections.audit import AuditProjection, AuditView
 from projections.catalog import CatalogProjection, CatalogView
 from projections.database import ReadModelDatabase
+from projections.gc import GcProjection, GcView
 from projections.history import HistoryProjection, HistoryView
 from projections.immutability import ImmutabilityProjection, ImmutabilityView, rule_id_lookup
 from projections.pulls import PullsProjection, PullsView
-from projections.references import ReferencesProjection
+from projections.references import ReferencesProjection, ReferencesView
 from projections.runner import ProjectionRunner
 from projections.webhooks import WebhooksProjection, WebhooksView
 
@@ -45,10 +48,14 @@ class Services:
     pull_counter: PullCounter
     webhooks: WebhooksView
     immutability: ImmutabilityView
+    references: ReferencesView
+    gc: GcView
+    collector: Collector
     authenticator: Authenticator
     tokens: TokenIssuer
     authorizer: RegistryAuthorizer
     generated_admin_password: str | None = None
+    gc_jobs: GcJobs | None = None  # set once the services exist (it runs on them)
     # Exceptions of the database drivers that mean "unavailable, try again" (a restart, a
     # failover, a full connection pool): answered 503, not 500.
     unavailable_errors: tuple[type[Exception], ...] = ()
@@ -99,7 +106,7 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
         projections = ProjectionRunner(
             db, registry, [CatalogProjection(), ReferencesProjection(), AccessProjection(),
                            AuditProjection(), HistoryProjection(), PullsProjection(),
-                           WebhooksProjection(), ImmutabilityProjection()])
+                           WebhooksProjection(), ImmutabilityProjection(), GcProjection()])
         projections.create_tables()
         signing_keys = signing_keys_for(settings, db).load()
     admin = Administration(registry, hasher or Argon2SecretHasher())
@@ -108,9 +115,12 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
     access = AccessView(db)
     immutability = ImmutabilityView(db)
     registry.immutable_rule_id = rule_id_lookup(immutability, projections.catch_up)
+    references = ReferencesView(db)
+    registry.collectable = references.collectable
+    catalog = CatalogView(db)
     authenticator = Authenticator(access, admin.hasher, admin)
     tokens = TokenIssuer(signing_keys, settings.token_lifetime_seconds)
-    return Services(
+    services = Services(
         settings=settings,
         registry=registry,
         admin=admin,
@@ -118,7 +128,7 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
         manifests=ManifestCache(blobs),
         db=db,
         projections=projections,
-        catalog=CatalogView(db),
+        catalog=catalog,
         access=access,
         audit=AuditView(db),
         history=HistoryView(db),
@@ -126,6 +136,9 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
         pull_counter=PullCounter(),
         webhooks=WebhooksView(db),
         immutability=immutability,
+        references=references,
+        gc=GcView(db),
+        collector=Collector(registry, references, catalog.repositories_linking, projections.wait_for),
         authenticator=authenticator,
         tokens=tokens,
         authorizer=RegistryAuthorizer(authenticator, tokens, access),
@@ -134,3 +147,5 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
         inline_reads=db.reader.dialect.name == "sqlite" and blobs.local_files,
         unavailable_errors=_database_unavailable_errors(),
     )
+    services.gc_jobs = GcJobs(services)
+    return services

@@ -30,6 +30,9 @@ def add_commands(commands, data_dir_option, settings_of) -> None:
     _projects(groups.add_parser("projects", help="projects").add_subparsers(dest="action", required=True))
     _members(groups.add_parser("members", help="project members").add_subparsers(dest="action", required=True))
     _robots(groups.add_parser("robots", help="robot accounts").add_subparsers(dest="action", required=True))
+    _repositories(groups.add_parser("repositories", help="delete and undelete repositories").add_subparsers(
+        dest="action", required=True))
+    _gc(commands.add_parser("gc", help="garbage collection").add_subparsers(dest="action", required=True))
     audit = commands.add_parser("audit", help="print the audit trail")
     for option in ("actor", "project", "repository", "operation", "since", "until"):
         audit.add_argument(f"--{option}")
@@ -51,7 +54,7 @@ def add_commands(commands, data_dir_option, settings_of) -> None:
         "rotate", help="add a new signing key (restart the server to use it)")
     rotate.add_argument("--retire", action="store_true", help="drop the older keys (their tokens stop working)")
     rotate.set_defaults(run=_rotate_keys)
-    for parser in (audit, rotate, tail, *_LEAVES):
+    for parser in (audit, rotate, tail, *_LEAVES):  # the gc and repositories commands are leaves too
         data_dir_option(parser)
         parser.set_defaults(settings_of=settings_of)
 
@@ -102,6 +105,46 @@ def _projects(sub) -> None:
     delete = _leaf(sub, "delete", "delete an empty project and its robots", lambda s, a: s.admin.delete_project(
         a.name, _ctx(), s.catalog.repository_count(a.name), [r.name for r in s.access.robots(project=a.name)]))
     delete.add_argument("name")
+
+
+def _repositories(sub) -> None:
+    delete = _leaf(sub, "delete", "delete a repository (it can be undeleted until GC takes its bytes)",
+                   lambda s, a: s.registry.delete_repository(a.name, _ctx()))
+    delete.add_argument("name")
+    undelete = _leaf(sub, "undelete", "bring a deleted repository back",
+                     lambda s, a: s.registry.undelete_repository(a.name, _ctx()))
+    undelete.add_argument("name")
+    deleted = _leaf(sub, "deleted", "list a project's deleted repositories",
+                    lambda s, a: _print(s.history.deleted_repositories(a.project)))
+    deleted.add_argument("project")
+
+
+def _gc(sub) -> None:
+    run = _leaf(sub, "run", "collect the bytes nothing references (online: pushes and pulls go on)", _gc_run)
+    run.add_argument("--dry-run", action="store_true", help="only report what would be freed")
+    run.add_argument("--grace-period", type=int, metavar="SECONDS",
+                     help="spare digests unreferenced for less than this (default: gc.grace_period_seconds)")
+    _leaf(sub, "runs", "list GC runs, newest first", lambda s, a: _print(
+        [_run_summary(r) for r in s.gc.runs(0, 100)[0]]))
+
+
+def _gc_run(services, args) -> None:
+    grace = args.grace_period if args.grace_period is not None else services.settings.gc.grace_period_seconds
+    if grace < 0:
+        raise RegistryError("the grace period is 0 seconds or more")
+    run, _ = services.gc_jobs.start(grace, args.dry_run, "cli", _ctx(), background=False)
+    services.projections.catch_up()
+    row = services.gc.run_by_uuid(str(run.id))
+    _print(_run_summary(row))
+    if row.status != "succeeded":
+        raise RegistryError(f"garbage collection failed: {row.error}")
+
+
+def _run_summary(row) -> dict:
+    return {"id": row.id, "status": row.status, "dry_run": row.dry_run, "trigger": row.trigger,
+            "grace_period_seconds": row.grace_seconds, "blobs": row.blobs, "bytes": row.bytes,
+            "orphans": row.orphans, "error": row.error, "started_at": row.started_at,
+            "finished_at": row.finished_at}
 
 
 def _members(sub) -> None:

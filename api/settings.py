@@ -120,6 +120,13 @@ class EventsConfig:
 
 
 @dataclass(frozen=True)
+class GcConfig:
+    # Digests unreferenced for less than this are not collected: a push in flight (its blobs
+    # uploaded, its manifest not yet) takes less. Runs may ask for another grace period.
+    grace_period_seconds: int = 3600
+
+
+@dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
     port: int = 5000
@@ -134,6 +141,7 @@ class Settings:
     read_models: DatabaseConfig | None = None  # None: derived from the event store's database
     storage: StorageConfig = StorageConfig()
     events: EventsConfig = EventsConfig()
+    gc: GcConfig = GcConfig()
     config_file: Path | None = None
 
     @classmethod
@@ -166,7 +174,8 @@ class Settings:
             env["PORTLOG_NATS_URL"] = self.events.nats_url
         env.update({"PORTLOG_EVENT_SOURCE": self.events.source,
                     "PORTLOG_WEBHOOK_RETRY_SECONDS": str(self.events.webhook_retry_seconds),
-                    "PORTLOG_PULL_RECORD_SECONDS": str(self.events.pull_record_seconds)})
+                    "PORTLOG_PULL_RECORD_SECONDS": str(self.events.pull_record_seconds),
+                    "PORTLOG_GC_GRACE_SECONDS": str(self.gc.grace_period_seconds)})
         return env
 
     @property
@@ -225,7 +234,8 @@ class Settings:
                 "database": {"url": self.event_database.url(masked=masked),
                              "read_models_url": self.read_model_database.url(masked=masked)},
                 "storage": _effective_storage(self.storage, self.blob_root, hide),
-                "events": {k: v for k, v in vars(self.events).items() if v is not None}}
+                "events": {k: v for k, v in vars(self.events).items() if v is not None},
+                "gc": vars(self.gc)}
 
 
 def _effective_storage(storage: StorageConfig, root: Path, hide) -> dict[str, Any]:
@@ -259,6 +269,7 @@ _ENV_KEYS = {
     "PORTLOG_NATS_URL": "events.nats_url", "PORTLOG_EVENT_SOURCE": "events.source",
     "PORTLOG_WEBHOOK_RETRY_SECONDS": "events.webhook_retry_seconds",
     "PORTLOG_PULL_RECORD_SECONDS": "events.pull_record_seconds",
+    "PORTLOG_GC_GRACE_SECONDS": "gc.grace_period_seconds",
 }
 _FLAG_KEYS = {"host": "server.host", "port": "server.port", "workers": "server.workers",
               "log_level": "server.log_level", "access_log": "server.access_log", "data_dir": "data_dir"}
@@ -269,6 +280,7 @@ _FILE_SECTIONS = {
     "storage": ("url", "type", "root", "endpoint", "bucket", "access_key", "secret_key", "region", "secure",
                 "redirect", "upload_max_age_seconds"),
     "events": ("nats_url", "source", "webhook_retry_seconds", "pull_record_seconds"),
+    "gc": ("grace_period_seconds",),
 }
 # Where the blobs are: a storage URL in a higher layer replaces all of these from lower layers.
 _STORAGE_LOCATION = tuple(f"storage.{key}" for key in
@@ -428,6 +440,8 @@ def _settings_from(values: _Values) -> Settings:
         read_models=_database(values, "database.read_models_url"),
         storage=_storage(values),
         events=_events(values),
+        gc=GcConfig(grace_period_seconds=values.integer(
+            "gc.grace_period_seconds", GcConfig.grace_period_seconds, minimum=0)),
     )
 
 

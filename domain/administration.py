@@ -108,6 +108,12 @@ class Administration:
             self.delete_robot(robot, ctx)
         return self._project(name, lambda p: p.delete(ctx))
 
+    def undelete_project(self, name: str, ctx: RequestContext) -> int | None:
+        """Brings a deleted project back with its visibility, members and immutability rules
+        (its robots stay deleted: their secrets were revoked for good). Refused once the name
+        was taken again."""
+        return self._project(name, lambda p: p.undelete(ctx))
+
     def set_member(self, project: str, username: str, role: Role, repository: str | None,
                    ctx: RequestContext) -> int | None:
         self._existing_user(username)

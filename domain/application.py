@@ -6,16 +6,31 @@ answers, so clients read their own writes.
 
 from __future__ import annotations
 
+import time
 from typing import Callable
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError
 
 from domain.account import User
+from domain.blob import Blob
 from domain.context import RequestContext
-from domain.errors import NameUnknownError, NotFoundError, RegistryError, TagImmutableError, UploadUnknownError
-from domain.group_commit import Command, GroupCommitter
+from domain.errors import (
+    BlobCondemnedError,
+    BlobUnknownError,
+    ConcurrentUpdateError,
+    ConflictError,
+    ManifestUnknownError,
+    NameUnknownError,
+    NotFoundError,
+    RegistryError,
+    StorageUnavailableError,
+    TagImmutableError,
+    UploadUnknownError,
+)
+from domain.group_commit import MAX_ATTEMPTS, Command, GroupCommitter
 from domain.immutability import ImmutableRule
 from domain.manifests import ParsedManifest, parse_manifest
 from domain.names import check_digest, check_tag, is_digest_reference
@@ -23,6 +38,8 @@ from domain.permissions import project_of
 from domain.ports import BlobStore, UploadInfo
 from domain.project import Project
 from domain.repository import Repository
+
+CONDEMNED_WAIT_SECONDS = 30.0
 
 
 class Registry(Application):
@@ -37,6 +54,9 @@ class Registry(Application):
         # it: the read model knows it, the aggregate cannot. Only to name the rule in a refusal;
         # api/bootstrap.py wires it.
         self.immutable_rule_id: Callable[[str, int], int | None] = lambda project, number: None
+        # Whether garbage collection could be condemning the digest (nothing references it);
+        # the references read model knows, api/bootstrap.py wires it.
+        self.collectable: Callable[[str], bool] = lambda digest: False
 
     def get_repository(self, name: str) -> Repository | None:
         return self.load(Repository.create_id(name))
@@ -57,7 +77,8 @@ class Registry(Application):
         (not read again: on S3 each look is a request to the bucket)."""
         if upload.repository != name:
             raise UploadUnknownError("upload unknown to registry", {"upload": upload.upload_id})
-        size = self.blobs.complete_upload(upload.upload_id, check_digest(digest))
+        self.retain(check_digest(digest), "upload", ctx)
+        size = self.blobs.complete_upload(upload.upload_id, digest)
         return self._change(name, ctx, lambda repo: repo.link_blob(digest, size, ctx))
 
     def cancel_upload(self, name: str, upload_id: str) -> None:
@@ -70,6 +91,10 @@ class Registry(Application):
         size = origin.blobs.get(digest) if origin else None
         if size is None or self.blobs.stat(digest) is None:
             return None
+        try:
+            self.retain(digest, "mount", ctx)
+        except BlobUnknownError:
+            return None  # collected meanwhile: the client uploads it
         return self._change(name, ctx, lambda repo: repo.link_blob(
             digest, size, ctx, mounted_from=source))
 
@@ -84,6 +109,7 @@ class Registry(Application):
         expected = check_digest(reference) if by_digest else None
         tag = None if by_digest else check_tag(reference)
         manifest = parse_manifest(data, content_type, expected)
+        self.retain(manifest.digest, "manifest", ctx)
         self.blobs.put(manifest.digest, data)
 
         def change(repo: Repository) -> None:
@@ -123,6 +149,100 @@ class Registry(Application):
             repo.delete_manifest(digest, ctx)
 
         return self._change_existing(name, change)
+
+    # Deletion and undeletion. A deleted repository, or a deleted tag, can come back as long as
+    # garbage collection has not taken the bytes it needs (docs/gc.md).
+
+    def delete_repository(self, name: str, ctx: RequestContext) -> int | None:
+        """Refused while an immutable tag is in the repository (as Harbor does)."""
+
+        def change(repo: Repository) -> None:
+            self._refuse_immutable(repo, sorted(repo.tags))
+            repo.delete(ctx)
+
+        return self._change_existing(name, change)
+
+    def undelete_repository(self, name: str, ctx: RequestContext) -> int | None:
+        def change() -> list[Aggregate]:
+            repo = self.get_repository(name)
+            if repo is None:
+                raise NameUnknownError("repository name not known to registry", {"name": name})
+            trash = repo.trash or {"blobs": {}, "manifests": {}}
+            manifests = [self._stored_manifest(d, media_type) for d, media_type in trash["manifests"].items()]
+            fences = self._fences([*trash["blobs"], *trash["manifests"]], "undelete", ctx)
+            repo.undelete(manifests, ctx)
+            return [repo, *fences]
+
+        return self._save_fenced(change)
+
+    def undelete_tag(self, name: str, tag: str, ctx: RequestContext, digest: str | None = None) -> int | None:
+        """Points `tag` back at `digest` (by default the digest it had when it was deleted),
+        bringing its manifest back from the stored bytes if it was deleted meanwhile."""
+        check_tag(tag)
+
+        def change() -> list[Aggregate]:
+            repo = self.get_repository(name)
+            if repo is None or repo.deleted:
+                raise NameUnknownError("repository name not known to registry", {"name": name})
+            target = digest or repo.deleted_tags.get(tag)
+            if target is None:
+                raise ManifestUnknownError("no deleted tag of that name", {"tag": tag})
+            self._refuse_immutable(repo, _moved(repo, tag, target))
+            fences = []
+            if target not in repo.manifests:
+                fences = self._fences([target], "undelete", ctx)
+                repo.push_manifest(self._stored_manifest(target, None), None, ctx)
+            repo.point_tag(tag, target, ctx)
+            return [repo, *fences]
+
+        return self._save_fenced(change)
+
+    def _stored_manifest(self, digest: str, media_type: str | None) -> ParsedManifest:
+        if self.blobs.stat(digest) is None:
+            raise ConflictError("the manifest's bytes were garbage-collected", {"digest": digest})
+        return parse_manifest(b"".join(self.blobs.read(digest)), media_type, digest)
+
+    def _fences(self, digests: list[str], reason: str, ctx: RequestContext) -> list[Blob]:
+        """Blob aggregates retained for `digests`, to save with the change that uses them."""
+        fences = []
+        for digest in digests:
+            blob = self.load(Blob.create_id(digest))
+            if blob is not None and (blob.condemned or blob.collected):
+                raise ConflictError("content was garbage-collected", {"digest": digest})
+            blob = blob or Blob.create(digest, ctx)
+            blob.retain(reason, ctx)
+            fences.append(blob)
+        return fences
+
+    def _save_fenced(self, change: Callable[[], list[Aggregate]]) -> int | None:
+        """Saves what `change` loaded and changed in one transaction, again on a conflict."""
+        for _ in range(MAX_ATTEMPTS):
+            try:
+                recordings = self.save(*change())
+            except IntegrityError:
+                continue
+            return recordings[-1].notification.id if recordings else None
+        raise ConcurrentUpdateError("too many concurrent writers", {})
+
+    # Garbage collection's fence, on the write paths: a digest nothing references may be
+    # condemned by a collector at any moment, so a write that is about to use its bytes again
+    # records Blob.Retained first (which a condemnation at the same time conflicts with). For
+    # digests that are referenced, or new, `collectable` is False and nothing is recorded.
+
+    def retain(self, digest: str, reason: str, ctx: RequestContext) -> None:
+        if not self.collectable(digest):
+            return
+        deadline = time.monotonic() + CONDEMNED_WAIT_SECONDS
+        while True:
+            try:
+                self.update(Blob.create_id(digest), lambda blob: blob.retain(reason, ctx),
+                            create=lambda: Blob.create(digest, ctx))
+                return
+            except BlobCondemnedError:
+                if time.monotonic() > deadline:
+                    raise StorageUnavailableError("the blob is being garbage-collected; retry",
+                                                  {"digest": digest}) from None
+                time.sleep(0.05)  # the collector is deleting the bytes: store them after it
 
     # Tag immutability (domain/immutability.py): rules are Project events; every command that
     # would move or delete a tag checks them as the log has them now.

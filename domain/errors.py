@@ -105,3 +105,7 @@ class TagImmutableError(RegistryError):
     """An immutability rule protects the tag: it may not be moved to another manifest or
     deleted, nor may the manifest it points to. `detail` names the repository, the tag and the
     rule's id."""
+
+
+class BlobCondemnedError(RegistryError):
+    """The garbage collector is deleting the blob's bytes right now (internal: writers wait)."""

@@ -15,12 +15,16 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from domain.account import User
+from domain.gc import GcRun, GcSchedule
 from domain.project import Project
 from domain.repository import Repository
 from domain.robot import Robot, robot_project
 
 # Aggregate → the kind of resource its events are about.
-KINDS = {Repository: "repository", Project: "project", User: "user", Robot: "robot"}
+KINDS = {Repository: "repository", Project: "project", User: "user", Robot: "robot", GcRun: "gc",
+         GcSchedule: "gc_schedule"}
+# The event field naming the resource, where it is not the kind itself.
+_SUBJECT_FIELDS = {"user": "username", "gc": "run"}
 
 # Types that read better than "<kind>.<event in snake case>", the rule for every other event.
 _NAMED = {
@@ -33,7 +37,7 @@ _NAMED = {
 }
 SECRET_FIELDS = frozenset({"password_hash", "secret_hash", "auth_header"})
 _ENVELOPE_FIELDS = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic", "actor",
-                              "request_id", "source", "repository", "project", "username", "robot"})
+                              "request_id", "source", "repository", "project", "username", "robot", "run"})
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,7 @@ def is_public(event: object) -> bool:
 def describe(event) -> PublicEvent:
     aggregate = next(a for a in KINDS if isinstance(event, a.Event))
     kind = KINDS[aggregate]
-    subject = getattr(event, kind if kind != "user" else "username")
+    subject = getattr(event, _SUBJECT_FIELDS.get(kind, kind), "schedule")
     return PublicEvent(
         type=event_type(event, kind),
         operation=f"{kind}.{_snake(type(event).__name__)}",

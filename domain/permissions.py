@@ -72,6 +72,7 @@ SYSTEM_RESOURCE_ACTIONS: dict[str, tuple[str, ...]] = {
     "catalog": ("read",),
     "log": ("list",),
     "notification-policy": ("list", "read", "create", "update", "delete"),  # instance-wide webhooks
+    "garbage-collection": ("list", "read", "create", "update"),  # GC runs and schedule (Harbor's name)
 }
 
 

@@ -13,6 +13,15 @@ class UploadInfo:
     size: int
 
 
+@dataclass(frozen=True)
+class StoredBlob:
+    """A published blob as its store lists it (for garbage collection)."""
+
+    digest: str  # "sha256:<hex>"
+    size: int
+    modified_at: float  # POSIX seconds: when these bytes were last published at this address
+
+
 class UploadWriter(Protocol):
     """Appends one request's bytes to an upload; `commit` keeps them, `abort` rolls back."""
 
@@ -44,6 +53,15 @@ class BlobStore(Protocol):
     def put(self, digest: str, data: bytes) -> None: ...
 
     def delete(self, digest: str) -> None: ...
+
+    def stored_blobs(self) -> Iterator[StoredBlob]:
+        """Every published blob (what `stat`, `read` and `delete` see), streamed in no
+        particular order, never held in memory as a whole; never uploads in flight nor their
+        scratch objects, nor anything at the blobs' location that is not a well-formed digest.
+        Publishing (`put`, `complete_upload`), even of bytes already stored, sets `modified_at`
+        to the time of publishing. Blobs published or deleted during a listing may or may not
+        be in it."""
+        ...
 
     def start_upload(self, repository: str) -> UploadInfo: ...
 

@@ -62,6 +62,16 @@ class Project(Aggregate):
         def apply(self, project: Project) -> None:
             project.deleted = True
 
+    class Undeleted(Event):
+        """A deleted project back, with its visibility; MemberAdded and ImmutableRuleAdded
+        events follow for the members and rules it had (rules get new numbers)."""
+
+        public: bool
+
+        def apply(self, project: Project) -> None:
+            project.public, project.deleted = self.public, False
+            project.members, project.immutable_rules = {}, {}
+
     class MemberAdded(Event):
         kind: str
         principal: str
@@ -148,6 +158,19 @@ class Project(Aggregate):
         if not self.deleted:
             raise ConflictError("project already exists", {"project": self.name})
         self._trigger(self.Recreated, public=public, ctx=ctx)
+
+    def undelete(self, ctx: RequestContext) -> None:
+        if not self.deleted:
+            raise ConflictError("project is not deleted", {"project": self.name})
+        members, rules = dict(self.members), dict(self.immutable_rules)
+        self._trigger(self.Undeleted, public=self.public, ctx=ctx)
+        for key, role in sorted(members.items()):
+            kind, rest = key.split(":", 1)
+            principal, repository = rest.rsplit("@", 1)
+            self._trigger(self.MemberAdded, kind=kind, principal=principal, role=role,
+                          repository=repository or None, ctx=ctx)
+        for _, fields in sorted(rules.items(), key=lambda item: int(item[0])):
+            self._trigger(self.ImmutableRuleAdded, rule=self.version + 1, **fields, ctx=ctx)
 
     def set_public(self, public: bool, ctx: RequestContext) -> None:
         self.check_exists()

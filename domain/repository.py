@@ -14,14 +14,20 @@ from eventsourcing.domain import Aggregate
 from domain.context import RequestContext
 from domain.errors import (
     BlobUnknownError,
+    ConflictError,
     ManifestBlobUnknownError,
     ManifestInvalidError,
     ManifestUnknownError,
+    NameUnknownError,
 )
 from domain.manifests import ParsedManifest
 
 
 class Repository(Aggregate):
+    # Version 2 added `media_types`, `deleted`, `trash` and `deleted_tags`; older snapshots
+    # are upcast (their manifests' media types are then found from the stored bytes).
+    class_version = 2
+
     class Event(Aggregate.Event):
         """Every event names its repository, who caused it, and in which request."""
 
@@ -65,12 +71,14 @@ class Repository(Aggregate):
 
         def apply(self, repo: Repository) -> None:
             repo.manifests[self.digest] = self.size
+            repo.media_types[self.digest] = self.media_type
 
     class ManifestDeleted(Event):
         digest: str
 
         def apply(self, repo: Repository) -> None:
             repo.manifests.pop(self.digest, None)
+            repo.media_types.pop(self.digest, None)
 
     class TagPointed(Event):
         tag: str
@@ -79,6 +87,7 @@ class Repository(Aggregate):
 
         def apply(self, repo: Repository) -> None:
             repo.tags[self.tag] = self.digest
+            repo.deleted_tags.pop(self.tag, None)
 
     class TagDeleted(Event):
         tag: str
@@ -86,6 +95,35 @@ class Repository(Aggregate):
 
         def apply(self, repo: Repository) -> None:
             repo.tags.pop(self.tag, None)
+            repo.deleted_tags[self.tag] = self.digest
+
+    class Deleted(Event):
+        """The whole repository deleted. Recorded after the TagDeleted, ManifestDeleted and
+        BlobUnlinked events that emptied it, with what they removed, so that `Undeleted` can
+        put it back: `tags` {tag: digest}, `manifests` {digest: media type}, `blobs`
+        {digest: size}."""
+
+        tags: dict
+        manifests: dict
+        blobs: dict
+
+        def apply(self, repo: Repository) -> None:
+            repo.deleted = True
+            repo.trash = {"tags": self.tags, "manifests": self.manifests, "blobs": self.blobs}
+
+    class Undeleted(Event):
+        """A deleted repository back, before the BlobLinked, ManifestPushed and TagPointed
+        events that refill it with what its `Deleted` removed."""
+
+        def apply(self, repo: Repository) -> None:
+            repo.deleted, repo.trash = False, None
+
+    class Recreated(Event):
+        """A deleted repository's name written to again: it starts empty, and its deleted
+        content can no longer be undeleted."""
+
+        def apply(self, repo: Repository) -> None:
+            repo.deleted, repo.trash = False, None
 
     class PullsRecorded(Event):
         """Pulls of the repository's manifests over one interval, counted in memory by the
@@ -99,6 +137,16 @@ class Repository(Aggregate):
         self.blobs: dict[str, int] = {}
         self.manifests: dict[str, int] = {}
         self.tags: dict[str, str] = {}
+        self.media_types: dict[str, str] = {}  # manifest digest -> media type
+        self.deleted = False
+        self.trash: dict | None = None  # what the last Deleted removed, while it can come back
+        # The last digest of each tag deleted on its own (a tag deleted with its manifest
+        # included), while the tag is not pointed again: what undeleting the tag brings back.
+        self.deleted_tags: dict[str, str] = {}
+
+    @staticmethod
+    def upcast_v1_v2(state: dict) -> None:
+        state.update(media_types={}, deleted=False, trash=None, deleted_tags={})
 
     @staticmethod
     def create_id(name: str) -> UUID:
@@ -112,12 +160,18 @@ class Repository(Aggregate):
                   mounted_from: str | None = None) -> None:
         if self.blobs.get(digest) == size:
             return
+        self._revive(ctx)
         self._trigger(self.BlobLinked, digest=digest, size=size, mounted_from=mounted_from, ctx=ctx)
 
     def unlink_blob(self, digest: str, ctx: RequestContext) -> None:
         if digest not in self.blobs:
             raise BlobUnknownError("blob unknown to repository", {"digest": digest})
         self._trigger(self.BlobUnlinked, digest=digest, ctx=ctx)
+
+    def release_blob(self, digest: str, ctx: RequestContext) -> None:
+        """Garbage collection unlinks a blob no manifest of the registry references any more."""
+        if digest in self.blobs:
+            self._trigger(self.BlobUnlinked, digest=digest, ctx=ctx)
 
     def push_manifest(self, manifest: ParsedManifest, tag: str | None, ctx: RequestContext) -> None:
         self._check_references(manifest)
@@ -135,6 +189,33 @@ class Repository(Aggregate):
         if tag is not None and self.tags.get(tag) != manifest.digest:
             self._trigger(self.TagPointed, tag=tag, digest=manifest.digest,
                                previous_digest=self.tags.get(tag), ctx=ctx)
+
+    def delete(self, ctx: RequestContext) -> None:
+        """Deletes every tag, manifest and blob link, then records what went (for undelete)."""
+        if self.deleted:
+            raise NameUnknownError("repository name not known to registry", {"name": self.name})
+        content = {"tags": dict(self.tags), "blobs": dict(self.blobs),
+                   "manifests": {digest: self.media_types.get(digest) for digest in self.manifests}}
+        for digest in sorted(self.manifests):
+            self.delete_manifest(digest, ctx)
+        for digest in sorted(self.blobs):
+            self._trigger(self.BlobUnlinked, digest=digest, ctx=ctx)
+        self._trigger(self.Deleted, **content, ctx=ctx)
+
+    def undelete(self, manifests: list[ParsedManifest], ctx: RequestContext) -> None:
+        """Puts back what the last delete removed; `manifests` are its manifests, parsed again
+        from their stored bytes."""
+        if not self.deleted or self.trash is None:
+            raise ConflictError("repository is not deleted, or was pushed to since its deletion",
+                                {"repository": self.name})
+        trash = self.trash
+        self._trigger(self.Undeleted, ctx=ctx)
+        for digest, size in sorted(trash["blobs"].items()):
+            self._trigger(self.BlobLinked, digest=digest, size=size, mounted_from=None, ctx=ctx)
+        for manifest in _children_first(manifests):
+            self.push_manifest(manifest, None, ctx)
+        for tag, digest in sorted(trash["tags"].items()):
+            self._trigger(self.TagPointed, tag=tag, digest=digest, previous_digest=None, ctx=ctx)
 
     def record_pulls(self, pulls: list[dict], ctx: RequestContext) -> None:
         if pulls:
@@ -159,6 +240,10 @@ class Repository(Aggregate):
             self.delete_tag(tag, ctx)
         self._trigger(self.ManifestDeleted, digest=digest, ctx=ctx)
 
+    def _revive(self, ctx: RequestContext) -> None:
+        if self.deleted:
+            self._trigger(self.Recreated, ctx=ctx)
+
     def _trigger(self, event_class: type[Repository.Event], ctx: RequestContext, **fields) -> None:
         self.trigger_event(event_class, repository=self.name, **ctx.event_fields(), **fields)
 
@@ -181,6 +266,20 @@ class Repository(Aggregate):
                     "index references a manifest unknown to the repository",
                     {"digest": child.digest},
                 )
+
+
+def _children_first(manifests: list[ParsedManifest]) -> list[ParsedManifest]:
+    """Orders manifests so that an index comes after the manifests it lists."""
+    remaining, ordered, placed = list(manifests), [], set()
+    while remaining:
+        ready = [m for m in remaining if all(
+            c.digest in placed for c in m.manifests if c.digest in {r.digest for r in remaining})]
+        ready = ready or remaining  # a cycle cannot come from content addresses; never loop
+        for manifest in ready:
+            ordered.append(manifest)
+            placed.add(manifest.digest)
+        remaining = [m for m in remaining if m.digest not in placed]
+    return ordered
 
 
 def _references(manifest: ParsedManifest) -> list[dict]:

@@ -94,7 +94,7 @@ class AccessProjection:
     def _project_event(self, conn: Connection, event: Project.Event, position: int) -> None:
         name, ts = event.project, event.timestamp
         match event:
-            case Project.Created(public=public) | Project.Recreated(public=public):
+            case Project.Created(public=public) | Project.Recreated(public=public) | Project.Undeleted(public=public):
                 conn.execute(insert(projects).values(
                     name=name, id=position, public=public, created_at=ts, updated_at=ts))
             case Project.VisibilityChanged(public=public):

@@ -61,6 +61,7 @@ blobs = Table(
     Column("digest", Name(200), primary_key=True),
     Column("size", BigInteger, nullable=False),
     Column("linked_at", DateTime(timezone=True), nullable=False),
+    Index("catalog_blobs_by_digest", "digest"),
 )
 
 
@@ -71,6 +72,7 @@ def _where_key(table: Table, second: str):
 # Statements built once and executed with parameters: building them per event cost ~10×
 # their execution (the push profile).
 _INSERT_REPOSITORY = repositories.insert()
+_DELETE_REPOSITORY = delete(repositories).where(repositories.c.name == bindparam("k_repository"))
 _TOUCH_REPOSITORY = update(repositories).where(repositories.c.name == bindparam("k_repository")).values(
     updated_at=bindparam("k_time"))
 _INSERT_BLOB, _DELETE_BLOB = blobs.insert(), delete(blobs).where(_where_key(blobs, "digest"))
@@ -87,8 +89,11 @@ class CatalogProjection:
             return
         repo, ts = event.repository, event.timestamp
         match event:
-            case Repository.Created():
+            case Repository.Created() | Repository.Undeleted() | Repository.Recreated():
                 conn.execute(_INSERT_REPOSITORY, dict(name=repo, id=position, created_at=ts, updated_at=ts))
+                return
+            case Repository.Deleted():  # its tags, manifests and blobs went in the events before
+                conn.execute(_DELETE_REPOSITORY, dict(k_repository=repo))
                 return
             case Repository.BlobLinked(digest=digest, size=size):
                 conn.execute(_DELETE_BLOB, dict(k_repository=repo, k_digest=digest))
@@ -156,6 +161,9 @@ class CatalogView:
         with self.engine.connect() as conn:
             return conn.execute(query).scalar_one()
 
+    def repositories_linking(self, digest: str) -> list[str]:
+        return self.db.fetch_column(_LINKING_SQL, (digest,))
+
     def referrers(self, name: str, subject: str, artifact_type: str | None) -> list[ManifestRow]:
         query = select(*_MANIFEST_COLUMNS).where(
             and_(manifests.c.repository == name, manifests.c.subject == subject))
@@ -174,6 +182,7 @@ _MANIFEST_BY_TAG_SQL = (
     f"SELECT {_MANIFEST_FIELDS} FROM catalog_tags t JOIN catalog_manifests m "
     "ON m.repository = t.repository AND m.digest = t.digest WHERE t.repository = ? AND t.tag = ?")
 _TAGS_SQL = "SELECT tag AS value FROM catalog_tags WHERE repository = ? AND tag > ? ORDER BY tag LIMIT ?"
+_LINKING_SQL = "SELECT repository AS value FROM catalog_blobs WHERE digest = ? ORDER BY repository"
 _REPOSITORIES_SQL = "SELECT name AS value FROM catalog_repositories WHERE name > ? ORDER BY name LIMIT ?"
 _MANIFEST_COLUMNS = (
     manifests.c.digest, manifests.c.media_type, manifests.c.size, manifests.c.artifact_type,

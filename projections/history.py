@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     and_,
     bindparam,
+    func,
     or_,
     select,
     update,
@@ -96,14 +97,18 @@ class HistoryProjection:
     def apply(self, conn: Connection, event: object, position: int) -> None:
         at = _At(conn, position, event)
         match event:
-            case Repository.Created(repository=name):
+            case Repository.Created(repository=name) | Repository.Undeleted(repository=name) | \
+                    Repository.Recreated(repository=name):
                 at.open(repository_intervals, name=name)
+            case Repository.Deleted(repository=name):
+                at.close(repository_intervals, name=name)
             case Repository.TagPointed(repository=repo, tag=tag, digest=digest):
                 at.close(tag_intervals, repository=repo, tag=tag)
                 at.open(tag_intervals, repository=repo, tag=tag, digest=digest)
             case Repository.TagDeleted(repository=repo, tag=tag):
                 at.close(tag_intervals, repository=repo, tag=tag)
-            case Project.Created(project=name, public=public) | Project.Recreated(project=name, public=public):
+            case Project.Created(project=name, public=public) | Project.Recreated(project=name, public=public) | \
+                    Project.Undeleted(project=name, public=public):
                 at.open(project_intervals, name=name, public=public)
             case Project.VisibilityChanged(project=name, public=public):
                 at.close(project_intervals, name=name)
@@ -210,6 +215,20 @@ class HistoryView:
         if project is not None:
             query = query.where(repository_intervals.c.name.startswith(f"{project}/", autoescape=True))
         return [row[0] for row in self._rows(query.order_by(repository_intervals.c.name))]
+
+    def deleted_repositories(self, project: str) -> list[dict]:
+        """Repositories of the project that were deleted and not pushed to since, newest
+        deletion first: {name, deleted_at, deleted_by}."""
+        open_now = select(repository_intervals.c.name).where(repository_intervals.c.to_position.is_(None))
+        latest = select(repository_intervals.c.name, func.max(repository_intervals.c.to_position).label("last")) \
+            .where(repository_intervals.c.name.startswith(f"{project}/", autoescape=True),
+                   repository_intervals.c.name.not_in(open_now)) \
+            .group_by(repository_intervals.c.name).subquery()
+        query = select(repository_intervals.c.name, repository_intervals.c.to_time, repository_intervals.c.ended_by) \
+            .join(latest, and_(latest.c.name == repository_intervals.c.name,
+                               latest.c.last == repository_intervals.c.to_position)) \
+            .order_by(repository_intervals.c.to_position.desc())
+        return [{"name": name, "deleted_at": at, "deleted_by": by} for name, at, by in self._rows(query)]
 
     def project_as_of(self, name: str, position: int) -> bool | None:
         """Whether the project was public at `position`; None if it did not exist."""

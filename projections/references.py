@@ -7,11 +7,15 @@ as a manifest, and no manifest references it; `unreferenced_since` says from whe
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Connection,
     DateTime,
+    Index,
     Integer,
     MetaData,
     String,
@@ -21,12 +25,14 @@ from sqlalchemy import (
     case,
     delete,
     func,
+    or_,
     select,
     update,
 )
 
+from domain.blob import Blob
 from domain.repository import Repository
-from projections.database import Name
+from projections.database import Name, ReadModelDatabase
 
 metadata = MetaData()
 references = Table(
@@ -46,12 +52,24 @@ usage = Table(
     Column("manifest_entries", Integer, nullable=False),
     Column("referenced_by", Integer, nullable=False),
     Column("unreferenced_since", DateTime(timezone=True)),
+    # Garbage collection (docs/gc.md): when an event last touched the digest, when a write last
+    # retained it (Blob.Retained), and whether a collector condemned it.
+    Column("last_used_at", DateTime(timezone=True)),
+    Column("retained_at", DateTime(timezone=True)),
+    Column("condemned", Boolean, nullable=False, default=False),
+    Index("refs_digest_usage_unreferenced", "referenced_by", "manifest_entries", "digest"),
 )
 _COUNTERS = ("blob_links", "manifest_entries", "referenced_by")
 
 
 _BUMP = {counter: update(usage).where(usage.c.digest == bindparam("k_digest")).values(
-    {counter: usage.c[counter] + bindparam("k_delta")}) for counter in _COUNTERS}
+    {counter: usage.c[counter] + bindparam("k_delta"), "last_used_at": bindparam("k_time")})
+    for counter in _COUNTERS}
+_OF_DIGEST = usage.c.digest == bindparam("k_digest")
+_RETAINED = update(usage).where(_OF_DIGEST).values(
+    retained_at=bindparam("k_time"), last_used_at=bindparam("k_time"), condemned=False)
+_CONDEMNED = update(usage).where(_OF_DIGEST).values(condemned=True)
+_COLLECTED = delete(usage).where(_OF_DIGEST)
 _INSERT_USAGE = usage.insert()
 _MARK_UNREFERENCED = update(usage).where(usage.c.digest == bindparam("k_digest")).values(
     unreferenced_since=case(
@@ -80,6 +98,12 @@ class ReferencesProjection:
                 self._manifest_pushed(conn, event)
             case Repository.ManifestDeleted(digest=digest):
                 self._manifest_deleted(conn, event.repository, digest, event.timestamp)
+            case Blob.Retained(digest=digest):
+                conn.execute(_RETAINED, dict(k_digest=digest, k_time=event.timestamp))
+            case Blob.Condemned(digest=digest):
+                conn.execute(_CONDEMNED, dict(k_digest=digest))
+            case Blob.Collected(digest=digest):  # its links went with the condemnation: no counts left
+                conn.execute(_COLLECTED, dict(k_digest=digest))
 
     def _manifest_pushed(self, conn: Connection, event: Repository.ManifestPushed) -> None:
         _count(conn, event.digest, event.size, "manifest_entries", +1, event.timestamp)
@@ -98,7 +122,81 @@ class ReferencesProjection:
 
 
 def _count(conn: Connection, digest: str, size: int | None, counter: str, delta: int, ts) -> None:
-    if not conn.execute(_BUMP[counter], dict(k_digest=digest, k_delta=delta)).rowcount:
+    if not conn.execute(_BUMP[counter], dict(k_digest=digest, k_delta=delta, k_time=ts)).rowcount:
         values = dict.fromkeys(_COUNTERS, 0) | {counter: delta}
-        conn.execute(_INSERT_USAGE, dict(digest=digest, size=size or 0, **values))
+        conn.execute(_INSERT_USAGE, dict(digest=digest, size=size or 0, last_used_at=ts, condemned=False,
+                                         **values))
     conn.execute(_MARK_UNREFERENCED, dict(k_digest=digest, k_time=ts))
+
+
+# Garbage collection's queries. A digest is collectable when no manifest references it and
+# no repository holds it as a manifest; blob links alone do not keep it (a link nothing
+# references is an abandoned upload or the layer of a deleted manifest).
+RETAIN_REFRESH_SECONDS = 60  # a write retains a collectable digest again after this long
+_UNREFERENCED = and_(usage.c.referenced_by == 0, usage.c.manifest_entries == 0)
+_COLLECTABLE_SQL = ("SELECT referenced_by, manifest_entries, retained_at, condemned "
+                    "FROM refs_digest_usage WHERE digest = ?")
+
+
+class ReferencesView:
+    def __init__(self, db: ReadModelDatabase) -> None:
+        self.db = db
+
+    def collectable(self, digest: str) -> bool:
+        """Whether a collector could be condemning the digest now, so that a write reusing its
+        bytes must retain it first: nothing references it, and no write retained it lately
+        (a retention keeps collectors off for longer than RETAIN_REFRESH_SECONDS)."""
+        rows = self.db.fetch(_COLLECTABLE_SQL, (digest,))
+        if not rows:
+            return False
+        referenced_by, manifest_entries, retained_at, condemned = rows[0]
+        if referenced_by or manifest_entries:
+            return False
+        if condemned or retained_at is None:
+            return True
+        age = datetime.now(timezone.utc) - _as_utc(retained_at)
+        return age.total_seconds() > RETAIN_REFRESH_SECONDS
+
+    def candidates(self, unused_before: datetime, retained_before: datetime, after: str,
+                   limit: int) -> list[tuple[str, int]]:
+        """(digest, size) of digests to collect, in digest order after `after`."""
+        query = select(usage.c.digest, usage.c.size).where(
+            _UNREFERENCED, usage.c.condemned.is_(False), usage.c.digest > after,
+            usage.c.last_used_at < unused_before,
+            or_(usage.c.retained_at.is_(None), usage.c.retained_at < retained_before),
+        ).order_by(usage.c.digest).limit(limit)
+        with self.db.reader.connect() as conn:
+            return [(digest, size) for digest, size in conn.execute(query)]
+
+    def still_candidates(self, digests: list[str], unused_before: datetime,
+                         retained_before: datetime) -> set[str]:
+        query = select(usage.c.digest).where(
+            usage.c.digest.in_(digests), _UNREFERENCED, usage.c.last_used_at < unused_before,
+            or_(usage.c.retained_at.is_(None), usage.c.retained_at < retained_before))
+        with self.db.reader.connect() as conn:
+            return set(conn.execute(query).scalars())
+
+    def condemned(self, limit: int) -> list[tuple[str, int]]:
+        """Digests a collector condemned and did not finish (it stopped half way)."""
+        query = select(usage.c.digest, usage.c.size).where(usage.c.condemned.is_(True)) \
+            .order_by(usage.c.digest).limit(limit)
+        with self.db.reader.connect() as conn:
+            return [(digest, size) for digest, size in conn.execute(query)]
+
+    def known(self, digests: list[str]) -> set[str]:
+        """Which of `digests` an event recorded (they have a usage row)."""
+        with self.db.reader.connect() as conn:
+            return set(conn.execute(select(usage.c.digest).where(usage.c.digest.in_(digests))).scalars())
+
+    def kept(self) -> dict[str, int]:
+        """digest → size of everything whose bytes must stay: the reference of what storage
+        should hold after a collection with no grace period."""
+        query = select(usage.c.digest, usage.c.size).where(~_UNREFERENCED)
+        with self.db.reader.connect() as conn:
+            return dict(conn.execute(query).all())
+
+
+def _as_utc(value) -> datetime:
+    """SQLite gives timestamps back as naive text (UTC), PostgreSQL as aware datetimes."""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

@@ -8,12 +8,26 @@ Positions have gaps on PostgreSQL, so we always ask for ids greater than the las
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from typing import Iterable, Protocol
 
 from eventsourcing.application import Application
-from sqlalchemy import BigInteger, Column, Connection, MetaData, String, Table, and_, bindparam, select, update
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    MetaData,
+    String,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    select,
+    update,
+)
+from sqlalchemy.schema import CreateIndex, CreateTable
 
 from projections.database import ReadModelDatabase
 
@@ -26,6 +40,22 @@ positions = Table(
     Column("name", String(100), primary_key=True),
     Column("position", BigInteger, nullable=False),
 )
+
+schemas = Table(
+    "projection_schemas",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+)
+
+
+def _fingerprint(projection_metadata: MetaData, dialect) -> str:
+    """A hash of the DDL that creates the read model's tables and indexes."""
+    statements = []
+    for table in sorted(projection_metadata.tables.values(), key=lambda t: t.name):
+        statements.append(str(CreateTable(table).compile(dialect=dialect)))
+        statements += sorted(str(CreateIndex(index).compile(dialect=dialect)) for index in table.indexes)
+    return hashlib.sha256("\n".join(statements).encode()).hexdigest()
 
 
 _NAMES = bindparam("k_names", expanding=True)
@@ -51,12 +81,24 @@ class ProjectionRunner:
         self._reached = 0
 
     def create_tables(self) -> None:
+        """Creates missing read models. One whose tables changed since they were created (a
+        new column, a new index: its schema fingerprint differs, or predates fingerprints) is
+        dropped and rebuilt from the log by the next catch-up."""
         metadata.create_all(self.db.writer)
-        for projection in self.projections:
-            projection.metadata.create_all(self.db.writer)
         with self.db.writer.begin() as conn:
             known = set(conn.execute(select(positions.c.name)).scalars())
-            for projection in self.projections:
+            recorded = dict(conn.execute(select(schemas.c.name, schemas.c.fingerprint)).all())
+        for projection in self.projections:
+            fingerprint = _fingerprint(projection.metadata, self.db.writer.dialect)
+            if projection.name in known and recorded.get(projection.name) != fingerprint:
+                projection.metadata.drop_all(self.db.writer)
+                with self.db.writer.begin() as conn:
+                    conn.execute(update(positions).where(positions.c.name == projection.name).values(position=0))
+                self._reached = 0
+            projection.metadata.create_all(self.db.writer)
+            with self.db.writer.begin() as conn:
+                conn.execute(delete(schemas).where(schemas.c.name == projection.name))
+                conn.execute(schemas.insert().values(name=projection.name, fingerprint=fingerprint))
                 if projection.name not in known:
                     conn.execute(positions.insert().values(name=projection.name, position=0))
 

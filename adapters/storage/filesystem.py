@@ -1,5 +1,9 @@
 """Blob store on a local filesystem: streaming writes with incremental sha256,
-atomic publish (write aside, verify, fsync, rename), streaming reads."""
+atomic publish (write aside, verify, fsync, rename), streaming reads.
+
+A published blob's mtime is when it was last published (set just before the rename, so the
+blob never shows at its address with the time of an upload's last chunk; a `put` of bytes
+already stored refreshes it): garbage collection spares blobs published recently."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import os
 import time
 import uuid
 from pathlib import Path
+from stat import S_ISREG
 from typing import BinaryIO, Iterator
 
 import orjson
@@ -16,7 +21,8 @@ import orjson
 from adapters.storage.hashing import HasherCache
 from adapters.storage.paths import blob_path, tmp_dir, upload_paths
 from domain.errors import BlobUnknownError, DigestInvalidError, UploadUnknownError
-from domain.ports import UploadInfo
+from domain.names import parse_digest
+from domain.ports import StoredBlob, UploadInfo
 
 READ_CHUNK = 4 * 1024 * 1024  # fewer thread-pool round trips per streamed blob
 
@@ -50,8 +56,11 @@ class FilesystemBlobStore:
 
     def put(self, digest: str, data: bytes) -> None:
         target = blob_path(self.root, digest)
-        if target.exists():
+        try:
+            os.utime(target, ns=_now_ns())  # stored already: published again, now
             return
+        except FileNotFoundError:
+            pass
         scratch = tmp_dir(self.root) / str(uuid.uuid4())
         with open(scratch, "wb") as f:
             f.write(data)
@@ -61,6 +70,23 @@ class FilesystemBlobStore:
 
     def delete(self, digest: str) -> None:
         blob_path(self.root, digest).unlink(missing_ok=True)
+
+    def stored_blobs(self) -> Iterator[StoredBlob]:
+        """Walks blobs/<algorithm>/<shard>/ one directory entry at a time."""
+        for algorithm in _subdirectories(self.root / "blobs"):
+            for shard in _subdirectories(algorithm.path):
+                for entry in _scan(shard.path):
+                    if entry.name[:2] != shard.name:  # not where stat() looks
+                        continue
+                    digest = _well_formed_digest(algorithm.name, entry.name)
+                    if digest is None:
+                        continue
+                    try:
+                        info = entry.stat(follow_symlinks=False)
+                    except FileNotFoundError:  # deleted meanwhile
+                        continue
+                    if S_ISREG(info.st_mode):
+                        yield StoredBlob(digest, info.st_size, info.st_mtime)
 
     def redirect_url(self, digest: str) -> None:
         return None
@@ -201,10 +227,39 @@ def _hash_file(f: BinaryIO, digest: str) -> str:
 
 
 def _publish(source: Path, target: Path) -> None:
+    """Renames the verified bytes to their address, stamped with the time of publishing."""
     target.parent.mkdir(parents=True, exist_ok=True)
+    os.utime(source, ns=_now_ns())
     os.replace(source, target)
     dir_fd = os.open(target.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def _now_ns() -> tuple[int, int]:
+    """(atime, mtime) for os.utime: this clock exactly, not the kernel's coarser file clock."""
+    now = time.time_ns()
+    return now, now
+
+
+def _scan(directory: str | Path) -> Iterator[os.DirEntry]:
+    try:
+        with os.scandir(directory) as entries:
+            yield from entries
+    except FileNotFoundError:
+        return
+
+
+def _subdirectories(directory: str | Path) -> Iterator[os.DirEntry]:
+    for entry in _scan(directory):
+        if entry.is_dir(follow_symlinks=False):
+            yield entry
+
+
+def _well_formed_digest(algorithm: str, encoded: str) -> str | None:
+    try:
+        return str(parse_digest(f"{algorithm}:{encoded}"))
+    except DigestInvalidError:
+        return None

@@ -37,6 +37,11 @@ it at `uploads/<id>/data`, verifies the digest and copies the object server-side
 address. S3 makes an object visible only once whole, so a blob key never shows partial bytes,
 whatever fails. Then the upload's objects are deleted.
 
+Listing (`stored_blobs`, for garbage collection) pages through `blobs/` with ListObjects;
+`modified_at` is the object's Last-Modified on the server's clock: when it was written, and a
+server-side copy is a new write, so completion and `put` (always a fresh PUT, even of bytes
+already stored) leave the time of publishing, never that of the upload's chunks.
+
 Concurrent writers on one upload (OCI chunks are sequential, so only a misbehaving client):
 both continue the same committed state and the last commit wins; the loser's bytes are lost.
 The generation in the hasher key keeps the loser's running hash from vouching for the winner's
@@ -82,7 +87,8 @@ from domain.errors import (
     UploadInvalidError,
     UploadUnknownError,
 )
-from domain.ports import UploadInfo
+from domain.names import parse_digest
+from domain.ports import StoredBlob, UploadInfo
 
 MiB = 1024 * 1024
 PART_SIZE = 8 * MiB
@@ -127,9 +133,23 @@ def _is_missing(error: S3Error, code: str = "NoSuchKey") -> bool:
 # Keys
 
 
+BLOBS_PREFIX = "blobs/"
+
+
 def blob_key(digest: str) -> str:
     algorithm, encoded = digest.split(":", 1)
-    return f"blobs/{algorithm}/{encoded}"
+    return f"{BLOBS_PREFIX}{algorithm}/{encoded}"
+
+
+def digest_of_key(key: str) -> str | None:
+    """The digest a blob key holds; None for any other key (not a well-formed digest)."""
+    if not key.startswith(BLOBS_PREFIX):
+        return None
+    algorithm, _, encoded = key[len(BLOBS_PREFIX):].partition("/")
+    try:
+        return str(parse_digest(f"{algorithm}:{encoded}"))
+    except DigestInvalidError:
+        return None
 
 
 UPLOADS_PREFIX = "uploads/"
@@ -256,6 +276,16 @@ class S3BlobStore:
     def delete(self, digest: str) -> None:
         self.bucket.delete([blob_key(digest)])
 
+    def stored_blobs(self) -> Iterator[StoredBlob]:
+        """Streams the listing one page (up to 1000 keys) at a time."""
+        try:
+            for key, size, modified in self.bucket.list_objects(BLOBS_PREFIX):
+                digest = digest_of_key(key)
+                if digest is not None and modified is not None:  # no date: never collect it
+                    yield StoredBlob(digest, size, modified.timestamp())
+        except _FAILURES as error:
+            raise _unavailable(error) from error
+
     def redirect_url(self, digest: str) -> str | None:
         return self.presigned_get_url(digest) if self.redirect else None
 
@@ -318,7 +348,7 @@ class S3BlobStore:
         objects: dict[str, list[str]] = defaultdict(list)
         multiparts: dict[str, list[tuple[str, str]]] = defaultdict(list)
         active: set[str] = set()
-        for key, modified in self.bucket.list_objects(UPLOADS_PREFIX):
+        for key, _, modified in self.bucket.list_objects(UPLOADS_PREFIX):
             objects[upload_id_of(key)].append(key)
             if modified > cutoff:
                 active.add(upload_id_of(key))
@@ -667,9 +697,10 @@ class _Bucket:
             if not _is_missing(error, "NoSuchUpload"):
                 raise
 
-    def list_objects(self, prefix: str) -> Iterator[tuple[str, datetime]]:
+    def list_objects(self, prefix: str) -> Iterator[tuple[str, int, datetime]]:
+        """(key, size, last modified) of every object under the prefix, page by page."""
         for item in self.client.list_objects(self.name, prefix=prefix, recursive=True):
-            yield item.object_name, item.last_modified
+            yield item.object_name, item.size, item.last_modified
 
     def list_multipart_uploads(self, prefix: str) -> Iterator[tuple[str, str, datetime]]:
         key_marker = upload_id_marker = None

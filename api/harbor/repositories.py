@@ -60,13 +60,10 @@ def get_repository(call: Call) -> Response:
 
 
 def delete_repository(call: Call) -> Response:
-    """Deletes every artifact of the repository (the name itself stays known, empty)."""
+    """Deletes the repository with every artifact and tag (it can be undeleted through
+    /api/v1/repositories/{name}/undelete until garbage collection takes its bytes)."""
     _, name = _repository(call, "repository", "delete")
-    position = None
-    rows, _ = queries.page(call.services.db.reader, queries.artifacts_query(name, {}), 0, 1 << 31)
-    for row in rows:
-        position = call.services.registry.delete_manifest(name, row.digest, call.context)
-    call.settle(position)
+    call.settle(call.services.registry.delete_repository(name, call.context))
     return empty()
 
 

@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from api.harbor import audit, immutability, members, projects, repositories, robots, users, webhooks
+from api.harbor import audit, gc, immutability, members, projects, repositories, robots, users, webhooks
 from api.harbor.common import PREFIX, harbor_endpoint, harbor_error
 from api.management.common import Call, json_response
 from domain.robot import ROBOT_PREFIX
@@ -93,6 +93,12 @@ ROUTES = [
     (f"{PREFIX}/robots/{{robot_id}}", "DELETE", robots.delete_robot, False),
     (f"{PREFIX}/audit-logs", "GET", audit.audit_logs, False),
     (f"{PREFIX}/configurations", "GET", configurations, False),
+    (f"{PREFIX}/system/gc", "GET", gc.list_history, False),
+    (f"{PREFIX}/system/gc/schedule", "GET", gc.get_schedule, False),
+    (f"{PREFIX}/system/gc/schedule", "POST", gc.create_schedule, False),
+    (f"{PREFIX}/system/gc/schedule", "PUT", gc.update_schedule, False),
+    (f"{PREFIX}/system/gc/{{gc_id}}", "GET", gc.get_run, False),
+    (f"{PREFIX}/system/gc/{{gc_id}}/log", "GET", gc.run_log, False),
 ]
 
 

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from api.management import events, history, immutability, projects, robots, users, webhooks
+from api.management import deletion, events, gc, history, immutability, projects, robots, users, webhooks
 from api.management.common import endpoint, json_response
 
 V1 = "/api/v1"
@@ -52,7 +52,20 @@ ROUTES = [
     (f"{V1}/repositories/{{name:path}}/tags/{{tag}}/history", "GET", history.tag_history, "history", True, None),
     (f"{V1}/repositories/{{name:path}}/tags/{{tag}}/restore", "POST", history.restore_tag, "history", False,
      "Restore"),
+    (f"{V1}/repositories/{{name:path}}/tags/{{tag}}/undelete", "POST", deletion.undelete_tag, "repositories",
+     False, "Undelete"),
     (f"{V1}/repositories/{{name:path}}/tags", "GET", history.list_tags, "repositories", True, None),
+    (f"{V1}/repositories/{{name:path}}/undelete", "POST", deletion.undelete_repository, "repositories", False,
+     None),
+    (f"{V1}/repositories/{{name:path}}", "DELETE", deletion.delete_repository, "repositories", False, None),
+    (f"{V1}/projects/{{project}}/deleted-repositories", "GET", deletion.deleted_repositories, "repositories",
+     False, None),
+    (f"{V1}/projects/{{project}}/undelete", "POST", deletion.undelete_project, "projects", False, None),
+    (f"{V1}/gc/runs", "GET", gc.list_runs, "gc", False, None),
+    (f"{V1}/gc/runs", "POST", gc.start_run, "gc", False, "GcRun"),
+    (f"{V1}/gc/runs/{{run}}", "GET", gc.get_run, "gc", False, None),
+    (f"{V1}/gc/schedule", "GET", gc.get_schedule, "gc", False, None),
+    (f"{V1}/gc/schedule", "PUT", gc.put_schedule, "gc", False, "GcSchedule"),
     (f"{V1}/audit-logs", "GET", history.audit_logs, "audit", False, None),
     (f"{V1}/events", "GET", events.list_events, "events", False, None),
     (f"{V1}/webhooks", "GET", webhooks.list_webhooks, "webhooks", False, None),
@@ -78,6 +91,12 @@ SCHEMAS = {
     "PasswordChange": {"type": "object", "required": ["password"],
                        "properties": {"password": _STR, "old_password": _STR}},
     "AdminFlag": {"type": "object", "required": ["system_admin"], "properties": {"system_admin": _BOOL}},
+    "Undelete": {"type": "object", "properties": {
+        "digest": {"type": "string", "description": "the manifest to point the tag at (default: its last)"}}},
+    "GcRun": {"type": "object", "properties": {"dry_run": _BOOL, "grace_period_seconds": _INT}},
+    "GcSchedule": {"type": "object", "properties": {
+        "cron": {"type": ["string", "null"], "description": "5 fields, or 6 with seconds first; null: manual only"},
+        "grace_period_seconds": _INT, "dry_run": _BOOL}},
     "Permission": {"type": "object", "required": ["project", "resource", "action"],
                    "properties": {"project": _STR, "resource": _STR, "action": _STR}},
     "RobotCreate": {"type": "object", "required": ["name", "permissions"], "properties": {

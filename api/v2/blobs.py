@@ -42,6 +42,11 @@ def _blob_size(request: Request) -> tuple[str, int]:
 
 
 def head_blob(request: Request) -> Response:
+    """A pushing client that hears 200 skips the upload: when nothing references the blob,
+    it is retained, so that no collector takes it before the client's manifest arrives (a
+    write, but rare: once a minute at most per such blob)."""
+    digest = check_digest(request.path_params["digest"])
+    services(request).registry.retain(digest, "head", context(request))  # before the link is read
     digest, size = _blob_size(request)
     return Response(status_code=200, headers=_blob_headers(digest, size))
 

@@ -188,3 +188,72 @@ def test_only_configured_stores_redirect(store):
     digest = digest_of(b"served by the node")
     store.put(digest, b"served by the node")
     assert store.redirect_url(digest) is None
+
+
+def listing(store) -> dict[str, int]:
+    """digest -> size of every blob the store lists."""
+    blobs = list(store.stored_blobs())
+    assert len({blob.digest for blob in blobs}) == len(blobs)  # each blob once
+    return {blob.digest: blob.size for blob in blobs}
+
+
+def test_stored_blobs_lists_what_put_and_completed_uploads_published(store):
+    assert listing(store) == {}
+    store.put(digest_of(b"manifest"), b"manifest")
+    store.put(digest_of(b"manifest"), b"manifest")
+    layer = upload(store, b"layer ", b"bytes")
+    store.complete_upload(layer, digest_of(b"layer bytes"))
+    store.complete_upload(upload(store), digest_of(b""))
+    sha512 = f"sha512:{hashlib.sha512(b'long digest').hexdigest()}"
+    store.complete_upload(upload(store, b"long digest"), sha512)
+    assert listing(store) == {
+        digest_of(b"manifest"): len(b"manifest"),
+        digest_of(b"layer bytes"): len(b"layer bytes"),
+        digest_of(b""): 0,
+        sha512: len(b"long digest"),
+    }
+
+
+def test_stored_blobs_streams(store):
+    store.put(digest_of(b"one"), b"one")
+    blobs = store.stored_blobs()
+    assert iter(blobs) is blobs  # an iterator, not a list built first
+    assert [blob.digest for blob in blobs] == [digest_of(b"one")]
+
+
+def test_uploads_in_flight_are_not_listed(store):
+    store.put(digest_of(b"published"), b"published")
+    upload(store, b"started, ", b"never completed")
+    store.start_upload("team/app")
+    writer = store.upload_writer(upload(store, b"committed"))
+    writer.write(b"in the middle of a request")
+    assert listing(store) == {digest_of(b"published"): len(b"published")}
+    writer.abort()
+    assert listing(store) == {digest_of(b"published"): len(b"published")}
+
+
+def test_deleted_and_rejected_blobs_are_not_listed(store):
+    store.put(digest_of(b"kept"), b"kept")
+    store.put(digest_of(b"gone"), b"gone")
+    store.delete(digest_of(b"gone"))
+    with pytest.raises(DigestInvalidError):
+        store.complete_upload(upload(store, b"content"), digest_of(b"different"))
+    store.cancel_upload(upload(store, b"cancelled"))
+    assert listing(store) == {digest_of(b"kept"): len(b"kept")}
+
+
+def test_modified_at_is_the_time_of_publishing(store):
+    """Not that of the upload's last chunk, nor of an earlier publish of the same bytes: GC
+    spares blobs published within its grace period. S3 dates have one-second resolution."""
+    layer = upload(store, b"chunk written early")
+    store.put(digest_of(b"stored before"), b"stored before")
+    time.sleep(1.1)
+    before = time.time()
+    store.complete_upload(layer, digest_of(b"chunk written early"))
+    store.put(digest_of(b"stored before"), b"stored before")  # published again
+    store.put(digest_of(b"new"), b"new")
+    after = time.time()
+    blobs = list(store.stored_blobs())
+    assert len(blobs) == 3
+    for blob in blobs:
+        assert before - 1 <= blob.modified_at <= after + 1, blob

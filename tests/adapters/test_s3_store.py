@@ -248,6 +248,27 @@ def test_stale_uploads_are_aborted(store, bucket):
     assert bucket.keys() == [] and bucket.multipart_uploads() == []
 
 
+def test_only_well_formed_blob_keys_are_listed(store, bucket):
+    store.put(digest_of(b"real"), b"real")
+    encoded = digest_of(b"stray")[7:]
+    for key in (f"blobs/sha256/{encoded}.tmp", f"blobs/sha256/{encoded.upper()}",
+                f"blobs/sha256/{encoded[:-1]}", f"blobs/sha256/{encoded[:2]}/{encoded}",
+                f"blobs/md5/{'0' * 32}", "blobs/sha256/", f"blobs-old/sha256/{encoded}",
+                f"elsewhere/blobs/sha256/{encoded}"):
+        bucket.client.put_object(bucket.name, key, io.BytesIO(b"junk"), 4)
+    send(store, store.start_upload("team/app").upload_id, random_bytes(PART_SIZE + MiB))
+    assert [(blob.digest, blob.size) for blob in store.stored_blobs()] == [(digest_of(b"real"), 4)]
+
+
+def test_listing_fails_as_storage_unavailable(seaweedfs, s3_bucket, store, tmp_path):
+    store.put(digest_of(b"listed"), b"listed")
+    proxy = CuttableProxy(seaweedfs.ports["s3"])
+    through_proxy = s3_store(seaweedfs, s3_bucket, tmp_path / "proxied", endpoint=proxy.endpoint)
+    proxy.cut()
+    with pytest.raises(StorageUnavailableError):
+        list(through_proxy.stored_blobs())
+
+
 def test_a_presigned_url_serves_the_blob_to_a_plain_client(store):
     data = random_bytes(MiB)
     store.put(digest_of(data), data)

@@ -10,7 +10,9 @@ from eventsourcing.domain import Aggregate, Snapshot
 from eventsourcing.persistence import StoredEvent
 
 from domain.account import User
+from domain.blob import Blob
 from domain.context import RequestContext
+from domain.gc import GcRun, GcSchedule
 from domain.project import Project
 from domain.repository import Repository
 from domain.robot import Robot
@@ -39,11 +41,18 @@ PUBLISHED_TOPICS = {
     "domain.webhooks:WebhookDelivery.Created", "domain.webhooks:WebhookDelivery.AttemptStarted",
     "domain.webhooks:WebhookDelivery.AttemptRecorded", "domain.webhooks:WebhookDelivery.Delivered",
     "domain.webhooks:WebhookDelivery.GaveUp", "domain.webhooks:WebhookDelivery.RedeliveryRequested",
+    "domain.repository:Repository.Deleted", "domain.repository:Repository.Undeleted",
+    "domain.repository:Repository.Recreated", "domain.project:Project.Undeleted",
+    "domain.blob:Blob.Created", "domain.blob:Blob.Retained", "domain.blob:Blob.Condemned",
+    "domain.blob:Blob.Collected",
+    "domain.gc:GcRun.Created", "domain.gc:GcRun.Started", "domain.gc:GcRun.Swept", "domain.gc:GcRun.Completed",
+    "domain.gc:GcRun.Failed",
+    "domain.gc:GcSchedule.Created", "domain.gc:GcSchedule.Set",
 }
 
 
 def event_classes():
-    for aggregate in (Repository, Project, User, Robot, WebhookPolicy, WebhookDelivery):
+    for aggregate in (Repository, Project, User, Robot, WebhookPolicy, WebhookDelivery, Blob, GcRun, GcSchedule):
         for value in vars(aggregate).values():
             if isinstance(value, type) and issubclass(value, Aggregate.Event) and value.__name__ != "Event":
                 yield value
