@@ -5,6 +5,8 @@ UI and the Terraform provider do). Harbor has no grace period: runs use the conf
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import orjson
 from starlette.responses import PlainTextResponse, Response
 
@@ -60,7 +62,8 @@ def get_schedule(call: Call) -> Response:
     call.require_system(RESOURCE, "read")
     row = call.services.gc.schedule()
     kind = next((name for name, cron in TYPE_CRONS.items() if cron == row.cron), "Custom") if row.cron else "None"
-    return json_response({"schedule": {"type": kind, "cron": row.cron or ""},
+    upcoming = CronSchedule.parse(row.cron).next_after(datetime.now(timezone.utc)) if row.cron else None
+    return json_response({"schedule": {"type": kind, "cron": row.cron or "", "next_scheduled_time": upcoming},
                           "parameters": {"delete_untagged": row.delete_untagged, "dry_run": row.dry_run},
                           "creation_time": row.updated_at, "update_time": row.updated_at})
 

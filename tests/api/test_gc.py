@@ -302,3 +302,68 @@ def test_the_schedule_is_validated_and_kept(client, services):
     assert client.get("/api/v1/gc/schedule").json()["grace_period_seconds"] == 7200
     client.put("/api/v1/gc/schedule", json={"cron": None})
     assert client.get("/api/v1/gc/schedule").json()["cron"] is None
+
+
+# Harbor's GC API, driven by the unmodified harborapi client
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.mark.anyio
+@pytest.mark.filterwarnings("ignore::DeprecationWarning:harborapi")
+async def test_harbor_gc_api_starts_runs_and_keeps_the_schedule(client, services):
+    import httpx
+    from harborapi import HarborAsyncClient
+    from harborapi.models import Schedule, ScheduleObj
+
+    from tests.support.server import ADMIN_PASSWORD
+
+    push(client, "team/a", "v1", "a")
+    client.delete("/api/v1/repositories/team/a")
+    harbor = HarborAsyncClient(url="http://testserver/api/v2.0", username="admin", secret=ADMIN_PASSWORD)
+    harbor.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=client.app))
+    try:
+        location = await harbor.create_gc_schedule(Schedule(schedule=ScheduleObj(type="Manual"),
+                                                            parameters={"dry_run": True}))
+        gc_id = int(location.rsplit("/", 1)[1])
+        job = await harbor.get_gc_job(gc_id)
+        deadline = time.monotonic() + 30
+        while job.job_status == "Running" and time.monotonic() < deadline:
+            time.sleep(0.1)
+            job = await harbor.get_gc_job(gc_id)
+        assert job.job_status == "Success" and job.job_kind == "MANUAL"
+        assert json.loads(job.job_parameters)["dry_run"] is True
+        assert [j.id for j in await harbor.get_gc_jobs()] == [gc_id]
+        log = await harbor.get_gc_log(gc_id, as_list=False)
+        assert "would free" in log and "Success" in log
+        await harbor.update_gc_schedule(Schedule(schedule=ScheduleObj(type="Daily"), parameters={}))
+        schedule = await harbor.get_gc_schedule()
+        assert schedule.schedule.type.value == "Daily" and schedule.schedule.cron == "0 0 0 * * *"
+        assert schedule.schedule.next_scheduled_time > datetime.now(timezone.utc)
+    finally:
+        await harbor.client.aclose()
+    assert client.get("/api/v1/gc/schedule").json()["cron"] == "0 0 0 * * *"
+    bad = client.put("/api/v2.0/system/gc/schedule", json={"schedule": {"type": "Custom", "cron": "x y"}})
+    assert bad.status_code in (400, 422)
+    assert client.get("/api/v2.0/system/gc", auth=None).status_code == 401
+
+
+def test_the_scheduler_starts_each_slot_once(client, services):
+    from api import gc_jobs
+
+    client.put("/api/v1/gc/schedule", json={"cron": "* * * * * *", "grace_period_seconds": 0})
+    checked = datetime.now(timezone.utc)
+    time.sleep(1.1)
+    second_node = gc_jobs.GcJobs(services)  # another node racing for the same slot
+    gc_jobs._run_due_slot(services, checked)
+    original, services.gc_jobs = services.gc_jobs, second_node
+    try:
+        gc_jobs._run_due_slot(services, checked)
+    finally:
+        services.gc_jobs = original
+    services.projections.catch_up()
+    runs, total = services.gc.runs(0, 10)
+    assert total == 1 and runs[0].trigger == "schedule" and runs[0].status == "succeeded"

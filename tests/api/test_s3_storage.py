@@ -116,3 +116,21 @@ def test_lookups_leave_the_event_loop_when_blobs_are_remote(seaweedfs, s3_bucket
         assert not services.inline_reads  # a bucket GET must never block the event loop
     finally:
         services.close()
+
+
+def test_garbage_collection_on_s3_frees_exactly_what_nothing_references(client, services):
+    import time
+
+    gone, _ = push_image(client, "team/gone", "v1", seed="gone")
+    kept, _ = push_image(client, "team/kept", "v1", seed="kept")
+    assert client.delete("/api/v1/repositories/team/gone").status_code == 204
+    time.sleep(1.1)
+    run, _ = services.gc_jobs.start(0, False, "cli", RequestContext("admin", "test-gc"), background=False)
+    services.projections.catch_up()
+    row = services.gc.run_by_uuid(str(run.id))
+    assert row.status == "succeeded" and row.blobs == 3  # the manifest, its config and its layer
+    stored = {blob.digest for blob in services.blobs.stored_blobs()}
+    assert gone not in stored and kept in stored
+    assert stored == set(services.references.kept())
+    assert client.get("/v2/team/kept/manifests/v1").status_code == 200
+    assert client.get("/v2/team/gone/manifests/v1").status_code == 404

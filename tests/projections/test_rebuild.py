@@ -8,14 +8,15 @@ import pytest
 from sqlalchemy import select
 
 from api.bootstrap import bootstrap
-from projections import access, audit, catalog, history, references
-from projections.runner import ProjectionRunner, positions
+from domain.context import RequestContext
+from projections import access, audit, catalog, gc, history, references
+from projections.runner import ProjectionRunner, positions, schemas
 from tests.support.oci import digest_of, push_blob, push_image
 from tests.support.server import REPO_ROOT
 
 pytestmark = pytest.mark.both_databases
 
-MODULES = (catalog, references, access, audit, history)
+MODULES = (catalog, references, access, audit, history, gc)
 TABLES = [table for module in MODULES for table in module.metadata.sorted_tables]
 
 
@@ -25,7 +26,7 @@ def dump(services) -> dict[str, list[tuple]]:
                 for table in TABLES}
 
 
-def make_history(client) -> None:
+def make_history(client, services=None) -> None:
     client.post("/api/v1/users", json={"username": "dev", "password": "Dev-Pass-1"})
     client.put("/api/v1/projects/team/members/dev", json={"role": "developer"})
     client.post("/api/v1/robots", json={"name": "ci", "project": "team", "permissions": [
@@ -40,12 +41,22 @@ def make_history(client) -> None:
     client.delete("/api/v1/projects/team/members/dev")
     blob = push_blob(client, "team/blobs", b"unlinked later")
     client.delete(f"/v2/team/blobs/blobs/{blob}")
+    push_image(client, "team/back", "1.0", seed="back")
+    client.delete("/api/v1/repositories/team/back")
+    client.post("/api/v1/repositories/team/back/undelete")
+    push_image(client, "team/gone", "1.0", seed="gone")
+    client.delete("/api/v1/repositories/team/gone")
+    if services is not None:  # a GC run: Blob and GcRun events, links released
+        import time
+        time.sleep(1.1)
+        services.gc_jobs.start(0, False, "cli", RequestContext("admin", "t"), background=False)
+        services.projections.catch_up()
 
 
 def test_rebuild_gives_identical_read_models(client, services):
-    make_history(client)
+    make_history(client, services)
     before = dump(services)
-    assert len(before["catalog_tags"]) == 5 and before["refs_digest_usage"]
+    assert len(before["catalog_tags"]) == 6 and before["refs_digest_usage"] and before["gc_runs"]
     assert before["history_members"] and before["audit_log"] and before["access_robots"]
     services.projections.rebuild()
     assert dump(services) == before
@@ -98,3 +109,21 @@ def test_reference_counts(client, services):
     assert (row.blob_links, row.referenced_by) == (0, 0)
     assert row.unreferenced_since is not None
     assert manifest.manifest_entries == 0 and manifest.unreferenced_since is not None
+
+
+def test_a_read_model_whose_tables_changed_is_rebuilt_at_start(client, services, settings):
+    make_history(client)
+    before = dump(services)
+    with services.db.writer.begin() as conn:  # as if the catalog's tables were from an older version
+        conn.execute(schemas.update().where(schemas.c.name == "catalog").values(fingerprint="older"))
+        conn.execute(catalog.tags.insert().values(repository="team/stale", tag="x", digest="sha256:0",
+                                                  updated_at=before["catalog_repositories"][0][2]))
+    services.close()
+    reopened = bootstrap(settings)
+    try:
+        assert dump(reopened) == before  # the stale row went with the old tables
+        with reopened.db.reader.connect() as conn:
+            fingerprints = dict(conn.execute(select(schemas.c.name, schemas.c.fingerprint)).all())
+        assert fingerprints["catalog"] != "older" and set(fingerprints) >= {"catalog", "references", "gc"}
+    finally:
+        reopened.close()
