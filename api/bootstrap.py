@@ -26,6 +26,7 @@ from projections.gc import GcProjection, GcView
 from projections.history import HistoryProjection, HistoryView
 from projections.immutability import ImmutabilityProjection, ImmutabilityView, rule_id_lookup
 from projections.pulls import PullsProjection, PullsView
+from projections.quotas import QuotaProjection, QuotaView
 from projections.references import ReferencesProjection, ReferencesView
 from projections.runner import ProjectionRunner
 from projections.webhooks import WebhooksProjection, WebhooksView
@@ -49,6 +50,7 @@ class Services:
     webhooks: WebhooksView
     immutability: ImmutabilityView
     references: ReferencesView
+    quotas: QuotaView
     gc: GcView
     collector: Collector
     authenticator: Authenticator
@@ -106,7 +108,7 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
         projections = ProjectionRunner(
             db, registry, [CatalogProjection(), ReferencesProjection(), AccessProjection(),
                            AuditProjection(), HistoryProjection(), PullsProjection(),
-                           WebhooksProjection(), ImmutabilityProjection(), GcProjection()])
+                           WebhooksProjection(), ImmutabilityProjection(), GcProjection(), QuotaProjection()])
         projections.create_tables()
         signing_keys = signing_keys_for(settings, db).load()
     admin = Administration(registry, hasher or Argon2SecretHasher())
@@ -117,6 +119,8 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
     registry.immutable_rule_id = rule_id_lookup(immutability, projections.catch_up)
     references = ReferencesView(db)
     registry.collectable = references.collectable
+    quotas = QuotaView(db)
+    registry.quotas = quotas
     catalog = CatalogView(db)
     authenticator = Authenticator(access, admin.hasher, admin)
     tokens = TokenIssuer(signing_keys, settings.token_lifetime_seconds)
@@ -137,6 +141,7 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
         webhooks=WebhooksView(db),
         immutability=immutability,
         references=references,
+        quotas=quotas,
         gc=GcView(db),
         collector=Collector(registry, references, catalog.repositories_linking, projections.wait_for),
         authenticator=authenticator,

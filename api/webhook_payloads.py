@@ -40,12 +40,30 @@ def payload(payload_format: str, webhook_type: str, facts: EventFacts, registry:
 
 def harbor_payload(webhook_type: str, facts: EventFacts, registry: str) -> dict:
     public = facts.public
+    event_data = quota_data(facts) if webhook_type.startswith("QUOTA_") else {
+        "resources": resources(facts, registry), "repository": repository(facts)}
     return {
         "type": webhook_type,
         "occur_at": int(public.occurred_at.timestamp()),
         "operator": operator(public),
-        "event_data": {"resources": resources(facts, registry), "repository": repository(facts)},
+        "event_data": event_data,
     }
+
+
+def quota_data(facts: EventFacts) -> dict:
+    """Harbor's QUOTA_EXCEED and QUOTA_WARNING: what happened, in words, under `Details`."""
+    data = facts.public.data
+    if facts.public.type == "project.quota_exceeded":
+        details = (f"adding {data['adding']} of {data['resource']} to {data['used']} would exceed the "
+                   f"configured limit of {data['limit']} (pushing to {data['repository']})")
+        full_name = data["repository"]
+    else:
+        details = f"{data['resource']} usage {data['used']} reached the warning threshold of its limit {data['limit']}"
+        full_name = f"{facts.public.project}/"
+    namespace, _, name = full_name.partition("/")
+    return {"resources": [], "custom_attributes": {"Details": details},
+            "repository": {"name": name, "namespace": namespace, "repo_full_name": full_name.rstrip("/"),
+                           "repo_type": "public" if facts.repository_public else "private"}}
 
 
 def operator(public: PublicEvent) -> str:

@@ -25,6 +25,7 @@ from domain.errors import (
     ManifestUnknownError,
     NameUnknownError,
     NotFoundError,
+    QuotaExceededError,
     RegistryError,
     StorageUnavailableError,
     TagImmutableError,
@@ -37,6 +38,7 @@ from domain.names import check_digest, check_tag, is_digest_reference
 from domain.permissions import project_of
 from domain.ports import BlobStore, UploadInfo
 from domain.project import Project
+from domain.quotas import NoQuotas, QuotaCheck, QuotaLimits, QuotaReadModel
 from domain.repository import Repository
 
 CONDEMNED_WAIT_SECONDS = 30.0
@@ -57,6 +59,7 @@ class Registry(Application):
         # Whether garbage collection could be condemning the digest (nothing references it);
         # the references read model knows, api/bootstrap.py wires it.
         self.collectable: Callable[[str], bool] = lambda digest: False
+        self.quotas: QuotaReadModel = NoQuotas()  # the quota read model, wired by api/bootstrap.py
 
     def get_repository(self, name: str) -> Repository | None:
         return self.load(Repository.create_id(name))
@@ -77,9 +80,16 @@ class Registry(Application):
         (not read again: on S3 each look is a request to the bucket)."""
         if upload.repository != name:
             raise UploadUnknownError("upload unknown to registry", {"upload": upload.upload_id})
-        self.retain(check_digest(digest), "upload", ctx)
+        try:
+            quota = self._check_quota(name, {check_digest(digest): upload.size}, 0, ctx)
+        except QuotaExceededError:
+            self.blobs.cancel_upload(upload.upload_id)  # nothing of a refused push stays
+            raise
+        self.retain(digest, "upload", ctx)
         size = self.blobs.complete_upload(upload.upload_id, digest)
-        return self._change(name, ctx, lambda repo: repo.link_blob(digest, size, ctx))
+        position = self._change(name, ctx, lambda repo: repo.link_blob(digest, size, ctx))
+        self._warn_quota(quota, ctx)
+        return position
 
     def cancel_upload(self, name: str, upload_id: str) -> None:
         self.get_upload(name, upload_id)
@@ -91,12 +101,15 @@ class Registry(Application):
         size = origin.blobs.get(digest) if origin else None
         if size is None or self.blobs.stat(digest) is None:
             return None
+        quota = self._check_quota(name, {digest: size}, 0, ctx)
         try:
             self.retain(digest, "mount", ctx)
         except BlobUnknownError:
             return None  # collected meanwhile: the client uploads it
-        return self._change(name, ctx, lambda repo: repo.link_blob(
+        position = self._change(name, ctx, lambda repo: repo.link_blob(
             digest, size, ctx, mounted_from=source))
+        self._warn_quota(quota, ctx)
+        return position
 
     def unlink_blob(self, name: str, digest: str, ctx: RequestContext) -> int | None:
         return self._change_existing(name, lambda repo: repo.unlink_blob(digest, ctx))
@@ -109,6 +122,9 @@ class Registry(Application):
         expected = check_digest(reference) if by_digest else None
         tag = None if by_digest else check_tag(reference)
         manifest = parse_manifest(data, content_type, expected)
+        existing = self.get_repository(name)
+        new_artifacts = 0 if existing is not None and manifest.digest in existing.manifests else 1
+        quota = self._check_quota(name, {manifest.digest: manifest.size}, new_artifacts, ctx)
         self.retain(manifest.digest, "manifest", ctx)
         self.blobs.put(manifest.digest, data)
 
@@ -117,7 +133,9 @@ class Registry(Application):
                 self._refuse_immutable(repo, _moved(repo, tag, manifest.digest))
             repo.push_manifest(manifest, tag, ctx)
 
-        return manifest, self._change(name, ctx, change)
+        position = self._change(name, ctx, change)
+        self._warn_quota(quota, ctx)
+        return manifest, position
 
     def record_pulls(self, name: str, pulls: list[dict], ctx: RequestContext) -> int | None:
         return self._change_existing(name, lambda repo: repo.record_pulls(pulls, ctx))
@@ -169,6 +187,7 @@ class Registry(Application):
                 raise NameUnknownError("repository name not known to registry", {"name": name})
             trash = repo.trash or {"blobs": {}, "manifests": {}}
             manifests = [self._stored_manifest(d, media_type) for d, media_type in trash["manifests"].items()]
+            self._check_quota(name, {**trash["blobs"], **{m.digest: m.size for m in manifests}}, len(manifests), ctx)
             fences = self._fences([*trash["blobs"], *trash["manifests"]], "undelete", ctx)
             repo.undelete(manifests, ctx)
             return [repo, *fences]
@@ -243,6 +262,32 @@ class Registry(Application):
                     raise StorageUnavailableError("the blob is being garbage-collected; retry",
                                                   {"digest": digest}) from None
                 time.sleep(0.05)  # the collector is deleting the bytes: store them after it
+
+    # Quotas (domain/quotas.py): checked before anything is stored.
+
+    def set_quota(self, project: str, limits: QuotaLimits, ctx: RequestContext) -> int | None:
+        return self._project(project, lambda p: p.set_quota(limits, ctx))
+
+    def _check_quota(self, name: str, sizes: dict[str, int], artifacts: int,
+                     ctx: RequestContext) -> QuotaCheck | None:
+        project = project_of(name)
+        usage = self.quotas.limited_usage(project)
+        if usage is None:
+            return None
+        held = self.quotas.held(project, list(sizes))
+        adding = sum(size for digest, size in sizes.items() if digest not in held)
+        try:
+            usage.check(adding, artifacts)
+        except QuotaExceededError as refused:
+            detail = refused.detail
+            self._project(project, lambda p: p.record_quota_exceeded(detail, name, ctx))
+            raise
+        return QuotaCheck(usage, adding, artifacts)
+
+    def _warn_quota(self, check: QuotaCheck | None, ctx: RequestContext) -> None:
+        for resource, used, limit in check.usage.warnings(check.adding_bytes, check.adding_artifacts) if check else ():
+            self._project(check.usage.project, lambda p, r=resource, u=used, lim=limit: p.record_quota_warning(
+                r, u, lim, ctx))
 
     # Tag immutability (domain/immutability.py): rules are Project events; every command that
     # would move or delete a tag checks them as the log has them now.

@@ -109,3 +109,7 @@ class TagImmutableError(RegistryError):
 
 class BlobCondemnedError(RegistryError):
     """The garbage collector is deleting the blob's bytes right now (internal: writers wait)."""
+
+
+class QuotaExceededError(RegistryError):
+    """A push would take a project over one of its quotas; nothing was stored."""

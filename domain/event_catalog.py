@@ -75,9 +75,16 @@ def describe(event) -> PublicEvent:
         resource=_resource(subject, event),
         project=_project(kind, subject),
         repository=subject if kind == "repository" else None,
-        data={k: v for k, v in vars(event).items() if k not in _ENVELOPE_FIELDS | SECRET_FIELDS},
+        data={k: v for k, v in vars(event).items() if k not in _hidden(kind)},
         failed=isinstance(event, User.LoginsFailed),
     )
+
+
+def _hidden(kind: str) -> frozenset[str]:
+    """Fields that are not the event's data: the envelope (a project event's `repository`, a
+    member grant's or a quota refusal's, is data) and secrets."""
+    envelope = _ENVELOPE_FIELDS if kind == "repository" else _ENVELOPE_FIELDS - {"repository"}
+    return envelope | SECRET_FIELDS
 
 
 def event_type(event, kind: str) -> str:

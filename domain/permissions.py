@@ -67,9 +67,10 @@ PUBLIC_PROJECT = frozenset({("project", "read"), ("repository", "list"), ("repos
 # Resources that exist only for the whole system, for system administrators.
 SYSTEM_RESOURCE_ACTIONS: dict[str, tuple[str, ...]] = {
     "user": ("list", "read", "create", "update", "delete"),
-    "project": ("list", "create"),
+    "project": ("list", "create", "undelete"),
     "robot": ("list", "read", "create", "update", "delete"),
     "catalog": ("read",),
+    "quota": ("update",),  # project quotas are set by system administrators (as in Harbor)
     "log": ("list",),
     "notification-policy": ("list", "read", "create", "update", "delete"),  # instance-wide webhooks
     "garbage-collection": ("list", "read", "create", "update"),  # GC runs and schedule (Harbor's name)

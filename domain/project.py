@@ -20,6 +20,7 @@ from domain.context import RequestContext
 from domain.errors import ConflictError, NotFoundError
 from domain.immutability import RULE_FIELDS, ImmutableRule
 from domain.permissions import Role
+from domain.quotas import QuotaLimits
 
 
 def member_key(kind: str, principal: str, repository: str | None) -> str:
@@ -27,8 +28,8 @@ def member_key(kind: str, principal: str, repository: str | None) -> str:
 
 
 class Project(Aggregate):
-    # Version 2 added `immutable_rules`; snapshots taken before it are upcast (upcast_v1_v2).
-    class_version = 2
+    # Version 2 added `immutable_rules`, version 3 `quota`; older snapshots are upcast.
+    class_version = 3
 
     class Event(Aggregate.Event):
         project: str
@@ -50,7 +51,7 @@ class Project(Aggregate):
 
         def apply(self, project: Project) -> None:
             project.public, project.deleted, project.members = self.public, False, {}
-            project.immutable_rules = {}
+            project.immutable_rules, project.quota = {}, None
 
     class VisibilityChanged(Event):
         public: bool
@@ -63,8 +64,8 @@ class Project(Aggregate):
             project.deleted = True
 
     class Undeleted(Event):
-        """A deleted project back, with its visibility; MemberAdded and ImmutableRuleAdded
-        events follow for the members and rules it had (rules get new numbers)."""
+        """A deleted project back, with its visibility; MemberAdded, ImmutableRuleAdded and
+        QuotaSet events follow for the members, rules and quota it had (rules get new numbers)."""
 
         public: bool
 
@@ -134,6 +135,33 @@ class Project(Aggregate):
         def apply(self, project: Project) -> None:
             project.immutable_rules.pop(str(self.rule), None)
 
+    class QuotaSet(Event):
+        """Limits (None: unlimited) and the percentage of a limit that records a warning."""
+
+        storage_bytes: int | None
+        artifacts: int | None
+        warning_percent: int
+
+        def apply(self, project: Project) -> None:
+            project.quota = {"storage_bytes": self.storage_bytes, "artifacts": self.artifacts,
+                             "warning_percent": self.warning_percent}
+
+    class QuotaWarning(Event):
+        """A push took `resource` (storage or artifacts) past the warning threshold."""
+
+        resource: str
+        used: int
+        limit: int
+
+    class QuotaExceeded(Event):
+        """A push into `repository` was refused: it would have taken `resource` over its limit."""
+
+        resource: str
+        used: int
+        adding: int
+        limit: int
+        repository: str
+
     def __init__(self, project: str, public: bool) -> None:
         self.name = project
         self.public = public
@@ -141,10 +169,15 @@ class Project(Aggregate):
         self.members: dict[str, str] = {}
         # rule number (as a string: snapshots are JSON) -> ImmutableRule.event_fields()
         self.immutable_rules: dict[str, dict] = {}
+        self.quota: dict | None = None  # QuotaLimits fields; None: no quota
 
     @staticmethod
     def upcast_v1_v2(state: dict) -> None:
         state["immutable_rules"] = {}
+
+    @staticmethod
+    def upcast_v2_v3(state: dict) -> None:
+        state["quota"] = None
 
     @staticmethod
     def create_id(name: str) -> UUID:
@@ -171,6 +204,8 @@ class Project(Aggregate):
                           repository=repository or None, ctx=ctx)
         for _, fields in sorted(rules.items(), key=lambda item: int(item[0])):
             self._trigger(self.ImmutableRuleAdded, rule=self.version + 1, **fields, ctx=ctx)
+        if self.quota:
+            self._trigger(self.QuotaSet, **self.quota, ctx=ctx)
 
     def set_public(self, public: bool, ctx: RequestContext) -> None:
         self.check_exists()
@@ -200,6 +235,19 @@ class Project(Aggregate):
                                                    "repository": repository})
         self._trigger(self.MemberRemoved, kind=kind, principal=principal, role=role,
                       repository=repository, ctx=ctx)
+
+    def set_quota(self, limits: QuotaLimits, ctx: RequestContext) -> None:
+        self.check_exists()
+        fields = vars(limits.checked())
+        if fields != self.quota:
+            self._trigger(self.QuotaSet, **fields, ctx=ctx)
+
+    def record_quota_warning(self, resource: str, used: int, limit: int, ctx: RequestContext) -> None:
+        self._trigger(self.QuotaWarning, resource=resource, used=used, limit=limit, ctx=ctx)
+
+    def record_quota_exceeded(self, error_detail: dict, repository: str, ctx: RequestContext) -> None:
+        self._trigger(self.QuotaExceeded, resource=error_detail["resource"], used=error_detail["used"],
+                      adding=error_detail["adding"], limit=error_detail["limit"], repository=repository, ctx=ctx)
 
     def add_immutable_rule(self, rule: ImmutableRule, ctx: RequestContext) -> int:
         """Returns the new rule's number."""

@@ -47,6 +47,8 @@ WEBHOOK_TYPES = {
     "tag.created": ("CREATE_TAG", "PUSH_ARTIFACT"),
     "tag.moved": ("CREATE_TAG", "PUSH_ARTIFACT"),
     "tag.deleted": ("DELETE_TAG",),
+    "project.quota_exceeded": ("QUOTA_EXCEED",),
+    "project.quota_warning": ("QUOTA_WARNING",),
 }
 TARGET_TYPES = ("http",)
 PAYLOAD_FORMATS = ("Default", "CloudEvents")

@@ -68,6 +68,7 @@ _BUMP = {counter: update(usage).where(usage.c.digest == bindparam("k_digest")).v
 _OF_DIGEST = usage.c.digest == bindparam("k_digest")
 _RETAINED = update(usage).where(_OF_DIGEST).values(
     retained_at=bindparam("k_time"), last_used_at=bindparam("k_time"), condemned=False)
+_USED = update(usage).where(_OF_DIGEST).values(last_used_at=bindparam("k_time"), condemned=False)
 _CONDEMNED = update(usage).where(_OF_DIGEST).values(condemned=True)
 _COLLECTED = delete(usage).where(_OF_DIGEST)
 _INSERT_USAGE = usage.insert()
@@ -98,6 +99,8 @@ class ReferencesProjection:
                 self._manifest_pushed(conn, event)
             case Repository.ManifestDeleted(digest=digest):
                 self._manifest_deleted(conn, event.repository, digest, event.timestamp)
+            case Blob.Retained(digest=digest, reason="undelete"):  # its links came in the same transaction
+                conn.execute(_USED, dict(k_digest=digest, k_time=event.timestamp))
             case Blob.Retained(digest=digest):
                 conn.execute(_RETAINED, dict(k_digest=digest, k_time=event.timestamp))
             case Blob.Condemned(digest=digest):

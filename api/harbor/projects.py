@@ -17,6 +17,7 @@ from api.harbor.common import (
     project_of,
     sort_items,
 )
+from api.harbor.quotas import quota_json, set_storage_limit
 from api.management.common import Call, field, json_response
 from api.management.problems import Problem
 from domain.permissions import HARBOR_ROLE_IDS, Role
@@ -77,6 +78,7 @@ def create_project(call: Call) -> Response:
         public = bool(field(body, "public", bool, False, False))
     owner = call.principal.name if call.principal.kind == "user" else None
     call.settle(call.services.admin.create_project(name, public, call.context, owner=owner))
+    call.settle(set_storage_limit(call, name, body.get("storage_limit")))
     row = call.services.access.project(name)
     by_name = call.request.headers.get("x-resource-name-in-location", "").lower() == "true"
     return empty(201, {"Location": f"{PREFIX}/projects/{row.name if by_name else row.id}"})
@@ -118,7 +120,9 @@ def project_summary(call: Call) -> Response:
     for member in call.services.access.members(row.name):
         if member.repository is None:
             counts[Role(member.role)] += 1
+    usage = call.services.quotas.usage(row.name)
     return json_response({
+        "quota": {key: value for key, value in quota_json(row, usage).items() if key in ("hard", "used")},
         "repo_count": call.services.catalog.repository_count(row.name),
         "project_admin_count": counts[Role.PROJECT_ADMIN], "maintainer_count": counts[Role.MAINTAINER],
         "developer_count": counts[Role.DEVELOPER], "guest_count": counts[Role.GUEST],

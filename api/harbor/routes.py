@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from api.harbor import audit, gc, immutability, members, projects, repositories, robots, users, webhooks
+from api.harbor import audit, gc, immutability, members, projects, quotas, repositories, robots, users, webhooks
 from api.harbor.common import PREFIX, harbor_endpoint, harbor_error
 from api.management.common import Call, json_response
 from domain.robot import ROBOT_PREFIX
@@ -20,7 +20,8 @@ def configurations(call: Call) -> Response:
     """The read-only part of Harbor's settings that clients consult."""
     call.require_system("user", "list")
     fixed = {"auth_mode": "db_auth", "robot_name_prefix": ROBOT_PREFIX, "self_registration": False,
-             "quota_per_project_enable": False, "project_creation_restriction": "everyone",
+             "quota_per_project_enable": True, "storage_per_project": -1,
+             "project_creation_restriction": "everyone",
              "read_only": False}
     return json_response({key: {"value": value, "editable": False} for key, value in fixed.items()})
 
@@ -93,6 +94,9 @@ ROUTES = [
     (f"{PREFIX}/robots/{{robot_id}}", "DELETE", robots.delete_robot, False),
     (f"{PREFIX}/audit-logs", "GET", audit.audit_logs, False),
     (f"{PREFIX}/configurations", "GET", configurations, False),
+    (f"{PREFIX}/quotas", "GET", quotas.list_quotas, False),
+    (f"{PREFIX}/quotas/{{quota_id}}", "GET", quotas.get_quota, False),
+    (f"{PREFIX}/quotas/{{quota_id}}", "PUT", quotas.update_quota, False),
     (f"{PREFIX}/system/gc", "GET", gc.list_history, False),
     (f"{PREFIX}/system/gc/schedule", "GET", gc.get_schedule, False),
     (f"{PREFIX}/system/gc/schedule", "POST", gc.create_schedule, False),

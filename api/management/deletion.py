@@ -50,7 +50,7 @@ def undelete_tag(call: Call) -> Response:
 def undelete_project(call: Call) -> Response:
     """Bring a deleted project back with its visibility, members and immutability rules
     (system administrators; its robots stay deleted)."""
-    call.require_system("project", "create")
+    call.require_system("project", "undelete")
     name = call.param("project")
     call.settle(call.services.admin.undelete_project(name, call.context))
     row = call.services.access.project(name)

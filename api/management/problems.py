@@ -25,6 +25,7 @@ DOMAIN_TO_STATUS: dict[type[domain.RegistryError], tuple[int, str]] = {
     domain.ConcurrentUpdateError: (429, "too-many-writers"),
     domain.StorageUnavailableError: (503, "storage-unavailable"),
     domain.TagImmutableError: (409, "tag-immutable"),
+    domain.QuotaExceededError: (403, "quota-exceeded"),
 }
 
 

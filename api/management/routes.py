@@ -8,7 +8,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from api.management import deletion, events, gc, history, immutability, projects, robots, users, webhooks
+from api.management import (
+    deletion,
+    events,
+    gc,
+    history,
+    immutability,
+    projects,
+    quotas,
+    robots,
+    users,
+    webhooks,
+)
 from api.management.common import endpoint, json_response
 
 V1 = "/api/v1"
@@ -61,6 +72,8 @@ ROUTES = [
     (f"{V1}/projects/{{project}}/deleted-repositories", "GET", deletion.deleted_repositories, "repositories",
      False, None),
     (f"{V1}/projects/{{project}}/undelete", "POST", deletion.undelete_project, "projects", False, None),
+    (f"{V1}/projects/{{project}}/quota", "GET", quotas.get_quota, "quotas", False, None),
+    (f"{V1}/projects/{{project}}/quota", "PUT", quotas.set_quota, "quotas", False, "Quota"),
     (f"{V1}/gc/runs", "GET", gc.list_runs, "gc", False, None),
     (f"{V1}/gc/runs", "POST", gc.start_run, "gc", False, "GcRun"),
     (f"{V1}/gc/runs/{{run}}", "GET", gc.get_run, "gc", False, None),
@@ -93,6 +106,10 @@ SCHEMAS = {
     "AdminFlag": {"type": "object", "required": ["system_admin"], "properties": {"system_admin": _BOOL}},
     "Undelete": {"type": "object", "properties": {
         "digest": {"type": "string", "description": "the manifest to point the tag at (default: its last)"}}},
+    "Quota": {"type": "object", "properties": {
+        "storage_bytes": {"type": ["integer", "null"], "description": "null: unlimited"},
+        "artifacts": {"type": ["integer", "null"], "description": "null: unlimited"},
+        "warning_percent": {**_INT, "description": "1-100, default 85"}}},
     "GcRun": {"type": "object", "properties": {"dry_run": _BOOL, "grace_period_seconds": _INT}},
     "GcSchedule": {"type": "object", "properties": {
         "cron": {"type": ["string", "null"], "description": "5 fields, or 6 with seconds first; null: manual only"},

@@ -14,6 +14,7 @@ Unknown or foreign upload ids: BLOB_UPLOAD_UNKNOWN 404.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -41,8 +42,8 @@ async def start_blob_upload(request: Request) -> Response:
         return _upload_accepted(name, upload.upload_id, 0, status=202)
     try:
         digest = check_digest(params["digest"])
-        await _receive(request, upload, expected_length=_content_length(request))
-        return await _complete(request, name, upload, digest)
+        size = await _receive(request, upload, expected_length=_content_length(request))
+        return await _complete(request, name, replace(upload, size=size), digest)
     except BaseException:
         await run_in_threadpool(services(request).blobs.cancel_upload, upload.upload_id)
         raise
@@ -62,8 +63,8 @@ async def put_blob_upload_complete(request: Request) -> Response:
         raise OciError(DIGEST_INVALID, message="digest query parameter is required")
     digest = check_digest(digest)
     upload = await run_in_threadpool(services(request).registry.get_upload, name, upload_id)
-    await _receive(request, upload, *_chunk_range(request))
-    return await _complete(request, name, upload, digest)
+    size = await _receive(request, upload, *_chunk_range(request))
+    return await _complete(request, name, replace(upload, size=size), digest)
 
 
 def get_upload_status(request: Request) -> Response:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 from tests.support.server import ADMIN_PASSWORD, REPO_ROOT
 
@@ -55,3 +56,39 @@ def test_key_rotation_keeps_old_tokens_valid_until_retired(tmp_path):
     assert portlog(data, "keys", "rotate", "--retire").returncode == 0
     assert len(SigningKeyFile(data / "token-keys.json").load()) == 1
     assert (data / "token-keys.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_gc_and_repository_commands(tmp_path):
+    from api.bootstrap import bootstrap
+    from api.settings import Settings
+    from tests.support.oci import push_image
+
+    data = tmp_path / "data"
+    assert portlog(data, "admin", "projects", "create", "web").returncode == 0
+    services = bootstrap(Settings(data_dir=data, admin_password=ADMIN_PASSWORD))
+    try:
+        from starlette.testclient import TestClient
+
+        from api.app import create_app
+        with TestClient(create_app(services)) as client:
+            client.auth = ("admin", ADMIN_PASSWORD)
+            push_image(client, "web/app", "v1", seed="cli")
+    finally:
+        services.close()
+    assert portlog(data, "admin", "repositories", "delete", "web/app").returncode == 0
+    deleted = json.loads(portlog(data, "admin", "repositories", "deleted", "web").stdout)
+    assert [r["name"] for r in deleted] == ["web/app"]
+    assert portlog(data, "admin", "repositories", "undelete", "web/app").returncode == 0
+    assert portlog(data, "admin", "repositories", "delete", "web/app").returncode == 0
+    time.sleep(1.1)  # nothing touched in the last second is collected
+    dry = portlog(data, "gc", "run", "--dry-run", "--grace-period", "0")
+    assert dry.returncode == 0, dry.stderr
+    report = json.loads(dry.stdout)
+    assert report["status"] == "succeeded" and report["dry_run"] is True and report["blobs"] == 3
+    real = json.loads(portlog(data, "gc", "run", "--grace-period", "0").stdout)
+    assert real["blobs"] == 3 and real["bytes"] == report["bytes"]
+    refused = portlog(data, "admin", "repositories", "undelete", "web/app")
+    assert refused.returncode == 1 and "garbage-collected" in refused.stderr
+    runs = json.loads(portlog(data, "gc", "runs").stdout)
+    assert [r["dry_run"] for r in runs] == [False, True]
+    assert portlog(data, "gc", "run", "--grace-period", "-5").returncode == 1

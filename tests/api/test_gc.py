@@ -250,6 +250,7 @@ def test_a_deleted_project_comes_back_with_its_members(client, services):
     grant(client, "gone", "dev", "developer")
     assert client.delete("/api/v1/projects/gone").status_code == 204
     assert client.get("/api/v1/projects/gone").status_code == 404
+    assert client.post("/api/v1/projects/gone/undelete", auth=("dev", PASSWORD)).status_code == 403
     response = client.post("/api/v1/projects/gone/undelete")
     assert response.status_code == 200, response.text
     members = client.get("/api/v1/projects/gone/members").json()

@@ -90,3 +90,19 @@ def test_a_project_snapshot_taken_before_immutability_rules_still_loads(services
     stored = services.registry.mapper.to_stored_event(old)
     project = services.registry.mapper.to_domain_event(stored).mutate(None)
     assert project.immutable_rules == {} and project.rule_protecting("old/app", "v1") is None
+
+
+def test_a_repository_snapshot_taken_before_deletion_existed_still_loads(services):
+    ctx = RequestContext("alice", "req-1")
+    services.registry.update(Repository.create_id("team/old"), lambda r: r.link_blob("sha256:" + "a" * 64, 3, ctx),
+                             create=lambda: Repository.create("team/old", ctx))
+    old = Snapshot.take(services.registry.load(Repository.create_id("team/old")))
+    for name in ("media_types", "deleted", "trash", "deleted_tags", "class_version"):
+        old.state.pop(name)
+    stored = services.registry.mapper.to_stored_event(old)
+    repository = services.registry.mapper.to_domain_event(stored).mutate(None)
+    assert repository.blobs == {"sha256:" + "a" * 64: 3}
+    assert (repository.deleted, repository.trash, repository.deleted_tags, repository.media_types) == (
+        False, None, {}, {})
+    repository.delete(ctx)  # and it can be deleted
+    assert repository.deleted and repository.trash["blobs"] == {"sha256:" + "a" * 64: 3}

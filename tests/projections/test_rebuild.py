@@ -9,14 +9,14 @@ from sqlalchemy import select
 
 from api.bootstrap import bootstrap
 from domain.context import RequestContext
-from projections import access, audit, catalog, gc, history, references
+from projections import access, audit, catalog, gc, history, quotas, references
 from projections.runner import ProjectionRunner, positions, schemas
 from tests.support.oci import digest_of, push_blob, push_image
 from tests.support.server import REPO_ROOT
 
 pytestmark = pytest.mark.both_databases
 
-MODULES = (catalog, references, access, audit, history, gc)
+MODULES = (catalog, references, access, audit, history, gc, quotas)
 TABLES = [table for module in MODULES for table in module.metadata.sorted_tables]
 
 
