@@ -18,6 +18,7 @@ from domain.application import Registry
 from domain.collector import Collector
 from domain.ports import BlobStore, SecretHasher
 from domain.pulls import PullCounter
+from domain.retention_runs import RetentionRunner
 from projections.access import AccessProjection, AccessView
 from projections.audit import AuditProjection, AuditView
 from projections.catalog import CatalogProjection, CatalogView
@@ -28,6 +29,7 @@ from projections.immutability import ImmutabilityProjection, ImmutabilityView, r
 from projections.pulls import PullsProjection, PullsView
 from projections.quotas import QuotaProjection, QuotaView
 from projections.references import ReferencesProjection, ReferencesView
+from projections.retention import RetentionProjection, RetentionView
 from projections.runner import ProjectionRunner
 from projections.webhooks import WebhooksProjection, WebhooksView
 
@@ -51,6 +53,8 @@ class Services:
     immutability: ImmutabilityView
     references: ReferencesView
     quotas: QuotaView
+    retention: RetentionView
+    retention_runner: RetentionRunner
     gc: GcView
     collector: Collector
     authenticator: Authenticator
@@ -108,7 +112,8 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
         projections = ProjectionRunner(
             db, registry, [CatalogProjection(), ReferencesProjection(), AccessProjection(),
                            AuditProjection(), HistoryProjection(), PullsProjection(),
-                           WebhooksProjection(), ImmutabilityProjection(), GcProjection(), QuotaProjection()])
+                           WebhooksProjection(), ImmutabilityProjection(), GcProjection(), QuotaProjection(),
+                           RetentionProjection()])
         projections.create_tables()
         signing_keys = signing_keys_for(settings, db).load()
     admin = Administration(registry, hasher or Argon2SecretHasher())
@@ -122,6 +127,7 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
     quotas = QuotaView(db)
     registry.quotas = quotas
     catalog = CatalogView(db)
+    history = HistoryView(db)
     authenticator = Authenticator(access, admin.hasher, admin)
     tokens = TokenIssuer(signing_keys, settings.token_lifetime_seconds)
     services = Services(
@@ -135,13 +141,15 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
         catalog=catalog,
         access=access,
         audit=AuditView(db),
-        history=HistoryView(db),
+        history=history,
         pulls=PullsView(db),
         pull_counter=PullCounter(),
         webhooks=WebhooksView(db),
         immutability=immutability,
         references=references,
         quotas=quotas,
+        retention=RetentionView(db),
+        retention_runner=RetentionRunner(registry, history.repositories_as_of),
         gc=GcView(db),
         collector=Collector(registry, references, catalog.repositories_linking, projections.wait_for),
         authenticator=authenticator,

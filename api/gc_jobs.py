@@ -1,23 +1,18 @@
 """Garbage collection runs started from the API (on a thread of their own, so the request
-answers at once) and from the schedule (a worker on every node; each slot runs once, on the
-node that records its start first: the run's id comes from the slot)."""
+answers at once), the command line and the schedule (api/scheduler.py)."""
 
 from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime, timezone
-
-from eventsourcing.persistence import IntegrityError
 
 from domain.collector import start_run
-from domain.context import SYSTEM, RequestContext
+from domain.context import RequestContext
 from domain.cron import CronSchedule
 from domain.errors import ConflictError
 from domain.gc import GcRun, GcSchedule
 
 log = logging.getLogger("portlog.gc")
-SCHEDULE_CHECK_SECONDS = 20.0
 
 
 class GcJobs:
@@ -58,30 +53,3 @@ def set_schedule(services, cron: str | None, grace_seconds: int, dry_run: bool, 
     return services.registry.update(
         GcSchedule.ID, lambda s: s.set(text, grace_seconds, dry_run, delete_untagged, ctx),
         create=lambda: GcSchedule.create(ctx))
-
-
-def run_scheduled_gc(services, stop: threading.Event) -> None:
-    """Starts a run at every slot of the schedule (slots missed while no node ran are skipped)."""
-    checked = datetime.now(timezone.utc)
-    while not stop.wait(SCHEDULE_CHECK_SECONDS):
-        try:
-            checked = _run_due_slot(services, checked)
-        except Exception:
-            log.exception("scheduled garbage collection could not start")
-
-
-def _run_due_slot(services, checked: datetime) -> datetime:
-    now = datetime.now(timezone.utc)
-    schedule: GcSchedule | None = services.registry.load(GcSchedule.ID)
-    if schedule is None or not schedule.cron:
-        return now
-    slot = CronSchedule.parse(schedule.cron).next_after(checked)
-    if slot > now:
-        return checked
-    try:
-        services.gc_jobs.start(schedule.grace_seconds, schedule.dry_run, "schedule", SYSTEM,
-                               background=False, run_id=GcRun.scheduled_id(slot.isoformat()),
-                               delete_untagged=schedule.delete_untagged)
-    except (IntegrityError, ConflictError):
-        pass  # another node took this slot, or a run is going on here
-    return now

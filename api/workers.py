@@ -13,7 +13,7 @@ from typing import Callable
 
 from adapters.nats_relay import relay_events
 from api.bootstrap import Services
-from api.gc_jobs import run_scheduled_gc
+from api.scheduler import run_schedules
 from api.webhook_dispatcher import dispatch_webhooks
 from domain.context import SYSTEM
 from domain.errors import NameUnknownError
@@ -29,7 +29,7 @@ def workers_for(services: Services) -> dict[str, Worker]:
     """Thread name → worker, for this process."""
     return {"portlog-log-follower": follow_log, "portlog-upload-janitor": remove_stale_uploads,
             "portlog-pull-recorder": record_pulls, "portlog-webhook-dispatcher": dispatch_webhooks,
-            "portlog-gc-scheduler": run_scheduled_gc,
+            "portlog-scheduler": run_schedules,
             **({"portlog-nats-relay": relay_events} if services.settings.events.nats_url else {})}
 
 

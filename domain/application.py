@@ -168,6 +168,26 @@ class Registry(Application):
 
         return self._change_existing(name, change)
 
+    def delete_manifest_if_tags(self, name: str, digest: str, tags: tuple[str, ...],
+                                ctx: RequestContext) -> int | None:
+        """Deletes a manifest only while its tags are exactly `tags` (a retention plan's view of
+        it): a tag pointed at it since keeps it (ConflictError)."""
+
+        def change(repo: Repository) -> None:
+            current = tuple(sorted(t for t, d in repo.tags.items() if d == digest))
+            if digest in repo.manifests and current != tuple(sorted(tags)):
+                raise ConflictError("the artifact's tags changed since the plan", {"tags": list(current)})
+            self._refuse_immutable(repo, list(current))
+            repo.delete_manifest(digest, ctx)
+
+        return self._change_existing(name, change)
+
+    def set_retention(self, project: str, rules: list, cron: str | None, ctx: RequestContext) -> int | None:
+        return self._project(project, lambda p: p.set_retention(rules, cron, ctx))
+
+    def remove_retention(self, project: str, ctx: RequestContext) -> int | None:
+        return self._project(project, lambda p: p.remove_retention(ctx))
+
     # Deletion and undeletion. A deleted repository, or a deleted tag, can come back as long as
     # garbage collection has not taken the bytes it needs (docs/gc.md).
 

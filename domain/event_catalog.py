@@ -18,13 +18,14 @@ from domain.account import User
 from domain.gc import GcRun, GcSchedule
 from domain.project import Project
 from domain.repository import Repository
+from domain.retention_runs import RetentionRun
 from domain.robot import Robot, robot_project
 
 # Aggregate → the kind of resource its events are about.
 KINDS = {Repository: "repository", Project: "project", User: "user", Robot: "robot", GcRun: "gc",
-         GcSchedule: "gc_schedule"}
+         GcSchedule: "gc_schedule", RetentionRun: "retention"}
 # The event field naming the resource, where it is not the kind itself.
-_SUBJECT_FIELDS = {"user": "username", "gc": "run"}
+_SUBJECT_FIELDS = {"user": "username", "gc": "run", "retention": "project"}
 
 # Types that read better than "<kind>.<event in snake case>", the rule for every other event.
 _NAMED = {
@@ -96,7 +97,7 @@ def event_type(event, kind: str) -> str:
 def _project(kind: str, subject: str) -> str | None:
     if kind == "repository":
         return subject.split("/", 1)[0]
-    if kind == "project":
+    if kind in ("project", "retention"):
         return subject
     if kind == "robot":
         return robot_project(subject)

@@ -35,6 +35,7 @@ RESOURCE_ACTIONS: dict[str, tuple[str, ...]] = {
     "log": ("list",),
     "notification-policy": ("list", "read", "create", "update", "delete"),  # webhooks (Harbor's name)
     "immutable-tag": ("list", "create", "update", "delete"),  # tag immutability rules (Harbor's name)
+    "tag-retention": ("read", "update", "delete", "list", "operate"),  # retention policy and runs (Harbor's name)
 }
 
 _LIMITED_GUEST = {
@@ -47,7 +48,8 @@ _MAINTAINER = _DEVELOPER | {
     ("repository", "delete"), ("artifact", "delete"), ("tag", "delete"),
     ("robot", "list"), ("robot", "read"), ("notification-policy", "list"),
     ("immutable-tag", "list"), ("immutable-tag", "create"), ("immutable-tag", "update"),
-    ("immutable-tag", "delete"),
+    ("immutable-tag", "delete"), ("tag-retention", "read"), ("tag-retention", "update"),
+    ("tag-retention", "delete"), ("tag-retention", "list"), ("tag-retention", "operate"),
 }
 _PROJECT_ADMIN = {(resource, action) for resource, actions in RESOURCE_ACTIONS.items()
                   for action in actions}

@@ -21,6 +21,7 @@ from domain.errors import ConflictError, NotFoundError
 from domain.immutability import RULE_FIELDS, ImmutableRule
 from domain.permissions import Role
 from domain.quotas import QuotaLimits
+from domain.retention import RetentionRule, checked_rules
 
 
 def member_key(kind: str, principal: str, repository: str | None) -> str:
@@ -28,8 +29,9 @@ def member_key(kind: str, principal: str, repository: str | None) -> str:
 
 
 class Project(Aggregate):
-    # Version 2 added `immutable_rules`, version 3 `quota`; older snapshots are upcast.
-    class_version = 3
+    # Version 2 added `immutable_rules`, version 3 `quota`, version 4 `retention`; older
+    # snapshots are upcast.
+    class_version = 4
 
     class Event(Aggregate.Event):
         project: str
@@ -51,7 +53,7 @@ class Project(Aggregate):
 
         def apply(self, project: Project) -> None:
             project.public, project.deleted, project.members = self.public, False, {}
-            project.immutable_rules, project.quota = {}, None
+            project.immutable_rules, project.quota, project.retention = {}, None, None
 
     class VisibilityChanged(Event):
         public: bool
@@ -146,6 +148,20 @@ class Project(Aggregate):
             project.quota = {"storage_bytes": self.storage_bytes, "artifacts": self.artifacts,
                              "warning_percent": self.warning_percent}
 
+    class RetentionPolicySet(Event):
+        """The project's retention policy: `rules` (domain/retention.py, RetentionRule.fields)
+        and `cron` (None: manual runs only)."""
+
+        rules: list
+        cron: str | None
+
+        def apply(self, project: Project) -> None:
+            project.retention = {"rules": self.rules, "cron": self.cron}
+
+    class RetentionPolicyRemoved(Event):
+        def apply(self, project: Project) -> None:
+            project.retention = None
+
     class QuotaWarning(Event):
         """A push took `resource` (storage or artifacts) past the warning threshold."""
 
@@ -170,6 +186,7 @@ class Project(Aggregate):
         # rule number (as a string: snapshots are JSON) -> ImmutableRule.event_fields()
         self.immutable_rules: dict[str, dict] = {}
         self.quota: dict | None = None  # QuotaLimits fields; None: no quota
+        self.retention: dict | None = None  # {"rules": [...], "cron": ...}; None: no policy
 
     @staticmethod
     def upcast_v1_v2(state: dict) -> None:
@@ -178,6 +195,10 @@ class Project(Aggregate):
     @staticmethod
     def upcast_v2_v3(state: dict) -> None:
         state["quota"] = None
+
+    @staticmethod
+    def upcast_v3_v4(state: dict) -> None:
+        state["retention"] = None
 
     @staticmethod
     def create_id(name: str) -> UUID:
@@ -206,6 +227,8 @@ class Project(Aggregate):
             self._trigger(self.ImmutableRuleAdded, rule=self.version + 1, **fields, ctx=ctx)
         if self.quota:
             self._trigger(self.QuotaSet, **self.quota, ctx=ctx)
+        if self.retention:
+            self._trigger(self.RetentionPolicySet, **self.retention, ctx=ctx)
 
     def set_public(self, public: bool, ctx: RequestContext) -> None:
         self.check_exists()
@@ -241,6 +264,21 @@ class Project(Aggregate):
         fields = vars(limits.checked())
         if fields != self.quota:
             self._trigger(self.QuotaSet, **fields, ctx=ctx)
+
+    def set_retention(self, rules: list[RetentionRule], cron: str | None, ctx: RequestContext) -> None:
+        self.check_exists()
+        policy = {"rules": [rule.fields() for rule in checked_rules(rules)], "cron": cron}
+        if policy != self.retention:
+            self._trigger(self.RetentionPolicySet, **policy, ctx=ctx)
+
+    def remove_retention(self, ctx: RequestContext) -> None:
+        self.check_exists()
+        if self.retention is None:
+            raise NotFoundError("the project has no retention policy", {"project": self.name})
+        self._trigger(self.RetentionPolicyRemoved, ctx=ctx)
+
+    def retention_rules(self) -> list[RetentionRule]:
+        return [RetentionRule.from_fields(f) for f in (self.retention or {"rules": []})["rules"]]
 
     def record_quota_warning(self, resource: str, used: int, limit: int, ctx: RequestContext) -> None:
         self._trigger(self.QuotaWarning, resource=resource, used=used, limit=limit, ctx=ctx)

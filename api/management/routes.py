@@ -16,6 +16,7 @@ from api.management import (
     immutability,
     projects,
     quotas,
+    retention,
     robots,
     users,
     webhooks,
@@ -74,6 +75,12 @@ ROUTES = [
     (f"{V1}/projects/{{project}}/undelete", "POST", deletion.undelete_project, "projects", False, None),
     (f"{V1}/projects/{{project}}/quota", "GET", quotas.get_quota, "quotas", False, None),
     (f"{V1}/projects/{{project}}/quota", "PUT", quotas.set_quota, "quotas", False, "Quota"),
+    (f"{V1}/projects/{{project}}/retention", "GET", retention.get_policy, "retention", False, None),
+    (f"{V1}/projects/{{project}}/retention", "PUT", retention.put_policy, "retention", False, "RetentionPolicy"),
+    (f"{V1}/projects/{{project}}/retention", "DELETE", retention.delete_policy, "retention", False, None),
+    (f"{V1}/projects/{{project}}/retention/runs", "GET", retention.list_runs, "retention", False, None),
+    (f"{V1}/projects/{{project}}/retention/runs", "POST", retention.start_run, "retention", False, "RetentionRun"),
+    (f"{V1}/projects/{{project}}/retention/runs/{{run}}", "GET", retention.get_run, "retention", False, None),
     (f"{V1}/gc/runs", "GET", gc.list_runs, "gc", False, None),
     (f"{V1}/gc/runs", "POST", gc.start_run, "gc", False, "GcRun"),
     (f"{V1}/gc/runs/{{run}}", "GET", gc.get_run, "gc", False, None),
@@ -110,6 +117,15 @@ SCHEMAS = {
         "storage_bytes": {"type": ["integer", "null"], "description": "null: unlimited"},
         "artifacts": {"type": ["integer", "null"], "description": "null: unlimited"},
         "warning_percent": {**_INT, "description": "1-100, default 85"}}},
+    "RetentionPolicy": {"type": "object", "required": ["rules"], "properties": {
+        "cron": {"type": ["string", "null"]},
+        "rules": {"type": "array", "items": {"type": "object", "required": ["template"], "properties": {
+            "template": {"enum": ["latestPushedK", "latestPulledN", "nDaysSinceLastPush", "nDaysSinceLastPull",
+                                  "always"]},
+            "param": {**_INT, "description": "K, N or days"}, "repositories": _STR, "tags": _STR,
+            "exclude_repositories": _BOOL, "exclude_tags": _BOOL, "untagged": _BOOL, "disabled": _BOOL}}}}},
+    "RetentionRun": {"type": "object", "properties": {
+        "dry_run": _BOOL, "as_of": {"description": "dry runs: a log position or ISO 8601 time"}}},
     "GcRun": {"type": "object", "properties": {"dry_run": _BOOL, "grace_period_seconds": _INT}},
     "GcSchedule": {"type": "object", "properties": {
         "cron": {"type": ["string", "null"], "description": "5 fields, or 6 with seconds first; null: manual only"},

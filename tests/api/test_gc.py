@@ -353,16 +353,16 @@ async def test_harbor_gc_api_starts_runs_and_keeps_the_schedule(client, services
 
 
 def test_the_scheduler_starts_each_slot_once(client, services):
-    from api import gc_jobs
+    from api import gc_jobs, scheduler
 
     client.put("/api/v1/gc/schedule", json={"cron": "* * * * * *", "grace_period_seconds": 0})
     checked = datetime.now(timezone.utc)
     time.sleep(1.1)
     second_node = gc_jobs.GcJobs(services)  # another node racing for the same slot
-    gc_jobs._run_due_slot(services, checked)
+    scheduler.start_due_gc(services, checked, datetime.now(timezone.utc))
     original, services.gc_jobs = services.gc_jobs, second_node
     try:
-        gc_jobs._run_due_slot(services, checked)
+        scheduler.start_due_gc(services, checked, datetime.now(timezone.utc))
     finally:
         services.gc_jobs = original
     services.projections.catch_up()

@@ -13,6 +13,7 @@ from domain.account import User
 from domain.blob import Blob
 from domain.context import RequestContext
 from domain.gc import GcRun, GcSchedule
+from domain.retention_runs import RetentionRun
 from domain.project import Project
 from domain.repository import Repository
 from domain.robot import Robot
@@ -48,11 +49,16 @@ PUBLISHED_TOPICS = {
     "domain.gc:GcRun.Created", "domain.gc:GcRun.Started", "domain.gc:GcRun.Swept", "domain.gc:GcRun.Completed",
     "domain.gc:GcRun.Failed",
     "domain.gc:GcSchedule.Created", "domain.gc:GcSchedule.Set",
+    "domain.project:Project.QuotaSet", "domain.project:Project.QuotaWarning", "domain.project:Project.QuotaExceeded",
+    "domain.project:Project.RetentionPolicySet", "domain.project:Project.RetentionPolicyRemoved",
+    "domain.retention_runs:RetentionRun.Created", "domain.retention_runs:RetentionRun.Started",
+    "domain.retention_runs:RetentionRun.Completed", "domain.retention_runs:RetentionRun.Failed",
 }
 
 
 def event_classes():
-    for aggregate in (Repository, Project, User, Robot, WebhookPolicy, WebhookDelivery, Blob, GcRun, GcSchedule):
+    for aggregate in (Repository, Project, User, Robot, WebhookPolicy, WebhookDelivery, Blob, GcRun, GcSchedule,
+                      RetentionRun):
         for value in vars(aggregate).values():
             if isinstance(value, type) and issubclass(value, Aggregate.Event) and value.__name__ != "Event":
                 yield value

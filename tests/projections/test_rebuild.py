@@ -9,14 +9,14 @@ from sqlalchemy import select
 
 from api.bootstrap import bootstrap
 from domain.context import RequestContext
-from projections import access, audit, catalog, gc, history, quotas, references
+from projections import access, audit, catalog, gc, history, quotas, references, retention
 from projections.runner import ProjectionRunner, positions, schemas
 from tests.support.oci import digest_of, push_blob, push_image
 from tests.support.server import REPO_ROOT
 
 pytestmark = pytest.mark.both_databases
 
-MODULES = (catalog, references, access, audit, history, gc, quotas)
+MODULES = (catalog, references, access, audit, history, gc, quotas, retention)
 TABLES = [table for module in MODULES for table in module.metadata.sorted_tables]
 
 
@@ -46,6 +46,9 @@ def make_history(client, services=None) -> None:
     client.post("/api/v1/repositories/team/back/undelete")
     push_image(client, "team/gone", "1.0", seed="gone")
     client.delete("/api/v1/repositories/team/gone")
+    client.put("/api/v1/projects/team/retention", json={"rules": [{"template": "latestPushedK", "param": 1}]})
+    client.post("/api/v1/projects/team/retention/runs", json={"dry_run": True})
+    client.put("/api/v1/projects/team/quota", json={"storage_bytes": 10 ** 9})
     if services is not None:  # a GC run: Blob and GcRun events, links released
         import time
         time.sleep(1.1)
