@@ -283,15 +283,15 @@ def _one_run(services, dry_run: bool, profile_to: Path | None, reset: bool) -> d
     return result
 
 
-def gc_phase(data_dir: Path, profile: bool) -> dict:
+def gc_phase(data_dir: Path, profile_dir: Path | None) -> dict:
     services = _services(data_dir)
     try:
         services.projections.catch_up()
         time.sleep(1.1)  # domain.collector.MIN_IDLE_SECONDS: nothing touched in the last second goes
         rss_before, startup_peak = _status_kib("VmRSS"), _status_kib("VmHWM")
         reset = _reset_peak()
-        dry = _one_run(services, True, data_dir / "gc-dry-run.prof" if profile else None, reset)
-        real = _one_run(services, False, data_dir / "gc-real-run.prof" if profile else None, reset)
+        dry = _one_run(services, True, profile_dir / "gc-dry-run.prof" if profile_dir else None, reset)
+        real = _one_run(services, False, profile_dir / "gc-real-run.prof" if profile_dir else None, reset)
         after_runs = _status_kib("VmHWM")
         stored = {b.digest for b in services.blobs.stored_blobs()}
         kept = set(services.references.kept())
@@ -313,13 +313,13 @@ def gc_phase(data_dir: Path, profile: bool) -> dict:
         services.close()
 
 
-def _run_child(data_dir: Path, profile: bool) -> dict:
+def _run_child(data_dir: Path, profile_dir: Path | None) -> dict:
     """The GC phase in a new interpreter. Its memory is read from its own /proc/self/status:
     ru_maxrss would not do, since a child started by fork (vfork) and exec inherits the
     parent's high-water mark (this process holds the whole plan)."""
     result_file = data_dir / "gc-bench-result.json"
     command = [sys.executable, "-m", "infra.bench.gc", "--phase", "gc", "--data-dir", str(data_dir),
-               "--result", str(result_file)] + (["--profile"] if profile else [])
+               "--result", str(result_file)] + (["--profile-dir", str(profile_dir)] if profile_dir else [])
     completed = subprocess.run(command, cwd=REPO_ROOT)
     if completed.returncode != 0:
         raise RuntimeError(f"the GC phase exited with status {completed.returncode}")
@@ -420,9 +420,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     parser.add_argument("--profile", action="store_true",
                         help=f"run each GC run under cProfile; print the top {PROFILE_TOP} functions by "
-                             "cumulative time, and keep the .prof files in the data directory")
+                             "cumulative time, and keep the .prof files (in the data directory, or else in a "
+                             "new temporary directory)")
     parser.add_argument("--phase", choices=["all", "gc"], default="all", help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--profile-dir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.manifests < 1:
         parser.error("--manifests must be at least 1")
@@ -434,7 +436,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.phase == "gc":
-        args.result.write_text(json.dumps(gc_phase(args.data_dir, args.profile)))
+        args.result.write_text(json.dumps(gc_phase(args.data_dir, args.profile_dir)))
         return 0
     try:
         store = plan(args.manifests, args.blobs)
@@ -445,10 +447,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"python -m infra.bench.gc: {args.data_dir} is not empty", file=sys.stderr)
         return 2
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="portlog-gc-bench-"))
+    profile_dir = (args.data_dir or Path(tempfile.mkdtemp(prefix="portlog-gc-profile-"))) if args.profile else None
     try:
         setup_figures = setup(data_dir, store)
         _progress(f"setup: {setup_figures['seconds']:.1f} s; collecting in a new process")
-        gc_figures = _run_child(data_dir, args.profile)
+        gc_figures = _run_child(data_dir, profile_dir)
     finally:
         if args.data_dir is None:
             shutil.rmtree(data_dir, ignore_errors=True)

@@ -13,9 +13,9 @@ from domain.account import User
 from domain.blob import Blob
 from domain.context import RequestContext
 from domain.gc import GcRun, GcSchedule
-from domain.retention_runs import RetentionRun
 from domain.project import Project
 from domain.repository import Repository
+from domain.retention_runs import RetentionRun
 from domain.robot import Robot
 from domain.webhooks import WebhookDelivery, WebhookPolicy
 
