@@ -33,6 +33,8 @@ def add_commands(commands, data_dir_option, settings_of) -> None:
     _repositories(groups.add_parser("repositories", help="delete and undelete repositories").add_subparsers(
         dest="action", required=True))
     _gc(commands.add_parser("gc", help="garbage collection").add_subparsers(dest="action", required=True))
+    _retention(commands.add_parser("retention", help="tag retention runs").add_subparsers(
+        dest="action", required=True))
     audit = commands.add_parser("audit", help="print the audit trail")
     for option in ("actor", "project", "repository", "operation", "since", "until"):
         audit.add_argument(f"--{option}")
@@ -122,6 +124,8 @@ def _repositories(sub) -> None:
 def _gc(sub) -> None:
     run = _leaf(sub, "run", "collect the bytes nothing references (online: pushes and pulls go on)", _gc_run)
     run.add_argument("--dry-run", action="store_true", help="only report what would be freed")
+    run.add_argument("--delete-untagged", action="store_true",
+                     help="first delete manifests untagged for longer than the grace period")
     run.add_argument("--grace-period", type=int, metavar="SECONDS",
                      help="spare digests unreferenced for less than this (default: gc.grace_period_seconds)")
     _leaf(sub, "runs", "list GC runs, newest first", lambda s, a: _print(
@@ -132,7 +136,8 @@ def _gc_run(services, args) -> None:
     grace = args.grace_period if args.grace_period is not None else services.settings.gc.grace_period_seconds
     if grace < 0:
         raise RegistryError("the grace period is 0 seconds or more")
-    run, _ = services.gc_jobs.start(grace, args.dry_run, "cli", _ctx(), background=False)
+    run, _ = services.gc_jobs.start(grace, args.dry_run, "cli", _ctx(), background=False,
+                                    delete_untagged=args.delete_untagged)
     services.projections.catch_up()
     row = services.gc.run_by_uuid(str(run.id))
     _print(_run_summary(row))
@@ -140,9 +145,32 @@ def _gc_run(services, args) -> None:
         raise RegistryError(f"garbage collection failed: {row.error}")
 
 
+def _retention(sub) -> None:
+    run = _leaf(sub, "run", "apply a project's retention policy now", _retention_run)
+    run.add_argument("project")
+    run.add_argument("--dry-run", action="store_true", help="only list what it would delete")
+    run.add_argument("--as-of", metavar="TIME", help="a dry run as of a past log position or ISO 8601 time")
+    runs = _leaf(sub, "runs", "list a project's retention runs, newest first", lambda s, a: _print(
+        [vars(r) for r in s.retention.runs(a.project, 0, 100)[0]]))
+    runs.add_argument("project")
+
+
+def _retention_run(services, args) -> None:
+    from api.management.history import parse_time
+
+    position = None
+    if args.as_of:
+        position = int(args.as_of) if args.as_of.isdigit() else services.audit.position_at(
+            parse_time(args.as_of, "as_of"))
+    run_id, _ = services.retention_runner.run(args.project, args.dry_run, "cli", _ctx(), position)
+    services.projections.catch_up()
+    _print(vars(services.retention.run_by_uuid(str(run_id))))
+
+
 def _run_summary(row) -> dict:
     return {"id": row.id, "status": row.status, "dry_run": row.dry_run, "trigger": row.trigger,
             "grace_period_seconds": row.grace_seconds, "blobs": row.blobs, "bytes": row.bytes,
+            "untagged": row.untagged,
             "orphans": row.orphans, "error": row.error, "started_at": row.started_at,
             "finished_at": row.finished_at}
 

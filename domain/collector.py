@@ -39,6 +39,16 @@ MIN_IDLE_SECONDS = 1
 ORPHAN_MIN_AGE_SECONDS = 3600
 
 
+class CatalogReadModel(Protocol):
+    def repositories_linking(self, digest: str) -> list[str]: ...
+
+    def untagged_manifests(self, pushed_before: datetime, limit: int) -> list[tuple[str, str]]: ...
+
+    def listed_by_a_manifest(self, name: str, digest: str) -> bool: ...
+
+    def referrers(self, name: str, subject: str, artifact_type: str | None) -> list: ...
+
+
 class ReferencesReadModel(Protocol):
     def candidates(self, unused_before: datetime, retained_before: datetime, after: str,
                    limit: int) -> list[tuple[str, int]]: ...
@@ -66,12 +76,12 @@ class Cutoffs:
 
 
 class Collector:
-    def __init__(self, registry, references: ReferencesReadModel,
-                 repositories_linking: Callable[[str], list[str]],
+    def __init__(self, registry, references: ReferencesReadModel, catalog: CatalogReadModel,
                  bring_read_models_to: Callable[[int], None]) -> None:
         self.registry = registry
         self.references = references
-        self.repositories_linking = repositories_linking
+        self.catalog = catalog
+        self.repositories_linking = catalog.repositories_linking
         self.bring_read_models_to = bring_read_models_to
 
     def execute(self, run_id: UUID, ctx: RequestContext, now: datetime | None = None) -> GcRun:
@@ -81,9 +91,10 @@ class Collector:
             cutoffs = Cutoffs.at(now or datetime.now(timezone.utc), run.grace_seconds)
             if not run.dry_run:
                 self._finish_condemned(run, ctx)
+            untagged = self._delete_untagged(cutoffs, run.dry_run, ctx) if run.delete_untagged else 0
             self._sweep(run, cutoffs, ctx)
             orphans = self._remove_orphans(cutoffs, run.dry_run)
-            self._record(run, lambda r: r.complete(0, orphans, ctx))
+            self._record(run, lambda r: r.complete(untagged, orphans, ctx))
         except Exception as error:
             log.exception("garbage collection run %s failed", run_id)
             message = f"{type(error).__name__}: {error}"
@@ -154,6 +165,33 @@ class Collector:
             self._delete_bytes(sizes, str(run.id), ctx)
             self._record(run, lambda r: r.swept(sizes, ctx))
             self.bring_read_models_to(self.registry.recorder.max_notification_id())
+
+    def _delete_untagged(self, cutoffs: Cutoffs, dry_run: bool, ctx: RequestContext) -> int:
+        """Deletes manifests untagged (and listed by no index) for longer than the grace period,
+        with their referrers; their bytes are collected once unreferenced for the grace period
+        (by a later run). Each deletion is checked on the repository aggregate at the version
+        that is saved, so a tag or an index pushed meanwhile keeps the manifest."""
+        candidates = self.catalog.untagged_manifests(cutoffs.unused_before, 1 << 31)
+        if dry_run:
+            return len(candidates)
+        return sum(self._delete_if_still_untagged(name, digest, ctx) for name, digest in candidates)
+
+    def _delete_if_still_untagged(self, name: str, digest: str, ctx: RequestContext) -> bool:
+        repository: Repository | None = self.registry.load(Repository.create_id(name))
+        if repository is None or digest not in repository.manifests or digest in repository.tags.values():
+            return False
+        self.bring_read_models_to(self.registry.recorder.max_notification_id())
+        if self.catalog.listed_by_a_manifest(name, digest):
+            return False
+        for referrer in self.catalog.referrers(name, digest, None):
+            if referrer.digest in repository.manifests:
+                repository.delete_manifest(referrer.digest, ctx)
+        repository.delete_manifest(digest, ctx)
+        try:
+            self.registry.save(repository)
+        except IntegrityError:
+            return False
+        return True
 
     def _remove_orphans(self, cutoffs: Cutoffs, dry_run: bool) -> int:
         removed = 0

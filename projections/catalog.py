@@ -18,6 +18,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     delete,
+    exists,
     func,
     select,
     update,
@@ -25,6 +26,7 @@ from sqlalchemy import (
 
 from domain.repository import Repository
 from projections.database import Name, ReadModelDatabase
+from projections.references import references
 
 metadata = MetaData()
 repositories = Table(
@@ -163,6 +165,25 @@ class CatalogView:
 
     def repositories_linking(self, digest: str) -> list[str]:
         return self.db.fetch_column(_LINKING_SQL, (digest,))
+
+    def untagged_manifests(self, pushed_before, limit: int) -> list[tuple[str, str]]:
+        """(repository, digest) of manifests no tag points at, that no manifest of their
+        repository lists (an index's children) and that are not referrers (those go with their
+        subject), pushed before `pushed_before`: what GC's delete_untagged removes."""
+        query = select(manifests.c.repository, manifests.c.digest).where(
+            manifests.c.subject.is_(None), manifests.c.pushed_at < pushed_before,
+            ~exists().where(tags.c.repository == manifests.c.repository, tags.c.digest == manifests.c.digest),
+            ~exists().where(references.c.repository == manifests.c.repository,
+                            references.c.target_digest == manifests.c.digest),
+        ).order_by(manifests.c.repository, manifests.c.digest).limit(limit)
+        with self.engine.connect() as conn:
+            return [(repository, digest) for repository, digest in conn.execute(query)]
+
+    def listed_by_a_manifest(self, name: str, digest: str) -> bool:
+        query = select(references.c.manifest_digest).where(
+            references.c.repository == name, references.c.target_digest == digest).limit(1)
+        with self.engine.connect() as conn:
+            return conn.execute(query).first() is not None
 
     def referrers(self, name: str, subject: str, artifact_type: str | None) -> list[ManifestRow]:
         query = select(*_MANIFEST_COLUMNS).where(

@@ -77,7 +77,8 @@ def create_schedule(call: Call) -> Response:
         call.require_system(RESOURCE, "create")
         services = call.services
         run, position = services.gc_jobs.start(services.settings.gc.grace_period_seconds,
-                                               bool(parameters.get("dry_run", False)), "manual", call.context)
+                                               bool(parameters.get("dry_run", False)), "manual", call.context,
+                                               delete_untagged=bool(parameters.get("delete_untagged", False)))
         call.settle(position)
         row = services.gc.run_by_uuid(str(run.id))
         return empty(201, {"Location": f"{call.request.url.path.rsplit('/', 1)[0]}/{row.id}"})

@@ -14,7 +14,7 @@ def run_json(row: RunRow) -> dict:
     return {"id": row.id, "run": row.run, "status": row.status, "trigger": row.trigger, "actor": row.actor,
             "dry_run": row.dry_run, "grace_period_seconds": row.grace_seconds,
             "delete_untagged": row.delete_untagged, "blobs": row.blobs, "bytes": row.bytes,
-            "orphans": row.orphans, "error": row.error, "started_at": row.started_at,
+            "untagged": row.untagged, "orphans": row.orphans, "error": row.error, "started_at": row.started_at,
             "updated_at": row.updated_at, "finished_at": row.finished_at}
 
 
@@ -33,14 +33,16 @@ def list_runs(call: Call) -> Response:
 
 def start_run(call: Call) -> Response:
     """Start a run (it goes on in the background): `dry_run` only reports what it would free;
-    `grace_period_seconds` (default: the schedule's) spares digests unreferenced for less."""
+    `grace_period_seconds` (default: gc.grace_period_seconds) spares digests unreferenced for
+    less; `delete_untagged` first deletes manifests untagged for longer than that."""
     call.require_system("garbage-collection", "create")
     body = call.body if call.body is not None else {}
     services = call.services
     default_grace = services.settings.gc.grace_period_seconds
     dry_run = field(body, "dry_run", bool, False, False)
     grace = field(body, "grace_period_seconds", int, False, default_grace)
-    run, position = services.gc_jobs.start(grace, dry_run, "manual", call.context)
+    untagged = field(body, "delete_untagged", bool, False, False)
+    run, position = services.gc_jobs.start(grace, dry_run, "manual", call.context, delete_untagged=untagged)
     call.settle(position)
     row = services.gc.run_by_uuid(str(run.id))
     return json_response(run_json(row), 202, {"Location": f"/api/v1/gc/runs/{row.id}"})
@@ -66,7 +68,8 @@ def put_schedule(call: Call) -> Response:
     cron = field(body, "cron", str, False, None)
     grace = field(body, "grace_period_seconds", int, False, call.services.settings.gc.grace_period_seconds)
     dry_run = field(body, "dry_run", bool, False, False)
-    call.settle(set_schedule(call.services, cron, grace, dry_run, False, call.context))
+    untagged = field(body, "delete_untagged", bool, False, False)
+    call.settle(set_schedule(call.services, cron, grace, dry_run, untagged, call.context))
     return json_response(schedule_json(call.services.gc.schedule()))
 
 

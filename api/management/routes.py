@@ -126,10 +126,11 @@ SCHEMAS = {
             "exclude_repositories": _BOOL, "exclude_tags": _BOOL, "untagged": _BOOL, "disabled": _BOOL}}}}},
     "RetentionRun": {"type": "object", "properties": {
         "dry_run": _BOOL, "as_of": {"description": "dry runs: a log position or ISO 8601 time"}}},
-    "GcRun": {"type": "object", "properties": {"dry_run": _BOOL, "grace_period_seconds": _INT}},
+    "GcRun": {"type": "object", "properties": {"dry_run": _BOOL, "grace_period_seconds": _INT,
+                                               "delete_untagged": _BOOL}},
     "GcSchedule": {"type": "object", "properties": {
         "cron": {"type": ["string", "null"], "description": "5 fields, or 6 with seconds first; null: manual only"},
-        "grace_period_seconds": _INT, "dry_run": _BOOL}},
+        "grace_period_seconds": _INT, "dry_run": _BOOL, "delete_untagged": _BOOL}},
     "Permission": {"type": "object", "required": ["project", "resource", "action"],
                    "properties": {"project": _STR, "resource": _STR, "action": _STR}},
     "RobotCreate": {"type": "object", "required": ["name", "permissions"], "properties": {

@@ -338,7 +338,8 @@ def _machine() -> dict:
     except OSError:
         pass
     return {"cpus": os.cpu_count(), "cpu": model, "python": platform.python_version(),
-            "system": f"{platform.system()} {platform.release()}"}
+            "system": f"{platform.system()} {platform.release()}",
+            "load_average": [round(x, 2) for x in os.getloadavg()]}
 
 
 def checks(report: dict) -> dict[str, bool]:
@@ -364,7 +365,8 @@ def table(report: dict) -> str:
         f"{s['shared_layers']:,} base layers shared across repositories, {s['abandoned_uploads']:,} "
         f"abandoned uploads; {setup_['stored_digests']:,} digests stored ({setup_['stored_bytes']:,} bytes, "
         f"manifests included), {setup_['events']:,} events in the log. Machine: {report['machine']['cpus']} "
-        f"vCPU, {report['machine']['cpu']}, Python {report['machine']['python']}.",
+        f"vCPU, {report['machine']['cpu']}, Python {report['machine']['python']}; load average at the "
+        f"start {report['machine']['load_average'][0]}.",
         "",
         "| figure | dry run | real run |",
         "|---|--:|--:|",
@@ -446,6 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.data_dir and args.data_dir.exists() and any(args.data_dir.iterdir()):
         print(f"python -m infra.bench.gc: {args.data_dir} is not empty", file=sys.stderr)
         return 2
+    machine = _machine()  # the load average before this run adds to it
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="portlog-gc-bench-"))
     profile_dir = (args.data_dir or Path(tempfile.mkdtemp(prefix="portlog-gc-profile-"))) if args.profile else None
     try:
@@ -460,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
         "store": {"manifests": args.manifests, "blobs": args.blobs, "repositories": len(store.repositories),
                   "repositories_deleted": sum(r.deleted for r in store.repositories),
                   "shared_layers": store.shared_layers, "abandoned_uploads": store.abandoned},
-        "machine": _machine(),
+        "machine": machine,
         "setup": setup_figures,
         "expected_freed": {"blobs": freed_blobs, "bytes": freed_bytes},
         **gc_figures,

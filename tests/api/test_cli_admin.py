@@ -92,3 +92,31 @@ def test_gc_and_repository_commands(tmp_path):
     runs = json.loads(portlog(data, "gc", "runs").stdout)
     assert [r["dry_run"] for r in runs] == [False, True]
     assert portlog(data, "gc", "run", "--grace-period", "-5").returncode == 1
+
+
+def test_retention_commands(tmp_path):
+    from api.bootstrap import bootstrap
+    from api.settings import Settings
+    from tests.support.oci import push_image
+
+    data = tmp_path / "data"
+    assert portlog(data, "admin", "projects", "create", "web").returncode == 0
+    services = bootstrap(Settings(data_dir=data, admin_password=ADMIN_PASSWORD))
+    try:
+        from starlette.testclient import TestClient
+
+        from api.app import create_app
+        with TestClient(create_app(services)) as client:
+            client.auth = ("admin", ADMIN_PASSWORD)
+            old = push_image(client, "web/app", "v1", seed="one")[0]
+            push_image(client, "web/app", "v2", seed="two")
+            client.put("/api/v1/projects/web/retention", json={"rules": [{"template": "latestPushedK", "param": 1}]})
+    finally:
+        services.close()
+    dry = json.loads(portlog(data, "retention", "run", "web", "--dry-run").stdout)
+    assert dry["dry_run"] is True and [d["digest"] for d in dry["deleted"]] == [old]
+    real = json.loads(portlog(data, "retention", "run", "web").stdout)
+    assert real["deleted"] == dry["deleted"] and real["trigger"] == "cli"
+    assert len(json.loads(portlog(data, "retention", "runs", "web").stdout)) == 2
+    missing = portlog(data, "retention", "run", "nope")
+    assert missing.returncode == 1 and "project not found" in missing.stderr

@@ -368,3 +368,31 @@ def test_the_scheduler_starts_each_slot_once(client, services):
     services.projections.catch_up()
     runs, total = services.gc.runs(0, 10)
     assert total == 1 and runs[0].trigger == "schedule" and runs[0].status == "succeeded"
+
+
+def test_delete_untagged_removes_untagged_manifests_but_not_index_children_or_tagged_ones(client, services):
+    from tests.support.oci import OCI_INDEX, descriptor
+
+    untagged = push(client, "team/app", "v1", "first")
+    push(client, "team/app", "v1", "second")  # v1 moves: the first manifest is untagged now
+    child = push(client, "team/multi", "tmp", "child")
+    index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX,
+                        "manifests": [descriptor(OCI_MANIFEST, child["bytes"])]}).encode()
+    assert client.put("/v2/team/multi/manifests/multi", content=index,
+                      headers={"Content-Type": OCI_INDEX}).status_code == 201
+    client.delete("/v2/team/multi/manifests/tmp")  # the child is untagged, but listed by the index
+    time.sleep(1.1)
+    run, _ = services.gc_jobs.start(0, True, "cli", RequestContext("admin", "t"), background=False,
+                                    delete_untagged=True)
+    services.projections.catch_up()
+    assert services.gc.run_by_uuid(str(run.id)).untagged == 1  # dry: counted, nothing deleted
+    assert client.head(f"/v2/team/app/manifests/{untagged['manifest']}").status_code == 200
+    run, _ = services.gc_jobs.start(0, False, "cli", RequestContext("admin", "t"), background=False,
+                                    delete_untagged=True)
+    services.projections.catch_up()
+    assert services.gc.run_by_uuid(str(run.id)).untagged == 1
+    assert client.head(f"/v2/team/app/manifests/{untagged['manifest']}").status_code == 404
+    assert pulls(client, "team/app", "v1")
+    assert client.head(f"/v2/team/multi/manifests/{child['manifest']}").status_code == 200
+    collect(services)  # and its bytes go with a later run
+    assert untagged["manifest"] not in stored(services) and untagged["own"] not in stored(services)
