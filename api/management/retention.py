@@ -47,6 +47,7 @@ def put_policy(call: Call) -> Response:
 
 
 def delete_policy(call: Call) -> Response:
+    """Remove the project's retention policy (its runs stay in the history)."""
     project = _project(call, "delete")
     call.settle(call.services.registry.remove_retention(project, call.context))
     return Response(status_code=204)
@@ -67,6 +68,7 @@ def start_run(call: Call) -> Response:
 
 
 def list_runs(call: Call) -> Response:
+    """The project's retention runs, newest first."""
     project = _project(call, "list")
     page, size = page_params(call.request)
     rows, total = call.services.retention.runs(project, (page - 1) * size, size)
@@ -74,6 +76,7 @@ def list_runs(call: Call) -> Response:
 
 
 def get_run(call: Call) -> Response:
+    """One retention run: what it retained, deleted and skipped."""
     project = _project(call, "read")
     text = call.param("run")
     row = call.services.retention.run(int(text)) if text.isdigit() else None
