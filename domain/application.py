@@ -122,9 +122,8 @@ class Registry(Application):
         expected = check_digest(reference) if by_digest else None
         tag = None if by_digest else check_tag(reference)
         manifest = parse_manifest(data, content_type, expected)
-        existing = self.get_repository(name)
-        new_artifacts = 0 if existing is not None and manifest.digest in existing.manifests else 1
-        quota = self._check_quota(name, {manifest.digest: manifest.size}, new_artifacts, ctx)
+        quota = self._check_quota(name, {manifest.digest: manifest.size}, lambda: self._new_artifacts(name, manifest),
+                                  ctx)
         self.retain(manifest.digest, "manifest", ctx)
         self.blobs.put(manifest.digest, data)
 
@@ -288,12 +287,15 @@ class Registry(Application):
     def set_quota(self, project: str, limits: QuotaLimits, ctx: RequestContext) -> int | None:
         return self._project(project, lambda p: p.set_quota(limits, ctx))
 
-    def _check_quota(self, name: str, sizes: dict[str, int], artifacts: int,
+    def _check_quota(self, name: str, sizes: dict[str, int], artifacts: int | Callable[[], int],
                      ctx: RequestContext) -> QuotaCheck | None:
+        """Raises QuotaExceededError (and records the refusal) when adding `sizes` and
+        `artifacts` (a count, or a function giving it) would take the project over a quota."""
         project = project_of(name)
         usage = self.quotas.limited_usage(project)
         if usage is None:
             return None
+        artifacts = artifacts() if callable(artifacts) else artifacts
         held = self.quotas.held(project, list(sizes))
         adding = sum(size for digest, size in sizes.items() if digest not in held)
         try:
@@ -303,6 +305,10 @@ class Registry(Application):
             self._project(project, lambda p: p.record_quota_exceeded(detail, name, ctx))
             raise
         return QuotaCheck(usage, adding, artifacts)
+
+    def _new_artifacts(self, name: str, manifest: ParsedManifest) -> int:
+        existing = self.get_repository(name)
+        return 0 if existing is not None and manifest.digest in existing.manifests else 1
 
     def _warn_quota(self, check: QuotaCheck | None, ctx: RequestContext) -> None:
         for resource, used, limit in check.usage.warnings(check.adding_bytes, check.adding_artifacts) if check else ():
