@@ -6,7 +6,14 @@ import json
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 
+from starlette.testclient import TestClient
+
+from api.app import create_app
+from api.bootstrap import bootstrap
+from api.settings import Settings
+from tests.support.oci import push_image
 from tests.support.server import ADMIN_PASSWORD, REPO_ROOT
 
 
@@ -58,23 +65,23 @@ def test_key_rotation_keeps_old_tokens_valid_until_retired(tmp_path):
     assert (data / "token-keys.json").stat().st_mode & 0o777 == 0o600
 
 
-def test_gc_and_repository_commands(tmp_path):
-    from api.bootstrap import bootstrap
-    from api.settings import Settings
-    from tests.support.oci import push_image
-
-    data = tmp_path / "data"
-    assert portlog(data, "admin", "projects", "create", "web").returncode == 0
+@contextmanager
+def registry_on(data):
+    """The registry on `data`, in process, for a test to push through before the commands run."""
     services = bootstrap(Settings(data_dir=data, admin_password=ADMIN_PASSWORD))
     try:
-        from starlette.testclient import TestClient
-
-        from api.app import create_app
         with TestClient(create_app(services)) as client:
             client.auth = ("admin", ADMIN_PASSWORD)
-            push_image(client, "web/app", "v1", seed="cli")
+            yield client
     finally:
         services.close()
+
+
+def test_gc_and_repository_commands(tmp_path):
+    data = tmp_path / "data"
+    assert portlog(data, "admin", "projects", "create", "web").returncode == 0
+    with registry_on(data) as client:
+        push_image(client, "web/app", "v1", seed="cli")
     assert portlog(data, "admin", "repositories", "delete", "web/app").returncode == 0
     deleted = json.loads(portlog(data, "admin", "repositories", "deleted", "web").stdout)
     assert [r["name"] for r in deleted] == ["web/app"]
@@ -95,24 +102,12 @@ def test_gc_and_repository_commands(tmp_path):
 
 
 def test_retention_commands(tmp_path):
-    from api.bootstrap import bootstrap
-    from api.settings import Settings
-    from tests.support.oci import push_image
-
     data = tmp_path / "data"
     assert portlog(data, "admin", "projects", "create", "web").returncode == 0
-    services = bootstrap(Settings(data_dir=data, admin_password=ADMIN_PASSWORD))
-    try:
-        from starlette.testclient import TestClient
-
-        from api.app import create_app
-        with TestClient(create_app(services)) as client:
-            client.auth = ("admin", ADMIN_PASSWORD)
-            old = push_image(client, "web/app", "v1", seed="one")[0]
-            push_image(client, "web/app", "v2", seed="two")
-            client.put("/api/v1/projects/web/retention", json={"rules": [{"template": "latestPushedK", "param": 1}]})
-    finally:
-        services.close()
+    with registry_on(data) as client:
+        old = push_image(client, "web/app", "v1", seed="one")[0]
+        push_image(client, "web/app", "v2", seed="two")
+        client.put("/api/v1/projects/web/retention", json={"rules": [{"template": "latestPushedK", "param": 1}]})
     dry = json.loads(portlog(data, "retention", "run", "web", "--dry-run").stdout)
     assert dry["dry_run"] is True and [d["digest"] for d in dry["deleted"]] == [old]
     real = json.loads(portlog(data, "retention", "run", "web").stdout)
