@@ -40,14 +40,29 @@ def payload(payload_format: str, webhook_type: str, facts: EventFacts, registry:
 
 def harbor_payload(webhook_type: str, facts: EventFacts, registry: str) -> dict:
     public = facts.public
-    event_data = quota_data(facts) if webhook_type.startswith("QUOTA_") else {
-        "resources": resources(facts, registry), "repository": repository(facts)}
+    if webhook_type.startswith("QUOTA_"):
+        event_data = quota_data(facts)
+    elif webhook_type == "TAG_RETENTION":
+        event_data = retention_data(facts, registry)
+    else:
+        event_data = {"resources": resources(facts, registry), "repository": repository(facts)}
     return {
         "type": webhook_type,
         "occur_at": int(public.occurred_at.timestamp()),
         "operator": operator(public),
         "event_data": event_data,
     }
+
+
+def retention_data(facts: EventFacts, registry: str) -> dict:
+    """Harbor's TAG_RETENTION: a run's totals and what it deleted (or, dry, would delete)."""
+    data = facts.public.data
+    deleted = [{"type": "image", "status": "SUCCESS", "name_space": item["repository"].split("/", 1)[0],
+                "repository": item["repository"].split("/", 1)[-1], "tag": ",".join(item["tags"]),
+                "digest": item["digest"]} for item in data["deleted"]]
+    return {"retention": {"total": data["retained"] + len(data["deleted"]), "retained": data["retained"],
+                          "hostname": registry, "project_name": facts.public.project, "result": "SUCCESS",
+                          "deleted_artifacts": deleted}}
 
 
 def quota_data(facts: EventFacts) -> dict:

@@ -49,6 +49,7 @@ WEBHOOK_TYPES = {
     "tag.deleted": ("DELETE_TAG",),
     "project.quota_exceeded": ("QUOTA_EXCEED",),
     "project.quota_warning": ("QUOTA_WARNING",),
+    "retention.completed": ("TAG_RETENTION",),
 }
 TARGET_TYPES = ("http",)
 PAYLOAD_FORMATS = ("Default", "CloudEvents")

@@ -20,7 +20,7 @@ from api.webhook_dispatcher import WebhookDispatcher
 from api.workers import flush_pulls
 from projections import webhooks as webhooks_model
 from tests.support.auth import PASSWORD, create_user, grant
-from tests.support.oci import OCI_MANIFEST, push_image
+from tests.support.oci import OCI_MANIFEST, digest_of, image_manifest, push_image
 
 pytestmark = pytest.mark.both_databases
 
@@ -306,6 +306,31 @@ def test_pull_and_delete_webhooks(client, services, receiver):
     [deleted] = wait_until(lambda: receiver.bodies("DELETE_ARTIFACT"))
     assert deleted["event_data"]["resources"] == [
         {"digest": digest, "tag": "1.0", "resource_url": pulled["event_data"]["resources"][0]["resource_url"]}]
+
+
+def test_quota_and_retention_webhooks(client, receiver):
+    create_harbor_policy(client, receiver, event_types=["QUOTA_EXCEED", "QUOTA_WARNING", "TAG_RETENTION"])
+    client.put("/api/v1/projects/team/quota", json={"artifacts": 2, "warning_percent": 50})
+    first, _ = push_image(client, "team/app", "1.0", seed="one")
+    push_image(client, "team/app", "2.0", seed="two")
+    config, layer = b'{"seed": "three"}', b"layer three"
+    for blob in (config, layer):
+        client.post(f"/v2/team/app/blobs/uploads/?digest={digest_of(blob)}", content=blob)
+    refused = client.put("/v2/team/app/manifests/3.0", content=image_manifest(config, [layer]),
+                         headers={"Content-Type": OCI_MANIFEST})
+    assert refused.status_code == 403
+    [warning] = wait_until(lambda: receiver.bodies("QUOTA_WARNING"))
+    [exceeded] = wait_until(lambda: receiver.bodies("QUOTA_EXCEED"))
+    assert "warning threshold" in warning["event_data"]["custom_attributes"]["Details"]
+    assert exceeded["event_data"]["repository"]["repo_full_name"] == "team/app"
+    assert "limit of 2" in exceeded["event_data"]["custom_attributes"]["Details"]
+
+    client.put("/api/v1/projects/team/retention", json={"rules": [{"template": "latestPushedK", "param": 1}]})
+    assert client.post("/api/v1/projects/team/retention/runs", json={}).status_code == 201
+    [retention] = wait_until(lambda: receiver.bodies("TAG_RETENTION"))
+    summary = retention["event_data"]["retention"]
+    assert (summary["total"], summary["retained"], summary["project_name"]) == (2, 1, "team")
+    assert [(a["repository"], a["digest"], a["tag"]) for a in summary["deleted_artifacts"]] == [("app", first, "1.0")]
 
 
 def test_failed_attempts_are_retried_and_recorded(client, receiver):
