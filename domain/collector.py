@@ -108,8 +108,8 @@ class Collector:
             after = batch[-1][0]
             sizes = dict(batch)
             if not run.dry_run:
-                sizes = {d: sizes[d] for d in self._condemn(list(sizes), cutoffs, str(run.id), ctx)}
-                self._delete_bytes(sizes, str(run.id), ctx)
+                condemned = {d: sizes[d] for d in self._condemn(list(sizes), cutoffs, str(run.id), ctx)}
+                sizes = self._delete_bytes(condemned, str(run.id), ctx)
             self._record(run, lambda r, s=sizes: r.swept(s, ctx))
 
     def _condemn(self, digests: list[str], cutoffs: Cutoffs, run: str, ctx: RequestContext) -> list[str]:
@@ -148,21 +148,28 @@ class Collector:
         self.bring_read_models_to(recordings[-1].notification.id)
         return chosen
 
-    def _delete_bytes(self, sizes: dict[str, int], run: str, ctx: RequestContext) -> None:
-        blobs = []
+    def _delete_bytes(self, sizes: dict[str, int], run: str, ctx: RequestContext) -> dict[str, int]:
+        """Deletes the bytes of the digests whose Blob is condemned; returns those."""
+        blobs, deleted = [], {}
         for digest, size in sizes.items():
-            self.registry.blobs.delete(digest)
             blob = self.registry.load(Blob.create_id(digest))
+            if blob is None or not blob.condemned:
+                continue  # only ever bytes the log says are condemned
+            self.registry.blobs.delete(digest)
             blob.mark_collected(run, size, ctx)
             blobs.append(blob)
+            deleted[digest] = size
         if blobs:
             self.registry.save(*blobs)
+        return deleted
 
     def _finish_condemned(self, run: GcRun, ctx: RequestContext) -> None:
         """Digests an interrupted run condemned: their bytes go now."""
-        while leftovers := self.references.condemned(BATCH):
-            sizes = dict(leftovers)
-            self._delete_bytes(sizes, str(run.id), ctx)
+        self.bring_read_models_to(self.registry.recorder.max_notification_id())
+        seen: set[str] = set()
+        while leftovers := [row for row in self.references.condemned(BATCH) if row[0] not in seen]:
+            seen.update(digest for digest, _ in leftovers)
+            sizes = self._delete_bytes(dict(leftovers), str(run.id), ctx)
             self._record(run, lambda r: r.swept(sizes, ctx))
             self.bring_read_models_to(self.registry.recorder.max_notification_id())
 
