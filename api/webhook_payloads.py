@@ -60,6 +60,7 @@ def retention_data(facts: EventFacts, registry: str) -> dict:
     deleted = [{"type": "image", "status": "SUCCESS", "name_space": item["repository"].split("/", 1)[0],
                 "repository": item["repository"].split("/", 1)[-1], "tag": ",".join(item["tags"]),
                 "digest": item["digest"]} for item in data["deleted"]]
+    # `retained` counts the artifacts a run kept, skipped ones included.
     return {"retention": {"total": data["retained"] + len(data["deleted"]), "retained": data["retained"],
                           "hostname": registry, "project_name": facts.public.project, "result": "SUCCESS",
                           "deleted_artifacts": deleted}}

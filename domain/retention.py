@@ -131,10 +131,10 @@ def plan(rules: list[RetentionRule], repositories: dict[str, list[Artifact]], no
         artifacts = repositories[name]
         judged = [a for a in artifacts if a.subject is None]
         kept = set().union(*(rule.retains([a for a in judged if rule.selects(a)], now) for rule in applying))
-        kept |= _needed_by(kept, artifacts)
-        kept |= {a.digest for a in artifacts if a.subject in kept}  # referrers follow their subject
-        kept |= {a.digest for a in artifacts if a.subject is not None and a.subject not in
-                 {b.digest for b in artifacts}}  # a referrer of something elsewhere: not ours to judge
+        present = {a.digest for a in artifacts}
+        # A referrer of something not in this repository is not ours to judge.
+        kept |= {a.digest for a in artifacts if a.subject is not None and a.subject not in present}
+        kept = _with_dependents(kept, artifacts)
         result.retained += len(kept)
         result.deletions += [Deletion(name, a.digest, a.tags) for a in sorted(artifacts, key=lambda a: a.digest)
                              if a.digest not in kept]
@@ -146,13 +146,19 @@ def _newest(artifacts: list[Artifact], moment, count: int) -> set[str]:
     return {a.digest for a in ordered[:count]}
 
 
-def _needed_by(kept: set[str], artifacts: list[Artifact]) -> set[str]:
-    """Every manifest a kept index lists, down to the leaves."""
+def _with_dependents(kept: set[str], artifacts: list[Artifact]) -> set[str]:
+    """`kept` with everything that must stay with it, to any depth: the manifests a kept index
+    lists, and the referrers of a kept artifact (a signature of an SBOM of a kept image)."""
     children = {a.digest: a.children for a in artifacts}
-    needed, pending = set(), list(kept)
+    referrers: dict[str, list[str]] = {}
+    for artifact in artifacts:
+        if artifact.subject is not None:
+            referrers.setdefault(artifact.subject, []).append(artifact.digest)
+    closed, pending = set(kept), list(kept)
     while pending:
-        for child in children.get(pending.pop(), ()):
-            if child not in needed:
-                needed.add(child)
-                pending.append(child)
-    return needed
+        digest = pending.pop()
+        for dependent in (*children.get(digest, ()), *referrers.get(digest, ())):
+            if dependent not in closed:
+                closed.add(dependent)
+                pending.append(dependent)
+    return closed

@@ -79,7 +79,8 @@ class RetentionRun(Aggregate):
                            **ctx.event_fields())
 
     def complete(self, planned: Plan, deleted: list[Deletion], skipped: list[dict], ctx: RequestContext) -> None:
-        self._trigger(self.Completed, retained=planned.retained, deleted=[d.fields() for d in deleted],
+        """`retained` counts what the plan kept and what it could not delete (skipped)."""
+        self._trigger(self.Completed, retained=planned.retained + len(skipped), deleted=[d.fields() for d in deleted],
                       skipped=skipped, ctx=ctx)
 
     def fail(self, error: str, ctx: RequestContext) -> None:
@@ -110,12 +111,17 @@ class RetentionRunner:
         run = RetentionRun.start(project, dry_run, moment if as_of_position is not None else None, trigger,
                                  policy.retention["rules"], ctx, run_id)
         self.registry.save(run)
+        deleted: list[Deletion] = []
         try:
             planned = plan(policy.retention_rules(), self.artifacts_as_of(project, position, moment), moment)
-            deleted, skipped = (planned.deletions, []) if dry_run else self._execute(planned, str(run.id), project)
+            if dry_run:
+                deleted, skipped = planned.deletions, []
+            else:
+                skipped = self._execute(planned, str(run.id), project, deleted)
             run.complete(planned, deleted, skipped, ctx)
         except Exception as error:
-            run.fail(f"{type(error).__name__}: {error}", ctx)
+            done = f" after deleting {len(deleted)} artifacts (their events carry the run's id)" if deleted else ""
+            run.fail(f"{type(error).__name__}: {error}{done}", ctx)
             self.registry.save(run)
             raise
         return run.id, self.registry.save(run)[-1].notification.id
@@ -125,16 +131,18 @@ class RetentionRunner:
         return {name: _fold(self.registry.events.get(Repository.create_id(name)), moment)
                 for name in self.repositories_as_of(position, project)}
 
-    def _execute(self, planned: Plan, run: str, project: str) -> tuple[list[Deletion], list[dict]]:
+    def _execute(self, planned: Plan, run: str, project: str, deleted: list[Deletion]) -> list[dict]:
+        """Deletes what the plan says, appending each deletion to `deleted` as it is done;
+        returns what it skipped, and why."""
         ctx = RequestContext(f"retention:{project}", run)
-        deleted, skipped = [], []
+        skipped = []
         for deletion in planned.deletions:
             try:
                 self.registry.delete_manifest_if_tags(deletion.repository, deletion.digest, deletion.tags, ctx)
                 deleted.append(deletion)
             except (TagImmutableError, ConflictError, ManifestUnknownError, NameUnknownError) as reason:
                 skipped.append(deletion.fields() | {"reason": reason.message})
-        return deleted, skipped
+        return skipped
 
     def _moment_of(self, position: int) -> datetime:
         """When the event at `position` was recorded."""

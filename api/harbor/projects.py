@@ -36,7 +36,9 @@ def project_json(call: Call, row: ProjectRow) -> dict:
         "update_time": row.updated_at, "deleted": False, "registry_id": None, "togglable": True,
         "repo_count": call.services.catalog.repository_count(row.name),
         "current_user_role_id": role_ids[0] if role_ids else 0, "current_user_role_ids": role_ids,
-        "metadata": {"public": "true" if row.public else "false"},
+        "metadata": {"public": "true" if row.public else "false",
+                     # As Harbor: the id of the project's retention policy (api/harbor/retention.py).
+                     **({"retention_id": str(row.id)} if call.services.retention.policy(row.name) else {})},
     }
 
 

@@ -16,8 +16,10 @@ Permissions are Harbor's `tag-retention`: project admins and maintainers.
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from urllib.parse import urlencode
 
 import orjson
+from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from api.harbor.common import bad_request, body_of, empty, not_found, paged, paged_list
@@ -26,7 +28,7 @@ from api.management.problems import Problem
 from api.management.retention import RESOURCE
 from domain.cron import CronSchedule
 from domain.immutability import Selector
-from domain.retention import TEMPLATES, RetentionRule
+from domain.retention import MAX_RULES, TEMPLATES, RetentionRule
 from domain.retention_runs import RetentionRunner
 from projections.access import ProjectRow
 from projections.retention import PolicyRow, RunRow
@@ -57,7 +59,8 @@ METADATA = {
 
 def policy_json(project: ProjectRow, row: PolicyRow) -> dict:
     return {"id": project.id, "algorithm": ALGORITHM,
-            "rules": [rule_json(number, RetentionRule.from_fields(fields)) for number, fields in enumerate(row.rules, 1)],
+            "rules": [rule_json(number, RetentionRule.from_fields(fields))
+                      for number, fields in enumerate(row.rules, 1)],
             "trigger": {"kind": TRIGGER_KIND, "settings": {"cron": harbor_cron(row.cron)}},
             "scope": {"level": LEVEL, "ref": project.id}}
 
@@ -117,8 +120,9 @@ def get_policy(call: Call) -> Response:
 
 
 def update_policy(call: Call) -> Response:
-    """Replace the rules and the schedule; `rules` or `trigger` left out keep theirs. Terraform
-    "deletes" a policy by sending no rules and an empty cron: the policy stays, doing nothing."""
+    """Replace the rules and the schedule; `rules` or `trigger` left out keep theirs (null clears
+    them, as Harbor's full replacement would). Terraform "deletes" a policy by sending no rules
+    and an empty cron: the policy stays, doing nothing."""
     project = _project(call, call.param("id"), "update")
     current = _policy(call, project)
     body = body_of(call)
@@ -148,13 +152,15 @@ def policy_of(body: dict, project: ProjectRow, current: PolicyRow | None) -> tup
         if scope.get("ref") is not None and scope["ref"] != project.id:
             raise bad_request(f"scope.ref {scope['ref']!r} is not project {project.name} ({project.id}): "
                               "a policy cannot move to another project")
-    raw_rules = body.get("rules", None if current else [])
-    if raw_rules is None:
-        rules = [RetentionRule.from_fields(fields) for fields in current.rules] if current else []
-    elif isinstance(raw_rules, list):
-        rules = [harbor_rule(raw, number) for number, raw in enumerate(raw_rules, 1)]
+    if current and "rules" not in body:
+        rules = [RetentionRule.from_fields(fields) for fields in current.rules]
     else:
-        raise bad_request("rules must be a list of rules")
+        raw_rules = body.get("rules") or []  # null: no rules, as Harbor reads it
+        if not isinstance(raw_rules, list):
+            raise bad_request("rules must be a list of rules")
+        if len(raw_rules) > MAX_RULES:
+            raise bad_request(f"only {MAX_RULES} rules are allowed at most")
+        rules = [harbor_rule(raw, number) for number, raw in enumerate(raw_rules, 1)]
     for number, rule in enumerate(rules, 1):
         if rule in rules[:number - 1]:
             raise Problem(409, "conflict", f"rule {number} is the same as rule {rules.index(rule) + 1}")
@@ -218,12 +224,11 @@ def _tag_selector(raw: object, where: str) -> tuple[Selector, bool]:
         values = orjson.loads(extras) if isinstance(extras, str) else None
     except orjson.JSONDecodeError:
         values = None
-    if not isinstance(values, dict) or set(values) - {"untagged"} or not isinstance(values.get("untagged", False), bool):
+    untagged = values.get("untagged", False) if isinstance(values, dict) else None
+    if not isinstance(untagged, bool) or set(values) - {"untagged"}:
         raise bad_request(f"{where}: tag selector extras must be a JSON string such as '{{\"untagged\":true}}', "
                           f"not {extras!r}")
-    if "untagged" not in values:
-        return tags, True
-    return tags, values["untagged"] != tags.excluding
+    return tags, untagged != tags.excluding  # "{}" is untagged false, as Harbor reads it
 
 
 def _repository_selector(raw: object, where: str) -> Selector:
@@ -288,9 +293,10 @@ def start_execution(call: Call) -> Response:
 def list_executions(call: Call) -> Response:
     """The project's retention runs, newest first (those of earlier policies included)."""
     project = _project(call, call.param("id"), "list")
-    page, size = page_params(call.request)
+    request = _paging(call.request)
+    page, size = page_params(request)
     rows, total = call.services.retention.runs(project.name, (page - 1) * size, size)
-    return paged(call.request, [execution_json(project, row) for row in rows], total, page, size)
+    return paged(request, [execution_json(project, row) for row in rows], total, page, size)
 
 
 def stop_execution(call: Call) -> Response:
@@ -307,7 +313,7 @@ def list_tasks(call: Call) -> Response:
     """One task per repository the run deleted from (or, dry, would delete from) or spared an
     artifact in; repositories where the policy kept everything have none."""
     project = _project(call, call.param("id"), "list")
-    return paged_list(call.request, [task for task, _ in _tasks(call, _run(call, project))])
+    return paged_list(_paging(call.request), [task for task, _ in _tasks(call, _run(call, project))])
 
 
 def task_log(call: Call) -> Response:
@@ -325,7 +331,8 @@ def task_log(call: Call) -> Response:
 def _tasks(call: Call, row: RunRow) -> list[tuple[dict, list[dict]]]:
     """(task, its deleted and skipped entries), by repository name. `total` counts the repository's
     artifacts folded from its events as of the moment the run judged (its start, or its `as_of`),
-    `retained` those it did not delete: the same numbers as Harbor's."""
+    `retained` those it did not delete (Harbor's meaning; every manifest counts here, index children
+    and referrers included)."""
     entries = [dict(entry, deleted=True) for entry in row.deleted] + [dict(entry, deleted=False)
                                                                         for entry in row.skipped]
     names = sorted({entry["repository"] for entry in entries})
@@ -370,9 +377,17 @@ def _time(moment: datetime) -> str:
     return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).isoformat()
 
 
+def _paging(request: Request) -> Request:
+    """The request without empty query parameters: harborapi's get_retention_tasks sends
+    `page=&page_size=`, which Harbor reads as the defaults."""
+    query = urlencode([(key, value) for key, value in request.query_params.multi_items() if value != ""])
+    return Request({**request.scope, "query_string": query.encode()})
+
+
 def _project(call: Call, value: str, action: str) -> ProjectRow:
     """The project a retention id (a project id) names, checked for `action` (unknown: 404 or refusal)."""
-    row = call.services.access.project_by_id(int(value)) if value.isdigit() else None
+    number = _number(value)
+    row = call.services.access.project_by_id(number) if number is not None else None
     call.require_project(row.name if row else f"#{value}", RESOURCE, action)
     return row
 
@@ -386,7 +401,13 @@ def _policy(call: Call, project: ProjectRow) -> PolicyRow:
 
 def _run(call: Call, project: ProjectRow) -> RunRow:
     value = call.param("eid")
-    row = call.services.retention.run(int(value)) if value.isdigit() else None
+    number = _number(value)
+    row = call.services.retention.run(number) if number is not None else None
     if row is None or row.project != project.name:
         raise not_found(f"retention execution {value} of policy {project.id} not found")
     return row
+
+
+def _number(value: str) -> int | None:
+    """An id from a path: ASCII digits within a BIGINT, else None."""
+    return int(value) if value.isascii() and value.isdigit() and int(value) < 1 << 63 else None

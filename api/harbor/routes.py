@@ -6,7 +6,19 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from api.harbor import audit, gc, immutability, members, projects, quotas, repositories, robots, users, webhooks
+from api.harbor import (
+    audit,
+    gc,
+    immutability,
+    members,
+    projects,
+    quotas,
+    repositories,
+    retention,
+    robots,
+    users,
+    webhooks,
+)
 from api.harbor.common import PREFIX, harbor_endpoint, harbor_error
 from api.management.common import Call, json_response
 from domain.robot import ROBOT_PREFIX
@@ -14,6 +26,7 @@ from domain.robot import ROBOT_PREFIX
 P = f"{PREFIX}/projects/{{project}}"
 REPO = f"{P}/repositories/{{repository:path}}"
 ART = f"{REPO}/artifacts/{{reference}}"
+RET = f"{PREFIX}/retentions/{{id}}"
 
 
 def configurations(call: Call) -> Response:
@@ -103,6 +116,16 @@ ROUTES = [
     (f"{PREFIX}/system/gc/schedule", "PUT", gc.update_schedule, False),
     (f"{PREFIX}/system/gc/{{gc_id}}", "GET", gc.get_run, False),
     (f"{PREFIX}/system/gc/{{gc_id}}/log", "GET", gc.run_log, False),
+    (f"{PREFIX}/retentions/metadatas", "GET", retention.metadata, False),
+    (f"{PREFIX}/retentions", "POST", retention.create_policy, False),
+    (f"{RET}", "GET", retention.get_policy, False),
+    (f"{RET}", "PUT", retention.update_policy, False),
+    (f"{RET}", "DELETE", retention.delete_policy, False),
+    (f"{RET}/executions", "GET", retention.list_executions, False),
+    (f"{RET}/executions", "POST", retention.start_execution, False),
+    (f"{RET}/executions/{{eid}}", "PATCH", retention.stop_execution, False),
+    (f"{RET}/executions/{{eid}}/tasks", "GET", retention.list_tasks, False),
+    (f"{RET}/executions/{{eid}}/tasks/{{tid}}", "GET", retention.task_log, False),
 ]
 
 

@@ -71,6 +71,14 @@ def test_a_kept_index_keeps_its_children_and_referrers_follow_their_subject():
     assert deleted([rule], repo) == {("team/app", "old"), ("team/app", "old-sig")}
 
 
+def test_dependents_are_kept_to_any_depth():
+    repo = {"team/app": [artifact("image", 1, "v1"), artifact("sbom", 0, subject="image"),
+                         artifact("sbom-sig", 0, subject="sbom"),
+                         artifact("index-ref", 0, subject="image", children=("ref-child",)), artifact("ref-child", 0),
+                         artifact("old", 9, "v0")]}
+    assert deleted([RetentionRule("latestPushedK", 1, tags=Selector("v*"))], repo) == {("team/app", "old")}
+
+
 def test_disabled_rules_select_nothing():
     assert deleted([RetentionRule("latestPushedK", 0, disabled=True)], REPO) == set()
 
