@@ -44,10 +44,10 @@ def _blob_size(request: Request) -> tuple[str, int]:
 def head_blob(request: Request) -> Response:
     """A pushing client that hears 200 skips the upload: when nothing references the blob,
     it is retained, so that no collector takes it before the client's manifest arrives (a
-    write, but rare: once a minute at most per such blob)."""
-    digest = check_digest(request.path_params["digest"])
-    services(request).registry.retain(digest, "head", context(request))  # before the link is read
+    write, but rare: once a minute at most per such blob). A blob being collected, or collected
+    since the link was read, is unknown (docs/gc.md)."""
     digest, size = _blob_size(request)
+    services(request).registry.retain(digest, "head", context(request))
     return Response(status_code=200, headers=_blob_headers(digest, size))
 
 
