@@ -108,20 +108,23 @@ class Collector:
             after = batch[-1][0]
             sizes = dict(batch)
             if not run.dry_run:
-                condemned = {d: sizes[d] for d in self._condemn(list(sizes), cutoffs, str(run.id), ctx)}
-                sizes = self._delete_bytes(condemned, str(run.id), ctx)
+                condemned = self._condemn(list(sizes), cutoffs, str(run.id), ctx)
+                sizes = self._delete_bytes({d: sizes[d] for d in condemned}, str(run.id), ctx, condemned)
             self._record(run, lambda r, s=sizes: r.swept(s, ctx))
 
-    def _condemn(self, digests: list[str], cutoffs: Cutoffs, run: str, ctx: RequestContext) -> list[str]:
-        """The digests condemned: the whole batch at once, or, when a write got in the way,
-        each on its own (skipping the ones in use again)."""
-        condemned = self._condemn_together(digests, cutoffs, run, ctx)
-        if condemned is not None:
-            return condemned
-        return [d for d in digests if self._condemn_together([d], cutoffs, run, ctx)]
+    def _condemn(self, digests: list[str], cutoffs: Cutoffs, run: str, ctx: RequestContext) -> dict[str, Blob]:
+        """The Blobs condemned, by digest: the whole batch at once, or, when a write got in the
+        way, each on its own (skipping the ones in use again)."""
+        together = self._condemn_together(digests, cutoffs, run, ctx)
+        if together is not None:
+            return together
+        one_by_one: dict[str, Blob] = {}
+        for digest in digests:
+            one_by_one.update(self._condemn_together([digest], cutoffs, run, ctx) or {})
+        return one_by_one
 
     def _condemn_together(self, digests: list[str], cutoffs: Cutoffs, run: str,
-                          ctx: RequestContext) -> list[str] | None:
+                          ctx: RequestContext) -> dict[str, Blob] | None:
         blobs = {d: self.registry.load(Blob.create_id(d)) or Blob.create(d, ctx) for d in digests}
         linking = {d: self.repositories_linking(d) for d in digests}
         repositories = {name: self.registry.load(Repository.create_id(name))
@@ -138,7 +141,7 @@ class Collector:
             blobs[digest].condemn(run, ctx)
         changed = [blobs[d] for d in chosen] + [r for r in repositories.values() if r is not None and r.pending_events]
         if not changed:
-            return chosen
+            return {}
         try:
             recordings = self.registry.save(*changed)
         except IntegrityError:
@@ -146,13 +149,15 @@ class Collector:
         # Links gone from the read models before the bytes go: a HEAD answering from them
         # cannot find a link to bytes that are being deleted.
         self.bring_read_models_to(recordings[-1].notification.id)
-        return chosen
+        return {d: blobs[d] for d in chosen}
 
-    def _delete_bytes(self, sizes: dict[str, int], run: str, ctx: RequestContext) -> dict[str, int]:
-        """Deletes the bytes of the digests whose Blob is condemned; returns those."""
+    def _delete_bytes(self, sizes: dict[str, int], run: str, ctx: RequestContext,
+                      condemned: dict[str, Blob] | None = None) -> dict[str, int]:
+        """Deletes the bytes of the digests whose Blob is condemned (as just saved in
+        `condemned`, or as loaded); returns those."""
         blobs, deleted = [], {}
         for digest, size in sizes.items():
-            blob = self.registry.load(Blob.create_id(digest))
+            blob = (condemned or {}).get(digest) or self.registry.load(Blob.create_id(digest))
             if blob is None or not blob.condemned:
                 continue  # only ever bytes the log says are condemned
             self.registry.blobs.delete(digest)

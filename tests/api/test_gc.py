@@ -144,7 +144,7 @@ def test_an_upload_waits_for_a_condemnation_then_stores_the_bytes_again(client, 
     time.sleep(1.1)
     collector, ctx = services.collector, RequestContext("gc", "test")
     cutoffs = Cutoffs.at(datetime.now(timezone.utc), 0)
-    assert collector._condemn([digest], cutoffs, "test-run", ctx) == [digest]
+    assert list(collector._condemn([digest], cutoffs, "test-run", ctx)) == [digest]
     results = []
     upload = threading.Thread(target=lambda: results.append(client.post(
         f"/v2/team/b/blobs/uploads/?digest={digest}", content=data).status_code))
