@@ -22,6 +22,7 @@ from domain.errors import (
     BlobUnknownError,
     ConcurrentUpdateError,
     ConflictError,
+    ManifestBlobUnknownError,
     ManifestUnknownError,
     NameUnknownError,
     NotFoundError,
@@ -229,7 +230,10 @@ class Registry(Application):
             fences = []
             if target not in repo.manifests:
                 fences = self._fences([target], "undelete", ctx)
-                repo.push_manifest(self._stored_manifest(target, None), None, ctx)
+                try:
+                    repo.push_manifest(self._stored_manifest(target, None), None, ctx)
+                except ManifestBlobUnknownError as missing:
+                    raise ConflictError("content was garbage-collected", missing.detail) from None
             repo.point_tag(tag, target, ctx)
             return [repo, *fences]
 
@@ -245,7 +249,9 @@ class Registry(Application):
         fences = []
         for digest in digests:
             blob = self.load(Blob.create_id(digest))
-            if blob is not None and (blob.condemned or blob.collected):
+            # Collected bytes may have been pushed again since; a collector condemning them now
+            # would change the Blob's version and fail the save.
+            if blob is not None and (blob.condemned or (blob.collected and self.blobs.stat(digest) is None)):
                 raise ConflictError("content was garbage-collected", {"digest": digest})
             blob = blob or Blob.create(digest, ctx)
             blob.retain(reason, ctx)

@@ -396,3 +396,11 @@ def test_delete_untagged_removes_untagged_manifests_but_not_index_children_or_ta
     assert client.head(f"/v2/team/multi/manifests/{child['manifest']}").status_code == 200
     collect(services)  # and its bytes go with a later run
     assert untagged["manifest"] not in stored(services) and untagged["own"] not in stored(services)
+
+
+def test_a_deleted_tag_whose_layers_were_collected_is_refused_clearly(client, services):
+    image = push(client, "team/app", "v1", "x", shared=False)
+    client.delete(f"/v2/team/app/manifests/{image['manifest']}")  # the layers stay linked, unreferenced
+    collect(services)
+    response = client.post("/api/v1/repositories/team/app/tags/v1/undelete")
+    assert response.status_code == 409 and "garbage-collected" in response.json()["detail"]
