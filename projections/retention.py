@@ -70,6 +70,8 @@ class RetentionProjection:
                     updated_at=event.timestamp, updated_by=event.actor))
             case Project.RetentionPolicyRemoved() | Project.Deleted():
                 conn.execute(delete(policies).where(policies.c.project == event.project))
+            case Project.Recreated():  # a new project under an old name: the old one's runs are not its own
+                conn.execute(delete(runs).where(runs.c.project == event.project))
             case RetentionRun.Started():
                 conn.execute(runs.insert().values(
                     id=position, run=str(event.originator_id), project=event.project, dry_run=event.dry_run,
