@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from adapters.passwords import Argon2SecretHasher
+from adapters.secret_box import AesGcmSecretBox, NoSecretBox, key_file_text
 from adapters.signing_keys import SigningKeyFile, SigningKeyTable
 from adapters.storage.filesystem import FilesystemBlobStore
 from api.auth import RegistryAuthorizer
@@ -16,8 +18,9 @@ from api.v2.manifest_cache import ManifestCache
 from domain.administration import Administration
 from domain.application import Registry
 from domain.collector import Collector
-from domain.ports import BlobStore, SecretHasher
+from domain.ports import BlobStore, SecretBox, SecretHasher
 from domain.pulls import PullCounter
+from domain.registries import Endpoints
 from domain.retention_runs import RetentionRunner
 from projections.access import AccessProjection, AccessView
 from projections.audit import AuditProjection, AuditView
@@ -29,6 +32,7 @@ from projections.immutability import ImmutabilityProjection, ImmutabilityView, r
 from projections.pulls import PullsProjection, PullsView
 from projections.quotas import QuotaProjection, QuotaView
 from projections.references import ReferencesProjection, ReferencesView
+from projections.registries import RegistriesProjection, RegistriesView
 from projections.retention import RetentionProjection, RetentionView
 from projections.runner import ProjectionRunner
 from projections.webhooks import WebhooksProjection, WebhooksView
@@ -55,6 +59,9 @@ class Services:
     quotas: QuotaView
     retention: RetentionView
     retention_runner: RetentionRunner
+    registries: RegistriesView
+    endpoints: Endpoints
+    remote_registry: Callable  # (url, username, password, insecure) -> a client of that registry
     gc: GcView
     collector: Collector
     authenticator: Authenticator
@@ -103,6 +110,22 @@ def signing_keys_for(settings: Settings, db: ReadModelDatabase) -> SigningKeyFil
     return SigningKeyFile(settings.signing_keys_path)
 
 
+def remote_registry_client(url: str, username: str | None, password: str | None, insecure: bool):
+    from adapters.registry_client import RegistryClient  # the HTTP client only where a peer is used
+
+    return RegistryClient(url, username, password, insecure=insecure)
+
+
+def secret_box_for(settings: Settings) -> SecretBox:
+    """The configured key; without one, a key file beside embedded data, and no stored
+    credentials in scale-out (nodes would not share a generated key)."""
+    if settings.secret_key:
+        return AesGcmSecretBox(settings.secret_key)
+    if settings.event_database.kind == "postgres":
+        return NoSecretBox()
+    return AesGcmSecretBox(key_file_text(settings.data_dir / "secret.key"))
+
+
 def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Services:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     blobs = blob_store_for(settings)
@@ -113,7 +136,7 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
             db, registry, [CatalogProjection(), ReferencesProjection(), AccessProjection(),
                            AuditProjection(), HistoryProjection(), PullsProjection(),
                            WebhooksProjection(), ImmutabilityProjection(), GcProjection(), QuotaProjection(),
-                           RetentionProjection()])
+                           RetentionProjection(), RegistriesProjection()])
         projections.create_tables()
         signing_keys = signing_keys_for(settings, db).load()
     admin = Administration(registry, hasher or Argon2SecretHasher())
@@ -150,6 +173,9 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
         quotas=quotas,
         retention=RetentionView(db),
         retention_runner=RetentionRunner(registry, history.repositories_as_of),
+        registries=RegistriesView(db),
+        endpoints=Endpoints(registry, secret_box_for(settings)),
+        remote_registry=remote_registry_client,
         gc=GcView(db),
         collector=Collector(registry, references, catalog, projections.wait_for),
         authenticator=authenticator,

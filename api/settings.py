@@ -142,6 +142,9 @@ class Settings:
     storage: StorageConfig = StorageConfig()
     events: EventsConfig = EventsConfig()
     gc: GcConfig = GcConfig()
+    # Encrypts stored credentials of remote registries (adapters/secret_box.py); None: a key file
+    # beside embedded data, and no stored credentials in scale-out.
+    secret_key: str | None = None
     config_file: Path | None = None
 
     @classmethod
@@ -164,6 +167,8 @@ class Settings:
                "PORTLOG_ACCESS_LOG": "true" if self.access_log else "false"}
         if self.admin_password:
             env["PORTLOG_ADMIN_PASSWORD"] = self.admin_password
+        if self.secret_key:
+            env["PORTLOG_SECRET_KEY"] = self.secret_key
         if self.database:
             env["PORTLOG_DATABASE_URL"] = self.database.url()
         if self.read_models:
@@ -235,7 +240,8 @@ class Settings:
                              "read_models_url": self.read_model_database.url(masked=masked)},
                 "storage": _effective_storage(self.storage, self.blob_root, hide),
                 "events": {k: v for k, v in vars(self.events).items() if v is not None},
-                "gc": vars(self.gc)}
+                "gc": vars(self.gc),
+                **({"security": {"secret_key": hide(self.secret_key)}} if self.secret_key else {})}
 
 
 def _effective_storage(storage: StorageConfig, root: Path, hide) -> dict[str, Any]:
@@ -270,6 +276,7 @@ _ENV_KEYS = {
     "PORTLOG_WEBHOOK_RETRY_SECONDS": "events.webhook_retry_seconds",
     "PORTLOG_PULL_RECORD_SECONDS": "events.pull_record_seconds",
     "PORTLOG_GC_GRACE_SECONDS": "gc.grace_period_seconds",
+    "PORTLOG_SECRET_KEY": "security.secret_key",
 }
 _FLAG_KEYS = {"host": "server.host", "port": "server.port", "workers": "server.workers",
               "log_level": "server.log_level", "access_log": "server.access_log", "data_dir": "data_dir"}
@@ -281,6 +288,7 @@ _FILE_SECTIONS = {
                 "redirect", "upload_max_age_seconds"),
     "events": ("nats_url", "source", "webhook_retry_seconds", "pull_record_seconds"),
     "gc": ("grace_period_seconds",),
+    "security": ("secret_key",),
 }
 # Where the blobs are: a storage URL in a higher layer replaces all of these from lower layers.
 _STORAGE_LOCATION = tuple(f"storage.{key}" for key in
@@ -442,7 +450,15 @@ def _settings_from(values: _Values) -> Settings:
         events=_events(values),
         gc=GcConfig(grace_period_seconds=values.integer(
             "gc.grace_period_seconds", GcConfig.grace_period_seconds, minimum=0)),
+        secret_key=_secret_key(values),
     )
+
+
+def _secret_key(values: _Values) -> str | None:
+    key = values.text("security.secret_key") or None
+    if key is not None and len(key) < 32:
+        raise ConfigError(values.field("security.secret_key"), "must be at least 32 characters")
+    return key
 
 
 def _external_url(values: _Values) -> str | None:

