@@ -9,7 +9,7 @@ from dataclasses import replace
 import httpx
 import pytest
 from harborapi import HarborAsyncClient
-from harborapi.models import Registry, RegistryCredential, RegistryPing, RegistryUpdate
+from harborapi.models import Registry, RegistryCredential, RegistryUpdate
 from sqlalchemy import select
 
 from domain.context import RequestContext

@@ -14,8 +14,8 @@ from domain.blob import Blob
 from domain.context import RequestContext
 from domain.gc import GcRun, GcSchedule
 from domain.project import Project
-from domain.repository import Repository
 from domain.registries import RegistryEndpoint
+from domain.repository import Repository
 from domain.retention_runs import RetentionRun
 from domain.robot import Robot
 from domain.webhooks import WebhookDelivery, WebhookPolicy
