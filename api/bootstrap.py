@@ -21,6 +21,7 @@ from domain.collector import Collector
 from domain.ports import BlobStore, SecretBox, SecretHasher
 from domain.pulls import PullCounter
 from domain.registries import Endpoints
+from domain.replication import Policies
 from domain.retention_runs import RetentionRunner
 from projections.access import AccessProjection, AccessView
 from projections.audit import AuditProjection, AuditView
@@ -33,6 +34,7 @@ from projections.pulls import PullsProjection, PullsView
 from projections.quotas import QuotaProjection, QuotaView
 from projections.references import ReferencesProjection, ReferencesView
 from projections.registries import RegistriesProjection, RegistriesView
+from projections.replication import ReplicationProjection, ReplicationView
 from projections.retention import RetentionProjection, RetentionView
 from projections.runner import ProjectionRunner
 from projections.webhooks import WebhooksProjection, WebhooksView
@@ -62,6 +64,8 @@ class Services:
     registries: RegistriesView
     endpoints: Endpoints
     remote_registry: Callable  # (url, username, password, insecure) -> a client of that registry
+    replication: ReplicationView
+    policies: Policies
     gc: GcView
     collector: Collector
     authenticator: Authenticator
@@ -136,7 +140,7 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
             db, registry, [CatalogProjection(), ReferencesProjection(), AccessProjection(),
                            AuditProjection(), HistoryProjection(), PullsProjection(),
                            WebhooksProjection(), ImmutabilityProjection(), GcProjection(), QuotaProjection(),
-                           RetentionProjection(), RegistriesProjection()])
+                           RetentionProjection(), RegistriesProjection(), ReplicationProjection()])
         projections.create_tables()
         signing_keys = signing_keys_for(settings, db).load()
     admin = Administration(registry, hasher or Argon2SecretHasher())
@@ -151,6 +155,7 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
     registry.quotas = quotas
     catalog = CatalogView(db)
     history = HistoryView(db)
+    endpoints = Endpoints(registry, secret_box_for(settings))
     authenticator = Authenticator(access, admin.hasher, admin)
     tokens = TokenIssuer(signing_keys, settings.token_lifetime_seconds)
     services = Services(
@@ -174,8 +179,10 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
         retention=RetentionView(db),
         retention_runner=RetentionRunner(registry, history.repositories_as_of),
         registries=RegistriesView(db),
-        endpoints=Endpoints(registry, secret_box_for(settings)),
+        endpoints=endpoints,
         remote_registry=remote_registry_client,
+        replication=ReplicationView(db),
+        policies=Policies(registry, endpoints),
         gc=GcView(db),
         collector=Collector(registry, references, catalog, projections.wait_for),
         authenticator=authenticator,

@@ -18,15 +18,17 @@ from domain.account import User
 from domain.gc import GcRun, GcSchedule
 from domain.project import Project
 from domain.registries import RegistryEndpoint
+from domain.replication import ReplicationPolicy
 from domain.repository import Repository
 from domain.retention_runs import RetentionRun
 from domain.robot import Robot, robot_project
 
 # Aggregate → the kind of resource its events are about.
 KINDS = {Repository: "repository", Project: "project", User: "user", Robot: "robot", GcRun: "gc",
-         GcSchedule: "gc_schedule", RetentionRun: "retention", RegistryEndpoint: "registry"}
+         GcSchedule: "gc_schedule", RetentionRun: "retention", RegistryEndpoint: "registry",
+         ReplicationPolicy: "replication_policy"}
 # The event field naming the resource, where it is not the kind itself.
-_SUBJECT_FIELDS = {"user": "username", "gc": "run", "retention": "project"}
+_SUBJECT_FIELDS = {"user": "username", "gc": "run", "retention": "project", "replication_policy": "policy"}
 
 # Types that read better than "<kind>.<event in snake case>", the rule for every other event.
 _NAMED = {
@@ -40,7 +42,7 @@ _NAMED = {
 SECRET_FIELDS = frozenset({"password_hash", "secret_hash", "auth_header", "access_secret"})
 _ENVELOPE_FIELDS = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic", "actor",
                               "request_id", "source", "repository", "project", "username", "robot", "run",
-                              "registry"})
+                              "registry", "policy"})
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from starlette.responses import Response
 
 from api.harbor.common import bad_request, body_of, empty, filter_items, not_found, paged_list, parse_q, sort_items
 from api.management.common import Call, json_response
+from api.management.problems import Problem
 from domain.registries import REGISTRY_TYPES, EndpointSettings
 from projections.registries import EndpointRow
 
@@ -77,6 +78,9 @@ def update_registry(call: Call) -> Response:
 def delete_registry(call: Call) -> Response:
     call.require_system("registry", "delete")
     row = _row(call)
+    users = call.services.replication.using_endpoint(row.name)
+    if users:
+        raise Problem(409, "conflict", f"the registry {row.name} is used by replication policies: {', '.join(users)}")
     call.settle(call.services.endpoints.delete(row.name, call.context))
     return empty()
 

@@ -107,3 +107,53 @@ def test_a_changed_secret_key_is_a_clear_error_not_garbage(services, settings):
     services.endpoints.secrets = AesGcmSecretBox("another-key-that-is-at-least-32-characters")
     with pytest.raises(ConflictError, match="secret key changed"):
         services.endpoints.credentials("peer")
+
+
+async def test_replication_policy_lifecycle(harbor, client, services):
+    from harborapi.models import ReplicationFilter, ReplicationPolicy, ReplicationTrigger, ReplicationTriggerSettings
+    from harborapi.models import Registry as RegistryRef
+
+    registry_id = int((await harbor.create_registry(peer())).rsplit("/", 1)[1])
+    policy = ReplicationPolicy(
+        name="to-staging", src_registry=None, dest_registry=RegistryRef(id=registry_id), dest_namespace="staging",
+        dest_namespace_replace_count=0, deletion=True, override=False, enabled=True,
+        filters=[ReplicationFilter(type="name", value="team/**"),
+                 ReplicationFilter(type="tag", value="*-rc*", decoration="excludes")],
+        trigger=ReplicationTrigger(type="event_based", trigger_settings=ReplicationTriggerSettings(cron="")))
+    policy_id = int((await harbor.create_replication_policy(policy)).rsplit("/", 1)[1])
+    found = await harbor.get_replication_policy(policy_id)
+    assert found.dest_registry.id == registry_id and found.src_registry is None
+    assert (found.dest_namespace, found.dest_namespace_replace_count, found.deletion, found.override) == (
+        "staging", 0, True, False)
+    assert [(f.type, f.value, f.decoration) for f in found.filters] == [
+        ("name", "team/**", "matches"), ("tag", "*-rc*", "excludes")]
+    assert found.trigger.type == "event_based"
+    settings = services.policies.get("to-staging").current
+    assert settings.destination_name("team/a/app") == "staging/app" and not settings.selects_tag("v1-rc1")
+
+    found.trigger = ReplicationTrigger(type="scheduled", trigger_settings=ReplicationTriggerSettings(cron="0 0 3 * * *"))
+    await harbor.update_replication_policy(policy_id, found)
+    assert (await harbor.get_replication_policy(policy_id)).trigger.trigger_settings.cron == "0 0 3 * * *"
+    assert [p.name for p in await harbor.get_replication_policies()] == ["to-staging"]
+    # An endpoint a policy uses cannot go.
+    assert client.delete(f"/api/v2.0/registries/{registry_id}").status_code == 409
+    await harbor.delete_replication_policy(policy_id)
+    assert client.get(f"/api/v2.0/replication/policies/{policy_id}").status_code == 404
+    assert client.delete(f"/api/v2.0/registries/{registry_id}").status_code == 200
+
+
+async def test_bad_replication_policies_are_refused(harbor, client):
+    registry_id = int((await harbor.create_registry(peer())).rsplit("/", 1)[1])
+    base = {"name": "p", "dest_registry": {"id": registry_id}}
+    bad = [{**base, "src_registry": {"id": registry_id}},  # remote to remote
+           {"name": "p"},  # local to local
+           {**base, "dest_registry": {"id": 999999}},
+           {**base, "filters": [{"type": "label", "value": "x"}]},
+           {**base, "trigger": {"type": "scheduled", "trigger_settings": {"cron": "61 * * * *"}}},
+           {**base, "trigger": {"type": "scheduled"}},
+           {"name": "p", "src_registry": {"id": registry_id}, "trigger": {"type": "event_based"}},
+           {**base, "dest_namespace": "Not A Namespace"}]
+    for body in bad:
+        response = client.post("/api/v2.0/replication/policies", json=body)
+        assert response.status_code in (400, 422), (body, response.text)
+    assert client.get("/api/v2.0/replication/policies").json() == []

@@ -15,6 +15,7 @@ from domain.context import RequestContext
 from domain.gc import GcRun, GcSchedule
 from domain.project import Project
 from domain.registries import RegistryEndpoint
+from domain.replication import ReplicationPolicy
 from domain.repository import Repository
 from domain.retention_runs import RetentionRun
 from domain.robot import Robot
@@ -56,12 +57,14 @@ PUBLISHED_TOPICS = {
     "domain.retention_runs:RetentionRun.Completed", "domain.retention_runs:RetentionRun.Failed",
     "domain.registries:RegistryEndpoint.Created", "domain.registries:RegistryEndpoint.Recreated",
     "domain.registries:RegistryEndpoint.Updated", "domain.registries:RegistryEndpoint.Deleted",
+    "domain.replication:ReplicationPolicy.Created", "domain.replication:ReplicationPolicy.Updated",
+    "domain.replication:ReplicationPolicy.Deleted", "domain.replication:ReplicationPolicy.Recreated",
 }
 
 
 def event_classes():
     for aggregate in (Repository, Project, User, Robot, WebhookPolicy, WebhookDelivery, Blob, GcRun, GcSchedule,
-                      RetentionRun, RegistryEndpoint):
+                      RetentionRun, RegistryEndpoint, ReplicationPolicy):
         for value in vars(aggregate).values():
             if isinstance(value, type) and issubclass(value, Aggregate.Event) and value.__name__ != "Event":
                 yield value

@@ -9,14 +9,14 @@ from sqlalchemy import select
 
 from api.bootstrap import bootstrap
 from domain.context import RequestContext
-from projections import access, audit, catalog, gc, history, quotas, references, registries, retention
+from projections import access, audit, catalog, gc, history, quotas, references, registries, replication, retention
 from projections.runner import ProjectionRunner, positions, schemas
 from tests.support.oci import digest_of, push_blob, push_image
 from tests.support.server import REPO_ROOT
 
 pytestmark = pytest.mark.both_databases
 
-MODULES = (catalog, references, access, audit, history, gc, quotas, retention, registries)
+MODULES = (catalog, references, access, audit, history, gc, quotas, retention, registries, replication)
 TABLES = [table for module in MODULES for table in module.metadata.sorted_tables]
 
 
@@ -50,6 +50,8 @@ def make_history(client, services=None) -> None:
     client.post("/api/v1/projects/team/retention/runs", json={"dry_run": True})
     client.put("/api/v1/projects/team/quota", json={"storage_bytes": 10 ** 9})
     client.post("/api/v2.0/registries", json={"name": "peer", "url": "http://127.0.0.1:1", "type": "docker-registry"})
+    peer = client.get("/api/v2.0/registries").json()[0]["id"]
+    client.post("/api/v2.0/replication/policies", json={"name": "out", "dest_registry": {"id": peer}})
     if services is not None:  # a GC run: Blob and GcRun events, links released
         import time
         time.sleep(1.1)
