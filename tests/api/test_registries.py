@@ -110,8 +110,8 @@ def test_a_changed_secret_key_is_a_clear_error_not_garbage(services, settings):
 
 
 async def test_replication_policy_lifecycle(harbor, client, services):
-    from harborapi.models import ReplicationFilter, ReplicationPolicy, ReplicationTrigger, ReplicationTriggerSettings
     from harborapi.models import Registry as RegistryRef
+    from harborapi.models import ReplicationFilter, ReplicationPolicy, ReplicationTrigger, ReplicationTriggerSettings
 
     registry_id = int((await harbor.create_registry(peer())).rsplit("/", 1)[1])
     policy = ReplicationPolicy(
