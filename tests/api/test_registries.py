@@ -131,7 +131,8 @@ async def test_replication_policy_lifecycle(harbor, client, services):
     settings = services.policies.get("to-staging").current
     assert settings.destination_name("team/a/app") == "staging/app" and not settings.selects_tag("v1-rc1")
 
-    found.trigger = ReplicationTrigger(type="scheduled", trigger_settings=ReplicationTriggerSettings(cron="0 0 3 * * *"))
+    found.trigger = ReplicationTrigger(type="scheduled",
+                                       trigger_settings=ReplicationTriggerSettings(cron="0 0 3 * * *"))
     await harbor.update_replication_policy(policy_id, found)
     assert (await harbor.get_replication_policy(policy_id)).trigger.trigger_settings.cron == "0 0 3 * * *"
     assert [p.name for p in await harbor.get_replication_policies()] == ["to-staging"]
