@@ -12,6 +12,7 @@ from adapters.storage.filesystem import FilesystemBlobStore
 from api.auth import RegistryAuthorizer
 from api.authn import Authenticator
 from api.gc_jobs import GcJobs
+from api.replication_local import LocalSide
 from api.settings import Settings
 from api.tokens import TokenIssuer
 from api.v2.manifest_cache import ManifestCache
@@ -22,6 +23,7 @@ from domain.ports import BlobStore, SecretBox, SecretHasher
 from domain.pulls import PullCounter
 from domain.registries import Endpoints
 from domain.replication import Policies
+from domain.replicator import Replicator
 from domain.retention_runs import RetentionRunner
 from projections.access import AccessProjection, AccessView
 from projections.audit import AuditProjection, AuditView
@@ -35,6 +37,7 @@ from projections.quotas import QuotaProjection, QuotaView
 from projections.references import ReferencesProjection, ReferencesView
 from projections.registries import RegistriesProjection, RegistriesView
 from projections.replication import ReplicationProjection, ReplicationView
+from projections.replication_runs import ReplicationRunsProjection, ReplicationRunsView
 from projections.retention import RetentionProjection, RetentionView
 from projections.runner import ProjectionRunner
 from projections.webhooks import WebhooksProjection, WebhooksView
@@ -66,6 +69,7 @@ class Services:
     remote_registry: Callable  # (url, username, password, insecure) -> a client of that registry
     replication: ReplicationView
     policies: Policies
+    replication_runs: ReplicationRunsView
     gc: GcView
     collector: Collector
     authenticator: Authenticator
@@ -73,6 +77,7 @@ class Services:
     authorizer: RegistryAuthorizer
     generated_admin_password: str | None = None
     gc_jobs: GcJobs | None = None  # set once the services exist (it runs on them)
+    replicator: Replicator | None = None  # likewise
     # Exceptions of the database drivers that mean "unavailable, try again" (a restart, a
     # failover, a full connection pool): answered 503, not 500.
     unavailable_errors: tuple[type[Exception], ...] = ()
@@ -140,7 +145,8 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
             db, registry, [CatalogProjection(), ReferencesProjection(), AccessProjection(),
                            AuditProjection(), HistoryProjection(), PullsProjection(),
                            WebhooksProjection(), ImmutabilityProjection(), GcProjection(), QuotaProjection(),
-                           RetentionProjection(), RegistriesProjection(), ReplicationProjection()])
+                           RetentionProjection(), RegistriesProjection(), ReplicationProjection(),
+                           ReplicationRunsProjection()])
         projections.create_tables()
         signing_keys = signing_keys_for(settings, db).load()
     admin = Administration(registry, hasher or Argon2SecretHasher())
@@ -183,6 +189,7 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
         remote_registry=remote_registry_client,
         replication=ReplicationView(db),
         policies=Policies(registry, endpoints),
+        replication_runs=ReplicationRunsView(db),
         gc=GcView(db),
         collector=Collector(registry, references, catalog, projections.wait_for),
         authenticator=authenticator,
@@ -194,4 +201,28 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
         unavailable_errors=_database_unavailable_errors(),
     )
     services.gc_jobs = GcJobs(services)
+    services.replicator = Replicator(
+        registry, services.policies, local_side=lambda ctx: LocalSide(services, ctx),
+        remote_side=lambda name: remote_side(services, name),
+        local_repositories=lambda: _all(catalog.repositories), local_tags=lambda name: _all(
+            lambda limit, last: catalog.tags(name, limit, last)))
     return services
+
+
+def remote_side(services: Services, endpoint: str):
+    """A remote endpoint as one end of a copy (domain/transfer.py Side)."""
+    from adapters.registry_client import RemoteSide  # the HTTP client only where a peer is used
+
+    settings = services.endpoints.get(endpoint).settings
+    username, password = services.endpoints.credentials(endpoint)
+    return RemoteSide(remote_registry_client(settings.url, username, password, settings.insecure))
+
+
+def _all(page, size: int = 1000) -> list[str]:
+    """Every name a `page(limit, last)` listing gives, page after page."""
+    found: list[str] = []
+    while batch := page(size, found[-1] if found else None):
+        found += batch
+        if len(batch) < size:
+            break
+    return found

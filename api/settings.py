@@ -145,6 +145,7 @@ class Settings:
     # Encrypts stored credentials of remote registries (adapters/secret_box.py); None: a key file
     # beside embedded data, and no stored credentials in scale-out.
     secret_key: str | None = None
+    replication_workers: int = 4  # replication tasks run at once by each process
     config_file: Path | None = None
 
     @classmethod
@@ -169,6 +170,7 @@ class Settings:
             env["PORTLOG_ADMIN_PASSWORD"] = self.admin_password
         if self.secret_key:
             env["PORTLOG_SECRET_KEY"] = self.secret_key
+        env["PORTLOG_REPLICATION_WORKERS"] = str(self.replication_workers)
         if self.database:
             env["PORTLOG_DATABASE_URL"] = self.database.url()
         if self.read_models:
@@ -240,7 +242,7 @@ class Settings:
                              "read_models_url": self.read_model_database.url(masked=masked)},
                 "storage": _effective_storage(self.storage, self.blob_root, hide),
                 "events": {k: v for k, v in vars(self.events).items() if v is not None},
-                "gc": vars(self.gc),
+                "gc": vars(self.gc), "replication": {"workers": self.replication_workers},
                 **({"security": {"secret_key": hide(self.secret_key)}} if self.secret_key else {})}
 
 
@@ -277,6 +279,7 @@ _ENV_KEYS = {
     "PORTLOG_PULL_RECORD_SECONDS": "events.pull_record_seconds",
     "PORTLOG_GC_GRACE_SECONDS": "gc.grace_period_seconds",
     "PORTLOG_SECRET_KEY": "security.secret_key",
+    "PORTLOG_REPLICATION_WORKERS": "replication.workers",
 }
 _FLAG_KEYS = {"host": "server.host", "port": "server.port", "workers": "server.workers",
               "log_level": "server.log_level", "access_log": "server.access_log", "data_dir": "data_dir"}
@@ -289,6 +292,7 @@ _FILE_SECTIONS = {
     "events": ("nats_url", "source", "webhook_retry_seconds", "pull_record_seconds"),
     "gc": ("grace_period_seconds",),
     "security": ("secret_key",),
+    "replication": ("workers",),
 }
 # Where the blobs are: a storage URL in a higher layer replaces all of these from lower layers.
 _STORAGE_LOCATION = tuple(f"storage.{key}" for key in
@@ -451,6 +455,8 @@ def _settings_from(values: _Values) -> Settings:
         gc=GcConfig(grace_period_seconds=values.integer(
             "gc.grace_period_seconds", GcConfig.grace_period_seconds, minimum=0)),
         secret_key=_secret_key(values),
+        replication_workers=values.integer("replication.workers", Settings.replication_workers, minimum=1,
+                                           maximum=64),
     )
 
 

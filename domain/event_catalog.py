@@ -19,6 +19,7 @@ from domain.gc import GcRun, GcSchedule
 from domain.project import Project
 from domain.registries import RegistryEndpoint
 from domain.replication import ReplicationPolicy
+from domain.replication_runs import ReplicationExecution, ReplicationTask
 from domain.repository import Repository
 from domain.retention_runs import RetentionRun
 from domain.robot import Robot, robot_project
@@ -26,9 +27,11 @@ from domain.robot import Robot, robot_project
 # Aggregate → the kind of resource its events are about.
 KINDS = {Repository: "repository", Project: "project", User: "user", Robot: "robot", GcRun: "gc",
          GcSchedule: "gc_schedule", RetentionRun: "retention", RegistryEndpoint: "registry",
-         ReplicationPolicy: "replication_policy"}
+         ReplicationPolicy: "replication_policy", ReplicationExecution: "replication_execution",
+         ReplicationTask: "replication_task"}
 # The event field naming the resource, where it is not the kind itself.
-_SUBJECT_FIELDS = {"user": "username", "gc": "run", "retention": "project", "replication_policy": "policy"}
+_SUBJECT_FIELDS = {"user": "username", "gc": "run", "retention": "project", "replication_policy": "policy",
+                   "replication_execution": "policy", "replication_task": "policy"}
 
 # Types that read better than "<kind>.<event in snake case>", the rule for every other event.
 _NAMED = {

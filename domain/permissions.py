@@ -75,6 +75,7 @@ SYSTEM_RESOURCE_ACTIONS: dict[str, tuple[str, ...]] = {
     "quota": ("update",),  # project quotas are set by system administrators (as in Harbor)
     "registry": ("list", "read", "create", "update", "delete"),  # replication endpoints (Harbor's name)
     "replication-policy": ("list", "read", "create", "update", "delete"),
+    "replication": ("list", "read", "create"),  # executions: start, stop, retry
     "log": ("list",),
     "notification-policy": ("list", "read", "create", "update", "delete"),  # instance-wide webhooks
     "garbage-collection": ("list", "read", "create", "update"),  # GC runs and schedule (Harbor's name)

@@ -7,7 +7,9 @@ what it would otherwise silently ignore (label filters, other resource types).""
 
 from __future__ import annotations
 
-from starlette.responses import Response
+from uuid import UUID
+
+from starlette.responses import PlainTextResponse, Response
 
 from api.harbor.common import bad_request, body_of, empty, filter_items, not_found, paged_list, parse_q, sort_items
 from api.harbor.registries import registry_json
@@ -15,6 +17,7 @@ from api.management.common import Call, json_response
 from domain.cron import CronSchedule
 from domain.replication import Filter, PolicySettings
 from projections.replication import PolicyRow
+from projections.replication_runs import ExecutionRow, TaskRow
 
 RESOURCE = "replication-policy"
 DECORATIONS = {"matches": False, "excludes": True}
@@ -134,4 +137,116 @@ def _row(call: Call) -> PolicyRow:
     row = call.services.replication.policy(int(text)) if text.isdigit() else None
     if row is None:
         raise not_found(f"replication policy {text} not found")
+    return row
+
+
+# Executions and tasks (/api/v2.0/replication/executions…)
+
+TASK_STATUS = {"pending": "Pending", "running": "InProgress", "succeeded": "Succeed", "failed": "Failed",
+               "stopped": "Stopped"}
+
+
+def execution_json(call: Call, row: ExecutionRow) -> dict:
+    policy = call.services.replication.by_name(row.policy)
+    counts = row.counts
+    return {"id": row.id, "policy_id": policy.id if policy else 0, "status": row.status, "status_text": "",
+            "trigger": row.trigger, "total": row.total, "succeed": counts.get("succeeded", 0),
+            "failed": counts.get("failed", 0), "stopped": counts.get("stopped", 0),
+            "in_progress": counts.get("pending", 0) + counts.get("running", 0),
+            "start_time": row.started_at, "end_time": row.ended_at}
+
+
+def task_json(row: TaskRow, execution_id: int) -> dict:
+    return {"id": row.id, "execution_id": execution_id, "resource_type": "artifact",
+            "src_resource": f"{row.source_repository}:{row.reference}",
+            "dst_resource": f"{row.destination_repository}:{row.reference}",
+            "operation": "deletion" if row.operation == "delete" else "copy", "job_id": row.task,
+            "status": TASK_STATUS[row.status] if row.status != "pending" or not row.retry_at else "Retrying",
+            "attempts": row.attempts, "bytes": row.bytes, "duration_ms": row.duration_ms, "error": row.error,
+            "start_time": row.started_at, "end_time": row.ended_at}
+
+
+def start_execution(call: Call) -> Response:
+    """`{"policy_id": N}`: run the policy now (201; the tasks run in the background)."""
+    call.require_system("replication", "create")
+    policy_id = body_of(call).get("policy_id")
+    row = call.services.replication.policy(policy_id) if isinstance(policy_id, int) else None
+    if row is None:
+        raise bad_request(f"replication policy {policy_id} not found")
+    execution, position = call.services.replicator.start(row.name, "manual", call.context)
+    call.settle(position)
+    created = call.services.replication_runs.execution_by_uuid(str(execution))
+    return empty(201, {"Location": f"{call.request.url.path.rstrip('/')}/{created.id}"})
+
+
+def list_executions(call: Call) -> Response:
+    """Executions, newest first; `policy_id`, `status`, `trigger`."""
+    call.require_system("replication", "list")
+    params = call.request.query_params
+    policy = None
+    if params.get("policy_id"):
+        found = call.services.replication.policy(int(params["policy_id"])) if params["policy_id"].isdigit() else None
+        if found is None:
+            return paged_list(call.request, [])
+        policy = found.name
+    rows, _ = call.services.replication_runs.executions(policy, 0, 1 << 31)
+    items = [execution_json(call, row) for row in rows]
+    wanted = {key: params[key] for key in ("status", "trigger") if params.get(key)}
+    items = [item for item in items if all(item[key] == value for key, value in wanted.items())]
+    return paged_list(call.request, items)
+
+
+def get_execution(call: Call) -> Response:
+    call.require_system("replication", "read")
+    return json_response(execution_json(call, _execution(call)))
+
+
+def stop_execution(call: Call) -> Response:
+    """Stop: pending tasks stop at once, running ones at their next blob or chunk."""
+    call.require_system("replication", "create")
+    row = _execution(call)
+    call.settle(call.services.replicator.stop(UUID(row.execution), call.context))
+    return empty()
+
+
+def list_tasks(call: Call) -> Response:
+    """The execution's tasks: state, attempts, bytes, duration, last error; `status`."""
+    call.require_system("replication", "read")
+    row = _execution(call)
+    items = [task_json(task, row.id) for task in call.services.replication_runs.tasks(row.execution)]
+    status = call.request.query_params.get("status")
+    return paged_list(call.request, [i for i in items if status in (None, i["status"])])
+
+
+def task_log(call: Call) -> Response:
+    call.require_system("replication", "read")
+    row = _execution(call)
+    text = call.param("task_id")
+    task = call.services.replication_runs.task(int(text)) if text.isdigit() else None
+    if task is None or task.execution != row.execution:
+        raise not_found(f"task {text} not found in execution {row.id}")
+    lines = [f"{task.operation} {task.source_repository}:{task.reference} -> {task.destination_repository}",
+             f"status {task.status}, attempts {task.attempts}, {task.bytes} bytes"]
+    if task.error:
+        lines.append(f"last error: {task.error}")
+    return PlainTextResponse("\n".join(lines) + "\n")
+
+
+def retry_task(call: Call) -> Response:
+    """Run a failed or stopped task again (Portlog)."""
+    call.require_system("replication", "create")
+    row = _execution(call)
+    text = call.param("task_id")
+    task = call.services.replication_runs.task(int(text)) if text.isdigit() else None
+    if task is None or task.execution != row.execution:
+        raise not_found(f"task {text} not found in execution {row.id}")
+    call.settle(call.services.replicator.retry(UUID(task.task), call.context))
+    return empty()
+
+
+def _execution(call: Call) -> ExecutionRow:
+    text = call.param("execution_id")
+    row = call.services.replication_runs.execution(int(text)) if text.isdigit() else None
+    if row is None:
+        raise not_found(f"replication execution {text} not found")
     return row

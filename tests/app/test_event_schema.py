@@ -16,6 +16,7 @@ from domain.gc import GcRun, GcSchedule
 from domain.project import Project
 from domain.registries import RegistryEndpoint
 from domain.replication import ReplicationPolicy
+from domain.replication_runs import ReplicationExecution, ReplicationTask
 from domain.repository import Repository
 from domain.retention_runs import RetentionRun
 from domain.robot import Robot
@@ -59,12 +60,17 @@ PUBLISHED_TOPICS = {
     "domain.registries:RegistryEndpoint.Updated", "domain.registries:RegistryEndpoint.Deleted",
     "domain.replication:ReplicationPolicy.Created", "domain.replication:ReplicationPolicy.Updated",
     "domain.replication:ReplicationPolicy.Deleted", "domain.replication:ReplicationPolicy.Recreated",
+    "domain.replication_runs:ReplicationExecution.Created", "domain.replication_runs:ReplicationExecution.Started",
+    "domain.replication_runs:ReplicationExecution.StopRequested",
+    "domain.replication_runs:ReplicationTask.Created", "domain.replication_runs:ReplicationTask.Claimed",
+    "domain.replication_runs:ReplicationTask.Succeeded", "domain.replication_runs:ReplicationTask.Failed",
+    "domain.replication_runs:ReplicationTask.Stopped", "domain.replication_runs:ReplicationTask.RetryRequested",
 }
 
 
 def event_classes():
     for aggregate in (Repository, Project, User, Robot, WebhookPolicy, WebhookDelivery, Blob, GcRun, GcSchedule,
-                      RetentionRun, RegistryEndpoint, ReplicationPolicy):
+                      RetentionRun, RegistryEndpoint, ReplicationPolicy, ReplicationExecution, ReplicationTask):
         for value in vars(aggregate).values():
             if isinstance(value, type) and issubclass(value, Aggregate.Event) and value.__name__ != "Event":
                 yield value

@@ -1,0 +1,67 @@
+"""The replication worker pool: a bounded number of tasks at a time (`replication.workers`),
+taken from the read model's due tasks — pending, retrying whose time has come, or running with a
+lease that ran out (a worker that died, a node restarted) — and claimed on the task aggregate, so
+several processes and nodes can run pools side by side. Event-based policies are fed by
+api/replication_events.py; this only runs what is recorded."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from typing import Iterable
+from uuid import UUID
+
+from domain.context import RequestContext
+from domain.replication import PolicySettings
+
+log = logging.getLogger("portlog.replication")
+POLL_SECONDS = 1.0
+
+
+def run_replication(services, stop: threading.Event) -> None:
+    size = services.settings.replication_workers
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    running: set[str] = set()
+    lock = threading.Lock()
+    with ThreadPoolExecutor(size, thread_name_prefix="portlog-replication") as pool:
+        while not stop.wait(POLL_SECONDS):
+            try:
+                with lock:
+                    free, busy = size - len(running), set(running)
+                for task in services.replication_runs.due_tasks(datetime.now(timezone.utc), free, busy) if free else ():
+                    with lock:
+                        running.add(task.task)
+                    pool.submit(_run, services, task.task, worker, running, lock)
+            except Exception:
+                log.exception("replication tasks could not be picked up")
+
+
+def _run(services, task: str, worker: str, running: set[str], lock: threading.Lock) -> None:
+    try:
+        status = services.replicator.run_task(UUID(task), worker, RequestContext("replication", task),
+                                              throttle=throttled)
+        log.info("replication task %s: %s", task, status)
+    except Exception:
+        log.exception("replication task %s could not run", task)
+    finally:
+        with lock:
+            running.discard(task)
+
+
+def throttled(chunks: Iterable[bytes], settings: PolicySettings) -> Iterable[bytes]:
+    """The policy's bandwidth limit (`speed`, KiB/s, per task): sleeps to keep the average under it."""
+    if settings.bandwidth_kib <= 0:
+        yield from chunks
+        return
+    rate, sent, started = settings.bandwidth_kib * 1024, 0, time.monotonic()
+    for chunk in chunks:
+        yield chunk
+        sent += len(chunk)
+        ahead = sent / rate - (time.monotonic() - started)
+        if ahead > 0:
+            time.sleep(ahead)
