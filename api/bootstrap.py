@@ -211,7 +211,7 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
 
 def remote_side(services: Services, endpoint: str):
     """A remote endpoint as one end of a copy (domain/transfer.py Side)."""
-    from adapters.registry_client import RemoteSide  # the HTTP client only where a peer is used
+    from adapters.remote_side import RemoteSide  # the HTTP client only where a peer is used
 
     settings = services.endpoints.get(endpoint).settings
     username, password = services.endpoints.credentials(endpoint)

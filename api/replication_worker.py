@@ -36,15 +36,16 @@ def run_replication(services, stop: threading.Event) -> None:
                 for task in services.replication_runs.due_tasks(datetime.now(timezone.utc), free, busy) if free else ():
                     with lock:
                         running.add(task.task)
-                    pool.submit(_run, services, task.task, worker, running, lock)
+                    pool.submit(_run, services, task.task, worker, running, lock, stop)
             except Exception:
                 log.exception("replication tasks could not be picked up")
 
 
-def _run(services, task: str, worker: str, running: set[str], lock: threading.Lock) -> None:
+def _run(services, task: str, worker: str, running: set[str], lock: threading.Lock,
+         stop: threading.Event) -> None:
     try:
         status = services.replicator.run_task(UUID(task), worker, RequestContext("replication", task),
-                                              throttle=throttled)
+                                              throttle=throttled, interrupted=stop.is_set)
         log.info("replication task %s: %s", task, status)
     except Exception:
         log.exception("replication task %s could not run", task)
@@ -59,9 +60,11 @@ def throttled(chunks: Iterable[bytes], settings: PolicySettings) -> Iterable[byt
         yield from chunks
         return
     rate, sent, started = settings.bandwidth_kib * 1024, 0, time.monotonic()
+    piece = max(rate // 4, 16 * 1024)  # small pieces: a stop is noticed within a quarter second
     for chunk in chunks:
-        yield chunk
-        sent += len(chunk)
-        ahead = sent / rate - (time.monotonic() - started)
-        if ahead > 0:
-            time.sleep(ahead)
+        for start in range(0, len(chunk), piece):
+            yield chunk[start:start + piece]
+            sent += min(piece, len(chunk) - start)
+            ahead = sent / rate - (time.monotonic() - started)
+            if ahead > 0:
+                time.sleep(ahead)

@@ -25,6 +25,11 @@ class TaskStopped(Exception):
     """The task's execution was asked to stop while it was copying."""
 
 
+class TaskInterrupted(Exception):
+    """This process is shutting down: the attempt is abandoned unrecorded; its lease runs out
+    and a worker (here after a restart, or on another node) takes the task again."""
+
+
 class Replicator:
     def __init__(self, app, policies, local_side: Callable[[RequestContext], Side],
                  remote_side: Callable[[str], Side], local_repositories: Callable[[], list[str]],
@@ -56,9 +61,10 @@ class Replicator:
         return execution.id, self.app.save(execution, *tasks)[-1].notification.id
 
     def run_task(self, task_id: UUID, worker: str, ctx: RequestContext,
-                 throttle: Callable[[Iterable[bytes], PolicySettings], Iterable[bytes]] | None = None) -> str:
+                 throttle: Callable[[Iterable[bytes], PolicySettings], Iterable[bytes]] | None = None,
+                 interrupted: Callable[[], bool] = lambda: False) -> str:
         """Claims the task and runs one attempt; returns its status after (or "taken" when another
-        worker got it first)."""
+        worker got it first, "interrupted" when this process stopped meanwhile)."""
         task: ReplicationTask = self.app.load(task_id)
         try:
             task.claim(worker, datetime.now(timezone.utc), LEASE_SECONDS, ctx)
@@ -72,7 +78,9 @@ class Replicator:
             return task.status
         started = time.monotonic()
         try:
-            result = self._copy(task, execution, ctx, throttle)
+            result = self._copy(task, execution, throttle, interrupted)
+        except TaskInterrupted:
+            return "interrupted"
         except TaskStopped:
             task.stop(ctx)
         except Exception as error:  # the peer's answer or the network: recorded, retried if it may help
@@ -106,12 +114,12 @@ class Replicator:
 
         return self.app.update(task_id, change)
 
-    def _copy(self, task: ReplicationTask, execution: ReplicationExecution, ctx: RequestContext, throttle):
+    def _copy(self, task: ReplicationTask, execution: ReplicationExecution, throttle, interrupted):
         settings = self.policies.get(execution.policy).current
         local = self.local_side(RequestContext(f"replication:{execution.policy}", task.execution))
         source = local if settings.source is None else self.remote_side(settings.source)
         target = local if settings.destination is None else self.remote_side(settings.destination)
-        source = _Watched(source, lambda: self._stopping(task.execution), settings, throttle)
+        source = _Watched(source, _StopCheck(lambda: self._stopping(task.execution), interrupted), settings, throttle)
         return copy_artifact(source, task.source_repository, task.reference, target, task.destination_repository,
                              override=settings.override)
 
@@ -119,19 +127,34 @@ class Replicator:
         return self.app.load(UUID(execution)).stopping
 
 
+class _StopCheck:
+    """Raises TaskInterrupted or TaskStopped; reads the execution at most twice a second."""
+
+    def __init__(self, stopping: Callable[[], bool], interrupted: Callable[[], bool]) -> None:
+        self.stopping, self.interrupted, self.checked = stopping, interrupted, 0.0
+
+    def __call__(self) -> None:
+        if self.interrupted():
+            raise TaskInterrupted()
+        now = time.monotonic()
+        if now - self.checked >= 0.5:
+            self.checked = now
+            if self.stopping():
+                raise TaskStopped()
+
+
 class _Watched:
     """A source side whose blob streams check for a stop request (and honour a bandwidth limit)
     as they flow."""
 
-    def __init__(self, side: Side, stopping: Callable[[], bool], settings: PolicySettings, throttle) -> None:
-        self.side, self.stopping, self.settings, self.throttle = side, stopping, settings, throttle
+    def __init__(self, side: Side, check: _StopCheck, settings: PolicySettings, throttle) -> None:
+        self.side, self.check, self.settings, self.throttle = side, check, settings, throttle
 
     def __getattr__(self, name: str):
         return getattr(self.side, name)
 
     def open_blob(self, name: str, digest: str):
-        if self.stopping():
-            raise TaskStopped()
+        self.check()
         return _WatchedBlob(self.side.open_blob(name, digest), self)
 
 
@@ -143,16 +166,15 @@ class _WatchedBlob:
         size, chunks = self.opened.__enter__()
         watched = self.watched
         flowing = watched.throttle(chunks, watched.settings) if watched.throttle else chunks
-        return size, _checked(flowing, watched.stopping)
+        return size, _checked(flowing, watched.check)
 
     def __exit__(self, *exc):
         return self.opened.__exit__(*exc)
 
 
-def _checked(chunks: Iterable[bytes], stopping: Callable[[], bool], every: int = 64) -> Iterable[bytes]:
-    for count, chunk in enumerate(chunks, 1):
-        if count % every == 0 and stopping():
-            raise TaskStopped()
+def _checked(chunks: Iterable[bytes], check: _StopCheck) -> Iterable[bytes]:
+    for chunk in chunks:
+        check()
         yield chunk
 
 

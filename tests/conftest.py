@@ -13,6 +13,7 @@ from api.app import create_app
 from api.bootstrap import bootstrap
 from api.settings import Settings
 from domain.context import RequestContext
+from infra.services import distribution as distribution_registry
 from infra.services import postgres
 from tests.support.seaweed import s3_bucket, seaweedfs  # noqa: F401  (fixtures: an S3 server)
 from tests.support.server import ADMIN_PASSWORD, start_server
@@ -107,3 +108,24 @@ def scale_out_environment(request) -> tuple[dict[str, str], list]:
            "PORTLOG_STORAGE_URL": f"s3://{s3.access_key}:{s3.secret_key}@{s3.endpoint}/{bucket}"
                                   f"?secure=false&region={s3.region}"}
     return env, [lambda: pg.drop_database(dsn)]
+
+
+# The account of `distribution_with_auth` (htpasswd, Basic authentication).
+DISTRIBUTION_CREDENTIALS = ("peer-user", "Peer-Pass-1")
+
+
+@pytest.fixture(scope="module")
+def distribution(tmp_path_factory):
+    """A private CNCF Distribution (`docker-registry`) without authentication, shared by the
+    tests of one module: a peer registry to replicate to and from. Tests that stop it start it
+    again (`start()`, same port and data)."""
+    with distribution_registry.running(tmp_path_factory.mktemp("distribution")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def distribution_with_auth(tmp_path_factory):
+    """The same behind htpasswd: `server.credentials` is the one account it accepts."""
+    directory = tmp_path_factory.mktemp("distribution-auth")
+    with distribution_registry.running(directory, auth=DISTRIBUTION_CREDENTIALS) as server:
+        yield server

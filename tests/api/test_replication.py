@@ -1,0 +1,164 @@
+"""Replication against a real peer — CNCF Distribution (the Debian `docker-registry`) — through
+Harbor's API: test connection, a push-based execution with namespace rewrite and a multi-arch
+index, a second run that settles, the peer killed mid-execution and back (tasks retry and finish),
+a stop, and a pull-based execution."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+
+import pytest
+
+from adapters.registry_client import RegistryClient
+from tests.conftest import DISTRIBUTION_CREDENTIALS
+from tests.support.oci import OCI_INDEX, OCI_MANIFEST, descriptor, digest_of, image_manifest, push_image
+
+KEY = "a-test-secret-key-of-at-least-32-characters"
+USER, PASSWORD = DISTRIBUTION_CREDENTIALS
+
+
+@pytest.fixture
+def settings(settings):
+    return replace(settings, secret_key=KEY)
+
+
+def add_endpoint(client, peer, name: str = "peer", password: str = PASSWORD) -> int:
+    response = client.post("/api/v2.0/registries", json={
+        "name": name, "url": peer.url, "type": "docker-registry",
+        "credential": {"type": "basic", "access_key": USER, "access_secret": password}})
+    assert response.status_code == 201, response.text
+    return int(response.headers["Location"].rsplit("/", 1)[1])
+
+
+def add_policy(client, name: str = "out", **fields) -> int:
+    response = client.post("/api/v2.0/replication/policies", json={"name": name, **fields})
+    assert response.status_code == 201, response.text
+    return int(response.headers["Location"].rsplit("/", 1)[1])
+
+
+def execute(client, policy_id: int) -> int:
+    response = client.post("/api/v2.0/replication/executions", json={"policy_id": policy_id})
+    assert response.status_code == 201, response.text
+    return int(response.headers["Location"].rsplit("/", 1)[1])
+
+
+def wait_done(client, execution_id: int, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        execution = client.get(f"/api/v2.0/replication/executions/{execution_id}").json()
+        if execution["status"] != "InProgress" or time.monotonic() > deadline:
+            return execution
+        time.sleep(0.2)
+
+
+def tasks(client, execution_id: int) -> list[dict]:
+    return client.get(f"/api/v2.0/replication/executions/{execution_id}/tasks").json()
+
+
+def peer_client(peer) -> RegistryClient:
+    return RegistryClient(peer.url, USER, PASSWORD)
+
+
+def test_test_connection_tells_good_from_bad(client, distribution_with_auth):
+    peer = distribution_with_auth
+    form = {"url": peer.url, "type": "docker-registry", "access_key": USER}
+    assert client.post("/api/v2.0/registries/ping", json={**form, "access_secret": PASSWORD}).status_code == 200
+    wrong = client.post("/api/v2.0/registries/ping", json={**form, "access_secret": "nope"})
+    assert wrong.status_code == 400 and "failed to ping" in wrong.text
+    registry_id = add_endpoint(client, peer)
+    assert client.post("/api/v2.0/registries/ping", json={"id": registry_id}).status_code == 200
+    nowhere = client.post("/api/v2.0/registries/ping", json={"url": "http://127.0.0.1:9", "type": "docker-registry"})
+    assert nowhere.status_code == 400
+
+
+def test_push_based_replication_copies_images_and_indexes_and_settles(client, services, distribution_with_auth):
+    peer = distribution_with_auth
+    image, _ = push_image(client, "team/app", "v1", seed="replicated")
+    children = [push_image(client, "team/app", f"tmp-{arch}", seed=arch)[1] for arch in ("amd64", "arm64")]
+    index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX,
+                        "manifests": [descriptor(OCI_MANIFEST, c) for c in children]}).encode()
+    assert client.put("/v2/team/app/manifests/multi", content=index,
+                      headers={"Content-Type": OCI_INDEX}).status_code == 201
+    push_image(client, "team/app", "skip-me", seed="not selected")
+    registry_id = add_endpoint(client, peer)
+    policy_id = add_policy(client, dest_registry={"id": registry_id}, dest_namespace="mirror",
+                           filters=[{"type": "name", "value": "team/**"}, {"type": "tag", "value": "{v1,multi}"}])
+    execution = wait_done(client, execute(client, policy_id))
+    assert execution["status"] == "Succeed" and execution["total"] == 2 and execution["succeed"] == 2, execution
+    remote = peer_client(peer)
+    assert sorted(remote.tags("mirror/app")) == ["multi", "v1"]
+    assert remote.manifest_digest("mirror/app", "v1") == image
+    assert remote.manifest_digest("mirror/app", "multi") == digest_of(index)
+    for child in children:
+        assert remote.manifest_digest("mirror/app", digest_of(child)) == digest_of(child)
+    with remote.open_blob("mirror/app", digest_of(b"layer-replicated")) as stream:
+        assert b"".join(stream) == b"layer-replicated"
+    listed = tasks(client, execution["id"])
+    assert {t["dst_resource"] for t in listed} == {"mirror/app:v1", "mirror/app:multi"}
+    assert all(t["status"] == "Succeed" and t["attempts"] == 1 and t["bytes"] > 0 for t in listed)
+    again = wait_done(client, execute(client, policy_id))
+    assert again["status"] == "Succeed"
+    assert all(t["bytes"] == 0 for t in tasks(client, again["id"]))  # settled: nothing sent
+
+
+def test_tasks_retry_while_the_peer_is_down_and_finish_when_it_is_back(client, services, distribution_with_auth):
+    peer = distribution_with_auth
+    push_image(client, "team/app", "v2", seed="across an outage")
+    policy_id = add_policy(client, dest_registry={"id": add_endpoint(client, peer)})
+    peer.kill()
+    try:
+        execution_id = execute(client, policy_id)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not any(t["attempts"] >= 1 and t["error"] for t in
+                                                      tasks(client, execution_id)):
+            time.sleep(0.2)
+        [task] = tasks(client, execution_id)
+        assert task["status"] == "Retrying" and "unreachable" in task["error"].lower() or "refused" in task["error"]
+    finally:
+        peer.start()
+    execution = wait_done(client, execution_id, timeout=60)
+    assert execution["status"] == "Succeed", tasks(client, execution_id)
+    [task] = tasks(client, execution_id)
+    assert task["attempts"] >= 2
+    assert peer_client(peer).manifest_digest("team/app", "v2") is not None
+
+
+def test_stopping_an_execution_stops_its_tasks(client, services, distribution_with_auth):
+    peer = distribution_with_auth
+    config = b'{"big": true}'
+    big = bytes(range(256)) * 4096 * 4  # 4 MiB at 64 KiB/s: a minute, unless stopped
+    client.post(f"/v2/team/big/blobs/uploads/?digest={digest_of(config)}", content=config)
+    client.post(f"/v2/team/big/blobs/uploads/?digest={digest_of(big)}", content=big)
+    client.put("/v2/team/big/manifests/v1", content=image_manifest(config, [big]),
+               headers={"Content-Type": OCI_MANIFEST})
+    push_image(client, "team/big", "v2", seed="waits its turn")
+    policy_id = add_policy(client, dest_registry={"id": add_endpoint(client, peer)}, speed=64,
+                           filters=[{"type": "name", "value": "team/big"}])
+    execution_id = execute(client, policy_id)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not any(t["status"] == "InProgress" for t in tasks(client, execution_id)):
+        time.sleep(0.1)
+    stopped_at = time.monotonic()
+    assert client.put(f"/api/v2.0/replication/executions/{execution_id}", json={}).status_code == 200
+    execution = wait_done(client, execution_id, timeout=30)
+    assert execution["status"] == "Stopped" and time.monotonic() - stopped_at < 15
+    assert {t["status"] for t in tasks(client, execution_id)} <= {"Stopped", "Succeed"}
+
+
+def test_pull_based_replication_brings_images_in(client, services, distribution_with_auth):
+    peer = distribution_with_auth
+    remote = peer_client(peer)
+    config, layer = b'{"from": "upstream"}', b"upstream layer"
+    for blob in (config, layer):
+        remote.push_blob("library/tool", digest_of(blob), len(blob), [blob])
+    manifest = image_manifest(config, [layer])
+    remote.put_manifest("library/tool", "1.0", manifest, OCI_MANIFEST)
+    policy_id = add_policy(client, name="in", src_registry={"id": add_endpoint(client, peer)},
+                           dest_namespace="team", filters=[{"type": "name", "value": "library/tool"}])
+    execution = wait_done(client, execute(client, policy_id))
+    assert execution["status"] == "Succeed", tasks(client, execution["id"])
+    response = client.get("/v2/team/tool/manifests/1.0", headers={"Accept": OCI_MANIFEST})
+    assert response.status_code == 200 and response.content == manifest
+    assert client.get(f"/v2/team/tool/blobs/{digest_of(layer)}").content == layer
