@@ -43,6 +43,9 @@ class RemoteSide:
     def mount_blob(self, name: str, digest: str, from_name: str) -> bool:
         return bool(self.client.mount_blob(name, digest, from_name))
 
+    def delete_manifest(self, name: str, digest: str) -> None:
+        self.client.delete_manifest(name, digest)
+
     def referrers(self, name: str, digest: str) -> list[str]:
         return []  # copied from a remote source once the client speaks the referrers API
 

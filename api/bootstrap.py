@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable
+from uuid import UUID
 
 from adapters.passwords import Argon2SecretHasher
 from adapters.secret_box import AesGcmSecretBox, NoSecretBox, key_file_text
@@ -205,7 +206,8 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
         registry, services.policies, local_side=lambda ctx: LocalSide(services, ctx),
         remote_side=lambda name: remote_side(services, name),
         local_repositories=lambda: _all(catalog.repositories), local_tags=lambda name: _all(
-            lambda limit, last: catalog.tags(name, limit, last)))
+            lambda limit, last: catalog.tags(name, limit, last)),
+        failed_tasks=lambda policy: [UUID(t.task) for t in services.replication_runs.failed_tasks(policy)])
     return services
 
 

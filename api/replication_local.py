@@ -61,6 +61,9 @@ class LocalSide:
         self.services.projections.wait_for(position)
         return position is not None or self.blob_exists(name, digest)
 
+    def delete_manifest(self, name: str, digest: str) -> None:
+        self.services.projections.wait_for(self.services.registry.delete_manifest(name, digest, self.ctx))
+
     def referrers(self, name: str, digest: str) -> list[str]:
         return [row.digest for row in self.services.catalog.referrers(name, digest, None)]
 

@@ -1,13 +1,15 @@
-"""Scheduled work: garbage collection (the instance's schedule) and retention (each project's
-policy). Every node runs this worker; each slot of a cron schedule runs once, on the node that
-records the run's start first — the run's id is derived from the slot, so a second start of the
-same slot is a version conflict. Slots missed while no node ran are skipped."""
+"""Scheduled work: garbage collection (the instance's schedule), retention (each project's
+policy) and replication (each scheduled policy). Every node runs this worker; each slot of a
+cron schedule runs once, on the node that records the run's start first — the run's id is
+derived from the slot, so a second start of the same slot is a version conflict. Slots missed
+while no node ran are skipped."""
 
 from __future__ import annotations
 
 import logging
 import threading
 from datetime import datetime, timezone
+from uuid import NAMESPACE_URL, uuid5
 
 from eventsourcing.persistence import IntegrityError
 
@@ -25,7 +27,7 @@ def run_schedules(services, stop: threading.Event) -> None:
     checked = datetime.now(timezone.utc)
     while not stop.wait(CHECK_SECONDS):
         now = datetime.now(timezone.utc)
-        for start_due in (start_due_gc, start_due_retention):
+        for start_due in (start_due_gc, start_due_retention, start_due_replication):
             try:
                 start_due(services, checked, now)
             except Exception:
@@ -66,3 +68,16 @@ def start_due_retention(services, checked: datetime, now: datetime) -> None:
                                           run_id=RetentionRun.scheduled_id(policy.project, slot.isoformat()))
         except (IntegrityError, NotFoundError):
             pass  # another node took this slot, or the policy went meanwhile
+
+
+def start_due_replication(services, checked: datetime, now: datetime) -> None:
+    for policy in services.replication.policies():
+        settings = policy.settings
+        slot = due_slot(settings.cron, checked, now) if settings.trigger == "scheduled" and settings.enabled else None
+        if slot is None:
+            continue
+        try:
+            slot_id = uuid5(NAMESPACE_URL, f"/replication/{policy.name}/{slot.isoformat()}")
+            services.replicator.start(policy.name, "scheduled", SYSTEM, execution_id=slot_id)
+        except (IntegrityError, NotFoundError, ConflictError):
+            pass  # another node took this slot, or the policy changed meanwhile

@@ -13,6 +13,7 @@ from typing import Callable
 
 from adapters.nats_relay import relay_events
 from api.bootstrap import Services
+from api.replication_events import follow_for_replication
 from api.replication_worker import run_replication
 from api.scheduler import run_schedules
 from api.webhook_dispatcher import dispatch_webhooks
@@ -31,6 +32,7 @@ def workers_for(services: Services) -> dict[str, Worker]:
     return {"portlog-log-follower": follow_log, "portlog-upload-janitor": remove_stale_uploads,
             "portlog-pull-recorder": record_pulls, "portlog-webhook-dispatcher": dispatch_webhooks,
             "portlog-scheduler": run_schedules, "portlog-replication": run_replication,
+            "portlog-replication-events": follow_for_replication,
             **({"portlog-nats-relay": relay_events} if services.settings.events.nats_url else {})}
 
 

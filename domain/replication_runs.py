@@ -83,6 +83,7 @@ class ReplicationTask(Aggregate):
         source_repository: str
         reference: str
         destination_repository: str
+        digest: str | None = None  # a delete: what the deleted tag or manifest was
 
     class Claimed(Event):
         attempt: int
@@ -127,8 +128,8 @@ class ReplicationTask(Aggregate):
             task.status, task.attempts, task.retry_at = PENDING, 0, None
 
     def __init__(self, execution: str, policy: str, index: int, operation: str, source_repository: str,
-                 reference: str, destination_repository: str) -> None:
-        self.execution, self.policy, self.index = execution, policy, index
+                 reference: str, destination_repository: str, digest: str | None = None) -> None:
+        self.execution, self.policy, self.index, self.digest = execution, policy, index, digest
         self.operation, self.reference = operation, reference
         self.source_repository, self.destination_repository = source_repository, destination_repository
         self.status, self.attempts = PENDING, 0
@@ -145,7 +146,8 @@ class ReplicationTask(Aggregate):
         return cls._create(cls.Created, id=cls.create_id(execution.id, index), execution=str(execution.id),
                            policy=execution.policy, index=index, operation=spec["operation"],
                            source_repository=spec["source_repository"], reference=spec["reference"],
-                           destination_repository=spec["destination_repository"], **ctx.event_fields())
+                           destination_repository=spec["destination_repository"], digest=spec.get("digest"),
+                           **ctx.event_fields())
 
     def claim(self, worker: str, now: datetime, lease_seconds: int, ctx: RequestContext) -> int:
         """Takes the task for one attempt; ConflictError when it is not due."""

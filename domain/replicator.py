@@ -16,7 +16,7 @@ from domain.context import RequestContext
 from domain.errors import ConflictError, NotFoundError
 from domain.replication import PolicySettings
 from domain.replication_runs import FINAL, ReplicationExecution, ReplicationTask, plan_copies
-from domain.transfer import Side, copy_artifact
+from domain.transfer import CopyResult, Side, copy_artifact, delete_artifact
 
 LEASE_SECONDS = 300  # a claim outlives its worker by this much at most; a long copy renews nothing yet
 
@@ -33,13 +33,15 @@ class TaskInterrupted(Exception):
 class Replicator:
     def __init__(self, app, policies, local_side: Callable[[RequestContext], Side],
                  remote_side: Callable[[str], Side], local_repositories: Callable[[], list[str]],
-                 local_tags: Callable[[str], list[str]]) -> None:
+                 local_tags: Callable[[str], list[str]],
+                 failed_tasks: Callable[[str], list[UUID]] = lambda policy: []) -> None:
         self.app = app
         self.policies = policies
         self.local_side = local_side
         self.remote_side = remote_side  # endpoint name -> a client of it
         self.local_repositories = local_repositories
         self.local_tags = local_tags
+        self.failed_tasks = failed_tasks  # a policy's failed tasks, retried once its peer answers again
 
     def start(self, policy_name: str, trigger: str, ctx: RequestContext,
               execution_id: UUID | None = None) -> tuple[UUID, int]:
@@ -90,7 +92,16 @@ class Replicator:
             task.succeed(result.bytes, result.blobs, result.manifests, result.skipped,
                          int((time.monotonic() - started) * 1000), ctx)
         self.app.save(task)
+        if task.status == "succeeded" and execution.trigger == "event_based":
+            self._retry_failed(task.policy, ctx)  # the peer answers again: what failed meanwhile goes again
         return task.status
+
+    def _retry_failed(self, policy: str, ctx: RequestContext) -> None:
+        for task_id in self.failed_tasks(policy):
+            try:
+                self.retry(task_id, ctx)
+            except ConflictError:
+                pass  # retried by someone else meanwhile
 
     def stop(self, execution_id: UUID, ctx: RequestContext) -> int | None:
         """Records the stop and stops every task not running; running ones stop at their next
@@ -119,6 +130,9 @@ class Replicator:
         local = self.local_side(RequestContext(f"replication:{execution.policy}", task.execution))
         source = local if settings.source is None else self.remote_side(settings.source)
         target = local if settings.destination is None else self.remote_side(settings.destination)
+        if task.operation == "delete":
+            delete_artifact(target, task.destination_repository, task.reference, task.digest)
+            return CopyResult(skipped=True)
         source = _Watched(source, _StopCheck(lambda: self._stopping(task.execution), interrupted), settings, throttle)
         return copy_artifact(source, task.source_repository, task.reference, target, task.destination_repository,
                              override=settings.override)

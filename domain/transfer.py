@@ -46,6 +46,19 @@ class Side(Protocol):
         """Digests of the manifests whose subject is `digest` ([] where unsupported)."""
         ...
 
+    def delete_manifest(self, name: str, digest: str) -> None: ...
+
+
+def delete_artifact(target: Side, name: str, reference: str, digest: str | None) -> bool:
+    """Deletes at the target what a deleted tag or manifest was: the manifest the target holds
+    under `reference`, if it is `digest` (when known) — a tag moved there since is left alone.
+    Returns whether something was deleted."""
+    current = target.manifest_digest(name, reference)
+    if current is None or (digest is not None and current != digest):
+        return False
+    target.delete_manifest(name, current)
+    return True
+
 
 @dataclass
 class CopyResult:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import replace
+from datetime import datetime, timezone
 
 import pytest
 
@@ -162,3 +163,78 @@ def test_pull_based_replication_brings_images_in(client, services, distribution_
     response = client.get("/v2/team/tool/manifests/1.0", headers={"Accept": OCI_MANIFEST})
     assert response.status_code == 200 and response.content == manifest
     assert client.get(f"/v2/team/tool/blobs/{digest_of(layer)}").content == layer
+
+
+def wait_until(predicate, timeout: float = 30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    return predicate()
+
+
+def test_event_based_replication_follows_pushes_and_deletes(client, services, distribution_with_auth):
+    peer = distribution_with_auth
+    remote = peer_client(peer)
+    add_policy(client, name="events", dest_registry={"id": add_endpoint(client, peer)}, dest_namespace="live",
+               deletion=True, trigger={"type": "event_based"}, filters=[{"type": "name", "value": "team/events"}])
+    digest, _ = push_image(client, "team/events", "v1", seed="follows")
+    push_image(client, "team/other", "v1", seed="not selected")
+    assert wait_until(lambda: remote.manifest_digest("live/events", "v1")) == digest
+    executions = client.get("/api/v2.0/replication/executions?trigger=event_based").json()
+    assert executions and all(e["status"] in ("Succeed", "InProgress") for e in executions)
+    assert client.delete(f"/v2/team/events/manifests/{digest}").status_code == 202
+    assert wait_until(lambda: remote.manifest_digest("live/events", digest) is None)
+    assert remote.manifest_digest("live/other", "v1") is None  # the filter held
+
+
+def test_event_based_tasks_that_failed_while_the_peer_was_down_go_again_once_it_is_back(
+        services, distribution_with_auth):
+    """Without the background workers (no app lifespan): the test runs each attempt itself."""
+    from starlette.testclient import TestClient
+
+    from api.app import create_app
+    from domain.context import SYSTEM
+    from domain.registries import EndpointSettings
+    from domain.replication import PolicySettings
+    from domain.replication_runs import ReplicationTask
+    from tests.support.server import ADMIN_PASSWORD
+
+    peer = distribution_with_auth
+    plain = TestClient(create_app(services))
+    plain.auth = ("admin", ADMIN_PASSWORD)
+    lost, _ = push_image(plain, "team/outage", "lost", seed="while down")
+    push_image(plain, "team/outage", "after", seed="back")
+    services.endpoints.add("peer", EndpointSettings(peer.url, "docker-registry", access_key=USER,
+                                                    access_secret=PASSWORD), SYSTEM)
+    services.policies.add("events", PolicySettings(None, "peer", trigger="event_based"), SYSTEM)
+    replicator, worker = services.replicator, "test"
+
+    def copy(tag: str) -> tuple[str, object]:
+        execution, position = replicator.record("events", "event_based", [
+            {"operation": "copy", "source_repository": "team/outage", "reference": tag,
+             "destination_repository": "team/outage"}], SYSTEM)
+        services.projections.wait_for(position)
+        task = ReplicationTask.create_id(execution, 0)
+        return replicator.run_task(task, worker, SYSTEM), task
+
+    peer.kill()
+    try:
+        status, failed = copy("lost")
+        assert status == "pending"  # retryable: the peer is unreachable
+        task = services.registry.load(failed)
+        assert task.retry_at is not None and task.attempts == 1
+        # its attempts run out while the peer stays down
+        task.status, task.retry_at = "pending", None
+        task.claim(worker, task.retry_at or datetime.now(timezone.utc), 60, SYSTEM)
+        task.fail("still unreachable", False, datetime.now(timezone.utc), SYSTEM)
+        services.projections.wait_for(services.registry.save(task)[-1].notification.id)
+    finally:
+        peer.start()
+    assert copy("after")[0] == "succeeded"  # the peer is back: the failed task is retried
+    services.projections.catch_up()
+    assert services.registry.load(failed).status == "pending"
+    assert replicator.run_task(failed, worker, SYSTEM) == "succeeded"
+    assert peer_client(peer).manifest_digest("team/outage", "lost") == lost

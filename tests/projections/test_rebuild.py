@@ -9,14 +9,27 @@ from sqlalchemy import select
 
 from api.bootstrap import bootstrap
 from domain.context import RequestContext
-from projections import access, audit, catalog, gc, history, quotas, references, registries, replication, retention
+from projections import (
+    access,
+    audit,
+    catalog,
+    gc,
+    history,
+    quotas,
+    references,
+    registries,
+    replication,
+    replication_runs,
+    retention,
+)
 from projections.runner import ProjectionRunner, positions, schemas
 from tests.support.oci import digest_of, push_blob, push_image
 from tests.support.server import REPO_ROOT
 
 pytestmark = pytest.mark.both_databases
 
-MODULES = (catalog, references, access, audit, history, gc, quotas, retention, registries, replication)
+MODULES = (catalog, references, access, audit, history, gc, quotas, retention, registries, replication,
+           replication_runs)
 TABLES = [table for module in MODULES for table in module.metadata.sorted_tables]
 
 
