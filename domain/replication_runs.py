@@ -93,6 +93,14 @@ class ReplicationTask(Aggregate):
         def apply(self, task: ReplicationTask) -> None:
             task.status, task.attempts, task.lease_until = RUNNING, self.attempt, self.lease_until
 
+    class LeaseExtended(Event):
+        """A long copy still under way: its worker keeps the task."""
+
+        lease_until: datetime
+
+        def apply(self, task: ReplicationTask) -> None:
+            task.lease_until = self.lease_until
+
     class Succeeded(Event):
         """`skipped`: the target had it already; `bytes`, `blobs`, `manifests` copied."""
 
@@ -157,6 +165,9 @@ class ReplicationTask(Aggregate):
         self._trigger(self.Claimed, attempt=attempt, worker=worker,
                       lease_until=now + timedelta(seconds=lease_seconds), ctx=ctx)
         return attempt
+
+    def extend_lease(self, now: datetime, lease_seconds: int, ctx: RequestContext) -> None:
+        self._trigger(self.LeaseExtended, lease_until=now + timedelta(seconds=lease_seconds), ctx=ctx)
 
     def due(self, now: datetime) -> bool:
         if self.status == PENDING:

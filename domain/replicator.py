@@ -6,7 +6,7 @@ pool that calls `run_task` is api/replication_worker.py; the copy itself is doma
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable
 from uuid import UUID
 
@@ -18,7 +18,7 @@ from domain.replication import PolicySettings
 from domain.replication_runs import FINAL, ReplicationExecution, ReplicationTask, plan_copies
 from domain.transfer import CopyResult, Side, copy_artifact, delete_artifact
 
-LEASE_SECONDS = 300  # a claim outlives its worker by this much at most; a long copy renews nothing yet
+LEASE_SECONDS = 60  # a claim outlives a dead worker by this much at most; a long copy extends it
 
 
 class TaskStopped(Exception):
@@ -80,7 +80,7 @@ class Replicator:
             return task.status
         started = time.monotonic()
         try:
-            result = self._copy(task, execution, throttle, interrupted)
+            result = self._copy(task, execution, throttle, interrupted, lambda: self._extend(task, ctx))
         except TaskInterrupted:
             return "interrupted"
         except TaskStopped:
@@ -95,6 +95,18 @@ class Replicator:
         if task.status == "succeeded" and execution.trigger == "event_based":
             self._retry_failed(task.policy, ctx)  # the peer answers again: what failed meanwhile goes again
         return task.status
+
+    def _extend(self, task: ReplicationTask, ctx: RequestContext) -> None:
+        """Keeps the lease of a copy under way; another worker that took the task meanwhile (this
+        one looked dead) wins: this attempt is abandoned."""
+        now = datetime.now(timezone.utc)
+        if task.lease_until is not None and task.lease_until - now > timedelta(seconds=LEASE_SECONDS / 2):
+            return
+        task.extend_lease(now, LEASE_SECONDS, ctx)
+        try:
+            self.app.save(task)
+        except IntegrityError:
+            raise TaskInterrupted() from None
 
     def _retry_failed(self, policy: str, ctx: RequestContext) -> None:
         for task_id in self.failed_tasks(policy):
@@ -125,7 +137,7 @@ class Replicator:
 
         return self.app.update(task_id, change)
 
-    def _copy(self, task: ReplicationTask, execution: ReplicationExecution, throttle, interrupted):
+    def _copy(self, task: ReplicationTask, execution: ReplicationExecution, throttle, interrupted, extend):
         settings = self.policies.get(execution.policy).current
         local = self.local_side(RequestContext(f"replication:{execution.policy}", task.execution))
         source = local if settings.source is None else self.remote_side(settings.source)
@@ -133,7 +145,8 @@ class Replicator:
         if task.operation == "delete":
             delete_artifact(target, task.destination_repository, task.reference, task.digest)
             return CopyResult(skipped=True)
-        source = _Watched(source, _StopCheck(lambda: self._stopping(task.execution), interrupted), settings, throttle)
+        check = _StopCheck(lambda: self._stopping(task.execution), interrupted, extend)
+        source = _Watched(source, check, settings, throttle)
         return copy_artifact(source, task.source_repository, task.reference, target, task.destination_repository,
                              override=settings.override)
 
@@ -142,10 +155,12 @@ class Replicator:
 
 
 class _StopCheck:
-    """Raises TaskInterrupted or TaskStopped; reads the execution at most twice a second."""
+    """Raises TaskInterrupted or TaskStopped; reads the execution (and extends the lease when
+    half of it is gone) at most twice a second."""
 
-    def __init__(self, stopping: Callable[[], bool], interrupted: Callable[[], bool]) -> None:
-        self.stopping, self.interrupted, self.checked = stopping, interrupted, 0.0
+    def __init__(self, stopping: Callable[[], bool], interrupted: Callable[[], bool],
+                 extend: Callable[[], None]) -> None:
+        self.stopping, self.interrupted, self.extend, self.checked = stopping, interrupted, extend, 0.0
 
     def __call__(self) -> None:
         if self.interrupted():
@@ -155,6 +170,7 @@ class _StopCheck:
             self.checked = now
             if self.stopping():
                 raise TaskStopped()
+            self.extend()
 
 
 class _Watched:

@@ -92,6 +92,8 @@ def _changes(event: ReplicationTask.Event) -> dict:
         case ReplicationTask.Claimed():
             return dict(status=RUNNING, attempts=event.attempt, worker=event.worker, lease_until=event.lease_until,
                         started_at=event.timestamp, retry_at=None)
+        case ReplicationTask.LeaseExtended():
+            return dict(lease_until=event.lease_until)
         case ReplicationTask.Succeeded():
             return dict(status=SUCCEEDED, bytes=event.bytes, ended_at=event.timestamp, duration_ms=event.duration_ms,
                         error=None)

@@ -63,6 +63,7 @@ PUBLISHED_TOPICS = {
     "domain.replication_runs:ReplicationExecution.Created", "domain.replication_runs:ReplicationExecution.Started",
     "domain.replication_runs:ReplicationExecution.StopRequested",
     "domain.replication_runs:ReplicationTask.Created", "domain.replication_runs:ReplicationTask.Claimed",
+    "domain.replication_runs:ReplicationTask.LeaseExtended",
     "domain.replication_runs:ReplicationTask.Succeeded", "domain.replication_runs:ReplicationTask.Failed",
     "domain.replication_runs:ReplicationTask.Stopped", "domain.replication_runs:ReplicationTask.RetryRequested",
 }

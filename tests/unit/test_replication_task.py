@@ -60,3 +60,10 @@ def test_stopped_and_failed_tasks_can_be_retried_others_not():
     task.stop(SYSTEM)
     task.retry(SYSTEM)
     assert task.status == "pending" and task.attempts == 0
+
+
+def test_an_extended_lease_keeps_other_workers_off():
+    task = new_task()
+    task.claim("w1", NOW, 60, SYSTEM)
+    task.extend_lease(NOW + timedelta(seconds=50), 60, SYSTEM)
+    assert not task.due(NOW + timedelta(seconds=100)) and task.due(NOW + timedelta(seconds=111))
