@@ -338,7 +338,7 @@ def test_error_shapes(http, live_server):
     assert http.post("/api/v2.0/users", json={"username": "he-plain", "password": "Harbor-Pass-1"}).status_code == 201
     forbidden = http.get("/api/v2.0/users", auth=("he-plain", "Harbor-Pass-1"))
     assert forbidden.status_code == 403 and harbor_errors(forbidden)[0][0] == "FORBIDDEN"
-    unsupported = http.get("/api/v2.0/replication/policies")
+    unsupported = http.get("/api/v2.0/scanners")
     assert unsupported.status_code == 404 and "not part of" in harbor_errors(unsupported)[0][1]
     unknown_artifact = http.get("/api/v2.0/projects/z/repositories/keep/artifacts/sha256:" + "0" * 64)
     assert unknown_artifact.status_code == 404 and harbor_errors(unknown_artifact)[0][0] == "NOT_FOUND"
