@@ -17,6 +17,7 @@ from api.management.common import Call, endpoint, page_params
 from api.management.common import paged as management_paged
 from api.management.problems import Problem
 from domain.errors import RegistryError
+from domain.immutability import Selector
 from projections.access import ProjectRow
 
 PREFIX = "/api/v2.0"
@@ -235,3 +236,25 @@ def body_of(call: Call) -> dict:
     if not isinstance(call.body, dict):
         raise bad_request("request body must be a JSON object")
     return call.body
+
+
+# Harbor's selectors (immutability and retention rules): one doublestar pattern each, and whether
+# it selects what it matches or everything else.
+SELECTOR_KIND = "doublestar"
+TAG_DECORATIONS = {"matches": False, "excludes": True}
+REPOSITORY_DECORATIONS = {"repoMatches": False, "repoExcludes": True}
+
+
+def doublestar_selector(raw: object, decorations: dict[str, bool], what: str) -> Selector:
+    if not isinstance(raw, dict):
+        raise bad_request(f"a {what} selector is an object with kind, decoration and pattern")
+    if raw.get("kind") != SELECTOR_KIND:
+        raise bad_request(f"unsupported {what} selector kind {raw.get('kind')!r}; supported: {SELECTOR_KIND}")
+    decoration = raw.get("decoration")
+    if decoration not in decorations:
+        raise bad_request(f"unsupported {what} selector decoration {decoration!r}; "
+                          f"supported: {', '.join(decorations)}")
+    pattern = raw.get("pattern")
+    if not isinstance(pattern, str) or not pattern:
+        raise bad_request(f"a {what} selector needs a pattern")
+    return Selector(pattern, decorations[decoration])

@@ -10,7 +10,19 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
-from api.harbor.common import bad_request, body_of, empty, filter_items, paged_list, parse_q, project_of, sort_items
+from api.harbor.common import (
+    REPOSITORY_DECORATIONS,
+    TAG_DECORATIONS,
+    bad_request,
+    body_of,
+    doublestar_selector,
+    empty,
+    filter_items,
+    paged_list,
+    parse_q,
+    project_of,
+    sort_items,
+)
 from api.management.common import Call, field
 from api.management.immutability import RESOURCE, add_rule, change_rule, remove_rule, rule_of
 from domain.immutability import ImmutableRule, Selector
@@ -18,9 +30,6 @@ from projections.access import ProjectRow
 from projections.immutability import RuleRow
 
 ACTION, TEMPLATE, KIND = "immutable", "immutable_template", "doublestar"
-# decoration -> whether the selector excludes what its pattern matches
-TAG_DECORATIONS = {"matches": False, "excludes": True}
-REPOSITORY_DECORATIONS = {"repoMatches": False, "repoExcludes": True}
 Q_FIELDS = {"id": "id", "disabled": "disabled", "priority": "priority"}
 SORTS = {"id", "priority"}
 
@@ -82,7 +91,7 @@ def harbor_rule(body: dict, current: ImmutableRule | None) -> ImmutableRule:
 
 def _tag_selector(body: dict) -> Selector | None:
     raw = body.get("tag_selectors")
-    return None if raw is None else _selector(_only(raw, "tag_selectors"), TAG_DECORATIONS, "tag")
+    return None if raw is None else doublestar_selector(_only(raw, "tag_selectors"), TAG_DECORATIONS, "tag")
 
 
 def _repository_selector(body: dict) -> Selector | None:
@@ -92,29 +101,14 @@ def _repository_selector(body: dict) -> Selector | None:
     if not isinstance(scopes, dict) or set(scopes) - {"repository"}:
         raise bad_request("scope_selectors takes only a repository selector")
     raw = scopes.get("repository")
-    return None if raw is None else _selector(_only(raw, "scope_selectors.repository"), REPOSITORY_DECORATIONS,
-                                              "repository")
+    return None if raw is None else doublestar_selector(_only(raw, "scope_selectors.repository"),
+                                                        REPOSITORY_DECORATIONS, "repository")
 
 
 def _only(selectors: object, name: str) -> object:
     if not isinstance(selectors, list) or len(selectors) != 1:
         raise bad_request(f"{name} takes exactly one selector (Harbor applies only the first)")
     return selectors[0]
-
-
-def _selector(raw: object, decorations: dict[str, bool], what: str) -> Selector:
-    if not isinstance(raw, dict):
-        raise bad_request(f"a {what} selector is an object with kind, decoration and pattern")
-    if raw.get("kind") != KIND:
-        raise bad_request(f"unsupported {what} selector kind {raw.get('kind')!r}; supported: {KIND}")
-    decoration = raw.get("decoration")
-    if decoration not in decorations:
-        raise bad_request(f"unsupported {what} selector decoration {decoration!r}; "
-                          f"supported: {', '.join(decorations)}")
-    pattern = raw.get("pattern")
-    if not isinstance(pattern, str) or not pattern:
-        raise bad_request(f"a {what} selector needs a pattern")
-    return Selector(pattern, decorations[decoration])
 
 
 def _selector_json(pattern: str, excluding: bool, decorations: dict[str, bool]) -> dict:

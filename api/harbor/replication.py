@@ -220,11 +220,7 @@ def list_tasks(call: Call) -> Response:
 
 def task_log(call: Call) -> Response:
     call.require_system("replication", "read")
-    row = _execution(call)
-    text = call.param("task_id")
-    task = call.services.replication_runs.task(int(text)) if text.isdigit() else None
-    if task is None or task.execution != row.execution:
-        raise not_found(f"task {text} not found in execution {row.id}")
+    task = _task(call, _execution(call))
     lines = [f"{task.operation} {task.source_repository}:{task.reference} -> {task.destination_repository}",
              f"status {task.status}, attempts {task.attempts}, {task.bytes} bytes"]
     if task.error:
@@ -235,13 +231,17 @@ def task_log(call: Call) -> Response:
 def retry_task(call: Call) -> Response:
     """Run a failed or stopped task again (Portlog)."""
     call.require_system("replication", "create")
-    row = _execution(call)
-    text = call.param("task_id")
-    task = call.services.replication_runs.task(int(text)) if text.isdigit() else None
-    if task is None or task.execution != row.execution:
-        raise not_found(f"task {text} not found in execution {row.id}")
+    task = _task(call, _execution(call))
     call.settle(call.services.replicator.retry(UUID(task.task), call.context))
     return empty()
+
+
+def _task(call: Call, execution: ExecutionRow) -> TaskRow:
+    text = call.param("task_id")
+    task = call.services.replication_runs.task(int(text)) if text.isdigit() else None
+    if task is None or task.execution != execution.execution:
+        raise not_found(f"task {text} not found in execution {execution.id}")
+    return task
 
 
 def _execution(call: Call) -> ExecutionRow:

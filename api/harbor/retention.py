@@ -22,7 +22,17 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from api.harbor.common import bad_request, body_of, empty, not_found, paged, paged_list
+from api.harbor.common import (
+    REPOSITORY_DECORATIONS,
+    TAG_DECORATIONS,
+    bad_request,
+    body_of,
+    doublestar_selector,
+    empty,
+    not_found,
+    paged,
+    paged_list,
+)
 from api.management.common import Call, field, json_response, page_params
 from api.management.problems import Problem
 from api.management.retention import RESOURCE
@@ -35,8 +45,6 @@ from projections.retention import PolicyRow, RunRow
 
 ACTION, ALGORITHM, KIND, LEVEL, TRIGGER_KIND = "retain", "or", "doublestar", "project", "Schedule"
 # decoration -> whether the selector excludes what its pattern matches
-TAG_DECORATIONS = {"matches": False, "excludes": True}
-REPOSITORY_DECORATIONS = {"repoMatches": False, "repoExcludes": True}
 # Harbor templates that are one of Portlog's under another name (read back under Portlog's).
 # Harbor's `latestActiveK` (most recently pushed or pulled) has no equivalent: refused.
 TEMPLATE_ALIASES = {"lastXDays": "nDaysSinceLastPush"}
@@ -216,7 +224,7 @@ def _tag_selector(raw: object, where: str) -> tuple[Selector, bool]:
     selects untagged artifacts when `extras` says {"untagged": true} with `matches`, or {"untagged":
     false} with `excludes`; without extras it selects them either way."""
     selector = _only(raw, f"{where}: tag_selectors")
-    tags = _selector(selector, TAG_DECORATIONS, f"{where}: tag")
+    tags = doublestar_selector(selector, TAG_DECORATIONS, f"{where}: tag")
     extras = selector.get("extras")
     if extras in (None, ""):
         return tags, True
@@ -237,26 +245,13 @@ def _repository_selector(raw: object, where: str) -> Selector:
     selector = _only(raw.get("repository"), f"{where}: scope_selectors.repository")
     if selector.get("extras") not in (None, ""):
         raise bad_request(f"{where}: a repository selector takes no extras")
-    return _selector(selector, REPOSITORY_DECORATIONS, f"{where}: repository")
+    return doublestar_selector(selector, REPOSITORY_DECORATIONS, f"{where}: repository")
 
 
 def _only(selectors: object, name: str) -> dict:
     if not isinstance(selectors, list) or len(selectors) != 1 or not isinstance(selectors[0], dict):
         raise bad_request(f"{name} takes exactly one selector object (Portlog applies one pattern per rule)")
     return selectors[0]
-
-
-def _selector(raw: dict, decorations: dict[str, bool], what: str) -> Selector:
-    if raw.get("kind") != KIND:
-        raise bad_request(f"unsupported {what} selector kind {raw.get('kind')!r}; supported: {KIND}")
-    decoration = raw.get("decoration")
-    if decoration not in decorations:
-        raise bad_request(f"unsupported {what} selector decoration {decoration!r}; "
-                          f"supported: {', '.join(decorations)}")
-    pattern = raw.get("pattern")
-    if not isinstance(pattern, str) or not pattern:
-        raise bad_request(f"a {what} selector needs a pattern")
-    return Selector(pattern, decorations[decoration])
 
 
 def _selector_json(selector: Selector, decorations: dict[str, bool]) -> dict:
