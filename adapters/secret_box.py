@@ -54,7 +54,9 @@ class NoSecretBox:
         raise InvalidInputError("storing credentials needs security.secret_key (PORTLOG_SECRET_KEY) "
                                 "configured, the same on every node")
 
-    open = seal
+    def open(self, sealed: str) -> str:
+        raise InvalidInputError("stored credentials need security.secret_key (PORTLOG_SECRET_KEY), the key "
+                                "they were stored with")
 
 
 def key_file_text(path: Path) -> str:

@@ -41,9 +41,8 @@ class EndpointSettings:
                 parts.fragment or parts.path.strip("/"):
             raise InvalidInputError("the registry URL must be http(s)://HOST[:PORT], without a path",
                                     {"url": self.url})
-        for name, value in (("insecure", self.insecure),):
-            if not isinstance(value, bool):
-                raise InvalidInputError(f"{name} must be true or false", {name: value})
+        if not isinstance(self.insecure, bool):
+            raise InvalidInputError("insecure must be true or false", {"insecure": self.insecure})
         return EndpointSettings(self.url.rstrip("/"), self.type, self.insecure, self.description or "",
                                 self.access_key or None, self.access_secret or None)
 
