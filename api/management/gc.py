@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from starlette.responses import Response
 
 from api.gc_jobs import set_schedule
@@ -57,7 +59,10 @@ def get_run(call: Call) -> Response:
 def get_schedule(call: Call) -> Response:
     """The cron schedule of GC runs (null: manual runs only) and their parameters."""
     call.require_system("garbage-collection", "read")
-    return json_response(schedule_json(call.services.gc.schedule()))
+    row = call.services.gc.schedule()
+    if row.updated_at is None:  # never set: what a run started without parameters would use
+        row = replace(row, grace_seconds=call.services.settings.gc.grace_period_seconds)
+    return json_response(schedule_json(row))
 
 
 def put_schedule(call: Call) -> Response:

@@ -295,6 +295,8 @@ def test_runs_through_the_api_are_recorded_with_their_history(client, services):
 
 
 def test_the_schedule_is_validated_and_kept(client, services):
+    unset = client.get("/api/v1/gc/schedule").json()
+    assert unset["cron"] is None and unset["grace_period_seconds"] == services.settings.gc.grace_period_seconds
     response = client.put("/api/v1/gc/schedule", json={"cron": "61 * * * *"})
     assert response.status_code == 422 and "minute" in response.json()["detail"]
     response = client.put("/api/v1/gc/schedule", json={"cron": "0 0 3 * * *", "grace_period_seconds": 7200})
