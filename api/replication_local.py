@@ -5,6 +5,7 @@ quotas and GC fence as a client's push, attributed to the replication's context.
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Iterable, Iterator
 
 from domain.context import RequestContext
@@ -53,7 +54,7 @@ class LocalSide:
             writer.abort()
             registry.cancel_upload(name, upload.upload_id)
             raise
-        position = registry.complete_upload(name, type(upload)(upload.upload_id, name, written), digest, self.ctx)
+        position = registry.complete_upload(name, replace(upload, size=written), digest, self.ctx)
         self.services.projections.wait_for(position)
 
     def mount_blob(self, name: str, digest: str, from_name: str) -> bool:

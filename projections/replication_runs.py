@@ -195,11 +195,6 @@ class ReplicationRunsView:
             rows = [TaskRow(**row._mapping) for row in conn.execute(query)]
         return [row for row in rows if row.task not in excluding][:limit]
 
-    def stopping(self, execution: str) -> bool:
-        with self.engine.connect() as conn:
-            return bool(conn.execute(select(executions.c.stopping).where(
-                executions.c.execution == execution)).scalar_one_or_none())
-
     def failed_tasks(self, policy: str) -> list[TaskRow]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(tasks).where(tasks.c.policy == policy, tasks.c.status == FAILED))
