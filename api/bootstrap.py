@@ -13,6 +13,7 @@ from adapters.storage.filesystem import FilesystemBlobStore
 from api.auth import RegistryAuthorizer
 from api.authn import Authenticator
 from api.gc_jobs import GcJobs
+from api.proxy_cache import ProxyCache
 from api.replication_local import LocalSide
 from api.settings import Settings
 from api.tokens import TokenIssuer
@@ -42,6 +43,8 @@ from projections.replication_runs import ReplicationRunsProjection, ReplicationR
 from projections.retention import RetentionProjection, RetentionView
 from projections.runner import ProjectionRunner
 from projections.webhooks import WebhooksProjection, WebhooksView
+
+PROXY_UPSTREAM_TIMEOUT_SECONDS = 10.0
 
 
 @dataclass
@@ -79,12 +82,15 @@ class Services:
     generated_admin_password: str | None = None
     gc_jobs: GcJobs | None = None  # set once the services exist (it runs on them)
     replicator: Replicator | None = None  # likewise
+    proxy_cache: ProxyCache | None = None  # likewise
     # Exceptions of the database drivers that mean "unavailable, try again" (a restart, a
     # failover, a full connection pool): answered 503, not 500.
     unavailable_errors: tuple[type[Exception], ...] = ()
     inline_reads: bool = False  # pull-path lookups may run on the event loop (local read models)
 
     def close(self) -> None:
+        if self.proxy_cache is not None:
+            self.proxy_cache.close()
         self.registry.close()
         self.db.dispose()
 
@@ -120,10 +126,11 @@ def signing_keys_for(settings: Settings, db: ReadModelDatabase) -> SigningKeyFil
     return SigningKeyFile(settings.signing_keys_path)
 
 
-def remote_registry_client(url: str, username: str | None, password: str | None, insecure: bool):
-    from adapters.registry_client import RegistryClient  # the HTTP client only where a peer is used
+def remote_registry_client(url: str, username: str | None, password: str | None, insecure: bool,
+                           timeout: float | None = None):
+    from adapters.registry_client import DEFAULT_TIMEOUT, RegistryClient  # only where a peer is used
 
-    return RegistryClient(url, username, password, insecure=insecure)
+    return RegistryClient(url, username, password, insecure=insecure, timeout=timeout or DEFAULT_TIMEOUT)
 
 
 def secret_box_for(settings: Settings) -> SecretBox:
@@ -202,6 +209,8 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
         unavailable_errors=_database_unavailable_errors(),
     )
     services.gc_jobs = GcJobs(services)
+    services.proxy_cache = proxy_cache(services)
+    registry.proxy_registry_of = lambda project: getattr(access.project(project), "proxy_registry", None)
     services.replicator = Replicator(
         registry, services.policies, local_side=lambda ctx: LocalSide(services, ctx),
         remote_side=lambda name: remote_side(services, name),
@@ -209,6 +218,19 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
             lambda limit, last: catalog.tags(name, limit, last)),
         failed_tasks=lambda policy: [UUID(t.task) for t in services.replication_runs.failed_tasks(policy)])
     return services
+
+
+def proxy_cache(services: Services) -> ProxyCache:
+    from adapters.registry_client import RegistryClientError
+
+    def client_for(endpoint: str):
+        settings = services.endpoints.get(endpoint).settings
+        username, password = services.endpoints.credentials(endpoint)
+        # A cached pull waits for the upstream's freshness answer: not for long.
+        return remote_registry_client(settings.url, username, password, settings.insecure,
+                                      timeout=PROXY_UPSTREAM_TIMEOUT_SECONDS)
+
+    return ProxyCache(services, client_for, (RegistryClientError,))
 
 
 def remote_side(services: Services, endpoint: str):

@@ -68,6 +68,8 @@ DOMAIN_TO_OCI: dict[type[domain.RegistryError], ErrorCode] = {
     domain.StorageUnavailableError: UNAVAILABLE,
     domain.TagImmutableError: DENIED,  # Harbor says 412; OCI has no such code (docs/oci-api.md)
     domain.QuotaExceededError: DENIED,  # as Harbor: docker prints "denied: quota exceeded: …"
+    domain.UpstreamUnavailableError: UNAVAILABLE,
+    domain.UpstreamRateLimitedError: TOOMANYREQUESTS,
 }
 RETRY_AFTER_SECONDS = "5"  # storage outages: clients (containers/image, docker) retry 5xx anyway
 
@@ -87,6 +89,8 @@ class OciError(Exception):
     def from_domain(cls, error: domain.RegistryError) -> OciError:
         code = DOMAIN_TO_OCI[type(error)]
         headers = {"Retry-After": RETRY_AFTER_SECONDS} if code is UNAVAILABLE else None
+        if getattr(error, "retry_after", None) is not None:
+            headers = {"Retry-After": str(int(error.retry_after))}
         return cls(code, error.detail, error.message, headers=headers)
 
 

@@ -15,6 +15,7 @@ from domain.names import NAME_RE
 from domain.permissions import Role
 from domain.ports import SecretHasher
 from domain.project import Project
+from domain.registries import RegistryEndpoint
 from domain.robot import Robot, robot_full_name
 
 PROJECT_NAME_RE = re.compile(r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*")
@@ -82,17 +83,25 @@ class Administration:
     # Projects and members
 
     def create_project(self, name: str, public: bool, ctx: RequestContext,
-                       owner: str | None = None) -> int | None:
+                       owner: str | None = None, proxy_registry: str | None = None) -> int | None:
+        """`proxy_registry` (an endpoint's name) makes it a proxy-cache project of that registry."""
         check_project_name(name)
+        if proxy_registry is not None:
+            self._check_endpoint(proxy_registry)
 
         def change(project: Project) -> None:
             if not project.pending_events:
-                project.recreate(public, ctx)
+                project.recreate(public, ctx, proxy_registry)
             if owner is not None:
                 project.set_member("user", owner, Role.PROJECT_ADMIN, None, ctx)
 
         return self.app.update(Project.create_id(name), change, create=lambda: Project.create(
-            name, public, ctx))
+            name, public, ctx, proxy_registry))
+
+    def _check_endpoint(self, name: str) -> None:
+        endpoint = self.app.load(RegistryEndpoint.create_id(name))
+        if endpoint is None or endpoint.deleted:
+            raise NotFoundError("registry endpoint not found", {"registry": name})
 
     def set_project_public(self, name: str, public: bool, ctx: RequestContext) -> int | None:
         return self._project(name, lambda p: p.set_public(public, ctx))

@@ -18,6 +18,7 @@ from domain.account import User
 from domain.blob import Blob
 from domain.context import RequestContext
 from domain.errors import (
+    AccessDeniedError,
     BlobCondemnedError,
     BlobUnknownError,
     ConcurrentUpdateError,
@@ -61,13 +62,19 @@ class Registry(Application):
         # the references read model knows, api/bootstrap.py wires it.
         self.collectable: Callable[[str], bool] = lambda digest: False
         self.quotas: QuotaReadModel = NoQuotas()  # the quota read model, wired by api/bootstrap.py
+        # The upstream endpoint of a proxy-cache project, None for other projects (the access
+        # read model knows; api/bootstrap.py wires it). Proxy-cache projects take no pushes.
+        self.proxy_registry_of: Callable[[str], str | None] = lambda project: None
 
     def get_repository(self, name: str) -> Repository | None:
         return self.load(Repository.create_id(name))
 
     # Blobs and uploads
 
-    def start_upload(self, name: str) -> UploadInfo:
+    def start_upload(self, name: str, caching: bool = False) -> UploadInfo:
+        """`caching`: the proxy cache storing what it fetched (the only writer of its projects)."""
+        if not caching:
+            self._refuse_proxied(name)
         return self.blobs.start_upload(name)
 
     def get_upload(self, name: str, upload_id: str) -> UploadInfo:
@@ -98,6 +105,7 @@ class Registry(Application):
 
     def mount_blob(self, name: str, digest: str, source: str, ctx: RequestContext) -> int | None:
         """Links a blob of `source` into `name`; None when `source` does not hold it."""
+        self._refuse_proxied(name)
         origin = self.get_repository(source)
         size = origin.blobs.get(digest) if origin else None
         if size is None or self.blobs.stat(digest) is None:
@@ -112,13 +120,32 @@ class Registry(Application):
         self._warn_quota(quota, ctx)
         return position
 
+    def adopt_blob(self, name: str, digest: str, ctx: RequestContext) -> int | None:
+        """Links into `name` a blob the store holds, for the proxy cache once the upstream has
+        shown that the repository has it there; None when the store does not hold it."""
+        size = self.blobs.stat(digest)
+        if size is None:
+            return None
+        quota = self._check_quota(name, {digest: size}, 0, ctx)
+        try:
+            self.retain(digest, "proxy-cache", ctx)
+        except BlobUnknownError:
+            return None
+        position = self._change(name, ctx, lambda repo: repo.link_blob(digest, size, ctx))
+        self._warn_quota(quota, ctx)
+        return position
+
     def unlink_blob(self, name: str, digest: str, ctx: RequestContext) -> int | None:
         return self._change_existing(name, lambda repo: repo.unlink_blob(digest, ctx))
 
     # Manifests and tags
 
     def push_manifest(self, name: str, reference: str, data: bytes, content_type: str | None,
-                      ctx: RequestContext) -> tuple[ParsedManifest, int | None]:
+                      ctx: RequestContext, caching: bool = False) -> tuple[ParsedManifest, int | None]:
+        """`caching`: the proxy cache storing what it fetched (the only writer of its projects; an
+        index it caches may lack children no one pulled)."""
+        if not caching:
+            self._refuse_proxied(name)
         by_digest = is_digest_reference(reference)
         expected = check_digest(reference) if by_digest else None
         tag = None if by_digest else check_tag(reference)
@@ -131,7 +158,7 @@ class Registry(Application):
         def change(repo: Repository) -> None:
             if tag is not None:
                 self._refuse_immutable(repo, _moved(repo, tag, manifest.digest))
-            repo.push_manifest(manifest, tag, ctx)
+            repo.push_manifest(manifest, tag, ctx, children_required=not caching)
 
         position = self._change(name, ctx, change)
         self._warn_quota(quota, ctx)
@@ -142,6 +169,7 @@ class Registry(Application):
 
     def point_tag(self, name: str, tag: str, digest: str, ctx: RequestContext) -> int | None:
         check_tag(tag)
+        self._refuse_proxied(name)
 
         def change(repo: Repository) -> None:
             self._refuse_immutable(repo, _moved(repo, tag, digest))
@@ -287,6 +315,13 @@ class Registry(Application):
                     raise StorageUnavailableError("the blob is being garbage-collected; retry",
                                                   {"digest": digest}) from None
                 time.sleep(0.05)  # the collector is deleting the bytes: store them after it
+
+    def _refuse_proxied(self, name: str) -> None:
+        project = project_of(name)
+        upstream = self.proxy_registry_of(project)
+        if upstream is not None:
+            raise AccessDeniedError(f"{project} is a proxy-cache project of the registry {upstream}: "
+                                    "it takes no pushes", {"project": project, "registry": upstream})
 
     # Quotas (domain/quotas.py): checked before anything is stored.
 

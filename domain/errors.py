@@ -113,3 +113,16 @@ class BlobCondemnedError(RegistryError):
 
 class QuotaExceededError(RegistryError):
     """A push would take a project over one of its quotas; nothing was stored."""
+
+
+class UpstreamUnavailableError(RegistryError):
+    """A proxy-cache project's upstream registry could not answer, and nothing cached can."""
+
+
+class UpstreamRateLimitedError(RegistryError):
+    """A proxy-cache project's upstream registry rate-limits us (429), and nothing cached can
+    answer; `retry_after` seconds, when the upstream said."""
+
+    def __init__(self, message: str, detail: object = None, retry_after: float | None = None) -> None:
+        super().__init__(message, detail)
+        self.retry_after = retry_after

@@ -29,9 +29,9 @@ def member_key(kind: str, principal: str, repository: str | None) -> str:
 
 
 class Project(Aggregate):
-    # Version 2 added `immutable_rules`, version 3 `quota`, version 4 `retention`; older
-    # snapshots are upcast.
-    class_version = 4
+    # Version 2 added `immutable_rules`, version 3 `quota`, version 4 `retention`, version 5
+    # `proxy_registry`; older snapshots are upcast.
+    class_version = 5
 
     class Event(Aggregate.Event):
         project: str
@@ -45,15 +45,19 @@ class Project(Aggregate):
 
     class Created(Event, Aggregate.Created):
         public: bool
+        # A proxy-cache project's upstream: the name of a registry endpoint (added compatibly).
+        proxy_registry: str | None = None
 
     class Recreated(Event):
         """A deleted project's name taken again: a fresh project, no members."""
 
         public: bool
+        proxy_registry: str | None = None
 
         def apply(self, project: Project) -> None:
             project.public, project.deleted, project.members = self.public, False, {}
             project.immutable_rules, project.quota, project.retention = {}, None, None
+            project.proxy_registry = self.proxy_registry
 
     class VisibilityChanged(Event):
         public: bool
@@ -70,6 +74,7 @@ class Project(Aggregate):
         QuotaSet events follow for the members, rules and quota it had (rules get new numbers)."""
 
         public: bool
+        proxy_registry: str | None = None
 
         def apply(self, project: Project) -> None:
             project.public, project.deleted = self.public, False
@@ -178,9 +183,10 @@ class Project(Aggregate):
         limit: int
         repository: str
 
-    def __init__(self, project: str, public: bool) -> None:
+    def __init__(self, project: str, public: bool, proxy_registry: str | None = None) -> None:
         self.name = project
         self.public = public
+        self.proxy_registry = proxy_registry  # proxy-cache projects only: the upstream endpoint
         self.deleted = False
         self.members: dict[str, str] = {}
         # rule number (as a string: snapshots are JSON) -> ImmutableRule.event_fields()
@@ -201,23 +207,28 @@ class Project(Aggregate):
         state["retention"] = None
 
     @staticmethod
+    def upcast_v4_v5(state: dict) -> None:
+        state["proxy_registry"] = None
+
+    @staticmethod
     def create_id(name: str) -> UUID:
         return uuid5(NAMESPACE_URL, f"/projects/{name}")
 
     @classmethod
-    def create(cls, name: str, public: bool, ctx: RequestContext) -> Project:
-        return cls._create(cls.Created, id=cls.create_id(name), project=name, public=public, **ctx.event_fields())
+    def create(cls, name: str, public: bool, ctx: RequestContext, proxy_registry: str | None = None) -> Project:
+        return cls._create(cls.Created, id=cls.create_id(name), project=name, public=public,
+                           proxy_registry=proxy_registry, **ctx.event_fields())
 
-    def recreate(self, public: bool, ctx: RequestContext) -> None:
+    def recreate(self, public: bool, ctx: RequestContext, proxy_registry: str | None = None) -> None:
         if not self.deleted:
             raise ConflictError("project already exists", {"project": self.name})
-        self._trigger(self.Recreated, public=public, ctx=ctx)
+        self._trigger(self.Recreated, public=public, proxy_registry=proxy_registry, ctx=ctx)
 
     def undelete(self, ctx: RequestContext) -> None:
         if not self.deleted:
             raise ConflictError("project is not deleted", {"project": self.name})
         members, rules = dict(self.members), dict(self.immutable_rules)
-        self._trigger(self.Undeleted, public=self.public, ctx=ctx)
+        self._trigger(self.Undeleted, public=self.public, proxy_registry=self.proxy_registry, ctx=ctx)
         for key, role in sorted(members.items()):
             kind, rest = key.split(":", 1)
             principal, repository = rest.rsplit("@", 1)

@@ -173,8 +173,11 @@ class Repository(Aggregate):
         if digest in self.blobs:
             self._trigger(self.BlobUnlinked, digest=digest, ctx=ctx)
 
-    def push_manifest(self, manifest: ParsedManifest, tag: str | None, ctx: RequestContext) -> None:
-        self._check_references(manifest)
+    def push_manifest(self, manifest: ParsedManifest, tag: str | None, ctx: RequestContext,
+                      children_required: bool = True) -> None:
+        """Without `children_required` (a proxy cache, which caches an index's children only as
+        they are pulled), an index may list manifests the repository does not hold."""
+        self._check_references(manifest, children_required)
         if manifest.digest not in self.manifests:
             self._trigger(
                 self.ManifestPushed,
@@ -212,8 +215,8 @@ class Repository(Aggregate):
         self._trigger(self.Undeleted, ctx=ctx)
         for digest, size in sorted(trash["blobs"].items()):
             self._trigger(self.BlobLinked, digest=digest, size=size, mounted_from=None, ctx=ctx)
-        for manifest in _children_first(manifests):
-            self.push_manifest(manifest, None, ctx)
+        for manifest in _children_first(manifests):  # as they were (a proxy cache's index may lack children)
+            self.push_manifest(manifest, None, ctx, children_required=False)
         for tag, digest in sorted(trash["tags"].items()):
             self._trigger(self.TagPointed, tag=tag, digest=digest, previous_digest=None, ctx=ctx)
 
@@ -247,7 +250,7 @@ class Repository(Aggregate):
     def _trigger(self, event_class: type[Repository.Event], ctx: RequestContext, **fields) -> None:
         self.trigger_event(event_class, repository=self.name, **ctx.event_fields(), **fields)
 
-    def _check_references(self, manifest: ParsedManifest) -> None:
+    def _check_references(self, manifest: ParsedManifest, children_required: bool = True) -> None:
         for blob in manifest.required_blobs:
             size = self.blobs.get(blob.digest)
             if size is None:
@@ -260,7 +263,7 @@ class Repository(Aggregate):
                     "descriptor size does not match the blob's size",
                     {"digest": blob.digest, "descriptor_size": blob.size, "blob_size": size},
                 )
-        for child in manifest.manifests:
+        for child in manifest.manifests if children_required else ():
             if child.digest not in self.manifests:
                 raise ManifestBlobUnknownError(
                     "index references a manifest unknown to the repository",

@@ -42,6 +42,7 @@ projects = Table(
     Column("public", Boolean, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("proxy_registry", Name(255)),  # the upstream endpoint of a proxy-cache project
 )
 members = Table(
     "access_members", metadata,
@@ -96,7 +97,8 @@ class AccessProjection:
         match event:
             case Project.Created(public=public) | Project.Recreated(public=public) | Project.Undeleted(public=public):
                 conn.execute(insert(projects).values(
-                    name=name, id=position, public=public, created_at=ts, updated_at=ts))
+                    name=name, id=position, public=public, created_at=ts, updated_at=ts,
+                    proxy_registry=event.proxy_registry))
             case Project.VisibilityChanged(public=public):
                 conn.execute(update(projects).where(projects.c.name == name).values(public=public, updated_at=ts))
             case Project.Deleted():
@@ -160,6 +162,7 @@ class ProjectRow:
     public: bool
     created_at: datetime
     updated_at: datetime
+    proxy_registry: str | None = None
 
 
 @dataclass(frozen=True)
@@ -205,6 +208,12 @@ class AccessView:
     def project(self, name: str) -> ProjectRow | None:
         row = self._first(select(projects).where(projects.c.name == name))
         return None if row is None else ProjectRow(*row)
+
+    def proxy_projects(self, registry: str) -> list[str]:
+        """The proxy-cache projects whose upstream is the endpoint `registry`."""
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(projects.c.name).where(projects.c.proxy_registry == registry)
+                                     .order_by(projects.c.name)).scalars())
 
     def project_by_id(self, project_id: int) -> ProjectRow | None:
         row = self._first(select(projects).where(projects.c.id == project_id))

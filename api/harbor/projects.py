@@ -33,7 +33,8 @@ def project_json(call: Call, row: ProjectRow) -> dict:
     role_ids = [HARBOR_ROLE_IDS[role] for role in ROLE_ORDER if role in roles]
     return {
         "project_id": row.id, "name": row.name, "creation_time": row.created_at,
-        "update_time": row.updated_at, "deleted": False, "registry_id": None, "togglable": True,
+        "update_time": row.updated_at, "deleted": False, "registry_id": _registry_id(call, row),
+        "togglable": True,
         "repo_count": call.services.catalog.repository_count(row.name),
         "current_user_role_id": role_ids[0] if role_ids else 0, "current_user_role_ids": role_ids,
         "metadata": {"public": "true" if row.public else "false",
@@ -72,18 +73,35 @@ def create_project(call: Call) -> Response:
     body = body_of(call)
     call.require_system("project", "create")
     name = field(body, "project_name", str)
-    if body.get("registry_id"):
-        raise bad_request("proxy-cache projects (registry_id) are not supported")
+    proxy_registry = _proxied_registry(call, body.get("registry_id"))
     metadata = body.get("metadata") or {}
     public = harbor_bool(metadata.get("public"), "metadata.public")
     if public is None:
         public = bool(field(body, "public", bool, False, False))
     owner = call.principal.name if call.principal.kind == "user" else None
-    call.settle(call.services.admin.create_project(name, public, call.context, owner=owner))
+    call.settle(call.services.admin.create_project(name, public, call.context, owner=owner,
+                                                   proxy_registry=proxy_registry))
     call.settle(set_storage_limit(call, name, body.get("storage_limit")))
     row = call.services.access.project(name)
     by_name = call.request.headers.get("x-resource-name-in-location", "").lower() == "true"
     return empty(201, {"Location": f"{PREFIX}/projects/{row.name if by_name else row.id}"})
+
+
+def _proxied_registry(call: Call, registry_id: object) -> str | None:
+    """The endpoint name of a proxy-cache project's `registry_id` (None or 0: not a proxy cache)."""
+    if registry_id is None or registry_id == 0:
+        return None
+    if not isinstance(registry_id, int) or isinstance(registry_id, bool):
+        raise bad_request("registry_id must be the id of a registry endpoint")
+    endpoint = call.services.registries.by_id(registry_id)
+    if endpoint is None:
+        raise bad_request(f"registry {registry_id} not found")
+    return endpoint.name
+
+
+def _registry_id(call: Call, row: ProjectRow) -> int | None:
+    endpoint = call.services.registries.by_name(row.proxy_registry) if row.proxy_registry else None
+    return endpoint.id if endpoint else None
 
 
 def get_project(call: Call) -> Response:

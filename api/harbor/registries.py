@@ -81,6 +81,10 @@ def delete_registry(call: Call) -> Response:
     users = call.services.replication.using_endpoint(row.name)
     if users:
         raise Problem(409, "conflict", f"the registry {row.name} is used by replication policies: {', '.join(users)}")
+    projects = call.services.access.proxy_projects(row.name)
+    if projects:
+        raise Problem(409, "conflict", f"the registry {row.name} is the upstream of proxy-cache projects: "
+                                       f"{', '.join(projects)}")
     call.settle(call.services.endpoints.delete(row.name, call.context))
     return empty()
 

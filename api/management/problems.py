@@ -26,6 +26,8 @@ DOMAIN_TO_STATUS: dict[type[domain.RegistryError], tuple[int, str]] = {
     domain.StorageUnavailableError: (503, "storage-unavailable"),
     domain.TagImmutableError: (409, "tag-immutable"),
     domain.QuotaExceededError: (403, "quota-exceeded"),
+    domain.UpstreamUnavailableError: (503, "upstream-unavailable"),
+    domain.UpstreamRateLimitedError: (429, "upstream-rate-limited"),
 }
 
 

@@ -12,7 +12,7 @@ from projections.access import MemberRow, ProjectRow
 
 def project_json(row: ProjectRow) -> dict:
     return {"name": row.name, "public": row.public, "created_at": row.created_at,
-            "updated_at": row.updated_at}
+            "updated_at": row.updated_at, "proxy_cache_registry": row.proxy_registry}
 
 
 def member_json(row: MemberRow) -> dict:
@@ -29,11 +29,14 @@ def list_projects(call: Call) -> Response:
 
 
 def create_project(call: Call) -> Response:
-    """Create a project; its creator becomes its project admin."""
+    """Create a project; its creator becomes its project admin. `proxy_cache_registry`, the name
+    of a registry endpoint, makes it a proxy-cache project of that registry."""
     call.require_system("project", "create")
     name, public = field(call.body, "name", str), field(call.body, "public", bool, False, False)
+    upstream = field(call.body, "proxy_cache_registry", str, False)
     owner = call.principal.name if call.principal.kind == "user" else None
-    call.settle(call.services.admin.create_project(name, public, call.context, owner=owner))
+    call.settle(call.services.admin.create_project(name, public, call.context, owner=owner,
+                                                   proxy_registry=upstream))
     return json_response(project_json(call.services.access.project(name)), 201,
                          {"Location": f"/api/v1/projects/{name}"})
 

@@ -15,7 +15,7 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from api.errors import RANGE_INVALID, OciError
 from api.v2.blob_body import blob_body
-from api.v2.common import context, name_of, services, settle
+from api.v2.common import context, name_of, proxied, services, settle
 from domain.errors import BlobUnknownError
 from domain.names import check_digest
 
@@ -41,17 +41,33 @@ def _blob_size(request: Request) -> tuple[str, int]:
     return digest, size
 
 
+def _missing_here(request: Request) -> bool:
+    return services(request).catalog.blob_size(name_of(request), check_digest(request.path_params["digest"])) is None
+
+
 def head_blob(request: Request) -> Response:
     """A pushing client that hears 200 skips the upload: when nothing references the blob,
     it is retained, so that no collector takes it before the client's manifest arrives (a
     write, but rare: once a minute at most per such blob). A blob being collected, or collected
     since the link was read, is unknown (docs/gc.md)."""
+    if (upstream := proxied(request)) is not None and _missing_here(request):
+        digest = request.path_params["digest"]
+        size = services(request).proxy_cache.blob_size(upstream, digest)
+        return Response(status_code=200, headers=_blob_headers(digest, size))
     digest, size = _blob_size(request)
     services(request).registry.retain(digest, "head", context(request))
     return Response(status_code=200, headers=_blob_headers(digest, size))
 
 
 def get_blob(request: Request) -> Response:
+    """In a proxy-cache project, a blob the repository lacks comes from the upstream, cached as
+    it streams through (api/proxy_cache.py); without Range support then."""
+    if (upstream := proxied(request)) is not None and _missing_here(request):
+        digest = request.path_params["digest"]
+        fetched = services(request).proxy_cache.open_blob(name_of(request), upstream, digest, context(request))
+        if fetched is not None:
+            size, chunks = fetched
+            return StreamingResponse(chunks, headers=_blob_headers(digest, size))
     digest, size = _blob_size(request)
     blobs = services(request).blobs
     if url := blobs.redirect_url(digest):

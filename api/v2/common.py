@@ -23,6 +23,14 @@ def name_of(request: Request) -> str:
     return request.path_params["name"]
 
 
+def proxied(request: Request):
+    """The upstream (api/proxy_cache.py Upstream) of a repository of a proxy-cache project,
+    None for any other; looked up once per request."""
+    if not hasattr(request.state, "upstream"):
+        request.state.upstream = services(request).proxy_cache.upstream_of(name_of(request))
+    return request.state.upstream
+
+
 async def settle(request: Request, position: int | None) -> None:
     """Read-your-writes: answer only once the read models include our events."""
     await run_in_threadpool(services(request).projections.wait_for, position)

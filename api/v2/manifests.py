@@ -16,7 +16,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api.errors import MANIFEST_TOO_LARGE, OciError
-from api.v2.common import context, manifest_location, name_of, services, settle
+from api.proxy_cache import Fetched
+from api.v2.common import context, manifest_location, name_of, proxied, services, settle
 from domain.errors import ManifestUnknownError, NameUnknownError
 from domain.manifests import MAX_MANIFEST_BYTES
 from domain.names import check_digest, check_tag, is_digest_reference
@@ -24,13 +25,18 @@ from projections.catalog import ManifestRow
 
 
 def get_manifest(request: Request) -> Response:
-    manifest = _find(request)
+    """In a proxy-cache project the upstream is asked first (api/proxy_cache.py)."""
+    upstream = proxied(request)
+    reference = request.path_params["reference"]
+    if upstream is None:
+        manifest = _find(request)
+    else:
+        manifest = services(request).proxy_cache.manifest(name_of(request), upstream, reference, context(request))
     _check_acceptable(request, manifest)
     headers = _manifest_headers(manifest)
     if request.method == "HEAD":
         return Response(status_code=200, headers=headers)
-    body = services(request).manifests.read(manifest.digest)
-    reference = request.path_params["reference"]
+    body = getattr(manifest, "data", None) or services(request).manifests.read(manifest.digest)
     services(request).pull_counter.count(name_of(request), manifest.digest,
                                          None if is_digest_reference(reference) else reference,
                                          context(request).actor)
@@ -74,7 +80,7 @@ def _find(request: Request) -> ManifestRow:
     return manifest
 
 
-def _check_acceptable(request: Request, manifest: ManifestRow) -> None:
+def _check_acceptable(request: Request, manifest: ManifestRow | Fetched) -> None:
     accepted = _accepted_types(request.headers.getlist("accept"))
     if not accepted or manifest.media_type in accepted or "*/*" in accepted:
         return
@@ -93,7 +99,7 @@ def _accepted_types(values: list[str]) -> set[str]:
     }
 
 
-def _manifest_headers(manifest: ManifestRow) -> dict[str, str]:
+def _manifest_headers(manifest: ManifestRow | Fetched) -> dict[str, str]:
     return {
         "Content-Type": manifest.media_type,
         "Content-Length": str(manifest.size),

@@ -17,7 +17,7 @@ from starlette.routing import Match, Route
 from api.auth import Access, client_address
 from api.errors import NOT_FOUND, UNSUPPORTED, OciError
 from api.v2 import base, blobs, catalog, manifests, referrers, tags, uploads
-from api.v2.common import services
+from api.v2.common import proxied, services
 from domain.context import RequestContext
 from domain.names import check_name
 
@@ -76,7 +76,8 @@ def guarded(handler: Callable, action: str | None) -> Callable:
         if is_async:
             await run_in_threadpool(authorize, request)
             return await handler(request)
-        if inline and services(request).inline_reads and not _has_basic_credentials(request):
+        if inline and services(request).inline_reads and not _has_basic_credentials(request) \
+                and proxied(request) is None:  # a proxy cache's upstream would block the loop
             return authorize_and_handle(request)
         return await run_in_threadpool(authorize_and_handle, request)
 
