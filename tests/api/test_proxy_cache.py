@@ -6,7 +6,9 @@ children, and the cache counts against the project's quota."""
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -41,6 +43,33 @@ def proxy(client, distribution_with_auth) -> str:
     assert response.status_code == 201, response.text
     assert client.get("/api/v2.0/projects/hub").json()["registry_id"] == registry_id
     return "hub"
+
+
+@pytest.fixture
+def rate_limiting_registry():
+    """A registry that answers everything 429 with `Retry-After: 42`, as Docker Hub answers
+    anonymous pulls past its limit (Distribution has no rate limit to provoke)."""
+    class RateLimited(BaseHTTPRequestHandler):
+        def answer(self) -> None:
+            body = b'{"errors":[{"code":"TOOMANYREQUESTS","message":"pull rate limit reached"}]}'
+            self.send_response(429)
+            self.send_header("Retry-After", "42")
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        do_GET = do_HEAD = answer
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), RateLimited)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
 
 
 def push_upstream(upstream: RegistryClient, name: str, tag: str, seed: str) -> tuple[str, list[bytes]]:
@@ -105,6 +134,20 @@ def test_cached_images_are_served_while_the_upstream_is_down(client, services, u
         assert "upstream" in missing.json()["errors"][0]["message"]
     finally:
         distribution_with_auth.start()
+
+
+def test_cached_images_are_served_while_the_upstream_rate_limits(client, services, upstream, proxy,
+                                                                  rate_limiting_registry):
+    digest, _ = push_upstream(upstream, "library/popular", "v1", "popular")
+    pull(client, "hub/library/popular", "v1")
+    assert cached_tags(client, services, "hub/library/popular") == {"v1": digest}
+    registry_id = client.get("/api/v2.0/projects/hub").json()["registry_id"]
+    moved = client.put(f"/api/v2.0/registries/{registry_id}", json={"url": rate_limiting_registry})
+    assert moved.status_code == 200, moved.text
+    assert pull(client, "hub/library/popular", "v1") == digest
+    limited = client.get("/v2/hub/library/unpopular/manifests/v1")
+    assert limited.status_code == 429 and limited.headers["Retry-After"] == "42"
+    assert limited.json()["errors"][0]["code"] == "TOOMANYREQUESTS"
 
 
 def test_a_tag_moved_upstream_is_followed(client, services, upstream, proxy):
