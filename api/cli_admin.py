@@ -12,6 +12,7 @@ import os
 import sys
 import time
 from contextlib import contextmanager
+from uuid import UUID
 
 import orjson
 
@@ -33,6 +34,8 @@ def add_commands(commands, data_dir_option, settings_of) -> None:
     _repositories(groups.add_parser("repositories", help="delete and undelete repositories").add_subparsers(
         dest="action", required=True))
     _gc(commands.add_parser("gc", help="garbage collection").add_subparsers(dest="action", required=True))
+    _replication(commands.add_parser("replication", help="replication executions and their tasks").add_subparsers(
+        dest="action", required=True))
     _retention(commands.add_parser("retention", help="tag retention runs").add_subparsers(
         dest="action", required=True))
     audit = commands.add_parser("audit", help="print the audit trail")
@@ -95,11 +98,14 @@ def _users(sub) -> None:
 
 def _projects(sub) -> None:
     _leaf(sub, "list", "list projects", lambda s, a: _print([
-        {"name": p.name, "public": p.public} for p in s.access.projects(0, 10_000)[0]]))
+        {"name": p.name, "public": p.public, "proxy_cache_registry": p.proxy_registry}
+        for p in s.access.projects(0, 10_000)[0]]))
     create = _leaf(sub, "create", "create a project", lambda s, a: s.admin.create_project(
-        a.name, a.public, _ctx()))
+        a.name, a.public, _ctx(), proxy_registry=a.proxy_cache_registry))
     create.add_argument("name")
     create.add_argument("--public", action="store_true")
+    create.add_argument("--proxy-cache-registry", metavar="ENDPOINT",
+                        help="make it a proxy-cache project of this registry endpoint (docs/proxy-cache.md)")
     visibility = _leaf(sub, "set-public", "make a project public or private",
                        lambda s, a: s.admin.set_project_public(a.name, a.public == "true", _ctx()))
     visibility.add_argument("name")
@@ -165,6 +171,48 @@ def _retention_run(services, args) -> None:
     run_id, _ = services.retention_runner.run(args.project, args.dry_run, "cli", _ctx(), position)
     services.projections.catch_up()
     _print(vars(services.retention.run_by_uuid(str(run_id))))
+
+
+def _replication(sub) -> None:
+    start = _leaf(sub, "start", "start an execution of a policy (the serving registry runs its tasks)",
+                  _replication_start)
+    start.add_argument("policy")
+    listing = _leaf(sub, "executions", "list executions, newest first", lambda s, a: _print(
+        [_execution_summary(e) for e in s.replication_runs.executions(a.policy, 0, a.limit)[0]]))
+    listing.add_argument("--policy", help="only this policy's")
+    listing.add_argument("--limit", type=int, default=20)
+    tasks = _leaf(sub, "tasks", "an execution's tasks: state, attempts, bytes, duration, last error",
+                  lambda s, a: _print([_task_summary(t) for t in s.replication_runs.tasks(
+                      _execution_row(s, a.execution).execution)]))
+    tasks.add_argument("execution", type=int)
+    stop = _leaf(sub, "stop", "stop an execution: pending tasks at once, running ones at their next chunk",
+                 lambda s, a: s.replicator.stop(UUID(_execution_row(s, a.execution).execution), _ctx()))
+    stop.add_argument("execution", type=int)
+
+
+def _replication_start(services, args) -> None:
+    execution, position = services.replicator.start(args.policy, "manual", _ctx())
+    services.projections.wait_for(position)
+    _print(_execution_summary(services.replication_runs.execution_by_uuid(str(execution))))
+
+
+def _execution_row(services, execution_id: int):
+    row = services.replication_runs.execution(execution_id)
+    if row is None:
+        raise RegistryError("no such replication execution", {"execution": execution_id})
+    return row
+
+
+def _execution_summary(row) -> dict:
+    return {"id": row.id, "policy": row.policy, "status": row.status, "trigger": row.trigger, "total": row.total,
+            "tasks": row.counts, "started_at": row.started_at, "ended_at": row.ended_at}
+
+
+def _task_summary(row) -> dict:
+    return {"id": row.id, "operation": row.operation, "source": f"{row.source_repository}:{row.reference}",
+            "destination": f"{row.destination_repository}:{row.reference}", "status": row.status,
+            "attempts": row.attempts, "bytes": row.bytes, "duration_ms": row.duration_ms, "error": row.error,
+            "retry_at": row.retry_at, "started_at": row.started_at, "ended_at": row.ended_at}
 
 
 def _run_summary(row) -> dict:

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 from starlette.testclient import TestClient
 
+from adapters.registry_client import RegistryClient
 from api.app import create_app
 from api.bootstrap import bootstrap
 from api.settings import Settings
@@ -115,3 +116,31 @@ def test_retention_commands(tmp_path):
     assert len(json.loads(portlog(data, "retention", "runs", "web").stdout)) == 2
     missing = portlog(data, "retention", "run", "nope")
     assert missing.returncode == 1 and "project not found" in missing.stderr
+
+
+def test_replication_commands_start_and_follow_an_execution(tmp_path, distribution):
+    data = tmp_path / "data"
+    assert portlog(data, "admin", "projects", "create", "web").returncode == 0
+    with registry_on(data) as client:
+        digest = push_image(client, "web/app", "v1", seed="replicated by the cli")[0]
+        response = client.post("/api/v2.0/registries", json={"name": "peer", "url": distribution.url,
+                                                             "type": "docker-registry"})
+        registry_id = int(response.headers["Location"].rsplit("/", 1)[1])
+        assert client.post("/api/v2.0/replication/policies", json={
+            "name": "out", "dest_registry": {"id": registry_id}, "dest_namespace": "cli",
+            "filters": [{"type": "name", "value": "web/**"}]}).status_code == 201
+        started = portlog(data, "replication", "start", "out")
+        assert started.returncode == 0, started.stderr
+        execution = json.loads(started.stdout)
+        assert execution["policy"] == "out" and execution["total"] == 1 and execution["trigger"] == "manual"
+        deadline = time.monotonic() + 30  # the serving registry's workers run the task
+        while execution["status"] == "InProgress" and time.monotonic() < deadline:
+            time.sleep(0.3)
+            [execution] = json.loads(portlog(data, "replication", "executions", "--policy", "out").stdout)
+        assert execution["status"] == "Succeed", execution
+    [task] = json.loads(portlog(data, "replication", "tasks", str(execution["id"])).stdout)
+    assert task["status"] == "succeeded" and task["destination"] == "cli/app:v1" and task["attempts"] == 1
+    assert task["bytes"] > 0 and task["error"] is None
+    assert RegistryClient(distribution.url).manifest_digest("cli/app", "v1") == digest
+    missing = portlog(data, "replication", "tasks", "999999")
+    assert missing.returncode == 1 and "no such replication execution" in missing.stderr
