@@ -46,6 +46,7 @@ from domain.errors import (
 )
 from domain.manifests import parse_manifest
 from domain.names import check_digest, check_tag, is_digest_reference
+from domain.ports import UploadInfo, UploadWriter
 from projections.catalog import ManifestRow
 
 log = logging.getLogger("portlog.proxy_cache")
@@ -230,34 +231,62 @@ class ProxyCache:
     def _cached_while_read(self, name: str, digest: str, opened: AbstractContextManager, stream,
                            ctx: RequestContext) -> Iterator[bytes]:
         """The upstream's chunks, each written to an upload as it goes by; the upload completes
-        after the last one. A reader that stops early leaves nothing behind."""
-        registry, blobs = self.services.registry, self.services.blobs
+        after the last one. A reader that stops early leaves nothing behind, and the store
+        failing only stops the caching, never the reader's download."""
         self._download_started(digest)
+        upload, writer = self._open_upload(name, digest)
         try:
-            upload = registry.start_upload(name, caching=True)
-            writer = blobs.upload_writer(upload.upload_id)
-            committed = False
-            try:
-                for chunk in stream:
-                    writer.write(chunk)
-                    yield chunk
-                size = writer.commit()
-                committed = True
-                self._complete(name, replace(upload, size=size), digest, ctx)
-            finally:
-                if not committed:
-                    writer.abort()
-                    blobs.cancel_upload(upload.upload_id)
+            for chunk in stream:
+                if writer is not None and not self._written(writer, chunk, name, digest):
+                    self._abandon(upload, writer)
+                    writer = None
+                yield chunk
+            if writer is not None:
+                done, writer = writer, None
+                self._complete(name, upload, done, digest, ctx)
         finally:
+            if writer is not None:
+                self._abandon(upload, writer)
             opened.__exit__(None, None, None)
             self._download_ended(digest)
 
-    def _complete(self, name: str, upload, digest: str, ctx: RequestContext) -> None:
-        """The client has every byte by now: a failure here only means the blob is not cached."""
+    def _open_upload(self, name: str, digest: str) -> tuple[UploadInfo | None, UploadWriter | None]:
         try:
-            position = self.services.registry.complete_upload(name, upload, digest, _as_cache(ctx))
+            upload = self.services.registry.start_upload(name, caching=True)
+            return upload, self.services.blobs.upload_writer(upload.upload_id)
+        except Exception as error:  # the store: this download goes on, uncached
+            log.warning("cannot cache %s@%s: %s", name, digest, getattr(error, "message", error))
+            return None, None
+
+    def _written(self, writer: UploadWriter, chunk: bytes, name: str, digest: str) -> bool:
+        try:
+            writer.write(chunk)
+            return True
+        except Exception as error:
+            log.warning("stopped caching %s@%s: %s", name, digest, getattr(error, "message", error))
+            return False
+
+    def _abandon(self, upload: UploadInfo, writer: UploadWriter) -> None:
+        try:
+            writer.abort()
+            self.services.blobs.cancel_upload(upload.upload_id)
+        except Exception:  # an upload left behind is aborted as stale later
+            log.exception("could not cancel the upload %s", upload.upload_id)
+
+    def _complete(self, name: str, upload: UploadInfo, writer: UploadWriter, digest: str,
+                  ctx: RequestContext) -> None:
+        """The reader has every byte by now: a failure here only means the blob is not cached."""
+        try:
+            size = writer.commit()
+        except Exception as error:
+            log.warning("could not cache %s@%s: %s", name, digest, getattr(error, "message", error))
+            self._abandon(upload, writer)
+            return
+        try:
+            position = self.services.registry.complete_upload(name, replace(upload, size=size), digest,
+                                                              _as_cache(ctx))
             self.services.projections.wait_for(position)
-        except RegistryError as error:
+        except RegistryError as error:  # over quota, or not the bytes the digest names
             log.warning("could not cache %s@%s: %s", name, digest, error.message)
 
     def _download_started(self, digest: str) -> None:
