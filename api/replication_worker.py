@@ -24,25 +24,36 @@ POLL_SECONDS = 1.0
 
 
 def run_replication(services, stop: threading.Event) -> None:
+    """A worker that finishes wakes the pool at once (it does not wait for the next tick), and
+    the read models are brought up to the log before due tasks are read: the claims and
+    outcomes just recorded are in them, so a finished task is never handed out again."""
     size = services.settings.replication_workers
     worker = f"{socket.gethostname()}:{os.getpid()}"
     running: set[str] = set()
     lock = threading.Lock()
+    wake = threading.Event()
     with ThreadPoolExecutor(size, thread_name_prefix="portlog-replication") as pool:
-        while not stop.wait(POLL_SECONDS):
+        while not stop.is_set():
+            wake.wait(POLL_SECONDS)
+            wake.clear()
+            if stop.is_set():
+                break
             try:
                 with lock:
                     free, busy = size - len(running), set(running)
-                for task in services.replication_runs.due_tasks(datetime.now(timezone.utc), free, busy) if free else ():
+                if not free:
+                    continue
+                services.projections.catch_up()
+                for task in services.replication_runs.due_tasks(datetime.now(timezone.utc), free, busy):
                     with lock:
                         running.add(task.task)
-                    pool.submit(_run, services, task.task, worker, running, lock, stop)
+                    pool.submit(_run, services, task.task, worker, running, lock, stop, wake)
             except Exception:
                 log.exception("replication tasks could not be picked up")
 
 
 def _run(services, task: str, worker: str, running: set[str], lock: threading.Lock,
-         stop: threading.Event) -> None:
+         stop: threading.Event, wake: threading.Event) -> None:
     try:
         status = services.replicator.run_task(UUID(task), worker, RequestContext("replication", task),
                                               throttle=throttled, interrupted=stop.is_set)
@@ -52,6 +63,7 @@ def _run(services, task: str, worker: str, running: set[str], lock: threading.Lo
     finally:
         with lock:
             running.discard(task)
+        wake.set()
 
 
 def throttled(chunks: Iterable[bytes], settings: PolicySettings) -> Iterable[bytes]:
