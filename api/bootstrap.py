@@ -21,10 +21,12 @@ from api.v2.manifest_cache import ManifestCache
 from domain.administration import Administration
 from domain.application import Registry
 from domain.collector import Collector
+from domain.labels import Labelling
 from domain.ports import BlobStore, SecretBox, SecretHasher
 from domain.pulls import PullCounter
 from domain.registries import Endpoints
 from domain.replication import Policies
+from domain.replication_runs import LabelledTags
 from domain.replicator import Replicator
 from domain.retention_runs import RetentionRunner
 from projections.access import AccessProjection, AccessView
@@ -34,6 +36,7 @@ from projections.database import ReadModelDatabase
 from projections.gc import GcProjection, GcView
 from projections.history import HistoryProjection, HistoryView
 from projections.immutability import ImmutabilityProjection, ImmutabilityView, rule_id_lookup
+from projections.labels import LabelsProjection, LabelsView
 from projections.pulls import PullsProjection, PullsView
 from projections.quotas import QuotaProjection, QuotaView
 from projections.references import ReferencesProjection, ReferencesView
@@ -83,6 +86,8 @@ class Services:
     gc_jobs: GcJobs | None = None  # set once the services exist (it runs on them)
     replicator: Replicator | None = None  # likewise
     proxy_cache: ProxyCache | None = None  # likewise
+    labels: LabelsView | None = None  # likewise
+    labelling: Labelling | None = None  # likewise
     # Exceptions of the database drivers that mean "unavailable, try again" (a restart, a
     # failover, a full connection pool): answered 503, not 500.
     unavailable_errors: tuple[type[Exception], ...] = ()
@@ -154,7 +159,7 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
                            AuditProjection(), HistoryProjection(), PullsProjection(),
                            WebhooksProjection(), ImmutabilityProjection(), GcProjection(), QuotaProjection(),
                            RetentionProjection(), RegistriesProjection(), ReplicationProjection(),
-                           ReplicationRunsProjection()])
+                           ReplicationRunsProjection(), LabelsProjection()])
         projections.create_tables()
         signing_keys = signing_keys_for(settings, db).load()
     admin = Administration(registry, hasher or Argon2SecretHasher())
@@ -217,6 +222,9 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
         local_repositories=lambda: _all(catalog.repositories), local_tags=lambda name: _all(
             lambda limit, last: catalog.tags(name, limit, last)),
         failed_tasks=lambda policy: [UUID(t.task) for t in services.replication_runs.failed_tasks(policy)])
+    services.labels = LabelsView(db)
+    services.labelling = Labelling(registry, services.labels.labelled_repositories)
+    services.replicator.local_tags = LabelledTags(services.replicator.local_tags, services.labels.tag_labels)
     return services
 
 

@@ -16,6 +16,7 @@ from datetime import datetime
 
 from domain.account import User
 from domain.gc import GcRun, GcSchedule
+from domain.labels import Label
 from domain.project import Project
 from domain.registries import RegistryEndpoint
 from domain.replication import ReplicationPolicy
@@ -28,7 +29,7 @@ from domain.robot import Robot, robot_project
 KINDS = {Repository: "repository", Project: "project", User: "user", Robot: "robot", GcRun: "gc",
          GcSchedule: "gc_schedule", RetentionRun: "retention", RegistryEndpoint: "registry",
          ReplicationPolicy: "replication_policy", ReplicationExecution: "replication_execution",
-         ReplicationTask: "replication_task"}
+         ReplicationTask: "replication_task", Label: "label"}
 # The event field naming the resource, where it is not the kind itself.
 _SUBJECT_FIELDS = {"user": "username", "gc": "run", "retention": "project", "replication_policy": "policy",
                    "replication_execution": "policy", "replication_task": "policy"}
@@ -41,6 +42,8 @@ _NAMED = {
     Repository.BlobUnlinked: "blob.unlinked",
     Repository.TagDeleted: "tag.deleted",
     Repository.PullsRecorded: "artifact.pulled",
+    Repository.ArtifactLabelAdded: "artifact.label_added",
+    Repository.ArtifactLabelRemoved: "artifact.label_removed",
 }
 SECRET_FIELDS = frozenset({"password_hash", "secret_hash", "auth_header", "access_secret"})
 _ENVELOPE_FIELDS = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic", "actor",
@@ -81,7 +84,7 @@ def describe(event) -> PublicEvent:
         source=event.source,
         request_id=event.request_id,
         resource=_resource(subject, event),
-        project=_project(kind, subject),
+        project=event.project if kind == "label" else _project(kind, subject),
         repository=subject if kind == "repository" else None,
         data={k: v for k, v in vars(event).items() if k not in _hidden(kind)},
         failed=isinstance(event, User.LoginsFailed),

@@ -36,15 +36,19 @@ RESOURCE_ACTIONS: dict[str, tuple[str, ...]] = {
     "notification-policy": ("list", "read", "create", "update", "delete"),  # webhooks (Harbor's name)
     "immutable-tag": ("list", "create", "update", "delete"),  # tag immutability rules (Harbor's name)
     "tag-retention": ("read", "update", "delete", "list", "operate"),  # retention policy and runs (Harbor's name)
+    "label": ("list", "read", "create", "update", "delete"),  # the project's labels
+    "artifact-label": ("create", "delete"),  # putting labels on artifacts, taking them off (Harbor's name)
 }
 
 _LIMITED_GUEST = {
     ("project", "read"), ("repository", "list"), ("repository", "pull"),
     ("artifact", "list"), ("artifact", "read"), ("tag", "list"),
 }
-_GUEST = _LIMITED_GUEST | {("member", "list"), ("log", "list")}
-_DEVELOPER = _GUEST | {("repository", "push"), ("tag", "create")}
+_GUEST = _LIMITED_GUEST | {("member", "list"), ("log", "list"), ("label", "list"), ("label", "read")}
+_DEVELOPER = _GUEST | {("repository", "push"), ("tag", "create"), ("artifact-label", "create"),
+                       ("artifact-label", "delete")}
 _MAINTAINER = _DEVELOPER | {
+    ("label", "create"), ("label", "update"), ("label", "delete"),
     ("repository", "delete"), ("artifact", "delete"), ("tag", "delete"),
     ("robot", "list"), ("robot", "read"), ("notification-policy", "list"),
     ("immutable-tag", "list"), ("immutable-tag", "create"), ("immutable-tag", "update"),
@@ -79,6 +83,7 @@ SYSTEM_RESOURCE_ACTIONS: dict[str, tuple[str, ...]] = {
     "log": ("list",),
     "notification-policy": ("list", "read", "create", "update", "delete"),  # instance-wide webhooks
     "garbage-collection": ("list", "read", "create", "update"),  # GC runs and schedule (Harbor's name)
+    "label": ("create", "update", "delete"),  # global labels (every signed-in principal sees them)
 }
 
 

@@ -4,15 +4,17 @@ only added, with defaults).
 
 A policy is push-based (`source` is this registry, None; `destination` an endpoint) or pull-based
 (`source` an endpoint, `destination` None). Filters select repositories by name and artifacts
-by tag (doublestar, `matches` or `excludes`); `destination_namespace` replaces the project part of
-the name, `flatten` levels of the path are dropped first (Harbor's dest_namespace_replace_count:
--1 flattens nothing, 0 keeps every level, 1 the last one, ...). Triggers: manual, scheduled (cron),
-event-based (pushes, tags and — with `deletion` — deletes, followed from the log).
+by tag (doublestar, `matches` or `excludes`) and, push-based only, by the labels they carry
+(domain/labels.py); `destination_namespace` replaces the project part of the name, `flatten`
+levels of the path are dropped first (Harbor's dest_namespace_replace_count: -1 flattens nothing,
+0 keeps every level, 1 the last one, ...). Triggers: manual, scheduled (cron), event-based
+(pushes, tags, labels put on artifacts and — with `deletion` — deletes, followed from the log).
 """
 
 from __future__ import annotations
 
 from dataclasses import KW_ONLY, dataclass
+from typing import Collection
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
@@ -23,27 +25,46 @@ from domain.immutability import Selector, check_pattern
 from domain.names import NAME_RE
 
 TRIGGERS = ("manual", "scheduled", "event_based")
-FILTER_TYPES = ("name", "tag")
+FILTER_TYPES = ("name", "tag", "label")
 MAX_NAME_LENGTH = 255
 
 
 @dataclass(frozen=True)
 class Filter:
-    type: str  # name (repository, with its project) or tag
-    pattern: str
+    type: str  # name (repository, with its project), tag or label
+    pattern: str  # name and tag filters
     excluding: bool = False
+    labels: tuple[str, ...] = ()  # label filters: label names
 
     def checked(self) -> Filter:
         if self.type not in FILTER_TYPES:
             raise InvalidInputError(f"unknown filter type {self.type!r}; one of {', '.join(FILTER_TYPES)}",
                                     {"type": self.type})
-        check_pattern(self.pattern, self.type)
+        if self.type == "label":
+            if not isinstance(self.labels, tuple) or not all(isinstance(n, str) and n for n in self.labels):
+                raise InvalidInputError("a label filter names labels", {"labels": self.labels})
+        else:
+            check_pattern(self.pattern, self.type)
         if not isinstance(self.excluding, bool):
             raise InvalidInputError("a filter's decoration is matches or excludes")
         return self
 
     def selects(self, value: str) -> bool:
         return Selector(self.pattern, self.excluding).selects(value)
+
+    def selects_labels(self, carried: Collection[str]) -> bool:
+        """Harbor's label filter: `matches` when the artifact carries every label named (no name:
+        every artifact), `excludes` otherwise."""
+        carries_all = set(self.labels) <= set(carried)
+        return carries_all != self.excluding
+
+    def fields(self) -> dict:
+        fields = {"type": self.type, "pattern": self.pattern, "excluding": self.excluding}
+        return {**fields, "labels": list(self.labels)} if self.type == "label" else fields
+
+    @classmethod
+    def from_fields(cls, fields: dict) -> Filter:
+        return cls(fields["type"], fields["pattern"], fields.get("excluding", False), tuple(fields.get("labels", ())))
 
 
 @dataclass(frozen=True)
@@ -71,6 +92,9 @@ class PolicySettings:
             raise InvalidInputError("a scheduled trigger needs a cron")
         if self.trigger == "event_based" and self.source is not None:
             raise InvalidInputError("event-based triggers follow this registry's events: push-based policies only")
+        if self.filters_on_labels and self.source is not None:
+            raise InvalidInputError("label filters select this registry's artifacts by the labels they carry: "
+                                    "push-based policies only (a remote registry's labels are not read)")
         for name in ("deletion", "override", "enabled"):
             if not isinstance(getattr(self, name), bool):
                 raise InvalidInputError(f"{name} must be true or false")
@@ -91,6 +115,14 @@ class PolicySettings:
     def selects_tag(self, tag: str) -> bool:
         return all(f.selects(tag) for f in self.filters if f.type == "tag")
 
+    def selects_labels(self, carried: Collection[str]) -> bool:
+        """Whether an artifact carrying the labels named `carried` is selected."""
+        return all(f.selects_labels(carried) for f in self.filters if f.type == "label")
+
+    @property
+    def filters_on_labels(self) -> bool:
+        return any(f.type == "label" for f in self.filters)
+
     def destination_name(self, name: str) -> str:
         """Where `name` (project/path/repo) lands: levels flattened, then the project replaced."""
         project, _, path = name.partition("/")
@@ -104,14 +136,14 @@ class PolicySettings:
     def fields(self) -> dict:
         return {"source": self.source, "destination": self.destination,
                 "destination_namespace": self.destination_namespace, "flatten": self.flatten,
-                "filters": [{"type": f.type, "pattern": f.pattern, "excluding": f.excluding} for f in self.filters],
+                "filters": [f.fields() for f in self.filters],
                 "trigger": self.trigger, "cron": self.cron, "deletion": self.deletion, "override": self.override,
                 "enabled": self.enabled, "description": self.description, "bandwidth_kib": self.bandwidth_kib}
 
     @classmethod
     def from_fields(cls, fields: dict) -> PolicySettings:
         values = dict(fields)
-        values["filters"] = tuple(Filter(**f) for f in values.get("filters", ()))
+        values["filters"] = tuple(Filter.from_fields(f) for f in values.get("filters", ()))
         return cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})
 
 

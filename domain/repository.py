@@ -19,14 +19,16 @@ from domain.errors import (
     ManifestInvalidError,
     ManifestUnknownError,
     NameUnknownError,
+    NotFoundError,
 )
 from domain.manifests import ParsedManifest
 
 
 class Repository(Aggregate):
     # Version 2 added `media_types`, `deleted`, `trash` and `deleted_tags`; older snapshots
-    # are upcast (their manifests' media types are then found from the stored bytes).
-    class_version = 2
+    # are upcast (their manifests' media types are then found from the stored bytes). Version 3
+    # added `labels`.
+    class_version = 3
 
     class Event(Aggregate.Event):
         """Every event names its repository, who caused it, and in which request."""
@@ -79,6 +81,7 @@ class Repository(Aggregate):
         def apply(self, repo: Repository) -> None:
             repo.manifests.pop(self.digest, None)
             repo.media_types.pop(self.digest, None)
+            repo.labels.pop(self.digest, None)  # an artifact's labels go with it
 
     class TagPointed(Event):
         tag: str
@@ -132,6 +135,31 @@ class Repository(Aggregate):
 
         pulls: list[dict]
 
+    class ArtifactLabelAdded(Event):
+        """A label put on the artifact `digest`: `label` is its name, `scope` g (a global label)
+        or p (a label of the repository's project). Labels: domain/labels.py."""
+
+        digest: str
+        label: str
+        scope: str
+
+        def apply(self, repo: Repository) -> None:
+            repo.labels.setdefault(self.digest, []).append(_label_entry(self.scope, self.label))
+
+    class ArtifactLabelRemoved(Event):
+        """A label taken off the artifact, by someone or because the label was deleted."""
+
+        digest: str
+        label: str
+        scope: str
+
+        def apply(self, repo: Repository) -> None:
+            remaining = [e for e in repo.labels.get(self.digest, []) if e != _label_entry(self.scope, self.label)]
+            if remaining:
+                repo.labels[self.digest] = remaining
+            else:
+                repo.labels.pop(self.digest, None)
+
     def __init__(self, repository: str) -> None:
         self.name = repository
         self.blobs: dict[str, int] = {}
@@ -143,10 +171,15 @@ class Repository(Aggregate):
         # The last digest of each tag deleted on its own (a tag deleted with its manifest
         # included), while the tag is not pointed again: what undeleting the tag brings back.
         self.deleted_tags: dict[str, str] = {}
+        self.labels: dict[str, list[str]] = {}  # manifest digest -> its labels, "<scope>:<name>"
 
     @staticmethod
     def upcast_v1_v2(state: dict) -> None:
         state.update(media_types={}, deleted=False, trash=None, deleted_tags={})
+
+    @staticmethod
+    def upcast_v2_v3(state: dict) -> None:
+        state["labels"] = {}
 
     @staticmethod
     def create_id(name: str) -> UUID:
@@ -243,6 +276,30 @@ class Repository(Aggregate):
             self.delete_tag(tag, ctx)
         self._trigger(self.ManifestDeleted, digest=digest, ctx=ctx)
 
+    def add_label(self, digest: str, scope: str, label: str, ctx: RequestContext) -> None:
+        """Harbor answers a label put on an artifact twice with a conflict; so does this."""
+        if digest not in self.manifests:
+            raise ManifestUnknownError("artifact unknown to repository", {"digest": digest})
+        if _label_entry(scope, label) in self.labels.get(digest, ()):
+            raise ConflictError(f"the label {label} is already on the artifact", {"digest": digest, "label": label})
+        self._trigger(self.ArtifactLabelAdded, digest=digest, label=label, scope=scope, ctx=ctx)
+
+    def remove_label(self, digest: str, scope: str, label: str, ctx: RequestContext) -> None:
+        if _label_entry(scope, label) not in self.labels.get(digest, ()):
+            raise NotFoundError(f"the artifact does not carry the label {label}", {"digest": digest, "label": label})
+        self._trigger(self.ArtifactLabelRemoved, digest=digest, label=label, scope=scope, ctx=ctx)
+
+    def drop_label(self, scope: str, label: str, ctx: RequestContext) -> None:
+        """The label is being deleted: off every artifact that carries it."""
+        for digest in sorted(d for d, entries in self.labels.items() if _label_entry(scope, label) in entries):
+            self._trigger(self.ArtifactLabelRemoved, digest=digest, label=label, scope=scope, ctx=ctx)
+
+    def carries(self, scope: str, label: str) -> bool:
+        return any(_label_entry(scope, label) in entries for entries in self.labels.values())
+
+    def label_names(self, digest: str) -> frozenset[str]:
+        return frozenset(entry.split(":", 1)[1] for entry in self.labels.get(digest, ()))
+
     def _revive(self, ctx: RequestContext) -> None:
         if self.deleted:
             self._trigger(self.Recreated, ctx=ctx)
@@ -269,6 +326,10 @@ class Repository(Aggregate):
                     "index references a manifest unknown to the repository",
                     {"digest": child.digest},
                 )
+
+
+def _label_entry(scope: str, label: str) -> str:
+    return f"{scope}:{label}"
 
 
 def _children_first(manifests: list[ParsedManifest]) -> list[ParsedManifest]:

@@ -1,9 +1,10 @@
 """Replication policies, Harbor's way (/api/v2.0/replication/policies…): `src_registry` or
 `dest_registry` (the other is this registry, null), `dest_namespace`,
-`dest_namespace_replace_count`, `filters` (name and tag, doublestar, matches / excludes),
-`trigger` (manual, scheduled with a cron, event_based), `deletion`, `override`, `enabled`,
-`speed`. System administrators only (Harbor's `replication-policy`). Portlog refuses, with a 400,
-what it would otherwise silently ignore (label filters, other resource types)."""
+`dest_namespace_replace_count`, `filters` (name and tag, doublestar, matches / excludes; label,
+a list of label names, push-based policies only), `trigger` (manual, scheduled with a cron,
+event_based), `deletion`, `override`, `enabled`, `speed`. System administrators only (Harbor's
+`replication-policy`). Portlog refuses, with a 400, what it would otherwise silently ignore
+(label filters on pull-based policies, other resource types)."""
 
 from __future__ import annotations
 
@@ -31,8 +32,7 @@ def policy_json(call: Call, row: PolicyRow) -> dict:
             "src_registry": _registry(call, settings.source), "dest_registry": _registry(call, settings.destination),
             "dest_namespace": settings.destination_namespace,
             "dest_namespace_replace_count": settings.flatten,
-            "filters": [{"type": f.type, "value": f.pattern, "decoration": "excludes" if f.excluding else "matches"}
-                        for f in settings.filters],
+            "filters": [_filter_json(f) for f in settings.filters],
             "trigger": {"type": settings.trigger,
                         "trigger_settings": {"cron": settings.cron or ""}},
             "deletion": settings.deletion, "replicate_deletion": settings.deletion, "override": settings.override,
@@ -116,15 +116,31 @@ def _endpoint_name(call: Call, value: object) -> str | None:
 
 def _filter(item: object) -> Filter:
     if not isinstance(item, dict) or item.get("decoration", "matches") not in DECORATIONS:
-        raise bad_request("a filter is {type: name|tag, value, decoration: matches|excludes}")
+        raise bad_request("a filter is {type: name|tag|label, value, decoration: matches|excludes}")
     kind, value = item.get("type"), item.get("value")
+    excluding = DECORATIONS[item.get("decoration", "matches")]
     if kind == "resource":
         if value not in ("image", "artifact"):
             raise bad_request("Portlog replicates artifacts (resource filter image or artifact)")
         return Filter("name", "**")
+    if kind == "label":
+        return Filter("label", "", excluding, _label_names(value))
     if kind not in ("name", "tag"):
-        raise bad_request(f"filters on {kind!r} are not supported (name and tag are)")
-    return Filter(kind, value, DECORATIONS[item.get("decoration", "matches")])
+        raise bad_request(f"filters on {kind!r} are not supported (name, tag and label are)")
+    return Filter(kind, value, excluding)
+
+
+def _label_names(value: object) -> tuple[str, ...]:
+    """Harbor sends a list of label names; one name alone is taken too."""
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or not all(isinstance(name, str) and name for name in names):
+        raise bad_request("a label filter's value is a list of label names")
+    return tuple(names)
+
+
+def _filter_json(item: Filter) -> dict:
+    value = list(item.labels) if item.type == "label" else item.pattern
+    return {"type": item.type, "value": value, "decoration": "excludes" if item.excluding else "matches"}
 
 
 def _registry(call: Call, name: str | None) -> dict | None:

@@ -1,6 +1,7 @@
-"""Repositories, artifacts and tags (/api/v2.0/projects/{project}/repositories…). An artifact
-is a manifest; its id is the log position of its push. `{repository_name}` is the name
-without the project, URL-encoded once more by clients (`a%252Fb` for `a/b`)."""
+"""Repositories, artifacts, their tags and the labels on them
+(/api/v2.0/projects/{project}/repositories…). An artifact is a manifest; its id is the log
+position of its push. `{repository_name}` is the name without the project, URL-encoded once more
+by clients (`a%252Fb` for `a/b`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from starlette.responses import Response
 
 from api.harbor import queries
 from api.harbor.common import body_of, empty, not_found, paged, parse_q, project_of
+from api.harbor.labels import label_by_id, label_json
 from api.management.common import Call, field, json_response, page_params
 from api.management.problems import Problem
 from domain.names import check_name, check_tag
@@ -122,6 +124,28 @@ def delete_tag(call: Call) -> Response:
     return empty()
 
 
+def add_artifact_label(call: Call) -> Response:
+    """Put a label (`{"id": N}`) on an artifact: a global label, or one of the artifact's project;
+    409 if the artifact carries it already (as Harbor)."""
+    _, name = _repository(call, "artifact-label", "create")
+    row = _artifact(call, name)
+    label = label_by_id(call, field(body_of(call), "id", int))
+    call.settle(call.services.labelling.add_to_artifact(name, row.digest, label.key, call.context))
+    return empty()
+
+
+def remove_artifact_label(call: Call) -> Response:
+    """Take a label off an artifact; 404 unless the artifact carries it."""
+    _, name = _repository(call, "artifact-label", "delete")
+    row = _artifact(call, name)
+    text = call.param("label_id")
+    if not text.isdigit():
+        raise not_found(f"label {text} not found")
+    label = label_by_id(call, int(text))
+    call.settle(call.services.labelling.remove_from_artifact(name, row.digest, label.key, call.context))
+    return empty()
+
+
 def _repository(call: Call, resource: str, action: str) -> tuple[ProjectRow, str]:
     project = project_of(call, resource, action)
     name = check_name(f"{project.name}/{unquote(call.param('repository'))}")
@@ -149,13 +173,14 @@ def _artifacts_json(call: Call, project: ProjectRow, name: str, rows: list) -> l
     tag_names = [t.tag for row in rows for t in tags[row.digest]]
     tag_pulled = call.services.pulls.of_tags(name, tag_names)
     immutable = call.services.immutability.immutable_tags(name, tag_names)
+    labels = call.services.labels.of_artifacts(name, digests)
     return [{
         "id": row.id, "type": _type(row), "media_type": row.artifact_type or row.media_type,
         "manifest_media_type": row.media_type, "artifact_type": row.artifact_type,
         "project_id": project.id, "repository_id": repository_id, "repository_name": name,
         "digest": row.digest, "size": row.size + sizes.get(row.digest, 0), "push_time": row.pushed_at,
         "pull_time": _pull_time(pulled.get(row.digest)), "annotations": _annotations(row), "extra_attrs": {},
-        "labels": None,
+        "labels": [label_json(label, project.id) for label in labels[row.digest]],
         "tags": [_tag_json(t, repository_id, row.id, tag_pulled, immutable) for t in tags[row.digest]]
         if with_tags else None,
     } for row in rows]

@@ -194,10 +194,10 @@ async def test_system_robot_and_refused_permissions(harbor):
     assert (robot.level, robot.duration, robot.permissions[0].namespace) == ("system", -1, "*")
 
     with pytest.raises(BadRequest) as refused:
-        await harbor.create_robot(RobotCreate(name="hlabel", level="project", duration=-1, permissions=[
+        await harbor.create_robot(RobotCreate(name="hscan", level="project", duration=-1, permissions=[
             RobotPermission(kind="project", namespace="race",
-                            access=[Access(resource="artifact-label", action="create")])]))
-    assert "artifact-label:create" in refused.value.errors[0].message
+                            access=[Access(resource="scan", action="create")])]))
+    assert "scan:create is not a Portlog permission" in refused.value.errors[0].message
     await harbor.delete_robot(created.id)
 
 

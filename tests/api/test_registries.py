@@ -149,7 +149,9 @@ async def test_bad_replication_policies_are_refused(harbor, client):
     bad = [{**base, "src_registry": {"id": registry_id}},  # remote to remote
            {"name": "p"},  # local to local
            {**base, "dest_registry": {"id": 999999}},
-           {**base, "filters": [{"type": "label", "value": "x"}]},
+           {"name": "p", "src_registry": {"id": registry_id}, "filters": [{"type": "label", "value": ["x"]}]},
+           {**base, "filters": [{"type": "label", "value": [3]}]},
+           {**base, "filters": [{"type": "color", "value": "x"}]},
            {**base, "trigger": {"type": "scheduled", "trigger_settings": {"cron": "61 * * * *"}}},
            {**base, "trigger": {"type": "scheduled"}},
            {"name": "p", "src_registry": {"id": registry_id}, "trigger": {"type": "event_based"}},

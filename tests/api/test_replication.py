@@ -165,6 +165,40 @@ def test_pull_based_replication_brings_images_in(client, services, distribution_
     assert client.get(f"/v2/team/tool/blobs/{digest_of(layer)}").content == layer
 
 
+def test_a_label_filter_copies_only_the_artifacts_that_carry_the_labels(client, services, distribution_with_auth):
+    peer = distribution_with_auth
+    remote = peer_client(peer)
+    for tag in ("v1", "v2", "v3"):
+        push_image(client, "team/labelled", tag, seed=f"label {tag}")
+    label_ids = {}
+    for name in ("release", "signed"):
+        response = client.post("/api/v2.0/labels", json={"name": name, "scope": "g"})
+        label_ids[name] = int(response.headers["Location"].rsplit("/", 1)[1])
+    artifacts = "/api/v2.0/projects/team/repositories/labelled/artifacts"
+    for tag, names in (("v1", ("release", "signed")), ("v2", ("release",))):
+        for name in names:
+            client.post(f"{artifacts}/{tag}/labels", json={"id": label_ids[name]}).raise_for_status()
+    registry_id = add_endpoint(client, peer)
+    policy_id = add_policy(client, name="released", dest_registry={"id": registry_id}, dest_namespace="labels",
+                           filters=[{"type": "name", "value": "team/labelled"},
+                                    {"type": "label", "value": ["release", "signed"], "decoration": "matches"}])
+    assert client.get(f"/api/v2.0/replication/policies/{policy_id}").json()["filters"][1] == {
+        "type": "label", "value": ["release", "signed"], "decoration": "matches"}
+    execution = wait_done(client, execute(client, policy_id))
+    assert execution["status"] == "Succeed" and execution["total"] == 1, tasks(client, execution["id"])
+    assert remote.tags("labels/labelled") == ["v1"]
+
+    # event-based: the label that makes the policy select an artifact copies it
+    add_policy(client, name="on-label", dest_registry={"id": registry_id}, dest_namespace="labelled-live",
+               trigger={"type": "event_based"}, filters=[{"type": "label", "value": ["signed"]}])
+    client.post(f"{artifacts}/v3/labels", json={"id": label_ids["signed"]}).raise_for_status()
+    assert wait_until(lambda: remote.manifest_digest("labelled-live/labelled", "v3"))
+    assert remote.manifest_digest("labelled-live/labelled", "v2") is None
+    pulled = client.post("/api/v2.0/replication/policies", json={
+        "name": "pull-labelled", "src_registry": {"id": registry_id}, "filters": [{"type": "label", "value": "x"}]})
+    assert pulled.status_code == 400 and "push-based policies only" in pulled.text
+
+
 def wait_until(predicate, timeout: float = 30):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -13,6 +13,7 @@ from domain.account import User
 from domain.blob import Blob
 from domain.context import RequestContext
 from domain.gc import GcRun, GcSchedule
+from domain.labels import Label
 from domain.project import Project
 from domain.registries import RegistryEndpoint
 from domain.replication import ReplicationPolicy
@@ -66,12 +67,16 @@ PUBLISHED_TOPICS = {
     "domain.replication_runs:ReplicationTask.LeaseExtended",
     "domain.replication_runs:ReplicationTask.Succeeded", "domain.replication_runs:ReplicationTask.Failed",
     "domain.replication_runs:ReplicationTask.Stopped", "domain.replication_runs:ReplicationTask.RetryRequested",
+    "domain.repository:Repository.ArtifactLabelAdded", "domain.repository:Repository.ArtifactLabelRemoved",
+    "domain.labels:Label.Created", "domain.labels:Label.Recreated", "domain.labels:Label.Updated",
+    "domain.labels:Label.Deleted",
 }
 
 
 def event_classes():
     for aggregate in (Repository, Project, User, Robot, WebhookPolicy, WebhookDelivery, Blob, GcRun, GcSchedule,
-                      RetentionRun, RegistryEndpoint, ReplicationPolicy, ReplicationExecution, ReplicationTask):
+                      RetentionRun, RegistryEndpoint, ReplicationPolicy, ReplicationExecution, ReplicationTask,
+                      Label):
         for value in vars(aggregate).values():
             if isinstance(value, type) and issubclass(value, Aggregate.Event) and value.__name__ != "Event":
                 yield value
@@ -116,7 +121,7 @@ def test_a_repository_snapshot_taken_before_deletion_existed_still_loads(service
     services.registry.update(Repository.create_id("team/old"), lambda r: r.link_blob("sha256:" + "a" * 64, 3, ctx),
                              create=lambda: Repository.create("team/old", ctx))
     old = Snapshot.take(services.registry.load(Repository.create_id("team/old")))
-    for name in ("media_types", "deleted", "trash", "deleted_tags", "class_version"):
+    for name in ("media_types", "deleted", "trash", "deleted_tags", "labels", "class_version"):
         old.state.pop(name)
     stored = services.registry.mapper.to_stored_event(old)
     repository = services.registry.mapper.to_domain_event(stored).mutate(None)
@@ -125,3 +130,15 @@ def test_a_repository_snapshot_taken_before_deletion_existed_still_loads(service
         False, None, {}, {})
     repository.delete(ctx)  # and it can be deleted
     assert repository.deleted and repository.trash["blobs"] == {"sha256:" + "a" * 64: 3}
+
+
+def test_a_repository_snapshot_taken_before_labels_existed_still_loads(services):
+    ctx = RequestContext("alice", "req-1")
+    services.registry.update(Repository.create_id("team/old"), lambda r: r.link_blob("sha256:" + "a" * 64, 3, ctx),
+                             create=lambda: Repository.create("team/old", ctx))
+    old = Snapshot.take(services.registry.load(Repository.create_id("team/old")))
+    old.state.pop("labels")
+    old.state["class_version"] = 2
+    stored = services.registry.mapper.to_stored_event(old)
+    repository = services.registry.mapper.to_domain_event(stored).mutate(None)
+    assert repository.labels == {} and repository.label_names("sha256:" + "b" * 64) == frozenset()

@@ -15,6 +15,7 @@ from projections import (
     catalog,
     gc,
     history,
+    labels,
     quotas,
     references,
     registries,
@@ -29,7 +30,7 @@ from tests.support.server import REPO_ROOT
 pytestmark = pytest.mark.both_databases
 
 MODULES = (catalog, references, access, audit, history, gc, quotas, retention, registries, replication,
-           replication_runs)
+           replication_runs, labels)
 TABLES = [table for module in MODULES for table in module.metadata.sorted_tables]
 
 
@@ -65,6 +66,8 @@ def make_history(client, services=None) -> None:
     client.post("/api/v2.0/registries", json={"name": "peer", "url": "http://127.0.0.1:1", "type": "docker-registry"})
     peer = client.get("/api/v2.0/registries").json()[0]["id"]
     client.post("/api/v2.0/replication/policies", json={"name": "out", "dest_registry": {"id": peer}})
+    label = client.post("/api/v2.0/labels", json={"name": "release", "scope": "g"}).headers["Location"].rsplit("/")[-1]
+    client.post("/api/v2.0/projects/team/repositories/app0/artifacts/1.0/labels", json={"id": int(label)})
     if services is not None:  # a GC run: Blob and GcRun events, links released
         import time
         time.sleep(1.1)
@@ -77,6 +80,7 @@ def test_rebuild_gives_identical_read_models(client, services):
     before = dump(services)
     assert len(before["catalog_tags"]) == 6 and before["refs_digest_usage"] and before["gc_runs"]
     assert before["history_members"] and before["audit_log"] and before["access_robots"]
+    assert before["labels"] and before["artifact_labels"]
     services.projections.rebuild()
     assert dump(services) == before
 

@@ -6,6 +6,7 @@ import pytest
 
 from domain.errors import InvalidInputError
 from domain.replication import Filter, PolicySettings
+from domain.replication_runs import LabelledTags, plan_copies
 
 
 def push_to(peer: str = "peer", **fields) -> PolicySettings:
@@ -33,7 +34,9 @@ def test_filters_select_repositories_and_tags():
     PolicySettings(source="p", destination=None, trigger="event_based"),
     PolicySettings(source=None, destination="p", flatten=-2),
     PolicySettings(source=None, destination="p", destination_namespace="Bad Name"),
-    PolicySettings(source=None, destination="p", filters=(Filter("label", "x"),)),
+    PolicySettings(source="p", destination=None, filters=(Filter("label", "", labels=("x",)),)),
+    PolicySettings(source=None, destination="p", filters=(Filter("label", "", labels=("",)),)),
+    PolicySettings(source=None, destination="p", filters=(Filter("color", "x"),)),
     PolicySettings(source=None, destination="p", filters=(Filter("tag", "["),)),
     PolicySettings(source=None, destination="p", override="yes"),
 ])
@@ -43,5 +46,27 @@ def test_bad_policies_are_refused(settings):
 
 
 def test_settings_round_trip_through_event_fields():
-    policy = push_to(filters=(Filter("tag", "v*"),), trigger="scheduled", cron="0 0 * * *", deletion=True)
+    policy = push_to(filters=(Filter("tag", "v*"), Filter("label", "", True, ("beta", "rc"))), trigger="scheduled",
+                     cron="0 0 * * *", deletion=True)
     assert PolicySettings.from_fields(policy.fields()) == policy
+    assert policy.fields()["filters"][0] == {"type": "tag", "pattern": "v*", "excluding": False}  # as before labels
+
+
+def test_label_filters_select_artifacts_carrying_every_label_named_or_exclude_them():
+    release = push_to(filters=(Filter("label", "", labels=("release", "signed")),))
+    assert release.selects_labels({"release", "signed", "team"}) and not release.selects_labels({"release"})
+    not_beta = push_to(filters=(Filter("label", "", True, ("beta",)),))
+    assert not_beta.selects_labels(set()) and not not_beta.selects_labels({"beta", "x"})
+    assert push_to(filters=(Filter("label", "", labels=()),)).selects_labels(set())  # no name: every artifact
+    assert push_to().selects_labels(set()) and not push_to().filters_on_labels
+
+
+def test_planning_selects_tags_by_the_labels_of_their_artifacts():
+    policy = push_to(filters=(Filter("tag", "v*"), Filter("label", "", labels=("release",))))
+    listing = LabelledTags(lambda name: ["v1", "v2", "latest"],
+                           lambda name: {"v1": frozenset({"release"}), "latest": frozenset({"release"})})
+    planned = plan_copies(policy, ["team/app"], listing)
+    assert [(t["source_repository"], t["reference"]) for t in planned] == [("team/app", "v1")]
+    with pytest.raises(InvalidInputError):  # a listing without labels cannot honour a label filter
+        plan_copies(policy, ["team/app"], lambda name: ["v1"])
+    assert len(plan_copies(push_to(), ["team/app"], listing)) == 3
