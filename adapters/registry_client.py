@@ -1,6 +1,11 @@
 """A client of a remote registry over the OCI Distribution API, for replication and proxy-cache
 projects: manifests, tags, the catalog, blobs streamed in and out (never a whole blob in
-memory), cross-repository mounts, and `ping()` for a "test connection" button.
+memory), cross-repository mounts, referrers, and `ping()` for a "test connection" button.
+
+Referrers follow distribution-spec 1.1: listed by the referrers API, or — where the registry has
+none — from the index under the subject's referrers tag (`sha256-<hex>`); a manifest with a
+`subject` pushed to a registry that does not answer `OCI-Subject` is added to that index, the
+upkeep the spec leaves to clients.
 
 Authentication works the way docker and containerd do it: a request goes out with what the
 client already knows; a `401` names the scheme in `WWW-Authenticate`. `Basic` is then sent on
@@ -30,6 +35,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from itertools import chain
 from typing import Iterable, Iterator, NamedTuple
 
 import httpx
@@ -55,10 +61,13 @@ RETRYABLE_STATUSES = frozenset({408, 429})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 DEFAULT_PORTS = {"http": 80, "https": 443}
 CATALOG_SCOPE = "registry:catalog:*"
+# What a registry without the referrers API answers there (the spec's signal is the 404).
+REFERRERS_UNSUPPORTED_STATUSES = frozenset({404, 405})
 USER_AGENT = "portlog-registry-client/1"
 
 _CHALLENGE_PARAM = re.compile(r'([A-Za-z_]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))')
 _ERRNO_PREFIX = re.compile(r"^\[Errno -?\d+\]\s*")
+_NOT_IN_A_TAG = re.compile(r"[^A-Za-z0-9_.-]")
 
 
 # --- results and errors ---
@@ -173,15 +182,74 @@ class RegistryClient:
         return response.headers.get("docker-content-digest") or self.manifest(name, reference).digest
 
     def put_manifest(self, name: str, reference: str, data: bytes, media_type: str) -> str:
-        """Stores a manifest under a tag or its digest; returns its digest."""
+        """Stores a manifest under a tag or its digest; returns its digest. One with a `subject`
+        that the registry did not index (no `OCI-Subject` in its answer) is also added to the
+        subject's referrers tag, as the spec asks of clients."""
         response = self._request("PUT", f"/v2/{name}/manifests/{reference}", _push(name),
                                  headers={"Content-Type": media_type}, content=data)
         _expect(response, {200, 201}, f"PUT manifest {name}:{reference}")
-        return response.headers.get("docker-content-digest") or _sha256(data)
+        digest = response.headers.get("docker-content-digest") or _sha256(data)
+        subject = _subject_of(data)
+        if subject and "oci-subject" not in response.headers:
+            self._add_to_referrers_tag(name, subject, _referrer_descriptor(data, media_type, digest))
+        return digest
 
     def delete_manifest(self, name: str, digest: str) -> None:
         response = self._request("DELETE", f"/v2/{name}/manifests/{digest}", _delete(name))
         _expect(response, {200, 202, 204}, f"DELETE manifest {name}@{digest}")
+
+    # --- referrers ---
+
+    def referrers(self, name: str, digest: str) -> list[str]:
+        """Digests of the manifests whose subject is `digest`, from the referrers API, or from
+        the referrers tag where the registry has no such API; [] when there are none."""
+        listed = self._referrers_from_api(name, digest)
+        if listed is None:
+            listed = self._referrers_from_tag(name, digest)
+        return list(dict.fromkeys(listed))  # a tag kept by clients may list one twice
+
+    def _referrers_from_api(self, name: str, digest: str) -> list[str] | None:
+        """None when the registry does not serve the referrers API."""
+        path = f"/v2/{name}/referrers/{digest}"
+        pages = self._pages(path, _pull(name), headers={"Accept": OCI_INDEX})
+        first = next(pages)
+        if not _serves_referrers(first):
+            return None
+        listed: list[str] = []
+        for response in chain([first], pages):
+            _expect(response, {200}, f"GET {path}")
+            index = _oci_index(response.content)
+            if index is None:
+                raise RegistryClientError(f"GET {path}: a page that is not an OCI image index")
+            listed.extend(_listed_digests(index))
+        return listed
+
+    def _referrers_from_tag(self, name: str, digest: str) -> list[str]:
+        found = self._referrers_tag_manifest(name, digest)
+        index = _oci_index(found.data) if found else None
+        return _listed_digests(index) if index is not None else []  # not an index: none, says the spec
+
+    def _add_to_referrers_tag(self, name: str, subject: str, descriptor: dict) -> None:
+        """Appends the referrer to the index under its subject's referrers tag, created when
+        absent. Concurrent writers can lose an entry: the spec leaves the race to clients, and
+        the registries this is for do not honour conditional PUTs."""
+        found = self._referrers_tag_manifest(name, subject)
+        index = _oci_index(found.data) if found else _empty_index()
+        if index is None:
+            raise RegistryClientError(f"{name}:{referrers_tag(subject)} is not an OCI image index: "
+                                      f"{descriptor['digest']} could not be listed as a referrer of {subject}")
+        if descriptor["digest"] in _listed_digests(index):
+            return
+        index["manifests"].append(descriptor)
+        self.put_manifest(name, referrers_tag(subject), _compact_json(index), OCI_INDEX)
+
+    def _referrers_tag_manifest(self, name: str, subject: str) -> Manifest | None:
+        try:
+            return self.manifest(name, referrers_tag(subject), accept=(OCI_INDEX,))
+        except RegistryClientError as error:
+            if error.status == 404:
+                return None
+            raise
 
     # --- blobs ---
 
@@ -250,16 +318,24 @@ class RegistryClient:
     # --- pagination and redirects ---
 
     def _paginated(self, path: str, field: str, scopes: tuple[str, ...], page_size: int | None) -> list[str]:
-        url: str | httpx.URL | None = path
         params = {"n": str(page_size)} if page_size else None
         items: list[str] = []
-        for _ in range(MAX_PAGES):
-            response = self._request("GET", url, scopes, params=params)
+        for response in self._pages(path, scopes, params=params):
             _expect(response, {200}, f"GET {path}")
             items.extend(response.json().get(field) or [])  # Distribution sends "tags": null
+        return items
+
+    def _pages(self, path: str, scopes: tuple[str, ...], *, params: dict[str, str] | None = None,
+               headers: dict[str, str] | None = None) -> Iterator[httpx.Response]:
+        """Each page's answer, unchecked (the caller judges it before asking for the next), then
+        the pages its `Link: <…>; rel="next"` names."""
+        url: str | httpx.URL | None = path
+        for _ in range(MAX_PAGES):
+            response = self._request("GET", url, scopes, params=params, headers=headers)
+            yield response
             url, params = _next_page(response), None  # the next link carries n and last
             if url is None:
-                return items
+                return
         raise RegistryClientError(f"GET {path}: more than {MAX_PAGES} pages")
 
     def _get_following_redirects(self, path: str, scopes: tuple[str, ...]) -> httpx.Response:
@@ -435,6 +511,66 @@ def _token_from(response: httpx.Response) -> _Token:
 def _next_page(response: httpx.Response) -> httpx.URL | None:
     link = response.links.get("next", {}).get("url")
     return response.url.join(link) if link else None
+
+
+def referrers_tag(digest: str) -> str:
+    """The referrers tag schema: the algorithm (32 characters at most), '-', the encoded part
+    (64 at most), anything a tag cannot hold replaced with '-'."""
+    algorithm, _, encoded = digest.partition(":")
+    return _NOT_IN_A_TAG.sub("-", f"{algorithm[:32]}-{encoded[:64]}")
+
+
+def _serves_referrers(response: httpx.Response) -> bool:
+    """False for what a registry without the referrers API answers there: 404 (a registry with
+    it never does), 405, UNSUPPORTED, or a 200 that is not an OCI image index."""
+    if response.status_code == 200:
+        return _oci_index(response.content) is not None
+    return response.status_code not in REFERRERS_UNSUPPORTED_STATUSES and _oci_error(response)[0] != "UNSUPPORTED"
+
+
+def _oci_index(data: bytes) -> dict | None:
+    try:
+        document = json.loads(data)
+    except ValueError:
+        return None
+    if (not isinstance(document, dict) or not isinstance(document.get("manifests"), list)
+            or document.get("mediaType", OCI_INDEX) != OCI_INDEX):
+        return None
+    return document
+
+
+def _empty_index() -> dict:
+    return {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
+
+
+def _listed_digests(index: dict) -> list[str]:
+    return [entry["digest"] for entry in index["manifests"]
+            if isinstance(entry, dict) and isinstance(entry.get("digest"), str)]
+
+
+def _subject_of(data: bytes) -> str | None:
+    try:
+        subject = json.loads(data).get("subject")
+    except (ValueError, AttributeError):
+        return None
+    return subject.get("digest") if isinstance(subject, dict) else None
+
+
+def _referrer_descriptor(data: bytes, media_type: str, digest: str) -> dict:
+    """The entry of a referrers list: `artifactType`, or the config's media type for an image
+    manifest without one, and the manifest's annotations."""
+    document = json.loads(data)
+    descriptor: dict = {"mediaType": media_type, "digest": digest, "size": len(data)}
+    artifact_type = document.get("artifactType") or (document.get("config") or {}).get("mediaType")
+    if artifact_type:
+        descriptor["artifactType"] = artifact_type
+    if document.get("annotations"):
+        descriptor["annotations"] = document["annotations"]
+    return descriptor
+
+
+def _compact_json(document: dict) -> bytes:
+    return json.dumps(document, separators=(",", ":")).encode()
 
 
 def _exactly(size: int, chunks: Iterable[bytes], digest: str) -> Iterator[bytes]:

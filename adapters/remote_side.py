@@ -47,7 +47,7 @@ class RemoteSide:
         self.client.delete_manifest(name, digest)
 
     def referrers(self, name: str, digest: str) -> list[str]:
-        return []  # copied from a remote source once the client speaks the referrers API
+        return self.client.referrers(name, digest)
 
     def catalog(self) -> list[str]:
         return self.client.catalog()

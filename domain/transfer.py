@@ -8,7 +8,8 @@ never whole in memory; mounted from another repository of the target when it is 
 then the manifest itself, by digest and then by tag. Before anything, the target is asked
 whether it already has that digest under that tag: two registries replicating to each other
 settle instead of copying back and forth. Referrers (signatures, SBOMs) the source lists for a
-copied manifest are copied after it.
+copied manifest are copied after it; a remote registry without the referrers API lists them
+under its referrers tag, kept by adapters/registry_client.py when a referrer is pushed there.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ class Side(Protocol):
     def mount_blob(self, name: str, digest: str, from_name: str) -> bool: ...
 
     def referrers(self, name: str, digest: str) -> list[str]:
-        """Digests of the manifests whose subject is `digest` ([] where unsupported)."""
+        """Digests of the manifests whose subject is `digest` (a remote registry without the
+        referrers API: those its referrers tag lists)."""
         ...
 
     def delete_manifest(self, name: str, digest: str) -> None: ...
@@ -84,6 +86,11 @@ def copy_artifact(source: Side, source_name: str, reference: str, target: Side, 
     found = source.manifest(source_name, reference)
     if found is None:
         raise LookupError(f"{source_name}:{reference} is not in the source registry")
+    return _copy_artifact(source, source_name, reference, found, target, target_name, override, tuple(mount_from))
+
+
+def _copy_artifact(source: Side, source_name: str, reference: str, found: tuple[bytes, str, str], target: Side,
+                   target_name: str, override: bool, mount_from: tuple[str, ...]) -> CopyResult:
     data, media_type, digest = found
     result = CopyResult(digest=digest)
     current = target.manifest_digest(target_name, reference)
@@ -92,14 +99,31 @@ def copy_artifact(source: Side, source_name: str, reference: str, target: Side, 
         return result
     if current == digest:
         result.skipped = True  # already there: only referrers added since may be missing
+        _list_referrer_again(target, target_name, data, media_type, digest)
     else:
-        _copy_manifest(source, source_name, target, target_name, data, media_type, digest, result,
-                       tuple(mount_from), 0)
+        _copy_manifest(source, source_name, target, target_name, data, media_type, digest, result, mount_from, 0)
         if not reference.startswith("sha256:"):
             target.put_manifest(target_name, reference, data, media_type)
-    for referrer in source.referrers(source_name, digest):
-        result.add(copy_artifact(source, source_name, referrer, target, target_name, mount_from=mount_from))
+    _copy_referrers(source, source_name, digest, target, target_name, mount_from, result)
     return result
+
+
+def _copy_referrers(source: Side, source_name: str, digest: str, target: Side, target_name: str,
+                    mount_from: tuple[str, ...], result: CopyResult) -> None:
+    for referrer in source.referrers(source_name, digest):
+        found = source.manifest(source_name, referrer)
+        if found is None:
+            continue  # a referrers tag still listing a deleted referrer: clients keep those tags
+        result.add(_copy_artifact(source, source_name, referrer, found, target, target_name, True, mount_from))
+
+
+def _list_referrer_again(target: Side, target_name: str, data: bytes, media_type: str, digest: str) -> None:
+    """A referrer the target holds without listing it — copied to a registry without the
+    referrers API before its referrers tag was kept, or the tag's update failed — is pushed
+    again, which adds it to the tag. Nothing is written when the target lists it."""
+    subject = _subject_of(json.loads(data))
+    if subject and digest not in target.referrers(target_name, subject):
+        target.put_manifest(target_name, digest, data, media_type)
 
 
 def _copy_manifest(source: Side, source_name: str, target: Side, target_name: str, data: bytes,
@@ -136,6 +160,11 @@ def _copy_blob(source: Side, source_name: str, target: Side, target_name: str, d
         target.push_blob(target_name, digest, size, chunks)
     result.blobs += 1
     result.bytes += size
+
+
+def _subject_of(document: dict) -> str | None:
+    subject = document.get("subject")
+    return subject.get("digest") if isinstance(subject, dict) else None
 
 
 def _blobs_of(document: dict) -> list[dict]:

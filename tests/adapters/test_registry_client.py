@@ -1,7 +1,8 @@
 """RegistryClient against real registries: CNCF Distribution 2.8 without authentication and
 behind htpasswd (Basic), and a live Portlog (Bearer tokens); plus what no real peer here can
 show on demand (redirects to another host, 429 and 5xx, TLS, a server that never answers)
-against stand-ins."""
+against stand-ins. Referrers: from Portlog's referrers API, and from the referrers tag on
+Distribution, which has no such API."""
 
 from __future__ import annotations
 
@@ -24,10 +25,12 @@ from adapters.registry_client import (
     RegistryClient,
     RegistryClientError,
     RegistryUnreachable,
+    referrers_tag,
 )
-from tests.support.oci import OCI_MANIFEST, digest_of, image_manifest
+from tests.support.oci import OCI_INDEX, OCI_MANIFEST, descriptor, digest_of, image_manifest
 
 MiB = 1024 * 1024
+SIGNATURE = "application/vnd.dev.cosign.artifact.sig.v1+json"
 PEERS = ["distribution", "distribution_with_auth", "portlog"]
 WITH_AUTH = ["distribution_with_auth", "portlog"]
 
@@ -248,6 +251,101 @@ def test_catalog_follows_the_pages(peer):
     assert {f"team/catalog-{peer.kind}-{index}" for index in range(3)} <= set(names)
     assert len(names) == len(set(names))
     assert len(recording.paths("/_catalog")) >= len(names)
+
+
+# --- referrers ---
+
+def signature_of(remote: RegistryClient, name: str, subject: bytes, seed: str) -> bytes:
+    """A signature artifact of `subject`, its blobs pushed; the manifest itself is not."""
+    payload = f"signature {seed}".encode()
+    push(remote, name, b"{}")
+    push(remote, name, payload)
+    return image_manifest(b"{}", [payload], subject=descriptor(OCI_MANIFEST, subject), artifactType=SIGNATURE,
+                          annotations={"dev.cosign.seed": seed})
+
+
+def test_no_referrers_is_an_empty_list(remote, peer):
+    name = f"team/unsigned-{peer.kind}"
+    digest, _ = push_image(remote, name, "v1", seed="unsigned")
+    assert remote.referrers(name, digest) == []
+    assert remote.referrers(name, digest_of(b"never pushed")) == []
+    assert remote.referrers(f"team/no-such-repository-{peer.kind}", digest) == []
+
+
+def test_referrers_pushed_through_the_client_are_listed(remote, peer):
+    """Portlog indexes a subject itself (OCI-Subject); on Distribution the client keeps the
+    referrers tag, as cosign and oras do, and lists the referrers from it."""
+    name = f"team/signed-{peer.kind}"
+    digest, manifest = push_image(remote, name, "v1", seed="signed")
+    signatures = [signature_of(remote, name, manifest, seed) for seed in ("first", "second")]
+    for signature in signatures:
+        assert remote.put_manifest(name, digest_of(signature), signature, OCI_MANIFEST) == digest_of(signature)
+    remote.put_manifest(name, digest_of(signatures[0]), signatures[0], OCI_MANIFEST)  # listed once only
+    assert sorted(remote.referrers(name, digest)) == sorted(digest_of(s) for s in signatures)
+    tags = remote.tags(name)
+    if peer.kind == "portlog":
+        assert tags == ["v1"]
+        return
+    assert sorted(tags) == sorted(["v1", referrers_tag(digest)])
+    index = json.loads(remote.manifest(name, referrers_tag(digest)).data)
+    assert index["mediaType"] == OCI_INDEX
+    assert index["manifests"] == [descriptor(OCI_MANIFEST, signature, artifactType=SIGNATURE,
+                                             annotations={"dev.cosign.seed": seed})
+                                  for signature, seed in zip(signatures, ("first", "second"))]
+
+
+def test_referrers_come_from_the_referrers_tag_another_client_wrote(distribution):
+    name = "team/signed-by-oras"
+    with RegistryClient(distribution.url) as remote:
+        digest, manifest = push_image(remote, name, "v1", seed="oras")
+        signature = signature_of(remote, name, manifest, "oras")
+        raw_put(distribution.url, name, digest_of(signature), signature, OCI_MANIFEST)  # no tag kept
+        assert remote.referrers(name, digest) == []
+        index = {"schemaVersion": 2, "mediaType": OCI_INDEX,
+                 "manifests": [descriptor(OCI_MANIFEST, signature, artifactType=SIGNATURE)]}
+        raw_put(distribution.url, name, referrers_tag(digest), json.dumps(index).encode(), OCI_INDEX)
+        assert remote.referrers(name, digest) == [digest_of(signature)]
+        raw_put(distribution.url, name, referrers_tag(digest), manifest, OCI_MANIFEST)
+        assert remote.referrers(name, digest) == []  # not an index: none, says the spec
+
+
+def test_referrers_tag_schema():
+    assert referrers_tag("sha256:" + "a" * 64) == "sha256-" + "a" * 64
+    assert referrers_tag("sha512:" + "b" * 128) == "sha512-" + "b" * 64
+    assert referrers_tag("test+algorithm+using+algorithm+separators:alsoSome=InTheEncodedSection") == (
+        "test-algorithm-using-algorithm-s-alsoSome-InTheEncodedSection")
+
+
+def test_referrers_follow_the_pages_and_fall_back_where_the_api_is_refused():
+    """A stand-in: neither peer here pages its referrers or answers 405."""
+    subject = "sha256:" + "1" * 64
+    listed = ["sha256:" + str(n) * 64 for n in (2, 3, 4)]
+
+    def page(*digests: str, **headers: str) -> httpx.Response:
+        index = {"schemaVersion": 2, "mediaType": OCI_INDEX,
+                 "manifests": [{"mediaType": OCI_MANIFEST, "digest": d, "size": 1} for d in digests]}
+        return httpx.Response(200, headers={"Content-Type": OCI_INDEX, **headers}, json=index)
+
+    def paging(request: httpx.Request) -> httpx.Response:
+        if request.url.params.get("last") == "2":
+            return page(listed[2])
+        return page(*listed[:2], Link=f'</v2/team/app/referrers/{subject}?last=2>; rel="next"')
+
+    def refusing(request: httpx.Request) -> httpx.Response:
+        if "/referrers/" in request.url.path:
+            return httpx.Response(405, json={"errors": [{"code": "UNSUPPORTED", "message": "no"}]})
+        assert request.url.path == f"/v2/team/app/manifests/{referrers_tag(subject)}"
+        return page(listed[0])
+
+    for handler, expected in ((paging, listed), (refusing, listed[:1])):
+        with RegistryClient("https://registry.example", transport=httpx.MockTransport(handler)) as client:
+            assert client.referrers("team/app", subject) == expected
+
+
+def raw_put(url: str, name: str, reference: str, data: bytes, media_type: str) -> None:
+    """A PUT without this client's upkeep of referrers tags."""
+    response = httpx.put(f"{url}/v2/{name}/manifests/{reference}", content=data, headers={"Content-Type": media_type})
+    assert response.status_code == 201, response.text
 
 
 # --- authentication ---

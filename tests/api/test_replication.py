@@ -1,7 +1,8 @@
 """Replication against a real peer — CNCF Distribution (the Debian `docker-registry`) — through
 Harbor's API: test connection, a push-based execution with namespace rewrite and a multi-arch
 index, a second run that settles, the peer killed mid-execution and back (tasks retry and finish),
-a stop, and a pull-based execution."""
+a stop, pull-based executions, and signatures both ways (Distribution lists them under referrers
+tags, having no referrers API)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,23 @@ import time
 from dataclasses import replace
 from datetime import datetime, timezone
 
+import httpx
 import pytest
 
-from adapters.registry_client import RegistryClient
+from adapters.registry_client import RegistryClient, referrers_tag
 from tests.conftest import DISTRIBUTION_CREDENTIALS
-from tests.support.oci import OCI_INDEX, OCI_MANIFEST, descriptor, digest_of, image_manifest, push_image
+from tests.support.oci import (
+    OCI_INDEX,
+    OCI_MANIFEST,
+    descriptor,
+    digest_of,
+    image_manifest,
+    push_blob,
+    push_image,
+)
 
 KEY = "a-test-secret-key-of-at-least-32-characters"
+SIGNATURE = "application/vnd.dev.cosign.artifact.sig.v1+json"
 USER, PASSWORD = DISTRIBUTION_CREDENTIALS
 
 
@@ -163,6 +174,71 @@ def test_pull_based_replication_brings_images_in(client, services, distribution_
     response = client.get("/v2/team/tool/manifests/1.0", headers={"Accept": OCI_MANIFEST})
     assert response.status_code == 200 and response.content == manifest
     assert client.get(f"/v2/team/tool/blobs/{digest_of(layer)}").content == layer
+
+
+def test_pull_based_replication_brings_the_signatures_a_referrers_tag_lists(client, services,
+                                                                           distribution_with_auth):
+    """Distribution has no referrers API: a signing client (cosign, oras) lists the signatures
+    of an image in an index under the image's referrers tag, and replication reads it there."""
+    peer = distribution_with_auth
+    remote = peer_client(peer)
+    config, layer = b'{"signed": "upstream"}', b"signed upstream layer"
+    for blob in (config, layer, b"{}", b"signature", b"deleted signature"):
+        remote.push_blob("library/signed", digest_of(blob), len(blob), [blob])
+    manifest = image_manifest(config, [layer])
+    digest = remote.put_manifest("library/signed", "1.0", manifest, OCI_MANIFEST)
+    signature, deleted = (signature_of(manifest, payload) for payload in (b"signature", b"deleted signature"))
+    for artifact in (signature, deleted):
+        put_as_another_client(peer, "library/signed", digest_of(artifact), artifact, OCI_MANIFEST)
+    index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+        descriptor(OCI_MANIFEST, artifact, artifactType=SIGNATURE) for artifact in (signature, deleted)]}).encode()
+    put_as_another_client(peer, "library/signed", referrers_tag(digest), index, OCI_INDEX)
+    remote.delete_manifest("library/signed", digest_of(deleted))  # the tag still lists it
+    policy_id = add_policy(client, name="in-signed", src_registry={"id": add_endpoint(client, peer)},
+                           dest_namespace="team", filters=[{"type": "name", "value": "library/signed"},
+                                                           {"type": "tag", "value": "1.0"}])
+    execution = wait_done(client, execute(client, policy_id))
+    assert execution["status"] == "Succeed", tasks(client, execution["id"])
+    referrers = client.get(f"/v2/team/signed/referrers/{digest}").json()["manifests"]
+    assert [r["digest"] for r in referrers] == [digest_of(signature)]
+    response = client.get(f"/v2/team/signed/manifests/{digest_of(signature)}", headers={"Accept": OCI_MANIFEST})
+    assert response.status_code == 200 and response.content == signature
+    assert client.get("/v2/team/signed/tags/list").json()["tags"] == ["1.0"]  # the tag filter left the index
+
+
+def test_push_based_replication_lists_the_signatures_under_referrers_tags_at_the_target(client, services,
+                                                                                    distribution_with_auth):
+    """Distribution has no referrers API: the copy keeps the image's referrers tag there, also
+    for a signature the target held without listing it (copied before the tag was kept)."""
+    peer = distribution_with_auth
+    remote = peer_client(peer)
+    digest, manifest = push_image(client, "team/signed", "v1", seed="signed here")
+    signatures = [signature_of(manifest, payload) for payload in (b"copied unlisted", b"new")]
+    for signature, payload in zip(signatures, (b"copied unlisted", b"new")):
+        push_blob(client, "team/signed", b"{}")
+        push_blob(client, "team/signed", payload)
+        assert client.put(f"/v2/team/signed/manifests/{digest_of(signature)}", content=signature,
+                          headers={"Content-Type": OCI_MANIFEST}).status_code == 201
+    for blob in (b"{}", b"copied unlisted"):
+        remote.push_blob("out/signed", digest_of(blob), len(blob), [blob])
+    put_as_another_client(peer, "out/signed", digest_of(signatures[0]), signatures[0], OCI_MANIFEST)
+    policy_id = add_policy(client, name="out-signed", dest_registry={"id": add_endpoint(client, peer)},
+                           dest_namespace="out", filters=[{"type": "name", "value": "team/signed"}])
+    execution = wait_done(client, execute(client, policy_id))
+    assert execution["status"] == "Succeed", tasks(client, execution["id"])
+    assert sorted(remote.referrers("out/signed", digest)) == sorted(digest_of(s) for s in signatures)
+    assert sorted(remote.tags("out/signed")) == sorted(["v1", referrers_tag(digest)])
+
+
+def signature_of(subject: bytes, payload: bytes) -> bytes:
+    return image_manifest(b"{}", [payload], subject=descriptor(OCI_MANIFEST, subject), artifactType=SIGNATURE)
+
+
+def put_as_another_client(peer, name: str, reference: str, data: bytes, media_type: str) -> None:
+    """A PUT without RegistryClient's upkeep of referrers tags."""
+    response = httpx.put(f"{peer.url}/v2/{name}/manifests/{reference}", content=data, auth=(USER, PASSWORD),
+                         headers={"Content-Type": media_type})
+    assert response.status_code == 201, response.text
 
 
 def test_a_label_filter_copies_only_the_artifacts_that_carry_the_labels(client, services, distribution_with_auth):
