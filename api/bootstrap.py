@@ -26,7 +26,6 @@ from domain.ports import BlobStore, SecretBox, SecretHasher
 from domain.pulls import PullCounter
 from domain.registries import Endpoints
 from domain.replication import Policies
-from domain.replication_runs import LabelledTags
 from domain.replicator import Replicator
 from domain.retention_runs import RetentionRunner
 from projections.access import AccessProjection, AccessView
@@ -216,15 +215,15 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
     services.gc_jobs = GcJobs(services)
     services.proxy_cache = proxy_cache(services)
     registry.proxy_registry_of = lambda project: getattr(access.project(project), "proxy_registry", None)
+    services.labels = LabelsView(db)
+    services.labelling = Labelling(registry, services.labels.labelled_repositories)
     services.replicator = Replicator(
         registry, services.policies, local_side=lambda ctx: LocalSide(services, ctx),
         remote_side=lambda name: remote_side(services, name),
         local_repositories=lambda: _all(catalog.repositories), local_tags=lambda name: _all(
             lambda limit, last: catalog.tags(name, limit, last)),
-        failed_tasks=lambda policy: [UUID(t.task) for t in services.replication_runs.failed_tasks(policy)])
-    services.labels = LabelsView(db)
-    services.labelling = Labelling(registry, services.labels.labelled_repositories)
-    services.replicator.local_tags = LabelledTags(services.replicator.local_tags, services.labels.tag_labels)
+        failed_tasks=lambda policy: [UUID(t.task) for t in services.replication_runs.failed_tasks(policy)],
+        local_tag_labels=services.labels.tag_labels)
     return services
 
 

@@ -13,7 +13,7 @@ restart nothing stays running or pending for ever.
 
 from __future__ import annotations
 
-from dataclasses import KW_ONLY, dataclass
+from dataclasses import KW_ONLY
 from datetime import datetime, timedelta
 from typing import Callable
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
@@ -202,25 +202,13 @@ class ReplicationTask(Aggregate):
                            **fields)
 
 
-@dataclass(frozen=True)
-class LabelledTags:
-    """This registry's tag listing, with the labels of each tag's artifact: called with a
-    repository's name it lists its tags, like any listing planning is given, and `labels(name)`
-    maps each tag to the names of its artifact's labels (a read-model lookup). The labels travel
-    with the listing so that whoever plans a run hands them on without knowing of them."""
-
-    tags: Callable[[str], list[str]]
-    labels: Callable[[str], dict[str, frozenset[str]]]
-
-    def __call__(self, repository: str) -> list[str]:
-        return self.tags(repository)
-
-
-def plan_copies(policy_settings, repositories: list[str], tags_of) -> list[dict]:
+def plan_copies(policy_settings, repositories: list[str], tags_of,
+                labels_of: Callable[[str], dict[str, frozenset[str]]] | None = None) -> list[dict]:
     """The copy tasks of a manual or scheduled run: every tag the filters select in every
     repository they select, in name order. `tags_of(name)` lists a source repository's tags;
-    label filters need a LabelledTags listing (only this registry's artifacts have labels)."""
-    labels_of = _label_lookup(policy_settings, tags_of)
+    `labels_of(name)` maps them to their artifacts' label names, which label filters need (only
+    this registry's artifacts have labels)."""
+    labels_of = _label_lookup(policy_settings, labels_of)
     tasks = []
     for name in sorted(repositories):
         if not policy_settings.selects_repository(name):
@@ -233,9 +221,9 @@ def plan_copies(policy_settings, repositories: list[str], tags_of) -> list[dict]
     return tasks
 
 
-def _label_lookup(policy_settings, tags_of) -> Callable[[str], dict[str, frozenset[str]]]:
+def _label_lookup(policy_settings, labels_of) -> Callable[[str], dict[str, frozenset[str]]]:
     if not policy_settings.filters_on_labels:
         return lambda name: {}
-    if not isinstance(tags_of, LabelledTags):
+    if labels_of is None:
         raise InvalidInputError("label filters select this registry's artifacts: push-based policies only")
-    return tags_of.labels
+    return labels_of

@@ -34,13 +34,15 @@ class Replicator:
     def __init__(self, app, policies, local_side: Callable[[RequestContext], Side],
                  remote_side: Callable[[str], Side], local_repositories: Callable[[], list[str]],
                  local_tags: Callable[[str], list[str]],
-                 failed_tasks: Callable[[str], list[UUID]] = lambda policy: []) -> None:
+                 failed_tasks: Callable[[str], list[UUID]] = lambda policy: [],
+                 local_tag_labels: Callable[[str], dict[str, frozenset[str]]] | None = None) -> None:
         self.app = app
         self.policies = policies
         self.local_side = local_side
         self.remote_side = remote_side  # endpoint name -> a client of it
         self.local_repositories = local_repositories
         self.local_tags = local_tags
+        self.local_tag_labels = local_tag_labels  # a repository's tags -> their artifacts' label names
         self.failed_tasks = failed_tasks  # a policy's failed tasks, retried once its peer answers again
 
     def start(self, policy_name: str, trigger: str, ctx: RequestContext,
@@ -50,7 +52,7 @@ class Replicator:
         if not settings.enabled:
             raise ConflictError("the replication policy is disabled", {"policy": policy_name})
         if settings.source is None:
-            planned = plan_copies(settings, self.local_repositories(), self.local_tags)
+            planned = plan_copies(settings, self.local_repositories(), self.local_tags, self.local_tag_labels)
         else:
             remote = self.remote_side(settings.source)
             planned = plan_copies(settings, remote.catalog(), remote.tags)

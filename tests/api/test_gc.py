@@ -310,10 +310,6 @@ def test_the_schedule_is_validated_and_kept(client, services):
 # Harbor's GC API, driven by the unmodified harborapi client
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
 
 @pytest.mark.anyio
 @pytest.mark.filterwarnings("ignore::DeprecationWarning:harborapi")

@@ -29,10 +29,6 @@ from tests.support.oci import OCI_MANIFEST, push_image
 pytestmark = [pytest.mark.anyio, pytest.mark.filterwarnings("ignore::DeprecationWarning:harborapi")]
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
 
 @pytest.fixture
 async def harbor(live_server):

@@ -9,9 +9,7 @@ from __future__ import annotations
 import json
 import time
 
-import httpx
 import pytest
-from harborapi import HarborAsyncClient
 from harborapi.client import model_to_dict
 from harborapi.exceptions import NotFound
 from harborapi.models import (
@@ -25,7 +23,6 @@ from harborapi.models import (
 from tests.support.auth import PASSWORD, create_user, grant
 from tests.support.harbor import harbor_errors, id_of
 from tests.support.oci import OCI_MANIFEST, digest_of, image_manifest, push_blob, push_image
-from tests.support.server import ADMIN_PASSWORD
 
 pytestmark = [pytest.mark.both_databases, pytest.mark.anyio,
               pytest.mark.filterwarnings("ignore::DeprecationWarning:harborapi")]
@@ -33,18 +30,6 @@ pytestmark = [pytest.mark.both_databases, pytest.mark.anyio,
 RETENTIONS = "/api/v2.0/retentions"
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-@pytest.fixture
-async def harbor(client):
-    """harborapi's own client, speaking to the test application in process."""
-    harbor = HarborAsyncClient(url="http://testserver/api/v2.0", username="admin", secret=ADMIN_PASSWORD)
-    harbor.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=client.app))
-    yield harbor
-    await harbor.client.aclose()
 
 
 def project_id(client, name: str = "team") -> int:

@@ -4,9 +4,7 @@ pushes and deletes, the Harbor tag and artifact deletes, the management API's ta
 
 from __future__ import annotations
 
-import httpx
 import pytest
-from harborapi import HarborAsyncClient
 from harborapi.client import model_to_dict
 from harborapi.models import ImmutableRule, ImmutableSelector
 
@@ -16,7 +14,6 @@ from domain.immutability import Selector
 from tests.support.auth import PASSWORD, create_user, grant
 from tests.support.harbor import harbor_errors, id_of
 from tests.support.oci import OCI_MANIFEST, image_manifest, push_blob
-from tests.support.server import ADMIN_PASSWORD
 
 pytestmark = [pytest.mark.both_databases, pytest.mark.anyio,
               pytest.mark.filterwarnings("ignore::DeprecationWarning:harborapi")]
@@ -25,18 +22,6 @@ HARBOR = "/api/v2.0/projects/team/immutabletagrules"
 RULES = "/api/v1/projects/team/immutable-tag-rules"
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-@pytest.fixture
-async def harbor(client):
-    """harborapi's own client, speaking to the test application in process."""
-    harbor = HarborAsyncClient(url="http://testserver/api/v2.0", username="admin", secret=ADMIN_PASSWORD)
-    harbor.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=client.app))
-    yield harbor
-    await harbor.client.aclose()
 
 
 def harbor_rule(tags: str = "v*", repositories: str = "**", tag_decoration: str = "matches",

@@ -5,9 +5,7 @@ the log."""
 
 from __future__ import annotations
 
-import httpx
 import pytest
-from harborapi import HarborAsyncClient
 from harborapi.exceptions import BadRequest, Conflict, NotFound
 from harborapi.models import Label
 from sqlalchemy import select
@@ -16,7 +14,6 @@ from projections import labels as labels_model
 from tests.support.auth import PASSWORD, create_user, grant
 from tests.support.harbor import harbor_errors, id_of
 from tests.support.oci import push_image
-from tests.support.server import ADMIN_PASSWORD
 
 pytestmark = [pytest.mark.both_databases, pytest.mark.anyio,
               pytest.mark.filterwarnings("ignore::DeprecationWarning:harborapi")]
@@ -25,18 +22,6 @@ LABELS = "/api/v2.0/labels"
 APP = "/api/v2.0/projects/team/repositories/app/artifacts"
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-@pytest.fixture
-async def harbor(client):
-    """harborapi's own client, speaking to the test application in process."""
-    harbor = HarborAsyncClient(url="http://testserver/api/v2.0", username="admin", secret=ADMIN_PASSWORD)
-    harbor.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=client.app))
-    yield harbor
-    await harbor.client.aclose()
 
 
 def add_label(client, name: str, project: str | None = None, auth=None, **fields) -> int:

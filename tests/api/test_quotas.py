@@ -156,10 +156,6 @@ def test_only_administrators_set_quotas_and_bad_limits_are_refused(client):
     assert client.put("/api/v1/projects/team/quota", json={"warning_percent": 0}).status_code == 422
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
 
 @pytest.mark.anyio
 @pytest.mark.filterwarnings("ignore::DeprecationWarning:harborapi")

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import httpx
 import pytest
-from harborapi import HarborAsyncClient
 from harborapi.models import Registry, RegistryCredential, RegistryUpdate
 from sqlalchemy import select
 
@@ -16,7 +14,6 @@ from domain.context import RequestContext
 from domain.registries import EndpointSettings
 from projections.registries import endpoints
 from tests.support.auth import PASSWORD, create_user
-from tests.support.server import ADMIN_PASSWORD
 
 pytestmark = [pytest.mark.both_databases, pytest.mark.anyio,
               pytest.mark.filterwarnings("ignore::DeprecationWarning:harborapi")]
@@ -25,22 +22,11 @@ SECRET = "Peer-Password-1234"
 KEY = "a-test-secret-key-of-at-least-32-characters"
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
 
 @pytest.fixture
 def settings(settings):
     return replace(settings, secret_key=KEY)  # scale-out nodes share a configured key
 
-
-@pytest.fixture
-async def harbor(client):
-    harbor = HarborAsyncClient(url="http://testserver/api/v2.0", username="admin", secret=ADMIN_PASSWORD)
-    harbor.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=client.app))
-    yield harbor
-    await harbor.client.aclose()
 
 
 def peer(name: str = "peer", url: str = "https://peer.example:5000", **fields) -> Registry:

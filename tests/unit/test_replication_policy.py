@@ -6,7 +6,7 @@ import pytest
 
 from domain.errors import InvalidInputError
 from domain.replication import Filter, PolicySettings
-from domain.replication_runs import LabelledTags, plan_copies
+from domain.replication_runs import plan_copies
 
 
 def push_to(peer: str = "peer", **fields) -> PolicySettings:
@@ -63,10 +63,10 @@ def test_label_filters_select_artifacts_carrying_every_label_named_or_exclude_th
 
 def test_planning_selects_tags_by_the_labels_of_their_artifacts():
     policy = push_to(filters=(Filter("tag", "v*"), Filter("label", "", labels=("release",))))
-    listing = LabelledTags(lambda name: ["v1", "v2", "latest"],
-                           lambda name: {"v1": frozenset({"release"}), "latest": frozenset({"release"})})
-    planned = plan_copies(policy, ["team/app"], listing)
+    tags = lambda name: ["v1", "v2", "latest"]  # noqa: E731
+    labels = lambda name: {"v1": frozenset({"release"}), "latest": frozenset({"release"})}  # noqa: E731
+    planned = plan_copies(policy, ["team/app"], tags, labels)
     assert [(t["source_repository"], t["reference"]) for t in planned] == [("team/app", "v1")]
     with pytest.raises(InvalidInputError):  # a listing without labels cannot honour a label filter
-        plan_copies(policy, ["team/app"], lambda name: ["v1"])
-    assert len(plan_copies(push_to(), ["team/app"], listing)) == 3
+        plan_copies(policy, ["team/app"], tags)
+    assert len(plan_copies(push_to(), ["team/app"], tags, labels)) == 3
