@@ -22,6 +22,7 @@ from api.management.routes import management_routes
 from api.middleware import RequestIdMiddleware
 from api.settings import Settings
 from api.token_service import get_token, post_token
+from api.ui.routes import ui_routes
 from api.v2.routes import v2_routes
 from domain.errors import RegistryError, StorageUnavailableError
 
@@ -53,6 +54,7 @@ def create_app(services: Services, owns_services: bool = False) -> Starlette:
             *v2_routes(),
             *management_routes(),
             *harbor_routes(),
+            *ui_routes(),
         ],
         middleware=[Middleware(RequestIdMiddleware)],
         exception_handlers={

@@ -13,6 +13,7 @@ from adapters.signing_keys import SigningKey
 
 ISSUER = "portlog"
 SERVICE = "portlog"
+UI_AUDIENCE = "portlog-ui"  # web UI sessions: not accepted as registry or API bearer tokens
 ALGORITHM = "HS256"
 
 
@@ -55,19 +56,33 @@ class TokenIssuer:
             "exp": now + self.lifetime, "jti": secrets.token_hex(12),
             "access": [{"type": s.type, "name": s.name, "actions": list(s.actions)} for s in access],
         }
-        token = jwt.encode(claims, self.current.secret, algorithm=ALGORITHM,
-                           headers={"kid": self.current.kid})
-        return token, self.lifetime
+        return self._sign(claims), self.lifetime
+
+    def issue_session(self, subject: str, lifetime_seconds: int) -> str:
+        """A web UI session; `csrf` is the value the UI must echo in a header on changes."""
+        now = int(time.time())
+        return self._sign({"iss": ISSUER, "aud": UI_AUDIENCE, "sub": subject, "iat": now, "nbf": now - 5,
+                           "exp": now + lifetime_seconds, "jti": secrets.token_hex(12),
+                           "csrf": secrets.token_urlsafe(18)})
 
     def verify(self, token: str) -> dict:
         """The claims of a valid token; anything else (expired, tampered, alg none, unknown
-        key) raises InvalidTokenError."""
+        key, a UI session) raises InvalidTokenError."""
+        return self._verify(token, SERVICE)
+
+    def verify_session(self, token: str) -> dict:
+        return self._verify(token, UI_AUDIENCE)
+
+    def _sign(self, claims: dict) -> str:
+        return jwt.encode(claims, self.current.secret, algorithm=ALGORITHM, headers={"kid": self.current.kid})
+
+    def _verify(self, token: str, audience: str) -> dict:
         try:
             kid = jwt.get_unverified_header(token).get("kid")
             key = self.keys.get(kid)
             if key is None:
                 raise InvalidTokenError("token signed by an unknown key")
-            return jwt.decode(token, key.secret, algorithms=[ALGORITHM], audience=SERVICE,
+            return jwt.decode(token, key.secret, algorithms=[ALGORITHM], audience=audience,
                               issuer=ISSUER, options={"require": ["exp", "sub", "aud", "iss"]})
         except jwt.PyJWTError as error:
             raise InvalidTokenError(str(error)) from None

@@ -15,7 +15,7 @@ from starlette.responses import Response
 
 from api.management.common import Call, endpoint, page_params
 from api.management.common import paged as management_paged
-from api.management.problems import Problem
+from api.management.problems import Problem, browser_safe
 from domain.errors import RegistryError
 from domain.immutability import Selector
 from projections.access import ProjectRow
@@ -44,7 +44,7 @@ async def render_harbor_error(request: Request, exc: Exception) -> Response:
     problem = Problem.from_domain(exc) if isinstance(exc, RegistryError) else exc
     # Harbor answers malformed input with 400; Portlog's problem details say 422.
     status = 400 if problem.status == 422 else problem.status
-    return harbor_error(status, problem.detail, problem.headers)
+    return harbor_error(status, problem.detail, browser_safe(request, problem.headers))
 
 
 def harbor_endpoint(handler: Callable[[Call], Response], anonymous: bool = False):

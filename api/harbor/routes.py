@@ -99,6 +99,7 @@ ROUTES = [
     (f"{PREFIX}/users", "POST", users.create_user, False),
     (f"{PREFIX}/users/search", "GET", users.search_users, False),
     (f"{PREFIX}/users/current", "GET", users.current_user, False),
+    (f"{PREFIX}/users/current/permissions", "GET", users.current_permissions, True),
     (f"{PREFIX}/users/{{user_id}}", "GET", users.get_user, False),
     (f"{PREFIX}/users/{{user_id}}", "PUT", users.update_user, False),
     (f"{PREFIX}/users/{{user_id}}", "DELETE", users.delete_user, False),

@@ -18,6 +18,7 @@ from api.harbor.common import (
 )
 from api.management.common import Call, field, json_response
 from domain.errors import AuthenticationError
+from domain.permissions import project_permissions, system_permissions
 from projections.access import UserRow
 
 Q_FIELDS = {"username": "username", "email": "email", "userid": "user_id"}
@@ -54,6 +55,27 @@ def current_user(call: Call) -> Response:
     if row is None:
         raise not_found("robots have no user record")
     return json_response(user_json(row))
+
+
+def current_permissions(call: Call) -> Response:
+    """What the caller may do: `scope=/project/{id}` (a project's resources) or `/` (the
+    system's); `relative=true` names resources without the scope, as Harbor's UI asks."""
+    scope = call.request.query_params.get("scope", "/")
+    relative = call.request.query_params.get("relative", "").lower() == "true"
+    if scope.rstrip("/") == "":
+        held, prefix = system_permissions(call.principal), "/"
+    else:
+        head, _, ident = scope.strip("/").partition("/")
+        row = None
+        if head == "project" and ident:
+            access = call.services.access
+            row = access.project_by_id(int(ident)) if ident.isdigit() else access.project(ident)
+        if row is None:
+            raise not_found(f"no project scope {scope}")
+        call.require_project(row.name, "project", "read")
+        held, prefix = project_permissions(call.principal, row.name, row.public), f"/project/{row.id}/"
+    return json_response([{"resource": resource if relative else prefix + resource, "action": action}
+                          for resource, action in sorted(held)])
 
 
 def get_user(call: Call) -> Response:

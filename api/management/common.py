@@ -16,6 +16,7 @@ from starlette.responses import Response
 from api.auth import client_address
 from api.authn import parse_basic
 from api.management.problems import Problem
+from api.sessions import SESSION_COOKIE, session_principal
 from api.tokens import InvalidTokenError
 from domain.context import RequestContext
 from domain.errors import AuthenticationError
@@ -160,7 +161,7 @@ def authenticate(request: Request) -> Principal:
     except AuthenticationError as error:
         raise Problem.from_domain(error) from None
     if credentials is None:
-        return ANONYMOUS
+        return session_principal(request) if SESSION_COOKIE in request.cookies else ANONYMOUS
     return services.authenticator.login(*credentials, source=client_address(request))
 
 

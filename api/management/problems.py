@@ -58,7 +58,15 @@ def problem_response(request: Request, problem: Problem) -> Response:
         **{k: v for k, v in problem.extra.items() if k not in ("type", "title", "status", "instance")},
     }
     return Response(orjson.dumps(body, default=str), status_code=problem.status,
-                    media_type="application/problem+json", headers=problem.headers)
+                    media_type="application/problem+json", headers=browser_safe(request, problem.headers))
+
+
+def browser_safe(request: Request, headers: dict[str, str] | None) -> dict[str, str] | None:
+    """Without the Basic challenge for the web UI's calls (they say X-Requested-With), so a
+    browser shows Portlog's login page instead of its own password dialog."""
+    if headers and request.headers.get("x-requested-with") == "XMLHttpRequest":
+        return {k: v for k, v in headers.items() if k.lower() != "www-authenticate"}
+    return headers
 
 
 async def render_problem(request: Request, exc: Exception) -> Response:

@@ -1,0 +1,78 @@
+"""Web UI sessions, on Harbor's paths: `POST /c/login` (form fields `principal`, `password`)
+sets an HttpOnly `sid` cookie; `GET /c/log_out` clears it.
+
+The cookie is a signed token for the UI audience only (api/tokens.py), so it is never a
+bearer token for /v2/ or the APIs. A cookie-authenticated request that changes something
+must echo the session's CSRF value (the readable `__csrf` cookie) in `X-Harbor-CSRF-Token`,
+as Harbor's UI does; with SameSite=Strict on both cookies, another site can neither send the
+session nor read the value."""
+
+from __future__ import annotations
+
+import hmac
+from urllib.parse import parse_qs
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from api.auth import client_address
+from api.management.problems import Problem
+from api.tokens import InvalidTokenError
+from domain.errors import AuthenticationError, TooManyAttemptsError
+from domain.permissions import Principal
+
+SESSION_COOKIE = "sid"
+CSRF_COOKIE = "__csrf"
+CSRF_HEADER = "X-Harbor-CSRF-Token"
+SESSION_SECONDS = 8 * 3600
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def session_principal(request: Request) -> Principal:
+    """The principal of a request that carries a session cookie and no Authorization header."""
+    services = request.app.state.services
+    try:
+        claims = services.tokens.verify_session(request.cookies[SESSION_COOKIE])
+    except InvalidTokenError:
+        raise Problem(401, "unauthenticated", "the session has ended; log in again") from None
+    if request.method not in SAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not hmac.compare_digest(sent.encode(), str(claims.get("csrf", "")).encode()):
+            raise Problem(403, "forbidden", f"a change through a session needs the {CSRF_HEADER} header")
+    principal = services.authenticator.principal_named(claims["sub"])
+    if principal is None:
+        raise Problem(401, "unauthenticated", "the session's user no longer exists")
+    return principal
+
+
+async def login(request: Request) -> Response:
+    """An HTML form's fields (application/x-www-form-urlencoded), as Harbor's UI sends them."""
+    form = parse_qs((await request.body()).decode("utf-8", "replace"))
+    username, password = form.get("principal", [""])[0], form.get("password", [""])[0]
+    if not username or not password:
+        raise Problem(400, "bad-request", "principal and password are required")
+    services = request.app.state.services
+    try:
+        principal = await run_in_threadpool(services.authenticator.login, username, password,
+                                            client_address(request))
+    except (AuthenticationError, TooManyAttemptsError) as error:
+        raise Problem.from_domain(error) from None
+    if principal.kind != "user":
+        raise Problem(403, "forbidden", "robot accounts cannot sign in to the web interface")
+    token = services.tokens.issue_session(principal.name, SESSION_SECONDS)
+    csrf = services.tokens.verify_session(token)["csrf"]
+    response = JSONResponse({"username": principal.name, "sysadmin_flag": principal.system_admin})
+    secure = request.url.scheme == "https"
+    response.set_cookie(SESSION_COOKIE, token, max_age=SESSION_SECONDS, path="/", httponly=True,
+                        samesite="strict", secure=secure)
+    response.set_cookie(CSRF_COOKIE, csrf, max_age=SESSION_SECONDS, path="/", samesite="strict",
+                        secure=secure)
+    return response
+
+
+async def log_out(request: Request) -> Response:
+    response = Response(status_code=200)
+    for name in (SESSION_COOKIE, CSRF_COOKIE):
+        response.delete_cookie(name, path="/", samesite="strict")
+    return response

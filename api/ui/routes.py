@@ -1,0 +1,43 @@
+"""The web UI: a small single-page application shipped as static files (api/ui/static, no
+build step), talking to the same Harbor and management APIs as every other client, so the
+UI can never allow what the API refuses. Every path under /ui/ serves the page shell; the
+browser-side router (static/js/app.js) draws the page the path names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from api.sessions import log_out, login
+
+STATIC = Path(__file__).parent / "static"
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; "
+                               "frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-cache",
+}
+
+
+async def shell(request: Request) -> Response:
+    return FileResponse(STATIC / "index.html", headers=SECURITY_HEADERS)
+
+
+async def home(request: Request) -> Response:
+    return RedirectResponse("/ui/projects", status_code=302)
+
+
+def ui_routes() -> list:
+    return [
+        Route("/", home, methods=["GET"]),
+        Route("/c/login", login, methods=["POST"]),
+        Route("/c/log_out", log_out, methods=["GET", "POST"]),
+        Mount("/ui/static", StaticFiles(directory=STATIC), name="ui-static"),
+        Route("/ui", home, methods=["GET"]),
+        Route("/ui/{path:path}", shell, methods=["GET"]),
+    ]

@@ -1,0 +1,111 @@
+// The page shell and router: every /ui/ path is drawn here by the page module it names.
+import { ApiError } from "./api.js";
+import { errorBox, h, link, mount } from "./dom.js";
+import { LANGUAGES, language, setLanguage, t, useCatalogs } from "./i18n.js";
+import { currentUser, logout } from "./session.js";
+
+// path pattern -> page module (static/js/pages/<name>.js); groups become ctx.match.
+const ROUTES = [
+  [/^\/ui\/login$/, "login"],
+  [/^\/ui\/projects$/, "projects"],
+  [/^\/ui\/projects\/([^/]+)$/, "project"],
+  [/^\/ui\/repository$/, "repository"],
+  [/^\/ui\/artifact$/, "artifact"],
+  [/^\/ui\/history$/, "history"],
+  [/^\/ui\/audit$/, "audit"],
+  [/^\/ui\/replication$/, "replication"],
+  [/^\/ui\/gc$/, "gc"],
+];
+
+const NAV = [
+  ["/ui/projects", "common.nav_projects", () => true],
+  ["/ui/audit", "common.nav_audit", (user) => user],
+  ["/ui/replication", "common.nav_replication", (user) => user?.sysadmin_flag],
+  ["/ui/gc", "common.nav_gc", (user) => user?.sysadmin_flag],
+];
+
+let leaving = [];  // cleanups of the page on screen (timers), run before the next one draws
+let drawing = 0;
+
+export function navigate(url, { replace = false } = {}) {
+  if (replace) history.replaceState(null, "", url);
+  else history.pushState(null, "", url);
+  draw();
+}
+
+function matchRoute(path) {
+  for (const [pattern, page] of ROUTES) {
+    const match = path.match(pattern);
+    if (match) return { page, match: match.slice(1).map(decodeURIComponent) };
+  }
+  return null;
+}
+
+async function draw() {
+  const turn = ++drawing;
+  leaving.forEach((cleanup) => cleanup());
+  leaving = [];
+  const view = document.getElementById("view");
+  const route = matchRoute(location.pathname);
+  try {
+    await useCatalogs("common");
+    const user = await currentUser();
+    drawChrome(user);
+    if (!route) {
+      mount(view, h("h1", {}, t("common.not_found")), link("/ui/projects", t("common.nav_projects")));
+      return;
+    }
+    const module = await import(`./pages/${route.page}.js`);
+    await useCatalogs(...(module.catalogs || []));
+    if (turn !== drawing) return;
+    const ctx = {
+      user, match: route.match, params: new URLSearchParams(location.search), navigate,
+      onLeave: (cleanup) => leaving.push(cleanup), redraw: draw,
+    };
+    view.replaceChildren();
+    await module.render(view, ctx);
+    if (turn === drawing) document.title = `${view.querySelector("h1")?.textContent || ""} · Portlog`;
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401 && route?.page !== "login") {
+      navigate(`/ui/login?next=${encodeURIComponent(location.pathname + location.search)}`, { replace: true });
+      return;
+    }
+    mount(view, h("h1", {}, t("common.error_title")), errorBox(error));
+  }
+}
+
+function drawChrome(user) {
+  document.documentElement.lang = language();
+  document.querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = t(`common.${el.dataset.i18n}`); });
+  const here = location.pathname;
+  mount(document.getElementById("nav"), NAV.filter(([, , shown]) => shown(user)).map(([href, key]) =>
+    h("a", { href, "data-link": true, "aria-current": here.startsWith(href) ? "page" : null }, t(key))));
+  const chooser = document.getElementById("language");
+  mount(chooser, Object.entries(LANGUAGES).map(([code, name]) =>
+    h("option", { value: code, selected: code === language() }, name)));
+  mount(document.getElementById("user-menu"), user
+    ? [h("span", { class: "user" }, user.username), " ",
+       h("button", { type: "button", class: "link", onclick: signOut }, t("common.logout"))]
+    : link(`/ui/login?next=${encodeURIComponent(here + location.search)}`, t("common.login")));
+}
+
+async function signOut() {
+  await logout();
+  navigate("/ui/login");
+}
+
+document.addEventListener("click", (event) => {
+  const anchor = event.target.closest("a[data-link]");
+  if (!anchor || event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) return;
+  event.preventDefault();
+  navigate(anchor.getAttribute("href"));
+  document.getElementById("view").focus();
+});
+
+document.getElementById("language").addEventListener("change", (event) => {
+  setLanguage(event.target.value);
+  draw();
+});
+
+window.addEventListener("popstate", draw);
+draw();

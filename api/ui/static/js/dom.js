@@ -1,0 +1,177 @@
+// Building blocks every page uses: elements, tables, pagination, dialogs, notices, formats.
+import { t } from "./i18n.js";
+
+// h("a", {href: "/ui/x", onclick: fn}, "text", child, [more]) — null and false children are skipped.
+export function h(tag, props = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(props || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key.startsWith("on") && typeof value === "function") el.addEventListener(key.slice(2), value);
+    else if (key === "class") el.className = value;
+    else if (key === "value") el.value = value;
+    else if (key === "checked" || key === "disabled" || key === "selected") el[key] = Boolean(value);
+    else el.setAttribute(key, value === true ? "" : value);
+  }
+  append(el, children);
+  return el;
+}
+
+function append(el, children) {
+  for (const child of children.flat(Infinity)) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+}
+
+export function mount(el, ...children) {
+  el.replaceChildren();
+  append(el, children);
+  return el;
+}
+
+// An in-app link: the router intercepts it (data-link) instead of reloading the page.
+export function link(href, ...children) {
+  return h("a", { href, "data-link": true }, ...children);
+}
+
+let fieldCount = 0;
+
+// A labelled control: the label names the input, the hint describes it (for screen readers too).
+export function field(label, input, hint) {
+  if (!input.id) input.id = `f${++fieldCount}`;
+  const note = hint ? h("small", { id: `${input.id}-hint` }, hint) : null;
+  if (note) input.setAttribute("aria-describedby", note.id);
+  return h("div", { class: "field" }, h("label", { for: input.id }, label), input, note);
+}
+
+export function checkbox(label, props = {}) {
+  const input = h("input", { type: "checkbox", ...props });
+  return { input, element: h("label", { class: "check" }, input, label) };
+}
+
+export function select(options, props = {}) {
+  return h("select", props, options.map(([value, label]) =>
+    h("option", { value, selected: String(props.value) === String(value) }, label)));
+}
+
+// columns: [{label, render(row) -> node|string, class}]
+export function table({ caption, columns, rows, empty }) {
+  if (!rows.length) return h("p", { class: "empty" }, empty || t("common.empty"));
+  return h("div", { class: "table-wrap" }, h("table", {},
+    caption ? h("caption", {}, caption) : null,
+    h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col", class: c.class }, c.label)))),
+    h("tbody", {}, rows.map((row) => h("tr", {}, columns.map((c) => h("td", { class: c.class }, c.render(row))))))));
+}
+
+export function pager({ total, page, size, onChange }) {
+  const pages = Math.max(1, Math.ceil(total / size));
+  if (pages <= 1) return null;
+  return h("nav", { class: "pager", "aria-label": t("common.pagination") },
+    h("button", { disabled: page <= 1, onclick: () => onChange(page - 1) }, t("common.previous")),
+    h("span", {}, t("common.page_of", { page, pages, total })),
+    h("button", { disabled: page >= pages, onclick: () => onChange(page + 1) }, t("common.next")));
+}
+
+export function emptyState(text) {
+  return h("p", { class: "empty" }, text);
+}
+
+export function errorBox(error) {
+  return h("div", { class: "error", role: "alert" }, error.message || String(error));
+}
+
+export function badge(text, kind = "") {
+  return h("span", { class: `badge ${kind}` }, text);
+}
+
+export function notify(message, kind = "") {
+  const box = h("div", { class: `notice ${kind}` }, message);
+  document.getElementById("notices").append(box);
+  setTimeout(() => box.remove(), 5000);
+}
+
+// Asks before something destructive; resolves true when confirmed.
+export function confirmDialog(message, confirmLabel) {
+  return new Promise((resolve) => {
+    const dialog = h("dialog", { "aria-label": t("common.confirm") });
+    const done = (answer) => { dialog.close(); dialog.remove(); resolve(answer); };
+    mount(dialog, h("form", { method: "dialog" },
+      h("p", {}, message),
+      h("div", { class: "actions" },
+        h("button", { type: "button", onclick: () => done(false) }, t("common.cancel")),
+        h("button", { type: "button", class: "danger", onclick: () => done(true) }, confirmLabel || t("common.delete")))));
+    dialog.addEventListener("cancel", () => done(false));
+    document.body.append(dialog);
+    dialog.showModal();
+  });
+}
+
+// A modal form: build(form) adds fields; submit(form) runs on submit and closes on success.
+export function formDialog(title, build, submit, submitLabel) {
+  const dialog = h("dialog", { "aria-labelledby": "dialog-title" });
+  const problem = h("div", { role: "alert" });
+  const form = h("form", {},
+    h("h2", { id: "dialog-title" }, title), problem,
+    build(),
+    h("div", { class: "actions" },
+      h("button", { type: "button", onclick: () => { dialog.close(); dialog.remove(); } }, t("common.cancel")),
+      h("button", { type: "submit", class: "primary" }, submitLabel || t("common.save"))));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      await submit(form);
+      dialog.close();
+      dialog.remove();
+    } catch (error) {
+      mount(problem, errorBox(error));
+    }
+  });
+  dialog.append(form);
+  document.body.append(dialog);
+  dialog.showModal();
+  return dialog;
+}
+
+export function copyButton(text, label) {
+  return h("button", {
+    type: "button", "aria-label": label || t("common.copy"), title: label || t("common.copy"),
+    onclick: async () => {
+      try {
+        await navigator.clipboard.writeText(text);
+        notify(t("common.copied"));
+      } catch {
+        notify(text);
+      }
+    },
+  }, t("common.copy"));
+}
+
+export function formatBytes(bytes) {
+  if (bytes === null || bytes === undefined || bytes < 0) return "—";
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let value = bytes, unit = 0;
+  while (value >= 1024 && unit < units.length - 1) { value /= 1024; unit += 1; }
+  return `${unit ? value.toFixed(value < 10 ? 2 : 1) : value} ${units[unit]}`;
+}
+
+export function formatTime(value) {
+  if (!value || String(value).startsWith("0001-")) return "—";
+  const moment = new Date(typeof value === "number" ? value * 1000 : value);
+  if (Number.isNaN(moment.getTime())) return String(value);
+  return h("time", { datetime: moment.toISOString() }, moment.toLocaleString(document.documentElement.lang));
+}
+
+export function shortDigest(digest) {
+  return digest ? digest.replace(/^(sha256:[0-9a-f]{12}).*$/, "$1…") : "—";
+}
+
+export function meter(used, limit, label) {
+  if (!limit || limit < 0) return null;
+  const percent = Math.min(100, Math.round((used / limit) * 100));
+  const bar = h("span");
+  bar.style.width = `${percent}%`;  // set through the CSSOM: the page's CSP forbids inline styles
+  return h("div", {
+    class: `meter${percent >= 85 ? " high" : ""}`, role: "meter", "aria-valuemin": 0, "aria-valuemax": 100,
+    "aria-valuenow": percent, "aria-label": label, title: `${percent}%`,
+  }, bar);
+}

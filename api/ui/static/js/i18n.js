@@ -1,0 +1,41 @@
+// Message catalogs: static/i18n/<language>/<catalog>.json, one catalog per page plus "common".
+// t("repository.delete_tag", {tag}) looks a key up in the current language, then in English.
+export const LANGUAGES = { en: "English", "zh-CN": "简体中文" };
+const FALLBACK = "en";
+const loaded = new Map();  // "<language>/<catalog>" -> messages
+
+export function language() {
+  const chosen = localStorage.getItem("portlog.language");
+  if (chosen && LANGUAGES[chosen]) return chosen;
+  return (navigator.language || "").toLowerCase().startsWith("zh") ? "zh-CN" : FALLBACK;
+}
+
+export function setLanguage(lang) {
+  localStorage.setItem("portlog.language", lang);
+  document.documentElement.lang = lang;
+}
+
+async function fetchCatalog(lang, name) {
+  const key = `${lang}/${name}`;
+  if (!loaded.has(key)) {
+    const response = await fetch(`/ui/static/i18n/${key}.json`);
+    loaded.set(key, response.ok ? await response.json() : {});
+  }
+  return loaded.get(key);
+}
+
+// Loads the catalogs a page needs (in its language and the fallback) before it draws.
+export async function useCatalogs(...names) {
+  const langs = [...new Set([language(), FALLBACK])];
+  await Promise.all(langs.flatMap((lang) => names.map((name) => fetchCatalog(lang, name))));
+}
+
+function lookup(lang, key) {
+  const [name, ...rest] = key.split(".");
+  return loaded.get(`${lang}/${name}`)?.[rest.join(".")];
+}
+
+export function t(key, vars = {}) {
+  const text = lookup(language(), key) ?? lookup(FALLBACK, key) ?? key;
+  return text.replace(/\{(\w+)\}/g, (whole, name) => (name in vars ? String(vars[name]) : whole));
+}
