@@ -56,6 +56,7 @@ async function draw() {
       return;
     }
     const module = await import(`./pages/${route.page}.js`);
+    if (module.requiresLogin && !user) throw new ApiError(401, "authentication required");
     await useCatalogs(...(module.catalogs || []));
     if (turn !== drawing) return;
     const ctx = {

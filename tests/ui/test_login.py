@@ -1,0 +1,52 @@
+"""Signing in and out through the login page, and what an anonymous visitor sees."""
+
+from playwright.sync_api import Page, expect
+
+from tests.support.browser import shot
+
+
+def test_login_page_signs_in_and_returns_to_the_page_asked_for(page: Page, ui_server):
+    page.goto("/ui/audit")
+    expect(page).to_have_url("/ui/login?next=%2Fui%2Faudit")
+    page.get_by_label("Username").fill("admin")
+    page.get_by_label("Password").fill("wrong-password")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("alert")).to_contain_text("invalid username or password")
+    page.get_by_label("Password").fill(ui_server.admin_auth[1])
+    shot(page, "login")
+    page.get_by_role("button", name="Log in").click()
+    expect(page).to_have_url("/ui/audit")
+    expect(page.get_by_text("admin", exact=True)).to_be_visible()
+    page.get_by_role("button", name="Log out").click()
+    expect(page).to_have_url("/ui/login")
+    page.goto("/ui/projects")
+    expect(page.get_by_role("link", name="Log in")).to_be_visible()
+    expect(page.get_by_role("button", name="New project")).to_have_count(0)
+
+
+def test_a_change_through_a_session_needs_the_csrf_header(page: Page, ui_server):
+    page.context.request.post("/c/login", form={"principal": "admin", "password": ui_server.admin_auth[1]})
+    without = page.context.request.post("/api/v2.0/projects", data={"project_name": "forged"})
+    assert without.status == 403
+    assert "X-Harbor-CSRF-Token" in without.json()["errors"][0]["message"]
+    csrf = next(c["value"] for c in page.context.cookies() if c["name"] == "__csrf")
+    with_header = page.context.request.post("/api/v2.0/projects", data={"project_name": "allowed"},
+                                            headers={"X-Harbor-CSRF-Token": csrf})
+    assert with_header.status == 201, with_header.text()
+
+
+def test_the_session_cookie_is_no_bearer_token_for_the_registry(page: Page, ui_server):
+    page.context.request.post("/c/login", form={"principal": "admin", "password": ui_server.admin_auth[1]})
+    sid = next(c for c in page.context.cookies() if c["name"] == "sid")
+    assert sid["httpOnly"] and sid["sameSite"] == "Strict"
+    response = page.context.request.get("/v2/_catalog", headers={"Authorization": f"Bearer {sid['value']}"})
+    assert response.status == 401
+
+
+def test_the_interface_speaks_simplified_chinese(page: Page, ui_server):
+    page.goto("/ui/login")
+    page.get_by_label("Language").select_option("zh-CN")
+    expect(page.get_by_role("heading", level=1)).to_have_text("登录 Portlog")
+    expect(page.get_by_label("用户名")).to_be_visible()
+    expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
+    shot(page, "login-zh-CN")
