@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
-from api.authn import Authenticator, parse_basic
+from api.authn import Authenticator, client_address, parse_basic
 from api.errors import DENIED, TOOMANYREQUESTS, UNAUTHORIZED, OciError
+from api.sessions import SAFE_METHODS, SESSION_COOKIE
 from api.tokens import SERVICE, InvalidTokenError, TokenIssuer, granted_actions
 from domain.errors import AuthenticationError, NameUnknownError, TooManyAttemptsError
 from domain.permissions import ANONYMOUS, Principal, project_of, repository_actions, system_permissions
@@ -93,7 +94,7 @@ class RegistryAuthorizer:
         try:
             credentials = parse_basic(header)
             if credentials is None:
-                return ANONYMOUS
+                return self._session(request)
             return self.authenticator.login(*credentials, source=client_address(request))
         except AuthenticationError as error:
             raise challenge(request, None, error="invalid_credentials", detail=error.message) from None
@@ -101,8 +102,17 @@ class RegistryAuthorizer:
             raise OciError(TOOMANYREQUESTS, error.detail, error.message) from None
 
 
-def client_address(request: Request) -> str:
-    return request.client.host if request.client else ""
+    def _session(self, request: Request) -> Principal:
+        """The web UI reads manifests, configs and referrers through /v2/ with its session
+        cookie: for reading only, so no change ever rides on a cookie here."""
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if cookie is None or request.method not in SAFE_METHODS:
+            return ANONYMOUS
+        try:
+            name = self.tokens.verify_session(cookie)["sub"]
+        except InvalidTokenError:
+            return ANONYMOUS
+        return self.authenticator.principal_named(name) or ANONYMOUS
 
 
 def token_realm(request: Request) -> str:

@@ -11,6 +11,8 @@ import time
 from collections import OrderedDict, deque
 from datetime import datetime, timezone
 
+from starlette.requests import Request
+
 from domain.administration import Administration
 from domain.errors import AuthenticationError, TooManyAttemptsError
 from domain.permissions import Principal
@@ -136,3 +138,7 @@ def _robot_usable(robot, now: datetime) -> bool:
         return True
     expires = robot.expires_at if robot.expires_at.tzinfo else robot.expires_at.replace(tzinfo=timezone.utc)
     return expires > now
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else ""

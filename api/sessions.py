@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from api.auth import client_address
+from api.authn import client_address
 from api.management.problems import Problem
 from api.tokens import InvalidTokenError
 from domain.errors import AuthenticationError, TooManyAttemptsError

@@ -14,8 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api.auth import client_address
-from api.authn import parse_basic
+from api.authn import client_address, parse_basic
 from api.errors import TOOMANYREQUESTS, UNAUTHORIZED, OciError
 from api.tokens import Scope, parse_scopes
 from domain.errors import AuthenticationError, NameInvalidError, TooManyAttemptsError

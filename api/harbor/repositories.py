@@ -21,6 +21,14 @@ from projections.access import ProjectRow
 IMAGE_CONFIGS = ("application/vnd.docker.container.image.v1+json", "application/vnd.oci.image.config.v1+json")
 INDEXES = ("application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json")
 HELM_CONFIG = "application/vnd.cncf.helm.config.v1+json"
+# Harbor's accessory types, by the referrer's artifact type; anything else is "subject.accessory".
+ACCESSORY_TYPES = {
+    "application/vnd.dev.cosign.artifact.sig.v1+json": "signature.cosign",
+    "application/vnd.cncf.notary.signature": "signature.notation",
+    "application/spdx+json": "sbom.spdx",
+    "application/vnd.cyclonedx+json": "sbom.cyclonedx",
+    "application/vnd.goharbor.harbor.sbom.v1": "harbor.sbom",
+}
 
 
 def repository_json(project: ProjectRow, row) -> dict:
@@ -174,6 +182,9 @@ def _artifacts_json(call: Call, project: ProjectRow, name: str, rows: list) -> l
     tag_pulled = call.services.pulls.of_tags(name, tag_names)
     immutable = call.services.immutability.immutable_tags(name, tag_names)
     labels = call.services.labels.of_artifacts(name, digests)
+    params = call.request.query_params
+    accessories = {row.digest: _accessories(call, name, row) for row in rows} \
+        if params.get("with_accessory", "false").lower() == "true" else {}
     return [{
         "id": row.id, "type": _type(row), "media_type": row.artifact_type or row.media_type,
         "manifest_media_type": row.media_type, "artifact_type": row.artifact_type,
@@ -183,7 +194,17 @@ def _artifacts_json(call: Call, project: ProjectRow, name: str, rows: list) -> l
         "labels": [label_json(label, project.id) for label in labels[row.digest]],
         "tags": [_tag_json(t, repository_id, row.id, tag_pulled, immutable) for t in tags[row.digest]]
         if with_tags else None,
+        **({"accessories": accessories[row.digest]} if accessories else {}),
     } for row in rows]
+
+
+def _accessories(call: Call, name: str, subject) -> list[dict]:
+    """Harbor's accessories of an artifact: its OCI referrers (signatures, SBOMs, attestations)."""
+    return [{"digest": row.digest, "subject_artifact_id": subject.id, "subject_artifact_digest": subject.digest,
+             "subject_artifact_repo": name, "type": ACCESSORY_TYPES.get(row.artifact_type, "subject.accessory"),
+             "artifact_type": row.artifact_type, "media_type": row.media_type, "size": row.size,
+             "annotations": row.annotations}
+            for row in call.services.catalog.referrers(name, subject.digest, None)]
 
 
 def _tags_json(call: Call, name: str, row) -> list[dict]:

@@ -13,8 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api.auth import client_address
-from api.authn import parse_basic
+from api.authn import client_address, parse_basic
 from api.management.problems import Problem
 from api.sessions import SESSION_COOKIE, session_principal
 from api.tokens import InvalidTokenError

@@ -14,7 +14,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match, Route
 
-from api.auth import Access, client_address
+from api.auth import Access
+from api.authn import client_address
 from api.errors import NOT_FOUND, UNSUPPORTED, OciError
 from api.v2 import base, blobs, catalog, manifests, referrers, tags, uploads
 from api.v2.common import proxied, services

@@ -1,10 +1,9 @@
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from tests.support.oci import OCI_INDEX, OCI_MANIFEST, descriptor, digest_of, push_blob, push_image
+from tests.support import oci
+from tests.support.oci import OCI_INDEX, digest_of, push_image
 
 pytestmark = pytest.mark.both_databases
 
@@ -12,19 +11,7 @@ NAME = "team/app"
 
 
 def push_referrer(client, subject: bytes, artifact_type: str, payload: bytes) -> str:
-    push_blob(client, NAME, b"{}")
-    push_blob(client, NAME, payload)
-    artifact = json.dumps({
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": artifact_type,
-        "config": descriptor("application/vnd.oci.empty.v1+json", b"{}"),
-        "layers": [descriptor("application/octet-stream", payload)],
-        "subject": descriptor(OCI_MANIFEST, subject),
-        "annotations": {"org.opencontainers.image.created": "2026-01-01T00:00:00Z"},
-    }).encode()
-    response = client.put(f"/v2/{NAME}/manifests/{digest_of(artifact)}", content=artifact,
-                          headers={"Content-Type": OCI_MANIFEST})
-    assert response.status_code == 201
-    return digest_of(artifact)
+    return oci.push_referrer(client, NAME, subject, artifact_type, payload)
 
 
 def test_no_referrers_is_an_empty_index(client):

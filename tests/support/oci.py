@@ -50,3 +50,20 @@ def push_image(client, name: str, tag: str, seed: str = "x", **extra) -> tuple[s
                           headers={"Content-Type": OCI_MANIFEST})
     assert response.status_code == 201, response.text
     return response.headers["Docker-Content-Digest"], manifest
+
+
+def push_referrer(client, name: str, subject: bytes, artifact_type: str, payload: bytes) -> str:
+    """Pushes an OCI artifact whose subject is the manifest `subject`; returns its digest."""
+    push_blob(client, name, b"{}")
+    push_blob(client, name, payload)
+    artifact = json.dumps({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": artifact_type,
+        "config": descriptor("application/vnd.oci.empty.v1+json", b"{}"),
+        "layers": [descriptor("application/octet-stream", payload)],
+        "subject": descriptor(OCI_MANIFEST, subject),
+        "annotations": {"org.opencontainers.image.created": "2026-01-01T00:00:00Z"},
+    }).encode()
+    response = client.put(f"/v2/{name}/manifests/{digest_of(artifact)}", content=artifact,
+                          headers={"Content-Type": OCI_MANIFEST})
+    assert response.status_code == 201, response.text
+    return digest_of(artifact)

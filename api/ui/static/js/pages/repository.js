@@ -1,0 +1,137 @@
+// A repository: its artifacts with their tags, sizes, push and pull times, referrers
+// (signatures, SBOMs) and a pull command to copy.
+import { get, harbor, repoPath, send } from "../api.js";
+import {
+  badge, confirmDialog, copyButton, field, formatBytes, formatTime, h, link, mount, notify, pager, shortDigest, table,
+} from "../dom.js";
+import { t } from "../i18n.js";
+import { permissions } from "../session.js";
+
+export const catalogs = ["repository"];
+const PAGE_SIZE = 15;
+
+export async function render(view, ctx) {
+  const name = ctx.params.get("name") || "";
+  const project = name.split("/")[0];
+  const page = Number(ctx.params.get("page") || 1);
+  const tagFilter = ctx.params.get("tag") || "";
+  const { data: projectJson } = await get(harbor(`/projects/${encodeURIComponent(project)}`));
+  const may = await permissions(projectJson.project_id);
+  const query = { page, page_size: PAGE_SIZE, with_tag: "true", with_accessory: "true" };
+  if (tagFilter) query.q = `tags=~${tagFilter}`;
+  const { data: artifacts, total } = await get(harbor(`${repoPath(name)}/artifacts`), query);
+  const here = (params) => `/ui/repository?${new URLSearchParams({ name, ...params })}`;
+
+  const search = h("input", { type: "search", name: "tag", value: tagFilter });
+  const form = h("form", { class: "toolbar", role: "search" },
+    field(t("repository.filter_tags"), search), h("button", { type: "submit" }, t("common.search")));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    ctx.navigate(here(search.value.trim() ? { tag: search.value.trim() } : {}));
+  });
+
+  const referrerDigests = new Set(artifacts.flatMap((a) => (a.accessories || []).map((r) => r.digest)));
+  const shown = artifacts.filter((a) => !referrerDigests.has(a.digest));
+  const firstTag = shown.flatMap((a) => a.tags || [])[0]?.name;
+  const redraw = () => ctx.redraw();
+
+  mount(view,
+    h("nav", { class: "breadcrumbs", "aria-label": t("repository.breadcrumbs") },
+      link("/ui/projects", t("common.nav_projects")), " › ",
+      link(`/ui/projects/${encodeURIComponent(project)}`, project), " › ", name.slice(project.length + 1)),
+    h("h1", {}, name),
+    pullCommand(name, firstTag),
+    form,
+    table({
+      caption: t("repository.caption", { total }),
+      empty: tagFilter ? t("repository.none_matching", { tag: tagFilter }) : t("repository.none", { name }),
+      rows: shown,
+      columns: [
+        { label: t("repository.artifact"), class: "mono", render: (a) => link(artifactUrl(name, a.digest), shortDigest(a.digest)) },
+        { label: t("repository.tags"), render: (a) => tagCells(name, a, may, redraw) },
+        { label: t("repository.size"), render: (a) => formatBytes(a.size) },
+        { label: t("repository.type"), class: "hide-narrow", render: (a) => mediaLabel(a) },
+        { label: t("repository.referrers"), render: (a) => referrers(name, a) },
+        { label: t("repository.pushed"), class: "hide-narrow", render: (a) => formatTime(a.push_time) },
+        { label: t("repository.pulled"), class: "hide-narrow", render: (a) => (a.pull_time ? formatTime(a.pull_time) : t("repository.never")) },
+        { label: t("common.actions"), render: (a) => artifactActions(name, a, may, redraw) },
+      ],
+    }),
+    pager({ total, page, size: PAGE_SIZE, onChange: (next) => ctx.navigate(here({ page: next, ...(tagFilter ? { tag: tagFilter } : {}) })) }));
+}
+
+export function artifactUrl(name, digest) {
+  return `/ui/artifact?${new URLSearchParams({ name, digest })}`;
+}
+
+function pullCommand(name, tag) {
+  const reference = `${location.host}/${name}${tag ? `:${tag}` : ""}`;
+  const command = `docker pull ${reference}`;
+  return h("div", { class: "pull" }, h("span", {}, t("repository.pull_command")), h("code", {}, command),
+    copyButton(command, t("repository.copy_pull")));
+}
+
+function tagCells(name, artifact, may, redraw) {
+  const tags = artifact.tags || [];
+  if (!tags.length) return h("span", { class: "muted" }, t("repository.untagged"));
+  return h("ul", { class: "tags" }, tags.map((tag) => h("li", {},
+    h("span", { class: "tag-name" }, tag.name),
+    tag.immutable ? [" ", badge(t("repository.immutable"), "warn")] : null, " ",
+    link(`/ui/history?${new URLSearchParams({ name, tag: tag.name })}`, t("repository.history")),
+    " ",
+    copyButton(`docker pull ${location.host}/${name}:${tag.name}`, t("repository.copy_pull_tag", { tag: tag.name })),
+    may.can("tag", "delete") && !tag.immutable
+      ? [" ", h("button", {
+        type: "button", class: "danger", "aria-label": t("repository.delete_tag", { tag: tag.name }),
+        onclick: () => deleteTag(name, artifact, tag.name, redraw),
+      }, t("common.delete"))]
+      : null)));
+}
+
+async function deleteTag(name, artifact, tag, redraw) {
+  if (!(await confirmDialog(t("repository.confirm_delete_tag", { tag, name }), t("repository.delete_tag", { tag })))) return;
+  try {
+    await send("DELETE", harbor(`${repoPath(name)}/artifacts/${artifact.digest}/tags/${encodeURIComponent(tag)}`));
+    notify(t("common.deleted", { name: `${name}:${tag}` }));
+    redraw();
+  } catch (error) {
+    notify(error.message, "error");
+  }
+}
+
+function artifactActions(name, artifact, may, redraw) {
+  if (!may.can("artifact", "delete")) return null;
+  return h("button", {
+    type: "button", class: "danger", "aria-label": t("repository.delete_artifact", { digest: shortDigest(artifact.digest) }),
+    onclick: async () => {
+      if (!(await confirmDialog(t("repository.confirm_delete_artifact", { digest: artifact.digest })))) return;
+      try {
+        await send("DELETE", harbor(`${repoPath(name)}/artifacts/${artifact.digest}`));
+        notify(t("common.deleted", { name: shortDigest(artifact.digest) }));
+        redraw();
+      } catch (error) {
+        notify(error.message, "error");
+      }
+    },
+  }, t("repository.delete_artifact_short"));
+}
+
+function referrers(name, artifact) {
+  const found = artifact.accessories || [];
+  if (!found.length) return "—";
+  return h("ul", { class: "tags" }, found.map((r) => h("li", {},
+    link(artifactUrl(name, r.digest), badge(accessoryLabel(r), r.type.startsWith("signature") ? "ok" : "")))));
+}
+
+function accessoryLabel(referrer) {
+  const known = { "signature.cosign": "signature_cosign", "signature.notation": "signature_notation",
+    "sbom.spdx": "sbom", "sbom.cyclonedx": "sbom", "harbor.sbom": "sbom" };
+  return known[referrer.type] ? t(`repository.${known[referrer.type]}`) : (referrer.artifact_type || t("repository.referrer"));
+}
+
+export function mediaLabel(artifact) {
+  const type = artifact.manifest_media_type || artifact.media_type || "";
+  if (type.includes("index") || type.includes("manifest.list")) return t("repository.multi_arch");
+  if (artifact.type === "IMAGE") return t("repository.image");
+  return artifact.artifact_type || type;
+}

@@ -1,0 +1,108 @@
+"""The main path through the UI: create a project, push an image with skopeo and see its tag
+appear, look at the artifact, delete a tag; and what a guest may not do."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.support.browser import shot, sign_in, skopeo_copy
+from tests.support.images import build_image_layout
+from tests.support.oci import push_referrer
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory):
+    return build_image_layout(tmp_path_factory.mktemp("layout") / "oci", tag="1.0", text="hello from the ui test")
+
+
+def test_create_a_project_push_see_the_tag_and_delete_it(admin_page: Page, ui_server, image):
+    page = admin_page
+    page.goto("/ui/projects")
+    page.get_by_role("button", name="New project").click()
+    page.get_by_label("Project name", exact=True).fill("webteam")
+    page.get_by_role("button", name="Create").click()
+    expect(page).to_have_url("/ui/projects/webteam")
+
+    skopeo_copy(f"oci:{image.layout}:1.0", f"docker://{ui_server.host}/webteam/app:1.0", ui_server.admin_creds)
+    skopeo_copy(f"oci:{image.layout}:1.0", f"docker://{ui_server.host}/webteam/app:stable", ui_server.admin_creds)
+    page.goto("/ui/repository?name=webteam/app")
+    row = page.get_by_role("row").filter(has_text=image.manifest_digest[:19])
+    expect(row).to_contain_text("1.0")
+    expect(row).to_contain_text("stable")
+    expect(row).to_contain_text("Image")
+    expect(page.get_by_text(f"docker pull {ui_server.host}/webteam/app:")).to_be_visible()
+    page.set_viewport_size({"width": 1280, "height": 720})
+    shot(page, "repository")
+
+    page.get_by_role("button", name="Delete tag stable").click()
+    page.get_by_role("dialog").get_by_role("button", name="Delete tag stable").click()
+    expect(page.get_by_role("button", name="Delete tag stable")).to_have_count(0)
+    expect(row).to_contain_text("1.0")
+    with ui_server.client() as client:
+        assert client.get("/v2/webteam/app/manifests/stable").status_code == 404
+        assert client.get("/v2/webteam/app/manifests/1.0").status_code == 200
+
+
+def test_the_artifact_page_shows_config_layers_and_referrers(admin_page: Page, ui_server, image):
+    page = admin_page
+    with ui_server.client() as client:
+        client.post("/api/v1/projects", json={"name": "sigs"})
+    skopeo_copy(f"oci:{image.layout}:1.0", f"docker://{ui_server.host}/sigs/app:1.0", ui_server.admin_creds)
+    with ui_server.client() as client:
+        signature = push_referrer(client, "sigs/app", image.manifest_bytes,
+                                  "application/vnd.dev.cosign.artifact.sig.v1+json", b"signed")
+        sbom = push_referrer(client, "sigs/app", image.manifest_bytes, "application/spdx+json", b"{}")
+
+    page.goto("/ui/repository?name=sigs/app")
+    subject_row = page.get_by_role("row").filter(has_text="1.0")
+    expect(subject_row.get_by_role("link", name="cosign signature")).to_be_visible()
+    expect(subject_row.get_by_role("link", name="SBOM")).to_be_visible()
+    expect(page.get_by_role("row").filter(has_text=signature[:19])).to_have_count(0)  # nested, not listed
+
+    subject_row.get_by_role("link", name=image.manifest_digest[:19]).click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("sigs/app@")
+    layers = page.get_by_role("table").filter(has=page.get_by_text("Layers: 1,"))
+    expect(layers).to_contain_text(image.layer_digests[0])
+    expect(page.get_by_text("linux/amd64").first).to_be_visible()
+    referrers = page.get_by_role("table").filter(has=page.get_by_text("attestations): 2"))
+    expect(referrers).to_contain_text("application/spdx+json")
+    expect(referrers.get_by_role("link", name=sbom[:19])).to_be_visible()
+    manifest = json.loads(page.locator("pre.json").inner_text())
+    assert manifest["layers"][0]["digest"] == image.layer_digests[0]
+    shot(page, "artifact")
+
+
+def test_a_guest_sees_no_delete_buttons_and_the_api_refuses_anyway(page: Page, ui_server, image):
+    with ui_server.client() as client:
+        client.post("/api/v1/projects", json={"name": "guarded"})
+        client.post("/api/v1/users", json={"username": "gina", "password": "Guest-Pass-1"})
+        client.put("/api/v1/projects/guarded/members/gina", json={"role": "guest"})
+    skopeo_copy(f"oci:{image.layout}:1.0", f"docker://{ui_server.host}/guarded/app:1.0", ui_server.admin_creds)
+    sign_in(page, "gina", "Guest-Pass-1")
+    page.goto("/ui/repository?name=guarded/app")
+    expect(page.get_by_role("row").filter(has_text="1.0")).to_be_visible()
+    expect(page.get_by_role("button", name="Delete tag 1.0")).to_have_count(0)
+    expect(page.get_by_role("button", name="Delete artifact", exact=False)).to_have_count(0)
+
+    csrf = next(c["value"] for c in page.context.cookies() if c["name"] == "__csrf")
+    refused = page.context.request.delete(
+        f"/api/v2.0/projects/guarded/repositories/app/artifacts/{image.manifest_digest}/tags/1.0",
+        headers={"X-Harbor-CSRF-Token": csrf})
+    assert refused.status == 403
+    shot(page, "repository-guest")
+
+
+def test_the_repository_page_reads_at_phone_width(admin_page: Page, ui_server, image):
+    page = admin_page
+    with ui_server.client() as client:
+        client.post("/api/v1/projects", json={"name": "narrow"})
+    skopeo_copy(f"oci:{image.layout}:1.0", f"docker://{ui_server.host}/narrow/app:1.0", ui_server.admin_creds)
+    page.set_viewport_size({"width": 390, "height": 800})
+    page.goto("/ui/repository?name=narrow/app")
+    expect(page.get_by_role("row").filter(has_text="1.0")).to_be_visible()
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the page scrolls sideways at phone width ({width}px)"
+    shot(page, "repository-narrow")
