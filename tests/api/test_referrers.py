@@ -45,3 +45,16 @@ def test_invalid_subject_digest(client):
     response = client.get(f"/v2/{NAME}/referrers/sha256:nope")
     assert response.status_code == 400
     assert response.json()["errors"][0]["code"] == "DIGEST_INVALID"
+
+
+def test_harbor_artifacts_carry_their_referrers_as_accessories(client):
+    subject_digest, subject = push_image(client, NAME, "base")
+    signature = push_referrer(client, subject, "application/vnd.dev.cosign.artifact.sig.v1+json", b"sig")
+    sbom = push_referrer(client, subject, "application/spdx+json", b"sbom")
+    url = f"/api/v2.0/projects/team/repositories/app/artifacts/{subject_digest}"
+    assert "accessories" not in client.get(url).json()
+    accessories = client.get(url, params={"with_accessory": "true"}).json()["accessories"]
+    by_digest = {item["digest"]: item for item in accessories}
+    assert by_digest[signature]["type"] == "signature.cosign"
+    assert by_digest[sbom]["type"] == "sbom.spdx"
+    assert by_digest[sbom]["subject_artifact_digest"] == subject_digest
