@@ -1,0 +1,48 @@
+"""The message catalogs: every key the scripts use exists in English, and Simplified Chinese
+translates every English message (no browser needed)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+STATIC = Path(__file__).resolve().parents[2] / "api" / "ui" / "static"
+LANGUAGES = ("en", "zh-CN")
+# t("catalog.key") and t(`catalog.${…}`) — the latter cannot be checked and is skipped.
+LITERAL_KEY = re.compile(r"""\bt\(\s*["']([a-z_]+)\.([a-z0-9_]+)["']""")
+
+
+def catalog(language: str, name: str) -> dict[str, str]:
+    return json.loads((STATIC / "i18n" / language / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def catalog_names(language: str) -> set[str]:
+    return {path.stem for path in (STATIC / "i18n" / language).glob("*.json")}
+
+
+def test_both_languages_have_the_same_catalogs_and_keys():
+    assert catalog_names("en") == catalog_names("zh-CN")
+    for name in catalog_names("en"):
+        english, chinese = catalog("en", name), catalog("zh-CN", name)
+        assert set(english) == set(chinese), f"{name}: keys differ: {set(english) ^ set(chinese)}"
+        for key, text in chinese.items():
+            assert text.strip(), f"zh-CN/{name}.{key} is empty"
+            placeholders = set(re.findall(r"\{(\w+)\}", english[key]))
+            assert set(re.findall(r"\{(\w+)\}", text)) == placeholders, f"zh-CN/{name}.{key} placeholders"
+
+
+def test_every_key_the_scripts_use_is_in_the_english_catalogs():
+    missing = []
+    for script in (STATIC / "js").rglob("*.js"):
+        for name, key in LITERAL_KEY.findall(script.read_text(encoding="utf-8")):
+            if name not in catalog_names("en") or key not in catalog("en", name):
+                missing.append(f"{script.name}: {name}.{key}")
+    assert not missing, missing
+
+
+def test_the_chinese_catalogs_are_in_chinese():
+    for name in catalog_names("zh-CN"):
+        messages = catalog("zh-CN", name).values()
+        chinese = [text for text in messages if re.search(r"[\u4e00-\u9fff]", text)]
+        assert len(chinese) >= len(messages) * 0.6, f"zh-CN/{name} looks untranslated"
