@@ -73,8 +73,13 @@ def repository(engine, name: str):
 # Artifacts (manifests) and their tags
 
 
-def artifacts_query(repository_name: str, filters: dict[str, Filter]):
+def artifacts_query(repository_name: str, filters: dict[str, Filter], nest_referrers: bool = False):
+    """`nest_referrers`: leave out referrers whose subject is here (they are its accessories)."""
     query = select(manifests).where(manifests.c.repository == repository_name)
+    if nest_referrers:
+        subject = manifests.alias("subject")
+        query = query.where(~exists().where(and_(subject.c.repository == repository_name,
+                                                 subject.c.digest == manifests.c.subject)))
     filters = dict(filters)
     tag_filter = filters.pop("tags", None)
     if tag_filter is not None:

@@ -81,7 +81,8 @@ def list_artifacts(call: Call) -> Response:
     """Artifacts of a repository, newest first; `q=tags=*|nil|~v|v`, digest, media_type."""
     project, name = _repository(call, "artifact", "list")
     page, size = page_params(call.request)
-    query = queries.artifacts_query(name, parse_q(call.request.query_params.get("q")))
+    params = call.request.query_params
+    query = queries.artifacts_query(name, parse_q(params.get("q")), nest_referrers=_with_accessories(call))
     rows, total = queries.page(call.services.db.reader, query, (page - 1) * size, size)
     return paged(call.request, _artifacts_json(call, project, name, rows), total, page, size)
 
@@ -182,9 +183,7 @@ def _artifacts_json(call: Call, project: ProjectRow, name: str, rows: list) -> l
     tag_pulled = call.services.pulls.of_tags(name, tag_names)
     immutable = call.services.immutability.immutable_tags(name, tag_names)
     labels = call.services.labels.of_artifacts(name, digests)
-    params = call.request.query_params
-    accessories = {row.digest: _accessories(call, name, row) for row in rows} \
-        if params.get("with_accessory", "false").lower() == "true" else {}
+    accessories = {row.digest: _accessories(call, name, row) for row in rows} if _with_accessories(call) else {}
     return [{
         "id": row.id, "type": _type(row), "media_type": row.artifact_type or row.media_type,
         "manifest_media_type": row.media_type, "artifact_type": row.artifact_type,
@@ -196,6 +195,10 @@ def _artifacts_json(call: Call, project: ProjectRow, name: str, rows: list) -> l
         if with_tags else None,
         **({"accessories": accessories[row.digest]} if accessories else {}),
     } for row in rows]
+
+
+def _with_accessories(call: Call) -> bool:
+    return call.request.query_params.get("with_accessory", "false").lower() == "true"
 
 
 def _accessories(call: Call, name: str, subject) -> list[dict]:

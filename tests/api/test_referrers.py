@@ -58,3 +58,14 @@ def test_harbor_artifacts_carry_their_referrers_as_accessories(client):
     assert by_digest[signature]["type"] == "signature.cosign"
     assert by_digest[sbom]["type"] == "sbom.spdx"
     assert by_digest[sbom]["subject_artifact_digest"] == subject_digest
+
+
+def test_with_accessories_the_artifact_list_nests_referrers_under_their_subject(client):
+    subject_digest, subject = push_image(client, NAME, "base")
+    signature = push_referrer(client, subject, "application/vnd.dev.cosign.artifact.sig.v1+json", b"sig")
+    url = "/api/v2.0/projects/team/repositories/app/artifacts"
+    assert {a["digest"] for a in client.get(url).json()} == {subject_digest, signature}
+    nested = client.get(url, params={"with_accessory": "true"})
+    assert [a["digest"] for a in nested.json()] == [subject_digest]
+    assert nested.headers["X-Total-Count"] == "1"
+    assert [a["digest"] for a in nested.json()[0]["accessories"]] == [signature]

@@ -30,9 +30,7 @@ export async function render(view, ctx) {
     ctx.navigate(here(search.value.trim() ? { tag: search.value.trim() } : {}));
   });
 
-  const referrerDigests = new Set(artifacts.flatMap((a) => (a.accessories || []).map((r) => r.digest)));
-  const shown = artifacts.filter((a) => !referrerDigests.has(a.digest));
-  const firstTag = shown.flatMap((a) => a.tags || [])[0]?.name;
+  const firstTag = artifacts.flatMap((a) => a.tags || [])[0]?.name;
   const redraw = () => ctx.redraw();
 
   mount(view,
@@ -45,11 +43,11 @@ export async function render(view, ctx) {
     table({
       caption: t("repository.caption", { total }),
       empty: tagFilter ? t("repository.none_matching", { tag: tagFilter }) : t("repository.none", { name }),
-      rows: shown,
+      rows: artifacts,
       columns: [
         { label: t("repository.artifact"), class: "mono", render: (a) => link(artifactUrl(name, a.digest), shortDigest(a.digest)) },
         { label: t("repository.tags"), render: (a) => tagCells(name, a, may, redraw) },
-        { label: t("repository.size"), render: (a) => formatBytes(a.size) },
+        { label: t("repository.size"), class: "nowrap", render: (a) => formatBytes(a.size) },
         { label: t("repository.type"), class: "hide-narrow", render: (a) => mediaLabel(a) },
         { label: t("repository.referrers"), render: (a) => referrers(name, a) },
         { label: t("repository.pushed"), class: "hide-narrow", render: (a) => formatTime(a.push_time) },
