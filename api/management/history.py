@@ -7,6 +7,7 @@ given); the answer is the state right after the last event at or before it."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from urllib.parse import urlencode
 
 from starlette.responses import Response, StreamingResponse
 
@@ -120,7 +121,9 @@ def audit_logs(call: Call) -> Response:
     entries = call.services.audit.entries(where, limit)
     headers = {}
     if len(entries) == limit:
-        headers["Link"] = f'<{call.request.url.path}?after={entries[-1]["position"]}&limit={limit}>; rel="next"'
+        query = [(k, v) for k, v in call.request.query_params.multi_items() if k not in ("after", "limit")]
+        query += [("after", entries[-1]["position"]), ("limit", limit)]
+        headers["Link"] = f'<{call.request.url.path}?{urlencode(query)}>; rel="next"'
     return json_response(entries, headers=headers)
 
 

@@ -82,3 +82,13 @@ def test_only_administrators_see_the_whole_trail(client):
     assert client.get("/api/v1/audit-logs?project=team", auth=("guest", PASSWORD)).status_code == 403
     grant(client, "team", "guest", "guest")
     assert client.get("/api/v1/audit-logs?project=team", auth=("guest", PASSWORD)).status_code == 200
+
+
+def test_the_next_link_keeps_the_filter(client):
+    for tag in ("a", "b", "c"):
+        push_image(client, "team/app", tag, seed=tag)
+    response = client.get("/api/v1/audit-logs", params={"repository": "team/app", "limit": 2})
+    target = response.headers["Link"].split(">")[0].lstrip("<")
+    following = client.get(target).json()
+    assert following and all(e["repository"] == "team/app" for e in following)
+    assert following[0]["position"] > response.json()[-1]["position"]

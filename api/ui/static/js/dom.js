@@ -59,8 +59,13 @@ export function table({ caption, columns, rows, empty }) {
   if (!rows.length) return h("p", { class: "empty" }, empty || t("common.empty"));
   return h("div", { class: "table-wrap" }, h("table", {},
     caption ? h("caption", {}, caption) : null,
-    h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col", class: c.class }, c.label)))),
+    h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col", class: headerClass(c.class) }, c.label)))),
     h("tbody", {}, rows.map((row) => h("tr", {}, columns.map((c) => h("td", { class: c.class }, c.render(row))))))));
+}
+
+// Headers take only the classes about showing the column (hide-narrow), not cell styling (mono).
+function headerClass(classes) {
+  return (classes || "").split(" ").filter((c) => c.startsWith("hide-")).join(" ") || null;
 }
 
 export function pager({ total, page, size, onChange }) {
