@@ -36,6 +36,12 @@ def parse_time(value: str, name: str) -> datetime:
     return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
 
 
+def _position(call: Call, as_of: str | None) -> int:
+    """`as_of`'s position, or now's without one (a moment before the first event is position 0)."""
+    position = parse_as_of(call, as_of)
+    return _current_position(call) if position is None else position
+
+
 def _current_position(call: Call) -> int:
     return call.services.projections.catch_up()
 
@@ -46,14 +52,14 @@ def list_repositories(call: Call) -> Response:
     if not project:
         raise Problem(422, "invalid-input", "the project query parameter is required")
     call.require_project(project, "repository", "list")
-    position = parse_as_of(call, call.request.query_params.get("as_of")) or _current_position(call)
+    position = _position(call, call.request.query_params.get("as_of"))
     return json_response([{"name": name} for name in call.services.history.repositories_as_of(position, project)])
 
 
 def list_tags(call: Call) -> Response:
     """Tags of a repository and their digests, now or `?as_of=`."""
     name = _repository(call, "list")
-    position = parse_as_of(call, call.request.query_params.get("as_of")) or _current_position(call)
+    position = _position(call, call.request.query_params.get("as_of"))
     tags = call.services.history.tags_as_of(name, position)
     return json_response([{"tag": tag, "digest": digest} for tag, digest in tags.items()])
 
@@ -81,7 +87,7 @@ def members_as_of(call: Call) -> Response:
     """Members of a project at `?as_of=`."""
     project = call.param("project")
     call.require_project(project, "member", "list")
-    position = parse_as_of(call, call.request.query_params.get("as_of")) or _current_position(call)
+    position = _position(call, call.request.query_params.get("as_of"))
     return json_response(call.services.history.members_as_of(project, position))
 
 
@@ -91,7 +97,7 @@ def who_could(call: Call) -> Response:
     call.require_project(project, "member", "list")
     params = call.request.query_params
     repository, action = params.get("repository") or f"{project}/*", params.get("action", "push")
-    position = parse_as_of(call, params.get("as_of")) or _current_position(call)
+    position = _position(call, params.get("as_of"))
     return json_response(_who_could(call.services.history, project, repository, action, position))
 
 
@@ -99,7 +105,7 @@ def robot_as_of(call: Call) -> Response:
     """A robot's permissions at `?as_of=`."""
     name = call.param("robot")
     call.require_system("robot", "read")
-    position = parse_as_of(call, call.request.query_params.get("as_of")) or _current_position(call)
+    position = _position(call, call.request.query_params.get("as_of"))
     found = call.services.history.robots_as_of(position, name)
     if not found:
         raise Problem(404, "not-found", f"robot {name} did not exist at that point")

@@ -114,3 +114,11 @@ def test_robot_permissions_as_of(client):
 def test_bad_as_of(client):
     response = client.get("/api/v1/repositories/team/api/tags", params={"as_of": "yesterday-ish"})
     assert response.status_code == 422
+
+
+def test_a_moment_before_the_first_event_shows_nothing_not_today(client):
+    push_image(client, "team/api", "1.0")
+    long_ago = "2001-01-01T00:00:00Z"
+    assert client.get("/api/v1/repositories", params={"project": "team", "as_of": long_ago}).json() == []
+    assert tags_at(client, "team/api", long_ago) == {}
+    assert tags_at(client, "team/api", "2999-01-01T00:00:00Z") == {"1.0": tags_at(client, "team/api", "")["1.0"]}

@@ -4,6 +4,7 @@ look but not restore."""
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import datetime, timedelta
 
@@ -106,7 +107,8 @@ def test_view_the_tags_as_of_a_moment_between_the_pushes(admin_page: Page, ui_se
     shot(page, "tag-history-as-of")
 
     page.reload()
-    expect(picker).to_have_value(local)
+    # the browser leaves out ":00" seconds
+    expect(picker).to_have_value(re.compile("^" + re.escape(local[:16]) + f"(:{local[17:19]})?$"))
     expect(tags_then).to_have_count(1)
     page.get_by_role("link", name="Back to now").click()
     expect(page).to_have_url(HISTORY)

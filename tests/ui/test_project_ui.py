@@ -48,10 +48,11 @@ def open_tab(page: Page, name: str) -> None:
 
 
 def local_input_value(page: Page, moment: datetime) -> str:
-    """The datetime-local value the browser shows for `moment` (in the browser's time zone)."""
+    """The datetime-local value the browser shows for `moment` (in the browser's time zone; the
+    browser leaves out ":00" seconds)."""
     return page.evaluate("""(iso) => { const d = new Date(iso); const p = (n) => String(n).padStart(2, "0");
         return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`
-          + `:${p(d.getSeconds())}`; }""", moment.isoformat())
+          + (d.getSeconds() ? `:${p(d.getSeconds())}` : ""); }""", moment.isoformat())
 
 
 def test_repositories_now_and_as_of_a_moment_before_the_push(admin_page: Page, seed: Seed):

@@ -111,26 +111,30 @@ export function confirmDialog(message, confirmLabel) {
   });
 }
 
-// A modal form: build(form) adds fields; submit(form) runs on submit and closes on success.
+// A modal form: build() gives its fields; submit(form) runs on submit and closes it on success,
+// or shows the server's message inside the dialog.
 export function formDialog(title, build, submit, submitLabel) {
-  const dialog = h("dialog", { "aria-labelledby": "dialog-title" });
-  const problem = h("div", { role: "alert" });
+  const titleId = `dialog-title-${++fieldCount}`;
+  const dialog = h("dialog", { "aria-labelledby": titleId });
+  const problem = h("div");
+  const close = () => { dialog.close(); dialog.remove(); };
   const form = h("form", {},
-    h("h2", { id: "dialog-title" }, title), problem,
+    h("h2", { id: titleId }, title), problem,
     build(),
     h("div", { class: "actions" },
-      h("button", { type: "button", onclick: () => { dialog.close(); dialog.remove(); } }, t("common.cancel")),
+      h("button", { type: "button", onclick: close }, t("common.cancel")),
       h("button", { type: "submit", class: "primary" }, submitLabel || t("common.save"))));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     try {
       await submit(form);
-      dialog.close();
-      dialog.remove();
+      close();
     } catch (error) {
       mount(problem, errorBox(error));
+      problem.scrollIntoView({ block: "nearest" });
     }
   });
+  dialog.addEventListener("close", () => dialog.remove());
   dialog.append(form);
   document.body.append(dialog);
   dialog.showModal();
@@ -159,11 +163,21 @@ export function formatBytes(bytes) {
   return `${unit ? value.toFixed(value < 10 ? 2 : 1) : value} ${units[unit]}`;
 }
 
+// A time (ISO 8601 text or Unix seconds) as a <time> element in the reader's locale.
 export function formatTime(value) {
-  if (!value || String(value).startsWith("0001-")) return "—";
+  const moment = toDate(value);
+  return moment ? h("time", { datetime: moment.toISOString() }, formatTimeText(value)) : "—";
+}
+
+export function formatTimeText(value) {
+  const moment = toDate(value);
+  return moment ? moment.toLocaleString(document.documentElement.lang) : "—";
+}
+
+function toDate(value) {
+  if (!value || String(value).startsWith("0001-")) return null;
   const moment = new Date(typeof value === "number" ? value * 1000 : value);
-  if (Number.isNaN(moment.getTime())) return String(value);
-  return h("time", { datetime: moment.toISOString() }, moment.toLocaleString(document.documentElement.lang));
+  return Number.isNaN(moment.getTime()) ? null : moment;
 }
 
 export function shortDigest(digest) {

@@ -1,16 +1,17 @@
 // A repository: its artifacts with their tags, sizes, push and pull times, referrers
 // (signatures, SBOMs) and a pull command to copy.
-import { get, harbor, repoPath, send } from "../api.js";
+import { get, harbor, repoPath, send, v1 } from "../api.js";
 import {
-  badge, confirmDialog, copyButton, field, formatBytes, formatTime, h, link, mount, notify, pager, shortDigest, table,
+  badge, confirmDialog, copyButton, field, formatBytes, formatTime, formatTimeText, h, link, mount, notify, pager, shortDigest, table,
 } from "../dom.js";
 import { t } from "../i18n.js";
 import { permissions } from "../session.js";
 
-export const catalogs = ["repository"];
+export const catalogs = ["repository", "history"];
 const PAGE_SIZE = 15;
 
 export async function render(view, ctx) {
+  if (ctx.params.get("as_of")) return renderAsOf(view, ctx);
   const name = ctx.params.get("name") || "";
   const project = name.split("/")[0];
   const page = Number(ctx.params.get("page") || 1);
@@ -34,9 +35,7 @@ export async function render(view, ctx) {
   const redraw = () => ctx.redraw();
 
   mount(view,
-    h("nav", { class: "breadcrumbs", "aria-label": t("repository.breadcrumbs") },
-      link("/ui/projects", t("common.nav_projects")), " › ",
-      link(`/ui/projects/${encodeURIComponent(project)}`, project), " › ", name.slice(project.length + 1)),
+    breadcrumbs(name),
     h("h1", {}, name),
     pullCommand(name, firstTag),
     form,
@@ -56,6 +55,31 @@ export async function render(view, ctx) {
       ],
     }),
     pager({ total, page, size: PAGE_SIZE, onChange: (next) => ctx.navigate(here({ page: next, ...(tagFilter ? { tag: tagFilter } : {}) })) }));
+}
+
+function breadcrumbs(name) {
+  const project = name.split("/")[0];
+  return h("nav", { class: "breadcrumbs", "aria-label": t("repository.breadcrumbs") },
+    link("/ui/projects", t("common.nav_projects")), " › ",
+    link(`/ui/projects/${encodeURIComponent(project)}`, project), " › ", name.slice(project.length + 1));
+}
+
+// The repository's tags as they were at `as_of` (from the project's "view as of" listing).
+async function renderAsOf(view, ctx) {
+  const name = ctx.params.get("name") || "";
+  const asOf = ctx.params.get("as_of");
+  const { data: tags } = await get(v1(`/repositories/${name}/tags`), { as_of: asOf });
+  mount(view, breadcrumbs(name), h("h1", {}, name),
+    h("div", { class: "asof", role: "status" }, t("history.as_of_banner", { name, time: formatTimeText(asOf) }), " ",
+      link(`/ui/repository?${new URLSearchParams({ name })}`, t("history.back_to_now"))),
+    table({
+      caption: t("repository.tags"), rows: tags, empty: t("repository.none", { name }),
+      columns: [
+        { label: t("repository.tags"), render: (row) => h("span", { class: "tag-name" }, row.tag) },
+        { label: t("repository.artifact"), class: "mono", render: (row) => link(artifactUrl(name, row.digest), shortDigest(row.digest)) },
+        { label: t("repository.history"), render: (row) => link(`/ui/history?${new URLSearchParams({ name, tag: row.tag })}`, t("repository.history")) },
+      ],
+    }));
 }
 
 export function artifactUrl(name, digest) {
