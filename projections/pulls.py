@@ -16,6 +16,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    func,
     select,
     update,
 )
@@ -92,3 +93,10 @@ class PullsView:
             .where(tag_pulls.c.repository == repository, tag_pulls.c.tag.in_(tags))
         with self.db.reader.connect() as conn:
             return {tag: (count, last) for tag, count, last in conn.execute(query)}
+
+    def of_repositories(self, repositories: list[str]) -> dict[str, int]:
+        """repository → manifest pulls in all, for the repositories ever pulled from."""
+        query = select(artifact_pulls.c.repository, func.sum(artifact_pulls.c.pull_count)) \
+            .where(artifact_pulls.c.repository.in_(repositories)).group_by(artifact_pulls.c.repository)
+        with self.db.reader.connect() as conn:
+            return {repository: int(total) for repository, total in conn.execute(query)}

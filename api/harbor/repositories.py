@@ -31,9 +31,9 @@ ACCESSORY_TYPES = {
 }
 
 
-def repository_json(project: ProjectRow, row) -> dict:
+def repository_json(project: ProjectRow, row, pull_count: int = 0) -> dict:
     return {"id": row.id, "project_id": project.id, "name": row.name, "description": "",
-            "artifact_count": row.artifact_count, "pull_count": 0,
+            "artifact_count": row.artifact_count, "pull_count": pull_count,
             "creation_time": row.created_at, "update_time": row.updated_at}
 
 
@@ -59,14 +59,16 @@ def _repository_page(call: Call, projects: list[str] | None) -> Response:
     rows, total = queries.page(call.services.db.reader, query, (page - 1) * size, size)
     access = call.services.access
     owners = {name: access.project(name) for name in {row.name.split("/", 1)[0] for row in rows}}
-    items = [repository_json(owners[row.name.split("/", 1)[0]], row) for row in rows]
+    pulls = call.services.pulls.of_repositories([row.name for row in rows])
+    items = [repository_json(owners[row.name.split("/", 1)[0]], row, pulls.get(row.name, 0)) for row in rows]
     return paged(call.request, items, total, page, size)
 
 
 def get_repository(call: Call) -> Response:
     """One repository."""
     project, name = _repository(call, "repository", "list")
-    return json_response(repository_json(project, queries.repository(call.services.db.reader, name)))
+    pulls = call.services.pulls.of_repositories([name]).get(name, 0)
+    return json_response(repository_json(project, queries.repository(call.services.db.reader, name), pulls))
 
 
 def delete_repository(call: Call) -> Response:

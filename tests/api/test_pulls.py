@@ -78,3 +78,15 @@ def test_counts_add_up_and_the_latest_pull_time_stays_whatever_the_order(client,
     count, last = services.pulls.of_artifacts("team/app", [digest])[digest]
     as_utc = last if last.tzinfo else last.replace(tzinfo=timezone.utc)  # SQLite gives naive UTC back
     assert count == 7 and as_utc == datetime.fromisoformat(later)
+
+
+def test_harbor_repositories_count_their_pulls(client, services):
+    push_image(client, "team/app", "v1")
+    push_image(client, "team/other", "v1")
+    for _ in range(3):
+        client.get("/v2/team/app/manifests/v1", headers={"Accept": OCI_MANIFEST})
+    flush_pulls(services)
+    services.projections.catch_up()
+    listed = {r["name"]: r["pull_count"] for r in client.get("/api/v2.0/projects/team/repositories").json()}
+    assert listed["team/app"] == 3 and listed["team/other"] == 0
+    assert client.get("/api/v2.0/projects/team/repositories/app").json()["pull_count"] == 3
