@@ -76,7 +76,9 @@ class AuditFilter:
     resource_type: str | None = None
     since: datetime | None = None
     until: datetime | None = None
-    after: int | None = None  # cursor: the last position already seen
+    after: int | None = None  # cursor: the last position already seen (oldest first)
+    before: int | None = None  # cursor: the last position already seen (newest first)
+    newest_first: bool = False
 
 
 AUDIT_COLUMNS = ("position", "occurred_at", "actor", "source", "request_id", "operation",
@@ -88,7 +90,8 @@ class AuditView:
         self.engine = db.reader
 
     def entries(self, where: AuditFilter, limit: int) -> list[dict]:
-        query = select(audit_log).order_by(audit_log.c.position).limit(limit)
+        order = audit_log.c.position.desc() if where.newest_first else audit_log.c.position
+        query = select(audit_log).order_by(order).limit(limit)
         for column in ("actor", "project", "repository", "operation", "resource_type"):
             value = getattr(where, column)
             if value is not None:
@@ -99,6 +102,8 @@ class AuditView:
             query = query.where(audit_log.c.occurred_at < where.until)
         if where.after is not None:
             query = query.where(audit_log.c.position > where.after)
+        if where.before is not None:
+            query = query.where(audit_log.c.position < where.before)
         with self.engine.connect() as conn:
             return [_entry(row) for row in conn.execute(query)]
 

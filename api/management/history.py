@@ -113,8 +113,8 @@ def robot_as_of(call: Call) -> Response:
 
 
 def audit_logs(call: Call) -> Response:
-    """The audit trail, filtered; cursor pagination with `after` and `limit`; `format=jsonl|csv`
-    exports every matching entry."""
+    """The audit trail, filtered; oldest first with the `after` cursor, or `order=desc` newest
+    first with `before`; `limit`; `format=jsonl|csv` exports every matching entry."""
     where = _audit_filter(call)
     _current_position(call)  # include events recorded without a read-your-writes wait (failed logins)
     fmt = call.request.query_params.get("format", "json")
@@ -127,8 +127,9 @@ def audit_logs(call: Call) -> Response:
     entries = call.services.audit.entries(where, limit)
     headers = {}
     if len(entries) == limit:
-        query = [(k, v) for k, v in call.request.query_params.multi_items() if k not in ("after", "limit")]
-        query += [("after", entries[-1]["position"]), ("limit", limit)]
+        cursor = "before" if where.newest_first else "after"
+        query = [(k, v) for k, v in call.request.query_params.multi_items() if k not in (cursor, "limit")]
+        query += [(cursor, entries[-1]["position"]), ("limit", limit)]
         headers["Link"] = f'<{call.request.url.path}?{urlencode(query)}>; rel="next"'
     return json_response(entries, headers=headers)
 
@@ -140,16 +141,20 @@ def _audit_filter(call: Call) -> AuditFilter:
         call.require_project(project, "log", "list")
     else:
         call.require_system("log", "list")
-    after = params.get("after")
-    if after is not None and not after.isdigit():
-        raise Problem(422, "invalid-input", "after is a log position")
+    after, before = params.get("after"), params.get("before")
+    if any(cursor is not None and not cursor.isdigit() for cursor in (after, before)):
+        raise Problem(422, "invalid-input", "after and before are log positions")
+    order = params.get("order", "asc")
+    if order not in ("asc", "desc"):
+        raise Problem(422, "invalid-input", "order is asc (oldest first) or desc (newest first)")
     return AuditFilter(
         actor=params.get("actor") or params.get("principal"), project=project,
         repository=params.get("repository"), operation=params.get("operation"),
         resource_type=params.get("resource_type"),
         since=parse_time(params["since"], "since") if params.get("since") else None,
         until=parse_time(params["until"], "until") if params.get("until") else None,
-        after=int(after) if after else None)
+        after=int(after) if after else None, before=int(before) if before else None,
+        newest_first=order == "desc")
 
 
 def _repository(call: Call, action: str) -> str:

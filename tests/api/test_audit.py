@@ -92,3 +92,18 @@ def test_the_next_link_keeps_the_filter(client):
     following = client.get(target).json()
     assert following and all(e["repository"] == "team/app" for e in following)
     assert following[0]["position"] > response.json()[-1]["position"]
+
+
+def test_newest_first_with_the_before_cursor(client):
+    for tag in ("a", "b", "c"):
+        push_image(client, "team/app", tag, seed=tag)
+    oldest_first = entries(client, repository="team/app", limit=1000)
+    response = client.get("/api/v1/audit-logs", params={"repository": "team/app", "order": "desc", "limit": 2})
+    first_page = response.json()
+    assert [e["position"] for e in first_page] == [e["position"] for e in reversed(oldest_first)][:2]
+    rest = client.get(response.headers["Link"].split(">")[0].lstrip("<")).json()
+    assert [e["position"] for e in first_page + rest] == [e["position"] for e in reversed(oldest_first)][:2 + len(rest)]
+    exported = client.get("/api/v1/audit-logs", params={"repository": "team/app", "order": "desc", "format": "jsonl"})
+    positions = [orjson.loads(line)["position"] for line in exported.text.splitlines()]
+    assert positions == [e["position"] for e in reversed(oldest_first)]
+    assert client.get("/api/v1/audit-logs", params={"order": "sideways"}).status_code == 422
