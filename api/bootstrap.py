@@ -223,7 +223,7 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
         local_repositories=lambda: _all(catalog.repositories), local_tags=lambda name: _all(
             lambda limit, last: catalog.tags(name, limit, last)),
         failed_tasks=lambda policy: [UUID(t.task) for t in services.replication_runs.failed_tasks(policy)],
-        local_tag_labels=services.labels.tag_labels)
+        local_tag_labels=services.labels.tag_labels, lease_seconds=settings.replication_lease_seconds)
     return services
 
 

@@ -146,6 +146,8 @@ class Settings:
     # beside embedded data, and no stored credentials in scale-out.
     secret_key: str | None = None
     replication_workers: int = 4  # replication tasks run at once by each process
+    # How long a claimed replication task outlives a worker that died (a long copy extends it).
+    replication_lease_seconds: int = 60
     config_file: Path | None = None
 
     @classmethod
@@ -171,6 +173,7 @@ class Settings:
         if self.secret_key:
             env["PORTLOG_SECRET_KEY"] = self.secret_key
         env["PORTLOG_REPLICATION_WORKERS"] = str(self.replication_workers)
+        env["PORTLOG_REPLICATION_LEASE_SECONDS"] = str(self.replication_lease_seconds)
         if self.database:
             env["PORTLOG_DATABASE_URL"] = self.database.url()
         if self.read_models:
@@ -242,7 +245,8 @@ class Settings:
                              "read_models_url": self.read_model_database.url(masked=masked)},
                 "storage": _effective_storage(self.storage, self.blob_root, hide),
                 "events": {k: v for k, v in vars(self.events).items() if v is not None},
-                "gc": vars(self.gc), "replication": {"workers": self.replication_workers},
+                "gc": vars(self.gc), "replication": {"workers": self.replication_workers,
+                                                   "lease_seconds": self.replication_lease_seconds},
                 **({"security": {"secret_key": hide(self.secret_key)}} if self.secret_key else {})}
 
 
@@ -280,6 +284,7 @@ _ENV_KEYS = {
     "PORTLOG_GC_GRACE_SECONDS": "gc.grace_period_seconds",
     "PORTLOG_SECRET_KEY": "security.secret_key",
     "PORTLOG_REPLICATION_WORKERS": "replication.workers",
+    "PORTLOG_REPLICATION_LEASE_SECONDS": "replication.lease_seconds",
 }
 _FLAG_KEYS = {"host": "server.host", "port": "server.port", "workers": "server.workers",
               "log_level": "server.log_level", "access_log": "server.access_log", "data_dir": "data_dir"}
@@ -292,7 +297,7 @@ _FILE_SECTIONS = {
     "events": ("nats_url", "source", "webhook_retry_seconds", "pull_record_seconds"),
     "gc": ("grace_period_seconds",),
     "security": ("secret_key",),
-    "replication": ("workers",),
+    "replication": ("workers", "lease_seconds"),
 }
 # Where the blobs are: a storage URL in a higher layer replaces all of these from lower layers.
 _STORAGE_LOCATION = tuple(f"storage.{key}" for key in
@@ -457,6 +462,9 @@ def _settings_from(values: _Values) -> Settings:
         secret_key=_secret_key(values),
         replication_workers=values.integer("replication.workers", Settings.replication_workers, minimum=1,
                                            maximum=64),
+        # A copy extends its lease at half-life, checking twice a second: 1 s could run out between checks.
+        replication_lease_seconds=values.integer("replication.lease_seconds", Settings.replication_lease_seconds,
+                                                 minimum=2),
     )
 
 

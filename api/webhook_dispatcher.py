@@ -3,7 +3,8 @@
 It follows the event log from a durable position of its own (`webhook_dispatch_positions`, in
 the read-model database, outside any projection so a rebuild leaves it alone), never beyond
 what the webhooks read model has applied — matching an event against policies the read model
-does not know yet would miss them. For each event and each enabled policy that wants it, it
+does not know yet would miss them — nor beyond the replication runs read model, which says
+which events ended an execution (REPLICATION). For each event and each enabled policy that wants it, it
 creates one delivery per target. Delivery ids are derived from (policy, position, type,
 target): dispatchers of several processes or nodes that create the same delivery collide on
 version 1 of one aggregate instead of duplicating it.
@@ -24,6 +25,7 @@ import queue
 import socket
 import threading
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from functools import partial
 from typing import Callable
@@ -34,9 +36,10 @@ from sqlalchemy.exc import IntegrityError
 
 from adapters import webhook_sender
 from api.bootstrap import Services
-from api.webhook_payloads import CONTENT_TYPES, EventFacts, payload
+from api.webhook_payloads import CONTENT_TYPES, EventFacts, ReplicationFacts, payload
 from domain.context import RequestContext
 from domain.event_catalog import describe, is_public
+from domain.replication import PolicySettings, ReplicationPolicy
 from domain.repository import Repository
 from domain.webhooks import (
     WEBHOOK_TYPES,
@@ -197,7 +200,8 @@ class WebhookDispatcher:
     def create_deliveries(self) -> None:
         """Creates the deliveries of the next batch of events (at most BATCH)."""
         start = self.position.get()
-        readable = self.services.projections.positions().get("webhooks", 0)
+        positions = self.services.projections.positions()
+        readable = min(positions.get("webhooks", 0), positions.get("replication_runs", 0))
         if readable <= start:
             return
         policies = self.view.enabled_policies()
@@ -217,14 +221,19 @@ class WebhookDispatcher:
         if not is_public(event):
             return
         public = describe(event)
-        wanted = [(policy, webhook_type) for webhook_type in WEBHOOK_TYPES.get(public.type, ())
-                  for policy in policies if policy.wants(webhook_type, public.project, position)]
+        webhook_types = WEBHOOK_TYPES.get(public.type, ())
+        replication = None
+        if "REPLICATION" in webhook_types and any("REPLICATION" in policy.event_types for policy in policies):
+            replication = self._replication_end(position)
+        wanted = [(policy, webhook_type) for webhook_type in webhook_types for policy in policies
+                  if any(policy.wants(webhook_type, project, position)
+                         for project in _projects(webhook_type, public, replication))]
         if public.type.startswith("tag.") and any(t == "PUSH_ARTIFACT" for _, t in wanted) \
                 and self._pushed_with(event):
             wanted = [(policy, t) for policy, t in wanted if t != "PUSH_ARTIFACT"]
         if not wanted:
             return
-        facts = self._facts(position, event, public)
+        facts = replace(self._facts(position, event, public), replication=replication)
         ctx = RequestContext("system", public.request_id)
         last = None
         for policy, webhook_type in wanted:
@@ -236,8 +245,8 @@ class WebhookDispatcher:
                          facts: EventFacts, ctx: RequestContext) -> int | None:
         settings = self.services.settings
         try:
-            body = payload(target.payload_format, webhook_type, facts, settings.registry_address,
-                           settings.events.source)
+            body = payload(target.payload_format, webhook_type, facts.for_policy_of(policy.project),
+                           settings.registry_address, settings.events.source)
         except Exception:  # one malformed event must not hold up every later one
             log.exception("no %s payload for the event at %d; not delivered", webhook_type, facts.position)
             return None
@@ -255,6 +264,36 @@ class WebhookDispatcher:
         project = self.services.access.project(public.project) if public.project else None
         return EventFacts(position, public, tags, self._repository_created_at(public.repository),
                           bool(project and project.public))
+
+    def _replication_end(self, position: int) -> ReplicationFacts | None:
+        """The execution the event at `position` ended, with its policy and endpoint as they are
+        now (a deleted policy's from its events); None when it ended none."""
+        end = self.services.replication_runs.end(position)
+        execution = self.services.replication_runs.execution_by_uuid(end.execution) if end else None
+        settings, creator = self._policy(execution.policy) if execution else (None, "")
+        if settings is None:
+            return None
+        endpoint_name = settings.source or settings.destination
+        endpoint = self.services.registries.by_name(endpoint_name)
+        local_url = self.services.settings.external_url or f"http://{self.services.settings.registry_address}"
+        return ReplicationFacts(
+            status=end.status, tasks=tuple(end.tasks), push=settings.source is None,
+            local={"registry_type": "portlog", "endpoint": local_url},
+            remote={"registry_name": endpoint_name, "registry_type": endpoint.type if endpoint else "",
+                    "endpoint": endpoint.url if endpoint else ""},
+            started_by=execution.actor, started_at=_utc(execution.started_at), trigger=execution.trigger,
+            description=settings.description, creator=creator, override=settings.override,
+            execution=str(end.execution))
+
+    def _policy(self, name: str) -> tuple[PolicySettings | None, str]:
+        """A replication policy's latest settings and who created it, from its events."""
+        settings, creator = None, ""
+        for event in self.services.registry.events.get(ReplicationPolicy.create_id(name)):
+            if isinstance(event, (ReplicationPolicy.Created, ReplicationPolicy.Recreated)):
+                creator = event.actor
+            if isinstance(event, (ReplicationPolicy.Created, ReplicationPolicy.Updated, ReplicationPolicy.Recreated)):
+                settings = PolicySettings.from_fields(event.settings)
+        return settings, creator
 
     def _pushed_with(self, tag_event) -> bool:
         """Whether the manifest a tag was pointed at was pushed in the same change."""
@@ -275,7 +314,7 @@ class WebhookDispatcher:
         with self.services.db.reader.connect() as conn:
             created = conn.execute(select(repositories.c.created_at).where(
                 repositories.c.name == repository)).scalar_one_or_none()
-        return created if created is None or created.tzinfo else created.replace(tzinfo=timezone.utc)
+        return _utc(created) if created else None
 
     # Sending
 
@@ -327,6 +366,20 @@ class WebhookDispatcher:
         if row.target < len(candidates) and candidates[row.target].address == row.address:
             return candidates[row.target]
         return next((t for t in candidates if t.address == row.address), Target(row.address))
+
+
+def _utc(moment: datetime) -> datetime:
+    """SQLite gives back naive datetimes; they are UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _projects(webhook_type: str, public, replication: ReplicationFacts | None) -> tuple[str | None, ...]:
+    """Whose policies an event goes to: its project's (None: instance-wide ones only). An
+    execution's end goes to the instance-wide ones and to those of this registry's projects it
+    copied from or to; an event that ended none, to nobody."""
+    if webhook_type != "REPLICATION":
+        return (public.project,)
+    return (None, *replication.projects) if replication else ()
 
 
 def _pointed(tag_event, pushed) -> bool:

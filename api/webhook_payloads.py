@@ -12,13 +12,50 @@ Harbor's shape:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+from urllib.parse import urlsplit
 
-from adapters.cloudevents import cloudevent
+from adapters.cloudevents import TYPE_PREFIX, cloudevent
 from domain.event_catalog import PublicEvent
 
 CONTENT_TYPES = {"Default": "application/json", "CloudEvents": "application/cloudevents+json"}
+JOB_STATUS = {"succeeded": "Success", "failed": "Failed", "stopped": "Stopped"}
+
+
+@dataclass(frozen=True)
+class ReplicationFacts:
+    """The end of a replication execution (REPLICATION): every task's outcome then, and its
+    policy as it is now (Harbor reads it when it sends, too)."""
+
+    status: str  # succeeded | failed | stopped
+    tasks: tuple[dict, ...]  # {operation, source_repository, reference, destination_repository, status, error}
+    push: bool  # this registry is the source
+    local: dict  # this registry: {registry_type, endpoint}
+    remote: dict  # the policy's endpoint: {registry_name, registry_type, endpoint}
+    started_by: str
+    started_at: datetime
+    trigger: str
+    description: str = ""
+    creator: str = ""
+    override: bool = True
+    execution: str = ""  # its id in the log
+
+    def local_repository(self, task: dict) -> str:
+        return task["source_repository"] if self.push else task["destination_repository"]
+
+    def project_of(self, task: dict) -> str:
+        return self.local_repository(task).split("/", 1)[0]
+
+    @property
+    def projects(self) -> tuple[str, ...]:
+        """This registry's projects the tasks read (push-based) or wrote (pull-based)."""
+        return tuple(sorted({self.project_of(task) for task in self.tasks}))
+
+    def of_project(self, project: str) -> ReplicationFacts:
+        """Only the artifacts of `project`: what its webhooks may see of an execution that
+        spans several."""
+        return replace(self, tasks=tuple(task for task in self.tasks if self.project_of(task) == project))
 
 
 @dataclass(frozen=True)
@@ -30,12 +67,31 @@ class EventFacts:
     tags: tuple[str, ...] = ()  # the tag pushed with a manifest, the tags deleted with it
     repository_created_at: datetime | None = None
     repository_public: bool = False
+    replication: ReplicationFacts | None = None  # the execution the event ended
+
+    def for_policy_of(self, project: str | None) -> EventFacts:
+        """What a policy of `project` (None: instance-wide) is told."""
+        if self.replication is None or project is None:
+            return self
+        return replace(self, replication=self.replication.of_project(project))
 
 
 def payload(payload_format: str, webhook_type: str, facts: EventFacts, registry: str, source: str) -> dict:
+    if payload_format == "CloudEvents" and webhook_type == "REPLICATION":
+        return replication_cloudevent(facts, registry, source)
     if payload_format == "CloudEvents":
         return cloudevent(facts.position, facts.public, source)
     return harbor_payload(webhook_type, facts, registry)
+
+
+def replication_cloudevent(facts: EventFacts, registry: str, source: str) -> dict:
+    """An execution's end as a CloudEvent whose data is the REPLICATION summary, filtered like
+    the Default payload: the task event that ended it may name another project's repository."""
+    event = cloudevent(facts.position, facts.public, source)
+    event.pop("subject", None)
+    return {**event, "type": TYPE_PREFIX + "replication.execution_ended",
+            "data": {"execution": facts.replication.execution, "operator": facts.replication.started_by,
+                     **replication_data(facts.replication, registry)["replication"]}}
 
 
 def harbor_payload(webhook_type: str, facts: EventFacts, registry: str) -> dict:
@@ -44,14 +100,47 @@ def harbor_payload(webhook_type: str, facts: EventFacts, registry: str) -> dict:
         event_data = quota_data(facts)
     elif webhook_type == "TAG_RETENTION":
         event_data = retention_data(facts, registry)
+    elif webhook_type == "REPLICATION":
+        event_data = replication_data(facts.replication, registry)
     else:
         event_data = {"resources": resources(facts, registry), "repository": repository(facts)}
     return {
         "type": webhook_type,
         "occur_at": int(public.occurred_at.timestamp()),
-        "operator": operator(public),
+        "operator": facts.replication.started_by if webhook_type == "REPLICATION" else operator(public),
         "event_data": event_data,
     }
+
+
+def replication_data(end: ReplicationFacts, registry: str) -> dict:
+    """Harbor's REPLICATION, for a whole execution: its artifacts named as this registry holds
+    them; `failed_artifact` lists the stopped ones too (status "Stopped"), as not copied."""
+    source, destination = (end.local, end.remote) if end.push else (end.remote, end.local)
+    artifacts = [_artifact(end, task) for task in end.tasks]
+    return {"replication": {
+        "harbor_hostname": urlsplit(f"//{registry}").hostname, "job_status": JOB_STATUS[end.status],
+        "description": end.description, "artifact_type": "artifact", "override_mode": end.override,
+        "trigger_type": end.trigger, "policy_creator": end.creator,
+        "execution_timestamp": int(end.started_at.timestamp()),
+        "src_resource": {**source, "namespace": _namespaces(t["source_repository"] for t in end.tasks)},
+        "dest_resource": {**destination, "namespace": _namespaces(t["destination_repository"] for t in end.tasks)},
+        "successful_artifact": [a for a in artifacts if a["status"] == "Success"],
+        "failed_artifact": [a for a in artifacts if a["status"] != "Success"]}}
+
+
+def _artifact(end: ReplicationFacts, task: dict) -> dict:
+    name = end.local_repository(task).split("/", 1)[-1]
+    separator = "@" if task["reference"].startswith("sha256:") else ":"
+    artifact = {"type": "artifact", "status": JOB_STATUS[task["status"]],
+                "name_tag": f"{name}{separator}{task['reference']}"}
+    if task["status"] != "succeeded" and task["error"]:
+        artifact["fail_reason"] = task["error"]
+    return artifact
+
+
+def _namespaces(repositories) -> str:
+    """The projects (first path components) of the repositories, comma-separated when several."""
+    return ",".join(sorted({name.split("/", 1)[0] for name in repositories if "/" in name}))
 
 
 def retention_data(facts: EventFacts, registry: str) -> dict:

@@ -18,7 +18,7 @@ from domain.replication import PolicySettings
 from domain.replication_runs import FINAL, ReplicationExecution, ReplicationTask, plan_copies
 from domain.transfer import CopyResult, Side, copy_artifact, delete_artifact
 
-LEASE_SECONDS = 60  # a claim outlives a dead worker by this much at most; a long copy extends it
+LEASE_SECONDS = 60  # the default of replication.lease_seconds
 
 
 class TaskStopped(Exception):
@@ -35,7 +35,8 @@ class Replicator:
                  remote_side: Callable[[str], Side], local_repositories: Callable[[], list[str]],
                  local_tags: Callable[[str], list[str]],
                  failed_tasks: Callable[[str], list[UUID]] = lambda policy: [],
-                 local_tag_labels: Callable[[str], dict[str, frozenset[str]]] | None = None) -> None:
+                 local_tag_labels: Callable[[str], dict[str, frozenset[str]]] | None = None,
+                 lease_seconds: int = LEASE_SECONDS) -> None:
         self.app = app
         self.policies = policies
         self.local_side = local_side
@@ -44,6 +45,8 @@ class Replicator:
         self.local_tags = local_tags
         self.local_tag_labels = local_tag_labels  # a repository's tags -> their artifacts' label names
         self.failed_tasks = failed_tasks  # a policy's failed tasks, retried once its peer answers again
+        # A claim outlives a dead worker by this much at most; a long copy extends it at half-life.
+        self.lease_seconds = lease_seconds
 
     def start(self, policy_name: str, trigger: str, ctx: RequestContext,
               execution_id: UUID | None = None) -> tuple[UUID, int]:
@@ -71,7 +74,7 @@ class Replicator:
         worker got it first, "interrupted" when this process stopped meanwhile)."""
         task: ReplicationTask = self.app.load(task_id)
         try:
-            task.claim(worker, datetime.now(timezone.utc), LEASE_SECONDS, ctx)
+            task.claim(worker, datetime.now(timezone.utc), self.lease_seconds, ctx)
             self.app.save(task)
         except (ConflictError, IntegrityError):
             return "taken"
@@ -102,9 +105,9 @@ class Replicator:
         """Keeps the lease of a copy under way; another worker that took the task meanwhile (this
         one looked dead) wins: this attempt is abandoned."""
         now = datetime.now(timezone.utc)
-        if task.lease_until is not None and task.lease_until - now > timedelta(seconds=LEASE_SECONDS / 2):
+        if task.lease_until is not None and task.lease_until - now > timedelta(seconds=self.lease_seconds / 2):
             return
-        task.extend_lease(now, LEASE_SECONDS, ctx)
+        task.extend_lease(now, self.lease_seconds, ctx)
         try:
             self.app.save(task)
         except IntegrityError:

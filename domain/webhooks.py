@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from domain.application import Registry
 
 # Harbor's webhook event types, and Portlog's tag events Harbor lacks. Types with no event
-# behind them yet (scanning, replication, quotas, retention) are accepted in policies.
+# behind them yet (scanning) are accepted in policies.
 EVENT_TYPES = ("PUSH_ARTIFACT", "PULL_ARTIFACT", "DELETE_ARTIFACT", "SCANNING_COMPLETED",
                "SCANNING_FAILED", "SCANNING_STOPPED", "REPLICATION", "QUOTA_EXCEED", "QUOTA_WARNING",
                "TAG_RETENTION", "CREATE_TAG", "DELETE_TAG")
@@ -40,6 +40,9 @@ EVENT_TYPES = ("PUSH_ARTIFACT", "PULL_ARTIFACT", "DELETE_ARTIFACT", "SCANNING_CO
 # by a manifest push is a push to Harbor users (`docker push app:latest` of an image the
 # repository holds records only the tag): PUSH_ARTIFACT fires for it too, unless the same
 # change pushed the manifest, whose artifact.pushed already fired it (the dispatcher checks).
+# REPLICATION fires once per end of an execution: for the task outcome after which none of its
+# tasks is pending or running (or the start of an execution with no task); the dispatcher asks
+# the replication read model which event that was.
 WEBHOOK_TYPES = {
     "artifact.pushed": ("PUSH_ARTIFACT",),
     "artifact.pulled": ("PULL_ARTIFACT",),
@@ -50,6 +53,10 @@ WEBHOOK_TYPES = {
     "project.quota_exceeded": ("QUOTA_EXCEED",),
     "project.quota_warning": ("QUOTA_WARNING",),
     "retention.completed": ("TAG_RETENTION",),
+    "replication_task.succeeded": ("REPLICATION",),
+    "replication_task.failed": ("REPLICATION",),
+    "replication_task.stopped": ("REPLICATION",),
+    "replication_execution.started": ("REPLICATION",),
 }
 TARGET_TYPES = ("http",)
 PAYLOAD_FORMATS = ("Default", "CloudEvents")

@@ -1,12 +1,18 @@
 """Replication executions and tasks read model: what the APIs show while they run (state,
 attempts, bytes, duration, last error) and what the workers pick up next (due tasks). An
-execution's or task's public id is the log position of its creation."""
+execution's or task's public id is the log position of its creation.
+
+It also knows where executions ended: the event (a task's outcome, or the start of an execution
+with nothing to do) after which none of its tasks was pending or running any more, with every
+task's outcome then. Derived in log order, it is the same after a rebuild; an execution whose
+failed tasks are retried ends again."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 
+import orjson
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -25,7 +31,16 @@ from sqlalchemy import (
     update,
 )
 
-from domain.replication_runs import FAILED, PENDING, RUNNING, STOPPED, SUCCEEDED, ReplicationExecution, ReplicationTask
+from domain.replication_runs import (
+    FAILED,
+    FINAL,
+    PENDING,
+    RUNNING,
+    STOPPED,
+    SUCCEEDED,
+    ReplicationExecution,
+    ReplicationTask,
+)
 from projections.database import Name, ReadModelDatabase
 
 metadata = MetaData()
@@ -62,6 +77,14 @@ tasks = Table(
     Column("ended_at", DateTime(timezone=True)),
     Column("duration_ms", BigInteger),
 )
+ends = Table(
+    "replication_execution_ends", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),  # the log position of the event that ended it
+    Column("execution", String(36), nullable=False, index=True),
+    Column("status", String(12), nullable=False),  # succeeded | failed | stopped
+    Column("tasks", Text, nullable=False),  # JSON: every task's outcome, in task order
+)
+UNFINISHED = (PENDING, RUNNING)
 
 
 class ReplicationRunsProjection:
@@ -74,6 +97,8 @@ class ReplicationRunsProjection:
                 conn.execute(executions.insert().values(
                     id=position, execution=str(event.originator_id), policy=event.policy, trigger=event.trigger,
                     actor=event.actor, total=len(event.tasks), stopping=False, started_at=event.timestamp))
+                if not event.tasks:
+                    _record_end(conn, str(event.originator_id), position)
             case ReplicationExecution.StopRequested():
                 conn.execute(update(executions).where(executions.c.execution == str(event.originator_id))
                              .values(stopping=True))
@@ -84,7 +109,29 @@ class ReplicationRunsProjection:
                     reference=event.reference, destination_repository=event.destination_repository,
                     status=PENDING, attempts=0, bytes=0))
             case ReplicationTask.Event():
-                conn.execute(update(tasks).where(tasks.c.task == str(event.originator_id)).values(**_changes(event)))
+                changes = _changes(event)
+                conn.execute(update(tasks).where(tasks.c.task == str(event.originator_id)).values(**changes))
+                if changes.get("status") in FINAL and _finished(conn, event.execution):
+                    _record_end(conn, event.execution, position)
+
+
+def _finished(conn: Connection, execution: str) -> bool:
+    unfinished = select(tasks.c.id).where(tasks.c.execution == execution, tasks.c.status.in_(UNFINISHED))
+    return conn.execute(unfinished.limit(1)).first() is None
+
+
+def _record_end(conn: Connection, execution: str, position: int) -> None:
+    rows = conn.execute(select(tasks).where(tasks.c.execution == execution).order_by(tasks.c.number)).all()
+    outcomes = [{"operation": row.operation, "source_repository": row.source_repository,
+                 "reference": row.reference, "destination_repository": row.destination_repository,
+                 "status": row.status, "error": row.error} for row in rows]
+    conn.execute(ends.insert().values(id=position, execution=execution, tasks=orjson.dumps(outcomes).decode(),
+                                      status=_end_status({row.status for row in rows})))
+
+
+def _end_status(statuses: set[str]) -> str:
+    """As Harbor judges an execution: failed if a task failed, else stopped if one stopped."""
+    return FAILED if FAILED in statuses else STOPPED if STOPPED in statuses else SUCCEEDED
 
 
 def _changes(event: ReplicationTask.Event) -> dict:
@@ -154,6 +201,14 @@ class TaskRow:
     duration_ms: int | None
 
 
+@dataclass(frozen=True)
+class EndRow:
+    id: int  # the log position of the event that ended the execution
+    execution: str
+    status: str
+    tasks: list[dict]  # {operation, source_repository, reference, destination_repository, status, error}
+
+
 class ReplicationRunsView:
     def __init__(self, db: ReadModelDatabase) -> None:
         self.engine = db.reader
@@ -194,6 +249,12 @@ class ReplicationRunsView:
         with self.engine.connect() as conn:
             rows = [TaskRow(**row._mapping) for row in conn.execute(query)]
         return [row for row in rows if row.task not in excluding][:limit]
+
+    def end(self, position: int) -> EndRow | None:
+        """The execution that the event at `position` ended, if it ended one."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(ends).where(ends.c.id == position)).first()
+        return EndRow(row.id, row.execution, row.status, orjson.loads(row.tasks)) if row else None
 
     def failed_tasks(self, policy: str) -> list[TaskRow]:
         with self.engine.connect() as conn:

@@ -1,7 +1,7 @@
 """Webhooks: policies through Harbor's API v2.0 and /api/v1, deliveries to a real HTTP receiver
-started by the test (retries, giving up, redelivery, two dispatchers), and pushes that keep
-their speed while the receiver hangs. Retry delays are shortened through the dispatcher's
-parameters, not slept through."""
+started by the test (retries, giving up, redelivery, two dispatchers), pushes that keep their
+speed while the receiver hangs, and REPLICATION at the end of executions against a real peer.
+Retry delays are shortened through the dispatcher's parameters, not slept through."""
 
 from __future__ import annotations
 
@@ -15,12 +15,18 @@ import pytest
 from harborapi.models import Execution, SupportedWebhookEventTypes, Task, WebhookPolicy
 from sqlalchemy import select
 
+from starlette.testclient import TestClient
+
 from api import webhook_dispatcher
+from api.app import create_app
 from api.webhook_dispatcher import WebhookDispatcher
 from api.workers import flush_pulls
+from domain.context import RequestContext
+from domain.replication_runs import ReplicationTask
 from projections import webhooks as webhooks_model
 from tests.support.auth import PASSWORD, create_user, grant
 from tests.support.oci import OCI_MANIFEST, digest_of, image_manifest, push_image
+from tests.support.server import ADMIN_PASSWORD
 
 pytestmark = pytest.mark.both_databases
 
@@ -440,3 +446,129 @@ def test_rebuilding_the_read_models_gives_the_same_deliveries(client, services, 
     assert len(before["webhook_attempts"]) == 3
     services.projections.rebuild()
     assert dump() == before
+
+
+# Replication: REPLICATION fires once when an execution ends
+
+
+def add_replication_policy(client, peer, name: str, **fields) -> int:
+    response = client.post("/api/v2.0/registries", json={"name": f"{name}-peer", "url": peer.url,
+                                                         "type": "docker-registry"})
+    assert response.status_code == 201, response.text
+    registry_id = int(response.headers["Location"].rsplit("/", 1)[1])
+    response = client.post("/api/v2.0/replication/policies", json={
+        "name": name, "dest_registry": {"id": registry_id}, **fields})
+    assert response.status_code == 201, response.text
+    return int(response.headers["Location"].rsplit("/", 1)[1])
+
+
+def test_an_execution_that_ends_fires_replication_once_with_its_artifacts(client, services, receiver,
+                                                                           distribution):
+    create_harbor_policy(client, receiver, event_types=["REPLICATION"])
+    create_webhook(client, receiver.url, payload_format="CloudEvents", event_types=["REPLICATION"])
+    for tag in ("v1", "v2"):
+        push_image(client, "team/app", tag, seed=f"replicated {tag}")
+    policy_id = add_replication_policy(client, distribution, "out", dest_namespace="hooked",
+                                       description="to the mirror", filters=[{"type": "name", "value": "team/**"}])
+    response = client.post("/api/v2.0/replication/executions", json={"policy_id": policy_id})
+    assert response.status_code == 201, response.text
+    started = time.time()
+    [body] = wait_until(lambda: [b for b in receiver.bodies("REPLICATION") if "event_data" in b])
+    [cloudevent] = wait_until(lambda: [b for b in receiver.bodies("REPLICATION") if "specversion" in b])
+    execution = client.get(response.headers["Location"]).json()
+    assert execution["status"] == "Succeed" and execution["succeed"] == 2
+
+    assert body["type"] == "REPLICATION" and body["operator"] == "admin"
+    assert abs(body["occur_at"] - started) < 60
+    replication = body["event_data"]["replication"]
+    assert (replication["harbor_hostname"], replication["job_status"]) == ("127.0.0.1", "Success")
+    assert (replication["description"], replication["policy_creator"]) == ("to the mirror", "admin")
+    assert (replication["trigger_type"], replication["override_mode"]) == ("manual", True)
+    assert replication["src_resource"] == {"registry_type": "portlog", "endpoint": "http://127.0.0.1:5000",
+                                           "namespace": "team"}
+    assert replication["dest_resource"] == {"registry_name": "out-peer", "registry_type": "docker-registry",
+                                            "endpoint": distribution.url, "namespace": "hooked"}
+    assert replication["successful_artifact"] == [{"type": "artifact", "status": "Success", "name_tag": "app:v1"},
+                                                  {"type": "artifact", "status": "Success", "name_tag": "app:v2"}]
+    assert replication["failed_artifact"] == []
+
+    assert cloudevent["type"] == "io.portlog.replication.execution_ended"
+    assert "subject" not in cloudevent  # the task event that ended it may name another project's repository
+    assert cloudevent["data"]["execution"] == str(services.replication_runs.execution(execution["id"]).execution)
+    assert cloudevent["data"]["job_status"] == "Success"
+    assert cloudevent["data"]["successful_artifact"] == replication["successful_artifact"]
+    time.sleep(0.5)
+    assert len(receiver.bodies("REPLICATION")) == 2  # one per policy: neither the first task nor a claim fired
+
+
+def test_a_failed_execution_tells_each_project_only_its_artifacts_and_ends_again_when_retried(
+        client, services, receiver, distribution):
+    project_receiver = Receiver()
+    try:
+        create_webhook(client, receiver.url, event_types=["REPLICATION"])
+        create_webhook(client, project_receiver.url, project="team", event_types=["REPLICATION"])
+        push_image(client, "team/app", "v1", seed="team side")
+        add_replication_policy(client, distribution, "spread", dest_namespace="spread")
+        copies = [{"operation": "copy", "source_repository": name, "reference": "v1",
+                   "destination_repository": f"spread/{name.split('/')[1]}"} for name in ("team/app", "z/tool")]
+        execution, _ = services.replicator.record("spread", "manual", copies, RequestContext("alice", "test"))
+
+        [everything] = wait_until(lambda: receiver.bodies("REPLICATION"))
+        replication = everything["event_data"]["replication"]
+        assert everything["operator"] == "alice" and replication["job_status"] == "Failed"
+        assert replication["src_resource"]["namespace"] == "team,z"
+        assert [a["name_tag"] for a in replication["successful_artifact"]] == ["app:v1"]
+        [failed] = replication["failed_artifact"]
+        assert (failed["name_tag"], failed["status"]) == ("tool:v1", "Failed")
+        assert "z/tool:v1 is not in the source registry" in failed["fail_reason"]
+
+        [team_only] = wait_until(lambda: project_receiver.bodies("REPLICATION"))
+        replication = team_only["event_data"]["replication"]
+        assert replication["job_status"] == "Failed" and replication["src_resource"]["namespace"] == "team"
+        assert [a["name_tag"] for a in replication["successful_artifact"]] == ["app:v1"]
+        assert replication["failed_artifact"] == []
+
+        push_image(client, "z/tool", "v1", seed="z side")
+        services.replicator.retry(ReplicationTask.create_id(execution, 1), RequestContext("alice", "test"))
+        [_, again] = wait_until(lambda: len(receiver.bodies("REPLICATION")) == 2 and receiver.bodies("REPLICATION"))
+        replication = again["event_data"]["replication"]
+        assert replication["job_status"] == "Success" and replication["failed_artifact"] == []
+        assert [a["name_tag"] for a in replication["successful_artifact"]] == ["app:v1", "tool:v1"]
+        [_, team_again] = wait_until(lambda: len(project_receiver.bodies("REPLICATION")) == 2
+                                     and project_receiver.bodies("REPLICATION"))
+        replication = team_again["event_data"]["replication"]  # the execution it took part in ended again
+        assert replication["job_status"] == "Success"
+        assert [a["name_tag"] for a in replication["successful_artifact"]] == ["app:v1"]
+    finally:
+        project_receiver.close()
+
+
+def test_a_stopped_execution_and_one_with_nothing_to_do_fire_replication(services, receiver, distribution):
+    """Without the background workers (no app lifespan): the stop finds every task pending."""
+    plain = TestClient(create_app(services))
+    plain.auth = ("admin", ADMIN_PASSWORD)
+    create_webhook(plain, receiver.url, event_types=["REPLICATION"])
+    add_replication_policy(plain, distribution, "halted")
+    copies = [{"operation": "copy", "source_repository": "team/app", "reference": tag,
+               "destination_repository": "team/app"} for tag in ("v1", "v2")]
+    ctx = RequestContext("admin", "test")
+    execution, _ = services.replicator.record("halted", "manual", copies, ctx)
+    services.projections.wait_for(services.replicator.stop(execution, ctx))
+    services.replicator.record("halted", "manual", [], ctx)
+    services.projections.catch_up()
+    dispatcher = WebhookDispatcher(services, first_retry_seconds=0.05, max_retry_seconds=0.2)
+    try:
+        def sent() -> list[dict] | None:
+            dispatcher.run_once()
+            return receiver.bodies("REPLICATION") if len(receiver.bodies("REPLICATION")) == 2 else None
+
+        stopped, nothing = sorted(wait_until(sent), key=lambda body: body["event_data"]["replication"]["job_status"])
+    finally:
+        dispatcher.close()
+    replication = stopped["event_data"]["replication"]
+    assert replication["job_status"] == "Stopped" and replication["successful_artifact"] == []
+    assert [(a["name_tag"], a["status"]) for a in replication["failed_artifact"]] == [
+        ("app:v1", "Stopped"), ("app:v2", "Stopped")]
+    replication = nothing["event_data"]["replication"]
+    assert replication["job_status"] == "Success" and replication["successful_artifact"] == []
+    assert replication["src_resource"]["namespace"] == "" and replication["failed_artifact"] == []

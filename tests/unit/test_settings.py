@@ -342,3 +342,18 @@ def test_the_external_url_names_the_registry_for_clients():
     assert Settings.from_env(behind_proxy.as_environment()) == behind_proxy
     with pytest.raises(ConfigError, match="PORTLOG_EXTERNAL_URL"):
         Settings.from_env({"PORTLOG_EXTERNAL_URL": "registry.example.com/v2"})
+
+
+def test_the_replication_lease_from_the_file_the_environment_and_its_errors(tmp_path):
+    assert Settings.from_env({}).replication_lease_seconds == 60
+    config = write(tmp_path / "portlog.toml", "[replication]\nworkers = 2\nlease_seconds = 30\n")
+    from_file = Settings.from_env({}, config_file=config)
+    assert (from_file.replication_workers, from_file.replication_lease_seconds) == (2, 30)
+    settings = Settings.from_env({"PORTLOG_REPLICATION_LEASE_SECONDS": "2"}, config_file=config)
+    assert settings.replication_lease_seconds == 2
+    assert Settings.from_env(settings.as_environment()) == settings
+    assert settings.effective()["replication"] == {"workers": 2, "lease_seconds": 2}
+    assert field_and_problem({"PORTLOG_REPLICATION_LEASE_SECONDS": "1"}) == (
+        "PORTLOG_REPLICATION_LEASE_SECONDS", "must be at least 2, not 1")
+    assert field_and_problem(config_text="[replication]\nlease_seconds = \"long\"\n", tmp_path=tmp_path) == (
+        "replication.lease_seconds", "must be an integer, not 'long'")
