@@ -22,8 +22,8 @@ def export(view: AuditView, where: AuditFilter, fmt: str) -> Iterator[bytes]:
     while entries := view.entries(where, PAGE):
         for entry in entries:
             yield json_line(entry) if fmt == "jsonl" else _csv_line(_csv_values(entry))
-        last = entries[-1]["position"]
-        where = dataclasses.replace(where, before=last) if where.newest_first else dataclasses.replace(where, after=last)
+        cursor = "before" if where.newest_first else "after"
+        where = dataclasses.replace(where, **{cursor: entries[-1]["position"]})
 
 
 def json_line(entry: dict) -> bytes:

@@ -14,7 +14,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from harborapi.models import Execution, SupportedWebhookEventTypes, Task, WebhookPolicy
 from sqlalchemy import select
-
 from starlette.testclient import TestClient
 
 from api import webhook_dispatcher
