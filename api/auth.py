@@ -14,7 +14,7 @@ from starlette.requests import Request
 
 from api.authn import Authenticator, client_address, parse_basic
 from api.errors import DENIED, TOOMANYREQUESTS, UNAUTHORIZED, OciError
-from api.sessions import SAFE_METHODS, SESSION_COOKIE
+from api.sessions import SAFE_METHODS, SESSION_COOKIE, session_user
 from api.tokens import SERVICE, InvalidTokenError, TokenIssuer, granted_actions
 from domain.errors import AuthenticationError, NameUnknownError, TooManyAttemptsError
 from domain.permissions import ANONYMOUS, Principal, project_of, repository_actions, system_permissions
@@ -109,10 +109,10 @@ class RegistryAuthorizer:
         if cookie is None or request.method not in SAFE_METHODS:
             return ANONYMOUS
         try:
-            name = self.tokens.verify_session(cookie)["sub"]
+            claims = self.tokens.verify_session(cookie)
         except InvalidTokenError:
             return ANONYMOUS
-        return self.authenticator.principal_named(name) or ANONYMOUS
+        return session_user(request.app.state.services, claims) or ANONYMOUS
 
 
 def token_realm(request: Request) -> str:

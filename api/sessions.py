@@ -5,10 +5,12 @@ The cookie is a signed token for the UI audience only (api/tokens.py), so it is 
 bearer token for /v2/ or the APIs. A cookie-authenticated request that changes something
 must echo the session's CSRF value (the readable `__csrf` cookie) in `X-Harbor-CSRF-Token`,
 as Harbor's UI does; with SameSite=Strict on both cookies, another site can neither send the
-session nor read the value."""
+session nor read the value. A session names a digest of the user's password hash: changing the
+password ends every session opened with the old one."""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from urllib.parse import parse_qs
 
@@ -40,10 +42,22 @@ def session_principal(request: Request) -> Principal:
         sent = request.headers.get(CSRF_HEADER, "")
         if not hmac.compare_digest(sent.encode(), str(claims.get("csrf", "")).encode()):
             raise Problem(403, "forbidden", f"a change through a session needs the {CSRF_HEADER} header")
-    principal = services.authenticator.principal_named(claims["sub"])
+    principal = session_user(services, claims)
     if principal is None:
-        raise Problem(401, "unauthenticated", "the session's user no longer exists")
+        raise Problem(401, "unauthenticated", "the session has ended (the user or the password changed)")
     return principal
+
+
+def session_user(services, claims: dict) -> Principal | None:
+    """The session's user, unless deleted or their password changed since it was opened."""
+    row = services.access.user(claims["sub"])
+    if row is None or not hmac.compare_digest(str(claims.get("credential", "")), credential_of(row.password_hash)):
+        return None
+    return services.access.user_principal(row)
+
+
+def credential_of(password_hash: str) -> str:
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:32]
 
 
 async def login(request: Request) -> Response:
@@ -60,7 +74,8 @@ async def login(request: Request) -> Response:
         raise Problem.from_domain(error) from None
     if principal.kind != "user":
         raise Problem(403, "forbidden", "robot accounts cannot sign in to the web interface")
-    token = services.tokens.issue_session(principal.name, SESSION_SECONDS)
+    token = services.tokens.issue_session(principal.name, SESSION_SECONDS,
+                                          credential_of(services.access.user(principal.name).password_hash))
     csrf = services.tokens.verify_session(token)["csrf"]
     response = JSONResponse({"username": principal.name, "sysadmin_flag": principal.system_admin})
     secure = request.url.scheme == "https"

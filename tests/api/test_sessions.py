@@ -117,3 +117,17 @@ def test_current_permissions_of_a_project_one_may_not_see(client):
     assert response.status_code == 403
     unknown = client.get("/api/v2.0/users/current/permissions", params={"scope": "/project/999999"})
     assert unknown.status_code == 404
+
+
+def test_changing_the_password_ends_the_sessions_opened_with_the_old_one(client):
+    client.post("/api/v1/users", json={"username": "paula", "password": "Paula-Pass-1"})
+    login(client, "paula", "Paula-Pass-1")
+    client.auth = None
+    assert client.get("/api/v2.0/users/current").json()["username"] == "paula"
+    changed = client.put("/api/v1/users/paula/password", auth=("admin", ADMIN_PASSWORD),
+                         json={"password": "Paula-Pass-2"})
+    assert changed.status_code in (200, 204), changed.text
+    ended = client.get("/api/v2.0/users/current")
+    assert ended.status_code == 401 and "password changed" in ended.json()["errors"][0]["message"]
+    login(client, "paula", "Paula-Pass-2")
+    assert client.get("/api/v2.0/users/current").json()["username"] == "paula"
