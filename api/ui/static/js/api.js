@@ -38,7 +38,8 @@ async function call(method, url, body, headers = {}) {
   return response;
 }
 
-function withParams(url, params) {
+// The url with these query parameters added (empty ones left out): API calls and in-app addresses.
+export function withParams(url, params) {
   const query = new URLSearchParams();
   for (const [key, value] of Object.entries(params || {})) {
     if (value !== undefined && value !== null && value !== "") query.set(key, value);
@@ -54,6 +55,11 @@ export async function get(url, params) {
   const link = response.headers.get("Link") || "";
   const text = await response.text();
   return { data: text ? JSON.parse(text) : null, total: total === null ? null : Number(total), link };
+}
+
+// GET of a plain-text answer (a log): the text. Failures throw ApiError as get() does.
+export async function getText(url, params) {
+  return (await call("GET", withParams(url, params))).text();
 }
 
 export async function send(method, url, body) {

@@ -1,4 +1,4 @@
-// Building blocks every page uses: elements, tables, pagination, dialogs, notices, formats.
+// Building blocks every page uses: elements, tables, pagination, tabs, dialogs, notices, formats, time inputs.
 import { t } from "./i18n.js";
 
 // h("a", {href: "/ui/x", onclick: fn}, "text", child, [more]) — null and false children are skipped.
@@ -83,6 +83,61 @@ export function emptyState(text) {
 
 export function errorBox(error) {
   return h("div", { class: "error", role: "alert" }, error.message || String(error));
+}
+
+// A page that cannot be shown to this caller: its heading, why (an alert) and a way on.
+export function refusal(title, reason, onward) {
+  return [h("h1", {}, title), errorBox(reason), onward];
+}
+
+// Replaces a live region's content, keeping the keyboard focus on the control (by data-key) it was on.
+export function remount(container, ...children) {
+  const active = document.activeElement;
+  const key = active && container.contains(active) ? active.dataset.key : null;
+  mount(container, ...children);
+  if (key) container.querySelector(`[data-key="${CSS.escape(key)}"]`)?.focus();
+}
+
+// A table row's buttons; "—" when the caller may use none of them.
+export function rowActions(...buttons) {
+  const shown = buttons.filter(Boolean);
+  return shown.length ? h("div", { class: "row-actions" }, shown) : "—";
+}
+
+// WAI-ARIA tabs (items: [{id, label}]); arrows (wrapping), Home and End move between them.
+// Without `href` they are buttons that switch at once (automatic activation): onSelect(id), the
+// page shows the panel. With href(id) each is an in-app link to its section's own address: the
+// keys only move the focus, Enter or a click follows the link. The tab of id x is #tab-x; it
+// controls controls(id) (#panel-x unless told).
+export function tabs({ label, items, selected, onSelect, href, controls = (id) => `panel-${id}`, class: extra }) {
+  const elements = items.map((item) => {
+    const props = {
+      role: "tab", id: `tab-${item.id}`, "aria-controls": controls(item.id),
+      "aria-selected": String(item.id === selected), tabindex: item.id === selected ? "0" : "-1",
+    };
+    return href ? h("a", { href: href(item.id), "data-link": true, ...props }, item.label)
+      : h("button", { type: "button", ...props, onclick: () => choose(item.id, false) }, item.label);
+  });
+  const list = h("div", { role: "tablist", class: extra ? `tabs ${extra}` : "tabs", "aria-label": label }, elements);
+  function choose(id, focus) {
+    elements.forEach((tab, i) => {
+      const on = items[i].id === id;
+      tab.setAttribute("aria-selected", String(on));
+      tab.tabIndex = on ? 0 : -1;
+      if (on && focus) tab.focus();
+    });
+    onSelect(id);
+  }
+  list.addEventListener("keydown", (event) => {
+    const index = elements.indexOf(document.activeElement);
+    const moves = { ArrowRight: index + 1, ArrowLeft: index - 1, Home: 0, End: elements.length - 1 };
+    if (index < 0 || !(event.key in moves)) return;
+    event.preventDefault();
+    const next = (moves[event.key] + elements.length) % elements.length;
+    if (href) elements[next].focus();
+    else choose(items[next].id, true);
+  });
+  return list;
 }
 
 export function badge(text, kind = "") {
@@ -178,6 +233,22 @@ function toDate(value) {
   if (!value || String(value).startsWith("0001-")) return null;
   const moment = new Date(typeof value === "number" ? value * 1000 : value);
   return Number.isNaN(moment.getTime()) ? null : moment;
+}
+
+// A datetime-local input's value (the browser's time zone) -> ISO 8601 UTC ("" when none or invalid).
+export function localToIso(value) {
+  if (!value) return "";
+  const moment = new Date(value);
+  return Number.isNaN(moment.getTime()) ? "" : moment.toISOString().replace(/\.000Z$/, "Z");
+}
+
+// ISO 8601 -> the value a datetime-local input shows (seconds only when there are any).
+export function isoToLocal(value) {
+  if (!value) return "";
+  const moment = new Date(value);
+  if (Number.isNaN(moment.getTime())) return "";
+  const local = new Date(moment.getTime() - moment.getTimezoneOffset() * 60000).toISOString();
+  return local.slice(0, moment.getSeconds() || moment.getMilliseconds() ? 19 : 16);
 }
 
 export function shortDigest(digest) {

@@ -39,3 +39,10 @@ export function t(key, vars = {}) {
   const text = lookup(language(), key) ?? lookup(FALLBACK, key) ?? key;
   return text.replace(/\{(\w+)\}/g, (whole, name) => (name in vars ? String(vars[name]) : whole));
 }
+
+// The translation of a key made from a value the server sends (a status, a trigger), or
+// `fallback` (the value itself) when the catalog has none.
+export function known(key, fallback) {
+  const text = t(key);
+  return text === key ? fallback : text;
+}

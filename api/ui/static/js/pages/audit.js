@@ -1,8 +1,10 @@
 // The audit log (GET /api/v1/audit-logs): who did what to which resource, when and from
 // where. The filter lives in the URL (linkable, the back button works); pages follow the API's
 // cursor (`after`, from its Link rel="next"); the same filter exports as CSV or JSON Lines.
-import { ApiError, get, harbor, v1 } from "../api.js";
-import { badge, emptyState, errorBox, field, formatTime, h, link, mount, select, table } from "../dom.js";
+import { ApiError, get, harbor, v1, withParams } from "../api.js";
+import {
+  badge, emptyState, errorBox, field, formatTime, h, isoToLocal, link, localToIso, mount, select, table,
+} from "../dom.js";
 import { t } from "../i18n.js";
 
 export const catalogs = ["audit"];
@@ -40,29 +42,6 @@ const OPERATIONS = [
   "gc.created", "gc.started", "gc.swept", "gc.completed", "gc.failed", "gc_schedule.created", "gc_schedule.set",
 ];
 
-// datetime-local value (the browser's time zone) -> ISO 8601 UTC, and back.
-export function localToIso(value) {
-  if (!value) return "";
-  const moment = new Date(value);
-  return Number.isNaN(moment.getTime()) ? "" : moment.toISOString().replace(/\.000Z$/, "Z");
-}
-
-export function isoToLocal(value) {
-  if (!value) return "";
-  const moment = new Date(value);
-  if (Number.isNaN(moment.getTime())) return "";
-  const local = new Date(moment.getTime() - moment.getTimezoneOffset() * 60000).toISOString();
-  return local.slice(0, moment.getSeconds() || moment.getMilliseconds() ? 19 : 16);
-}
-
-function query(values) {
-  const params = new URLSearchParams();
-  for (const [key, value] of Object.entries(values)) {
-    if (value !== undefined && value !== null && value !== "") params.set(key, value);
-  }
-  return params.toString();
-}
-
 function nextCursor(linkHeader) {
   const found = /<([^>]+)>\s*;\s*rel="?next"?/.exec(linkHeader || "");
   return found ? new URL(found[1], location.origin).searchParams.get("after") : null;
@@ -73,10 +52,7 @@ export async function render(view, ctx) {
   const after = /^\d+$/.test(ctx.params.get("after") || "") ? ctx.params.get("after") : "";
   const limit = /^[1-9]\d*$/.test(ctx.params.get("limit") || "") ? Number(ctx.params.get("limit")) : DEFAULT_LIMIT;
   const filtered = FILTERS.some((key) => filter[key]);
-  const here = (extra = {}) => {
-    const text = query({ ...filter, limit: limit === DEFAULT_LIMIT ? "" : limit, ...extra });
-    return text ? `/ui/audit?${text}` : "/ui/audit";
-  };
+  const here = (extra = {}) => withParams("/ui/audit", { ...filter, limit: limit === DEFAULT_LIMIT ? "" : limit, ...extra });
 
   const form = filterForm(filter, limit, ctx);
   const results = h("section", { "aria-labelledby": "audit-results" },
@@ -100,7 +76,7 @@ export async function render(view, ctx) {
   }
   const entries = response.data || [];
   const next = nextCursor(response.link);
-  const exportQuery = (format) => `${v1("/audit-logs")}?${query({ ...filter, format })}`;
+  const exportQuery = (format) => withParams(v1("/audit-logs"), { ...filter, format });
   const parts = [
     h("div", { class: "toolbar audit-export" },
       h("span", {}, t("audit.export")),
@@ -160,8 +136,7 @@ function filterForm(filter, limit, ctx) {
     values.since = localToIso(values.since);
     values.until = localToIso(values.until);
     const size = Number(data.get("limit"));
-    const text = query({ ...values, limit: size === DEFAULT_LIMIT ? "" : size });
-    ctx.navigate(text ? `/ui/audit?${text}` : "/ui/audit");
+    ctx.navigate(withParams("/ui/audit", { ...values, limit: size === DEFAULT_LIMIT ? "" : size }));
   });
   return form;
 }

@@ -4,26 +4,24 @@
 // carries the counts that Harbor's /system/gc history leaves out) and a run's log
 // (/api/v2.0/system/gc/{id}/log). The run whose log is open and the page of the history live in
 // the query string (?run=3&page=2). Runs in progress are polled every 2 s.
-import { ApiError, get, harbor, send, v1 } from "../api.js";
+import { get, getText, harbor, send, v1, withParams } from "../api.js";
 import {
   badge, checkbox, confirmDialog, errorBox, field, formatBytes, formatTime, formDialog, h, link, mount, notify,
-  pager, select, table,
+  pager, refusal, remount, select, table,
 } from "../dom.js";
-import { t } from "../i18n.js";
+import { known, t } from "../i18n.js";
+import { livePoller } from "../poll.js";
 
 export const catalogs = ["gc"];
 export const requiresLogin = true;
 
 const PAGE_SIZE = 15;
-const POLL_MS = 2000;
 const STATUS_KINDS = { running: "run", succeeded: "ok", failed: "bad" };
 const SCHEDULE_TYPES = ["None", "Hourly", "Daily", "Weekly", "Custom"];
 
 export async function render(view, ctx) {
   if (!ctx.user?.sysadmin_flag) {
-    mount(view, h("h1", {}, t("gc.title")),
-      h("div", { class: "error", role: "alert" }, t("gc.admins_only")),
-      link("/ui/projects", t("gc.back_to_projects")));
+    mount(view, refusal(t("gc.title"), t("gc.admins_only"), link("/ui/projects", t("gc.back_to_projects"))));
     return;
   }
   const page = Math.max(1, Number.parseInt(ctx.params.get("page") || "1", 10) || 1);
@@ -60,79 +58,32 @@ export async function render(view, ctx) {
     const running = data.some((run) => run.status === "running");
     mount(live, running ? t("gc.live") : null);
     if (log !== null) drawLog(logArea, opened, log, page);
-    keepFocus(history, () => mount(history,
+    remount(history,
       table({
         caption: t("gc.runs_caption", { total }),
         empty: t("gc.no_runs"),
         rows: data,
         columns: runColumns(page, opened),
       }),
-      pager({ total, page, size: PAGE_SIZE, onChange: (next) => ctx.navigate(address({ page: next, run: opened })) })));
+      pager({ total, page, size: PAGE_SIZE, onChange: (next) => ctx.navigate(address({ page: next, run: opened })) }));
     return running;
   };
 
   const [first] = await Promise.all([load(), drawSchedule(schedule, ctx)]);
-  let timer = null, gone = false;
-  ctx.onLeave(() => { gone = true; clearTimeout(timer); });
-  const tick = async () => {
-    let again = true;
-    try {
-      const result = await load();
-      if (gone) return;
-      mount(problem);
-      again = draw(result);
-    } catch (error) {
-      if (gone) return;
-      mount(problem, errorBox(error));
-      again = ![401, 403, 404].includes(error.status);
-    }
-    if (again && !gone) timer = setTimeout(tick, POLL_MS);
-  };
-  if (draw(first)) timer = setTimeout(tick, POLL_MS);
+  livePoller(ctx, { load, draw, problem, stopOn: [401, 403, 404] }).schedule(draw(first));
 }
 
-// A plain-text answer (a run's log): api.js's get() reads JSON only. Failures throw ApiError with
-// the server's message, as get() does.
-async function getText(url) {
-  const response = await fetch(url, { credentials: "same-origin", headers: { "X-Requested-With": "XMLHttpRequest" } });
-  const text = await response.text();
-  if (!response.ok) {
-    let message = `${response.status} ${response.statusText}`;
-    try {
-      const body = JSON.parse(text);
-      message = body.errors?.[0]?.message || body.detail || message;
-    } catch { /* not JSON: keep the status line */ }
-    throw new ApiError(response.status, message);
-  }
-  return text;
-}
-
+// The page's address: the history's page (the first one left out) and the run whose log is open.
 function address({ page, run }) {
-  const query = new URLSearchParams();
-  if (page && page > 1) query.set("page", page);
-  if (run) query.set("run", run);
-  const text = query.toString();
-  return `/ui/gc${text ? `?${text}` : ""}`;
+  return withParams("/ui/gc", { page: page > 1 ? page : null, run: run || null });
 }
 
 function statusLabel(status) {
-  const key = `gc.status_${status}`;
-  const text = t(key);
-  return text === key ? status : text;
+  return known(`gc.status_${status}`, status);
 }
 
 function triggerLabel(trigger) {
-  const key = `gc.trigger_${trigger}`;
-  const text = t(key);
-  return text === key ? trigger : text;
-}
-
-// Redraws a region, keeping the keyboard focus on the control (by data-key) it was on.
-function keepFocus(container, redraw) {
-  const active = document.activeElement;
-  const key = active && container.contains(active) ? active.dataset.key : null;
-  redraw();
-  if (key) container.querySelector(`[data-key="${CSS.escape(key)}"]`)?.focus();
+  return known(`gc.trigger_${trigger}`, trigger);
 }
 
 function runColumns(page, opened) {

@@ -2,26 +2,25 @@
 // pointed to, from when until when, moved by whom, newest first; "Restore to here" points it
 // back (POST …/restore, as a new event). Below, the repository's tags as they were at a chosen
 // moment (`as_of=` in the URL).
-import { ApiError, get, harbor, send, v1 } from "../api.js";
+import { ApiError, get, harbor, send, v1, withParams } from "../api.js";
 import {
-  badge, confirmDialog, errorBox, field, formatTime, h, link, mount, notify, shortDigest, table,
+  badge, confirmDialog, errorBox, field, formatTime, h, isoToLocal, link, localToIso, mount, notify, refusal,
+  shortDigest, table,
 } from "../dom.js";
 import { language, t } from "../i18n.js";
 import { permissions } from "../session.js";
-import { isoToLocal, localToIso } from "./audit.js";
 
 export const catalogs = ["history"];
 
 const segments = (name) => name.split("/").map(encodeURIComponent).join("/");
-const pageUrl = (params) => `/ui/history?${new URLSearchParams(Object.entries(params).filter(([, v]) => v))}`;
+const pageUrl = (params) => withParams("/ui/history", params);
 
 export async function render(view, ctx) {
   const name = (ctx.params.get("name") || "").trim();
   const tag = (ctx.params.get("tag") || "").trim();
   const asOf = (ctx.params.get("as_of") || "").trim();
   if (!name.includes("/") || !tag) {
-    mount(view, h("h1", {}, t("history.heading")), errorBox(new Error(t("history.missing_params"))),
-      link("/ui/projects", t("history.to_projects")));
+    mount(view, refusal(t("history.heading"), t("history.missing_params"), link("/ui/projects", t("history.to_projects"))));
     return;
   }
   const project = name.split("/")[0];

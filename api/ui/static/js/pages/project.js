@@ -3,10 +3,10 @@
 // and settings, one ARIA tab each, shown only when the caller holds the permission to see it.
 import { ApiError, get, harbor, send, v1 } from "../api.js";
 import {
-  badge, checkbox, confirmDialog, copyButton, errorBox, field, formatBytes, formatTime, formDialog, h, link,
-  meter, mount, notify, pager, select, table,
+  badge, checkbox, confirmDialog, copyButton, errorBox, field, formatBytes, formatTime, formDialog, h, isoToLocal,
+  link, localToIso, meter, mount, notify, pager, rowActions, select, table, tabs,
 } from "../dom.js";
-import { t } from "../i18n.js";
+import { known, t } from "../i18n.js";
 import { permissions } from "../session.js";
 
 export const catalogs = ["project"];
@@ -26,12 +26,6 @@ function fill(key, nodes) {
   return t(key).split(/\{(\w+)\}/).map((part, i) => (i % 2 ? nodes[part] ?? `{${part}}` : part)).filter((p) => p !== "");
 }
 
-// A label from the catalog, or the raw value when the catalog has no entry for it.
-function known(key, fallback) {
-  const text = t(key);
-  return text === key ? fallback : text;
-}
-
 function params() {
   return new URLSearchParams(location.search);
 }
@@ -47,24 +41,6 @@ function setQuery(changes, { push = false } = {}) {
   const url = `${location.pathname}${text ? `?${text}` : ""}`;
   if (push) history.pushState(null, "", url);
   else history.replaceState(null, "", url);
-}
-
-// "2024-05-01T10:20:30Z" -> the value a datetime-local input shows (the browser's time zone).
-function localInputValue(iso) {
-  const moment = new Date(iso);
-  if (Number.isNaN(moment.getTime())) return "";
-  const pad = (n) => String(n).padStart(2, "0");
-  return `${moment.getFullYear()}-${pad(moment.getMonth() + 1)}-${pad(moment.getDate())}T${pad(moment.getHours())}`
-    + `:${pad(moment.getMinutes())}:${pad(moment.getSeconds())}`;
-}
-
-function utcIso(moment) {
-  return moment.toISOString().replace(/\.\d{3}Z$/, "Z");
-}
-
-function actions(...buttons) {
-  const shown = buttons.filter(Boolean);
-  return shown.length ? h("div", { class: "row-actions" }, shown) : "—";
 }
 
 function button(label, onclick, { kind = "", name } = {}) {
@@ -92,34 +68,6 @@ function selectorFields(label, pattern, excluding, name) {
   const text = h("input", { type: "text", name, value: pattern, required: true, autocomplete: "off" });
   return { mode, text, element: h("div", { class: "selector" },
     field(t("project.selector_mode", { what: label }), mode), field(label, text, t("project.pattern_hint"))) };
-}
-
-// ---- tabs (WAI-ARIA tabs, automatic activation; arrows, Home and End move between them) ----
-
-function tabs({ label, items, selected, onSelect }) {
-  const buttons = items.map((item) => h("button", {
-    type: "button", role: "tab", id: `tab-${item.id}`, "aria-controls": `panel-${item.id}`,
-    "aria-selected": String(item.id === selected), tabindex: item.id === selected ? "0" : "-1",
-    onclick: () => choose(item.id, false),
-  }, item.label));
-  const list = h("div", { role: "tablist", class: "tabs project-tabs", "aria-label": label }, buttons);
-  function choose(id, focus) {
-    buttons.forEach((tab, i) => {
-      const on = items[i].id === id;
-      tab.setAttribute("aria-selected", String(on));
-      tab.tabIndex = on ? 0 : -1;
-      if (on && focus) tab.focus();
-    });
-    onSelect(id);
-  }
-  list.addEventListener("keydown", (event) => {
-    const index = buttons.indexOf(document.activeElement);
-    const moves = { ArrowRight: index + 1, ArrowLeft: index - 1, Home: 0, End: buttons.length - 1 };
-    if (index < 0 || !(event.key in moves)) return;
-    event.preventDefault();
-    choose(items[(moves[event.key] + buttons.length) % buttons.length].id, true);
-  });
-  return list;
 }
 
 // ---- the page ------------------------------------------------------------------------------
@@ -184,7 +132,7 @@ export async function render(view, ctx) {
       link("/ui/projects", t("common.nav_projects")), " › ", h("span", { "aria-current": "page" }, project.name)),
     heading,
     items.length
-      ? [tabs({ label: t("project.sections", { name: project.name }), items, selected, onSelect: (id) => {
+      ? [tabs({ label: t("project.sections", { name: project.name }), items, selected, class: "project-tabs", onSelect: (id) => {
         setQuery({ tab: id, as_of: null, q: null, page: null });
         show(id);
       } }), Object.values(panels)]
@@ -209,8 +157,8 @@ async function drawRepositories(body, page) {
     setQuery({ q: searchInput.value.trim(), page: null }, { push: true });
     page.redraw();
   });
-  const moment = h("input", { type: "datetime-local", name: "as_of", step: "1", value: asOf ? localInputValue(asOf) : "",
-    max: localInputValue(new Date().toISOString()) });
+  const moment = h("input", { type: "datetime-local", name: "as_of", step: "1", value: isoToLocal(asOf),
+    max: isoToLocal(new Date().toISOString()) });
   const timeForm = h("form", { class: "toolbar as-of-form" },
     field(t("project.as_of_label"), moment),
     h("button", { type: "submit" }, t("project.as_of_show")));
@@ -221,12 +169,12 @@ async function drawRepositories(body, page) {
       page.redraw();
       return;
     }
-    const chosen = new Date(moment.value);
-    if (Number.isNaN(chosen.getTime())) {
+    const chosen = localToIso(moment.value);
+    if (!chosen) {
       mount(problem, errorBox(new Error(t("project.as_of_invalid"))));
       return;
     }
-    setQuery({ as_of: utcIso(chosen), page: null }, { push: true });
+    setQuery({ as_of: chosen, page: null }, { push: true });
     page.redraw();
   });
   const list = h("div");
@@ -266,7 +214,7 @@ async function drawRepositories(body, page) {
       { label: t("project.artifacts"), render: (repo) => String(repo.artifact_count) },
       { label: t("project.pulls"), class: "hide-narrow", render: (repo) => String(repo.pull_count) },
       { label: t("common.updated"), class: "hide-narrow", render: (repo) => formatTime(repo.update_time) },
-      ...(canDelete ? [{ label: t("common.actions"), render: (repo) => actions(button(t("common.delete"),
+      ...(canDelete ? [{ label: t("common.actions"), render: (repo) => rowActions(button(t("common.delete"),
         () => deleteRepository(page, repo.name, problem), { kind: "danger", name: t("project.delete_repo", { name: repo.name }) })) }] : []),
     ],
   });
@@ -323,7 +271,7 @@ async function drawMembers(body, page, number = 1) {
       columns: [
         { label: t("project.member_name"), render: (member) => member.entity_name },
         { label: t("project.role"), render: roleCell },
-        ...(canDelete ? [{ label: t("common.actions"), render: (member) => actions(member.entity_name !== me && button(
+        ...(canDelete ? [{ label: t("common.actions"), render: (member) => rowActions(member.entity_name !== me && button(
           t("project.remove"), () => removeMember(page, member, problem),
           { kind: "danger", name: t("project.remove_member", { name: member.entity_name }) })) }] : []),
       ],
@@ -400,7 +348,7 @@ async function drawRobots(body, page, number = 1) {
         { label: t("common.status"), render: (robot) => (robot.disable ? badge(t("project.disabled"), "bad") : badge(t("project.enabled"), "ok")) },
         { label: t("project.expires"), class: "hide-narrow", render: robotExpiry },
         { label: t("common.created"), class: "hide-narrow", render: (robot) => formatTime(robot.creation_time) },
-        ...(canUpdate || canDelete ? [{ label: t("common.actions"), render: (robot) => actions(
+        ...(canUpdate || canDelete ? [{ label: t("common.actions"), render: (robot) => rowActions(
           canUpdate && button(robot.disable ? t("project.enable") : t("project.disable"),
             () => attempt(problem, async () => {
               await send("PUT", harbor(`/robots/${robot.id}`), { ...robot, disable: !robot.disable });
@@ -550,7 +498,7 @@ async function drawRetention(section, page) {
         { label: t("project.retains"), render: ({ rule }) => retainsText(rule) },
         { label: t("common.status"), class: "hide-narrow",
           render: ({ rule }) => (rule.disabled ? badge(t("project.disabled"), "bad") : badge(t("project.enabled"), "ok")) },
-        ...(canEdit ? [{ label: t("common.actions"), render: ({ index }) => actions(
+        ...(canEdit ? [{ label: t("common.actions"), render: ({ index }) => rowActions(
           button(t("project.edit"), () => edit(index), { name: t("project.edit_rule", { n: index + 1 }) }),
           button(t("common.delete"), () => remove(index), { kind: "danger", name: t("project.delete_rule", { n: index + 1 }) })) }] : []),
       ],
@@ -635,7 +583,7 @@ async function drawImmutability(section, page) {
         { label: t("project.repositories"), render: (rule) => selectorText(rule.repositories, rule.exclude_repositories) },
         { label: t("project.tags"), render: (rule) => selectorText(rule.tags, rule.exclude_tags) },
         { label: t("common.status"), render: (rule) => (rule.disabled ? badge(t("project.disabled"), "bad") : badge(t("project.enabled"), "ok")) },
-        ...(canUpdate || canDelete ? [{ label: t("common.actions"), render: (rule) => actions(
+        ...(canUpdate || canDelete ? [{ label: t("common.actions"), render: (rule) => rowActions(
           canUpdate && button(rule.disabled ? t("project.enable") : t("project.disable"), () => attempt(problem, async () => {
             await send("PUT", `${base}/${rule.id}`, { disabled: !rule.disabled });
             page.redraw();
@@ -691,7 +639,7 @@ async function drawWebhooks(body, page) {
         { label: t("project.address"), class: "mono", render: (policy) => policy.targets.map((target) => target.address).join(" ") },
         { label: t("project.events"), class: "hide-narrow", render: (policy) => policy.event_types.map(eventLabel).join(", ") },
         { label: t("common.status"), render: (policy) => (policy.enabled ? badge(t("project.enabled"), "ok") : badge(t("project.disabled"), "bad")) },
-        { label: t("common.actions"), render: (policy) => actions(
+        { label: t("common.actions"), render: (policy) => rowActions(
           button(t("project.deliveries"), () => attempt(problem, () => showDeliveries(deliveries, page, policy)),
             { name: t("project.deliveries_of", { name: policy.name }) }),
           canUpdate && button(t("project.edit"), () => webhookDialog(page, policy), { name: t("project.edit_named", { name: policy.name }) }),

@@ -2,12 +2,13 @@
 // tasks, through Harbor's API (/api/v2.0/registries, /api/v2.0/replication/…). The section and
 // the execution on screen live in the query string (?tab=executions&execution=3), so every view
 // is linkable and the back button works. Executions in progress are polled every 2 s.
-import { get, harbor, send } from "../api.js";
+import { get, harbor, send, withParams } from "../api.js";
 import {
   badge, checkbox, confirmDialog, errorBox, field, formatBytes, formatTime, formDialog, h, link, mount, notify,
-  pager, select, table,
+  pager, refusal, remount, rowActions, select, table, tabs,
 } from "../dom.js";
-import { t } from "../i18n.js";
+import { known, t } from "../i18n.js";
+import { livePoller } from "../poll.js";
 
 export const catalogs = ["replication"];
 export const requiresLogin = true;
@@ -18,59 +19,33 @@ const TRIGGERS = ["manual", "scheduled", "event_based"];
 const EXECUTION_STATUSES = ["InProgress", "Succeed", "Failed", "Stopped"];
 const STATUS_KINDS = { InProgress: "run", Pending: "", Retrying: "warn", Succeed: "ok", Failed: "bad", Stopped: "warn" };
 const PAGE_SIZE = 15;
-const POLL_MS = 2000;
 
 export async function render(view, ctx) {
   if (!ctx.user?.sysadmin_flag) {
-    mount(view, h("h1", {}, t("replication.title")),
-      h("div", { class: "error", role: "alert" }, t("replication.admins_only")),
-      link("/ui/projects", t("replication.back_to_projects")));
+    mount(view, refusal(t("replication.title"), t("replication.admins_only"),
+      link("/ui/projects", t("replication.back_to_projects"))));
     return;
   }
   const tab = TABS.includes(ctx.params.get("tab")) ? ctx.params.get("tab") : TABS[0];
   const panel = h("section", { id: "replication-panel", role: "tabpanel", "aria-labelledby": `tab-${tab}` });
-  mount(view, h("h1", {}, t("replication.title")), tabList(tab), panel);
+  // Tabs that are links: each section has its own address.
+  const list = tabs({ label: t("replication.sections"), selected: tab, href: (name) => here({ tab: name }),
+    controls: () => "replication-panel", items: TABS.map((name) => ({ id: name, label: t(`replication.tab_${name}`) })) });
+  mount(view, h("h1", {}, t("replication.title")), list, panel);
   await SECTIONS[tab](panel, ctx);
 }
 
 // The page's address with these query parameters (empty ones left out).
-function here(params) {
-  const query = new URLSearchParams();
-  for (const [key, value] of Object.entries(params)) {
-    if (value !== undefined && value !== null && value !== "") query.set(key, value);
-  }
-  const text = query.toString();
-  return `/ui/replication${text ? `?${text}` : ""}`;
-}
+const here = (params) => withParams("/ui/replication", params);
 
 function pageOf(ctx, name = "page") {
   const page = Number(ctx.params.get(name) || 1);
   return Number.isInteger(page) && page > 0 ? page : 1;
 }
 
-// Tabs that are links (each section has its own address); arrow keys move between them.
-function tabList(current) {
-  const tabs = TABS.map((name) => h("a", {
-    href: here({ tab: name }), "data-link": true, role: "tab", id: `tab-${name}`,
-    "aria-selected": String(name === current), "aria-controls": "replication-panel",
-    tabindex: name === current ? "0" : "-1",
-  }, t(`replication.tab_${name}`)));
-  const list = h("div", { class: "tabs", role: "tablist", "aria-label": t("replication.sections") }, tabs);
-  list.addEventListener("keydown", (event) => {
-    const at = tabs.indexOf(document.activeElement);
-    const step = { ArrowRight: 1, ArrowLeft: -1, Home: -at, End: tabs.length - 1 - at }[event.key];
-    if (at < 0 || step === undefined) return;
-    event.preventDefault();
-    tabs[(at + step + tabs.length) % tabs.length].focus();
-  });
-  return list;
-}
-
 // A translated label for a value the server sends, or the value itself when none is known.
 function label(prefix, value) {
-  const key = `replication.${prefix}_${value}`;
-  const text = t(key);
-  return text === key ? String(value) : text;
+  return known(`replication.${prefix}_${value}`, String(value));
 }
 
 function statusBadge(status) {
@@ -91,49 +66,10 @@ async function getAll(url, params = {}) {
   }
 }
 
-// Replaces a live region's content, keeping the keyboard focus on the control it was on.
-function remount(container, ...children) {
-  const active = document.activeElement;
-  const key = active && container.contains(active) ? active.dataset.key : null;
-  mount(container, ...children);
-  if (key) container.querySelector(`[data-key="${CSS.escape(key)}"]`)?.focus();
-}
-
-// Runs step() every POLL_MS while it answers true, until the page goes (ctx.onLeave).
-// step(gone) must check gone() after each await before it draws.
-function livePoller(ctx, step) {
-  let timer = null, gone = false, busy = false;
-  ctx.onLeave(() => { gone = true; clearTimeout(timer); });
-  const isGone = () => gone;
-  const poller = {
-    schedule(active) {
-      clearTimeout(timer);
-      timer = active && !gone ? setTimeout(poller.now, POLL_MS) : null;
-    },
-    async now() {
-      clearTimeout(timer);
-      if (gone || busy) return;
-      busy = true;
-      let again = false;
-      try {
-        again = await step(isGone);
-      } finally {
-        busy = false;
-      }
-      poller.schedule(again);
-    },
-  };
-  return poller;
-}
-
 // A form dialog that fits a phone's width (its selects shrink instead of widening it).
 function fitted(dialog) {
   dialog.classList.add("fitted");
   return dialog;
-}
-
-function actions(...buttons) {
-  return h("div", { class: "row-actions" }, buttons);
 }
 
 function formatDuration(ms) {
@@ -170,7 +106,7 @@ async function endpointsSection(panel, ctx) {
           render: (r) => (r.insecure ? badge(t("replication.tls_off"), "warn") : t("common.yes")) },
         { label: t("replication.access_key"), class: "hide-narrow", render: (r) => r.credential?.access_key || "—" },
         { label: t("common.created"), class: "hide-narrow", render: (r) => formatTime(r.creation_time) },
-        { label: t("common.actions"), render: (r) => actions(
+        { label: t("common.actions"), render: (r) => rowActions(
           h("button", { type: "button", "aria-label": t("replication.test_endpoint", { name: r.name }),
             onclick: () => pingEndpoint(r, problem) }, t("replication.test_connection")),
           h("button", { type: "button", "aria-label": t("replication.edit_endpoint", { name: r.name }),
@@ -299,7 +235,7 @@ async function policiesSection(panel, ctx) {
         { label: t("replication.trigger"), class: "hide-narrow", render: triggerText },
         { label: t("replication.state"), class: "hide-narrow", render: (p) => (p.enabled ? badge(t("replication.enabled"), "ok")
           : badge(t("replication.disabled"))) },
-        { label: t("common.actions"), render: (p) => actions(
+        { label: t("common.actions"), render: (p) => rowActions(
           h("button", { type: "button", class: "primary", "aria-label": t("replication.replicate_policy", { name: p.name }),
             onclick: () => replicate(ctx, p, problem) }, t("replication.replicate")),
           h("a", { href: here({ tab: "executions", policy: p.id }), "data-link": true,
@@ -509,17 +445,7 @@ async function executionsSection(panel, ctx) {
         onChange: (next) => ctx.navigate(here({ tab: "executions", policy: policyId, status, page: next })) }));
     return running;
   };
-  const poller = livePoller(ctx, async (gone) => {
-    try {
-      const result = await load();
-      if (gone()) return false;
-      mount(problem);
-      return draw(result);
-    } catch (error) {
-      if (!gone()) showError(problem, error);
-      return error.status !== 401 && error.status !== 403;
-    }
-  });
+  const poller = livePoller(ctx, { load, draw, problem, stopOn: [401, 403] });
   poller.schedule(draw(await load()));
 }
 
@@ -617,17 +543,7 @@ async function executionDetail(panel, ctx, id) {
     const { data: policy } = await get(harbor(`/replication/policies/${first[0].data.policy_id}`));
     policyName.set(policy.id, policy.name);
   } catch { /* the policy was deleted since: its id stands for it */ }
-  const poller = livePoller(ctx, async (gone) => {
-    try {
-      const result = await load();
-      if (gone()) return false;
-      mount(problem);
-      return draw(result);
-    } catch (error) {
-      if (!gone()) showError(problem, error);
-      return error.status !== 401 && error.status !== 403 && error.status !== 404;
-    }
-  });
+  const poller = livePoller(ctx, { load, draw, problem, stopOn: [401, 403, 404] });
   poller.schedule(await draw(first));
 }
 
@@ -646,7 +562,7 @@ function taskColumns(execution, problem, refresh) {
     { label: t("replication.duration"), class: "num hide-narrow", render: (task) => formatDuration(task.duration_ms) },
     { label: t("replication.attempts"), class: "num hide-narrow", render: (task) => String(task.attempts ?? "—") },
     { label: t("replication.last_error"), class: "wrap hide-narrow", render: (task) => task.error || "—" },
-    { label: t("common.actions"), render: (task) => actions(
+    { label: t("common.actions"), render: (task) => rowActions(
       h("a", { href: harbor(`${base}/${task.id}/log`), target: "_blank", rel: "noopener",
         "aria-label": t("replication.task_log", { id: task.id }) }, t("replication.log")),
       ["Failed", "Stopped"].includes(task.status)
