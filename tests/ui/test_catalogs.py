@@ -46,3 +46,19 @@ def test_the_chinese_catalogs_are_in_chinese():
         messages = catalog("zh-CN", name).values()
         chinese = [text for text in messages if re.search(r"[\u4e00-\u9fff]", text)]
         assert len(chinese) >= len(messages) * 0.6, f"zh-CN/{name} looks untranslated"
+
+
+def recorded_operations() -> set[str]:
+    """Every audit operation the event catalog can produce: "<kind>.<event in snake case>"."""
+    from domain.event_catalog import KINDS, _snake
+
+    return {f"{kind}.{_snake(name)}" for aggregate, kind in KINDS.items()
+            for name, member in vars(aggregate).items()
+            if isinstance(member, type) and issubclass(member, aggregate.Event) and member is not aggregate.Event}
+
+
+def test_the_audit_pages_operation_suggestions_are_the_recorded_operations():
+    script = (STATIC / "js" / "pages" / "audit.js").read_text(encoding="utf-8")
+    listed = re.search(r"const OPERATIONS = \[(.*?)\];", script, re.S).group(1)
+    suggested = set(re.findall(r'"([a-z_]+\.[a-z_]+)"', listed))
+    assert suggested == recorded_operations()

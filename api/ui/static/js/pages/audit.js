@@ -1,6 +1,6 @@
 // The audit log (GET /api/v1/audit-logs): who did what to which resource, when and from
 // where. The filter lives in the URL (linkable, the back button works); pages follow the API's
-// cursor (`after`, from its Link rel="next"); the same filter exports as CSV or JSON Lines.
+// cursor (`before`, newest first, from its Link rel="next"); the same filter exports as CSV or JSON Lines.
 import { ApiError, get, harbor, v1, withParams } from "../api.js";
 import {
   badge, emptyState, errorBox, field, formatTime, h, isoToLocal, link, localToIso, mount, select, table,
@@ -44,12 +44,12 @@ const OPERATIONS = [
 
 function nextCursor(linkHeader) {
   const found = /<([^>]+)>\s*;\s*rel="?next"?/.exec(linkHeader || "");
-  return found ? new URL(found[1], location.origin).searchParams.get("after") : null;
+  return found ? new URL(found[1], location.origin).searchParams.get("before") : null;
 }
 
 export async function render(view, ctx) {
   const filter = Object.fromEntries(FILTERS.map((key) => [key, (ctx.params.get(key) || "").trim()]));
-  const after = /^\d+$/.test(ctx.params.get("after") || "") ? ctx.params.get("after") : "";
+  const before = /^\d+$/.test(ctx.params.get("before") || "") ? ctx.params.get("before") : "";
   const limit = /^[1-9]\d*$/.test(ctx.params.get("limit") || "") ? Number(ctx.params.get("limit")) : DEFAULT_LIMIT;
   const filtered = FILTERS.some((key) => filter[key]);
   const here = (extra = {}) => withParams("/ui/audit", { ...filter, limit: limit === DEFAULT_LIMIT ? "" : limit, ...extra });
@@ -62,7 +62,7 @@ export async function render(view, ctx) {
 
   let response;
   try {
-    response = await get(v1("/audit-logs"), { ...filter, after, limit });
+    response = await get(v1("/audit-logs"), { ...filter, order: "desc", before, limit });
   } catch (error) {
     if (!(error instanceof ApiError) || error.status === 401) throw error;
     if (error.status === 403 && !filter.project) {
@@ -83,7 +83,7 @@ export async function render(view, ctx) {
       h("a", { href: exportQuery("csv"), download: "audit-log.csv" }, t("audit.export_csv")),
       h("a", { href: exportQuery("jsonl"), download: "audit-log.jsonl" }, t("audit.export_jsonl"))),
     entries.length ? table({
-      caption: after ? t("audit.caption_after", { count: entries.length, position: after })
+      caption: before ? t("audit.caption_before", { count: entries.length, position: before })
         : t("audit.caption", { count: entries.length }),
       rows: entries,
       columns: [
@@ -96,10 +96,10 @@ export async function render(view, ctx) {
         { label: t("audit.source"), class: "hide-narrow", render: (e) => e.source || "—" },
         { label: t("audit.position"), class: "hide-narrow num", render: (e) => String(e.position) },
       ],
-    }) : emptyState(after ? t("audit.no_more") : filtered ? t("audit.none_matching") : t("audit.none")),
-    (after || next) ? h("nav", { class: "pager", "aria-label": t("audit.pages") },
-      after ? link(here(), t("audit.first_page")) : null,
-      next ? link(here({ after: next }), t("audit.next_page")) : null) : null,
+    }) : emptyState(before ? t("audit.no_more") : filtered ? t("audit.none_matching") : t("audit.none")),
+    (before || next) ? h("nav", { class: "pager", "aria-label": t("audit.pages") },
+      before ? link(here(), t("audit.first_page")) : null,
+      next ? link(here({ before: next }), t("audit.next_page")) : null) : null,
   ];
   results.append(...parts.filter(Boolean));  // Element.append would write null as text
 }
