@@ -29,6 +29,7 @@ CSRF_COOKIE = "__csrf"
 CSRF_HEADER = "X-Harbor-CSRF-Token"
 SESSION_SECONDS = 8 * 3600
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+MAX_FORM_BYTES = 16 * 1024
 
 
 def session_principal(request: Request) -> Principal:
@@ -62,7 +63,7 @@ def credential_of(password_hash: str) -> str:
 
 async def login(request: Request) -> Response:
     """An HTML form's fields (application/x-www-form-urlencoded), as Harbor's UI sends them."""
-    form = parse_qs((await request.body()).decode("utf-8", "replace"))
+    form = parse_qs((await _small_body(request)).decode("utf-8", "replace"))
     username, password = form.get("principal", [""])[0], form.get("password", [""])[0]
     if not username or not password:
         raise Problem(400, "bad-request", "principal and password are required")
@@ -78,12 +79,21 @@ async def login(request: Request) -> Response:
                                           credential_of(services.access.user(principal.name).password_hash))
     csrf = services.tokens.verify_session(token)["csrf"]
     response = JSONResponse({"username": principal.name, "sysadmin_flag": principal.system_admin})
-    secure = request.url.scheme == "https"
+    secure = request.url.scheme == "https" or (services.settings.external_url or "").startswith("https:")
     response.set_cookie(SESSION_COOKIE, token, max_age=SESSION_SECONDS, path="/", httponly=True,
                         samesite="strict", secure=secure)
     response.set_cookie(CSRF_COOKIE, csrf, max_age=SESSION_SECONDS, path="/", samesite="strict",
                         secure=secure)
     return response
+
+
+async def _small_body(request: Request) -> bytes:
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            raise Problem(413, "payload-too-large", f"a login form is at most {MAX_FORM_BYTES} bytes")
+    return body
 
 
 async def log_out(request: Request) -> Response:

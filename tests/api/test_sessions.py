@@ -131,3 +131,10 @@ def test_changing_the_password_ends_the_sessions_opened_with_the_old_one(client)
     assert ended.status_code == 401 and "password changed" in ended.json()["errors"][0]["message"]
     login(client, "paula", "Paula-Pass-2")
     assert client.get("/api/v2.0/users/current").json()["username"] == "paula"
+
+
+def test_an_oversized_login_form_is_refused_without_reading_it_all(client):
+    response = client.post("/c/login", content=b"principal=admin&password=" + b"x" * 100_000, auth=None,
+                           headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "application/problem+json"
