@@ -25,6 +25,7 @@ from tests.support.oci import (
     push_blob,
     push_image,
 )
+from tests.support.waiting import wait_until
 
 KEY = "a-test-secret-key-of-at-least-32-characters"
 SIGNATURE = "application/vnd.dev.cosign.artifact.sig.v1+json"
@@ -274,15 +275,6 @@ def test_a_label_filter_copies_only_the_artifacts_that_carry_the_labels(client, 
         "name": "pull-labelled", "src_registry": {"id": registry_id}, "filters": [{"type": "label", "value": "x"}]})
     assert pulled.status_code == 400 and "push-based policies only" in pulled.text
 
-
-def wait_until(predicate, timeout: float = 30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    return predicate()
 
 
 def test_event_based_replication_follows_pushes_and_deletes(client, services, distribution_with_auth):

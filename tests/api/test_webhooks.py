@@ -26,8 +26,14 @@ from projections import webhooks as webhooks_model
 from tests.support.auth import PASSWORD, create_user, grant
 from tests.support.oci import OCI_MANIFEST, digest_of, image_manifest, push_image
 from tests.support.server import ADMIN_PASSWORD
+from tests.support.waiting import wait_until as wait_long
 
 pytestmark = pytest.mark.both_databases
+
+
+def wait_until(predicate, timeout: float = 10.0):
+    return wait_long(predicate, timeout, interval=0.02)
+
 
 SECRET = "Bearer hook-s3cret"
 HARBOR = "/api/v2.0/projects/team/webhook"
@@ -104,15 +110,6 @@ def receiver():
     yield server
     server.close()
 
-
-def wait_until(predicate, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"not reached within {timeout} s")
 
 
 def harbor_policy(receiver: Receiver, name: str = "ci", **overrides) -> dict:

@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -20,6 +19,7 @@ import pytest
 from infra.services import distribution as distribution_registry
 from tests.support.oci import OCI_MANIFEST, digest_of, image_manifest, push_blob
 from tests.support.server import REPO_ROOT, start_server
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -92,15 +92,6 @@ def tasks_on_disk(data_dir: Path, execution: str) -> dict[str, dict]:
     assert result.returncode == 0, result.stderr
     return {task["destination"]: task for task in json.loads(result.stdout)}
 
-
-def wait_until(predicate, timeout: float):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"not reached within {timeout} s")
 
 
 def test_an_execution_resumes_after_a_crash_and_every_image_arrives(tmp_path, peer, servers):

@@ -10,6 +10,7 @@ import pytest
 
 from tests.support.oci import OCI_MANIFEST, push_image
 from tests.support.server import ADMIN_PASSWORD, start_server
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -49,12 +50,6 @@ def log_length(server) -> int:
         return int(events[-1]["id"]) if events else 0
 
 
-def wait_until(predicate, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not predicate():
-        time.sleep(0.2)
-    return predicate()
-
 
 def test_two_registries_replicating_to_each_other_settle(pair):
     east, west = pair
@@ -72,7 +67,7 @@ def test_two_registries_replicating_to_each_other_settle(pair):
         time.sleep(3)  # several rounds of both followers and worker pools
         return (log_length(east), log_length(west)) == before
 
-    assert wait_until(settled, timeout=60), "the registries keep writing: a replication loop"
+    wait_until(settled, timeout=60, what="the registries settling (they keep writing: a replication loop?)")
     for server in (east, west):
         with server.client() as client:
             executions = client.get("/api/v2.0/replication/executions").json()
