@@ -4,7 +4,6 @@ import {
   badge, checkbox, confirmDialog, copyButton, field, formatTime, formDialog, h, mount, notify, pager, rowActions, table,
 } from "../../dom.js";
 import { t } from "../../i18n.js";
-import { permissions } from "../../session.js";
 import { attempt, button, PAGE_SIZE } from "./shared.js";
 
 function robotAccess(robot) {
