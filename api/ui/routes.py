@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -37,7 +38,8 @@ def ui_routes() -> list:
         Route("/", home, methods=["GET"]),
         Route("/c/login", login, methods=["POST"]),
         Route("/c/log_out", log_out, methods=["GET", "POST"]),
-        Mount("/ui/static", StaticFiles(directory=STATIC), name="ui-static"),
+        # Compressed here only: a global middleware would also gzip blob downloads.
+        Mount("/ui/static", GZipMiddleware(StaticFiles(directory=STATIC), minimum_size=1024), name="ui-static"),
         Route("/ui", home, methods=["GET"]),
         Route("/ui/{path:path}", shell, methods=["GET"]),
     ]
