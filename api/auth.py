@@ -112,7 +112,7 @@ class RegistryAuthorizer:
             claims = self.tokens.verify_session(cookie)
         except InvalidTokenError:
             return ANONYMOUS
-        return session_user(request.app.state.services, claims) or ANONYMOUS
+        return session_user(self.access, claims) or ANONYMOUS
 
 
 def token_realm(request: Request) -> str:

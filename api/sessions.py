@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 from urllib.parse import parse_qs
 
 from starlette.concurrency import run_in_threadpool
@@ -23,6 +24,7 @@ from api.management.problems import Problem
 from api.tokens import InvalidTokenError
 from domain.errors import AuthenticationError, TooManyAttemptsError
 from domain.permissions import Principal
+from projections.access import AccessView
 
 SESSION_COOKIE = "sid"
 CSRF_COOKIE = "__csrf"
@@ -43,18 +45,18 @@ def session_principal(request: Request) -> Principal:
         sent = request.headers.get(CSRF_HEADER, "")
         if not hmac.compare_digest(sent.encode(), str(claims.get("csrf", "")).encode()):
             raise Problem(403, "forbidden", f"a change through a session needs the {CSRF_HEADER} header")
-    principal = session_user(services, claims)
+    principal = session_user(services.access, claims)
     if principal is None:
         raise Problem(401, "unauthenticated", "the session has ended (the user or the password changed)")
     return principal
 
 
-def session_user(services, claims: dict) -> Principal | None:
+def session_user(access: AccessView, claims: dict) -> Principal | None:
     """The session's user, unless deleted or their password changed since it was opened."""
-    row = services.access.user(claims["sub"])
+    row = access.user(claims["sub"])
     if row is None or not hmac.compare_digest(str(claims.get("credential", "")), credential_of(row.password_hash)):
         return None
-    return services.access.user_principal(row)
+    return access.user_principal(row)
 
 
 def credential_of(password_hash: str) -> str:
@@ -75,9 +77,9 @@ async def login(request: Request) -> Response:
         raise Problem.from_domain(error) from None
     if principal.kind != "user":
         raise Problem(403, "forbidden", "robot accounts cannot sign in to the web interface")
-    token = services.tokens.issue_session(principal.name, SESSION_SECONDS,
+    csrf = secrets.token_urlsafe(18)
+    token = services.tokens.issue_session(principal.name, SESSION_SECONDS, csrf,
                                           credential_of(services.access.user(principal.name).password_hash))
-    csrf = services.tokens.verify_session(token)["csrf"]
     response = JSONResponse({"username": principal.name, "sysadmin_flag": principal.system_admin})
     secure = request.url.scheme == "https" or (services.settings.external_url or "").startswith("https:")
     response.set_cookie(SESSION_COOKIE, token, max_age=SESSION_SECONDS, path="/", httponly=True,

@@ -58,13 +58,13 @@ class TokenIssuer:
         }
         return self._sign(claims), self.lifetime
 
-    def issue_session(self, subject: str, lifetime_seconds: int, credential: str) -> str:
+    def issue_session(self, subject: str, lifetime_seconds: int, csrf: str, credential: str) -> str:
         """A web UI session; `csrf` is the value the UI must echo in a header on changes, and
         `credential` stands for the password it was opened with (api/sessions.py)."""
         now = int(time.time())
         return self._sign({"iss": ISSUER, "aud": UI_AUDIENCE, "sub": subject, "iat": now, "nbf": now - 5,
                            "exp": now + lifetime_seconds, "jti": secrets.token_hex(12),
-                           "csrf": secrets.token_urlsafe(18), "credential": credential})
+                           "csrf": csrf, "credential": credential})
 
     def verify(self, token: str) -> dict:
         """The claims of a valid token; anything else (expired, tampered, alg none, unknown

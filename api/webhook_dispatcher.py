@@ -52,6 +52,7 @@ from domain.webhooks import (
     delivery_id,
 )
 from projections.catalog import repositories
+from projections.database import as_utc
 from projections.webhooks import DeliveryRow, PolicyRow
 
 log = logging.getLogger("portlog.webhooks")
@@ -281,7 +282,7 @@ class WebhookDispatcher:
             local={"registry_type": "portlog", "endpoint": local_url},
             remote={"registry_name": endpoint_name, "registry_type": endpoint.type if endpoint else "",
                     "endpoint": endpoint.url if endpoint else ""},
-            started_by=execution.actor, started_at=_utc(execution.started_at), trigger=execution.trigger,
+            started_by=execution.actor, started_at=as_utc(execution.started_at), trigger=execution.trigger,
             description=settings.description, creator=creator, override=settings.override,
             execution=str(end.execution))
 
@@ -314,7 +315,7 @@ class WebhookDispatcher:
         with self.services.db.reader.connect() as conn:
             created = conn.execute(select(repositories.c.created_at).where(
                 repositories.c.name == repository)).scalar_one_or_none()
-        return _utc(created) if created else None
+        return as_utc(created) if created else None
 
     # Sending
 
@@ -367,10 +368,6 @@ class WebhookDispatcher:
             return candidates[row.target]
         return next((t for t in candidates if t.address == row.address), Target(row.address))
 
-
-def _utc(moment: datetime) -> datetime:
-    """SQLite gives back naive datetimes; they are UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def _projects(webhook_type: str, public, replication: ReplicationFacts | None) -> tuple[str | None, ...]:

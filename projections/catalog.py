@@ -185,6 +185,16 @@ class CatalogView:
         with self.engine.connect() as conn:
             return conn.execute(query).first() is not None
 
+    def referrers_of(self, name: str, subjects: list[str]) -> dict[str, list[ManifestRow]]:
+        """The referrers of several subjects at once: subject → its referrers (by digest)."""
+        query = select(*_MANIFEST_COLUMNS).where(manifests.c.repository == name, manifests.c.subject.in_(subjects))
+        found: dict[str, list[ManifestRow]] = {subject: [] for subject in subjects}
+        with self.engine.connect() as conn:
+            for row in conn.execute(query.order_by(manifests.c.digest)):
+                referrer = _manifest_row(row)
+                found[referrer.subject].append(referrer)
+        return found
+
     def referrers(self, name: str, subject: str, artifact_type: str | None) -> list[ManifestRow]:
         query = select(*_MANIFEST_COLUMNS).where(
             and_(manifests.c.repository == name, manifests.c.subject == subject))

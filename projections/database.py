@@ -15,6 +15,7 @@ import sqlite3
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Iterator
 
 import orjson
@@ -29,6 +30,13 @@ def Name(length: int) -> TypeEngine:  # noqa: N802 (used like a column type)
     """Names, tags and digests compare and sort byte by byte on PostgreSQL too, as on SQLite,
     whatever the database's collation: pages by `> last` must match ORDER BY."""
     return String(length).with_variant(String(length, collation="C"), "postgresql")
+
+
+def as_utc(value) -> datetime:
+    """A stored time as an aware UTC datetime: SQLite gives timestamps back naive (or as text),
+    PostgreSQL aware."""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 @dataclass

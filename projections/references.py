@@ -32,7 +32,7 @@ from sqlalchemy import (
 
 from domain.blob import Blob
 from domain.repository import Repository
-from projections.database import Name, ReadModelDatabase
+from projections.database import Name, ReadModelDatabase, as_utc
 
 metadata = MetaData()
 references = Table(
@@ -157,7 +157,7 @@ class ReferencesView:
             return False
         if condemned or retained_at is None:
             return True
-        age = datetime.now(timezone.utc) - _as_utc(retained_at)
+        age = datetime.now(timezone.utc) - as_utc(retained_at)
         return age.total_seconds() > RETAIN_REFRESH_SECONDS
 
     def candidates(self, unused_before: datetime, retained_before: datetime, after: str,
@@ -198,8 +198,3 @@ class ReferencesView:
         with self.db.reader.connect() as conn:
             return dict(conn.execute(query).all())
 
-
-def _as_utc(value) -> datetime:
-    """SQLite gives timestamps back as naive text (UTC), PostgreSQL as aware datetimes."""
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

@@ -185,7 +185,7 @@ def _artifacts_json(call: Call, project: ProjectRow, name: str, rows: list) -> l
     tag_pulled = call.services.pulls.of_tags(name, tag_names)
     immutable = call.services.immutability.immutable_tags(name, tag_names)
     labels = call.services.labels.of_artifacts(name, digests)
-    accessories = {row.digest: _accessories(call, name, row) for row in rows} if _with_accessories(call) else {}
+    accessories = _accessories(call, name, rows) if _with_accessories(call) else {}
     return [{
         "id": row.id, "type": _type(row), "media_type": row.artifact_type or row.media_type,
         "manifest_media_type": row.media_type, "artifact_type": row.artifact_type,
@@ -203,13 +203,15 @@ def _with_accessories(call: Call) -> bool:
     return call.request.query_params.get("with_accessory", "false").lower() == "true"
 
 
-def _accessories(call: Call, name: str, subject) -> list[dict]:
-    """Harbor's accessories of an artifact: its OCI referrers (signatures, SBOMs, attestations)."""
-    return [{"digest": row.digest, "subject_artifact_id": subject.id, "subject_artifact_digest": subject.digest,
-             "subject_artifact_repo": name, "type": ACCESSORY_TYPES.get(row.artifact_type, "subject.accessory"),
-             "artifact_type": row.artifact_type, "media_type": row.media_type, "size": row.size,
-             "annotations": row.annotations}
-            for row in call.services.catalog.referrers(name, subject.digest, None)]
+def _accessories(call: Call, name: str, subjects: list) -> dict[str, list[dict]]:
+    """Harbor's accessories of each artifact: its OCI referrers (signatures, SBOMs, attestations)."""
+    referrers = call.services.catalog.referrers_of(name, [subject.digest for subject in subjects])
+    return {subject.digest: [
+        {"digest": row.digest, "subject_artifact_id": subject.id, "subject_artifact_digest": subject.digest,
+         "subject_artifact_repo": name, "type": ACCESSORY_TYPES.get(row.artifact_type, "subject.accessory"),
+         "artifact_type": row.artifact_type, "media_type": row.media_type, "size": row.size,
+         "annotations": row.annotations}
+        for row in referrers[subject.digest]] for subject in subjects}
 
 
 def _tags_json(call: Call, name: str, row) -> list[dict]:

@@ -113,8 +113,13 @@ def paged(request: Request, items: list, total: int, page: int, size: int,
 
 
 def _page_url(request: Request, page: int, size: int) -> str:
-    params = [(k, v) for k, v in request.query_params.multi_items() if k not in ("page", "page_size")]
-    return request.url.path + "?" + urlencode(params + [("page", page), ("page_size", size)])
+    return url_with(request, page=page, page_size=size)
+
+
+def url_with(request: Request, **changes) -> str:
+    """This request's path and query, with `changes` replacing those parameters (put last)."""
+    params = [(k, v) for k, v in request.query_params.multi_items() if k not in changes]
+    return request.url.path + "?" + urlencode(params + list(changes.items()))
 
 
 def endpoint(handler: Callable[[Call], Response], anonymous: bool = False):

@@ -7,12 +7,11 @@ given); the answer is the state right after the last event at or before it."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from urllib.parse import urlencode
 
 from starlette.responses import Response, StreamingResponse
 
 from api.audit_export import MEDIA_TYPES, export
-from api.management.common import Call, field, json_response
+from api.management.common import Call, field, json_response, url_with
 from api.management.problems import Problem
 from domain.names import check_name, check_tag
 from domain.permissions import Grant, Principal, RobotPermission, Role, project_of, repository_actions
@@ -128,9 +127,7 @@ def audit_logs(call: Call) -> Response:
     headers = {}
     if len(entries) == limit:
         cursor = "before" if where.newest_first else "after"
-        query = [(k, v) for k, v in call.request.query_params.multi_items() if k not in (cursor, "limit")]
-        query += [(cursor, entries[-1]["position"]), ("limit", limit)]
-        headers["Link"] = f'<{call.request.url.path}?{urlencode(query)}>; rel="next"'
+        headers["Link"] = f'<{url_with(call.request, **{cursor: entries[-1]["position"], "limit": limit})}>; rel="next"'
     return json_response(entries, headers=headers)
 
 
