@@ -34,6 +34,12 @@ export function link(href, ...children) {
   return h("a", { href, "data-link": true }, ...children);
 }
 
+// Where the page sits: [href, text] steps are links, a plain text step (the last) is the page itself.
+export function breadcrumbs(label, ...trail) {
+  const steps = trail.map((step) => (Array.isArray(step) ? link(step[0], step[1]) : h("span", { "aria-current": "page" }, step)));
+  return h("nav", { class: "breadcrumbs", "aria-label": label }, steps.flatMap((step, i) => (i ? [" › ", step] : [step])));
+}
+
 let fieldCount = 0;
 
 // A labelled control: the label names the input, the hint describes it (for screen readers too).

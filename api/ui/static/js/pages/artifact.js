@@ -2,9 +2,9 @@
 // annotations and referrers. Manifests, configs and referrers come from the registry API
 // (/v2/), which reads the session cookie for pulls.
 import { get, harbor, repoPath } from "../api.js";
-import { badge, copyButton, formatBytes, formatTime, h, link, mount, shortDigest, table } from "../dom.js";
+import { badge, breadcrumbs, copyButton, formatBytes, formatTime, h, link, mount, shortDigest, table } from "../dom.js";
 import { t } from "../i18n.js";
-import { artifactUrl, mediaLabel } from "./repository.js";
+import { artifactUrl, mediaLabel, trailTo } from "./repository.js";
 
 export const catalogs = ["repository", "artifact"];
 const MANIFEST_TYPES = [
@@ -16,7 +16,6 @@ const CONFIG_LIMIT = 1 << 20;  // larger configs are not fetched into the page
 export async function render(view, ctx) {
   const name = ctx.params.get("name") || "";
   const digest = ctx.params.get("digest") || "";
-  const project = name.split("/")[0];
   const [{ data: artifact }, manifest] = await Promise.all([
     get(harbor(`${repoPath(name)}/artifacts/${encodeURIComponent(digest)}`), { with_tag: "true", with_accessory: "true" }),
     registryJson(`/v2/${name}/manifests/${digest}`, MANIFEST_TYPES),
@@ -25,10 +24,7 @@ export async function render(view, ctx) {
   const referrers = (await registryJson(`/v2/${name}/referrers/${digest}`, "application/vnd.oci.image.index.v1+json")).manifests || [];
 
   mount(view,
-    h("nav", { class: "breadcrumbs", "aria-label": t("repository.breadcrumbs") },
-      link("/ui/projects", t("common.nav_projects")), " › ",
-      link(`/ui/projects/${encodeURIComponent(project)}`, project), " › ",
-      link(`/ui/repository?${new URLSearchParams({ name })}`, name.slice(project.length + 1)), " › ", shortDigest(digest)),
+    breadcrumbs(t("repository.breadcrumbs"), ...trailTo(name), shortDigest(digest)),
     h("h1", {}, `${name}@${shortDigest(digest)}`),
     facts(name, artifact),
     config ? configSection(config) : null,

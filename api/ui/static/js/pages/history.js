@@ -4,11 +4,12 @@
 // moment (`as_of=` in the URL).
 import { ApiError, get, harbor, send, v1, withParams } from "../api.js";
 import {
-  badge, confirmDialog, errorBox, field, formatTime, h, isoToLocal, link, localToIso, mount, notify, refusal,
+  badge, breadcrumbs, confirmDialog, errorBox, field, formatTime, h, isoToLocal, link, localToIso, mount, notify, refusal,
   shortDigest, table,
 } from "../dom.js";
 import { language, t } from "../i18n.js";
 import { permissions } from "../session.js";
+import { trailTo } from "./repository.js";
 
 export const catalogs = ["history"];
 
@@ -28,11 +29,7 @@ export async function render(view, ctx) {
   const historySection = h("section", { "aria-labelledby": "history-timeline" });
   const asOfSection = h("section", { "aria-labelledby": "history-as-of" });
   mount(view,
-    h("nav", { class: "breadcrumbs", "aria-label": t("history.breadcrumbs") },
-      link("/ui/projects", t("history.projects")), " › ",
-      link(`/ui/projects/${encodeURIComponent(project)}`, project), " › ",
-      link(`/ui/repository?${new URLSearchParams({ name })}`, name.slice(project.length + 1)), " › ",
-      h("span", { "aria-current": "page" }, t("history.crumb", { tag }))),
+    breadcrumbs(t("history.breadcrumbs"), ...trailTo(name), t("history.crumb", { tag })),
     h("h1", {}, t("history.title", { name, tag })),
     historySection, asOfSection);
 

@@ -2,7 +2,7 @@
 // event log), members, robot accounts, retention and immutability policies, webhooks, quota
 // and settings, one ARIA tab each, shown only when the caller holds the permission to see it.
 import { ApiError, get, harbor } from "../api.js";
-import { badge, errorBox, h, link, mount, tabs } from "../dom.js";
+import { badge, breadcrumbs, errorBox, h, mount, tabs } from "../dom.js";
 import { t } from "../i18n.js";
 import { permissions } from "../session.js";
 import { setQuery } from "./project/shared.js";
@@ -72,8 +72,7 @@ export async function render(view, ctx) {
         project.metadata?.public === "true" ? "ok" : ""),
       project.registry_id ? badge(t("project.proxy_cache"), "run") : null));
   mount(view,
-    h("nav", { class: "breadcrumbs", "aria-label": t("project.breadcrumbs") },
-      link("/ui/projects", t("common.nav_projects")), " › ", h("span", { "aria-current": "page" }, project.name)),
+    breadcrumbs(t("project.breadcrumbs"), ["/ui/projects", t("common.nav_projects")], project.name),
     heading,
     items.length
       ? [tabs({ label: t("project.sections", { name: project.name }), items, selected, class: "project-tabs", onSelect: (id) => {

@@ -2,7 +2,7 @@
 // (signatures, SBOMs) and a pull command to copy.
 import { get, harbor, repoPath, send, v1 } from "../api.js";
 import {
-  badge, confirmDialog, copyButton, field, formatBytes, formatTime, formatTimeText, h, link, mount, notify, pager, shortDigest, table,
+  badge, breadcrumbs, confirmDialog, copyButton, field, formatBytes, formatTime, formatTimeText, h, link, mount, notify, pager, shortDigest, table,
 } from "../dom.js";
 import { t } from "../i18n.js";
 import { permissions } from "../session.js";
@@ -35,7 +35,7 @@ export async function render(view, ctx) {
   const redraw = () => ctx.redraw();
 
   mount(view,
-    breadcrumbs(name),
+    breadcrumbs(t("repository.breadcrumbs"), ...trailTo(name, { linked: false })),
     h("h1", {}, name),
     pullCommand(name, firstTag),
     form,
@@ -57,11 +57,12 @@ export async function render(view, ctx) {
     pager({ total, page, size: PAGE_SIZE, onChange: (next) => ctx.navigate(here({ page: next, ...(tagFilter ? { tag: tagFilter } : {}) })) }));
 }
 
-function breadcrumbs(name) {
+// The steps above a repository's pages: Projects › project › repository (a link on deeper pages).
+export function trailTo(name, { linked = true } = {}) {
   const project = name.split("/")[0];
-  return h("nav", { class: "breadcrumbs", "aria-label": t("repository.breadcrumbs") },
-    link("/ui/projects", t("common.nav_projects")), " › ",
-    link(`/ui/projects/${encodeURIComponent(project)}`, project), " › ", name.slice(project.length + 1));
+  const repository = name.slice(project.length + 1);
+  return [["/ui/projects", t("common.nav_projects")], [`/ui/projects/${encodeURIComponent(project)}`, project],
+    linked ? [`/ui/repository?${new URLSearchParams({ name })}`, repository] : repository];
 }
 
 // The repository's tags as they were at `as_of` (from the project's "view as of" listing).
@@ -69,7 +70,7 @@ async function renderAsOf(view, ctx) {
   const name = ctx.params.get("name") || "";
   const asOf = ctx.params.get("as_of");
   const { data: tags } = await get(v1(`/repositories/${name}/tags`), { as_of: asOf });
-  mount(view, breadcrumbs(name), h("h1", {}, name),
+  mount(view, breadcrumbs(t("repository.breadcrumbs"), ...trailTo(name, { linked: false })), h("h1", {}, name),
     h("div", { class: "asof", role: "status" }, t("history.as_of_banner", { name, time: formatTimeText(asOf) }), " ",
       link(`/ui/repository?${new URLSearchParams({ name })}`, t("history.back_to_now"))),
     table({
