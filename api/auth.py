@@ -15,7 +15,7 @@ from starlette.requests import Request
 from api.authn import Authenticator, client_address, parse_basic
 from api.errors import DENIED, TOOMANYREQUESTS, UNAUTHORIZED, OciError
 from api.sessions import SAFE_METHODS, SESSION_COOKIE, session_user
-from api.tokens import SERVICE, InvalidTokenError, TokenIssuer, granted_actions
+from api.tokens import SERVICE, InvalidTokenError, TokenIssuer, granted_actions, is_anonymous
 from domain.errors import AuthenticationError, NameUnknownError, TooManyAttemptsError
 from domain.permissions import ANONYMOUS, Principal, project_of, repository_actions, system_permissions
 from projections.access import AccessView
@@ -85,7 +85,7 @@ class RegistryAuthorizer:
         granted = granted_actions(claims, access.resource_type, access.name)
         if access.action in granted or "*" in granted:
             return name
-        principal = ANONYMOUS if name == ANONYMOUS.name else self.authenticator.principal_named(name)
+        principal = ANONYMOUS if is_anonymous(claims) else self.authenticator.principal_named(name)
         if principal is not None and not principal.is_anonymous and not self.allows(principal, access):
             raise denied(access)
         raise challenge(request, access, error="insufficient_scope")

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from starlette.requests import Request
 
 from domain.administration import Administration
+from domain.context import is_reserved_name
 from domain.errors import AuthenticationError, TooManyAttemptsError
 from domain.permissions import Principal
 from domain.ports import SecretHasher
@@ -61,7 +62,10 @@ class Authenticator:
         return principal
 
     def principal_named(self, name: str) -> Principal | None:
-        """The current principal behind a name a token was issued to (None if gone)."""
+        """The current principal behind a name a token was issued to (None if gone, or a name
+        Portlog reserves: an old log may hold an account called `anonymous`)."""
+        if is_reserved_name(name):
+            return None
         if name.startswith(ROBOT_PREFIX):
             robot = self.access.robot(name)
             return robot_principal(robot) if robot and _robot_usable(robot, self.clock()) else None
@@ -80,7 +84,7 @@ class Authenticator:
             self.admin.record_failed_logins(username, count, source)
 
     def _user(self, username: str, password: str) -> Principal | None:
-        user = self.access.user(username)
+        user = None if is_reserved_name(username) else self.access.user(username)
         if user is None or not self._verify(user.password_hash, password):
             return None
         return self.access.user_principal(user)

@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 
 from api.authn import client_address
 from api.management.problems import Problem
-from api.tokens import InvalidTokenError
+from api.tokens import InvalidTokenError, is_anonymous
 from domain.errors import AuthenticationError, TooManyAttemptsError
 from domain.permissions import Principal
 from projections.access import AccessView
@@ -53,7 +53,7 @@ def session_principal(request: Request) -> Principal:
 
 def session_user(access: AccessView, claims: dict) -> Principal | None:
     """The session's user, unless deleted or their password changed since it was opened."""
-    row = access.user(claims["sub"])
+    row = None if is_anonymous(claims) else access.user(claims["sub"])
     if row is None or not hmac.compare_digest(str(claims.get("credential", "")), credential_of(row.password_hash)):
         return None
     return access.user_principal(row)

@@ -47,7 +47,7 @@ def _issue(request: Request, credentials: tuple[str, str] | None, scope_values: 
     services = request.app.state.services
     principal = _login(services, request, credentials)
     granted = [scope for scope in (_grant(services, principal, s) for s in parse_scopes(scope_values)) if scope]
-    token, lifetime = services.tokens.issue(principal.name, granted)
+    token, lifetime = services.tokens.issue(principal.name, granted, anonymous=principal.is_anonymous)
     body = {"token": token, "access_token": token, "expires_in": lifetime,
             "issued_at": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")}
     return Response(orjson.dumps(body), media_type="application/json")

@@ -10,11 +10,13 @@ from dataclasses import dataclass
 import jwt
 
 from adapters.signing_keys import SigningKey
+from domain.context import is_reserved_name
 
 ISSUER = "portlog"
 SERVICE = "portlog"
 UI_AUDIENCE = "portlog-ui"  # web UI sessions: not accepted as registry or API bearer tokens
 ALGORITHM = "HS256"
+ANONYMOUS_CLAIM = "anonymous"  # true on the tokens of callers without credentials
 
 
 @dataclass(frozen=True)
@@ -49,12 +51,13 @@ class TokenIssuer:
         self.current = keys[0]
         self.lifetime = lifetime_seconds
 
-    def issue(self, subject: str, access: list[Scope]) -> tuple[str, int]:
+    def issue(self, subject: str, access: list[Scope], anonymous: bool = False) -> tuple[str, int]:
         now = int(time.time())
         claims = {
             "iss": ISSUER, "aud": SERVICE, "sub": subject, "iat": now, "nbf": now - 5,
             "exp": now + self.lifetime, "jti": secrets.token_hex(12),
             "access": [{"type": s.type, "name": s.name, "actions": list(s.actions)} for s in access],
+            **({ANONYMOUS_CLAIM: True} if anonymous else {}),
         }
         return self._sign(claims), self.lifetime
 
@@ -87,6 +90,12 @@ class TokenIssuer:
                               issuer=ISSUER, options={"require": ["exp", "sub", "aud", "iss"]})
         except jwt.PyJWTError as error:
             raise InvalidTokenError(str(error)) from None
+
+
+def is_anonymous(claims: dict) -> bool:
+    """An anonymous token stands for no account: it is marked so, or (issued before the mark
+    existed) its subject is a name Portlog reserves for itself."""
+    return claims.get(ANONYMOUS_CLAIM) is True or is_reserved_name(str(claims["sub"]))
 
 
 def granted_actions(claims: dict, type_: str, name: str) -> set[str]:

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 from domain.account import User
 from domain.application import Registry
-from domain.context import SYSTEM, RequestContext
+from domain.context import SYSTEM, RequestContext, is_reserved_name
 from domain.errors import ConflictError, InvalidInputError, NotFoundError
 from domain.names import NAME_RE
 from domain.permissions import Role
@@ -34,7 +34,13 @@ def check_project_name(name: str) -> str:
 def check_username(username: str) -> str:
     if not (isinstance(username, str) and USERNAME_RE.fullmatch(username)):
         raise InvalidInputError("invalid username: letters, digits and . _ @ -", {"username": username})
-    return username
+    return check_not_reserved(username)
+
+
+def check_not_reserved(name: str) -> str:
+    if is_reserved_name(name):
+        raise ConflictError(f"the name {name!r} is reserved: Portlog acts under it itself", {"name": name})
+    return name
 
 
 def check_password(password: str) -> str:
@@ -175,6 +181,7 @@ class Administration:
         """Returns (full name, secret, position): the secret is never retrievable again."""
         if not (isinstance(name, str) and ROBOT_NAME_RE.fullmatch(name) and len(name) <= 100):
             raise InvalidInputError("invalid robot name", {"name": name})
+        check_not_reserved(name)
         if project is not None:
             self._project(project, lambda p: p.check_exists())
         full_name, secret = robot_full_name(name, project), new_secret()

@@ -16,7 +16,7 @@ from starlette.responses import Response
 from api.authn import client_address, parse_basic
 from api.management.problems import Problem
 from api.sessions import SESSION_COOKIE, session_principal
-from api.tokens import InvalidTokenError
+from api.tokens import InvalidTokenError, is_anonymous
 from domain.context import RequestContext
 from domain.errors import AuthenticationError
 from domain.permissions import ANONYMOUS, Principal, project_permissions, system_permissions
@@ -156,6 +156,8 @@ def authenticate(request: Request) -> Principal:
             claims = services.tokens.verify(header[7:].strip())
         except InvalidTokenError as error:
             raise Problem(401, "unauthenticated", f"invalid token: {error}") from None
+        if is_anonymous(claims):
+            return ANONYMOUS
         principal = services.authenticator.principal_named(claims["sub"])
         if principal is None:
             raise Problem(401, "unauthenticated", "the token's principal no longer exists")
