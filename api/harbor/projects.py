@@ -20,6 +20,7 @@ from api.harbor.common import (
 from api.harbor.quotas import quota_json, set_storage_limit
 from api.management.common import Call, field, json_response
 from api.management.problems import Problem
+from api.management.projects import refuse_upstream_change, require_upstream_choice
 from domain.permissions import HARBOR_ROLE_IDS, Role
 from projections.access import ProjectRow
 
@@ -91,6 +92,7 @@ def _proxied_registry(call: Call, registry_id: object) -> str | None:
     """The endpoint name of a proxy-cache project's `registry_id` (None or 0: not a proxy cache)."""
     if registry_id is None or registry_id == 0:
         return None
+    require_upstream_choice(call)
     if not isinstance(registry_id, int) or isinstance(registry_id, bool):
         raise bad_request("registry_id must be the id of a registry endpoint")
     endpoint = call.services.registries.by_id(registry_id)
@@ -113,6 +115,8 @@ def update_project(call: Call) -> Response:
     """Change `metadata.public` (other settings are ignored)."""
     row = project_of(call, "project", "update")
     body = body_of(call)
+    if body.get("registry_id") not in (None, 0, _registry_id(call, row)):
+        refuse_upstream_change(call)  # Harbor's clients send the unchanged one back
     public = harbor_bool((body.get("metadata") or {}).get("public"), "metadata.public")
     if public is None and isinstance(body.get("public"), bool):
         public = body["public"]

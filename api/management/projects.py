@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 from starlette.responses import Response
 
 from api.management.common import Call, field, json_response, page_params, paged
@@ -34,6 +36,8 @@ def create_project(call: Call) -> Response:
     call.require_system("project", "create")
     name, public = field(call.body, "name", str), field(call.body, "public", bool, False, False)
     upstream = field(call.body, "proxy_cache_registry", str, False)
+    if upstream is not None:
+        require_upstream_choice(call)
     owner = call.principal.name if call.principal.kind == "user" else None
     call.settle(call.services.admin.create_project(name, public, call.context, owner=owner,
                                                    proxy_registry=upstream))
@@ -52,6 +56,9 @@ def update_project(call: Call) -> Response:
     """Change a project's visibility."""
     name = call.param("project")
     call.require_project(name, "project", "update")
+    upstream = field(call.body, "proxy_cache_registry", str, False)
+    if upstream is not None and upstream != call.services.access.project(name).proxy_registry:
+        refuse_upstream_change(call)
     public = field(call.body, "public", bool)
     call.settle(call.services.admin.set_project_public(name, public, call.context))
     return json_response(project_json(call.services.access.project(name)))
@@ -65,6 +72,16 @@ def delete_project(call: Call) -> Response:
     robots = [robot.name for robot in services.access.robots(project=name)]
     call.settle(services.admin.delete_project(name, call.context, services.catalog.repository_count(name), robots))
     return Response(status_code=204)
+
+
+def require_upstream_choice(call: Call) -> None:
+    call.require_system("proxy-cache", "create")
+
+
+def refuse_upstream_change(call: Call) -> NoReturn:
+    """403 to those who may not choose an upstream; to the others, that it cannot change."""
+    require_upstream_choice(call)
+    raise Problem(422, "invalid-input", "a project's upstream is chosen when it is created and never changes")
 
 
 def list_members(call: Call) -> Response:
