@@ -20,8 +20,9 @@ from api.harbor.routes import harbor_routes
 from api.management.problems import Problem, render_problem
 from api.management.routes import management_routes
 from api.middleware import RequestIdMiddleware
+from api.oauth_token import post_token
 from api.settings import Settings
-from api.token_service import get_token, post_token
+from api.token_service import get_token
 from api.ui.routes import ui_routes
 from api.v2.routes import v2_routes
 from domain.errors import RegistryError, StorageUnavailableError

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from api.authn import Authenticator, client_address, parse_basic
-from api.errors import DENIED, TOOMANYREQUESTS, UNAUTHORIZED, OciError
+from api.errors import DENIED, UNAUTHORIZED, OciError
 from api.sessions import SAFE_METHODS, SESSION_COOKIE, session_user
 from api.tokens import SERVICE, InvalidTokenError, TokenIssuer, granted_actions, is_anonymous
 from domain.errors import AuthenticationError, NameUnknownError, TooManyAttemptsError
@@ -99,7 +99,7 @@ class RegistryAuthorizer:
         except AuthenticationError as error:
             raise challenge(request, None, error="invalid_credentials", detail=error.message) from None
         except TooManyAttemptsError as error:
-            raise OciError(TOOMANYREQUESTS, error.detail, error.message) from None
+            raise OciError.from_domain(error) from None
 
 
     def _session(self, request: Request) -> Principal:

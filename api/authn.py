@@ -1,18 +1,23 @@
 """Authentication: Basic credentials of users and robots, with a verification cache (argon2
-is slow on purpose), lockout after repeated failures, and failed logins recorded as events,
-aggregated to at most one event per user per window."""
+is slow on purpose), lockout of an address after repeated failures on an account (counted in
+the database, adapters/login_failures.py), and failed logins recorded as events, aggregated to
+at most one event per user per window. An unknown account costs a hash verification too, so
+its refusal takes as long as a wrong password's: timing tells no one which names exist."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import math
+import secrets
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from datetime import datetime, timezone
 
 from starlette.requests import Request
 
+from adapters.login_failures import LoginFailureTable
 from domain.administration import Administration
 from domain.context import is_reserved_name
 from domain.errors import AuthenticationError, TooManyAttemptsError
@@ -21,8 +26,6 @@ from domain.ports import SecretHasher
 from domain.robot import ROBOT_PREFIX
 from projections.access import AccessView, robot_principal
 
-MAX_FAILURES = 5
-LOCKOUT_SECONDS = 300
 FAILED_LOGIN_EVENT_WINDOW = 60
 VERIFIED_CACHE_SIZE = 1024
 
@@ -42,24 +45,39 @@ def parse_basic(header: str | None) -> tuple[str, str] | None:
 
 class Authenticator:
     def __init__(self, access: AccessView, hasher: SecretHasher, admin: Administration,
-                 clock=lambda: datetime.now(timezone.utc)) -> None:
+                 failures: LoginFailureTable, clock=lambda: datetime.now(timezone.utc)) -> None:
         self.access = access
         self.clock = clock
         self.hasher = hasher
         self.admin = admin
+        self.failures = failures
         self._lock = threading.Lock()
         self._verified: OrderedDict[tuple[str, str], bool] = OrderedDict()
-        self._failures: dict[str, deque[float]] = {}
+        self._dummy_hash: str | None = None
         self._unrecorded: dict[str, tuple[int, float, str]] = {}  # user -> (count, last event, source)
 
     def login(self, username: str, password: str, source: str = "") -> Principal:
-        self._check_not_locked(username)
+        counted = self.failures.lock_remaining(username, source)
+        if counted:
+            raise TooManyAttemptsError("too many failed logins from this address; try again later",
+                                       {"username": username, "retry_after_seconds": math.ceil(counted)},
+                                       retry_after=math.ceil(counted))
         principal = self._robot(username, password) if username.startswith(ROBOT_PREFIX) \
             else self._user(username, password)
         if principal is None:
             self._record_failure(username, source)
             raise AuthenticationError("invalid username or password")
+        if counted is not None:
+            self.failures.clear(username, source)
         return principal
+
+    def credential(self, name: str) -> str | None:
+        """A digest standing for the account's current password or robot secret (None if the
+        account is gone): what sessions and refresh tokens are bound to."""
+        row = self.access.robot(name) if name.startswith(ROBOT_PREFIX) else self.access.user(name)
+        if row is None:
+            return None
+        return credential_of(row.secret_hash if name.startswith(ROBOT_PREFIX) else row.password_hash)
 
     def principal_named(self, name: str) -> Principal | None:
         """The current principal behind a name a token was issued to (None if gone, or a name
@@ -85,13 +103,13 @@ class Authenticator:
 
     def _user(self, username: str, password: str) -> Principal | None:
         user = None if is_reserved_name(username) else self.access.user(username)
-        if user is None or not self._verify(user.password_hash, password):
+        if not self._verify(user.password_hash if user else None, password):
             return None
         return self.access.user_principal(user)
 
     def _robot(self, name: str, secret: str) -> Principal | None:
         robot = self.access.robot(name)
-        if robot is None or not self._verify(robot.secret_hash, secret):
+        if not self._verify(robot.secret_hash if robot else None, secret):
             return None
         if robot.disabled:
             raise AuthenticationError("robot account is disabled", {"robot": name})
@@ -99,7 +117,11 @@ class Authenticator:
             raise AuthenticationError("robot account has expired", {"robot": name})
         return robot_principal(robot)
 
-    def _verify(self, hashed: str, secret: str) -> bool:
+    def _verify(self, hashed: str | None, secret: str) -> bool:
+        """Whether `secret` matches `hashed`; without a hash (no such account), as slow a no."""
+        if hashed is None:
+            self.hasher.verify(self._dummy(), secret)
+            return False
         key = (hashed, hashlib.sha256(secret.encode()).hexdigest())
         with self._lock:
             if key in self._verified:
@@ -113,21 +135,16 @@ class Authenticator:
                 self._verified.popitem(last=False)
         return True
 
-    def _check_not_locked(self, username: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            recent = self._failures.get(username)
-            while recent and now - recent[0] > LOCKOUT_SECONDS:
-                recent.popleft()
-            if recent is not None and len(recent) >= MAX_FAILURES:
-                raise TooManyAttemptsError(
-                    "too many failed logins; try again later",
-                    {"username": username, "retry_after_seconds": int(LOCKOUT_SECONDS - (now - recent[0]))})
+    def _dummy(self) -> str:
+        """A hash of a random secret, made by the same hasher (so with the same cost)."""
+        if self._dummy_hash is None:
+            self._dummy_hash = self.hasher.hash(secrets.token_urlsafe(24))
+        return self._dummy_hash
 
     def _record_failure(self, username: str, source: str) -> None:
+        self.failures.record(username, source)
         now = time.monotonic()
         with self._lock:
-            self._failures.setdefault(username, deque()).append(now)
             count, last_event, _ = self._unrecorded.get(username, (0, float("-inf"), source))
             first_in_window = now - last_event >= FAILED_LOGIN_EVENT_WINDOW
             self._unrecorded[username] = (0, now, source) if first_in_window else (count + 1, last_event, source)
@@ -142,6 +159,10 @@ def _robot_usable(robot, now: datetime) -> bool:
         return True
     expires = robot.expires_at if robot.expires_at.tzinfo else robot.expires_at.replace(tzinfo=timezone.utc)
     return expires > now
+
+
+def credential_of(secret_hash: str) -> str:
+    return hashlib.sha256(secret_hash.encode()).hexdigest()[:32]
 
 
 def client_address(request: Request) -> str:

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from typing import Callable
 from uuid import UUID
 
+from adapters.login_failures import LoginFailureTable
 from adapters.passwords import Argon2SecretHasher
+from adapters.revoked_tokens import RevokedTokenTable
 from adapters.secret_box import AesGcmSecretBox, NoSecretBox, key_file_text
 from adapters.signing_keys import SigningKeyFile, SigningKeyTable
 from adapters.storage.filesystem import FilesystemBlobStore
@@ -161,6 +163,7 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
                            ReplicationRunsProjection(), LabelsProjection()])
         projections.create_tables()
         signing_keys = signing_keys_for(settings, db).load()
+        login_failures, revoked_tokens = LoginFailureTable(db), RevokedTokenTable(db)
     admin = Administration(registry, hasher or Argon2SecretHasher())
     generated = admin.bootstrap(settings.admin_password)
     projections.catch_up()
@@ -174,8 +177,8 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
     catalog = CatalogView(db)
     history = HistoryView(db)
     endpoints = Endpoints(registry, secret_box_for(settings))
-    authenticator = Authenticator(access, admin.hasher, admin)
-    tokens = TokenIssuer(signing_keys, settings.token_lifetime_seconds)
+    authenticator = Authenticator(access, admin.hasher, admin, login_failures)
+    tokens = TokenIssuer(signing_keys, settings.token_lifetime_seconds, revoked_tokens)
     services = Services(
         settings=settings,
         registry=registry,

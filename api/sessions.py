@@ -6,11 +6,11 @@ bearer token for /v2/ or the APIs. A cookie-authenticated request that changes s
 must echo the session's CSRF value (the readable `__csrf` cookie) in `X-Harbor-CSRF-Token`,
 as Harbor's UI does; with SameSite=Strict on both cookies, another site can neither send the
 session nor read the value. A session names a digest of the user's password hash: changing the
-password ends every session opened with the old one."""
+password ends every session opened with the old one, and logging out revokes the session for every
+worker and node (adapters/revoked_tokens.py): a cookie copied before is refused after."""
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from urllib.parse import parse_qs
@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from api.authn import client_address
+from api.authn import client_address, credential_of
 from api.management.problems import Problem
 from api.tokens import InvalidTokenError, is_anonymous
 from domain.errors import AuthenticationError, TooManyAttemptsError
@@ -59,10 +59,6 @@ def session_user(access: AccessView, claims: dict) -> Principal | None:
     return access.user_principal(row)
 
 
-def credential_of(password_hash: str) -> str:
-    return hashlib.sha256(password_hash.encode()).hexdigest()[:32]
-
-
 async def login(request: Request) -> Response:
     """An HTML form's fields (application/x-www-form-urlencoded), as Harbor's UI sends them."""
     form = parse_qs((await _small_body(request)).decode("utf-8", "replace"))
@@ -99,7 +95,16 @@ async def _small_body(request: Request) -> bytes:
 
 
 async def log_out(request: Request) -> Response:
+    await run_in_threadpool(_revoke, request)
     response = Response(status_code=200)
     for name in (SESSION_COOKIE, CSRF_COOKIE):
         response.delete_cookie(name, path="/", samesite="strict")
     return response
+
+
+def _revoke(request: Request) -> None:
+    tokens = request.app.state.services.tokens
+    try:
+        tokens.revoke(tokens.verify_session(request.cookies.get(SESSION_COOKIE, "")))
+    except InvalidTokenError:
+        pass  # no session, or one that has ended already

@@ -1,8 +1,8 @@
-"""GET|POST /service/token — the Docker token service.
+"""GET /service/token — the Docker token service (POST, the OAuth2 grants: api/oauth_token.py).
 
 Accepts Basic credentials (users and robots) or none (anonymous), and `scope` parameters;
-answers {"token", "access_token", "expires_in", "issued_at"} holding only the scopes the
-principal really has. Bad credentials: 401; too many failures: 429.
+answers {"token", "access_token", "expires_in", "issued_at", "scope"} holding only the scopes
+the principal really has. Bad credentials: 401; too many failures: 429 with Retry-After.
 """
 
 from __future__ import annotations
@@ -10,12 +10,11 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import orjson
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
 from api.authn import client_address, parse_basic
-from api.errors import TOOMANYREQUESTS, UNAUTHORIZED, OciError
+from api.errors import UNAUTHORIZED, OciError
 from api.tokens import Scope, parse_scopes
 from domain.errors import AuthenticationError, NameInvalidError, TooManyAttemptsError
 from domain.names import check_name
@@ -24,16 +23,6 @@ from domain.permissions import ANONYMOUS, Principal, project_of, repository_acti
 
 def get_token(request: Request) -> Response:
     return _issue(request, parse_basic_or_401(request), request.query_params.getlist("scope"))
-
-
-async def post_token(request: Request) -> Response:
-    """OAuth2 password grant, which some clients use instead of GET with Basic."""
-    form = await request.form()
-    credentials = None
-    if form.get("grant_type") == "password":
-        credentials = (str(form.get("username", "")), str(form.get("password", "")))
-    scopes = [str(s) for s in form.getlist("scope")]
-    return await run_in_threadpool(_issue, request, credentials, scopes)
 
 
 def parse_basic_or_401(request: Request) -> tuple[str, str] | None:
@@ -45,12 +34,22 @@ def parse_basic_or_401(request: Request) -> tuple[str, str] | None:
 
 def _issue(request: Request, credentials: tuple[str, str] | None, scope_values: list[str]) -> Response:
     services = request.app.state.services
-    principal = _login(services, request, credentials)
+    return token_response(token_body(services, _login(services, request, credentials), scope_values))
+
+
+def token_body(services, principal: Principal, scope_values: list[str]) -> dict:
+    """A new access token for the scopes asked that the principal really has."""
     granted = [scope for scope in (_grant(services, principal, s) for s in parse_scopes(scope_values)) if scope]
     token, lifetime = services.tokens.issue(principal.name, granted, anonymous=principal.is_anonymous)
-    body = {"token": token, "access_token": token, "expires_in": lifetime,
-            "issued_at": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")}
-    return Response(orjson.dumps(body), media_type="application/json")
+    return {"token": token, "access_token": token, "expires_in": lifetime,
+            "issued_at": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+            "scope": " ".join(str(scope) for scope in granted)}
+
+
+def token_response(body: dict, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """Tokens are never cached on the way (RFC 6749 5.1); OAuth2 errors are answered so too."""
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json",
+                    headers={"Cache-Control": "no-store", "Pragma": "no-cache", **(headers or {})})
 
 
 def _login(services, request: Request, credentials: tuple[str, str] | None) -> Principal:
@@ -61,7 +60,7 @@ def _login(services, request: Request, credentials: tuple[str, str] | None) -> P
     except AuthenticationError as error:
         raise _unauthorized(error.message) from None
     except TooManyAttemptsError as error:
-        raise OciError(TOOMANYREQUESTS, error.detail, error.message) from None
+        raise OciError.from_domain(error) from None
 
 
 def _grant(services, principal: Principal, scope: Scope) -> Scope | None:

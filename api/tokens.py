@@ -6,15 +6,21 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import jwt
 
 from adapters.signing_keys import SigningKey
 from domain.context import is_reserved_name
 
+if TYPE_CHECKING:
+    from adapters.revoked_tokens import RevokedTokenTable
+
 ISSUER = "portlog"
 SERVICE = "portlog"
 UI_AUDIENCE = "portlog-ui"  # web UI sessions: not accepted as registry or API bearer tokens
+REFRESH_AUDIENCE = "portlog-refresh"  # OAuth2 refresh tokens: only ever exchanged at /service/token
+REFRESH_TOKEN_SECONDS = 90 * 24 * 3600
 ALGORITHM = "HS256"
 ANONYMOUS_CLAIM = "anonymous"  # true on the tokens of callers without credentials
 
@@ -46,10 +52,12 @@ class InvalidTokenError(Exception):
 
 
 class TokenIssuer:
-    def __init__(self, keys: list[SigningKey], lifetime_seconds: int = 300) -> None:
+    def __init__(self, keys: list[SigningKey], lifetime_seconds: int = 300,
+                 revoked: RevokedTokenTable | None = None) -> None:
         self.keys = {key.kid: key for key in keys}
         self.current = keys[0]
         self.lifetime = lifetime_seconds
+        self.revoked = revoked  # sessions and refresh tokens ended early
 
     def issue(self, subject: str, access: list[Scope], anonymous: bool = False) -> tuple[str, int]:
         now = int(time.time())
@@ -69,13 +77,29 @@ class TokenIssuer:
                            "exp": now + lifetime_seconds, "jti": secrets.token_hex(12),
                            "csrf": csrf, "credential": credential})
 
+    def issue_refresh(self, subject: str, credential: str, client_id: str) -> str:
+        """An OAuth2 refresh token (api/oauth_token.py); `credential` stands for the password
+        or robot secret it was obtained with, so changing that ends it."""
+        now = int(time.time())
+        return self._sign({"iss": ISSUER, "aud": REFRESH_AUDIENCE, "sub": subject, "iat": now, "nbf": now - 5,
+                           "exp": now + REFRESH_TOKEN_SECONDS, "jti": secrets.token_hex(12),
+                           "credential": credential, "client_id": client_id})
+
     def verify(self, token: str) -> dict:
         """The claims of a valid token; anything else (expired, tampered, alg none, unknown
         key, a UI session) raises InvalidTokenError."""
         return self._verify(token, SERVICE)
 
     def verify_session(self, token: str) -> dict:
-        return self._verify(token, UI_AUDIENCE)
+        return self._unrevoked(self._verify(token, UI_AUDIENCE))
+
+    def verify_refresh(self, token: str) -> dict:
+        return self._unrevoked(self._verify(token, REFRESH_AUDIENCE))
+
+    def revoke(self, claims: dict) -> None:
+        """Ends a verified session or refresh token before its expiry, for every process."""
+        if self.revoked is not None:
+            self.revoked.revoke(claims["jti"], claims["exp"])
 
     def _sign(self, claims: dict) -> str:
         return jwt.encode(claims, self.current.secret, algorithm=ALGORITHM, headers={"kid": self.current.kid})
@@ -90,6 +114,14 @@ class TokenIssuer:
                               issuer=ISSUER, options={"require": ["exp", "sub", "aud", "iss"]})
         except jwt.PyJWTError as error:
             raise InvalidTokenError(str(error)) from None
+
+    def _unrevoked(self, claims: dict) -> dict:
+        jti = claims.get("jti")
+        if not isinstance(jti, str) or not isinstance(claims["exp"], int | float):
+            raise InvalidTokenError("token without an id")
+        if self.revoked is not None and self.revoked.is_revoked(jti):
+            raise InvalidTokenError("token revoked")
+        return claims
 
 
 def is_anonymous(claims: dict) -> bool:

@@ -23,6 +23,7 @@ from domain.errors import NameUnknownError
 log = logging.getLogger("portlog")
 FOLLOW_INTERVAL_SECONDS = 1.0
 JANITOR_INTERVAL_SECONDS = 600.0
+LOGIN_JANITOR_INTERVAL_SECONDS = 300.0
 
 Worker = Callable[[Services, threading.Event], None]
 
@@ -32,7 +33,7 @@ def workers_for(services: Services) -> dict[str, Worker]:
     return {"portlog-log-follower": follow_log, "portlog-upload-janitor": remove_stale_uploads,
             "portlog-pull-recorder": record_pulls, "portlog-webhook-dispatcher": dispatch_webhooks,
             "portlog-scheduler": run_schedules, "portlog-replication": run_replication,
-            "portlog-replication-events": follow_for_replication,
+            "portlog-replication-events": follow_for_replication, "portlog-login-janitor": forget_expired_logins,
             **({"portlog-nats-relay": relay_events} if services.settings.events.nats_url else {})}
 
 
@@ -60,6 +61,17 @@ def follow_log(services: Services, stop: threading.Event) -> None:
             services.authenticator.flush_failed_logins()
         except Exception:
             log.exception("read models could not catch up with the event log")
+
+
+def forget_expired_logins(services: Services, stop: threading.Event) -> None:
+    """Failed-login counters and revoked tokens whose time is over leave the database."""
+    while not stop.wait(LOGIN_JANITOR_INTERVAL_SECONDS):
+        try:
+            services.authenticator.failures.purge()
+            if services.tokens.revoked is not None:
+                services.tokens.revoked.purge()
+        except Exception:
+            log.exception("expired login counters or revoked tokens could not be removed")
 
 
 def remove_stale_uploads(services: Services, stop: threading.Event) -> None:

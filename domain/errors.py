@@ -93,7 +93,11 @@ class AccessDeniedError(RegistryError):
 
 
 class TooManyAttemptsError(RegistryError):
-    pass
+    """Too many failed logins from one address; `retry_after` seconds until the next try."""
+
+    def __init__(self, message: str, detail: object = None, retry_after: float | None = None) -> None:
+        super().__init__(message, detail)
+        self.retry_after = retry_after
 
 
 class StorageUnavailableError(RegistryError):

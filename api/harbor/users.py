@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
+from api.authn import client_address
 from api.harbor.common import (
     PREFIX,
     bad_request,
@@ -116,7 +117,8 @@ def set_password(call: Call) -> Response:
     password = field(body, "new_password", str)
     if row.username == call.principal.name and not call.principal.system_admin:
         try:
-            call.services.authenticator.login(row.username, field(body, "old_password", str))
+            call.services.authenticator.login(row.username, field(body, "old_password", str),
+                                              client_address(call.request))
         except AuthenticationError:
             raise bad_request("the old password is not correct") from None
     elif row.username != call.principal.name:

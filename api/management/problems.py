@@ -45,6 +45,8 @@ class Problem(Exception):
                             (400, "bad-request"))
         extra = error.detail if isinstance(error.detail, dict) else {}
         headers = {"WWW-Authenticate": 'Basic realm="portlog"'} if status == 401 else {}
+        if getattr(error, "retry_after", None) is not None:
+            headers["Retry-After"] = str(int(error.retry_after))
         return cls(status, kind, error.message, extra, headers)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
+from api.authn import client_address
 from api.management.common import Call, field, json_response, page_params, paged
 from api.management.problems import Problem
 from projections.access import UserRow
@@ -58,7 +59,7 @@ def change_password(call: Call) -> Response:
     password = field(call.body, "password", str)
     if username == call.principal.name and not call.principal.system_admin:
         old = field(call.body, "old_password", str)
-        call.services.authenticator.login(username, old)
+        call.services.authenticator.login(username, old, client_address(call.request))
     elif username != call.principal.name:
         call.require_system("user", "update")
     call.settle(call.services.admin.change_password(username, password, call.context))

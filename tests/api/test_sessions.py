@@ -3,6 +3,11 @@ accepted, and the caller's permissions (/api/v2.0/users/current/permissions)."""
 
 from __future__ import annotations
 
+from starlette.testclient import TestClient
+
+from adapters.passwords import Argon2SecretHasher
+from api.app import create_app
+from api.bootstrap import bootstrap
 from api.sessions import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE
 from tests.api.test_robots import create_robot
 from tests.support.oci import push_image
@@ -138,3 +143,28 @@ def test_an_oversized_login_form_is_refused_without_reading_it_all(client):
                            headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert response.status_code == 413
     assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_a_session_cookie_captured_before_logout_is_refused_after_it(client, services, settings):
+    digest, _ = push_image(client, "team/app", "1.0")
+    login(client)
+    client.auth = None
+    captured = {SESSION_COOKIE: client.cookies[SESSION_COOKIE], CSRF_COOKIE: client.cookies[CSRF_COOKIE]}
+    assert client.get("/api/v2.0/users/current").status_code == 200
+    assert client.get("/c/log_out").status_code == 200
+    client.cookies.clear()
+    for name, value in captured.items():
+        client.cookies.set(name, value)
+    assert client.get("/api/v2.0/users/current").status_code == 401
+    assert client.get("/api/v1/users/current").status_code == 401
+    assert client.get(f"/v2/team/app/manifests/{digest}").status_code == 401
+    changed = client.post("/api/v2.0/projects", json={"project_name": "late"},
+                          headers={CSRF_HEADER: captured[CSRF_COOKIE]})
+    assert changed.status_code == 401
+    # Every worker and node sees the revocation: another instance on the same database.
+    other = bootstrap(settings, hasher=Argon2SecretHasher(fast=True))
+    try:
+        with TestClient(create_app(other), cookies=captured) as elsewhere:
+            assert elsewhere.get("/api/v2.0/users/current").status_code == 401
+    finally:
+        other.close()
