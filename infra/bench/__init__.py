@@ -15,6 +15,7 @@ Modules, one concern each:
   wrk        runs `wrk` on one URL and reads its figures
   cpu        where the CPU went during a run: server, clients, kernel, other processes
   workloads  what is measured, at which sizes and concurrency
+  soak       --soak MINUTES: mixed load with a ledger, then a consistency check
   report     readings and the printed tables
   profile    optional py-spy recording of Portlog, and its summary
 """

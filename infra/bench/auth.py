@@ -3,7 +3,7 @@
 The first request of a connection meets a `401` with `WWW-Authenticate: Bearer realm=...,
 service=...`; from then on the client asks the realm for a token per repository (with Basic
 credentials and `scope=repository:<name>:pull,push`, plus `repository:<source>:pull` for a
-cross-repository mount, or `registry:catalog:*`), keeps it, and sends it as
+cross-repository mount, `:delete` for a DELETE, or `registry:catalog:*`), keeps it, and sends it as
 `Authorization: Bearer`. A registry that never challenges (Distribution as configured here)
 costs nothing.
 """
@@ -19,7 +19,7 @@ _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 _REPOSITORY_PATH = re.compile(r"^/v2/(.+)/(?:blobs|manifests|tags|referrers)/")  # the last such segment
 
 
-def scopes_for(target: str) -> tuple[str, ...]:
+def scopes_for(target: str, method: str = "GET") -> tuple[str, ...]:
     """The token scopes a request needs; empty for paths outside a repository."""
     path, _, query = target.partition("?")
     if path.startswith("/v2/_catalog"):
@@ -27,7 +27,7 @@ def scopes_for(target: str) -> tuple[str, ...]:
     match = _REPOSITORY_PATH.match(path)
     if not match:
         return ()
-    scopes = [f"repository:{match[1]}:pull,push"]
+    scopes = [f"repository:{match[1]}:{'delete' if method == 'DELETE' else 'pull,push'}"]
     source = parse_qs(query).get("from")
     if source:
         scopes.append(f"repository:{source[0]}:pull")
@@ -41,14 +41,14 @@ class TokenAuth:
         self.service = ""
         self.tokens: dict[tuple[str, ...], str] = {}
 
-    def headers(self, conn, target: str) -> dict[str, str]:
-        scopes = scopes_for(target)
+    def headers(self, conn, target: str, method: str = "GET") -> dict[str, str]:
+        scopes = scopes_for(target, method)
         if self.realm is None or not scopes:
             return {}
         token = self.tokens.get(scopes) or self._fetch(conn, scopes)
         return {"Authorization": f"Bearer {token}"}
 
-    def challenged(self, response, target: str) -> bool:
+    def challenged(self, response, target: str, method: str = "GET") -> bool:
         """After a 401: learns the realm, forgets the stale token; True when a retry may pass."""
         challenge = response.header("www-authenticate")
         if not challenge.lower().startswith("bearer "):
@@ -57,7 +57,7 @@ class TokenAuth:
         first_time = self.realm is None
         realm = urlsplit(params.get("realm", ""))
         self.realm, self.service = realm.path + (f"?{realm.query}" if realm.query else ""), params.get("service", "")
-        stale = self.tokens.pop(scopes_for(target), None)
+        stale = self.tokens.pop(scopes_for(target, method), None)
         return first_time or stale is not None
 
     def _fetch(self, conn, scopes: tuple[str, ...]) -> str:

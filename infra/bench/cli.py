@@ -18,7 +18,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from infra.bench import limits, machine, profile, report, servers, workloads
+from infra.bench import limits, machine, profile, report, servers, soak, workloads
 from infra.bench.report import Reading
 
 STARTERS = {"portlog": servers.start_portlog, "portlog-scale-out": servers.start_portlog_scale_out,
@@ -44,6 +44,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, help="duration of each timed Python run")
     parser.add_argument("--wrk-seconds", type=int, help="duration of each wrk run")
     parser.add_argument("--processes", type=int, help="client processes of the Python load generator")
+    parser.add_argument("--soak", type=float, metavar="MINUTES",
+                        help="instead of the comparison: Portlog alone under mixed load for MINUTES, a table of "
+                             "RSS, open fds and manifest p99 per minute, then a consistency check (soak.py)")
     parser.add_argument("--profile", type=Path, metavar="DIR",
                         help="record Portlog with py-spy during each timed run into DIR, and summarize")
     args = parser.parse_args(argv)
@@ -71,6 +74,8 @@ def say(text: str = "") -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.soak is not None:
+        return soak.run(args.soak, args.work_dir, args.keep)
     sizes = sizes_for(args)
     work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="portlog-bench-"))
     work_dir.mkdir(parents=True, exist_ok=True)

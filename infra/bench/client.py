@@ -54,13 +54,13 @@ class Connection:
                 body: bytes | memoryview = b"", keep_body: bool = True) -> Response:
         """Sends one request and reads its response; the connection is closed on any failure."""
         response = self._exchange(method, target, headers, body, keep_body)
-        if response.status == 401 and self.auth and self.auth.challenged(response, target):
+        if response.status == 401 and self.auth and self.auth.challenged(response, target, method):
             response = self._exchange(method, target, headers, body, keep_body)
         return response
 
     def _exchange(self, method, target, headers, body, keep_body) -> Response:
         if self.auth:
-            headers = {**self.auth.headers(self, target), **(headers or {})}
+            headers = {**self.auth.headers(self, target, method), **(headers or {})}
         reused = self._sock is not None
         self.connect()
         self._unanswered = True

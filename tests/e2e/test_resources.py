@@ -1,0 +1,48 @@
+"""Resources of a live `portlog serve` stay bounded under bursts of load: the thread pool's
+threads come and go, and what a thread opened must go with it."""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from tests.support.oci import push_blob
+from tests.support.server import start_server
+
+pytestmark = pytest.mark.e2e
+
+BURST = 40  # concurrent uploads: the thread pool grows to about this many threads
+# anyio's worker threads end after idling 10 s (WorkerThread.MAX_IDLE_TIME); a pause longer
+# than that lets every thread of the burst end.
+PAUSE_SECONDS = 11.5
+FD_SLACK = 12  # pooled connections may come and go between two counts
+
+
+def open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def test_open_files_return_to_the_baseline_after_bursts_of_concurrent_uploads(tmp_path):
+    server = start_server(tmp_path / "data", tmp_path / "serve.log", projects=("team",))
+    try:
+        def upload(i: int, burst: int) -> None:
+            with server.client() as client:
+                push_blob(client, f"team/burst{i}", os.urandom(1024) + f"{burst}-{i}".encode())
+
+        def burst_then_pause(burst: int) -> int:
+            with ThreadPoolExecutor(BURST) as pool:
+                list(pool.map(upload, range(BURST), [burst] * BURST))
+            time.sleep(PAUSE_SECONDS)
+            with server.client() as client:  # anyio ends idle threads when the pool is next used
+                assert client.get("/v2/team/burst0/tags/list").status_code in (200, 404)
+            time.sleep(1)
+            return open_fds(server.process.pid)
+
+        baseline = burst_then_pause(0)  # pools warmed up, the burst's threads gone
+        after = [burst_then_pause(n) for n in (1, 2)]
+        assert max(after) <= baseline + FD_SLACK, (baseline, after)
+    finally:
+        server.stop()
