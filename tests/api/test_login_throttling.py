@@ -51,6 +51,7 @@ def test_every_login_path_answers_429_with_retry_after(services, method, path, s
         assert response.json()["errors"][0]["code"] in ("TOOMANYREQUESTS", "TOO_MANY_REQUESTS")
 
 
+@pytest.mark.both_databases
 def test_counters_are_shared_by_two_app_instances_on_one_database(services, settings):
     other = bootstrap(settings, hasher=Argon2SecretHasher(fast=True))
     try:
@@ -64,6 +65,7 @@ def test_counters_are_shared_by_two_app_instances_on_one_database(services, sett
         other.close()
 
 
+@pytest.mark.both_databases
 def test_locks_back_off_and_expire(services):
     failures = services.authenticator.failures
     now = [1_000_000.0]

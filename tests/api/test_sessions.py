@@ -3,12 +3,15 @@ accepted, and the caller's permissions (/api/v2.0/users/current/permissions)."""
 
 from __future__ import annotations
 
+import time
+
+import pytest
 from starlette.testclient import TestClient
 
 from adapters.passwords import Argon2SecretHasher
 from api.app import create_app
 from api.bootstrap import bootstrap
-from api.sessions import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE
+from api.sessions import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE, SESSION_SECONDS
 from tests.api.test_robots import create_robot
 from tests.support.oci import push_image
 from tests.support.server import ADMIN_PASSWORD
@@ -145,6 +148,7 @@ def test_an_oversized_login_form_is_refused_without_reading_it_all(client):
     assert response.headers["content-type"] == "application/problem+json"
 
 
+@pytest.mark.both_databases
 def test_a_session_cookie_captured_before_logout_is_refused_after_it(client, services, settings):
     digest, _ = push_image(client, "team/app", "1.0")
     login(client)
@@ -168,3 +172,7 @@ def test_a_session_cookie_captured_before_logout_is_refused_after_it(client, ser
             assert elsewhere.get("/api/v2.0/users/current").status_code == 401
     finally:
         other.close()
+    revoked = services.tokens.revoked
+    assert revoked.purge() == 0  # kept while the session could still be presented
+    revoked.clock = lambda: time.time() + SESSION_SECONDS + 60
+    assert revoked.purge() == 1

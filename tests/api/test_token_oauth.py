@@ -4,8 +4,8 @@ specification (containerd's way of asking), with RFC 6749 error answers."""
 from __future__ import annotations
 
 from tests.api.test_robots import create_robot
-from tests.support.auth import PASSWORD, bearer, create_user, grant, token_access
-from tests.support.oci import push_image
+from tests.api.test_tokens import setup_guest
+from tests.support.auth import PASSWORD, bearer, create_user, token_access
 
 PULL = "repository:team/app:pull"
 
@@ -14,12 +14,6 @@ def oauth(client, **fields):
     """A real form post (application/x-www-form-urlencoded), as containerd sends it."""
     form = {"service": "portlog", "client_id": "containerd-client", **fields}
     return client.post("/service/token", data=form, auth=None)
-
-
-def setup_guest(client) -> None:
-    push_image(client, "team/app", "1", seed="oauth")
-    create_user(client, "guest")
-    grant(client, "team", "guest", "guest")
 
 
 def test_password_grant_issues_a_scoped_access_token(client):
