@@ -8,6 +8,7 @@ from uuid import UUID
 
 from adapters.login_failures import LoginFailureTable
 from adapters.passwords import Argon2SecretHasher
+from adapters.private_files import keep_private, private_file
 from adapters.revoked_tokens import RevokedTokenTable
 from adapters.secret_box import AesGcmSecretBox, NoSecretBox, key_file_text
 from adapters.signing_keys import SigningKeyFile, SigningKeyTable
@@ -150,7 +151,10 @@ def secret_box_for(settings: Settings) -> SecretBox:
 
 
 def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Services:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    keep_private(settings.data_dir)
+    for database in (settings.event_database, settings.read_model_database):
+        if database.kind == "sqlite":
+            private_file(database.sqlite_path)
     blobs = blob_store_for(settings)
     db = ReadModelDatabase.from_url(settings.read_model_url)
     with db.schema_lock():  # nodes and worker processes starting together create tables once

@@ -18,6 +18,7 @@ from typing import BinaryIO, Iterator
 
 import orjson
 
+from adapters.private_files import PRIVATE_FILE, private_dir, write_private
 from adapters.storage.hashing import HasherCache
 from adapters.storage.paths import blob_path, tmp_dir, upload_paths
 from domain.errors import BlobUnknownError, DigestInvalidError, UploadUnknownError
@@ -34,7 +35,7 @@ class FilesystemBlobStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         for sub in ("blobs", "uploads", "tmp"):
-            (self.root / sub).mkdir(parents=True, exist_ok=True)
+            private_dir(self.root / sub)
         self._hashers = HasherCache()
 
     # Published blobs
@@ -62,7 +63,7 @@ class FilesystemBlobStore:
         except FileNotFoundError:
             pass
         scratch = tmp_dir(self.root) / str(uuid.uuid4())
-        with open(scratch, "wb") as f:
+        with os.fdopen(os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE), "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -96,8 +97,8 @@ class FilesystemBlobStore:
     def start_upload(self, repository: str) -> UploadInfo:
         upload_id = str(uuid.uuid4())
         data, info = upload_paths(self.root, upload_id)
-        info.write_bytes(orjson.dumps({"repository": repository}))
-        data.touch(exist_ok=False)
+        write_private(info, orjson.dumps({"repository": repository}))
+        data.touch(mode=PRIVATE_FILE, exist_ok=False)
         self._hashers.put(upload_id, 0, hashlib.sha256())
         return UploadInfo(upload_id, repository, 0)
 
@@ -228,7 +229,7 @@ def _hash_file(f: BinaryIO, digest: str) -> str:
 
 def _publish(source: Path, target: Path) -> None:
     """Renames the verified bytes to their address, stamped with the time of publishing."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(target.parent)
     os.utime(source, ns=_now_ns())
     os.replace(source, target)
     dir_fd = os.open(target.parent, os.O_RDONLY)
