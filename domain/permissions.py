@@ -149,6 +149,21 @@ def system_permissions(principal: Principal) -> frozenset[tuple[str, str]]:
     return frozenset()
 
 
+def permissions_beyond(principal: Principal, permissions: list[dict]) -> list[dict]:
+    """Those of a robot's (checked) permissions {project, resource, action} that `principal`
+    does not hold itself, in a project as a whole. A project's being public counts for
+    nothing: that pull ends when the project turns private, a robot's would not."""
+    if principal.system_admin:
+        return []
+    return [p for p in permissions if not _holds(principal, p["project"], p["resource"], p["action"])]
+
+
+def _holds(principal: Principal, project: str, resource: str, action: str) -> bool:
+    if project == "*":
+        return RobotPermission("*", resource, action) in principal.robot_permissions
+    return (resource, action) in project_permissions(principal, project, public=False)
+
+
 # Docker token scopes name registry actions; these are the matrix entries behind them.
 REGISTRY_ACTIONS = {"pull": ("repository", "pull"), "push": ("repository", "push"),
                     "delete": ("repository", "delete")}

@@ -19,7 +19,7 @@ from api.sessions import SESSION_COOKIE, session_principal
 from api.tokens import InvalidTokenError, is_anonymous
 from domain.context import RequestContext
 from domain.errors import AuthenticationError
-from domain.permissions import ANONYMOUS, Principal, project_permissions, system_permissions
+from domain.permissions import ANONYMOUS, Principal, permissions_beyond, project_permissions, system_permissions
 
 MAX_PAGE_SIZE = 100
 
@@ -63,6 +63,21 @@ class Call:
             self.require_system("robot", action)
         else:
             self.require_project(project, "robot", action)
+
+    def require_grantable(self, permissions: list[dict]) -> None:
+        """A robot's (checked) permissions stay within those of whoever creates or changes it."""
+        beyond = permissions_beyond(self.principal, permissions)
+        if beyond:
+            names = ", ".join(f"{p['project']}:{p['resource']}:{p['action']}" for p in beyond)
+            raise Problem(403, "forbidden", f"{self.principal.name} does not hold {names}: a robot's permissions "
+                          "stay within those of whoever creates or changes it", {"permissions": beyond})
+
+    def require_robot_editable(self, robot: str, permissions: list[dict]) -> None:
+        """No robot changes itself (permissions, secret, disabling), and only a principal holding
+        every permission of a robot changes it."""
+        if self.principal.kind == "robot" and self.principal.name == robot:
+            raise Problem(403, "forbidden", "a robot account cannot change itself", {"robot": robot})
+        self.require_grantable(permissions)
 
     def can_project(self, project: str, resource: str, action: str) -> bool:
         try:

@@ -7,6 +7,7 @@ from starlette.responses import Response
 
 from api.management.common import Call, field, json_response
 from api.management.problems import Problem
+from domain.robot import check_permissions
 from projections.access import RobotRow
 
 
@@ -28,8 +29,10 @@ def create_robot(call: Call) -> Response:
     """Create a robot; the answer holds its secret, shown this once."""
     project = field(call.body, "project", str, required=False)
     call.require_robot_management(project, "create")
+    permissions = check_permissions(field(call.body, "permissions", list), project)
+    call.require_grantable(permissions)
     name, secret, position = call.services.admin.create_robot(
-        field(call.body, "name", str), project, field(call.body, "permissions", list),
+        field(call.body, "name", str), project, permissions,
         field(call.body, "duration_days", int, False), field(call.body, "description", str, False, ""),
         call.context)
     call.settle(position)
@@ -46,9 +49,13 @@ def get_robot(call: Call) -> Response:
 def update_robot(call: Call) -> Response:
     """Disable or enable a robot, or replace its permissions."""
     row = _robot(call, "update")
+    call.require_robot_editable(row.name, row.permissions)
     admin = call.services.admin
     disabled = field(call.body, "disabled", bool, required=False)
     permissions = field(call.body, "permissions", list, required=False)
+    if permissions is not None:
+        permissions = check_permissions(permissions, row.project)
+        call.require_grantable(permissions)
     position = None
     if disabled is not None:
         position = admin.set_robot_disabled(row.name, disabled, call.context)
@@ -61,6 +68,7 @@ def update_robot(call: Call) -> Response:
 def refresh_secret(call: Call) -> Response:
     """Issue a new secret; the old one stops working."""
     row = _robot(call, "update")
+    call.require_robot_editable(row.name, row.permissions)
     secret, position = call.services.admin.refresh_robot_secret(row.name, call.context)
     call.settle(position)
     return json_response({"name": row.name, "secret": secret})

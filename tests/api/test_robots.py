@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tests.support.auth import token, token_access
+from tests.support.auth import PASSWORD, create_user, grant, token, token_access
 from tests.support.oci import push_image
 
 pytestmark = pytest.mark.both_databases
@@ -82,3 +82,115 @@ def test_robot_listing_and_delete(client):
     assert [r["name"] for r in listed] == [robot["name"]] and "secret" not in listed[0]
     assert client.delete(f"/api/v1/robots/{robot['name']}").status_code == 204
     assert client.get(f"/api/v1/robots/{robot['name']}").status_code == 404
+
+
+# A robot (or user) creates and edits only robots within its own permissions, never itself
+# (issue 16, item 3).
+
+ROBOT_ADMIN = [{"project": "team", "resource": "robot", "action": action}
+               for action in ("list", "read", "create", "update")] + PULL_PUSH[:1]
+
+
+def harbor_access(*pairs: tuple[str, str], project: str = "team") -> list[dict]:
+    return [{"kind": "project", "namespace": project,
+             "access": [{"resource": resource, "action": action} for resource, action in pairs]}]
+
+
+@pytest.fixture
+def manager(client) -> tuple[str, str]:
+    """A robot that manages the project's robots and may pull, nothing more."""
+    robot = create_robot(client, name="manager", permissions=ROBOT_ADMIN)
+    return robot["name"], robot["secret"]
+
+
+@pytest.fixture
+def pusher(client) -> dict:
+    """A robot holding push, which the manager lacks."""
+    return create_robot(client, name="pusher")
+
+
+def test_a_robot_cannot_create_a_robot_beyond_its_own_permissions(client, services, manager):
+    wider = PULL_PUSH + [{"project": "team", "resource": "member", "action": "create"}]
+    v1 = client.post("/api/v1/robots", auth=manager, json={"name": "wide", "project": "team", "permissions": wider})
+    assert v1.status_code == 403, v1.text
+    assert "team:repository:push" in v1.json()["detail"] and "team:member:create" in v1.json()["detail"]
+    harbor = client.post("/api/v2.0/robots", auth=manager, json={
+        "name": "wide2", "level": "project", "duration": -1,
+        "permissions": harbor_access(("repository", "push"), ("member", "create"))})
+    assert harbor.status_code == 403 and harbor.json()["errors"][0]["code"] == "FORBIDDEN"
+    assert [r.name for r in services.access.robots(project="team")] == ["robot$team+manager"]
+
+
+def test_a_robot_cannot_change_its_own_permissions(client, services, manager):
+    more = ROBOT_ADMIN + [{"project": "team", "resource": "project", "action": "delete"}]
+    v1 = client.patch(f"/api/v1/robots/{manager[0]}", auth=manager, json={"permissions": more})
+    robot_id = services.access.robot(manager[0]).id
+    harbor = client.put(f"/api/v2.0/robots/{robot_id}", auth=manager, json={
+        "permissions": harbor_access(("robot", "update"), ("project", "delete"))})
+    assert (v1.status_code, harbor.status_code) == (403, 403)
+    assert "itself" in v1.json()["detail"]
+    assert services.access.robot(manager[0]).permissions == ROBOT_ADMIN
+
+
+def test_a_robot_cannot_refresh_its_own_secret_or_disable_itself(client, services, manager):
+    robot_id = services.access.robot(manager[0]).id
+    assert client.post(f"/api/v1/robots/{manager[0]}/secret", auth=manager).status_code == 403
+    assert client.patch(f"/api/v2.0/robots/{robot_id}", auth=manager, json={}).status_code == 403
+    assert client.patch(f"/api/v1/robots/{manager[0]}", auth=manager, json={"disabled": True}).status_code == 403
+    assert client.get("/service/token", auth=manager).status_code == 200
+
+
+def test_a_robot_cannot_refresh_or_change_a_robot_holding_more(client, services, manager, pusher):
+    name, robot_id = pusher["name"], services.access.robot(pusher["name"]).id
+    assert client.post(f"/api/v1/robots/{name}/secret", auth=manager).status_code == 403
+    assert client.patch(f"/api/v2.0/robots/{robot_id}", auth=manager, json={}).status_code == 403
+    assert client.patch(f"/api/v1/robots/{name}", auth=manager, json={"disabled": True}).status_code == 403
+    assert client.patch(f"/api/v1/robots/{name}", auth=manager, json={"permissions": PULL_PUSH[:1]}).status_code == 403
+    assert client.put(f"/api/v2.0/robots/{robot_id}", auth=manager, json={"disable": True}).status_code == 403
+    assert client.get("/service/token", auth=(name, pusher["secret"])).status_code == 200
+    assert services.access.robot(name).permissions == PULL_PUSH and not services.access.robot(name).disabled
+
+
+def test_a_robot_cannot_widen_a_robot_within_its_reach(client, manager):
+    created = client.post("/api/v1/robots", auth=manager, json={
+        "name": "puller", "project": "team", "permissions": PULL_PUSH[:1]})
+    assert created.status_code == 201
+    widened = client.patch(f"/api/v1/robots/{created.json()['name']}", auth=manager, json={"permissions": PULL_PUSH})
+    assert widened.status_code == 403 and "team:repository:push" in widened.json()["detail"]
+
+
+def test_a_robot_manages_robots_within_its_own_permissions(client, services, manager):
+    created = client.post("/api/v1/robots", auth=manager, json={
+        "name": "puller", "project": "team", "permissions": PULL_PUSH[:1]})
+    assert created.status_code == 201, created.text
+    name = created.json()["name"]
+    assert client.patch(f"/api/v1/robots/{name}", auth=manager, json={"disabled": True}).status_code == 200
+    refreshed = client.post(f"/api/v1/robots/{name}/secret", auth=manager)
+    assert refreshed.status_code == 200 and refreshed.json()["secret"] != created.json()["secret"]
+    harbor = client.post("/api/v2.0/robots", auth=manager, json={
+        "name": "reader", "level": "project", "duration": -1,
+        "permissions": harbor_access(("repository", "pull"), ("robot", "read"))})
+    assert harbor.status_code == 201, harbor.text
+    robot_id = harbor.json()["id"]
+    assert client.patch(f"/api/v2.0/robots/{robot_id}", auth=manager, json={}).status_code == 200
+    assert client.put(f"/api/v2.0/robots/{robot_id}", auth=manager, json={
+        "permissions": harbor_access(("repository", "pull"))}).status_code == 200
+    assert services.access.robot_by_id(robot_id).permissions == PULL_PUSH[:1]
+
+
+def test_a_public_projects_open_pull_is_no_grant_to_pass_on(client, services):
+    """Anyone may pull from a public project, but only as long as it is public."""
+    client.patch("/api/v1/projects/team", json={"public": True})
+    manager = create_robot(client, name="manager", permissions=ROBOT_ADMIN[:4])
+    refused = client.post("/api/v1/robots", auth=(manager["name"], manager["secret"]), json={
+        "name": "puller", "project": "team", "permissions": PULL_PUSH[:1]})
+    assert refused.status_code == 403
+
+
+def test_a_project_admin_user_grants_anything_in_the_project(client):
+    create_user(client, "owner")
+    grant(client, "team", "owner", "project_admin")
+    wide = PULL_PUSH + [{"project": "team", "resource": "member", "action": "create"}]
+    created = client.post("/api/v1/robots", auth=("owner", PASSWORD), json={
+        "name": "wide", "project": "team", "permissions": wide})
+    assert created.status_code == 201, created.text
