@@ -47,6 +47,7 @@ def add_member(call: Call) -> Response:
         raise bad_request("group members are not supported: Portlog has no user groups")
     username = _username(call, field(body, "member_user", dict))
     role = _role(field(body, "role_id", int))
+    call.require_role_grantable(project.name, role)
     if any(m.principal == username for m in _members(call, project)):
         raise Problem(409, "conflict", f"{username} is already a member of {project.name}")
     call.settle(call.services.admin.set_member(project.name, username, role, None, call.context))
@@ -59,6 +60,7 @@ def update_member(call: Call) -> Response:
     project = project_of(call, "member", "update")
     member = _member(call, project)
     role = _role(field(body_of(call), "role_id", int))
+    call.require_role_grantable(project.name, role)
     call.settle(call.services.admin.set_member(project.name, member.principal, role, None, call.context))
     return empty()
 

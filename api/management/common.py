@@ -19,7 +19,15 @@ from api.sessions import SESSION_COOKIE, session_principal
 from api.tokens import InvalidTokenError, is_anonymous
 from domain.context import RequestContext
 from domain.errors import AuthenticationError
-from domain.permissions import ANONYMOUS, Principal, permissions_beyond, project_permissions, system_permissions
+from domain.permissions import (
+    ANONYMOUS,
+    MATRIX,
+    Principal,
+    Role,
+    permissions_beyond,
+    project_permissions,
+    system_permissions,
+)
 
 MAX_PAGE_SIZE = 100
 
@@ -65,12 +73,16 @@ class Call:
             self.require_project(project, "robot", action)
 
     def require_grantable(self, permissions: list[dict]) -> None:
-        """A robot's (checked) permissions stay within those of whoever creates or changes it."""
+        """A robot's (checked) permissions, or a role's, stay within those of whoever grants them."""
         beyond = permissions_beyond(self.principal, permissions)
         if beyond:
             names = ", ".join(f"{p['project']}:{p['resource']}:{p['action']}" for p in beyond)
-            raise Problem(403, "forbidden", f"{self.principal.name} does not hold {names}: a robot's permissions "
-                          "stay within those of whoever creates or changes it", {"permissions": beyond})
+            raise Problem(403, "forbidden", f"{self.principal.name} does not hold {names}: one grants, and "
+                          "changes robots holding, only what one holds oneself", {"permissions": beyond})
+
+    def require_role_grantable(self, project: str, role: Role) -> None:
+        self.require_grantable([{"project": project, "resource": resource, "action": action}
+                                for resource, action in sorted(MATRIX[role])])
 
     def require_robot_editable(self, robot: str, permissions: list[dict]) -> None:
         """No robot changes itself (permissions, secret, disabling), and only a principal holding

@@ -96,6 +96,7 @@ def set_member(call: Call) -> Response:
     name, username = call.param("project"), call.param("username")
     call.require_project(name, "member", "update")
     role = _role(field(call.body, "role", str))
+    call.require_role_grantable(name, role)
     repository = field(call.body, "repository", str, required=False)
     call.settle(call.services.admin.set_member(name, username, role, repository, call.context))
     return list_members(call)

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from domain.permissions import MATRIX, Role
 from tests.support.auth import PASSWORD, create_user, grant, token, token_access
 from tests.support.oci import push_image
 
@@ -194,3 +195,24 @@ def test_a_project_admin_user_grants_anything_in_the_project(client):
     created = client.post("/api/v1/robots", auth=("owner", PASSWORD), json={
         "name": "wide", "project": "team", "permissions": wide})
     assert created.status_code == 201, created.text
+
+
+def test_a_robot_grants_project_roles_only_within_its_own_permissions(client, services):
+    """A robot holding member:create could otherwise make any user the project's admin."""
+    guest = [{"project": "team", "resource": r, "action": a} for r, a in sorted(MATRIX[Role.GUEST])]
+    member_managing = [{"project": "team", "resource": "member", "action": a} for a in ("create", "update")]
+    robot = create_robot(client, name="hr", permissions=guest + member_managing)
+    auth = (robot["name"], robot["secret"])
+    create_user(client, "friend")
+    friend_id = services.access.user("friend").id
+    project_id = services.access.project("team").id
+    v1 = client.put("/api/v1/projects/team/members/friend", auth=auth, json={"role": "project_admin"})
+    harbor = client.post(f"/api/v2.0/projects/{project_id}/members", auth=auth,
+                         json={"member_user": {"user_id": friend_id}, "role_id": 1})
+    assert (v1.status_code, harbor.status_code) == (403, 403)
+    assert "team:project:delete" in v1.json()["detail"]
+    assert services.access.memberships_of("friend") == []
+    assert client.put("/api/v1/projects/team/members/friend", auth=auth, json={"role": "guest"}).status_code == 200
+    member_id = services.access.memberships_of("friend")[0].id
+    promoted = client.put(f"/api/v2.0/projects/{project_id}/members/{member_id}", auth=auth, json={"role_id": 4})
+    assert promoted.status_code == 403 and services.access.memberships_of("friend")[0].role == "guest"
