@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import email.utils
 import hashlib
+import http
 import json
 import re
 import ssl
@@ -39,6 +40,8 @@ from itertools import chain
 from typing import Iterable, Iterator, NamedTuple
 
 import httpx
+
+from adapters.outbound import OutboundGuard, OutboundRefused
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -66,6 +69,7 @@ REFERRERS_UNSUPPORTED_STATUSES = frozenset({404, 405})
 USER_AGENT = "portlog-registry-client/1"
 
 _CHALLENGE_PARAM = re.compile(r'([A-Za-z_]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))')
+_ERROR_CODE = re.compile(r"[A-Z][A-Z0-9_]{0,39}")  # MANIFEST_UNKNOWN, DENIED, …
 _ERRNO_PREFIX = re.compile(r"^\[Errno -?\d+\]\s*")
 _NOT_IN_A_TAG = re.compile(r"[^A-Za-z0-9_.-]")
 
@@ -111,9 +115,10 @@ class RegistryAuthenticationError(RegistryClientError):
 class RegistryClient:
     def __init__(self, url: str, username: str | None = None, password: str | None = None, *,
                  insecure: bool = False, timeout: float = DEFAULT_TIMEOUT,
-                 transport: httpx.BaseTransport | None = None) -> None:
+                 outbound: OutboundGuard | None = None, transport: httpx.BaseTransport | None = None) -> None:
         """`url` is the registry's base (https://harbor.example.com); `insecure` skips TLS
-        certificate verification; `transport` is for tests."""
+        certificate verification; every connection (redirects and token realms too) goes through
+        `outbound` (the built-in refusals when None); `transport` replaces it in tests."""
         self.url = url.rstrip("/")
         self.timeout = timeout
         self._base = httpx.URL(self.url + "/")
@@ -122,7 +127,8 @@ class RegistryClient:
         self._realm: str | None = None
         self._service: str | None = None
         self._tokens: dict[frozenset[str], _Token] = {}
-        self._http = httpx.Client(verify=not insecure, timeout=timeout, transport=transport,
+        transport = transport or (outbound or OutboundGuard()).httpx_transport(verify=not insecure)
+        self._http = httpx.Client(timeout=timeout, transport=transport,
                                   follow_redirects=False, headers={"User-Agent": USER_AGENT})
 
     def close(self) -> None:
@@ -384,6 +390,8 @@ class RegistryClient:
             return self._http.send(request, stream=stream)
         except httpx.TransportError as error:
             raise _unreachable(error, request.url, self.timeout) from error
+        except OutboundRefused as error:
+            raise RegistryClientError(str(error)) from None
 
     def _authorization(self, url: httpx.URL, scopes: tuple[str, ...]) -> dict[str, str]:
         if not self._same_origin(url):
@@ -430,7 +438,7 @@ class RegistryClient:
         if response.status_code in (401, 403):
             raise RegistryAuthenticationError(
                 f"wrong username or password (the token service at {self._realm} answered "
-                f"{response.status_code})", status=response.status_code, code=_oci_error(response)[0])
+                f"{response.status_code})", status=response.status_code, code=_oci_error_code(response))
         _expect(response, {200}, f"token from {self._realm}")
         token = _token_from(response)
         self._tokens[frozenset(scopes)] = token
@@ -525,7 +533,7 @@ def _serves_referrers(response: httpx.Response) -> bool:
     it never does), 405, UNSUPPORTED, or a 200 that is not an OCI image index."""
     if response.status_code == 200:
         return _oci_index(response.content) is not None
-    return response.status_code not in REFERRERS_UNSUPPORTED_STATUSES and _oci_error(response)[0] != "UNSUPPORTED"
+    return response.status_code not in REFERRERS_UNSUPPORTED_STATUSES and _oci_error_code(response) != "UNSUPPORTED"
 
 
 def _oci_index(data: bytes) -> dict | None:
@@ -615,7 +623,7 @@ def _expect(response: httpx.Response, statuses: set[int], action: str) -> None:
 
 def _status_error(response: httpx.Response, action: str) -> RegistryClientError:
     status = response.status_code
-    code, _ = _oci_error(response)
+    code = _oci_error_code(response)
     kind = RegistryAuthenticationError if status in (401, 403) else RegistryClientError
     return kind(_failure_message(response, action), status=status, code=code,
                 retryable=status >= 500 or status in RETRYABLE_STATUSES,
@@ -623,21 +631,29 @@ def _status_error(response: httpx.Response, action: str) -> RegistryClientError:
 
 
 def _failure_message(response: httpx.Response, action: str) -> str:
-    code, message = _oci_error(response)
-    detail = f"{code} {message}" if code else response.reason_phrase
-    return f"{action}: {response.status_code} {detail}".rstrip()
+    """The status and the OCI error code, or the status's standard phrase: never the peer's own
+    words, which could carry whatever a service that is no registry answers."""
+    code = _oci_error_code(response)
+    return f"{action}: {response.status_code} {code or _phrase(response.status_code)}".rstrip()
 
 
-def _oci_error(response: httpx.Response) -> tuple[str | None, str]:
-    """The first {"errors": [{"code", "message"}]} of the body, if it has one."""
+def _phrase(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+def _oci_error_code(response: httpx.Response) -> str | None:
+    """The code of the body's first {"errors": [{"code", …}]}, if it has one that looks like one."""
     if response.request.method == "HEAD":
-        return None, ""
+        return None
     try:
         response.read()
-        first = response.json()["errors"][0]
-        return first.get("code"), first.get("message") or ""
+        code = response.json()["errors"][0]["code"]
     except (ValueError, KeyError, IndexError, TypeError, AttributeError, httpx.HTTPError, httpx.StreamError):
-        return None, ""
+        return None
+    return code if isinstance(code, str) and _ERROR_CODE.fullmatch(code) else None
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -670,6 +686,8 @@ def _unreachable(error: httpx.TransportError, url: httpx.URL, timeout: float | N
         return RegistryUnreachable(f"{where} did not answer{within}", retryable=True)
     if isinstance(error, httpx.ConnectError):
         return RegistryUnreachable(f"cannot connect to {where}: {_reason(error)}", retryable=True)
+    if isinstance(error, httpx.ProtocolError):  # its text may quote what a service that is no registry sent
+        return RegistryUnreachable(f"{where} gave no valid HTTP answer", retryable=True)
     return RegistryUnreachable(f"the connection to {where} failed: {_reason(error)}", retryable=True)
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable
 from uuid import UUID
 
 from adapters.login_failures import LoginFailureTable
+from adapters.outbound import OutboundGuard
 from adapters.passwords import Argon2SecretHasher
 from adapters.private_files import keep_private, private_file
 from adapters.revoked_tokens import RevokedTokenTable
@@ -76,6 +78,7 @@ class Services:
     registries: RegistriesView
     endpoints: Endpoints
     remote_registry: Callable  # (url, username, password, insecure) -> a client of that registry
+    outbound: OutboundGuard  # what user-supplied addresses (webhooks, registry endpoints) may reach
     replication: ReplicationView
     policies: Policies
     replication_runs: ReplicationRunsView
@@ -133,11 +136,16 @@ def signing_keys_for(settings: Settings, db: ReadModelDatabase) -> SigningKeyFil
     return SigningKeyFile(settings.signing_keys_path)
 
 
-def remote_registry_client(url: str, username: str | None, password: str | None, insecure: bool,
-                           timeout: float | None = None):
+def outbound_guard_for(settings: Settings) -> OutboundGuard:
+    return OutboundGuard(settings.outbound_allow, settings.outbound_deny, own=(settings.host, settings.port))
+
+
+def remote_registry_client(outbound: OutboundGuard, url: str, username: str | None, password: str | None,
+                           insecure: bool, timeout: float | None = None):
     from adapters.registry_client import DEFAULT_TIMEOUT, RegistryClient  # only where a peer is used
 
-    return RegistryClient(url, username, password, insecure=insecure, timeout=timeout or DEFAULT_TIMEOUT)
+    return RegistryClient(url, username, password, insecure=insecure, timeout=timeout or DEFAULT_TIMEOUT,
+                          outbound=outbound)
 
 
 def secret_box_for(settings: Settings) -> SecretBox:
@@ -182,6 +190,7 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
     history = HistoryView(db)
     endpoints = Endpoints(registry, secret_box_for(settings))
     authenticator = Authenticator(access, admin.hasher, admin, login_failures)
+    outbound = outbound_guard_for(settings)
     tokens = TokenIssuer(signing_keys, settings.token_lifetime_seconds, revoked_tokens)
     services = Services(
         settings=settings,
@@ -205,7 +214,8 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
         retention_runner=RetentionRunner(registry, history.repositories_as_of),
         registries=RegistriesView(db),
         endpoints=endpoints,
-        remote_registry=remote_registry_client,
+        remote_registry=partial(remote_registry_client, outbound),
+        outbound=outbound,
         replication=ReplicationView(db),
         policies=Policies(registry, endpoints),
         replication_runs=ReplicationRunsView(db),
@@ -241,8 +251,8 @@ def proxy_cache(services: Services) -> ProxyCache:
         settings = services.endpoints.get(endpoint).settings
         username, password = services.endpoints.credentials(endpoint)
         # A cached pull waits for the upstream's freshness answer: not for long.
-        return remote_registry_client(settings.url, username, password, settings.insecure,
-                                      timeout=PROXY_UPSTREAM_TIMEOUT_SECONDS)
+        return services.remote_registry(settings.url, username, password, settings.insecure,
+                                        timeout=PROXY_UPSTREAM_TIMEOUT_SECONDS)
 
     return ProxyCache(services, client_for, (RegistryClientError,))
 
@@ -253,7 +263,7 @@ def remote_side(services: Services, endpoint: str):
 
     settings = services.endpoints.get(endpoint).settings
     username, password = services.endpoints.credentials(endpoint)
-    return RemoteSide(remote_registry_client(settings.url, username, password, settings.insecure))
+    return RemoteSide(services.remote_registry(settings.url, username, password, settings.insecure))
 
 
 def _all(page, size: int = 1000) -> list[str]:

@@ -375,9 +375,11 @@ class ProxyCache:
                 raise _UpstreamNotFound() from None
             detail = {"registry": upstream.endpoint, "status": status}
             if status == 429:
-                raise UpstreamRateLimitedError(f"the upstream registry rate-limits: {error}", detail,
+                raise UpstreamRateLimitedError("the upstream registry rate-limits", detail,
                                                getattr(error, "retry_after", None)) from None
-            raise UpstreamUnavailableError(f"the upstream registry cannot answer: {error}", detail) from None
+            # Why is for those who manage the endpoint (the log), not for whoever pulls.
+            log.info("the upstream %s cannot answer: %s", upstream.endpoint, error)
+            raise UpstreamUnavailableError("the upstream registry cannot answer", detail) from None
 
 
 class _UpstreamNotFound(Exception):

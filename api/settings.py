@@ -9,6 +9,7 @@ is reported as a `ConfigError` naming that field.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -145,6 +146,10 @@ class Settings:
     # Encrypts stored credentials of remote registries (adapters/secret_box.py); None: a key file
     # beside embedded data, and no stored credentials in scale-out.
     secret_key: str | None = None
+    # CIDR blocks outbound connections (webhooks, registry endpoints) may reach despite the
+    # built-in refusals (loopback, link-local, …), and blocks they may never reach (adapters/outbound.py).
+    outbound_allow: tuple[str, ...] = ()
+    outbound_deny: tuple[str, ...] = ()
     replication_workers: int = 4  # replication tasks run at once by each process
     # How long a claimed replication task outlives a worker that died (a long copy extends it).
     replication_lease_seconds: int = 60
@@ -172,6 +177,8 @@ class Settings:
             env["PORTLOG_ADMIN_PASSWORD"] = self.admin_password
         if self.secret_key:
             env["PORTLOG_SECRET_KEY"] = self.secret_key
+        env["PORTLOG_OUTBOUND_ALLOW"] = ",".join(self.outbound_allow)
+        env["PORTLOG_OUTBOUND_DENY"] = ",".join(self.outbound_deny)
         env["PORTLOG_REPLICATION_WORKERS"] = str(self.replication_workers)
         env["PORTLOG_REPLICATION_LEASE_SECONDS"] = str(self.replication_lease_seconds)
         if self.database:
@@ -247,7 +254,8 @@ class Settings:
                 "events": {k: v for k, v in vars(self.events).items() if v is not None},
                 "gc": vars(self.gc), "replication": {"workers": self.replication_workers,
                                                    "lease_seconds": self.replication_lease_seconds},
-                **({"security": {"secret_key": hide(self.secret_key)}} if self.secret_key else {})}
+                "security": {**({"secret_key": hide(self.secret_key)} if self.secret_key else {}),
+                             "outbound_allow": list(self.outbound_allow), "outbound_deny": list(self.outbound_deny)}}
 
 
 def _effective_storage(storage: StorageConfig, root: Path, hide) -> dict[str, Any]:
@@ -283,6 +291,7 @@ _ENV_KEYS = {
     "PORTLOG_PULL_RECORD_SECONDS": "events.pull_record_seconds",
     "PORTLOG_GC_GRACE_SECONDS": "gc.grace_period_seconds",
     "PORTLOG_SECRET_KEY": "security.secret_key",
+    "PORTLOG_OUTBOUND_ALLOW": "security.outbound_allow", "PORTLOG_OUTBOUND_DENY": "security.outbound_deny",
     "PORTLOG_REPLICATION_WORKERS": "replication.workers",
     "PORTLOG_REPLICATION_LEASE_SECONDS": "replication.lease_seconds",
 }
@@ -296,7 +305,7 @@ _FILE_SECTIONS = {
                 "redirect", "upload_max_age_seconds"),
     "events": ("nats_url", "source", "webhook_retry_seconds", "pull_record_seconds"),
     "gc": ("grace_period_seconds",),
-    "security": ("secret_key",),
+    "security": ("secret_key", "outbound_allow", "outbound_deny"),
     "replication": ("workers", "lease_seconds"),
 }
 # Where the blobs are: a storage URL in a higher layer replaces all of these from lower layers.
@@ -460,6 +469,8 @@ def _settings_from(values: _Values) -> Settings:
         gc=GcConfig(grace_period_seconds=values.integer(
             "gc.grace_period_seconds", GcConfig.grace_period_seconds, minimum=0)),
         secret_key=_secret_key(values),
+        outbound_allow=_networks(values, "security.outbound_allow"),
+        outbound_deny=_networks(values, "security.outbound_deny"),
         replication_workers=values.integer("replication.workers", Settings.replication_workers, minimum=1,
                                            maximum=64),
         # A copy extends its lease at half-life, checking twice a second: 1 s could run out between checks.
@@ -473,6 +484,23 @@ def _secret_key(values: _Values) -> str | None:
     if key is not None and len(key) < 32:
         raise ConfigError(values.field("security.secret_key"), "must be at least 32 characters")
     return key
+
+
+def _networks(values: _Values, key: str) -> tuple[str, ...]:
+    """CIDR blocks: a TOML list, or a comma-separated string (the variables)."""
+    if key not in values:
+        return ()
+    raw, name = values.raw[key]
+    items = raw.split(",") if isinstance(raw, str) else raw
+    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        raise ConfigError(name, f"must be a list of CIDR blocks, not {_show(raw)}")
+    blocks = []
+    for item in filter(None, (item.strip() for item in items)):
+        try:
+            blocks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ConfigError(name, f"{item!r} is not a CIDR block (such as 10.0.0.0/8 or ::1/128)") from None
+    return tuple(blocks)
 
 
 def _external_url(values: _Values) -> str | None:

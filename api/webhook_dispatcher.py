@@ -179,13 +179,13 @@ class SenderPool:
 class WebhookDispatcher:
     def __init__(self, services: Services, *, first_retry_seconds: float = FIRST_RETRY_SECONDS,
                  max_retry_seconds: float = MAX_RETRY_SECONDS, senders: int = SENDERS,
-                 send: Send = webhook_sender.post) -> None:
+                 send: Send | None = None) -> None:
         self.services = services
         self.view = services.webhooks
         self.commands = Webhooks(services.registry)
         self.position = DispatchPosition(services)
         self.pool = SenderPool(senders)
-        self.send = send
+        self.send = send or partial(webhook_sender.post, outbound=services.outbound)
         self.delays = (first_retry_seconds, max_retry_seconds)
         self.name = f"{socket.gethostname()}/{os.getpid()}"
 

@@ -15,6 +15,7 @@ from api.settings import Settings
 from domain.context import RequestContext
 from infra.services import distribution as distribution_registry
 from infra.services import postgres
+from tests.support.outbound import LOOPBACK
 from tests.support.seaweed import s3_bucket, seaweedfs  # noqa: F401  (fixtures: an S3 server)
 from tests.support.server import ADMIN_PASSWORD, start_server
 
@@ -57,7 +58,9 @@ def database(request) -> str:
 
 @pytest.fixture
 def settings(tmp_path: Path, database: str, request) -> Settings:
-    settings = Settings(data_dir=tmp_path / "data", admin_password=ADMIN_PASSWORD)
+    # The peers of these tests (webhook receivers, registries) listen on loopback, which
+    # outbound connections may not reach by default.
+    settings = Settings(data_dir=tmp_path / "data", admin_password=ADMIN_PASSWORD, outbound_allow=LOOPBACK)
     if database == "postgres":
         dsn = request.getfixturevalue("postgres_database")
         settings = replace(settings, database=Settings.from_env({"PORTLOG_DATABASE_URL": dsn}).database)

@@ -46,6 +46,7 @@ def create_registry(call: Call) -> Response:
     settings = EndpointSettings(body.get("url"), body.get("type"), body.get("insecure", False),
                                 _text(body, "description"), *credential)
     name = body.get("name")
+    call.require_outbound(settings.url)
     call.settle(call.services.endpoints.add(name, settings, call.context))
     row = call.services.registries.by_name(name)
     return empty(201, {"Location": f"{call.request.url.path.rstrip('/')}/{row.id}"})
@@ -71,6 +72,7 @@ def update_registry(call: Call) -> Response:
             _text(body, "description", current.description), body.get("access_key", current.access_key),
             body.get("access_secret") if body.get("access_secret") not in (None, MASK) else current.access_secret)
 
+    call.require_outbound(body.get("url", row.url))
     call.settle(call.services.endpoints.update(row.name, change, call.context))
     return empty()
 
@@ -109,7 +111,9 @@ def ping_registry(call: Call) -> Response:
                                     body.get("insecure", False)).checked()
         url, insecure = settings.url, settings.insecure
         username, password = body.get("access_key") or None, body.get("access_secret") or None
-    result = services.remote_registry(url, username, password, insecure).ping()
+    call.require_outbound(url)
+    with services.remote_registry(url, username, password, insecure) as remote:
+        result = remote.ping()
     if not result.ok:
         raise bad_request(f"failed to ping the registry {url}: {result.message}")
     return empty()

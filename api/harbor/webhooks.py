@@ -23,7 +23,7 @@ from api.harbor.common import (
     sort_items,
 )
 from api.management.common import Call, field, json_response, page_params
-from api.management.webhooks import RESOURCE, create_policy, masked, unmasked, update_policy
+from api.management.webhooks import RESOURCE, create_policy, masked, may_manage, unmasked, update_policy
 from domain.webhooks import EVENT_TYPES, PAYLOAD_FORMATS, TARGET_TYPES, PolicySettings, Target, Webhooks
 from projections.access import ProjectRow
 from projections.webhooks import AttemptRow, DeliveryFilter, DeliveryRow, PolicyRow
@@ -138,20 +138,21 @@ def _policy(call: Call, project: ProjectRow) -> PolicyRow:
 # Executions (deliveries) and their tasks
 
 
-def execution_json(row: DeliveryRow) -> dict:
+def execution_json(row: DeliveryRow, errors: bool) -> dict:
+    """`errors`: whether the caller may see why attempts failed (those who manage the policy)."""
     status = HARBOR_STATUS[row.status]
     counts = {f"{name}_task_count": int(status == harbor) for name, harbor in
               (("success", "Success"), ("error", "Error"), ("pending", "Pending"), ("running", "Running"))}
     return {"id": row.id, "vendor_type": "WEBHOOK", "vendor_id": row.policy, "status": status,
-            "status_message": _status_message(row), "trigger": "EVENT",
+            "status_message": _status_message(row, errors), "trigger": "EVENT",
             "metrics": {"task_count": 1, "stopped_task_count": 0, "scheduled_task_count": 0, **counts},
             "extra_attrs": {"event_type": row.event_type, "payload": row.payload},
             "start_time": row.first_attempt_at or row.created_at, "end_time": _end_time(row)}
 
 
-def task_json(row: DeliveryRow) -> dict:
+def task_json(row: DeliveryRow, errors: bool) -> dict:
     return {"id": row.id, "execution_id": row.id, "status": HARBOR_STATUS[row.status],
-            "status_message": _status_message(row), "run_count": row.attempts,
+            "status_message": _status_message(row, errors), "run_count": row.attempts,
             "extra_attrs": {"event_type": row.event_type, "address": row.address, "status_code": row.status_code,
                             "latency_ms": row.latency_ms, "next_attempt_at": row.next_attempt_at},
             "creation_time": row.created_at, "update_time": row.updated_at,
@@ -164,12 +165,14 @@ def list_executions(call: Call) -> Response:
     policy = _policy(call, project)
     page, size = page_params(call.request)
     rows, total = call.services.webhooks.deliveries(DeliveryFilter(policy.id), (page - 1) * size, size)
-    return paged(call.request, [execution_json(row) for row in rows], total, page, size)
+    errors = may_manage(call, project.name)
+    return paged(call.request, [execution_json(row, errors) for row in rows], total, page, size)
 
 
 def list_tasks(call: Call) -> Response:
     """The one task of an execution."""
-    return paged_list(call.request, [task_json(_execution(call))])
+    row = _execution(call)
+    return paged_list(call.request, [task_json(row, may_manage(call, row.project))])
 
 
 def task_log(call: Call) -> Response:
@@ -177,7 +180,8 @@ def task_log(call: Call) -> Response:
     row = _execution(call)
     if call.param("task_id") != str(row.id):
         raise not_found(f"task {call.param('task_id')} not found")
-    lines = [_attempt_line(attempt) for attempt in call.services.webhooks.attempts(row.delivery_id)]
+    errors = may_manage(call, row.project)
+    lines = [_attempt_line(attempt, errors) for attempt in call.services.webhooks.attempts(row.delivery_id)]
     return PlainTextResponse("".join(lines))
 
 
@@ -191,18 +195,19 @@ def _execution(call: Call) -> DeliveryRow:
     return row
 
 
-def _status_message(row: DeliveryRow) -> str:
+def _status_message(row: DeliveryRow, errors: bool) -> str:
+    reason = f" ({row.last_error})" if errors and row.last_error else ""
     if row.status == "retrying":
-        return f"attempt {row.attempts} failed ({row.last_error}); next attempt at {row.next_attempt_at}"
-    return (row.last_error or "") if row.status == "failed" else ""
+        return f"attempt {row.attempts} failed{reason}; next attempt at {row.next_attempt_at}"
+    return (row.last_error or "") if errors and row.status == "failed" else ""
 
 
 def _end_time(row: DeliveryRow):
     return row.updated_at if row.status in ("delivered", "failed") else None
 
 
-def _attempt_line(attempt: AttemptRow) -> str:
+def _attempt_line(attempt: AttemptRow, errors: bool) -> str:
     outcome = "in progress" if attempt.finished_at is None else (
         f"HTTP {attempt.status_code}" if attempt.status_code is not None else "no answer")
-    error = f": {attempt.error}" if attempt.error else ""
+    error = f": {attempt.error}" if errors and attempt.error else ""
     return f"{attempt.started_at} attempt {attempt.attempt}: {outcome} after {attempt.latency_ms} ms{error}\n"

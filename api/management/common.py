@@ -98,6 +98,12 @@ class Call:
         except Problem:
             return False
 
+    def require_outbound(self, url: str) -> None:
+        """A 400 for an address outbound connections may not reach (adapters/outbound.py)."""
+        refusal = self.services.outbound.refusal_of(url) if isinstance(url, str) else None
+        if refusal:
+            raise Problem(400, "outbound-refused", refusal, {"url": url})
+
     def settle(self, position: int | None) -> None:
         self.services.projections.wait_for(position)
 

@@ -43,19 +43,21 @@ def webhook_json(row: PolicyRow) -> dict:
             "creator": row.creator, "created_at": row.created_at, "updated_at": row.updated_at}
 
 
-def delivery_json(row: DeliveryRow) -> dict:
+def delivery_json(row: DeliveryRow, errors: bool) -> dict:
+    """`errors`: whether the caller may see why attempts failed (those who manage the policy)."""
     return {"id": row.id, "webhook": row.policy, "project": row.project, "event_position": row.event_position,
             "event_type": row.event_type, "url": row.address, "payload_format": row.payload_format,
             "status": row.status, "attempts": row.attempts, "status_code": row.status_code,
-            "latency_ms": row.latency_ms, "last_error": row.last_error, "first_attempt_at": row.first_attempt_at,
-            "last_attempt_at": row.last_attempt_at, "next_attempt_at": row.next_attempt_at,
+            "latency_ms": row.latency_ms, "last_error": row.last_error if errors else None,
+            "first_attempt_at": row.first_attempt_at, "last_attempt_at": row.last_attempt_at,
+            "next_attempt_at": row.next_attempt_at,
             "created_at": row.created_at, "updated_at": row.updated_at}
 
 
-def attempt_json(row: AttemptRow) -> dict:
+def attempt_json(row: AttemptRow, errors: bool) -> dict:
     return {"attempt": row.attempt, "started_at": row.started_at, "finished_at": row.finished_at,
             "succeeded": row.succeeded, "status_code": row.status_code, "latency_ms": row.latency_ms,
-            "error": row.error, "dispatcher": row.dispatcher}
+            "error": row.error if errors else None, "dispatcher": row.dispatcher}
 
 
 # Policies
@@ -107,22 +109,23 @@ def list_deliveries(call: Call) -> Response:
                            _listed(params.get("event_type"), EVENT_TYPES, "event_type"))
     page, size = page_params(call.request)
     rows, total = call.services.webhooks.deliveries(query, (page - 1) * size, size)
-    return paged(call.request, [delivery_json(r) for r in rows], total, page, size)
+    errors = may_manage(call, row.project)
+    return paged(call.request, [delivery_json(r, errors) for r in rows], total, page, size)
 
 
 def get_delivery(call: Call) -> Response:
     """One delivery with every attempt and the payload it sends."""
     row = delivery_of(call, "list")
-    webhooks = call.services.webhooks
-    return json_response(delivery_json(row) | {
-        "payload": row.payload, "attempt_history": [attempt_json(a) for a in webhooks.attempts(row.delivery_id)]})
+    attempts, errors = call.services.webhooks.attempts(row.delivery_id), may_manage(call, row.project)
+    return json_response(delivery_json(row, errors) | {
+        "payload": row.payload, "attempt_history": [attempt_json(a, errors) for a in attempts]})
 
 
 def redeliver(call: Call) -> Response:
     """Send a delivery again now (its retry window starts afresh)."""
     row = delivery_of(call, "update")
     call.settle(Webhooks(call.services.registry).request_redelivery(UUID(row.delivery_id), call.context))
-    return json_response(delivery_json(call.services.webhooks.delivery(row.id)), 202)
+    return json_response(delivery_json(call.services.webhooks.delivery(row.id), True), 202)
 
 
 # Shared with the Harbor surface (api/harbor/webhooks.py)
@@ -135,8 +138,18 @@ def require_scope(call: Call, project: str | None, action: str) -> None:
         call.require_project(project, RESOURCE, action)
 
 
+def may_manage(call: Call, project: str | None) -> bool:
+    """Whether the caller manages the policies (and so sees why deliveries failed)."""
+    try:
+        require_scope(call, project, "update")
+    except Problem:
+        return False
+    return True
+
+
 def create_policy(call: Call, project: str | None, settings: PolicySettings) -> PolicyRow:
     _check_name_free(call, project, settings.name, None)
+    _check_targets_reachable(call, settings)
     policy_id, position = Webhooks(call.services.registry).create_policy(project, settings, call.context)
     call.settle(position)
     return call.services.webhooks.policy_by_uuid(policy_id)
@@ -144,6 +157,7 @@ def create_policy(call: Call, project: str | None, settings: PolicySettings) -> 
 
 def update_policy(call: Call, row: PolicyRow, settings: PolicySettings) -> PolicyRow:
     _check_name_free(call, row.project, settings.name, row.id)
+    _check_targets_reachable(call, settings)
     call.settle(Webhooks(call.services.registry).update_policy(UUID(row.policy_id), settings, call.context))
     return call.services.webhooks.policy(row.id)
 
@@ -170,6 +184,11 @@ def _check_name_free(call: Call, project: str | None, name: str, other_than: int
     if call.services.webhooks.name_taken(project, name, other_than):
         raise Problem(409, "conflict", f"a webhook named {name!r} exists already"
                                        + (f" in project {project}" if project else ""))
+
+
+def _check_targets_reachable(call: Call, settings: PolicySettings) -> None:
+    for target in settings.checked().targets:
+        call.require_outbound(target.address)
 
 
 def webhook_settings(body: object, current: PolicyRow | None) -> PolicySettings:

@@ -28,6 +28,7 @@ from adapters.registry_client import (
     referrers_tag,
 )
 from tests.support.oci import OCI_INDEX, OCI_MANIFEST, descriptor, digest_of, image_manifest
+from tests.support.outbound import LOOPBACK_ALLOWED
 
 MiB = 1024 * 1024
 SIGNATURE = "application/vnd.dev.cosign.artifact.sig.v1+json"
@@ -42,7 +43,7 @@ class Peer:
     credentials: tuple[str, str] | None
 
     def client(self, **options) -> RegistryClient:
-        return RegistryClient(self.url, *(self.credentials or ()), **options)
+        return RegistryClient(self.url, *(self.credentials or ()), **options, outbound=LOOPBACK_ALLOWED)
 
 
 @pytest.fixture(scope="module", params=PEERS)
@@ -120,7 +121,7 @@ def test_ping_with_the_right_credentials(remote):
 
 @pytest.mark.parametrize("peer", WITH_AUTH, indirect=True)
 def test_ping_with_a_wrong_password(peer):
-    with RegistryClient(peer.url, peer.credentials[0], "not-the-password") as client:
+    with RegistryClient(peer.url, peer.credentials[0], "not-the-password", outbound=LOOPBACK_ALLOWED) as client:
         result = client.ping()
     assert (result.ok, result.status) == (False, 401)
     assert "wrong username or password" in result.message
@@ -128,14 +129,14 @@ def test_ping_with_a_wrong_password(peer):
 
 @pytest.mark.parametrize("peer", ["distribution_with_auth"], indirect=True)
 def test_ping_without_credentials_where_they_are_required(peer):
-    with RegistryClient(peer.url) as client:
+    with RegistryClient(peer.url, outbound=LOOPBACK_ALLOWED) as client:
         result = client.ping()
     assert (result.ok, result.status, result.message) == (False, 401, "the registry requires credentials")
 
 
 def test_ping_with_nothing_listening():
     port = free_port()
-    with RegistryClient(f"http://127.0.0.1:{port}") as client:
+    with RegistryClient(f"http://127.0.0.1:{port}", outbound=LOOPBACK_ALLOWED) as client:
         result = client.ping()
     assert (result.ok, result.status) == (False, None)
     assert result.message == f"cannot connect to 127.0.0.1:{port}: connection refused"
@@ -143,7 +144,8 @@ def test_ping_with_nothing_listening():
 
 def test_ping_of_a_server_that_never_answers():
     with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts connections, says nothing
-        with RegistryClient(f"http://127.0.0.1:{silent.getsockname()[1]}", timeout=0.3) as client:
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        with RegistryClient(url, timeout=0.3, outbound=LOOPBACK_ALLOWED) as client:
             result = client.ping()
     assert (result.ok, result.status) == (False, None)
     assert result.message.endswith("did not answer within 0.3 s")
@@ -151,9 +153,9 @@ def test_ping_of_a_server_that_never_answers():
 
 def test_ping_of_a_registry_with_an_untrusted_certificate(tmp_path):
     with tls_registry(tmp_path) as url:
-        with RegistryClient(url) as client:
+        with RegistryClient(url, outbound=LOOPBACK_ALLOWED) as client:
             refused = client.ping()
-        with RegistryClient(url, insecure=True) as client:
+        with RegistryClient(url, insecure=True, outbound=LOOPBACK_ALLOWED) as client:
             accepted = client.ping()
     assert not refused.ok and refused.status is None
     assert "TLS" in refused.message and "certificate" in refused.message
@@ -180,7 +182,7 @@ def test_blobs_go_up_streamed_and_come_back_identical(remote, peer):
 
 
 def test_pushing_fewer_bytes_than_announced_fails_before_the_registry_takes_them(distribution):
-    with RegistryClient(distribution.url) as client:
+    with RegistryClient(distribution.url, outbound=LOOPBACK_ALLOWED) as client:
         with pytest.raises(RegistryClientError) as raised:
             client.push_blob("team/short", digest_of(b"abcdef"), 10, [b"abc", b"def"])
     assert not raised.value.retryable
@@ -296,7 +298,7 @@ def test_referrers_pushed_through_the_client_are_listed(remote, peer):
 
 def test_referrers_come_from_the_referrers_tag_another_client_wrote(distribution):
     name = "team/signed-by-oras"
-    with RegistryClient(distribution.url) as remote:
+    with RegistryClient(distribution.url, outbound=LOOPBACK_ALLOWED) as remote:
         digest, manifest = push_image(remote, name, "v1", seed="oras")
         signature = signature_of(remote, name, manifest, "oras")
         raw_put(distribution.url, name, digest_of(signature), signature, OCI_MANIFEST)  # no tag kept
@@ -416,14 +418,14 @@ def test_overload_and_server_errors_are_retryable(status, headers, retry_after):
 
 @pytest.mark.parametrize("peer", ["portlog"], indirect=True)
 def test_denied_is_an_authentication_error(peer):
-    with RegistryClient(peer.url) as anonymous:  # the test projects are private
+    with RegistryClient(peer.url, outbound=LOOPBACK_ALLOWED) as anonymous:  # the test projects are private
         with pytest.raises(RegistryAuthenticationError) as raised:
             anonymous.put_manifest("team/denied", "v1", b"{}", OCI_MANIFEST)
     assert raised.value.status == 401 and not raised.value.retryable
 
 
 def test_a_stopped_peer_is_retryable_and_comes_back_with_its_data(distribution):
-    with RegistryClient(distribution.url, timeout=5) as client:
+    with RegistryClient(distribution.url, timeout=5, outbound=LOOPBACK_ALLOWED) as client:
         digest, manifest = push_image(client, "team/outage", "v1", seed="outage")
         distribution.kill()
         try:
@@ -444,7 +446,7 @@ def test_a_peer_dying_during_an_upload_is_retryable(distribution):
         distribution.kill()
         yield from chunks_of(data[MiB:], MiB)
 
-    with RegistryClient(distribution.url, timeout=5) as client:
+    with RegistryClient(distribution.url, timeout=5, outbound=LOOPBACK_ALLOWED) as client:
         try:
             with pytest.raises(RegistryUnreachable) as raised:
                 client.push_blob("team/crash", digest_of(data), len(data), chunks_then_crash())

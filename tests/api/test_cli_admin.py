@@ -15,6 +15,7 @@ from api.app import create_app
 from api.bootstrap import bootstrap
 from api.settings import Settings
 from tests.support.oci import push_image
+from tests.support.outbound import LOOPBACK_ALLOWED
 from tests.support.server import ADMIN_PASSWORD, REPO_ROOT
 
 
@@ -141,6 +142,6 @@ def test_replication_commands_start_and_follow_an_execution(tmp_path, distributi
     [task] = json.loads(portlog(data, "replication", "tasks", str(execution["id"])).stdout)
     assert task["status"] == "succeeded" and task["destination"] == "cli/app:v1" and task["attempts"] == 1
     assert task["bytes"] > 0 and task["error"] is None
-    assert RegistryClient(distribution.url).manifest_digest("cli/app", "v1") == digest
+    assert RegistryClient(distribution.url, outbound=LOOPBACK_ALLOWED).manifest_digest("cli/app", "v1") == digest
     missing = portlog(data, "replication", "tasks", "999999")
     assert missing.returncode == 1 and "no such replication execution" in missing.stderr

@@ -150,3 +150,10 @@ def _answers(url: str, process: subprocess.Popen, timeout: float = 20) -> int:
         except OSError:
             time.sleep(0.05)
     raise AssertionError(f"nothing answered at {url}")
+
+
+def test_config_check_prints_the_outbound_lists_as_toml_lists(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PORTLOG_OUTBOUND_ALLOW", "127.0.0.0/8,::1/128")
+    assert main(["config", "check", "--data-dir", str(tmp_path)]) == 0
+    assert tomllib.loads(capsys.readouterr().out)["security"] == {"outbound_allow": ["127.0.0.0/8", "::1/128"],
+                                                                  "outbound_deny": []}

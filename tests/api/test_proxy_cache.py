@@ -15,6 +15,7 @@ import pytest
 from adapters.registry_client import OCI_MANIFEST, RegistryClient
 from tests.conftest import DISTRIBUTION_CREDENTIALS
 from tests.support.oci import OCI_INDEX, descriptor, digest_of, image_manifest
+from tests.support.outbound import LOOPBACK_ALLOWED
 
 KEY = "a-test-secret-key-of-at-least-32-characters"
 USER, PASSWORD = DISTRIBUTION_CREDENTIALS
@@ -27,7 +28,7 @@ def settings(settings):
 
 @pytest.fixture
 def upstream(distribution_with_auth):
-    return RegistryClient(distribution_with_auth.url, USER, PASSWORD)
+    return RegistryClient(distribution_with_auth.url, USER, PASSWORD, outbound=LOOPBACK_ALLOWED)
 
 
 @pytest.fixture

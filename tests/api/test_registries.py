@@ -4,7 +4,9 @@ never shown), validation, permissions, and "test connection" against real peers.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from harborapi.models import Registry, RegistryCredential, RegistryUpdate
@@ -146,3 +148,29 @@ async def test_bad_replication_policies_are_refused(harbor, client):
         response = client.post("/api/v2.0/replication/policies", json=body)
         assert response.status_code in (400, 422), (body, response.text)
     assert client.get("/api/v2.0/replication/policies").json() == []
+
+
+def test_test_connection_tells_the_status_never_what_the_peer_sent(client):
+    """A "registry" that is some other service: the answer names the status, not its words."""
+    secret = "INTERNAL-SECRET-9d41"
+
+    class Leaky(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = f'{{"errors":[{{"code":"UNKNOWN","message":"{secret}"}}]}}'.encode()
+            self.send_response(500, f"Broken {secret}")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Leaky)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        response = client.post("/api/v2.0/registries/ping", json={"url": url, "type": "docker-registry"})
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert response.status_code == 400 and "500 UNKNOWN" in response.text and secret not in response.text

@@ -25,6 +25,7 @@ from tests.support.oci import (
     push_blob,
     push_image,
 )
+from tests.support.outbound import LOOPBACK_ALLOWED
 from tests.support.waiting import wait_until
 
 KEY = "a-test-secret-key-of-at-least-32-characters"
@@ -71,7 +72,7 @@ def tasks(client, execution_id: int) -> list[dict]:
 
 
 def peer_client(peer) -> RegistryClient:
-    return RegistryClient(peer.url, USER, PASSWORD)
+    return RegistryClient(peer.url, USER, PASSWORD, outbound=LOOPBACK_ALLOWED)
 
 
 def test_test_connection_tells_good_from_bad(client, distribution_with_auth):

@@ -55,6 +55,7 @@ class Receiver:
         self.statuses: list[int] = []
         self.hanging = False
         self.delay = 0.0
+        self.body = b"answer\n"
         self.released = threading.Event()
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -94,9 +95,9 @@ class Receiver:
                     return
                 time.sleep(receiver.delay)
                 self.send_response(status)
-                self.send_header("Content-Length", "7")
+                self.send_header("Content-Length", str(len(receiver.body)))
                 self.end_headers()
-                self.wfile.write(b"answer\n")
+                self.wfile.write(receiver.body)
 
             def log_message(self, *args) -> None:
                 pass
@@ -358,6 +359,27 @@ def test_failed_attempts_are_retried_and_recorded(client, receiver):
     Task.model_validate(task)
     log = client.get(f"{HARBOR}/policies/{policy_id}/executions/{delivery['id']}/tasks/{task['id']}/log")
     assert log.text.count("\n") == 3 and "attempt 3: HTTP 200" in log.text
+
+
+def test_a_failure_shows_the_status_not_the_body_and_only_to_those_who_manage_the_policy(client, receiver):
+    secret = "INTERNAL-SECRET-51c2"
+    receiver.body = f"stack trace with {secret}".encode()
+    receiver.answer(*[500] * 1000)
+    policy_id = create_harbor_policy(client, receiver)
+    push_image(client, "team/app", "1.0")
+    delivery = wait_until(lambda: next((d for d in deliveries(client, policy_id) if d["last_error"]), None))
+    assert delivery["last_error"] == "HTTP 500 Internal Server Error"
+    execution = f"{HARBOR}/policies/{policy_id}/executions/{delivery['id']}"
+    pages = (f"/api/v1/webhooks/{policy_id}/deliveries", f"/api/v1/webhooks/deliveries/{delivery['id']}",
+             f"{HARBOR}/policies/{policy_id}/executions", f"{execution}/tasks",
+             f"{execution}/tasks/{delivery['id']}/log")
+    assert all("HTTP 500 Internal" in client.get(page).text for page in pages[1:])
+    create_user(client, "maint")
+    grant(client, "team", "maint", "maintainer")
+    for page in pages:
+        shown = client.get(page, auth=("maint", PASSWORD))
+        assert shown.status_code == 200 and "Internal Server Error" not in shown.text, (page, shown.text)
+    assert not any(secret in client.get(page).text for page in pages)
 
 
 def test_gives_up_after_the_retry_window_then_redelivers_on_request(client, services, receiver):

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from infra.services import processes
+from tests.support.outbound import LOOPBACK
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ADMIN_PASSWORD = "Portlog-Test-1"
@@ -81,7 +82,8 @@ class LiveServer:
 def start_server(data_dir: Path, log_path: Path, extra_env: dict[str, str] | None = None,
                  projects: tuple[str, ...] = ()) -> LiveServer:
     port = free_port()
-    env = {**os.environ, "PORTLOG_ADMIN_PASSWORD": ADMIN_PASSWORD, **(extra_env or {})}
+    env = {**os.environ, "PORTLOG_ADMIN_PASSWORD": ADMIN_PASSWORD,
+           "PORTLOG_OUTBOUND_ALLOW": ",".join(LOOPBACK), **(extra_env or {})}
     command = [sys.executable, "-m", "api.cli", "serve", "--port", str(port),
                "--data-dir", str(data_dir), "--no-access-log"]
     log = open(log_path, "wb")

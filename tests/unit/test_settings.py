@@ -357,3 +357,21 @@ def test_the_replication_lease_from_the_file_the_environment_and_its_errors(tmp_
         "PORTLOG_REPLICATION_LEASE_SECONDS", "must be at least 2, not 1")
     assert field_and_problem(config_text="[replication]\nlease_seconds = \"long\"\n", tmp_path=tmp_path) == (
         "replication.lease_seconds", "must be an integer, not 'long'")
+
+
+def test_the_outbound_allowances_and_refusals_from_the_file_the_environment_and_their_errors(tmp_path):
+    assert (Settings.from_env({}).outbound_allow, Settings.from_env({}).outbound_deny) == ((), ())
+    config = write(tmp_path / "portlog.toml", '[security]\noutbound_allow = ["127.0.0.0/8", "::1"]\n'
+                                              'outbound_deny = "10.1.0.0/16, 10.2.3.4/8"\n')
+    from_file = Settings.from_env({}, config_file=config)
+    assert from_file.outbound_allow == ("127.0.0.0/8", "::1/128")
+    assert from_file.outbound_deny == ("10.1.0.0/16", "10.0.0.0/8")
+    settings = Settings.from_env({"PORTLOG_OUTBOUND_ALLOW": "192.168.0.0/16,fd00::/8"}, config_file=config)
+    assert settings.outbound_allow == ("192.168.0.0/16", "fd00::/8")
+    assert Settings.from_env(settings.as_environment()) == settings
+    assert settings.effective()["security"] == {"outbound_allow": ["192.168.0.0/16", "fd00::/8"],
+                                                "outbound_deny": ["10.1.0.0/16", "10.0.0.0/8"]}
+    assert field_and_problem({"PORTLOG_OUTBOUND_DENY": "10.0.0.0/8,localhost"}) == (
+        "PORTLOG_OUTBOUND_DENY", "'localhost' is not a CIDR block (such as 10.0.0.0/8 or ::1/128)")
+    assert field_and_problem(config_text="[security]\noutbound_allow = 127\n", tmp_path=tmp_path) == (
+        "security.outbound_allow", "must be a list of CIDR blocks, not int 127")

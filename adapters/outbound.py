@@ -1,0 +1,184 @@
+"""The outbound guard: every connection Portlog opens to an address a user supplied (webhook
+targets, registry endpoints of replication and proxy-cache projects, the realms and redirects
+they answer with) goes through it.
+
+The host is resolved and every address it resolves to is checked before anything connects;
+the connection then goes to a checked address (the name still in Host and TLS SNI), so a DNS
+answer that changes between check and connect (rebinding) cannot reach anything else. Each
+redirect is a new connection, checked again.
+
+Refused by default: unspecified, loopback, link-local (cloud metadata at 169.254.169.254),
+multicast and broadcast addresses, and Portlog's own listen address and port. Private ranges
+are allowed: enterprises replicate over them. `security.outbound_deny` wins over everything,
+`security.outbound_allow` over the defaults.
+
+Operator-configured infrastructure (the database, S3, NATS) does not go through the guard.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from typing import Iterable
+from urllib.parse import urlsplit
+
+import httpcore
+import httpx
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+DEFAULT_DENY: tuple[tuple[str, str], ...] = (
+    ("0.0.0.0/8", "unspecified"), ("::/128", "unspecified"),
+    ("127.0.0.0/8", "loopback"), ("::1/128", "loopback"),
+    ("169.254.0.0/16", "link-local"), ("fe80::/10", "link-local"),
+    ("224.0.0.0/4", "multicast"), ("ff00::/8", "multicast"),
+    ("255.255.255.255/32", "broadcast"),
+)
+ALLOW_SETTING = "security.outbound_allow (PORTLOG_OUTBOUND_ALLOW)"
+DENY_SETTING = "security.outbound_deny (PORTLOG_OUTBOUND_DENY)"
+DEFAULT_PORTS = {"http": 80, "https": 443}
+UNSPECIFIED_HOSTS = ("", "0.0.0.0", "::")
+# httpx's own defaults, which its transport would have used.
+MAX_CONNECTIONS, MAX_KEEPALIVE_CONNECTIONS, KEEPALIVE_EXPIRY_SECONDS = 100, 20, 5.0
+
+
+class OutboundRefused(Exception):
+    """A connection the guard refuses; the message says why and which setting changes it."""
+
+
+def networks(cidrs: Iterable[str | Network]) -> tuple[Network, ...]:
+    """CIDR blocks (or single addresses); ValueError for one that is neither."""
+    return tuple(ipaddress.ip_network(cidr, strict=False) for cidr in cidrs)
+
+
+class OutboundGuard:
+    def __init__(self, allow: Iterable[str | Network] = (), deny: Iterable[str | Network] = (),
+                 own: tuple[str, int] | None = None) -> None:
+        """`own` is Portlog's listen (host, port): refused unless allowed."""
+        self.allow = networks(allow)
+        self.deny = networks(deny)
+        self.own = own
+        self._default_deny = tuple((ipaddress.ip_network(cidr), kind) for cidr, kind in DEFAULT_DENY)
+
+    # --- checking ---
+
+    def refusal_of(self, url: str) -> str | None:
+        """At configuration time: why connections to the URL's host would be refused; None when
+        they would not. A name that does not resolve (yet) passes: connecting checks it again."""
+        try:
+            parts = urlsplit(url)
+            self.addresses(parts.hostname or "", parts.port or DEFAULT_PORTS.get(parts.scheme, 80))
+        except OutboundRefused as refused:
+            return str(refused)
+        except (OSError, UnicodeError, ValueError):
+            pass
+        return None
+
+    def addresses(self, host: str, port: int) -> list[tuple[socket.AddressFamily, tuple]]:
+        """Every (family, sockaddr) `host` resolves to, when all of them may be reached."""
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+        resolved = [(family, sockaddr) for family, _, _, _, sockaddr in found]
+        for family, sockaddr in resolved:
+            reason = self._refusal(family, sockaddr, port)
+            if reason:
+                raise OutboundRefused(f"outbound connection to {_shown(host)}:{port} refused: {reason}")
+        return resolved
+
+    def _refusal(self, family: socket.AddressFamily, sockaddr: tuple, port: int) -> str | None:
+        """Why the resolved address may not be reached on `port`; None when it may."""
+        address = _address(sockaddr[0])
+        if any(address in network for network in self.deny):
+            return f"{address} is in {DENY_SETTING}"
+        if any(address in network for network in self.allow):
+            return None
+        kind = next((kind for network, kind in self._default_deny if address in network), None)
+        if kind is None and self._is_own(address, port, family, sockaddr):
+            kind = "Portlog's own listen address"
+        return f"{address} is {kind}; {ALLOW_SETTING} can allow it" if kind else None
+
+    def _is_own(self, address: Address, port: int, family: socket.AddressFamily, sockaddr: tuple) -> bool:
+        if self.own is None or port != self.own[1]:
+            return False
+        host = self.own[0]
+        if host in UNSPECIFIED_HOSTS:  # listening everywhere: any address of this machine
+            return _is_local(family, sockaddr)
+        try:
+            return any(_address(found[4][0]) == address for found in socket.getaddrinfo(host, port))
+        except (socket.gaierror, UnicodeError):
+            return False
+
+    # --- connecting ---
+
+    def connect(self, address: tuple[str, int], timeout: float | None = None,
+                source_address: tuple[str, int] | None = None) -> socket.socket:
+        """socket.create_connection to a checked address of the host."""
+        host, port = address
+        last_error: OSError | None = None
+        for family, sockaddr in self.addresses(host, port):
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            try:
+                sock.settimeout(timeout)
+                if source_address:
+                    sock.bind(source_address)
+                sock.connect(sockaddr)
+                return sock
+            except OSError as error:
+                sock.close()
+                last_error = error
+        raise last_error or OSError(f"{host} resolves to no address")
+
+    def httpx_transport(self, verify: bool = True) -> httpx.HTTPTransport:
+        """An httpx transport whose every connection goes through the guard, no proxy."""
+        ssl_context = httpx.create_ssl_context(verify=verify)
+        transport = httpx.HTTPTransport(verify=ssl_context)
+        # httpx takes no network backend; the httpcore pool under it does.
+        transport._pool = httpcore.ConnectionPool(
+            ssl_context=ssl_context, max_connections=MAX_CONNECTIONS,
+            max_keepalive_connections=MAX_KEEPALIVE_CONNECTIONS, keepalive_expiry=KEEPALIVE_EXPIRY_SECONDS,
+            network_backend=_GuardedBackend(self))
+        return transport
+
+
+class _GuardedBackend(httpcore.NetworkBackend):
+    """httpcore's connections, to checked addresses only (TLS still verifies the name)."""
+
+    def __init__(self, guard: OutboundGuard) -> None:
+        self._guard = guard
+        self._inner = httpcore.SyncBackend()
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                    socket_options=None) -> httpcore.NetworkStream:
+        try:
+            resolved = self._guard.addresses(host, port)
+        except socket.gaierror as error:
+            raise httpcore.ConnectError(str(error)) from error
+        last_error: Exception | None = None
+        for _, sockaddr in resolved:
+            try:
+                return self._inner.connect_tcp(sockaddr[0], port, timeout, local_address, socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as error:
+                last_error = error
+        raise last_error or httpcore.ConnectError(f"{host} resolves to no address")
+
+
+def _address(text: str) -> Address:
+    """The address, an IPv4-mapped IPv6 one (::ffff:127.0.0.1) as the IPv4 it is."""
+    address = ipaddress.ip_address(text)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return address.ipv4_mapped
+    return address
+
+
+def _is_local(family: socket.AddressFamily, sockaddr: tuple) -> bool:
+    """Whether the address belongs to this machine: only then can a socket be bound to it."""
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((sockaddr[0], 0, *sockaddr[2:]))
+        except OSError:
+            return False
+    return True
+
+
+def _shown(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
