@@ -67,6 +67,7 @@ DOMAIN_TO_OCI: dict[type[domain.RegistryError], ErrorCode] = {
     domain.InvalidInputError: NAME_INVALID,
     domain.StorageUnavailableError: UNAVAILABLE,
     domain.TagImmutableError: DENIED,  # Harbor says 412; OCI has no such code (docs/oci-api.md)
+    domain.StillReferencedError: UNSUPPORTED,  # the spec's status for a refused blob DELETE (docs/oci-api.md)
     domain.QuotaExceededError: DENIED,  # as Harbor: docker prints "denied: quota exceeded: …"
     domain.UpstreamUnavailableError: UNAVAILABLE,
     domain.UpstreamRateLimitedError: TOOMANYREQUESTS,

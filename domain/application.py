@@ -7,10 +7,11 @@ answers, so clients read their own writes.
 from __future__ import annotations
 
 import time
+from copy import deepcopy
 from typing import Callable
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, project_aggregate
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
@@ -41,7 +42,7 @@ from domain.permissions import project_of
 from domain.ports import BlobStore, UploadInfo
 from domain.project import Project
 from domain.quotas import NoQuotas, QuotaCheck, QuotaLimits, QuotaReadModel
-from domain.repository import Repository
+from domain.repository import Repository, check_references
 
 CONDEMNED_WAIT_SECONDS = 30.0
 
@@ -143,21 +144,31 @@ class Registry(Application):
     def push_manifest(self, name: str, reference: str, data: bytes, content_type: str | None,
                       ctx: RequestContext, caching: bool = False) -> tuple[ParsedManifest, int | None]:
         """`caching`: the proxy cache storing what it fetched (the only writer of its projects; an
-        index it caches may lack children no one pulled)."""
+        index it caches may lack children no one pulled). The manifest is validated — parsed,
+        then checked against the repository as it stands — before its bytes are stored, so that
+        a refused manifest leaves nothing behind; the repository decides again when it records
+        the push (something may have changed in between)."""
         if not caching:
             self._refuse_proxied(name)
         by_digest = is_digest_reference(reference)
         expected = check_digest(reference) if by_digest else None
         tag = None if by_digest else check_tag(reference)
         manifest = parse_manifest(data, content_type, expected)
+
+        def check(repo: Repository | None) -> None:
+            if repo is not None and tag is not None:
+                self.refuse_immutable(repo, _moved(repo, tag, manifest.digest))
+            check_references(manifest, repo.blobs if repo else {}, repo.manifests if repo else {},
+                             children_required=not caching)
+
+        check(self._peek_repository(name))
         quota = self._check_quota(name, {manifest.digest: manifest.size}, lambda: self._new_artifacts(name, manifest),
                                   ctx)
         self.retain(manifest.digest, "manifest", ctx)
         self.blobs.put(manifest.digest, data)
 
         def change(repo: Repository) -> None:
-            if tag is not None:
-                self._refuse_immutable(repo, _moved(repo, tag, manifest.digest))
+            check(repo)
             repo.push_manifest(manifest, tag, ctx, children_required=not caching)
 
         position = self._change(name, ctx, change)
@@ -172,7 +183,7 @@ class Registry(Application):
         self._refuse_proxied(name)
 
         def change(repo: Repository) -> None:
-            self._refuse_immutable(repo, _moved(repo, tag, digest))
+            self.refuse_immutable(repo, _moved(repo, tag, digest))
             repo.point_tag(tag, digest, ctx)
 
         return self._change_existing(name, change)
@@ -181,17 +192,19 @@ class Registry(Application):
         check_tag(tag)
 
         def change(repo: Repository) -> None:
-            self._refuse_immutable(repo, [tag] if tag in repo.tags else [])
+            self.refuse_immutable(repo, [tag] if tag in repo.tags else [])
             repo.delete_tag(tag, ctx)
 
         return self._change_existing(name, change)
 
     def delete_manifest(self, name: str, digest: str, ctx: RequestContext) -> int | None:
-        """Refused while an immutable tag points to the manifest (as Harbor does)."""
+        """Refused while an immutable tag points to the manifest, or an index of the repository
+        lists it (as Harbor does)."""
         check_digest(digest)
 
         def change(repo: Repository) -> None:
-            self._refuse_immutable(repo, sorted(t for t, d in repo.tags.items() if d == digest))
+            self.refuse_immutable(repo, sorted(t for t, d in repo.tags.items() if d == digest))
+            repo.refuse_referenced("manifest", digest)
             repo.delete_manifest(digest, ctx)
 
         return self._change_existing(name, change)
@@ -205,7 +218,8 @@ class Registry(Application):
             current = tuple(sorted(t for t, d in repo.tags.items() if d == digest))
             if digest in repo.manifests and current != tuple(sorted(tags)):
                 raise ConflictError("the artifact's tags changed since the plan", {"tags": list(current)})
-            self._refuse_immutable(repo, list(current))
+            self.refuse_immutable(repo, list(current))
+            repo.refuse_referenced("manifest", digest)
             repo.delete_manifest(digest, ctx)
 
         return self._change_existing(name, change)
@@ -223,7 +237,7 @@ class Registry(Application):
         """Refused while an immutable tag is in the repository (as Harbor does)."""
 
         def change(repo: Repository) -> None:
-            self._refuse_immutable(repo, sorted(repo.tags))
+            self.refuse_immutable(repo, sorted(repo.tags))
             repo.delete(ctx)
 
         return self._change_existing(name, change)
@@ -254,7 +268,7 @@ class Registry(Application):
             target = digest or repo.deleted_tags.get(tag)
             if target is None:
                 raise ManifestUnknownError("no deleted tag of that name", {"tag": tag})
-            self._refuse_immutable(repo, _moved(repo, tag, target))
+            self.refuse_immutable(repo, _moved(repo, tag, target))
             fences = []
             if target not in repo.manifests:
                 fences = self._fences([target], "undelete", ctx)
@@ -372,7 +386,7 @@ class Registry(Application):
     def remove_immutable_rule(self, project: str, number: int, ctx: RequestContext) -> int | None:
         return self._project(project, lambda p: p.remove_immutable_rule(number, ctx))
 
-    def _refuse_immutable(self, repo: Repository, tags: list[str]) -> None:
+    def refuse_immutable(self, repo: Repository, tags: list[str]) -> None:
         """Raises TagImmutableError when an enabled rule of the repository's project protects
         one of `tags`. The project is loaded only when there is a tag to check."""
         project = self.load(Project.create_id(project_of(repo.name))) if tags else None
@@ -404,7 +418,25 @@ class Registry(Application):
 
     def load(self, aggregate_id: UUID) -> Aggregate | None:
         try:
-            return self.repository.get(aggregate_id)
+            aggregate = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+        if isinstance(aggregate, Repository) and aggregate.lacks_references():
+            aggregate = self._replay(aggregate_id)
+        return aggregate
+
+    def _replay(self, aggregate_id: UUID) -> Aggregate:
+        """The aggregate from all its events, not from its snapshot (one taken before the state
+        had what the decisions now need); cached, so once per process until the next snapshot."""
+        aggregate = project_aggregate(None, self.events.get(aggregate_id))
+        if self.repository.cache is not None:
+            self.repository.cache.put(aggregate_id, deepcopy(aggregate))
+        return aggregate
+
+    def _peek_repository(self, name: str) -> Repository | None:
+        """The repository as cached, not copied: only to read, for a check made again when saving."""
+        try:
+            return self.repository.get(Repository.create_id(name), deepcopy_from_cache=False)
         except AggregateNotFoundError:
             return None
 

@@ -22,6 +22,7 @@ from eventsourcing.persistence import IntegrityError
 
 from domain.blob import Blob
 from domain.context import RequestContext
+from domain.errors import TagImmutableError
 from domain.gc import GcRun
 from domain.repository import Repository
 
@@ -195,9 +196,13 @@ class Collector:
         self.bring_read_models_to(self.registry.recorder.max_notification_id())
         if self.catalog.listed_by_a_manifest(name, digest):
             return False
-        for referrer in self.catalog.referrers(name, digest, None):
-            if referrer.digest in repository.manifests:
-                repository.delete_manifest(referrer.digest, ctx)
+        referrers = [r.digest for r in self.catalog.referrers(name, digest, None) if r.digest in repository.manifests]
+        try:
+            self.registry.refuse_immutable(repository, sorted(t for t, d in repository.tags.items() if d in referrers))
+        except TagImmutableError:
+            return False  # an immutable tag on a referrer keeps it, and so its subject
+        for referrer in referrers:
+            repository.delete_manifest(referrer, ctx)
         repository.delete_manifest(digest, ctx)
         try:
             self.registry.save(repository)

@@ -111,6 +111,12 @@ class TagImmutableError(RegistryError):
     rule's id."""
 
 
+class StillReferencedError(ConflictError):
+    """A blob link or a manifest may not be deleted while a manifest of the repository
+    references it (as its config, a layer, or a child of an index): that manifest would point
+    at nothing."""
+
+
 class BlobCondemnedError(RegistryError):
     """The garbage collector is deleting the blob's bytes right now (internal: writers wait)."""
 

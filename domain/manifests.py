@@ -8,7 +8,10 @@ config media type). Schema1 is refused, as in Distribution's default setup.
 from __future__ import annotations
 
 import hashlib
+import json
+from collections import Counter
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -28,6 +31,15 @@ DOCKER_SCHEMA1 = (
 IMAGE_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
 INDEX_TYPES = (OCI_INDEX, DOCKER_MANIFEST_LIST)
 MANIFEST_TYPES = IMAGE_TYPES + INDEX_TYPES
+# Layers whose bytes may live elsewhere (`urls`), which a registry need not hold: the only
+# descriptors that may carry `urls`, as in Distribution.
+FOREIGN_LAYER_TYPES = (
+    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
+)
+MAX_DESCRIPTOR_SIZE = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -37,7 +49,7 @@ class Descriptor:
     size: int
     artifact_type: str | None = None
     annotations: dict[str, str] | None = None
-    foreign: bool = False  # has `urls`: the bytes live elsewhere, we need not hold them
+    foreign: bool = False  # a foreign layer with `urls`: the bytes live elsewhere, we need not hold them
 
 
 @dataclass(frozen=True)
@@ -70,7 +82,7 @@ def parse_manifest(data: bytes, content_type: str | None, expected_digest: str |
     digest = _digest_of(data, expected_digest)
     doc = _load_json(data)
     media_type = resolve_media_type(doc, content_type)
-    if doc.get("schemaVersion") != 2:
+    if type(doc.get("schemaVersion")) is not int or doc["schemaVersion"] != 2:  # not 2.0, not true
         raise ManifestInvalidError("schemaVersion must be 2", {"schemaVersion": doc.get("schemaVersion")})
     common = dict(
         digest=digest,
@@ -88,7 +100,7 @@ def parse_manifest(data: bytes, content_type: str | None, expected_digest: str |
     config = _descriptor(doc.get("config"), "config")
     return ParsedManifest(
         config=config,
-        layers=_descriptor_list(doc, "layers"),
+        layers=_descriptor_list(doc, "layers", layers=True),
         artifact_type=_optional_str(doc, "artifactType") or config.media_type,
         **common,
     )
@@ -114,6 +126,16 @@ def _load_json(data: bytes) -> dict:
         raise ManifestInvalidError("manifest is not valid JSON", {"reason": str(error)}) from None
     if not isinstance(doc, dict):
         raise ManifestInvalidError("manifest must be a JSON object")
+    json.loads(data, object_pairs_hook=_refuse_duplicate_keys)  # orjson keeps the last silently
+    return doc
+
+
+def _refuse_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
+    """Two parsers reading one manifest must not see two different ones."""
+    doc = dict(pairs)
+    if len(doc) != len(pairs):
+        duplicated = sorted(key for key, count in Counter(key for key, _ in pairs).items() if count > 1)
+        raise ManifestInvalidError("manifest has duplicate keys", {"keys": duplicated[:10]})
     return doc
 
 
@@ -141,13 +163,13 @@ def resolve_media_type(doc: dict, content_type: str | None) -> str:
     return media_type
 
 
-def _descriptor(value: object, where: str) -> Descriptor:
+def _descriptor(value: object, where: str, layer: bool = False) -> Descriptor:
     if not isinstance(value, dict):
         raise ManifestInvalidError(f"{where} must be a descriptor object")
     media_type, size = value.get("mediaType"), value.get("size")
     if not isinstance(media_type, str) or not media_type:
         raise ManifestInvalidError(f"{where}.mediaType must be a non-empty string")
-    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+    if type(size) is not int or not 0 <= size <= MAX_DESCRIPTOR_SIZE:
         raise ManifestInvalidError(f"{where}.size must be a non-negative integer")
     digest = value.get("digest")
     if not isinstance(digest, str):
@@ -162,19 +184,42 @@ def _descriptor(value: object, where: str) -> Descriptor:
         size=size,
         artifact_type=_optional_str(value, "artifactType"),
         annotations=_annotations(value.get("annotations"), f"{where}.annotations") or None,
-        foreign=bool(value.get("urls")),
+        foreign=_foreign(value, where, layer and media_type in FOREIGN_LAYER_TYPES),
     )
+
+
+def _foreign(value: dict, where: str, may_be_foreign: bool) -> bool:
+    """Whether the descriptor is a foreign layer: one of FOREIGN_LAYER_TYPES with http(s) `urls`,
+    whose bytes the registry need not hold. `urls` anywhere else is refused (a registry that
+    skipped the blob check for them would accept a manifest whose layers it cannot serve)."""
+    urls = value.get("urls")
+    if urls is None:
+        return False
+    if not may_be_foreign:
+        raise ManifestInvalidError(f"{where}.urls is allowed only on foreign (non-distributable) layers",
+                                   {"mediaType": value.get("mediaType"), "allowed": list(FOREIGN_LAYER_TYPES)})
+    if not isinstance(urls, list) or not all(isinstance(url, str) and _is_http_url(url) for url in urls):
+        raise ManifestInvalidError(f"{where}.urls must be a list of http(s) URLs")
+    return bool(urls)
+
+
+def _is_http_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.netloc) and not parts.fragment
 
 
 def _optional_descriptor(doc: dict, key: str) -> Descriptor | None:
     return None if doc.get(key) is None else _descriptor(doc[key], key)
 
 
-def _descriptor_list(doc: dict, key: str) -> tuple[Descriptor, ...]:
+def _descriptor_list(doc: dict, key: str, layers: bool = False) -> tuple[Descriptor, ...]:
     items = doc.get(key, [])
     if not isinstance(items, list):
         raise ManifestInvalidError(f"{key} must be an array")
-    return tuple(_descriptor(item, f"{key}[{i}]") for i, item in enumerate(items))
+    return tuple(_descriptor(item, f"{key}[{i}]", layers) for i, item in enumerate(items))
 
 
 def _optional_str(doc: dict, key: str) -> str | None:

@@ -20,6 +20,7 @@ from domain.errors import (
     ManifestUnknownError,
     NameUnknownError,
     NotFoundError,
+    StillReferencedError,
 )
 from domain.manifests import ParsedManifest
 
@@ -27,8 +28,9 @@ from domain.manifests import ParsedManifest
 class Repository(Aggregate):
     # Version 2 added `media_types`, `deleted`, `trash` and `deleted_tags`; older snapshots
     # are upcast (their manifests' media types are then found from the stored bytes). Version 3
-    # added `labels`.
-    class_version = 3
+    # added `labels`, version 4 `manifest_references` (an older snapshot lacks them: the
+    # application replays such a repository from its events, see Registry.load).
+    class_version = 4
 
     class Event(Aggregate.Event):
         """Every event names its repository, who caused it, and in which request."""
@@ -74,6 +76,7 @@ class Repository(Aggregate):
         def apply(self, repo: Repository) -> None:
             repo.manifests[self.digest] = self.size
             repo.media_types[self.digest] = self.media_type
+            repo.manifest_references[self.digest] = [reference["digest"] for reference in self.references]
 
     class ManifestDeleted(Event):
         digest: str
@@ -81,6 +84,7 @@ class Repository(Aggregate):
         def apply(self, repo: Repository) -> None:
             repo.manifests.pop(self.digest, None)
             repo.media_types.pop(self.digest, None)
+            repo.manifest_references.pop(self.digest, None)
             repo.labels.pop(self.digest, None)  # an artifact's labels go with it
 
     class TagPointed(Event):
@@ -172,6 +176,8 @@ class Repository(Aggregate):
         # included), while the tag is not pointed again: what undeleting the tag brings back.
         self.deleted_tags: dict[str, str] = {}
         self.labels: dict[str, list[str]] = {}  # manifest digest -> its labels, "<scope>:<name>"
+        # manifest digest -> the digests it references (config, layers held, an index's children)
+        self.manifest_references: dict[str, list[str]] = {}
 
     @staticmethod
     def upcast_v1_v2(state: dict) -> None:
@@ -180,6 +186,14 @@ class Repository(Aggregate):
     @staticmethod
     def upcast_v2_v3(state: dict) -> None:
         state["labels"] = {}
+
+    @staticmethod
+    def upcast_v3_v4(state: dict) -> None:
+        state["manifest_references"] = {}  # unknown: lacks_references() says so
+
+    def lacks_references(self) -> bool:
+        """Whether this state came from a snapshot older than `manifest_references`."""
+        return len(self.manifest_references) != len(self.manifests)
 
     @staticmethod
     def create_id(name: str) -> UUID:
@@ -197,9 +211,21 @@ class Repository(Aggregate):
         self._trigger(self.BlobLinked, digest=digest, size=size, mounted_from=mounted_from, ctx=ctx)
 
     def unlink_blob(self, digest: str, ctx: RequestContext) -> None:
+        """Refused while a manifest of the repository references the blob."""
         if digest not in self.blobs:
             raise BlobUnknownError("blob unknown to repository", {"digest": digest})
+        self.refuse_referenced("blob", digest)
         self._trigger(self.BlobUnlinked, digest=digest, ctx=ctx)
+
+    def refuse_referenced(self, kind: str, digest: str) -> None:
+        """Raises StillReferencedError when a manifest of the repository references `digest`."""
+        users = sorted(m for m, references in self.manifest_references.items() if digest in references)
+        if users:
+            tags = sorted(tag for tag, target in self.tags.items() if target == users[0])
+            tagged = f" (tagged {', '.join(tags[:5])})" if tags else ""
+            raise StillReferencedError(
+                f"{kind} {digest} is referenced by manifest {users[0]}{tagged} of {self.name}: "
+                "delete that manifest first", {"digest": digest, "manifests": users[:10]})
 
     def release_blob(self, digest: str, ctx: RequestContext) -> None:
         """Garbage collection unlinks a blob no manifest of the registry references any more."""
@@ -210,7 +236,7 @@ class Repository(Aggregate):
                       children_required: bool = True) -> None:
         """Without `children_required` (a proxy cache, which caches an index's children only as
         they are pulled), an index may list manifests the repository does not hold."""
-        self._check_references(manifest, children_required)
+        check_references(manifest, self.blobs, self.manifests, children_required)
         if manifest.digest not in self.manifests:
             self._trigger(
                 self.ManifestPushed,
@@ -307,25 +333,29 @@ class Repository(Aggregate):
     def _trigger(self, event_class: type[Repository.Event], ctx: RequestContext, **fields) -> None:
         self.trigger_event(event_class, repository=self.name, **ctx.event_fields(), **fields)
 
-    def _check_references(self, manifest: ParsedManifest, children_required: bool = True) -> None:
-        for blob in manifest.required_blobs:
-            size = self.blobs.get(blob.digest)
-            if size is None:
-                raise ManifestBlobUnknownError(
-                    "manifest references a blob unknown to the repository",
-                    {"digest": blob.digest},
-                )
-            if size != blob.size:
-                raise ManifestInvalidError(
-                    "descriptor size does not match the blob's size",
-                    {"digest": blob.digest, "descriptor_size": blob.size, "blob_size": size},
-                )
-        for child in manifest.manifests if children_required else ():
-            if child.digest not in self.manifests:
-                raise ManifestBlobUnknownError(
-                    "index references a manifest unknown to the repository",
-                    {"digest": child.digest},
-                )
+
+def check_references(manifest: ParsedManifest, blobs: dict[str, int], manifests: dict[str, int],
+                     children_required: bool = True) -> None:
+    """Every config and layer among `blobs` (digest -> size) with the descriptor's size, and
+    every child of an index among `manifests` (unless not `children_required`)."""
+    for blob in manifest.required_blobs:
+        size = blobs.get(blob.digest)
+        if size is None:
+            raise ManifestBlobUnknownError(
+                "manifest references a blob unknown to the repository",
+                {"digest": blob.digest},
+            )
+        if size != blob.size:
+            raise ManifestInvalidError(
+                "descriptor size does not match the blob's size",
+                {"digest": blob.digest, "descriptor_size": blob.size, "blob_size": size},
+            )
+    for child in manifest.manifests if children_required else ():
+        if child.digest not in manifests:
+            raise ManifestBlobUnknownError(
+                "index references a manifest unknown to the repository",
+                {"digest": child.digest},
+            )
 
 
 def _label_entry(scope: str, label: str) -> str:

@@ -25,6 +25,7 @@ from domain.errors import (
     ManifestUnknownError,
     NameUnknownError,
     NotFoundError,
+    StillReferencedError,
     TagImmutableError,
 )
 from domain.project import Project
@@ -135,13 +136,21 @@ class RetentionRunner:
         """Deletes what the plan says, appending each deletion to `deleted` as it is done;
         returns what it skipped, and why."""
         ctx = RequestContext(f"retention:{project}", run)
-        skipped = []
-        for deletion in planned.deletions:
-            try:
-                self.registry.delete_manifest_if_tags(deletion.repository, deletion.digest, deletion.tags, ctx)
-                deleted.append(deletion)
-            except (TagImmutableError, ConflictError, ManifestUnknownError, NameUnknownError) as reason:
-                skipped.append(deletion.fields() | {"reason": reason.message})
+        skipped, pending = [], list(planned.deletions)
+        while pending:
+            listed = []  # children of an index deleted later in the pass: again after it
+            for deletion in pending:
+                try:
+                    self.registry.delete_manifest_if_tags(deletion.repository, deletion.digest, deletion.tags, ctx)
+                    deleted.append(deletion)
+                except StillReferencedError as reason:
+                    listed.append((deletion, reason))
+                except (TagImmutableError, ConflictError, ManifestUnknownError, NameUnknownError) as reason:
+                    skipped.append(deletion.fields() | {"reason": reason.message})
+            if len(listed) == len(pending):  # no index of theirs went: they stay
+                skipped += [deletion.fields() | {"reason": reason.message} for deletion, reason in listed]
+                break
+            pending = [deletion for deletion, _ in listed]
         return skipped
 
     def _moment_of(self, position: int) -> datetime:

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
 
 from api.v2.blob_body import WINDOW
-from tests.support.oci import digest_of, push_blob
+from tests.support.oci import OCI_INDEX, OCI_MANIFEST, descriptor, digest_of, push_blob, push_image
 
 pytestmark = pytest.mark.both_databases
 
@@ -76,6 +77,46 @@ def test_delete_blob(client):
     assert client.head(f"/v2/{NAME}/blobs/{digest}").status_code == 404
     again = client.delete(f"/v2/{NAME}/blobs/{digest}")
     assert again.status_code == 404 and again.json()["errors"][0]["code"] == "BLOB_UNKNOWN"
+
+
+def refusal(response) -> dict:
+    assert response.status_code == 405, response.text
+    [error] = response.json()["errors"]
+    assert error["code"] == "UNSUPPORTED"
+    return error
+
+
+def test_a_blob_a_manifest_uses_cannot_be_deleted(client):
+    """Deleting a layer or config of a tagged manifest would leave it pointing at a 404."""
+    manifest, _ = push_image(client, NAME, "v1", seed="used")
+    config, layer = digest_of(b'{"architecture": "amd64", "os": "linux", "seed": "used"}'), digest_of(b"layer-used")
+    for blob in (layer, config):
+        error = refusal(client.delete(f"/v2/{NAME}/blobs/{blob}"))
+        assert error["message"] == (f"blob {blob} is referenced by manifest {manifest} (tagged v1) of {NAME}: "
+                                    "delete that manifest first")
+        assert error["detail"] == {"digest": blob, "manifests": [manifest]}
+        assert client.get(f"/v2/{NAME}/blobs/{blob}").status_code == 200
+
+    second, _ = push_image(client, NAME, "v2", seed="used", annotations={"second": "manifest"})
+    assert client.delete(f"/v2/{NAME}/manifests/{manifest}").status_code == 202
+    assert refusal(client.delete(f"/v2/{NAME}/blobs/{layer}"))["detail"]["manifests"] == [second]
+    assert client.delete(f"/v2/{NAME}/manifests/v2").status_code == 202  # the tag only: untagged, still used
+    assert refusal(client.delete(f"/v2/{NAME}/blobs/{layer}"))["message"] == (
+        f"blob {layer} is referenced by manifest {second} of {NAME}: delete that manifest first")
+    assert client.delete(f"/v2/{NAME}/manifests/{second}").status_code == 202
+    assert client.delete(f"/v2/{NAME}/blobs/{layer}").status_code == 202  # no manifest uses it now
+    assert client.head(f"/v2/{NAME}/blobs/{layer}").status_code == 404
+
+
+def test_a_child_manifest_linked_as_a_blob_cannot_be_deleted_while_an_index_lists_it(client):
+    _, child = push_image(client, NAME, "amd64")
+    push_blob(client, NAME, child)  # the child's bytes linked as a blob as well
+    index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX,
+                        "manifests": [descriptor(OCI_MANIFEST, child)]}).encode()
+    put = client.put(f"/v2/{NAME}/manifests/multi", content=index, headers={"Content-Type": OCI_INDEX})
+    assert put.status_code == 201
+    error = refusal(client.delete(f"/v2/{NAME}/blobs/{digest_of(child)}"))
+    assert error["detail"]["manifests"] == [digest_of(index)]
 
 
 def test_malformed_digests_are_400_never_500(client):

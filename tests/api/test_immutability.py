@@ -4,6 +4,9 @@ pushes and deletes, the Harbor tag and artifact deletes, the management API's ta
 
 from __future__ import annotations
 
+import json
+import time
+
 import pytest
 from harborapi.client import model_to_dict
 from harborapi.models import ImmutableRule, ImmutableSelector
@@ -13,7 +16,7 @@ from domain.immutability import ImmutableRule as DomainRule
 from domain.immutability import Selector
 from tests.support.auth import PASSWORD, create_user, grant
 from tests.support.harbor import harbor_errors, id_of
-from tests.support.oci import OCI_MANIFEST, image_manifest, push_blob
+from tests.support.oci import OCI_INDEX, OCI_MANIFEST, digest_of, image_manifest, push_blob
 
 pytestmark = [pytest.mark.both_databases, pytest.mark.anyio,
               pytest.mark.filterwarnings("ignore::DeprecationWarning:harborapi")]
@@ -263,3 +266,82 @@ def test_rule_ids_survive_a_rebuild(client, services):
     before = client.get(RULES).json()
     services.projections.rebuild()
     assert client.get(RULES).json() == before and [r["id"] for r in before] == [kept]
+
+
+# Every other path that could delete what an immutable tag holds
+
+
+def push_index(client, name: str, tag: str, children: list[str]) -> str:
+    """An index of the manifests `children` (digests of `push_manifest` images) under `tag`."""
+    manifests = [{"mediaType": OCI_MANIFEST, "digest": child,
+                  "size": int(client.head(f"/v2/{name}/manifests/{child}").headers["Content-Length"])}
+                 for child in children]
+    index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}).encode()
+    response = client.put(f"/v2/{name}/manifests/{tag}", content=index, headers={"Content-Type": OCI_INDEX})
+    assert response.status_code == 201, response.text
+    return response.headers["Docker-Content-Digest"]
+
+
+def test_nothing_an_immutable_image_needs_can_be_deleted(client):
+    """Its layers and config (blob DELETE), the manifests its index lists (DELETE by digest,
+    Harbor's artifact delete), its repository (both APIs): an immutable tag keeps pulling."""
+    child = push_manifest(client, "team/app", "v1-amd64", "one").headers["Docker-Content-Digest"]
+    index = push_index(client, "team/app", "v1", [child])
+    rule_id = add_rule(client, tags="v1")
+    assert client.delete("/v2/team/app/manifests/v1-amd64").status_code == 202  # a mutable tag
+
+    blobs = [digest_of(b'{"seed": "one"}'), digest_of(b"layer-one")]
+    for blob in blobs:
+        error = oci_error(client.delete(f"/v2/team/app/blobs/{blob}"), 405)
+        assert error["code"] == "UNSUPPORTED" and error["detail"]["manifests"] == [child]
+    error = oci_error(client.delete(f"/v2/team/app/manifests/{child}"), 405)
+    assert error["message"] == (f"manifest {child} is referenced by manifest {index} (tagged v1) of team/app: "
+                                "delete that manifest first")
+    harbor = client.delete(f"/api/v2.0/projects/team/repositories/app/artifacts/{child}")
+    assert (harbor.status_code, harbor_errors(harbor)[0][0]) == (409, "CONFLICT")
+    for delete in ("/api/v1/repositories/team/app", "/api/v2.0/projects/team/repositories/app"):
+        refused = client.delete(delete)
+        assert refused.status_code == 409 and f"immutability rule {rule_id}" in refused.text, delete
+
+    assert client.get("/v2/team/app/manifests/v1").status_code == 200
+    for reference in (f"manifests/{child}", *(f"blobs/{blob}" for blob in blobs)):
+        assert client.get(f"/v2/team/app/{reference}").status_code == 200, reference
+
+
+def test_retention_keeps_the_children_of_an_immutable_index(client):
+    child = push_manifest(client, "team/app", "child", "one").headers["Docker-Content-Digest"]
+    index = push_index(client, "team/app", "v0", [child])
+    push_manifest(client, "team/app", "v1", "two")
+    add_rule(client, tags="v0")
+    client.put("/api/v1/projects/team/retention", json={"rules": [{"template": "latestPushedK", "param": 1}]})
+    result = client.post("/api/v1/projects/team/retention/runs", json={})
+    assert result.status_code == 201, result.text
+    assert {(s["digest"], "immutable" in s["reason"]) for s in result.json()["skipped"]} == {
+        (index, True), (child, False)}
+    assert client.get("/v2/team/app/tags/list").json()["tags"] == ["child", "v0", "v1"]
+    assert client.get(f"/v2/team/app/manifests/{child}").status_code == 200
+
+
+def test_garbage_collection_keeps_an_immutably_tagged_referrer_and_its_subject(client, services):
+    subject = push_manifest(client, "team/app", "tmp", "one")
+    subject_digest = subject.headers["Docker-Content-Digest"]
+    client.delete("/v2/team/app/manifests/tmp").raise_for_status()  # the subject is untagged
+    push_blob(client, "team/app", b"{}")
+    push_blob(client, "team/app", b"signature")
+    referrer = json.dumps({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": "application/x.signature",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": digest_of(b"{}"), "size": 2},
+        "layers": [{"mediaType": "application/octet-stream", "digest": digest_of(b"signature"), "size": 9}],
+        "subject": {"mediaType": OCI_MANIFEST, "digest": subject_digest,
+                    "size": int(subject.request.headers["Content-Length"])},
+    }).encode()
+    assert client.put("/v2/team/app/manifests/v1-sig", content=referrer,
+                      headers={"Content-Type": OCI_MANIFEST}).status_code == 201
+    add_rule(client, tags="v1-*")
+    time.sleep(1.1)
+    run, _ = services.gc_jobs.start(0, False, "cli", RequestContext("admin", "t"), background=False,
+                                    delete_untagged=True)
+    services.projections.catch_up()
+    assert services.gc.run_by_uuid(str(run.id)).status == "succeeded"
+    assert digest_of_tag(client, "team/app", "v1-sig") == digest_of(referrer)
+    assert client.head(f"/v2/team/app/manifests/{subject_digest}").status_code == 200

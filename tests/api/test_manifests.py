@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from adapters.storage.paths import blob_path
 from tests.support.oci import (
     DOCKER_MANIFEST,
     OCI_INDEX,
@@ -124,6 +125,70 @@ def test_missing_blobs_are_refused_and_nothing_is_visible(client):
     assert client.get(f"/v2/{NAME}/manifests/broken").status_code == 404
     assert client.get(f"/v2/{NAME}/manifests/{digest_of(manifest)}").status_code == 404
     assert "broken" not in client.get(f"/v2/{NAME}/tags/list").json()["tags"]
+
+
+def test_a_refused_manifest_leaves_no_bytes_in_the_store(client, services):
+    """Validated first (parsed, sized, its references checked), stored after: nothing invalid is
+    ever at a content address."""
+    config, layer = b'{"c":3}', b"never uploaded either"
+    push_blob(client, NAME, config)
+    missing_layer = image_manifest(config, [layer])
+    index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX,
+                        "manifests": [descriptor(OCI_MANIFEST, missing_layer)]}).encode()
+    wrong_size = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": dict(
+        descriptor("application/vnd.oci.image.config.v1+json", config), size=99), "layers": []}).encode()
+    for manifest, content_type, code in ((missing_layer, OCI_MANIFEST, "MANIFEST_BLOB_UNKNOWN"),
+                                         (index, OCI_INDEX, "MANIFEST_BLOB_UNKNOWN"),
+                                         (wrong_size, OCI_MANIFEST, "MANIFEST_INVALID")):
+        for name in (NAME, "team/new"):  # a repository that exists, and one that holds nothing
+            response = client.put(f"/v2/{name}/manifests/v1", content=manifest, headers={"Content-Type": content_type})
+            assert response.status_code == 400
+            assert errors(response) == [code if name == NAME else "MANIFEST_BLOB_UNKNOWN"]
+            assert not blob_path(services.blobs.root, digest_of(manifest)).exists()
+            assert services.blobs.stat(digest_of(manifest)) is None
+
+
+def test_an_immutable_tag_refusal_leaves_no_bytes_in_the_store(client, services):
+    push_image(client, NAME, "v1", seed="first")
+    client.post("/api/v1/projects/team/immutable-tag-rules", json={"tags": "v1"}).raise_for_status()
+    config = json.dumps({"architecture": "amd64", "os": "linux", "seed": "first"}).encode()
+    push_blob(client, NAME, config)
+    moved = image_manifest(config, [b"layer-first"], annotations={"moved": "yes"})
+    response = client.put(f"/v2/{NAME}/manifests/v1", content=moved, headers={"Content-Type": OCI_MANIFEST})
+    assert response.status_code == 403 and errors(response) == ["DENIED"]
+    assert services.blobs.stat(digest_of(moved)) is None
+
+
+def test_urls_are_taken_only_on_foreign_layers(client):
+    """A layer that is not foreign must be in the repository, `urls` or not (issue 16, item 11)."""
+    config = push_blob(client, NAME, b'{"c":4}')
+    missing = {"digest": digest_of(b"not here"), "size": 8, "urls": ["http://169.254.169.254/x"]}
+    base = {"schemaVersion": 2, "mediaType": DOCKER_MANIFEST,
+            "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": config, "size": 7}}
+    for media_type in ("x", "application/vnd.docker.image.rootfs.diff.tar.gzip"):
+        refused = client.put(f"/v2/{NAME}/manifests/ssrf", headers={"Content-Type": DOCKER_MANIFEST},
+                             content=json.dumps({**base, "layers": [{**missing, "mediaType": media_type}]}))
+        assert refused.status_code == 400 and errors(refused) == ["MANIFEST_INVALID"], media_type
+        assert "urls is allowed only on foreign" in refused.json()["errors"][0]["message"]
+    foreign = {**missing, "mediaType": "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+               "urls": ["https://mcr.microsoft.com/v2/windows/blobs/x"]}
+    accepted = client.put(f"/v2/{NAME}/manifests/windows", headers={"Content-Type": DOCKER_MANIFEST},
+                          content=json.dumps({**base, "layers": [foreign]}))
+    assert accepted.status_code == 201, accepted.text
+    not_http = client.put(f"/v2/{NAME}/manifests/ftp", headers={"Content-Type": DOCKER_MANIFEST},
+                          content=json.dumps({**base, "layers": [{**foreign, "urls": ["ftp://h/x"]}]}))
+    assert not_http.status_code == 400 and errors(not_http) == ["MANIFEST_INVALID"]
+
+
+def test_a_float_schema_version_and_duplicate_keys_are_refused(client):
+    config = push_blob(client, NAME, b'{"c":5}')
+    descriptor_json = '{"mediaType": "application/vnd.oci.image.config.v1+json", "digest": "%s", "size": 7}' % config
+    for body in ('{"schemaVersion": 2.0, "config": %s, "layers": []}' % descriptor_json,
+                 '{"schemaVersion": 2, "config": %s, "layers": [], "layers": []}' % descriptor_json,
+                 '{"schemaVersion": 2, "config": %s, "annotations": {"a": "1", "a": "2"}}' % descriptor_json):
+        response = client.put(f"/v2/{NAME}/manifests/odd", content=body, headers={"Content-Type": OCI_MANIFEST})
+        assert response.status_code == 400 and errors(response) == ["MANIFEST_INVALID"], body
+    assert client.get(f"/v2/{NAME}/manifests/odd").status_code == 404
 
 
 def test_malformed_and_oversized_manifests(client):

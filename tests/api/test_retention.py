@@ -4,13 +4,14 @@ as of a past time, immutable tags and tags pushed since the plan are spared, the
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import datetime, timezone
 
 import pytest
 
 from tests.support.auth import PASSWORD, create_user, grant
-from tests.support.oci import push_image
+from tests.support.oci import OCI_INDEX, OCI_MANIFEST, digest_of, push_image
 
 pytestmark = pytest.mark.both_databases
 
@@ -89,6 +90,22 @@ def test_immutable_tags_and_tags_pushed_since_the_plan_are_spared(client, servic
     from domain.errors import ConflictError
     with pytest.raises(ConflictError):
         services.registry.delete_manifest_if_tags("team/app", digests[2], (), RequestContext("retention:team", "x"))
+
+
+def test_an_index_and_the_manifests_it_lists_go_together(client):
+    """A manifest an index lists cannot be deleted before the index: the run deletes it after."""
+    child, _ = push_image(client, "team/app", "child", seed="child")
+    manifests = [{"mediaType": OCI_MANIFEST, "digest": child,
+                  "size": int(client.head(f"/v2/team/app/manifests/{child}").headers["Content-Length"])}]
+    index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}).encode()
+    client.put("/v2/team/app/manifests/multi", content=index, headers={"Content-Type": OCI_INDEX}).raise_for_status()
+    time.sleep(0.01)
+    push_image(client, "team/app", "latest", seed="latest")
+    client.put("/api/v1/projects/team/retention", json={"rules": [{"template": "latestPushedK", "param": 1}]})
+    result = run(client)
+    assert planned(result) == {("team/app", child), ("team/app", digest_of(index))} and result["skipped"] == []
+    assert client.get("/v2/team/app/tags/list").json()["tags"] == ["latest"]
+    assert client.head(f"/v2/team/app/manifests/{child}").status_code == 404
 
 
 def test_policies_are_validated_and_need_maintainers(client):

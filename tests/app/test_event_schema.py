@@ -6,14 +6,17 @@ from __future__ import annotations
 import dataclasses
 
 import orjson
+import pytest
 from eventsourcing.domain import Aggregate, Snapshot
 from eventsourcing.persistence import StoredEvent
 
 from domain.account import User
 from domain.blob import Blob
 from domain.context import RequestContext
+from domain.errors import StillReferencedError
 from domain.gc import GcRun, GcSchedule
 from domain.labels import Label
+from domain.manifests import OCI_MANIFEST, Descriptor, ParsedManifest
 from domain.project import Project
 from domain.registries import RegistryEndpoint
 from domain.replication import ReplicationPolicy
@@ -142,3 +145,32 @@ def test_a_repository_snapshot_taken_before_labels_existed_still_loads(services)
     stored = services.registry.mapper.to_stored_event(old)
     repository = services.registry.mapper.to_domain_event(stored).mutate(None)
     assert repository.labels == {} and repository.label_names("sha256:" + "b" * 64) == frozenset()
+
+
+def test_a_repository_snapshot_taken_before_manifest_references_existed_is_replayed(services):
+    """Its state cannot say which blobs its manifests use: the registry replays the events, so a
+    blob delete is still refused while a manifest uses the blob."""
+    ctx = RequestContext("alice", "req-1")
+    config = Descriptor("application/vnd.oci.image.config.v1+json", "sha256:" + "1" * 64, 10)
+    layer = Descriptor("application/vnd.oci.image.layer.v1.tar+gzip", "sha256:" + "2" * 64, 20)
+    image = ParsedManifest(digest="sha256:" + "a" * 64, media_type=OCI_MANIFEST, size=300,
+                           config=config, layers=(layer,))
+
+    def push(repository: Repository) -> None:
+        for blob in (config, layer):
+            repository.link_blob(blob.digest, blob.size, ctx)
+        repository.push_manifest(image, "v1", ctx)
+
+    registry, repository_id = services.registry, Repository.create_id("team/old")
+    registry.update(repository_id, push, create=lambda: Repository.create("team/old", ctx))
+    old = Snapshot.take(registry.load(repository_id))
+    old.state.pop("manifest_references")
+    old.state["class_version"] = 3
+    registry.snapshots.put([old])
+    registry.repository.cache.get(repository_id, evict=True)
+    assert registry.repository.get(repository_id).lacks_references()  # as an upgraded node finds it
+
+    assert registry.load(repository_id).manifest_references == {image.digest: [config.digest, layer.digest]}
+    with pytest.raises(StillReferencedError):
+        registry.unlink_blob("team/old", layer.digest, ctx)
+    assert not registry.repository.get(repository_id).lacks_references()  # replayed once, then cached

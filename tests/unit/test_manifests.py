@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
 from domain.errors import DigestInvalidError, ManifestInvalidError, ManifestTooLargeError
 from domain.manifests import (
     DOCKER_MANIFEST,
+    FOREIGN_LAYER_TYPES,
     MAX_MANIFEST_BYTES,
     OCI_INDEX,
     OCI_MANIFEST,
@@ -55,10 +57,82 @@ def test_artifact_type_and_subject():
     assert manifest.annotations == {"org.example": "yes"}
 
 
-def test_foreign_layers_are_not_required():
-    foreign = dict(LAYER, urls=["https://example.invalid/layer"])
+@pytest.mark.parametrize("media_type", FOREIGN_LAYER_TYPES)
+def test_foreign_layers_are_not_required(media_type):
+    foreign = dict(LAYER, mediaType=media_type, urls=["https://example.invalid/layer"])
     data = encode({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": CONFIG, "layers": [foreign]})
     assert [b.digest for b in parse_manifest(data, None).required_blobs] == [CONFIG["digest"]]
+
+
+def test_a_foreign_layer_type_without_urls_is_required():
+    foreign = dict(LAYER, mediaType=FOREIGN_LAYER_TYPES[0])
+    data = encode({"schemaVersion": 2, "mediaType": DOCKER_MANIFEST, "config": CONFIG, "layers": [foreign]})
+    assert [b.digest for b in parse_manifest(data, None).required_blobs] == [CONFIG["digest"], LAYER["digest"]]
+
+
+@pytest.mark.parametrize("where, doc", [
+    ("layers[0]", {"layers": [dict(LAYER, mediaType="x", urls=["http://169.254.169.254/x"])]}),
+    ("layers[0]", {"layers": [dict(LAYER, urls=["https://example.invalid/layer"])]}),
+    ("config", {"config": dict(CONFIG, urls=["https://example.invalid/config"]), "layers": []}),
+    ("subject", {"layers": [], "subject": dict(CONFIG, mediaType=OCI_MANIFEST, urls=["https://e.invalid/"])}),
+])
+def test_urls_are_refused_outside_foreign_layers(where, doc):
+    data = encode({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": CONFIG, **doc})
+    with pytest.raises(ManifestInvalidError) as error:
+        parse_manifest(data, None)
+    assert error.value.message == f"{where}.urls is allowed only on foreign (non-distributable) layers"
+
+
+@pytest.mark.parametrize("urls", [["file:///etc/passwd"], ["gopher://h/x"], ["https://"], "https://e.invalid/x",
+                                  [1], ["https://e.invalid/x#frag"], ["http://[::1/x"]])
+def test_foreign_layer_urls_must_be_http(urls):
+    foreign = dict(LAYER, mediaType=FOREIGN_LAYER_TYPES[1], urls=urls)
+    data = encode({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": CONFIG, "layers": [foreign]})
+    with pytest.raises(ManifestInvalidError, match="urls must be a list of http"):
+        parse_manifest(data, None)
+
+
+def test_an_index_child_with_urls_is_refused():
+    child = {"mediaType": OCI_MANIFEST, "digest": "sha256:" + "3" * 64, "size": 5, "urls": ["https://e.invalid/"]}
+    with pytest.raises(ManifestInvalidError, match=r"manifests\[0\]\.urls"):
+        parse_manifest(encode({"schemaVersion": 2, "manifests": [child]}), None)
+
+
+@pytest.mark.parametrize("version", ["2.0", "true", '"2"', "2e0", "null"])
+def test_schema_version_must_be_the_integer_2(version):
+    data = b'{"schemaVersion": %s, "mediaType": "%s", "config": %s, "layers": []}' % (
+        version.encode(), OCI_MANIFEST.encode(), json.dumps(CONFIG).encode())
+    with pytest.raises(ManifestInvalidError, match="schemaVersion must be 2"):
+        parse_manifest(data, None)
+
+
+@pytest.mark.parametrize("duplicated", [
+    '{"schemaVersion": 2, "schemaVersion": 2, "config": %(config)s, "layers": []}',
+    '{"schemaVersion": 2, "config": %(config)s, "layers": [%(layer)s], "layers": []}',
+    '{"schemaVersion": 2, "config": %(config)s, "layers": [], "annotations": {"a": "1", "a": "2"}}',
+    '{"schemaVersion": 2, "config": %(dup_digest)s, "layers": []}',
+])
+def test_duplicate_keys_are_refused_at_any_depth(duplicated):
+    dup_digest = json.dumps(CONFIG)[:-1] + ', "digest": "sha256:' + "9" * 64 + '"}'
+    data = (duplicated % {"config": json.dumps(CONFIG), "layer": json.dumps(LAYER), "dup_digest": dup_digest}).encode()
+    with pytest.raises(ManifestInvalidError, match="duplicate keys"):
+        parse_manifest(data, OCI_MANIFEST)
+
+
+def test_sizes_beyond_64_bits_are_refused():
+    data = encode({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": dict(CONFIG, size=2**63), "layers": []})
+    with pytest.raises(ManifestInvalidError, match="size"):
+        parse_manifest(data, None)
+
+
+def test_a_4_mib_manifest_is_checked_quickly():
+    """The duplicate-key check parses a second time; it must stay cheap next to the request."""
+    layers = [dict(LAYER, digest=f"sha256:{i:064x}", annotations={"n": str(i)}) for i in range(22_000)]
+    data = encode({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": CONFIG, "layers": layers})
+    assert MAX_MANIFEST_BYTES * 0.9 < len(data) <= MAX_MANIFEST_BYTES
+    started = time.perf_counter()
+    assert len(parse_manifest(data, None).layers) == 22_000
+    assert time.perf_counter() - started < 1.0
 
 
 @pytest.mark.parametrize("doc, fragment", [

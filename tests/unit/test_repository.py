@@ -8,6 +8,7 @@ from domain.errors import (
     ManifestBlobUnknownError,
     ManifestInvalidError,
     ManifestUnknownError,
+    StillReferencedError,
 )
 from domain.manifests import OCI_INDEX, OCI_MANIFEST, Descriptor, ParsedManifest
 from domain.repository import Repository
@@ -115,3 +116,27 @@ def test_deleting_unknown_things_is_refused():
         repo.delete_manifest("sha256:" + "f" * 64, RequestContext("a", "r"))
     with pytest.raises(BlobUnknownError):
         repo.unlink_blob("sha256:" + "f" * 64, RequestContext("a", "r"))
+
+
+def test_a_blob_a_manifest_references_cannot_be_unlinked():
+    repo = repo_with_blobs()
+    repo.push_manifest(IMAGE, "1.0", RequestContext("alice", "r"))
+    count = len(repo.pending_events)
+    for blob in (CONFIG, LAYER):
+        with pytest.raises(StillReferencedError) as error:
+            repo.unlink_blob(blob.digest, RequestContext("mallory", "r"))
+        assert error.value.detail == {"digest": blob.digest, "manifests": [IMAGE.digest]}
+    assert len(repo.pending_events) == count and repo.blobs == {CONFIG.digest: 10, LAYER.digest: 20}
+    repo.delete_manifest(IMAGE.digest, RequestContext("alice", "r"))
+    repo.unlink_blob(LAYER.digest, RequestContext("alice", "r"))
+    assert repo.blobs == {CONFIG.digest: 10}
+
+
+def test_a_foreign_layer_is_no_reference():
+    foreign = Descriptor("application/vnd.docker.image.rootfs.foreign.diff.tar.gzip", LAYER.digest, 20, foreign=True)
+    repo = repo_with_blobs()
+    repo.push_manifest(ParsedManifest(digest=IMAGE.digest, media_type=OCI_MANIFEST, size=300, config=CONFIG,
+                                      layers=(foreign,)), "1.0", RequestContext("alice", "r"))
+    repo.unlink_blob(LAYER.digest, RequestContext("alice", "r"))  # the manifest never needed it here
+    with pytest.raises(StillReferencedError):
+        repo.unlink_blob(CONFIG.digest, RequestContext("alice", "r"))
