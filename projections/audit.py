@@ -1,6 +1,7 @@
 """Audit trail read model: one row per event — who did what to which resource, when, from
 which address, in which request, with which result. Secrets (password and robot secret
-hashes) are left out of the details. Positions double as the time index for `as_of` queries.
+hashes) are left out of the details, and the details are a bounded summary of the event's data
+(the event in the log keeps all of it). Positions double as the time index for `as_of` queries.
 """
 
 from __future__ import annotations
@@ -43,6 +44,13 @@ audit_log = Table(
     Column("details", Text, nullable=False),
     Index("audit_log_by_project_position", "project", "position"),
 )
+
+# An entry's details: a pushed manifest's 4 MiB annotation must not be copied into the trail.
+DETAIL_STRING_CHARS = 512  # of one string
+DETAIL_ITEMS = 64  # of one object or array
+DETAIL_CHARS = 4096  # of all the values together, roughly; past it the rest is left out
+
+
 def describe(event) -> dict:
     """The audit row of an event (without its position)."""
     public = event_catalog.describe(event)
@@ -51,8 +59,49 @@ def describe(event) -> dict:
         "request_id": public.request_id, "operation": public.operation, "resource_type": public.kind,
         "resource": public.resource, "project": public.project, "repository": public.repository,
         "result": "failure" if public.failed else "success",
-        "details": orjson.dumps(public.data, default=str).decode(),
+        "details": orjson.dumps(bounded_details(public.data), default=str).decode(),
     }
+
+
+def bounded_details(data: dict) -> dict:
+    """`data` with long strings cut (ending in "…"), long objects and arrays shortened, and past
+    DETAIL_CHARS the rest left out; `"truncated": true` when anything was."""
+    summary = _Summary()
+    details = summary.of(data)
+    if summary.truncated:
+        details["truncated"] = True
+    return details
+
+
+class _Summary:
+    def __init__(self) -> None:
+        self.left, self.truncated = DETAIL_CHARS, False
+
+    def of(self, value: object) -> object:
+        if isinstance(value, dict):
+            return {self._text(str(key)): self.of(item) for key, item in self._first(value.items())}
+        if isinstance(value, (list, tuple)):
+            return [self.of(item) for item in self._first(value)]
+        if isinstance(value, str):
+            return self._text(value)
+        self.left -= len(str(value))
+        return value
+
+    def _first(self, items):
+        """The items while there is room (evaluated one by one, as the values use it up)."""
+        for count, item in enumerate(items):
+            if count == DETAIL_ITEMS or self.left <= 0:
+                self.truncated = True
+                return
+            yield item
+
+    def _text(self, text: str) -> str:
+        keep = min(len(text), DETAIL_STRING_CHARS, max(self.left, 0))
+        self.left -= keep
+        if keep == len(text):
+            return text
+        self.truncated = True
+        return text[:keep] + "…"
 
 
 _INSERT = audit_log.insert()

@@ -8,6 +8,8 @@ import io
 import orjson
 import pytest
 
+from domain.repository import Repository
+from projections.audit import bounded_details
 from tests.support.auth import PASSWORD, create_user, grant
 from tests.support.oci import push_image
 
@@ -107,3 +109,26 @@ def test_newest_first_with_the_before_cursor(client):
     positions = [orjson.loads(line)["position"] for line in exported.text.splitlines()]
     assert positions == [e["position"] for e in reversed(oldest_first)]
     assert client.get("/api/v1/audit-logs", params={"order": "sideways"}).status_code == 422
+
+
+def test_entries_carry_a_bounded_summary_and_the_event_keeps_everything(client, services):
+    """A 4 MiB annotation is not copied into the trail (nor many references, nor long keys)."""
+    huge = "x" * (4 * 1024 * 1024 - 2048)
+    digest, _ = push_image(client, "team/app", "big", annotations={"org.example.huge": huge, "small": "kept"})
+    [pushed] = entries(client, operation="repository.manifest_pushed", repository="team/app")
+    details = pushed["details"]
+    assert len(orjson.dumps(details)) < 8 * 1024 and details["truncated"] is True
+    assert details["digest"] == digest and details["annotations"]["org.example.huge"].endswith("…")
+    tagged = entries(client, operation="repository.tag_pointed", repository="team/app")[0]["details"]
+    assert "truncated" not in tagged and tagged["tag"] == "big"
+
+    [event] = [e for e in services.registry.events.get(Repository.create_id("team/app"))
+               if isinstance(e, Repository.ManifestPushed)]
+    assert event.annotations == {"org.example.huge": huge, "small": "kept"}
+
+
+def test_a_summary_cuts_strings_lists_and_the_whole():
+    assert bounded_details({"tag": "v1", "n": 3}) == {"tag": "v1", "n": 3}
+    cut = bounded_details({"s": "y" * 1000, "items": list(range(100)), "deep": {"k": ["z" * 600] * 20}})
+    assert cut["s"] == "y" * 512 + "…" and cut["items"] == list(range(64)) and cut["truncated"] is True
+    assert len(orjson.dumps(cut)) < 5 * 1024
