@@ -13,14 +13,15 @@ from starlette.routing import Route
 
 from api import logs, workers
 from api.bootstrap import Services, bootstrap
-from api.errors import OciError, render_oci_error
+from api.errors import ErrorCode, OciError, error_response, render_oci_error
 from api.harbor.common import PREFIX as HARBOR_PREFIX
-from api.harbor.common import render_harbor_error
+from api.harbor.common import harbor_error, render_harbor_error
 from api.harbor.routes import harbor_routes
-from api.management.problems import Problem, render_problem
+from api.management.problems import Problem, problem_response, render_problem
 from api.management.routes import management_routes
-from api.middleware import RequestIdMiddleware
+from api.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from api.oauth_token import post_token
+from api.request_input import InputError
 from api.settings import Settings
 from api.token_service import get_token
 from api.ui.routes import ui_routes
@@ -57,12 +58,15 @@ def create_app(services: Services, owns_services: bool = False) -> Starlette:
             *harbor_routes(),
             *ui_routes(),
         ],
-        middleware=[Middleware(RequestIdMiddleware)],
+        middleware=[Middleware(RequestIdMiddleware),
+                    Middleware(BodyLimitMiddleware, max_bytes=services.settings.max_body_bytes,
+                               idle_seconds=services.settings.body_timeout_seconds)],
         exception_handlers={
             OciError: render_oci_error,
             RegistryError: _render_domain_error,
             **{error: _render_unavailable for error in services.unavailable_errors},
             Problem: render_problem,
+            InputError: _render_input_error,
             ClientDisconnect: _client_gone,
         },
         lifespan=lifespan,
@@ -78,6 +82,20 @@ async def _render_domain_error(request: Request, exc: Exception) -> Response:
     if request.url.path.startswith("/api/"):
         return await render_problem(request, exc)
     return await render_oci_error(request, exc)
+
+
+async def _render_input_error(request: Request, exc: InputError) -> Response:
+    """Malformed, oversized or stalled input, in the format of the API it came through; after a
+    body was cut short the connection cannot be reused."""
+    headers = {"Connection": "close"} if exc.status in (408, 413) else None
+    if request.url.path.startswith(HARBOR_PREFIX + "/"):
+        return harbor_error(exc.status, exc.message, headers)
+    if request.url.path.startswith(("/api/", "/c/")):
+        # The management API has always answered well-formed JSON with invalid values with 422.
+        status, kind = (422, "invalid-input") if exc.status == 400 else (exc.status, exc.kind)
+        return problem_response(request, Problem(status, kind, exc.message, headers=headers))
+    return error_response(OciError(ErrorCode(exc.oci_code, exc.message, exc.status), headers=headers),
+                          request.method)
 
 
 async def _render_unavailable(request: Request, exc: Exception) -> Response:

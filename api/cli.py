@@ -6,6 +6,7 @@ Exit codes: 0 done, 1 refused (the message says why), 2 bad usage or bad configu
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -111,6 +112,7 @@ def _serve(args: argparse.Namespace) -> int:
     from api import logs
     from api.app import create_app
     from api.bootstrap import bootstrap
+    from api.server_protocol import HeaderDeadlineProtocol
 
     settings = _settings(args)
     logs.configure(settings.log_level)
@@ -120,7 +122,11 @@ def _serve(args: argparse.Namespace) -> int:
               f"{services.generated_admin_password}\n  It is shown only this once; change it with "
               f"PUT /api/v1/users/admin/password.\n", file=sys.stderr, flush=True)
     options = dict(host=settings.host, port=settings.port, access_log=settings.access_log,
-                   log_level=settings.log_level)
+                   log_level=settings.log_level,
+                   http=functools.partial(HeaderDeadlineProtocol, header_timeout=settings.header_timeout_seconds),
+                   # X-Forwarded-For/-Proto are believed from the trusted proxies only (by default none).
+                   proxy_headers=bool(settings.trusted_proxies),
+                   forwarded_allow_ips=list(settings.trusted_proxies) or None)
     if settings.workers > 1:
         services.close()  # each worker process builds its own from the environment
         os.environ.update(settings.as_environment())

@@ -137,6 +137,12 @@ class Settings:
     token_lifetime_seconds: int = 300
     workers: int = 1
     external_url: str | None = None  # how clients reach the registry (behind a proxy): http(s)://HOST[:PORT]
+    # Request bodies outside /v2/ (JSON, forms) are refused past this (413); blob uploads stream uncapped.
+    max_body_bytes: int = 1024 * 1024
+    header_timeout_seconds: int = 30  # a request's headers must have arrived within this
+    body_timeout_seconds: int = 60  # a request body that sends nothing for this long is cut off (408)
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (CIDR blocks); none by default.
+    trusted_proxies: tuple[str, ...] = ()
     log_level: str = "info"
     database: DatabaseConfig | None = None  # None: the SQLite file <data_dir>/events.db
     read_models: DatabaseConfig | None = None  # None: derived from the event store's database
@@ -172,7 +178,11 @@ class Settings:
                "PORTLOG_EXTERNAL_URL": self.external_url or "",
                "PORTLOG_PORT": str(self.port), "PORTLOG_DATA_DIR": str(self.data_dir),
                "PORTLOG_WORKERS": str(self.workers), "PORTLOG_LOG_LEVEL": self.log_level,
-               "PORTLOG_ACCESS_LOG": "true" if self.access_log else "false"}
+               "PORTLOG_ACCESS_LOG": "true" if self.access_log else "false",
+               "PORTLOG_MAX_BODY_BYTES": str(self.max_body_bytes),
+               "PORTLOG_HEADER_TIMEOUT_SECONDS": str(self.header_timeout_seconds),
+               "PORTLOG_BODY_TIMEOUT_SECONDS": str(self.body_timeout_seconds),
+               "PORTLOG_TRUSTED_PROXIES": ",".join(self.trusted_proxies)}
         if self.admin_password:
             env["PORTLOG_ADMIN_PASSWORD"] = self.admin_password
         if self.secret_key:
@@ -247,6 +257,9 @@ class Settings:
         return {**top,
                 "server": {"host": self.host, "port": self.port, "workers": self.workers,
                            "log_level": self.log_level, "access_log": self.access_log,
+                           "max_body_bytes": self.max_body_bytes, "header_timeout_seconds": self.header_timeout_seconds,
+                           "body_timeout_seconds": self.body_timeout_seconds,
+                           "trusted_proxies": list(self.trusted_proxies),
                            **({"external_url": self.external_url} if self.external_url else {})},
                 "database": {"url": self.event_database.url(masked=masked),
                              "read_models_url": self.read_model_database.url(masked=masked)},
@@ -283,6 +296,9 @@ _ENV_KEYS = {
     "PORTLOG_HOST": "server.host", "PORTLOG_PORT": "server.port", "PORTLOG_WORKERS": "server.workers",
     "PORTLOG_EXTERNAL_URL": "server.external_url",
     "PORTLOG_LOG_LEVEL": "server.log_level", "PORTLOG_ACCESS_LOG": "server.access_log",
+    "PORTLOG_MAX_BODY_BYTES": "server.max_body_bytes", "PORTLOG_TRUSTED_PROXIES": "server.trusted_proxies",
+    "PORTLOG_HEADER_TIMEOUT_SECONDS": "server.header_timeout_seconds",
+    "PORTLOG_BODY_TIMEOUT_SECONDS": "server.body_timeout_seconds",
     "PORTLOG_DATA_DIR": "data_dir", "PORTLOG_ADMIN_PASSWORD": "admin_password",
     "PORTLOG_DATABASE_URL": "database.url", "PORTLOG_READ_MODELS_URL": "database.read_models_url",
     "PORTLOG_STORAGE_URL": "storage.url",
@@ -299,7 +315,8 @@ _FLAG_KEYS = {"host": "server.host", "port": "server.port", "workers": "server.w
               "log_level": "server.log_level", "access_log": "server.access_log", "data_dir": "data_dir"}
 _FILE_TOP_LEVEL = ("data_dir", "admin_password")
 _FILE_SECTIONS = {
-    "server": ("host", "port", "workers", "log_level", "access_log", "external_url"),
+    "server": ("host", "port", "workers", "log_level", "access_log", "external_url", "max_body_bytes",
+               "header_timeout_seconds", "body_timeout_seconds", "trusted_proxies"),
     "database": ("url", "read_models_url"),
     "storage": ("url", "type", "root", "endpoint", "bucket", "access_key", "secret_key", "region", "secure",
                 "redirect", "upload_max_age_seconds"),
@@ -460,6 +477,12 @@ def _settings_from(values: _Values) -> Settings:
         workers=values.integer("server.workers", Settings.workers, minimum=1),
         log_level=log_level,
         access_log=values.boolean("server.access_log", Settings.access_log),
+        max_body_bytes=values.integer("server.max_body_bytes", Settings.max_body_bytes, minimum=1024),
+        header_timeout_seconds=values.integer("server.header_timeout_seconds", Settings.header_timeout_seconds,
+                                              minimum=1),
+        body_timeout_seconds=values.integer("server.body_timeout_seconds", Settings.body_timeout_seconds,
+                                            minimum=1),
+        trusted_proxies=_networks(values, "server.trusted_proxies"),
         data_dir=Path(data_dir),
         admin_password=values.text("admin_password") or None,
         database=_database(values, "database.url"),

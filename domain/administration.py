@@ -22,6 +22,7 @@ PROJECT_NAME_RE = re.compile(r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*")
 USERNAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._@-]{0,254}")
 ROBOT_NAME_RE = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*")
 LIBRARY = "library"
+MAX_ROBOT_DAYS = 100 * 365  # a robot's expiry must stay a date (year 9999 is the last)
 
 
 def check_project_name(name: str) -> str:
@@ -230,6 +231,7 @@ class Administration:
 def _expiry(duration_days: int | None) -> datetime | None:
     if duration_days is None or duration_days == -1:
         return None
-    if not isinstance(duration_days, int) or isinstance(duration_days, bool) or duration_days < 1:
-        raise InvalidInputError("duration is a positive number of days, or -1 for never")
+    if isinstance(duration_days, bool) or not isinstance(duration_days, int) or \
+            not 1 <= duration_days <= MAX_ROBOT_DAYS:
+        raise InvalidInputError(f"duration is a number of days from 1 to {MAX_ROBOT_DAYS}, or -1 for never")
     return datetime.now(timezone.utc) + timedelta(days=duration_days)

@@ -16,14 +16,15 @@ from starlette.responses import Response
 from api.management.common import Call, endpoint, page_params
 from api.management.common import paged as management_paged
 from api.management.problems import Problem, browser_safe
+from api.request_input import as_id
 from domain.errors import RegistryError
 from domain.immutability import Selector
 from projections.access import ProjectRow
 
 PREFIX = "/api/v2.0"
 CODES = {400: "BAD_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND",
-         405: "METHOD_NOT_ALLOWED", 409: "CONFLICT", 412: "PRECONDITION",
-         415: "UNSUPPORTED_MEDIA_TYPE", 429: "TOO_MANY_REQUESTS", 500: "UNKNOWN"}
+         405: "METHOD_NOT_ALLOWED", 408: "REQUEST_TIMEOUT", 409: "CONFLICT", 412: "PRECONDITION",
+         413: "PAYLOAD_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE", 429: "TOO_MANY_REQUESTS", 500: "UNKNOWN"}
 
 
 def harbor_error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -214,11 +215,12 @@ def project_of(call: Call, resource: str, action: str, param: str = "project") -
     caller's permission the way the management API does (unknown projects: 404 or refusal)."""
     value = call.param(param)
     by_name = call.request.headers.get("x-is-resource-name", "").lower() == "true"
-    if by_name or not value.isdigit():
+    project_id = None if by_name else as_id(value)
+    if project_id is None:
         row, name = call.services.access.project(value), value
     else:
         # '#<id>' is no project name: an unknown id takes the path of an unknown project.
-        row, name = call.services.access.project_by_id(int(value)), f"#{value}"
+        row, name = call.services.access.project_by_id(project_id), f"#{value}"
     call.require_project(row.name if row else name, resource, action)
     return row
 

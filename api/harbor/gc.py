@@ -13,6 +13,7 @@ from starlette.responses import PlainTextResponse, Response
 from api.gc_jobs import set_schedule
 from api.harbor.common import bad_request, body_of, empty, not_found, paged
 from api.management.common import Call, json_response, page_params
+from api.request_input import by_id
 from domain.cron import CronSchedule
 from projections.gc import RunRow
 
@@ -115,7 +116,7 @@ def _schedule_of(body: dict) -> tuple[str, str | None, dict]:
 
 def _run(call: Call) -> RunRow:
     text = call.param("gc_id")
-    row = call.services.gc.run(int(text)) if text.isdigit() else None
+    row = by_id(call.services.gc.run, text)
     if row is None:
         raise not_found(f"GC run {text} not found")
     return row

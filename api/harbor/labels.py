@@ -20,6 +20,7 @@ from api.harbor.common import (
     sort_items,
 )
 from api.management.common import Call, json_response
+from api.request_input import MAX_BIGINT, as_id
 from domain.labels import GLOBAL, PROJECT, SCOPES, LabelKey
 from projections.access import ProjectRow
 from projections.labels import LabelRow
@@ -102,9 +103,10 @@ def _row(call: Call, action: str) -> LabelRow:
     """The label of the path, once the caller may act on it: anyone signed in reads a global
     label; changing one is for system administrators; a project label is its project's."""
     text = call.param("label_id")
-    if not text.isdigit():
+    label_id = as_id(text)
+    if label_id is None:
         raise not_found(f"label {text} not found")
-    row = label_by_id(call, int(text))
+    row = label_by_id(call, label_id)
     if row.scope == PROJECT:
         call.require_project(row.project, RESOURCE, action)
     elif action != "read":
@@ -114,9 +116,9 @@ def _row(call: Call, action: str) -> LabelRow:
 
 def _project(call: Call, value: object, action: str) -> ProjectRow:
     """The project a `project_id` names, once the caller may act on its labels."""
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+    if isinstance(value, str):
+        value = as_id(value)
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_BIGINT:
         raise bad_request("project labels need the id of their project (project_id)")
     row = call.services.access.project_by_id(value)
     # '#<id>' is no project name: an unknown id takes the path of an unknown project.

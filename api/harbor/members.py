@@ -9,6 +9,7 @@ from starlette.responses import Response
 from api.harbor.common import PREFIX, bad_request, body_of, empty, not_found, paged_list, project_of
 from api.management.common import Call, field, json_response
 from api.management.problems import Problem
+from api.request_input import by_id
 from domain.permissions import HARBOR_ROLE_IDS, Role
 from projections.access import MemberRow, ProjectRow
 
@@ -80,7 +81,7 @@ def _members(call: Call, project: ProjectRow) -> list[MemberRow]:
 
 def _member(call: Call, project: ProjectRow) -> MemberRow:
     value = call.param("mid")
-    row = call.services.access.member_by_id(int(value)) if value.isdigit() else None
+    row = by_id(call.services.access.member_by_id, value)
     if row is None or row.project != project.name or row.repository is not None:
         raise not_found(f"member {value} of project {project.name} not found")
     return row

@@ -9,6 +9,7 @@ from typing import Callable
 from sqlalchemy import and_, exists, false, func, or_, select
 
 from api.harbor.common import Filter, bad_request
+from api.request_input import parse_int
 from domain.names import is_digest_reference
 from projections.audit import audit_log
 from projections.catalog import manifests, repositories, tags
@@ -17,10 +18,15 @@ from projections.references import references
 
 Columns = dict[str, tuple[object, Callable]]
 
-REPOSITORY_COLUMNS: Columns = {"name": (repositories.c.name, str), "id": (repositories.c.id, int)}
+
+def _id(text: str) -> int:
+    return parse_int(text, "id")
+
+
+REPOSITORY_COLUMNS: Columns = {"name": (repositories.c.name, str), "id": (repositories.c.id, _id)}
 REPOSITORY_SORTS = {"name": repositories.c.name, "creation_time": repositories.c.created_at,
                     "update_time": repositories.c.updated_at}
-ARTIFACT_COLUMNS: Columns = {"digest": (manifests.c.digest, str), "id": (manifests.c.id, int),
+ARTIFACT_COLUMNS: Columns = {"digest": (manifests.c.digest, str), "id": (manifests.c.id, _id),
                              "mediatype": (manifests.c.media_type, str),
                              "artifacttype": (manifests.c.artifact_type, str)}
 

@@ -8,6 +8,7 @@ from starlette.responses import Response
 
 from api.harbor.common import bad_request, body_of, empty, not_found, paged_list, sort_items
 from api.management.common import Call, json_response
+from api.request_input import MAX_BIGINT, by_id
 from domain.quotas import QuotaLimits, QuotaUsage
 from projections.access import ProjectRow
 
@@ -71,7 +72,7 @@ def _limit(hard: dict, key: str, current: int | None) -> int | None:
     if key not in hard:
         return current
     value = hard[key]
-    if not isinstance(value, int) or isinstance(value, bool) or value < UNLIMITED:
+    if not isinstance(value, int) or isinstance(value, bool) or not UNLIMITED <= value <= MAX_BIGINT:
         raise bad_request(f"hard.{key} must be a whole number of {'bytes' if key == 'storage' else 'artifacts'}, "
                           "or -1 for unlimited")
     return None if value == UNLIMITED else value
@@ -83,7 +84,7 @@ def _harbor(limit: int | None) -> int:
 
 def _project(call: Call) -> ProjectRow:
     text = call.param("quota_id")
-    project = call.services.access.project_by_id(int(text)) if text.isdigit() else None
+    project = by_id(call.services.access.project_by_id, text)
     if project is None:
         raise not_found(f"quota {text} not found")
     return project

@@ -9,6 +9,7 @@ from starlette.responses import Response
 from api.harbor.common import bad_request, body_of, empty, filter_items, not_found, paged_list, parse_q, sort_items
 from api.management.common import Call, json_response
 from api.management.problems import Problem
+from api.request_input import by_id
 from domain.registries import REGISTRY_TYPES, EndpointSettings
 from projections.registries import EndpointRow
 
@@ -146,7 +147,7 @@ def adapter_infos(call: Call) -> Response:
 
 def _row(call: Call) -> EndpointRow:
     text = call.param("registry_id")
-    row = call.services.registries.by_id(int(text)) if text.isdigit() else None
+    row = by_id(call.services.registries.by_id, text)
     if row is None:
         raise not_found(f"registry {text} not found")
     return row

@@ -15,6 +15,7 @@ from starlette.responses import PlainTextResponse, Response
 from api.harbor.common import bad_request, body_of, empty, filter_items, not_found, paged_list, parse_q, sort_items
 from api.harbor.registries import registry_json
 from api.management.common import Call, json_response
+from api.request_input import by_id
 from domain.cron import CronSchedule
 from domain.replication import Filter, PolicySettings
 from projections.replication import PolicyRow
@@ -150,7 +151,7 @@ def _registry(call: Call, name: str | None) -> dict | None:
 
 def _row(call: Call) -> PolicyRow:
     text = call.param("policy_id")
-    row = call.services.replication.policy(int(text)) if text.isdigit() else None
+    row = by_id(call.services.replication.policy, text)
     if row is None:
         raise not_found(f"replication policy {text} not found")
     return row
@@ -201,7 +202,7 @@ def list_executions(call: Call) -> Response:
     params = call.request.query_params
     policy = None
     if params.get("policy_id"):
-        found = call.services.replication.policy(int(params["policy_id"])) if params["policy_id"].isdigit() else None
+        found = by_id(call.services.replication.policy, params["policy_id"])
         if found is None:
             return paged_list(call.request, [])
         policy = found.name
@@ -254,7 +255,7 @@ def retry_task(call: Call) -> Response:
 
 def _task(call: Call, execution: ExecutionRow) -> TaskRow:
     text = call.param("task_id")
-    task = call.services.replication_runs.task(int(text)) if text.isdigit() else None
+    task = by_id(call.services.replication_runs.task, text)
     if task is None or task.execution != execution.execution:
         raise not_found(f"task {text} not found in execution {execution.id}")
     return task
@@ -262,7 +263,7 @@ def _task(call: Call, execution: ExecutionRow) -> TaskRow:
 
 def _execution(call: Call) -> ExecutionRow:
     text = call.param("execution_id")
-    row = call.services.replication_runs.execution(int(text)) if text.isdigit() else None
+    row = by_id(call.services.replication_runs.execution, text)
     if row is None:
         raise not_found(f"replication execution {text} not found")
     return row

@@ -15,6 +15,7 @@ from api.harbor.common import body_of, empty, not_found, paged, parse_q, project
 from api.harbor.labels import label_by_id, label_json
 from api.management.common import Call, field, json_response, page_params
 from api.management.problems import Problem
+from api.request_input import as_id
 from domain.names import check_name, check_tag
 from projections.access import ProjectRow
 
@@ -150,9 +151,10 @@ def remove_artifact_label(call: Call) -> Response:
     _, name = _repository(call, "artifact-label", "delete")
     row = _artifact(call, name)
     text = call.param("label_id")
-    if not text.isdigit():
+    label_id = as_id(text)
+    if label_id is None:
         raise not_found(f"label {text} not found")
-    label = label_by_id(call, int(text))
+    label = label_by_id(call, label_id)
     call.settle(call.services.labelling.remove_from_artifact(name, row.digest, label.key, call.context))
     return empty()
 

@@ -36,6 +36,7 @@ from api.harbor.common import (
 from api.management.common import Call, field, json_response, page_params
 from api.management.problems import Problem
 from api.management.retention import RESOURCE
+from api.request_input import as_id
 from domain.cron import CronSchedule
 from domain.immutability import Selector
 from domain.retention import MAX_RULES, TEMPLATES, RetentionRule
@@ -381,7 +382,7 @@ def _paging(request: Request) -> Request:
 
 def _project(call: Call, value: str, action: str) -> ProjectRow:
     """The project a retention id (a project id) names, checked for `action` (unknown: 404 or refusal)."""
-    number = _number(value)
+    number = as_id(value)
     row = call.services.access.project_by_id(number) if number is not None else None
     call.require_project(row.name if row else f"#{value}", RESOURCE, action)
     return row
@@ -396,13 +397,8 @@ def _policy(call: Call, project: ProjectRow) -> PolicyRow:
 
 def _run(call: Call, project: ProjectRow) -> RunRow:
     value = call.param("eid")
-    number = _number(value)
+    number = as_id(value)
     row = call.services.retention.run(number) if number is not None else None
     if row is None or row.project != project.name:
         raise not_found(f"retention execution {value} of policy {project.id} not found")
     return row
-
-
-def _number(value: str) -> int | None:
-    """An id from a path: ASCII digits within a BIGINT, else None."""
-    return int(value) if value.isascii() and value.isdigit() and int(value) < 1 << 63 else None

@@ -20,6 +20,7 @@ from api.harbor.common import (
     parse_q,
 )
 from api.management.common import Call, field, json_response
+from api.request_input import as_id, by_id
 from domain.permissions import RESOURCE_ACTIONS
 from domain.robot import check_permissions
 from projections.access import RobotRow
@@ -53,8 +54,10 @@ def portlog_permissions(permissions: list) -> list[dict]:
     for entry in permissions:
         if not isinstance(entry, dict) or entry.get("kind") != "project":
             raise bad_request("only permissions of kind 'project' are supported")
-        namespace = entry.get("namespace")
-        for access in entry.get("access") or []:
+        namespace, accesses = entry.get("namespace"), entry.get("access") or []
+        if not isinstance(accesses, list) or not all(isinstance(access, dict) for access in accesses):
+            raise bad_request("a permission's access is a list of objects with resource and action")
+        for access in accesses:
             resource, action = access.get("resource"), access.get("action")
             if access.get("effect", "allow") not in ("allow", None, ""):
                 raise bad_request("only the effect 'allow' is supported")
@@ -69,8 +72,8 @@ def list_robots(call: Call) -> Response:
     """Robots; `q=Level=project,ProjectID=<id>` for a project's (allowed to its admins)."""
     filters = parse_q(call.request.query_params.get("q"))
     project_filter = filters.get("projectid")
-    if project_filter is not None and project_filter.kind == "exact" and project_filter.values[0].isdigit():
-        project = call.services.access.project_by_id(int(project_filter.values[0]))
+    if project_filter is not None and project_filter.kind == "exact" and as_id(project_filter.values[0]) is not None:
+        project = call.services.access.project_by_id(as_id(project_filter.values[0]))
         call.require_robot_management(project.name if project else "#", "list")
         rows = call.services.access.robots(project=project.name)
     else:
@@ -154,7 +157,7 @@ def _project_of_level(level: str, permissions: list[dict]) -> str | None:
 
 def _robot(call: Call, action: str) -> RobotRow:
     value = call.param("robot_id")
-    row = call.services.access.robot_by_id(int(value)) if value.isdigit() else None
+    row = by_id(call.services.access.robot_by_id, value)
     call.require_robot_management(row.project if row else None, action)
     if row is None:
         raise not_found(f"robot {value} not found")

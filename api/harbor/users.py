@@ -18,6 +18,7 @@ from api.harbor.common import (
     sort_items,
 )
 from api.management.common import Call, field, json_response
+from api.request_input import as_id, by_id
 from domain.errors import AuthenticationError
 from domain.permissions import project_permissions, system_permissions
 from projections.access import UserRow
@@ -70,7 +71,7 @@ def current_permissions(call: Call) -> Response:
         row = None
         if head == "project" and ident:
             access = call.services.access
-            row = access.project_by_id(int(ident)) if ident.isdigit() else access.project(ident)
+            row = access.project(ident) if as_id(ident) is None else access.project_by_id(as_id(ident))
         if row is None:
             raise not_found(f"no project scope {scope}")
         call.require_project(row.name, "project", "read")
@@ -148,7 +149,7 @@ def delete_user(call: Call) -> Response:
 
 def _user(call: Call) -> UserRow:
     value = call.param("user_id")
-    row = call.services.access.user_by_id(int(value)) if value.isdigit() else None
+    row = by_id(call.services.access.user_by_id, value)
     if row is None:
         if not call.principal.system_admin:
             call.require_system("user", "read")

@@ -24,6 +24,7 @@ from api.harbor.common import (
 )
 from api.management.common import Call, field, json_response, page_params
 from api.management.webhooks import RESOURCE, create_policy, masked, may_manage, unmasked, update_policy
+from api.request_input import by_id
 from domain.webhooks import EVENT_TYPES, PAYLOAD_FORMATS, TARGET_TYPES, PolicySettings, Target, Webhooks
 from projections.access import ProjectRow
 from projections.webhooks import AttemptRow, DeliveryFilter, DeliveryRow, PolicyRow
@@ -129,7 +130,7 @@ def _target(raw: object, current: PolicyRow | None) -> Target:
 
 def _policy(call: Call, project: ProjectRow) -> PolicyRow:
     value = call.param("policy_id")
-    row = call.services.webhooks.policy(int(value)) if value.isdigit() else None
+    row = by_id(call.services.webhooks.policy, value)
     if row is None or row.project != project.name:
         raise not_found(f"webhook policy {value} of project {project.name} not found")
     return row
@@ -189,7 +190,7 @@ def _execution(call: Call) -> DeliveryRow:
     project = project_of(call, RESOURCE, "list")
     policy = _policy(call, project)
     value = call.param("execution_id")
-    row = call.services.webhooks.delivery(int(value)) if value.isdigit() else None
+    row = by_id(call.services.webhooks.delivery, value)
     if row is None or row.policy != policy.id:
         raise not_found(f"execution {value} of webhook policy {policy.id} not found")
     return row

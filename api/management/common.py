@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from api.authn import client_address, parse_basic
 from api.management.problems import Problem
+from api.request_input import MAX_BIGINT, check_json_numbers, parse_int
 from api.sessions import SESSION_COOKIE, session_principal
 from api.tokens import InvalidTokenError, is_anonymous
 from domain.context import RequestContext
@@ -121,13 +122,9 @@ def json_response(body: object, status: int = 200, headers: dict[str, str] | Non
 
 
 def page_params(request: Request) -> tuple[int, int]:
-    try:
-        page = int(request.query_params.get("page", 1))
-        size = int(request.query_params.get("page_size", 10))
-    except ValueError:
-        raise Problem(422, "invalid-input", "page and page_size must be integers") from None
-    if page < 1 or size < 1:
-        raise Problem(422, "invalid-input", "page and page_size start at 1")
+    # Pages beyond this would start past the largest row offset a database takes.
+    page = parse_int(request.query_params.get("page", "1"), "page", minimum=1, maximum=MAX_BIGINT // MAX_PAGE_SIZE)
+    size = parse_int(request.query_params.get("page_size", "10"), "page_size", minimum=1)
     return page, min(size, MAX_PAGE_SIZE)
 
 
@@ -156,10 +153,12 @@ def url_with(request: Request, **changes) -> str:
 
 
 def endpoint(handler: Callable[[Call], Response], anonymous: bool = False):
-    """Wraps a synchronous handler: parses JSON, authenticates (Basic or Bearer), runs it in
-    the thread pool. `anonymous` lets unauthenticated callers in (the handler decides)."""
+    """Wraps a synchronous handler: authenticates (Basic or Bearer) before reading any body,
+    parses JSON (capped by api/middleware.py), runs it in the thread pool. `anonymous` lets
+    unauthenticated callers in (the handler decides)."""
 
     async def run(request: Request) -> Response:
+        principal = await run_in_threadpool(_principal, request)
         body = None
         if request.method in ("POST", "PUT", "PATCH"):
             raw = await request.body()
@@ -167,14 +166,15 @@ def endpoint(handler: Callable[[Call], Response], anonymous: bool = False):
                 body = orjson.loads(raw) if raw else {}
             except orjson.JSONDecodeError as error:
                 raise Problem(400, "malformed-json", f"request body is not valid JSON: {error}") from None
-        return await run_in_threadpool(_call, request, body)
+            check_json_numbers(body)
+        return await run_in_threadpool(handler, Call(request, principal, body))
 
-    def _call(request: Request, body: object) -> Response:
+    def _principal(request: Request) -> Principal:
         principal = authenticate(request)
         if principal.is_anonymous and not anonymous:
             raise Problem(401, "unauthenticated", "authentication required", {},
                           {"WWW-Authenticate": 'Basic realm="portlog"'})
-        return handler(Call(request, principal, body))
+        return principal
 
     run.__name__ = handler.__name__
     run.__doc__ = inspect.getdoc(handler)

@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from api.event_log import EventQuery, read_events
 from api.management.common import Call, json_response
-from api.management.problems import Problem
+from api.request_input import parse_int
 
 MAX_LIMIT = 1000
 
@@ -18,19 +18,13 @@ MAX_LIMIT = 1000
 def list_events(call: Call) -> Response:
     """Public events after a log position, as CloudEvents (`after`, `limit`, `type` globs)."""
     params = call.request.query_params
-    query = EventQuery(after=_integer(params.get("after", "0"), "after", 0),
-                       limit=min(_integer(params.get("limit", "100"), "limit", 1), MAX_LIMIT),
+    query = EventQuery(after=parse_int(params.get("after", "0"), "after"),
+                       limit=min(parse_int(params.get("limit", "100"), "limit", minimum=1), MAX_LIMIT),
                        types=tuple(t for t in params.get("type", "").split(",") if t),
                        projects=None if call.principal.system_admin else frozenset(call.principal.grants))
     events, position = read_events(call.services.registry, call.services.settings.events.source, query)
     link = f'<{call.request.url.path}?{_next(params, position)}>; rel="next"'
     return json_response(events, headers={"Link": link, "X-Next-After": str(position)})
-
-
-def _integer(value: str, name: str, minimum: int) -> int:
-    if not value.isdigit() or int(value) < minimum:
-        raise Problem(422, "invalid-input", f"{name} is an integer of at least {minimum}", {name: value})
-    return int(value)
 
 
 def _next(params, position: int) -> str:

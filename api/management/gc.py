@@ -9,7 +9,10 @@ from starlette.responses import Response
 from api.gc_jobs import set_schedule
 from api.management.common import Call, field, json_response, page_params, paged
 from api.management.problems import Problem
+from api.request_input import bounded, by_id
 from projections.gc import RunRow, ScheduleRow
+
+MAX_GRACE_SECONDS = 100 * 365 * 24 * 3600  # a cutoff further back than that is before any data
 
 
 def run_json(row: RunRow) -> dict:
@@ -42,7 +45,7 @@ def start_run(call: Call) -> Response:
     services = call.services
     default_grace = services.settings.gc.grace_period_seconds
     dry_run = field(body, "dry_run", bool, False, False)
-    grace = field(body, "grace_period_seconds", int, False, default_grace)
+    grace = _grace(field(body, "grace_period_seconds", int, False, default_grace))
     untagged = field(body, "delete_untagged", bool, False, False)
     run, position = services.gc_jobs.start(grace, dry_run, "manual", call.context, delete_untagged=untagged)
     call.settle(position)
@@ -71,16 +74,20 @@ def put_schedule(call: Call) -> Response:
     call.require_system("garbage-collection", "update")
     body = call.body
     cron = field(body, "cron", str, False, None)
-    grace = field(body, "grace_period_seconds", int, False, call.services.settings.gc.grace_period_seconds)
+    grace = _grace(field(body, "grace_period_seconds", int, False, call.services.settings.gc.grace_period_seconds))
     dry_run = field(body, "dry_run", bool, False, False)
     untagged = field(body, "delete_untagged", bool, False, False)
     call.settle(set_schedule(call.services, cron, grace, dry_run, untagged, call.context))
     return json_response(schedule_json(call.services.gc.schedule()))
 
 
+def _grace(seconds: int) -> int:
+    return bounded(seconds, "grace_period_seconds", 0, MAX_GRACE_SECONDS)
+
+
 def _run(call: Call) -> RunRow:
     text = call.param("run")
-    row = call.services.gc.run(int(text)) if text.isdigit() else None
+    row = by_id(call.services.gc.run, text)
     if row is None:
         raise Problem(404, "not-found", f"no GC run {text}")
     return row

@@ -13,6 +13,7 @@ from starlette.responses import Response, StreamingResponse
 from api.audit_export import MEDIA_TYPES, export
 from api.management.common import Call, field, json_response, url_with
 from api.management.problems import Problem
+from api.request_input import as_id, parse_int
 from domain.names import check_name, check_tag
 from domain.permissions import Grant, Principal, RobotPermission, Role, project_of, repository_actions
 from projections.audit import AuditFilter
@@ -21,8 +22,9 @@ from projections.audit import AuditFilter
 def parse_as_of(call: Call, value: str | None) -> int | None:
     if value is None or value == "":
         return None
-    if value.isdigit():
-        return int(value)
+    position = as_id(value)
+    if position is not None:
+        return position
     return call.services.audit.position_at(parse_time(value, "as_of"))
 
 
@@ -119,10 +121,7 @@ def audit_logs(call: Call) -> Response:
     fmt = call.request.query_params.get("format", "json")
     if fmt in MEDIA_TYPES:
         return StreamingResponse(export(call.services.audit, where, fmt), media_type=MEDIA_TYPES[fmt])
-    limit = call.request.query_params.get("limit", "100")
-    if not limit.isdigit() or int(limit) < 1:
-        raise Problem(422, "invalid-input", "limit is a positive integer", {"limit": limit})
-    limit = min(int(limit), 1000)
+    limit = min(parse_int(call.request.query_params.get("limit", "100"), "limit", minimum=1), 1000)
     entries = call.services.audit.entries(where, limit)
     headers = {}
     if len(entries) == limit:
@@ -138,9 +137,7 @@ def _audit_filter(call: Call) -> AuditFilter:
         call.require_project(project, "log", "list")
     else:
         call.require_system("log", "list")
-    after, before = params.get("after"), params.get("before")
-    if any(cursor is not None and not cursor.isdigit() for cursor in (after, before)):
-        raise Problem(422, "invalid-input", "after and before are log positions")
+    after, before = (parse_int(params[name], name) if params.get(name) else None for name in ("after", "before"))
     order = params.get("order", "asc")
     if order not in ("asc", "desc"):
         raise Problem(422, "invalid-input", "order is asc (oldest first) or desc (newest first)")
@@ -150,7 +147,7 @@ def _audit_filter(call: Call) -> AuditFilter:
         resource_type=params.get("resource_type"),
         since=parse_time(params["since"], "since") if params.get("since") else None,
         until=parse_time(params["until"], "until") if params.get("until") else None,
-        after=int(after) if after else None, before=int(before) if before else None,
+        after=after, before=before,
         newest_first=order == "desc")
 
 

@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from api.management.common import Call, field, json_response, page_params, paged
 from api.management.problems import Problem
+from api.request_input import by_id
 from domain.immutability import RULE_FIELDS, ImmutableRule
 from projections.immutability import RuleRow
 
@@ -99,7 +100,7 @@ def remove_rule(call: Call, row: RuleRow) -> None:
 
 def rule_of(call: Call, project: str, value: str) -> RuleRow:
     """The rule with id `value`, when it belongs to `project` (checked for permission first)."""
-    row = call.services.immutability.rule(int(value)) if value.isdigit() else None
+    row = by_id(call.services.immutability.rule, value)
     if row is None or row.project != project:
         raise Problem(404, "not-found", f"immutability rule {value} of project {project} not found")
     return row

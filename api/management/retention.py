@@ -8,6 +8,7 @@ from starlette.responses import Response
 from api.management.common import Call, field, json_response, page_params, paged
 from api.management.history import parse_as_of
 from api.management.problems import Problem
+from api.request_input import by_id
 from domain.cron import CronSchedule
 from domain.errors import InvalidInputError
 from domain.immutability import Selector
@@ -79,7 +80,7 @@ def get_run(call: Call) -> Response:
     """One retention run: what it retained, deleted and skipped."""
     project = _project(call, "read")
     text = call.param("run")
-    row = call.services.retention.run(int(text)) if text.isdigit() else None
+    row = by_id(call.services.retention.run, text)
     if row is None or row.project != project:
         raise Problem(404, "not-found", f"no retention run {text} in project {project}")
     return json_response(run_json(row))

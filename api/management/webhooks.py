@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from api.management.common import Call, field, json_response, page_params, paged
 from api.management.problems import Problem
+from api.request_input import by_id
 from api.settings import MASK
 from domain.webhooks import EVENT_TYPES, PolicySettings, Target, Webhooks
 from projections.webhooks import AttemptRow, DeliveryFilter, DeliveryRow, PolicyRow
@@ -164,7 +165,7 @@ def update_policy(call: Call, row: PolicyRow, settings: PolicySettings) -> Polic
 
 def policy_of(call: Call, action: str, param: str = "webhook") -> PolicyRow:
     value = call.param(param)
-    row = call.services.webhooks.policy(int(value)) if value.isdigit() else None
+    row = by_id(call.services.webhooks.policy, value)
     if row is None:
         raise Problem(404, "not-found", f"webhook {value} not found")
     require_scope(call, row.project, action)
@@ -173,7 +174,7 @@ def policy_of(call: Call, action: str, param: str = "webhook") -> PolicyRow:
 
 def delivery_of(call: Call, action: str) -> DeliveryRow:
     value = call.param("delivery")
-    row = call.services.webhooks.delivery(int(value)) if value.isdigit() else None
+    row = by_id(call.services.webhooks.delivery, value)
     if row is None:
         raise Problem(404, "not-found", f"delivery {value} not found")
     require_scope(call, row.project, action)

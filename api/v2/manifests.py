@@ -17,6 +17,7 @@ from starlette.responses import Response
 
 from api.errors import MANIFEST_TOO_LARGE, OciError
 from api.proxy_cache import Fetched
+from api.request_input import as_id
 from api.v2.common import context, manifest_location, name_of, proxied, services, settle
 from domain.errors import ManifestUnknownError, NameUnknownError
 from domain.manifests import MAX_MANIFEST_BYTES
@@ -109,9 +110,9 @@ def _manifest_headers(manifest: ManifestRow | Fetched) -> dict[str, str]:
 
 
 async def _read_limited(request: Request) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_MANIFEST_BYTES:
-        raise OciError(MANIFEST_TOO_LARGE, {"size": int(declared), "limit": MAX_MANIFEST_BYTES})
+    declared = as_id(request.headers.get("content-length", ""))
+    if declared is not None and declared > MAX_MANIFEST_BYTES:
+        raise OciError(MANIFEST_TOO_LARGE, {"size": declared, "limit": MAX_MANIFEST_BYTES})
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)

@@ -22,6 +22,7 @@ from starlette.responses import Response
 
 from api.auth import Access
 from api.errors import DIGEST_INVALID, RANGE_INVALID, SIZE_INVALID, OciError
+from api.request_input import as_id
 from api.v2.common import blob_location, context, name_of, services, settle, upload_location
 from domain.names import check_digest, check_name
 from domain.ports import UploadInfo, UploadWriter
@@ -125,9 +126,10 @@ def _content_length(request: Request) -> int | None:
     value = request.headers.get("content-length")
     if value is None:
         return None
-    if not value.isdigit():
+    length = as_id(value)
+    if length is None:
         raise OciError(SIZE_INVALID, {"content_length": value})
-    return int(value)
+    return length
 
 
 def _chunk_range(request: Request) -> tuple[int | None, int | None]:

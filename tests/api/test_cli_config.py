@@ -52,7 +52,8 @@ def test_config_check_prints_the_effective_configuration_with_secrets_masked(tmp
         assert secret not in out
     printed = tomllib.loads(out)
     assert printed["server"] == {"host": "0.0.0.0", "port": 6000, "workers": 3, "log_level": "info",
-                                 "access_log": True}
+                                 "access_log": True, "max_body_bytes": 1048576, "header_timeout_seconds": 30,
+                                 "body_timeout_seconds": 60, "trusted_proxies": []}
     assert printed["admin_password"] == "***"
     assert printed["database"]["url"] == "postgresql://registry:***@db.internal:5432/registry"
     assert printed["database"]["read_models_url"] == printed["database"]["url"]
