@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api.authn import client_address
+from api.request_input import InputError
 from api.token_service import token_body, token_response
 from api.tokens import SERVICE, InvalidTokenError
 from domain.errors import AuthenticationError, TooManyAttemptsError
@@ -59,10 +60,13 @@ async def _form(request: Request) -> dict[str, list[str]]:
     if request.headers.get("content-type", "").split(";")[0].strip().lower() != FORM_TYPE:
         raise OAuthError("invalid_request", f"the request body must be {FORM_TYPE}")
     body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM_BYTES:
-            raise OAuthError("invalid_request", f"the form is larger than {MAX_FORM_BYTES} bytes", 413)
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_FORM_BYTES:
+                raise OAuthError("invalid_request", f"the form is larger than {MAX_FORM_BYTES} bytes", 413)
+    except InputError as error:  # past the server's body limits (size, or a stalled body)
+        raise OAuthError("invalid_request", error.message, error.status) from None
     try:
         return parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
     except (UnicodeDecodeError, ValueError):

@@ -113,6 +113,10 @@ def test_errors_are_oauth2_errors(client):
     huge = client.post("/service/token", auth=None, content=b"a=" + b"x" * (64 * 1024),
                        headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert huge.status_code == 413 and huge.json()["error"] == "invalid_request"
+    declared = client.post("/service/token", auth=None, content=b"a=b",
+                           headers={"Content-Type": "application/x-www-form-urlencoded",
+                                    "Content-Length": str(64 * 1024 * 1024)})
+    assert declared.status_code == 413 and declared.json()["error"] == "invalid_request"
 
 
 def test_an_access_token_is_no_refresh_token(client):
