@@ -17,6 +17,7 @@ from uuid import UUID
 import orjson
 
 from api.management.problems import Problem
+from api.request_input import as_id
 from api.settings import Settings
 from domain.context import RequestContext
 from domain.errors import RegistryError
@@ -166,8 +167,9 @@ def _retention_run(services, args) -> None:
 
     position = None
     if args.as_of:
-        position = int(args.as_of) if args.as_of.isdigit() else services.audit.position_at(
-            parse_time(args.as_of, "as_of"))
+        position = as_id(args.as_of)
+        if position is None:
+            position = services.audit.position_at(parse_time(args.as_of, "as_of"))
     run_id, _ = services.retention_runner.run(args.project, args.dry_run, "cli", _ctx(), position)
     services.projections.catch_up()
     _print(vars(services.retention.run_by_uuid(str(run_id))))

@@ -19,7 +19,7 @@ from api.v2.common import context, name_of, proxied, services, settle
 from domain.errors import BlobUnknownError
 from domain.names import check_digest
 
-_RANGE_RE = re.compile(r"bytes=(\d*)-(\d*)")
+_RANGE_RE = re.compile(r"bytes=(\d{0,19})-(\d{0,19})", re.ASCII)  # more: malformed, answered whole
 
 
 def _blob_headers(digest: str, size: int) -> dict[str, str]:

@@ -28,7 +28,7 @@ from domain.names import check_digest, check_name
 from domain.ports import UploadInfo, UploadWriter
 
 FLUSH_BYTES = 1024 * 1024
-_CONTENT_RANGE_RE = re.compile(r"(?:bytes[ =])?(\d+)-(\d+)(?:/\d+|/\*)?")
+_CONTENT_RANGE_RE = re.compile(r"(?:bytes[ =])?(\d{1,19})-(\d{1,19})(?:/\d+|/\*)?", re.ASCII)
 
 
 async def start_blob_upload(request: Request) -> Response:

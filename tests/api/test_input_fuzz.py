@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 ODD = ["²", "١٢", "1" * 30, "9223372036854775807", "9223372036854775808", "-1", "0", "1e9", "1.5", "+1",
        "0x10", "id=x", "", " ", "x", "é", "💥", "null", "true", "%", "..", "[1~2]", "{a b}", "(a b)", "~x",
-       "sha256:x", "a,b", "q=x=y", "\x00"]
+       "sha256:x", "a,b", "q=x=y", "\x00", "9" * 5000]
 SENSIBLE = ["team", "team/app", "1", "latest", "sha256:" + "0" * 64]
 QUERY_NAMES = ["n", "last", "page", "page_size", "q", "sort", "since", "until", "after", "before", "limit",
                "as_of", "digest", "mount", "from", "scope", "service", "with_tag", "with_accessory", "project_id",

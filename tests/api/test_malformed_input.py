@@ -124,3 +124,14 @@ def test_odd_numbers_in_json_bodies_get_a_client_error(client, method, path, bod
     assert 400 <= response.status_code < 500, (response.status_code, response.text)
     # Nothing out of range reached the log: the read models still apply new events.
     assert client.post("/api/v1/projects", json={"name": "after"}).status_code == 201
+
+
+def test_ranges_of_thousands_of_digits_are_answered(client):
+    """int() refuses strings of more than 4300 digits: such numbers must not reach it."""
+    push_blob(client, "team/app", b"blob")
+    digits = "9" * 5000
+    whole = client.get(f"/v2/team/app/blobs/{BLOB}", headers={"Range": f"bytes=0-{digits}"})
+    assert whole.status_code == 200 and whole.content == b"blob"
+    upload = client.post("/v2/team/app/blobs/uploads/").headers["Location"]
+    chunk = client.patch(upload, content=b"x", headers={"Content-Range": f"0-{digits}"})
+    assert chunk.status_code == 416, chunk.text
