@@ -9,6 +9,7 @@ import pytest
 
 from domain.application import Registry
 from domain.context import RequestContext
+from domain.errors import BlobUnknownError, ManifestBlobUnknownError, StillReferencedError
 from domain.repository import Repository
 from tests.support.oci import OCI_MANIFEST, digest_of, image_manifest
 
@@ -55,3 +56,48 @@ def test_tag_history_is_a_complete_chain_under_racing_writers(services, settings
     assert registry.get_repository(name).tags["latest"] == previous
     assert {digest_of(m) for m in manifests} == {m.digest for m in moves}
     assert all(json.loads(m)["annotations"] for m in manifests)
+
+
+def test_a_blob_delete_racing_pushes_that_use_the_blob_never_leaves_a_manifest_without_it(services, settings):
+    """Deletes of the layer race pushes of manifests that use it, from two "processes": in the
+    log, no manifest is ever pushed while the layer is unlinked, nor the layer unlinked while a
+    pushed manifest references it."""
+    registry, name = services.registry, "team/race"
+    other = Registry(services.blobs, env=settings.event_store_env)
+    ctx = RequestContext("ci", "req")
+    link(services, name, CONFIG)
+    manifests = [image_manifest(CONFIG, [LAYER], annotations={"n": str(i)}) for i in range(12)]
+
+    def push(numbered: tuple[int, bytes]) -> None:
+        link(services, name, LAYER)
+        try:
+            (registry, other)[numbered[0] % 2].push_manifest(name, f"t{numbered[0]}", numbered[1], OCI_MANIFEST, ctx)
+        except ManifestBlobUnknownError:
+            pass  # a delete unlinked the layer first: refused, as it must be
+
+    def delete(round_: int) -> None:
+        try:
+            (other, registry)[round_ % 2].unlink_blob(name, digest_of(LAYER), ctx)
+        except (StillReferencedError, BlobUnknownError):
+            pass  # a manifest uses it (or another delete got there first)
+
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            futures = [pool.submit(push, numbered) for numbered in enumerate(manifests)]
+            futures += [pool.submit(delete, i) for i in range(12)]
+            for future in futures:
+                future.result()
+    finally:
+        other.close()
+
+    linked, used = False, set()
+    for event in registry.events.get(Repository.create_id(name)):
+        if isinstance(event, Repository.BlobLinked) and event.digest == digest_of(LAYER):
+            linked = True
+        elif isinstance(event, Repository.BlobUnlinked) and event.digest == digest_of(LAYER):
+            assert not used, "the layer was unlinked while a manifest used it"
+            linked = False
+        elif isinstance(event, Repository.ManifestPushed):
+            assert linked, "a manifest was pushed while its layer was unlinked"
+            used.add(event.digest)
+    assert used  # some pushes got through
