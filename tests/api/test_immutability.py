@@ -1,6 +1,8 @@
 """Tag immutability: rules through Harbor's API (driven by the unmodified `harborapi` client over
 ASGI) and Portlog's own, and their enforcement on every path that moves or deletes a tag — /v2/
-pushes and deletes, the Harbor tag and artifact deletes, the management API's tag restore."""
+pushes and deletes, the Harbor tag and artifact deletes, the management API's tag restore and
+undelete — or what an immutable tag's image needs: its blobs, the manifests its index lists, its
+repository, retention and garbage collection."""
 
 from __future__ import annotations
 
@@ -345,3 +347,18 @@ def test_garbage_collection_keeps_an_immutably_tagged_referrer_and_its_subject(c
     assert services.gc.run_by_uuid(str(run.id)).status == "succeeded"
     assert digest_of_tag(client, "team/app", "v1-sig") == digest_of(referrer)
     assert client.head(f"/v2/team/app/manifests/{subject_digest}").status_code == 200
+
+
+def test_an_undelete_cannot_move_an_immutable_tag(client):
+    first = push_manifest(client, "team/app", "v1", "one").headers["Docker-Content-Digest"]
+    push_manifest(client, "team/app", "old", "two")
+    client.delete("/v2/team/app/manifests/old").raise_for_status()
+    rule_id = add_rule(client, tags="v1")
+    refused = client.post("/api/v1/repositories/team/app/tags/v1/undelete",
+                          json={"digest": _digest_of_seed("two")})
+    assert refused.status_code == 409 and refused.json()["rule"] == rule_id
+    assert digest_of_tag(client, "team/app", "v1") == first
+
+
+def _digest_of_seed(seed: str) -> str:
+    return digest_of(image_manifest(f'{{"seed": "{seed}"}}'.encode(), [f"layer-{seed}".encode()]))
