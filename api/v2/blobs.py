@@ -2,7 +2,8 @@
 
 HEAD|GET /v2/<name>/blobs/<digest>   200, 206 with Range; BLOB_UNKNOWN 404, DIGEST_INVALID 400,
                                      RANGE_INVALID 416 for an unsatisfiable Range
-DELETE   /v2/<name>/blobs/<digest>   202; BLOB_UNKNOWN, NAME_UNKNOWN 404
+DELETE   /v2/<name>/blobs/<digest>   202; BLOB_UNKNOWN, NAME_UNKNOWN 404; UNSUPPORTED 405 while a manifest
+                                     of the repository references the blob (docs/oci-api.md)
 """
 
 from __future__ import annotations
