@@ -15,7 +15,7 @@ from api.app import create_app
 from api.bootstrap import bootstrap
 from api.settings import Settings
 from tests.support.oci import push_image
-from tests.support.outbound import LOOPBACK_ALLOWED
+from tests.support.outbound import LOOPBACK, LOOPBACK_ALLOWED
 from tests.support.server import ADMIN_PASSWORD, REPO_ROOT
 
 
@@ -70,7 +70,7 @@ def test_key_rotation_keeps_old_tokens_valid_until_retired(tmp_path):
 @contextmanager
 def registry_on(data):
     """The registry on `data`, in process, for a test to push through before the commands run."""
-    services = bootstrap(Settings(data_dir=data, admin_password=ADMIN_PASSWORD))
+    services = bootstrap(Settings(data_dir=data, admin_password=ADMIN_PASSWORD, outbound_allow=LOOPBACK))
     try:
         with TestClient(create_app(services)) as client:
             client.auth = ("admin", ADMIN_PASSWORD)

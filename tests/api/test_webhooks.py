@@ -373,7 +373,7 @@ def test_a_failure_shows_the_status_not_the_body_and_only_to_those_who_manage_th
     pages = (f"/api/v1/webhooks/{policy_id}/deliveries", f"/api/v1/webhooks/deliveries/{delivery['id']}",
              f"{HARBOR}/policies/{policy_id}/executions", f"{execution}/tasks",
              f"{execution}/tasks/{delivery['id']}/log")
-    assert all("HTTP 500 Internal" in client.get(page).text for page in pages[1:])
+    assert all("HTTP 500 Internal" in client.get(pages[n]).text for n in (0, 1, 4))  # Harbor's: while retrying
     create_user(client, "maint")
     grant(client, "team", "maint", "maintainer")
     for page in pages:
