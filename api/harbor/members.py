@@ -91,7 +91,7 @@ def _username(call: Call, member_user: dict) -> str:
     if isinstance(member_user.get("username"), str) and member_user["username"]:
         return member_user["username"]
     user_id = member_user.get("user_id")
-    row = call.services.access.user_by_id(user_id) if isinstance(user_id, int) else None
+    row = call.services.access.user_by_id(user_id) if type(user_id) is int else None  # not a bool
     if row is None:
         raise not_found(f"user {user_id} not found")
     return row.username

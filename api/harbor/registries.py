@@ -100,7 +100,7 @@ def ping_registry(call: Call) -> Response:
     body = body_of(call)
     services = call.services
     if body.get("id") is not None:
-        row = services.registries.by_id(body["id"]) if isinstance(body["id"], int) else None
+        row = services.registries.by_id(body["id"]) if type(body["id"]) is int else None  # not a bool
         if row is None:
             raise not_found(f"registry {body['id']} not found")
         username, password = services.endpoints.credentials(row.name)

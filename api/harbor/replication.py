@@ -187,7 +187,7 @@ def start_execution(call: Call) -> Response:
     """`{"policy_id": N}`: run the policy now (201; the tasks run in the background)."""
     call.require_system("replication", "create")
     policy_id = body_of(call).get("policy_id")
-    row = call.services.replication.policy(policy_id) if isinstance(policy_id, int) else None
+    row = call.services.replication.policy(policy_id) if type(policy_id) is int else None  # not a bool
     if row is None:
         raise bad_request(f"replication policy {policy_id} not found")
     execution, position = call.services.replicator.start(row.name, "manual", call.context)

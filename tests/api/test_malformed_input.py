@@ -115,6 +115,10 @@ ODD_BODIES = [
     ("POST", "/api/v1/projects/team/immutable-tag-rules", {"tags": "v*", "priority": 2 ** 64 - 1}),
     ("POST", "/api/v1/projects/team/immutable-tag-rules", {"tags": "v*", "priority": True}),
     ("POST", "/api/v1/gc/runs", {"grace_period_seconds": 2 ** 63 - 1}),
+    # true is 1 in Python: no id 1 (the admin, the first policy or registry) behind a bool
+    ("POST", "/api/v2.0/projects/team/members", {"role_id": 2, "member_user": {"user_id": True}}),
+    ("POST", "/api/v2.0/replication/executions", {"policy_id": True}),
+    ("POST", "/api/v2.0/registries/ping", {"id": True}),
 ]
 
 
