@@ -113,8 +113,8 @@ def blob_store_for(settings: Settings) -> BlobStore:
         region = {"region": storage.region} if storage.region else {}  # else the adapter's default
         return S3BlobStore(storage.endpoint, storage.bucket, storage.access_key, storage.secret_key,
                            **region, secure=storage.secure, spool_dir=settings.spool_dir,
-                           redirect=storage.redirect)
-    return FilesystemBlobStore(settings.blob_root)
+                           redirect=storage.redirect, upload_hashers=settings.cache.upload_hashers)
+    return FilesystemBlobStore(settings.blob_root, upload_hashers=settings.cache.upload_hashers)
 
 
 def _database_unavailable_errors() -> tuple[type[Exception], ...]:
@@ -197,7 +197,7 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
         registry=registry,
         admin=admin,
         blobs=blobs,
-        manifests=ManifestCache(blobs),
+        manifests=ManifestCache(blobs, settings.cache.manifest_bytes),
         db=db,
         projections=projections,
         catalog=catalog,

@@ -128,6 +128,14 @@ class GcConfig:
 
 
 @dataclass(frozen=True)
+class CacheConfig:
+    """What each process keeps in memory, bounded (docs/configuration.md)."""
+    aggregates: int = 1000  # aggregates (repositories, projects, users, blobs, runs) by id, least recently used out
+    manifest_bytes: int = 32 * 1024 * 1024  # manifest bytes by digest, for pulls
+    upload_hashers: int = 10_000  # running sha256 of uploads under way; an upload pushed out is hashed from storage
+
+
+@dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
     port: int = 5000
@@ -149,6 +157,7 @@ class Settings:
     storage: StorageConfig = StorageConfig()
     events: EventsConfig = EventsConfig()
     gc: GcConfig = GcConfig()
+    cache: CacheConfig = CacheConfig()
     # Encrypts stored credentials of remote registries (adapters/secret_box.py); None: a key file
     # beside embedded data, and no stored credentials in scale-out.
     secret_key: str | None = None
@@ -202,7 +211,10 @@ class Settings:
         env.update({"PORTLOG_EVENT_SOURCE": self.events.source,
                     "PORTLOG_WEBHOOK_RETRY_SECONDS": str(self.events.webhook_retry_seconds),
                     "PORTLOG_PULL_RECORD_SECONDS": str(self.events.pull_record_seconds),
-                    "PORTLOG_GC_GRACE_SECONDS": str(self.gc.grace_period_seconds)})
+                    "PORTLOG_GC_GRACE_SECONDS": str(self.gc.grace_period_seconds),
+                    "PORTLOG_CACHE_AGGREGATES": str(self.cache.aggregates),
+                    "PORTLOG_CACHE_MANIFEST_BYTES": str(self.cache.manifest_bytes),
+                    "PORTLOG_CACHE_UPLOAD_HASHERS": str(self.cache.upload_hashers)})
         return env
 
     @property
@@ -228,7 +240,7 @@ class Settings:
     @property
     def event_store_env(self) -> dict[str, str]:
         return {**self.event_database.event_store_env(),
-                "AGGREGATE_CACHE_MAXSIZE": "1000", "AGGREGATE_CACHE_FASTFORWARD": "y"}
+                "AGGREGATE_CACHE_MAXSIZE": str(self.cache.aggregates), "AGGREGATE_CACHE_FASTFORWARD": "y"}
 
     @property
     def read_model_url(self) -> str:
@@ -265,8 +277,8 @@ class Settings:
                              "read_models_url": self.read_model_database.url(masked=masked)},
                 "storage": _effective_storage(self.storage, self.blob_root, hide),
                 "events": {k: v for k, v in vars(self.events).items() if v is not None},
-                "gc": vars(self.gc), "replication": {"workers": self.replication_workers,
-                                                   "lease_seconds": self.replication_lease_seconds},
+                "gc": vars(self.gc), "cache": vars(self.cache),
+                "replication": {"workers": self.replication_workers, "lease_seconds": self.replication_lease_seconds},
                 "security": {**({"secret_key": hide(self.secret_key)} if self.secret_key else {}),
                              "outbound_allow": list(self.outbound_allow), "outbound_deny": list(self.outbound_deny)}}
 
@@ -306,6 +318,8 @@ _ENV_KEYS = {
     "PORTLOG_WEBHOOK_RETRY_SECONDS": "events.webhook_retry_seconds",
     "PORTLOG_PULL_RECORD_SECONDS": "events.pull_record_seconds",
     "PORTLOG_GC_GRACE_SECONDS": "gc.grace_period_seconds",
+    "PORTLOG_CACHE_AGGREGATES": "cache.aggregates", "PORTLOG_CACHE_MANIFEST_BYTES": "cache.manifest_bytes",
+    "PORTLOG_CACHE_UPLOAD_HASHERS": "cache.upload_hashers",
     "PORTLOG_SECRET_KEY": "security.secret_key",
     "PORTLOG_OUTBOUND_ALLOW": "security.outbound_allow", "PORTLOG_OUTBOUND_DENY": "security.outbound_deny",
     "PORTLOG_REPLICATION_WORKERS": "replication.workers",
@@ -322,6 +336,7 @@ _FILE_SECTIONS = {
                 "redirect", "upload_max_age_seconds"),
     "events": ("nats_url", "source", "webhook_retry_seconds", "pull_record_seconds"),
     "gc": ("grace_period_seconds",),
+    "cache": ("aggregates", "manifest_bytes", "upload_hashers"),
     "security": ("secret_key", "outbound_allow", "outbound_deny"),
     "replication": ("workers", "lease_seconds"),
 }
@@ -491,6 +506,10 @@ def _settings_from(values: _Values) -> Settings:
         events=_events(values),
         gc=GcConfig(grace_period_seconds=values.integer(
             "gc.grace_period_seconds", GcConfig.grace_period_seconds, minimum=0)),
+        cache=CacheConfig(
+            aggregates=values.integer("cache.aggregates", CacheConfig.aggregates, minimum=1),
+            manifest_bytes=values.integer("cache.manifest_bytes", CacheConfig.manifest_bytes, minimum=0),
+            upload_hashers=values.integer("cache.upload_hashers", CacheConfig.upload_hashers, minimum=0)),
         secret_key=_secret_key(values),
         outbound_allow=_networks(values, "security.outbound_allow"),
         outbound_deny=_networks(values, "security.outbound_deny"),

@@ -19,7 +19,7 @@ from typing import BinaryIO, Iterator
 import orjson
 
 from adapters.private_files import PRIVATE_FILE, private_dir, write_private
-from adapters.storage.hashing import HasherCache
+from adapters.storage.hashing import MAX_CACHED_HASHERS, HasherCache
 from adapters.storage.paths import blob_path, tmp_dir, upload_paths
 from domain.errors import BlobUnknownError, DigestInvalidError, UploadUnknownError
 from domain.names import parse_digest
@@ -32,11 +32,11 @@ class FilesystemBlobStore:
     name = "filesystem"
     local_files = True
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, upload_hashers: int = MAX_CACHED_HASHERS) -> None:
         self.root = Path(root)
         for sub in ("blobs", "uploads", "tmp"):
             private_dir(self.root / sub)
-        self._hashers = HasherCache()
+        self._hashers = HasherCache(upload_hashers)
 
     # Published blobs
 

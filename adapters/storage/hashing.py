@@ -20,7 +20,8 @@ class HasherCache:
     """Running sha256 per upload, valid only at the position it was stored for: the upload's
     size (filesystem), or any token that changes with every commit of the upload (S3)."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_items: int = MAX_CACHED_HASHERS) -> None:
+        self._max_items = max_items  # abandoned uploads leave theirs: the oldest go
         self._items: OrderedDict[str, tuple[Hashable, object]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -28,7 +29,7 @@ class HasherCache:
         with self._lock:
             self._items[upload_id] = (position, hasher)
             self._items.move_to_end(upload_id)
-            while len(self._items) > MAX_CACHED_HASHERS:
+            while len(self._items) > self._max_items:
                 self._items.popitem(last=False)
 
     def take(self, upload_id: str, position: Hashable):

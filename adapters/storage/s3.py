@@ -77,7 +77,7 @@ from minio.datatypes import Part as MinioPart
 from minio.deleteobjects import DeleteObject
 from minio.error import MinioException, S3Error
 
-from adapters.storage.hashing import HasherCache, digest_of_chunks
+from adapters.storage.hashing import MAX_CACHED_HASHERS, HasherCache, digest_of_chunks
 from adapters.storage.paths import UPLOAD_ID_RE
 from domain.errors import (
     BlobUnknownError,
@@ -233,7 +233,7 @@ class S3BlobStore:
 
     def __init__(self, endpoint: str, bucket: str, access_key: str, secret_key: str, *,
                  region: str = "us-east-1", secure: bool = False, spool_dir: Path,
-                 redirect: bool = False) -> None:
+                 redirect: bool = False, upload_hashers: int = MAX_CACHED_HASHERS) -> None:
         def client(read_timeout: float) -> Minio:
             return Minio(endpoint, access_key=access_key, secret_key=secret_key, secure=secure,
                          region=region, http_client=_http_client(read_timeout))
@@ -242,7 +242,7 @@ class S3BlobStore:
         self.spool_dir = Path(spool_dir)
         self.spool_dir.mkdir(parents=True, exist_ok=True)
         self.redirect = redirect  # the API may answer blob GETs with presigned_get_url
-        self._hashers = HasherCache()
+        self._hashers = HasherCache(upload_hashers)
         _storage_call(self.bucket.create_if_missing)()
 
     # Published blobs

@@ -6,7 +6,9 @@ missing, sometimes in chunks, then the manifest under a tag), pull one (manifest
 every blob checked against its digest and against the ledger), move a tag to another manifest,
 delete a manifest, or abandon an upload half-way. Meanwhile online GC runs start now and then.
 Every acknowledged write goes into the ledger (the lane's repositories; a lane is the only
-writer of its own, so the ledger is exact without locks).
+writer of its own, so the ledger is exact without locks). A repository holds at most
+MAX_LIVE_PER_REPOSITORY manifests (then a delete replaces the push): after the first minutes
+the live data is steady, and memory that still grows is a leak.
 
 Every interval (a minute, shorter for short runs) a row: operations, errors, the server's RSS,
 its open file descriptors and the manifest GET p99. After the load: a row after an idle pause
@@ -50,6 +52,9 @@ KIB = 1024
 LANES = 8
 REPOSITORIES_PER_LANE = 4
 TAGS_PER_REPOSITORY = 6  # pushes reuse tag names, so a push often moves a tag too
+# Past this, a lane deletes instead of pushing: the live data stops growing after a few
+# minutes, so memory that keeps growing is a leak, not data (the event log still grows).
+MAX_LIVE_PER_REPOSITORY = 40
 BASE_LAYERS = 8  # shared by every repository (cross-repository references for GC)
 OPERATIONS_PER_SECOND = 30.0  # all lanes together
 ONLINE_GC_GRACE_SECONDS = 10  # longer than a push takes between its first blob and its manifest
@@ -160,6 +165,8 @@ class Lane:
             due += period
             operation = self.random.choices(names, weights)[0]
             repository = self.random.choice(self.repositories)
+            if operation == "push" and len(repository.manifests) >= MAX_LIVE_PER_REPOSITORY:
+                operation = "delete"
             try:
                 getattr(self, operation)(repository)
             except Exception as error:  # counted and shown; the run goes on
@@ -324,11 +331,12 @@ def say(text: str = "") -> None:
     print(text, flush=True)
 
 
-def table(rows: list[Row]) -> str:
-    lines = ["| minute | operations | errors | RSS MiB | open fds | manifest GET p99 ms |", "|--:|--:|--:|--:|--:|--:|"]
-    lines += [f"| {r.label} | {r.operations:,} | {r.errors} | {r.rss_mib:,.1f} | {r.fds} | {r.manifest_p99_ms:,.1f} |"
-              for r in rows]
-    return "\n".join(lines)
+TABLE_HEADER = ("| minute | operations | errors | RSS MiB | open fds | manifest GET p99 ms |\n"
+                "|--:|--:|--:|--:|--:|--:|")
+
+
+def table_row(r: Row) -> str:
+    return f"| {r.label} | {r.operations:,} | {r.errors} | {r.rss_mib:,.1f} | {r.fds} | {r.manifest_p99_ms:,.1f} |"
 
 
 def run(minutes: float, work_dir: Path | None = None, keep: bool = False,
@@ -353,7 +361,8 @@ def soak(server: servers.Server, seconds: float, rate: float, lane_count: int) -
     base_layers = [os.urandom(16 * KIB) for _ in range(BASE_LAYERS)]
     lanes = [Lane(n, server, meter, base_layers) for n in range(lane_count)]
     admin = Admin(server)
-    rows = [meter.sample("start", server.pid)]
+    say(TABLE_HEADER)
+    say(table_row(meter.sample("start", server.pid)))
     started = time.monotonic()
     until = started + seconds
     threads = [threading.Thread(target=lane.run, args=(until, lane_count / rate), daemon=True) for lane in lanes]
@@ -363,13 +372,12 @@ def soak(server: servers.Server, seconds: float, rate: float, lane_count: int) -
         thread.start()
     for n in range(1, int(seconds // interval) + 1):
         time.sleep(max(0.0, started + n * interval - time.monotonic()))
-        rows.append(meter.sample(f"{n * interval / 60:.2f}" if interval < 60 else str(n), server.pid))
+        say(table_row(meter.sample(f"{n * interval / 60:.2f}" if interval < 60 else str(n), server.pid)))
     for thread in threads:
         thread.join()
-    rows.append(meter.sample("end of load", server.pid))
+    say(table_row(meter.sample("end of load", server.pid)))
     time.sleep(IDLE_SECONDS)
-    rows.append(meter.sample(f"idle {IDLE_SECONDS} s", server.pid))
-    say(table(rows))
+    say(table_row(meter.sample(f"idle {IDLE_SECONDS} s", server.pid)))
     counts = ", ".join(f"{count:,} {name}" for name, count in meter.counts.items())
     say(f"\nOperations: {meter.total_operations:,} ({counts}); {len(gc_runs)} online GC runs; "
         f"errors: {meter.total_errors}")

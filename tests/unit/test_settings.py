@@ -310,7 +310,7 @@ def test_s3_storage_builds_the_s3_blob_store_with_the_configured_values(tmp_path
     assert isinstance(blobs, RecordingS3BlobStore)
     assert blobs.args == ("minio.internal:9000", "portlog-blobs", "AKIA", "se+cr/et")
     assert blobs.kwargs == {"region": "eu-west-1", "secure": False, "spool_dir": tmp_path / "data" / "spool",
-                            "redirect": True}
+                            "redirect": True, "upload_hashers": 10_000}
     without_region = blob_store_for(Settings.from_env({"PORTLOG_STORAGE_URL": "s3://a:b@minio:9000/blobs"}))
     assert "region" not in without_region.kwargs and without_region.kwargs["secure"] is True
 
