@@ -98,6 +98,10 @@ class Authenticator:
                    if v[0] and (force or now - v[1] >= FAILED_LOGIN_EVENT_WINDOW)}
             for username, (_, _, source) in due.items():
                 self._unrecorded[username] = (0, now, source)
+            # Every name anyone tried would stay otherwise: forget those with nothing to record.
+            for username in [u for u, (count, last, _) in self._unrecorded.items()
+                             if not count and now - last >= FAILED_LOGIN_EVENT_WINDOW]:
+                del self._unrecorded[username]
         for username, (count, _, source) in due.items():
             self.admin.record_failed_logins(username, count, source)
 

@@ -151,3 +151,15 @@ def test_path_tricks_cannot_reach_another_project(client):
         assert response.status_code != 200
     scoped = token(client, ["repository:team/../race/app:pull"], auth)
     assert token_access(scoped) == []
+
+
+def test_names_tried_once_are_forgotten_after_their_window(client, services, monkeypatch):
+    """Every name anyone tries was kept for ever (memory an attacker could grow at will)."""
+    import api.authn as authn
+    for n in range(20):
+        client.get("/service/token", auth=(f"nobody{n}", "wrong"))
+    assert len(services.authenticator._unrecorded) >= 20
+    later = authn.time.monotonic() + authn.FAILED_LOGIN_EVENT_WINDOW + 1
+    monkeypatch.setattr(authn.time, "monotonic", lambda: later)
+    services.authenticator.flush_failed_logins()
+    assert not any(name.startswith("nobody") for name in services.authenticator._unrecorded)
