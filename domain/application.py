@@ -189,7 +189,7 @@ class Registry(Application):
         return self._change_existing(name, change)
 
     def delete_tag(self, name: str, tag: str, ctx: RequestContext) -> int | None:
-        check_tag(tag)
+        """A tag outside the tag grammar is one the repository cannot have: unknown, as on reads."""
 
         def change(repo: Repository) -> None:
             self.refuse_immutable(repo, [tag] if tag in repo.tags else [])

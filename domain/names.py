@@ -34,6 +34,10 @@ def check_name(name: str) -> str:
     return name
 
 
+def is_valid_tag(tag: str) -> bool:
+    return TAG_RE.fullmatch(tag) is not None
+
+
 def check_tag(tag: str) -> str:
     if not TAG_RE.fullmatch(tag):
         raise TagInvalidError(

@@ -1,12 +1,14 @@
 """Manifests.
 
 HEAD|GET /v2/<name>/manifests/<tag|digest>   200 with content negotiation on Accept;
-                                             MANIFEST_UNKNOWN, NAME_UNKNOWN 404
+                                             MANIFEST_UNKNOWN (also for a tag outside the
+                                             grammar), NAME_UNKNOWN 404
 PUT      /v2/<name>/manifests/<tag|digest>   201 (+ OCI-Subject); MANIFEST_INVALID 400 (413 when
                                              over 4 MiB), MANIFEST_BLOB_UNKNOWN, DIGEST_INVALID,
                                              TAG_INVALID 400
 DELETE   /v2/<name>/manifests/<digest>       202: the manifest and every tag on it
-DELETE   /v2/<name>/manifests/<tag>          202: the tag only
+DELETE   /v2/<name>/manifests/<tag>          202: the tag only; MANIFEST_UNKNOWN 404 (also for a
+                                             tag outside the grammar)
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from api.request_input import as_id
 from api.v2.common import context, manifest_location, name_of, proxied, services, settle
 from domain.errors import ManifestUnknownError, NameUnknownError
 from domain.manifests import MAX_MANIFEST_BYTES
-from domain.names import check_digest, check_tag, is_digest_reference
+from domain.names import check_digest, is_digest_reference, is_valid_tag
 from projections.catalog import ManifestRow
 
 
@@ -73,7 +75,8 @@ def _find(request: Request) -> ManifestRow:
     if is_digest_reference(reference):
         manifest = catalog.manifest_by_digest(name, check_digest(reference))
     else:
-        manifest = catalog.manifest_by_tag(name, check_tag(reference))
+        # A tag outside the grammar names a manifest that cannot exist: unknown, not invalid.
+        manifest = catalog.manifest_by_tag(name, reference) if is_valid_tag(reference) else None
     if manifest is None:
         if not catalog.repository_exists(name):
             raise NameUnknownError("repository name not known to registry", {"name": name})

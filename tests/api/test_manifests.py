@@ -203,6 +203,22 @@ def test_malformed_and_oversized_manifests(client):
     assert client.get(f"/v2/{NAME}/manifests/bad").status_code == 404
 
 
+def test_a_reference_that_cannot_exist_is_unknown_on_reads_and_deletes(client):
+    """The OCI conformance suite reads `.INVALID_MANIFEST_NAME` and expects 404 MANIFEST_UNKNOWN;
+    only a PUT by such a tag is a client error (TAG_INVALID)."""
+    push_image(client, NAME, "1.0")
+    for method in ("GET", "HEAD", "DELETE"):
+        response = client.request(method, f"/v2/{NAME}/manifests/.INVALID_MANIFEST_NAME")
+        assert response.status_code == 404, (method, response.text)
+        if method != "HEAD":
+            assert errors(response) == ["MANIFEST_UNKNOWN"]
+    unknown_repository = client.get("/v2/team/nothing-here/manifests/.INVALID_MANIFEST_NAME")
+    assert unknown_repository.status_code == 404 and errors(unknown_repository) == ["NAME_UNKNOWN"]
+    put = client.put(f"/v2/{NAME}/manifests/.INVALID_MANIFEST_NAME", content=b"{}",
+                     headers={"Content-Type": OCI_MANIFEST})
+    assert put.status_code == 400 and errors(put) == ["TAG_INVALID"]
+
+
 def test_delete_by_tag_removes_only_the_tag(client):
     digest, _ = push_image(client, NAME, "a")
     push_image(client, NAME, "b")  # same content: same digest
