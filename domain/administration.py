@@ -186,7 +186,7 @@ class Administration:
         if project is not None:
             self._project(project, lambda p: p.check_exists())
         full_name, secret = robot_full_name(name, project), new_secret()
-        hashed, expires_at = self.hasher.hash(secret), _expiry(duration_days)
+        hashed, expires_at = self.hasher.hash(secret), robot_expiry(duration_days)
 
         def change(robot: Robot) -> None:
             if not robot.pending_events:
@@ -228,7 +228,8 @@ class Administration:
             "robot not found", {"robot": full_name}))
 
 
-def _expiry(duration_days: int | None) -> datetime | None:
+def robot_expiry(duration_days: int | None) -> datetime | None:
+    """When a robot created now for `duration_days` expires (None, -1: never)."""
     if duration_days is None or duration_days == -1:
         return None
     if isinstance(duration_days, bool) or not isinstance(duration_days, int) or \

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Callable
 from urllib.parse import urlencode
 
@@ -29,6 +30,7 @@ from domain.permissions import (
     project_permissions,
     system_permissions,
 )
+from projections.database import as_utc
 
 MAX_PAGE_SIZE = 100
 
@@ -85,12 +87,28 @@ class Call:
         self.require_grantable([{"project": project, "resource": resource, "action": action}
                                 for resource, action in sorted(MATRIX[role])])
 
-    def require_robot_editable(self, robot: str, permissions: list[dict]) -> None:
+    def require_robot_editable(self, robot: str, permissions: list[dict], expires_at: datetime | None) -> None:
         """No robot changes itself (permissions, secret, disabling), and only a principal holding
-        every permission of a robot changes it."""
+        every permission of a robot, and (a robot) living as long, changes it."""
         if self.principal.kind == "robot" and self.principal.name == robot:
             raise Problem(403, "forbidden", "a robot account cannot change itself", {"robot": robot})
         self.require_grantable(permissions)
+        self.require_outlived(expires_at)
+
+    def require_outlived(self, expires_at: datetime | None) -> None:
+        """A robot creates or changes only robots expiring no later than itself (None: never,
+        which only a robot that never expires may give); users are not bounded so."""
+        if self.principal.kind != "robot":
+            return
+        own = self.services.access.robot(self.principal.name)
+        if own is None:  # deleted since it authenticated
+            raise Problem(401, "unauthenticated", "the principal no longer exists")
+        if own.expires_at is None:
+            return
+        limit = as_utc(own.expires_at)
+        if expires_at is None or as_utc(expires_at) > limit:
+            raise Problem(403, "forbidden", f"{self.principal.name} expires at {limit.isoformat()}: a robot creates "
+                          "and changes only robots that expire no later than itself", {"expires_at": limit.isoformat()})
 
     def can_project(self, project: str, resource: str, action: str) -> bool:
         try:

@@ -7,6 +7,7 @@ from starlette.responses import Response
 
 from api.management.common import Call, field, json_response
 from api.management.problems import Problem
+from domain.administration import robot_expiry
 from domain.robot import check_permissions
 from projections.access import RobotRow
 
@@ -31,10 +32,11 @@ def create_robot(call: Call) -> Response:
     call.require_robot_management(project, "create")
     permissions = check_permissions(field(call.body, "permissions", list), project)
     call.require_grantable(permissions)
+    duration = field(call.body, "duration_days", int, False)
+    call.require_outlived(robot_expiry(duration))
     name, secret, position = call.services.admin.create_robot(
-        field(call.body, "name", str), project, permissions,
-        field(call.body, "duration_days", int, False), field(call.body, "description", str, False, ""),
-        call.context)
+        field(call.body, "name", str), project, permissions, duration,
+        field(call.body, "description", str, False, ""), call.context)
     call.settle(position)
     return json_response(robot_json(call.services.access.robot(name)) | {"secret": secret}, 201,
                          {"Location": f"/api/v1/robots/{name}"})
@@ -49,7 +51,7 @@ def get_robot(call: Call) -> Response:
 def update_robot(call: Call) -> Response:
     """Disable or enable a robot, or replace its permissions."""
     row = _robot(call, "update")
-    call.require_robot_editable(row.name, row.permissions)
+    call.require_robot_editable(row.name, row.permissions, row.expires_at)
     admin = call.services.admin
     disabled = field(call.body, "disabled", bool, required=False)
     permissions = field(call.body, "permissions", list, required=False)
@@ -68,7 +70,7 @@ def update_robot(call: Call) -> Response:
 def refresh_secret(call: Call) -> Response:
     """Issue a new secret; the old one stops working."""
     row = _robot(call, "update")
-    call.require_robot_editable(row.name, row.permissions)
+    call.require_robot_editable(row.name, row.permissions, row.expires_at)
     secret, position = call.services.admin.refresh_robot_secret(row.name, call.context)
     call.settle(position)
     return json_response({"name": row.name, "secret": secret})

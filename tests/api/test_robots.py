@@ -216,3 +216,58 @@ def test_a_robot_grants_project_roles_only_within_its_own_permissions(client, se
     member_id = services.access.memberships_of("friend")[0].id
     promoted = client.put(f"/api/v2.0/projects/{project_id}/members/{member_id}", auth=auth, json={"role_id": 4})
     assert promoted.status_code == 403 and services.access.memberships_of("friend")[0].role == "guest"
+
+
+# A robot gives the robots it creates or edits no longer a life than its own: no robot that
+# never expires from one that does, none outliving it (issue 16, item 3); users are unbounded.
+
+def test_a_robot_with_an_expiry_creates_no_robot_outliving_it(client, services):
+    manager = create_robot(client, name="manager", permissions=ROBOT_ADMIN, duration_days=7)
+    auth = (manager["name"], manager["secret"])
+    for body in ({}, {"duration_days": -1}, {"duration_days": 8}):
+        v1 = client.post("/api/v1/robots", auth=auth, json={
+            "name": "heir", "project": "team", "permissions": PULL_PUSH[:1], **body})
+        assert v1.status_code == 403, (body, v1.text)
+        assert "expire" in v1.json()["detail"]
+    for duration in (-1, 8):
+        harbor = client.post("/api/v2.0/robots", auth=auth, json={
+            "name": "heir", "level": "project", "duration": duration,
+            "permissions": harbor_access(("repository", "pull"))})
+        assert harbor.status_code == 403 and harbor.json()["errors"][0]["code"] == "FORBIDDEN", harbor.text
+    assert [r.name for r in services.access.robots(project="team")] == ["robot$team+manager"]
+    within = client.post("/api/v1/robots", auth=auth, json={
+        "name": "heir", "project": "team", "permissions": PULL_PUSH[:1], "duration_days": 6})
+    assert within.status_code == 201, within.text
+    assert services.access.robot("robot$team+heir").expires_at < services.access.robot(manager["name"]).expires_at
+    harbor = client.post("/api/v2.0/robots", auth=auth, json={
+        "name": "heir2", "level": "project", "duration": 3, "permissions": harbor_access(("repository", "pull"))})
+    assert harbor.status_code == 201, harbor.text
+
+
+def test_a_robot_with_an_expiry_edits_no_robot_outliving_it(client, services):
+    """Granting to, or taking the secret of, a longer-lived robot would outlast the editor's expiry."""
+    manager = create_robot(client, name="manager", permissions=ROBOT_ADMIN, duration_days=7)
+    auth = (manager["name"], manager["secret"])
+    lasting = create_robot(client, name="lasting", permissions=PULL_PUSH[:1])
+    name, robot_id = lasting["name"], services.access.robot(lasting["name"]).id
+    assert client.post(f"/api/v1/robots/{name}/secret", auth=auth).status_code == 403
+    assert client.patch(f"/api/v2.0/robots/{robot_id}", auth=auth, json={}).status_code == 403
+    refused = client.patch(f"/api/v1/robots/{name}", auth=auth, json={"permissions": PULL_PUSH[:1]})
+    assert refused.status_code == 403 and "expire" in refused.json()["detail"]
+    assert client.put(f"/api/v2.0/robots/{robot_id}", auth=auth, json={
+        "permissions": harbor_access(("repository", "pull"))}).status_code == 403
+    assert client.get("/service/token", auth=(name, lasting["secret"])).status_code == 200
+    shorter = create_robot(client, name="shorter", permissions=PULL_PUSH[:1], duration_days=3)
+    assert client.post(f"/api/v1/robots/{shorter['name']}/secret", auth=auth).status_code == 200
+
+
+def test_robots_that_never_expire_and_users_give_any_expiry(client):
+    manager = create_robot(client, name="manager", permissions=ROBOT_ADMIN)
+    created = client.post("/api/v1/robots", auth=(manager["name"], manager["secret"]), json={
+        "name": "forever", "project": "team", "permissions": PULL_PUSH[:1]})
+    assert created.status_code == 201 and created.json()["expires_at"] is None
+    create_user(client, "owner")
+    grant(client, "team", "owner", "project_admin")
+    by_user = client.post("/api/v1/robots", auth=("owner", PASSWORD), json={
+        "name": "long", "project": "team", "permissions": PULL_PUSH[:1], "duration_days": 3650})
+    assert by_user.status_code == 201, by_user.text
