@@ -1,5 +1,6 @@
 """Web UI sessions, on Harbor's paths: `POST /c/login` (form fields `principal`, `password`)
-sets an HttpOnly `sid` cookie; `GET /c/log_out` clears it.
+sets an HttpOnly `sid` cookie; `GET /c/log_out` clears it (`GET /c/session`, which says who is
+signed in, is in api/ui/routes.py).
 
 The cookie is a signed token for the UI audience only (api/tokens.py), so it is never a
 bearer token for /v2/ or the APIs. A cookie-authenticated request that changes something

@@ -7,13 +7,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from api.sessions import log_out, login
+from api.harbor.users import user_json
+from api.management.common import json_response
+from api.sessions import SESSION_COOKIE, log_out, login, session_user
+from api.tokens import InvalidTokenError
 
 STATIC = Path(__file__).parent / "static"
 SECURITY_HEADERS = {
@@ -33,11 +37,28 @@ async def home(request: Request) -> Response:
     return RedirectResponse("/ui/projects", status_code=302)
 
 
+async def session(request: Request) -> Response:
+    """Who the session belongs to (as Harbor's /users/current shows them), or null: no session,
+    or one that has ended. The page asks here, where an anonymous visitor is no error; Harbor's
+    /api/v2.0/users/current keeps answering them 401."""
+    row = await run_in_threadpool(_session_row, request.app.state.services, request.cookies.get(SESSION_COOKIE, ""))
+    return json_response(user_json(row) if row else None, headers={"Cache-Control": "no-store"})
+
+
+def _session_row(services, cookie: str):
+    try:
+        principal = session_user(services.access, services.tokens.verify_session(cookie))
+    except InvalidTokenError:
+        return None
+    return services.access.user(principal.name) if principal else None
+
+
 def ui_routes() -> list:
     return [
         Route("/", home, methods=["GET"]),
         Route("/c/login", login, methods=["POST"]),
         Route("/c/log_out", log_out, methods=["GET", "POST"]),
+        Route("/c/session", session, methods=["GET"]),
         # Compressed here only: a global middleware would also gzip blob downloads.
         Mount("/ui/static", GZipMiddleware(StaticFiles(directory=STATIC), minimum_size=1024), name="ui-static"),
         Route("/ui", home, methods=["GET"]),

@@ -176,3 +176,20 @@ def test_a_session_cookie_captured_before_logout_is_refused_after_it(client, ser
     assert revoked.purge() == 0  # kept while the session could still be presented
     revoked.clock = lambda: time.time() + SESSION_SECONDS + 60
     assert revoked.purge() == 1
+
+
+def test_the_session_probe_says_who_is_signed_in_and_null_for_nobody(client):
+    client.auth = None
+    assert client.get("/c/session").json() is None
+    client.cookies.set(SESSION_COOKIE, "not-a-token")
+    forged = client.get("/c/session")
+    assert forged.status_code == 200 and forged.json() is None
+    client.cookies.clear()
+    client.post("/api/v1/users", json={"username": "pia", "password": "Pia-Pass-1"}, auth=("admin", ADMIN_PASSWORD))
+    login(client, "pia", "Pia-Pass-1")
+    probe = client.get("/c/session")
+    assert probe.status_code == 200 and probe.headers["cache-control"] == "no-store"
+    assert probe.json()["username"] == "pia" and probe.json()["sysadmin_flag"] is False
+    client.put("/api/v1/users/pia/password", auth=("admin", ADMIN_PASSWORD), json={"password": "Pia-Pass-2"})
+    assert client.get("/c/session").json() is None  # the session ended with the old password
+    assert client.get("/api/v2.0/users/current").status_code == 401  # Harbor's answer to nobody stays

@@ -2,7 +2,7 @@
 
 from playwright.sync_api import Page, expect
 
-from tests.support.browser import shot
+from tests.support.browser import shot, sign_in
 
 
 def test_login_page_signs_in_and_returns_to_the_page_asked_for(page: Page, ui_server):
@@ -50,3 +50,38 @@ def test_the_interface_speaks_simplified_chinese(page: Page, ui_server):
     expect(page.get_by_label("用户名")).to_be_visible()
     expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
     shot(page, "login-zh-CN")
+
+
+def console_errors(page: Page) -> list[str]:
+    """What the page logs as errors (a failed request shows there as one, named here by its URL)."""
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("response", lambda response: errors.append(f"{response.status} {response.url}")
+            if response.status >= 400 else None)
+    return errors
+
+
+def test_an_anonymous_visitor_sees_no_errors_in_the_console(page: Page, ui_server):
+    with ui_server.client() as api:
+        created = api.post("/api/v2.0/projects", json={"project_name": "open", "metadata": {"public": "true"}})
+        assert created.status_code == 201, created.text
+        assert api.get("/api/v2.0/users/current", auth=None).status_code == 401  # Harbor's answer stays
+    errors = console_errors(page)
+    page.goto("/ui/login")
+    expect(page.get_by_role("heading", level=1)).to_be_visible()
+    page.goto("/ui/projects/open")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("open")
+    expect(page.get_by_role("link", name="Log in")).to_be_visible()
+    page.wait_for_load_state("networkidle")
+    assert errors == []
+
+
+def test_the_session_probe_answers_who_is_signed_in(page: Page, ui_server):
+    anonymous = page.context.request.get("/c/session")
+    assert anonymous.status == 200 and anonymous.json() is None
+    sign_in(page, *ui_server.admin_auth)
+    signed_in = page.context.request.get("/c/session")
+    assert signed_in.status == 200
+    assert signed_in.json()["username"] == "admin" and signed_in.json()["sysadmin_flag"] is True
+    page.context.request.get("/c/log_out")
+    assert page.context.request.get("/c/session").json() is None
