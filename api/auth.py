@@ -112,7 +112,11 @@ class RegistryAuthorizer:
             claims = self.tokens.verify_session(cookie)
         except InvalidTokenError:
             return ANONYMOUS
-        return session_user(self.access, claims) or ANONYMOUS
+        principal = session_user(self.access, claims)
+        if principal is None:
+            return ANONYMOUS
+        request.state.web_ui = True  # the UI viewing an artifact: no pull (api/v2/manifests.py)
+        return principal
 
 
 def token_realm(request: Request) -> str:

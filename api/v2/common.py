@@ -23,6 +23,11 @@ def name_of(request: Request) -> str:
     return request.path_params["name"]
 
 
+def is_web_ui(request: Request) -> bool:
+    """Read by the web UI through its session (api/auth.py), not by a registry client."""
+    return getattr(request.state, "web_ui", False)
+
+
 def proxied(request: Request):
     """The upstream (api/proxy_cache.py Upstream) of a repository of a proxy-cache project,
     None for any other; looked up once per request."""

@@ -20,7 +20,7 @@ from starlette.responses import Response
 from api.errors import MANIFEST_TOO_LARGE, OciError
 from api.proxy_cache import Fetched
 from api.request_input import as_id
-from api.v2.common import context, manifest_location, name_of, proxied, services, settle
+from api.v2.common import context, is_web_ui, manifest_location, name_of, proxied, services, settle
 from domain.errors import ManifestUnknownError, NameUnknownError
 from domain.manifests import MAX_MANIFEST_BYTES
 from domain.names import check_digest, is_digest_reference, is_valid_tag
@@ -40,9 +40,10 @@ def get_manifest(request: Request) -> Response:
     if request.method == "HEAD":
         return Response(status_code=200, headers=headers)
     body = getattr(manifest, "data", None) or services(request).manifests.read(manifest.digest)
-    services(request).pull_counter.count(name_of(request), manifest.digest,
-                                         None if is_digest_reference(reference) else reference,
-                                         context(request).actor)
+    if not is_web_ui(request):  # only registry clients' pulls count, not the UI's page views
+        services(request).pull_counter.count(name_of(request), manifest.digest,
+                                             None if is_digest_reference(reference) else reference,
+                                             context(request).actor)
     return Response(body, headers=headers)
 
 

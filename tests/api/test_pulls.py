@@ -10,7 +10,9 @@ import pytest
 from api.workers import flush_pulls
 from domain.context import SYSTEM
 from domain.repository import Repository
+from tests.support.auth import bearer, token
 from tests.support.oci import OCI_MANIFEST, push_image
+from tests.support.server import ADMIN_PASSWORD
 
 pytestmark = pytest.mark.both_databases
 
@@ -90,3 +92,27 @@ def test_harbor_repositories_count_their_pulls(client, services):
     listed = {r["name"]: r["pull_count"] for r in client.get("/api/v2.0/projects/team/repositories").json()}
     assert listed["team/app"] == 3 and listed["team/other"] == 0
     assert client.get("/api/v2.0/projects/team/repositories/app").json()["pull_count"] == 3
+
+
+def test_the_web_ui_reading_manifests_through_its_session_pulls_nothing(client, services):
+    """The artifact page reads the manifest through /v2/ with the UI session: a view, not a pull;
+    a registry client's token pull still counts."""
+    digest, _ = push_image(client, "team/app", "v1")
+    signed_in = client.post("/c/login", data={"principal": "admin", "password": ADMIN_PASSWORD}, auth=None)
+    assert signed_in.status_code == 200 and "sid" in client.cookies
+    for _ in range(3):
+        viewed = client.get(f"/v2/team/app/manifests/{digest}", headers={"Accept": OCI_MANIFEST}, auth=None)
+        assert viewed.status_code == 200
+    assert client.get("/v2/team/app/manifests/v1", headers={"Accept": OCI_MANIFEST}, auth=None).status_code == 200
+    flush_pulls(services)
+    services.projections.catch_up()
+    assert client.get("/api/v2.0/projects/team/repositories/app").json()["pull_count"] == 0
+    assert client.get(f"/api/v2.0/projects/team/repositories/app/artifacts/{digest}").json()["pull_time"] is None
+
+    pull_token = token(client, ["repository:team/app:pull"], ("admin", ADMIN_PASSWORD))
+    pulled = client.get("/v2/team/app/manifests/v1", headers={"Accept": OCI_MANIFEST, **bearer(pull_token)}, auth=None)
+    assert pulled.status_code == 200
+    flush_pulls(services)
+    services.projections.catch_up()
+    assert client.get("/api/v2.0/projects/team/repositories/app").json()["pull_count"] == 1
+    assert services.pulls.of_tags("team/app", ["v1"])["v1"][0] == 1
