@@ -20,6 +20,7 @@ from sqlalchemy import (
     delete,
     exists,
     func,
+    or_,
     select,
     update,
 )
@@ -57,6 +58,17 @@ manifests = Table(
     Column("pushed_at", DateTime(timezone=True), nullable=False),
     Index("catalog_manifests_by_subject", "repository", "subject"),
 )
+# What a repository lists and counts as its artifacts (Harbor's artifact list, its artifact_count,
+# a tag search): every manifest but an untagged referrer of a subject the repository holds, an
+# accessory shown under that subject. A referrer with a tag (an SBOM tagged `sbom`) is one a user
+# finds by its tag, so it is listed (and still shown under its subject).
+_subject = manifests.alias("listed_subject")
+LISTED_ARTIFACT = or_(
+    manifests.c.subject.is_(None),
+    exists().where(tags.c.repository == manifests.c.repository, tags.c.digest == manifests.c.digest),
+    ~exists().where(_subject.c.repository == manifests.c.repository, _subject.c.digest == manifests.c.subject),
+)
+
 blobs = Table(
     "catalog_blobs", metadata,
     Column("repository", Name(255), primary_key=True),

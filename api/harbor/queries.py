@@ -12,7 +12,7 @@ from api.harbor.common import Filter, bad_request
 from api.request_input import parse_int
 from domain.names import is_digest_reference
 from projections.audit import audit_log
-from projections.catalog import manifests, repositories, tags
+from projections.catalog import LISTED_ARTIFACT, manifests, repositories, tags
 from projections.history import tag_intervals
 from projections.references import references
 
@@ -59,7 +59,7 @@ def page(engine, query, offset: int, limit: int) -> tuple[list, int]:
 # Repositories
 
 _ARTIFACT_COUNT = (select(func.count()).select_from(manifests)
-                   .where(manifests.c.repository == repositories.c.name).scalar_subquery())
+                   .where(manifests.c.repository == repositories.c.name, LISTED_ARTIFACT).scalar_subquery())
 
 
 def repositories_query(projects: list[str] | None):
@@ -79,13 +79,9 @@ def repository(engine, name: str):
 # Artifacts (manifests) and their tags
 
 
-def artifacts_query(repository_name: str, filters: dict[str, Filter], nest_referrers: bool = False):
-    """`nest_referrers`: leave out referrers whose subject is here (they are its accessories)."""
-    query = select(manifests).where(manifests.c.repository == repository_name)
-    if nest_referrers:
-        subject = manifests.alias("subject")
-        query = query.where(~exists().where(and_(subject.c.repository == repository_name,
-                                                 subject.c.digest == manifests.c.subject)))
+def artifacts_query(repository_name: str, filters: dict[str, Filter]):
+    """The repository's listed artifacts (projections/catalog.py LISTED_ARTIFACT), filtered."""
+    query = select(manifests).where(manifests.c.repository == repository_name, LISTED_ARTIFACT)
     filters = dict(filters)
     tag_filter = filters.pop("tags", None)
     if tag_filter is not None:

@@ -81,11 +81,12 @@ def delete_repository(call: Call) -> Response:
 
 
 def list_artifacts(call: Call) -> Response:
-    """Artifacts of a repository, newest first; `q=tags=*|nil|~v|v`, digest, media_type."""
+    """Artifacts of a repository, newest first; `q=tags=*|nil|~v|v`, digest, media_type. Untagged
+    referrers are not listed (as Harbor's accessories): `with_accessory=true` shows them under their subject."""
     project, name = _repository(call, "artifact", "list")
     page, size = page_params(call.request)
     params = call.request.query_params
-    query = queries.artifacts_query(name, parse_q(params.get("q")), nest_referrers=_with_accessories(call))
+    query = queries.artifacts_query(name, parse_q(params.get("q")))
     rows, total = queries.page(call.services.db.reader, query, (page - 1) * size, size)
     return paged(call.request, _artifacts_json(call, project, name, rows), total, page, size)
 

@@ -52,8 +52,10 @@ def push_image(client, name: str, tag: str, seed: str = "x", **extra) -> tuple[s
     return response.headers["Docker-Content-Digest"], manifest
 
 
-def push_referrer(client, name: str, subject: bytes, artifact_type: str, payload: bytes) -> str:
-    """Pushes an OCI artifact whose subject is the manifest `subject`; returns its digest."""
+def push_referrer(client, name: str, subject: bytes, artifact_type: str, payload: bytes,
+                  tag: str | None = None) -> str:
+    """Pushes an OCI artifact whose subject is the manifest `subject` (by `tag` if given);
+    returns its digest."""
     push_blob(client, name, b"{}")
     push_blob(client, name, payload)
     artifact = json.dumps({
@@ -63,7 +65,7 @@ def push_referrer(client, name: str, subject: bytes, artifact_type: str, payload
         "subject": descriptor(OCI_MANIFEST, subject),
         "annotations": {"org.opencontainers.image.created": "2026-01-01T00:00:00Z"},
     }).encode()
-    response = client.put(f"/v2/{name}/manifests/{digest_of(artifact)}", content=artifact,
+    response = client.put(f"/v2/{name}/manifests/{tag or digest_of(artifact)}", content=artifact,
                           headers={"Content-Type": OCI_MANIFEST})
     assert response.status_code == 201, response.text
     return digest_of(artifact)
