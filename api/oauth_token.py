@@ -26,7 +26,7 @@ from starlette.responses import Response
 
 from api.authn import client_address
 from api.request_input import InputError
-from api.token_service import token_body, token_response
+from api.token_service import refresh_token_for, token_body, token_response
 from api.tokens import SERVICE, InvalidTokenError
 from domain.errors import AuthenticationError, TooManyAttemptsError
 from domain.permissions import Principal
@@ -84,8 +84,7 @@ def _grant(request: Request, form: dict[str, list[str]]) -> Response:
     if grant_type == "password":
         principal = _password_login(services, request, _field(form, "username"), _field(form, "password"))
         offline = form.get("access_type", [""])[0] == "offline"
-        refresh = services.tokens.issue_refresh(principal.name, services.authenticator.credential(principal.name),
-                                                client_id) if offline else None
+        refresh = refresh_token_for(services, principal, client_id) if offline else None
     else:
         refresh = _field(form, "refresh_token")
         principal = _refreshed(services, refresh)

@@ -34,7 +34,11 @@ def parse_basic_or_401(request: Request) -> tuple[str, str] | None:
 
 def _issue(request: Request, credentials: tuple[str, str] | None, scope_values: list[str]) -> Response:
     services = request.app.state.services
-    return token_response(token_body(services, _login(services, request, credentials), scope_values))
+    principal = _login(services, request, credentials)
+    body = token_body(services, principal, scope_values)
+    if request.query_params.get("offline_token", "").lower() == "true" and not principal.is_anonymous:
+        body["refresh_token"] = refresh_token_for(services, principal, request.query_params.get("client_id", ""))
+    return token_response(body)
 
 
 def token_body(services, principal: Principal, scope_values: list[str]) -> dict:
@@ -44,6 +48,12 @@ def token_body(services, principal: Principal, scope_values: list[str]) -> dict:
     return {"token": token, "access_token": token, "expires_in": lifetime,
             "issued_at": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
             "scope": " ".join(str(scope) for scope in granted)}
+
+
+def refresh_token_for(services, principal: Principal, client_id: str) -> str:
+    """A refresh token for an authenticated account (`offline_token=true` here, OAuth2's
+    `access_type=offline`), bound to its current password or robot secret."""
+    return services.tokens.issue_refresh(principal.name, services.authenticator.credential(principal.name), client_id)
 
 
 def token_response(body: dict, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -132,3 +132,41 @@ def test_password_grant_locks_out_like_basic(client):
     locked = oauth(client, grant_type="password", username="victim", password=PASSWORD)
     assert locked.status_code == 429 and int(locked.headers["retry-after"]) > 0
     assert locked.json()["error"]
+
+
+# docker login asks GET /service/token?offline_token=true&client_id=docker with Basic
+# credentials, keeps the answer's refresh_token as its identity token and then uses the
+# refresh grant (the Docker token specification's offline_token).
+
+def docker_login(client, auth, **params):
+    query = {"service": "portlog", "client_id": "docker", "offline_token": "true", **params}
+    return client.get("/service/token", params=query, auth=auth)
+
+
+def test_docker_login_gets_a_refresh_token_that_the_refresh_grant_takes(client):
+    setup_guest(client)
+    login = docker_login(client, ("guest", PASSWORD))
+    assert login.status_code == 200, login.text
+    refresh = login.json()["refresh_token"]
+    assert client.get("/v2/team/app/manifests/1", headers=bearer(refresh), auth=None).status_code == 401
+    exchanged = oauth(client, grant_type="refresh_token", refresh_token=refresh, client_id="docker", scope=PULL)
+    assert exchanged.status_code == 200, exchanged.text
+    assert exchanged.json()["scope"] == PULL and exchanged.json()["refresh_token"] == refresh
+    access = exchanged.json()["access_token"]
+    assert client.get("/v2/team/app/manifests/1", headers=bearer(access), auth=None).status_code == 200
+
+
+def test_a_robots_docker_login_gets_a_refresh_token_too(client):
+    robot = create_robot(client, name="builder")
+    login = docker_login(client, (robot["name"], robot["secret"]))
+    assert login.status_code == 200 and login.json()["refresh_token"], login.text
+
+
+def test_no_refresh_token_for_anonymous_callers_or_without_offline_token(client):
+    setup_guest(client)
+    anonymous = docker_login(client, None, scope=PULL)
+    assert anonymous.status_code == 200 and "refresh_token" not in anonymous.json()
+    for params in ({"offline_token": "false"}, {"offline_token": ""}, {"scope": PULL}):
+        query = {"service": "portlog", "client_id": "docker", **params}
+        answer = client.get("/service/token", params=query, auth=("guest", PASSWORD))
+        assert answer.status_code == 200 and "refresh_token" not in answer.json(), params
