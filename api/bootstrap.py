@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import partial
 from typing import Callable
+from urllib.parse import urlsplit
 from uuid import UUID
 
 from adapters.login_failures import LoginFailureTable
-from adapters.outbound import OutboundGuard
+from adapters.outbound import OutboundGuard, OwnService
 from adapters.passwords import Argon2SecretHasher
 from adapters.private_files import keep_private, private_file
 from adapters.revoked_tokens import RevokedTokenTable
@@ -52,6 +53,7 @@ from projections.runner import ProjectionRunner
 from projections.webhooks import WebhooksProjection, WebhooksView
 
 PROXY_UPSTREAM_TIMEOUT_SECONDS = 10.0
+NATS_PORT = 4222  # a NATS URL's port when it names none
 
 
 @dataclass
@@ -137,7 +139,24 @@ def signing_keys_for(settings: Settings, db: ReadModelDatabase) -> SigningKeyFil
 
 
 def outbound_guard_for(settings: Settings) -> OutboundGuard:
-    return OutboundGuard(settings.outbound_allow, settings.outbound_deny, own=(settings.host, settings.port))
+    return OutboundGuard(settings.outbound_allow, settings.outbound_deny, own=own_services(settings))
+
+
+def own_services(settings: Settings) -> list[OwnService]:
+    """Where Portlog listens and the infrastructure it uses: no user-supplied address may reach them."""
+    own = [OwnService(settings.host, settings.port, "Portlog's own listen address")]
+    for database in dict.fromkeys((settings.event_database, settings.read_model_database)):
+        if database.kind == "postgres" and database.dsn.host:
+            own.append(OwnService(database.dsn.host, database.dsn.port, "Portlog's database"))
+    if settings.storage.kind == "s3":
+        endpoint = urlsplit(f"//{settings.storage.endpoint}")
+        own.append(OwnService(endpoint.hostname, endpoint.port or (443 if settings.storage.secure else 80),
+                              "Portlog's S3 endpoint"))
+    for server in (settings.events.nats_url or "").split(","):
+        if server:
+            parts = urlsplit(server)
+            own.append(OwnService(parts.hostname, parts.port or NATS_PORT, "Portlog's NATS server"))
+    return own
 
 
 def remote_registry_client(outbound: OutboundGuard, url: str, username: str | None, password: str | None,
@@ -156,6 +175,20 @@ def secret_box_for(settings: Settings) -> SecretBox:
     if settings.event_database.kind == "postgres":
         return NoSecretBox()
     return AesGcmSecretBox(key_file_text(settings.data_dir / "secret.key"))
+
+
+def registry_exists(settings: Settings) -> bool:
+    """Whether a registry was initialised there (its event log exists), creating nothing."""
+    events = settings.event_database
+    if events.kind == "sqlite":
+        return events.sqlite_path.is_file() and events.sqlite_path.stat().st_size > 0
+    from sqlalchemy import create_engine, inspect
+
+    engine = create_engine(events.sqlalchemy_url())
+    try:
+        return inspect(engine).has_table(f"{Registry.name.lower()}_events")  # eventsourcing's table name
+    finally:
+        engine.dispose()
 
 
 def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Services:

@@ -6,16 +6,33 @@ Exit codes: 0 done, 1 refused (the message says why), 2 bad usage or bad configu
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import os
+import signal
+import socket
 import sys
+import threading
 
+from api.cli_admin import NoRegistry, registry_location, require_registry
 from api.cli_admin import add_commands as add_admin_commands
 from api.settings import LOG_LEVELS, ConfigError, Settings
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = parse(build_parser(), argv)
+    try:
+        return args.run(args)
+    except ConfigError as error:
+        print(f"portlog: configuration error: {error}", file=sys.stderr)
+        return 2
+    except NoRegistry as error:
+        print(f"portlog: {error}", file=sys.stderr)
+        return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="portlog", description="Portlog container registry")
     parser.add_argument("--config", metavar="FILE", help="TOML config file (PORTLOG_CONFIG)")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -24,6 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     _server_options(serve)
     _settings_options(serve)
     serve.set_defaults(run=_serve)
+
+    init = commands.add_parser("init", help="create a registry (its data directory or database) and exit")
+    _settings_options(init)
+    init.set_defaults(run=_init)
 
     projections = commands.add_parser("projections", help="read models")
     projection_commands = projections.add_subparsers(dest="projections_command", required=True)
@@ -39,13 +60,26 @@ def main(argv: list[str] | None = None) -> int:
     check.set_defaults(run=_check_config)
 
     add_admin_commands(commands, _settings_options, _settings)
+    return parser
 
-    args = parser.parse_args(argv)
-    try:
-        return args.run(args)
-    except ConfigError as error:
-        print(f"portlog: configuration error: {error}", file=sys.stderr)
-        return 2
+
+def parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """As parse_args, but an unknown option is reported with the usage of the (sub)command it was
+    given to, not the top-level one."""
+    _remember_parsers(parser)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        args.parser_of_command.error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
+
+
+def _remember_parsers(parser: argparse.ArgumentParser) -> None:
+    """Each parser records itself in the namespace; the innermost one parsed wins."""
+    parser.set_defaults(parser_of_command=parser)
+    for action in parser._actions:  # argparse offers no public way to walk its subparsers
+        if isinstance(action, argparse._SubParsersAction):
+            for subparser in action.choices.values():
+                _remember_parsers(subparser)
 
 
 def _server_options(parser: argparse.ArgumentParser) -> None:
@@ -117,33 +151,103 @@ def _serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     logs.configure(settings.log_level)
     services = bootstrap(settings)
-    if services.generated_admin_password:
-        print(f"\n  First start: the administrator is 'admin' with password "
-              f"{services.generated_admin_password}\n  It is shown only this once; change it with "
-              f"PUT /api/v1/users/admin/password.\n", file=sys.stderr, flush=True)
+    _show_generated_password(services)
     options = dict(host=settings.host, port=settings.port, access_log=settings.access_log,
                    log_level=settings.log_level,
                    http=functools.partial(HeaderDeadlineProtocol, header_timeout=settings.header_timeout_seconds),
                    # X-Forwarded-For/-Proto are believed from the trusted proxies only (by default none).
                    proxy_headers=bool(settings.trusted_proxies),
                    forwarded_allow_ips=list(settings.trusted_proxies) or None)
-    if settings.workers > 1:
-        services.close()  # each worker process builds its own from the environment
-        os.environ.update(settings.as_environment())
-        uvicorn.run("api.app:app_from_environment", factory=True, workers=settings.workers, **options)
-        return 0
+    with _serving(settings):
+        if settings.workers > 1:
+            services.close()  # each worker process builds its own from the environment
+            os.environ.update(settings.as_environment())
+            uvicorn.run("api.app:app_from_environment", factory=True, workers=settings.workers, **options)
+            return 0
+        try:
+            uvicorn.run(create_app(services), **options)
+        finally:
+            services.close()
+    return 0
+
+
+def _show_generated_password(services) -> None:
+    if services.generated_admin_password:
+        print(f"\n  First start: the administrator is 'admin' with password "
+              f"{services.generated_admin_password}\n  It is shown only this once; change it with "
+              f"PUT /api/v1/users/admin/password.\n", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def _serving(settings: Settings):
+    """While the block runs: this server's heartbeat in the database (`projections rebuild`
+    refuses while there is one), and "ready on …" printed once it accepts connections."""
+    from adapters.serving_processes import ServingProcesses, serving
+    from projections.database import ReadModelDatabase
+
+    db = ReadModelDatabase.from_url(settings.read_model_url)
+    stop = threading.Event()
+    announcer = threading.Thread(target=_announce_ready, args=(settings.host, settings.port, stop),
+                                 name="portlog-ready", daemon=True)
+    # uvicorn raises the SIGTERM it caught again once it has shut down: leave through `finally`.
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        uvicorn.run(create_app(services), **options)
+        with serving(ServingProcesses(db), f"{settings.host}:{settings.port}"):
+            announcer.start()
+            yield
+    finally:
+        stop.set()
+        db.dispose()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_on_sigterm(signum, frame) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _announce_ready(host: str, port: int, stop: threading.Event) -> None:
+    """Prints "ready on URL" once the port accepts connections (uvicorn listens only once the
+    application has started)."""
+    probe = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    while not stop.wait(0.1):
+        try:
+            with socket.create_connection((probe, port), timeout=1):
+                pass
+        except OSError:
+            continue
+        shown = f"[{host}]" if ":" in host else host
+        print(f"ready on http://{shown}:{port}", flush=True)
+        return
+
+
+def _init(args: argparse.Namespace) -> int:
+    from api.bootstrap import bootstrap, registry_exists
+
+    settings = _settings(args)
+    existed = registry_exists(settings)
+    services = bootstrap(settings)
+    try:
+        _show_generated_password(services)
     finally:
         services.close()
+    print(f"{'a registry was already' if existed else 'registry created'} at {registry_location(settings)}")
     return 0
 
 
 def _rebuild(args: argparse.Namespace) -> int:
+    from adapters.serving_processes import ServingProcesses
     from api.bootstrap import bootstrap
 
-    services = bootstrap(_settings(args))
+    settings = _settings(args)
+    require_registry(settings)
+    services = bootstrap(settings)
     try:
+        running = ServingProcesses(services.db).running()
+        if running:
+            where = ", ".join(f"{p.address} (pid {p.pid} on {p.machine})" for p in running)
+            print(f"portlog: a server is running on this registry: {where}; stop it first (read models "
+                  f"cannot be dropped under a running server)", file=sys.stderr)
+            return 1
         services.projections.rebuild()
         for name, position in sorted(services.projections.positions().items()):
             print(f"{name}: rebuilt to position {position}")

@@ -76,12 +76,10 @@ def _leaf(sub, name: str, help_text: str, run) -> argparse.ArgumentParser:
 
 
 def _users(sub) -> None:
-    _leaf(sub, "list", "list users", lambda s, a: _print([
-        {"username": u.username, "email": u.email, "system_admin": u.system_admin}
-        for u in s.access.users(0, 10_000)[0]]))
-    create = _leaf(sub, "create", "create a user", lambda s, a: s.admin.create_user(
-        a.username, _password(a), a.email, a.admin, _ctx()))
+    _leaf(sub, "list", "list users", lambda s, a: _print([_user_summary(u) for u in s.access.users(0, 10_000)[0]]))
+    create = _leaf(sub, "create", "create a user", _create_user)
     create.add_argument("username")
+    _json_option(create)
     create.add_argument("--email", default="")
     create.add_argument("--admin", action="store_true", help="make a system administrator")
     _password_options(create)
@@ -99,11 +97,10 @@ def _users(sub) -> None:
 
 def _projects(sub) -> None:
     _leaf(sub, "list", "list projects", lambda s, a: _print([
-        {"name": p.name, "public": p.public, "proxy_cache_registry": p.proxy_registry}
-        for p in s.access.projects(0, 10_000)[0]]))
-    create = _leaf(sub, "create", "create a project", lambda s, a: s.admin.create_project(
-        a.name, a.public, _ctx(), proxy_registry=a.proxy_cache_registry))
+        _project_summary(p) for p in s.access.projects(0, 10_000)[0]]))
+    create = _leaf(sub, "create", "create a project", _create_project)
     create.add_argument("name")
+    _json_option(create)
     create.add_argument("--public", action="store_true")
     create.add_argument("--proxy-cache-registry", metavar="ENDPOINT",
                         help="make it a proxy-cache project of this registry endpoint (docs/proxy-cache.md)")
@@ -227,10 +224,10 @@ def _run_summary(row) -> dict:
 
 def _members(sub) -> None:
     listing = _leaf(sub, "list", "list a project's members", lambda s, a: _print([
-        {"principal": m.principal, "role": m.role, "repository": m.repository} for m in s.access.members(a.project)]))
+        _member_summary(m) for m in s.access.members(a.project)]))
     listing.add_argument("project")
-    grant = _leaf(sub, "set", "add a member or change their role", lambda s, a: s.admin.set_member(
-        a.project, a.username, Role(a.role), a.repository, _ctx()))
+    grant = _leaf(sub, "set", "add a member or change their role", _set_member)
+    _json_option(grant)
     grant.add_argument("project")
     grant.add_argument("username")
     grant.add_argument("role", choices=[r.value for r in Role])
@@ -263,6 +260,58 @@ def _robots(sub) -> None:
         parser.add_argument("name")
     delete = _leaf(sub, "delete", "delete a robot", lambda s, a: s.admin.delete_robot(a.name, _ctx()))
     delete.add_argument("name")
+
+
+def _create_user(services, args) -> None:
+    services.admin.create_user(args.username, _password(args), args.email, args.admin, _ctx())
+    services.projections.catch_up()
+    user = services.access.user(args.username)
+    _report(args, f"created user {user.username}" + (" (system administrator)" if user.system_admin else ""),
+            _user_summary(user))
+
+
+def _create_project(services, args) -> None:
+    services.admin.create_project(args.name, args.public, _ctx(), proxy_registry=args.proxy_cache_registry)
+    services.projections.catch_up()
+    project = services.access.project(args.name)
+    kind = "public" if project.public else "private"
+    if project.proxy_registry:
+        kind += f", a proxy cache of {project.proxy_registry}"
+    _report(args, f"created project {project.name} ({kind})", _project_summary(project))
+
+
+def _set_member(services, args) -> None:
+    services.admin.set_member(args.project, args.username, Role(args.role), args.repository, _ctx())
+    services.projections.catch_up()
+    [member] = [m for m in services.access.members(args.project)
+                if m.principal == args.username and m.repository == args.repository]
+    scope = f"repository {member.repository}" if member.repository else f"project {args.project}"
+    _report(args, f"{member.principal} is {member.role} of {scope}", {"project": args.project,
+                                                                         **_member_summary(member)})
+
+
+def _user_summary(user) -> dict:
+    return {"username": user.username, "email": user.email, "system_admin": user.system_admin}
+
+
+def _project_summary(project) -> dict:
+    return {"name": project.name, "public": project.public, "proxy_cache_registry": project.proxy_registry}
+
+
+def _member_summary(member) -> dict:
+    return {"principal": member.principal, "role": member.role, "repository": member.repository}
+
+
+def _json_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the result as JSON (for scripts)")
+
+
+def _report(args, text: str, summary: dict) -> None:
+    """What a command did: a sentence, or with --json the object."""
+    if args.json:
+        _print(summary)
+    else:
+        print(text)
 
 
 def _create_robot(services, args) -> None:
@@ -341,6 +390,7 @@ def _rotate_keys(args) -> int:
     from projections.database import ReadModelDatabase
 
     settings: Settings = args.settings_of(args)
+    require_registry(settings)
     db = ReadModelDatabase.from_url(settings.read_model_url)
     try:
         key = signing_keys_for(settings, db).rotate(retire_old=args.retire)
@@ -365,14 +415,36 @@ def _run(args, action) -> int:
     return 0
 
 
+class NoRegistry(Exception):
+    """Nothing to work on: only `serve` and `init` create a registry (exit 2)."""
+
+
+def require_registry(settings: Settings) -> None:
+    from api.bootstrap import registry_exists
+
+    if registry_exists(settings):
+        return
+    if settings.event_database.kind == "postgres":
+        raise NoRegistry(f"no registry at {registry_location(settings)}: the database has no event log yet "
+                         f"(run `portlog init` or `portlog serve` first)")
+    raise NoRegistry(f"no registry at {registry_location(settings)} (use --data-dir or PORTLOG_DATA_DIR)")
+
+
+def registry_location(settings: Settings) -> str:
+    """The database (password masked) in scale-out; else the data directory, a relative one as
+    the user would type it: ./data, not data."""
+    if settings.event_database.kind == "postgres":
+        return settings.event_database.url(masked=True)
+    text = str(settings.data_dir)
+    return text if settings.data_dir.is_absolute() or text.startswith(".") else f"./{text}"
+
+
 @contextmanager
 def _services(settings: Settings):
     from api.bootstrap import bootstrap
 
+    require_registry(settings)
     services = bootstrap(settings)
-    if services.generated_admin_password:
-        print(f"First start: the administrator is 'admin' with password "
-              f"{services.generated_admin_password} (shown only this once)", file=sys.stderr)
     try:
         yield services
     finally:

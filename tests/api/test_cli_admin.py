@@ -25,11 +25,22 @@ def portlog(data_dir, *args: str, stdin: str | None = None) -> subprocess.Comple
                           env={"PORTLOG_ADMIN_PASSWORD": ADMIN_PASSWORD, "PATH": "/usr/bin:/bin"})
 
 
+def initialised(data):
+    """A data directory with a registry in it: only `init` and `serve` create one."""
+    created = portlog(data, "init")
+    assert created.returncode == 0, created.stderr
+    assert created.stdout == f"registry created at {data}\n"
+    return data
+
+
 def test_admin_commands_round_trip(tmp_path):
-    data = tmp_path / "data"
-    assert portlog(data, "admin", "users", "create", "bob", "--password-stdin", stdin="Bob-Pass-12\n").returncode == 0
-    assert portlog(data, "admin", "projects", "create", "web").returncode == 0
-    assert portlog(data, "admin", "members", "set", "web", "bob", "maintainer").returncode == 0
+    data = initialised(tmp_path / "data")
+    user = portlog(data, "admin", "users", "create", "bob", "--password-stdin", stdin="Bob-Pass-12\n")
+    assert (user.returncode, user.stdout) == (0, "created user bob\n")
+    project = portlog(data, "admin", "projects", "create", "web")
+    assert (project.returncode, project.stdout) == (0, "created project web (private)\n")
+    member = portlog(data, "admin", "members", "set", "web", "bob", "maintainer")
+    assert (member.returncode, member.stdout) == (0, "bob is maintainer of project web\n")
     members = json.loads(portlog(data, "admin", "members", "list", "web").stdout)
     assert {"principal": "bob", "role": "maintainer", "repository": None} in members
     robot = json.loads(portlog(data, "admin", "robots", "create", "ci", "--project", "web",
@@ -44,7 +55,7 @@ def test_admin_commands_round_trip(tmp_path):
 
 
 def test_errors_have_clear_messages_and_exit_codes(tmp_path):
-    data = tmp_path / "data"
+    data = initialised(tmp_path / "data")
     missing = portlog(data, "admin", "members", "set", "nope", "admin", "developer")
     assert missing.returncode == 1 and "project not found" in missing.stderr
     weak = portlog(data, "admin", "users", "create", "weak", "--password-stdin", stdin="short\n")
@@ -56,8 +67,7 @@ def test_errors_have_clear_messages_and_exit_codes(tmp_path):
 def test_key_rotation_keeps_old_tokens_valid_until_retired(tmp_path):
     from adapters.signing_keys import SigningKeyFile
 
-    data = tmp_path / "data"
-    portlog(data, "admin", "projects", "list")
+    data = initialised(tmp_path / "data")
     first = SigningKeyFile(data / "token-keys.json").load()
     assert portlog(data, "keys", "rotate").returncode == 0
     rotated = SigningKeyFile(data / "token-keys.json").load()
@@ -80,7 +90,7 @@ def registry_on(data):
 
 
 def test_gc_and_repository_commands(tmp_path):
-    data = tmp_path / "data"
+    data = initialised(tmp_path / "data")
     assert portlog(data, "admin", "projects", "create", "web").returncode == 0
     with registry_on(data) as client:
         push_image(client, "web/app", "v1", seed="cli")
@@ -104,7 +114,7 @@ def test_gc_and_repository_commands(tmp_path):
 
 
 def test_retention_commands(tmp_path):
-    data = tmp_path / "data"
+    data = initialised(tmp_path / "data")
     assert portlog(data, "admin", "projects", "create", "web").returncode == 0
     with registry_on(data) as client:
         old = push_image(client, "web/app", "v1", seed="one")[0]
@@ -120,7 +130,7 @@ def test_retention_commands(tmp_path):
 
 
 def test_replication_commands_start_and_follow_an_execution(tmp_path, distribution):
-    data = tmp_path / "data"
+    data = initialised(tmp_path / "data")
     assert portlog(data, "admin", "projects", "create", "web").returncode == 0
     with registry_on(data) as client:
         digest = push_image(client, "web/app", "v1", seed="replicated by the cli")[0]
@@ -145,3 +155,93 @@ def test_replication_commands_start_and_follow_an_execution(tmp_path, distributi
     assert RegistryClient(distribution.url, outbound=LOOPBACK_ALLOWED).manifest_digest("cli/app", "v1") == digest
     missing = portlog(data, "replication", "tasks", "999999")
     assert missing.returncode == 1 and "no such replication execution" in missing.stderr
+
+
+def test_create_commands_print_what_they_created_and_json_for_scripts(tmp_path):
+    data = initialised(tmp_path / "data")
+    user = portlog(data, "admin", "users", "create", "carol", "--admin", "--json", "--password-stdin",
+                   stdin="Carol-Pass-12\n")
+    assert json.loads(user.stdout) == {"username": "carol", "email": "", "system_admin": True}
+    project = portlog(data, "admin", "projects", "create", "web", "--public", "--json")
+    assert json.loads(project.stdout) == {"name": "web", "public": True, "proxy_cache_registry": None}
+    member = portlog(data, "admin", "members", "set", "web", "carol", "guest", "--repository", "web/app", "--json")
+    assert json.loads(member.stdout) == {"project": "web", "principal": "carol", "role": "guest",
+                                         "repository": "web/app"}
+    scoped = portlog(data, "admin", "members", "set", "web", "carol", "developer", "--repository", "web/app")
+    assert scoped.stdout == "carol is developer of repository web/app\n"
+
+
+def run_elsewhere(cwd, *args: str, env: dict | None = None) -> subprocess.CompletedProcess[str]:
+    """`portlog ARGS` in a directory of the user's, without --data-dir."""
+    return subprocess.run([sys.executable, "-m", "api.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=60, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO_ROOT), **(env or {})})
+
+
+COMMANDS_ON_A_REGISTRY = [
+    ["audit", "--project", "team"], ["admin", "projects", "list"], ["admin", "users", "list"],
+    ["admin", "projects", "create", "team"], ["admin", "members", "list", "team"], ["admin", "robots", "list"],
+    ["admin", "repositories", "deleted", "team"], ["events", "tail"], ["keys", "rotate"],
+    ["gc", "runs"], ["gc", "run", "--dry-run"], ["retention", "runs", "team"], ["replication", "executions"],
+    ["projections", "rebuild"],
+]
+
+
+def test_commands_other_than_serve_and_init_never_create_a_registry(tmp_path):
+    for command in COMMANDS_ON_A_REGISTRY:
+        result = run_elsewhere(tmp_path, *command)
+        assert (result.returncode, result.stdout) == (2, ""), command
+        assert result.stderr == "portlog: no registry at ./data (use --data-dir or PORTLOG_DATA_DIR)\n", command
+        assert list(tmp_path.iterdir()) == [], command
+    elsewhere = run_elsewhere(tmp_path, "audit", env={"PORTLOG_DATA_DIR": str(tmp_path / "srv")})
+    assert elsewhere.stderr == f"portlog: no registry at {tmp_path / 'srv'} (use --data-dir or PORTLOG_DATA_DIR)\n"
+    created = run_elsewhere(tmp_path, "init", env={"PORTLOG_ADMIN_PASSWORD": ADMIN_PASSWORD})
+    assert (created.returncode, created.stdout) == (0, "registry created at ./data\n")
+    assert run_elsewhere(tmp_path, "audit", "--project", "library").returncode == 0
+    again = run_elsewhere(tmp_path, "init")
+    assert (again.returncode, again.stdout) == (0, "a registry was already at ./data\n")
+
+
+def test_on_postgresql_no_registry_means_no_event_log(tmp_path, postgres_database):
+    env = {"PORTLOG_DATABASE_URL": postgres_database}
+    for command in (["audit"], ["admin", "projects", "list"], ["keys", "rotate"], ["projections", "rebuild"]):
+        result = run_elsewhere(tmp_path, *command, env=env)
+        assert result.returncode == 2, (command, result.stderr)
+        assert result.stderr.startswith("portlog: no registry at postgresql://"), result.stderr
+        assert "the database has no event log yet" in result.stderr and list(tmp_path.iterdir()) == []
+    assert run_elsewhere(tmp_path, "init", env={**env, "PORTLOG_ADMIN_PASSWORD": ADMIN_PASSWORD}).returncode == 0
+    assert run_elsewhere(tmp_path, "admin", "projects", "list", env=env).returncode == 0
+
+
+def test_a_bad_option_prints_the_usage_of_the_command_it_was_given_to(capsys):
+    from api.cli import main
+
+    wrong = main_exit(main, ["gc", "run", "--dryrun"], capsys)
+    assert wrong.startswith("usage: portlog gc run [-h] [--dry-run]")
+    assert wrong.rstrip().endswith("portlog gc run: error: unrecognized arguments: --dryrun")
+    for command in leaf_commands():
+        printed = main_exit(main, [*command, "--no-such-option"], capsys)
+        assert f"portlog {' '.join(command)}: error: " in printed, (command, printed)
+
+
+def main_exit(main, argv, capsys) -> str:
+    try:
+        main(argv)
+    except SystemExit as exit:
+        assert exit.code == 2
+        return capsys.readouterr().err
+    raise AssertionError(f"portlog {' '.join(argv)} did not exit on usage")
+
+
+def leaf_commands() -> list[list[str]]:
+    """Every command path of `portlog` that takes no further subcommand."""
+    import argparse
+
+    from api.cli import build_parser
+
+    def walk(parser, path):
+        subparsers = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subparsers:
+            return [path]
+        return [leaf for name, sub in subparsers[0].choices.items() for leaf in walk(sub, [*path, name])]
+
+    return walk(build_parser(), [])

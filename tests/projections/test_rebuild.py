@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -89,9 +90,11 @@ def test_cli_rebuild_matches(client, services, settings):
     make_history(client)
     before = dump(services)
     services.close()
+    on_postgres = {"PORTLOG_DATABASE_URL": settings.event_database.url()} \
+        if settings.event_database.kind == "postgres" else {}
     result = subprocess.run(
         [sys.executable, "-m", "api.cli", "projections", "rebuild", "--data-dir", str(settings.data_dir)],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, env={**os.environ, **on_postgres})
     assert result.returncode == 0, result.stderr
     assert "catalog: rebuilt to position" in result.stdout
     reopened = bootstrap(settings)
