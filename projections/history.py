@@ -1,6 +1,10 @@
 """History read model: state kept as intervals [from_position, to_position), like Quay's tag
 lifetimes but unlimited and attributed. "What did prod/api:stable point to at T", "who could
 push to prod at T" are single indexed queries; `to_position` is NULL while an interval is open.
+
+A tag's interval also says how it began (`started_how`: pointed there, or undeleted — pointed
+again at the digest it had when it was deleted) and how it ended (`ended_how`: moved to another
+digest, deleted, or deleted with its repository).
 """
 
 from __future__ import annotations
@@ -52,6 +56,8 @@ tag_intervals = Table(
     Column("repository", Name(255), primary_key=True),
     Column("tag", Name(128), primary_key=True),
     Column("digest", Name(200), nullable=False),
+    Column("started_how", String(20), nullable=False),  # pointed | undeleted
+    Column("ended_how", String(20)),  # moved | deleted | repository_deleted
     *_interval_columns(),
 )
 repository_intervals = Table(
@@ -100,13 +106,15 @@ class HistoryProjection:
             case Repository.Created(repository=name) | Repository.Undeleted(repository=name) | \
                     Repository.Recreated(repository=name):
                 at.open(repository_intervals, name=name)
-            case Repository.Deleted(repository=name):
+            case Repository.Deleted(repository=name, tags=tags):
                 at.close(repository_intervals, name=name)
+                _deleted_with_repository(conn, name, list(tags))
             case Repository.TagPointed(repository=repo, tag=tag, digest=digest):
-                at.close(tag_intervals, repository=repo, tag=tag)
-                at.open(tag_intervals, repository=repo, tag=tag, digest=digest)
+                how = _how_tag_started(conn, event)
+                at.close(tag_intervals, repository=repo, tag=tag, ended_how="moved")
+                at.open(tag_intervals, repository=repo, tag=tag, digest=digest, started_how=how)
             case Repository.TagDeleted(repository=repo, tag=tag):
-                at.close(tag_intervals, repository=repo, tag=tag)
+                at.close(tag_intervals, repository=repo, tag=tag, ended_how="deleted")
             case Project.Created(project=name, public=public) | Project.Recreated(project=name, public=public) | \
                     Project.Undeleted(project=name, public=public):
                 at.open(project_intervals, name=name, public=public)
@@ -163,18 +171,53 @@ class _At:
         self.conn.execute(table.insert(), dict(
             from_position=self.position, from_time=self.event.timestamp, started_by=self.event.actor, **values))
 
-    def close(self, table: Table, **key) -> None:
-        self.conn.execute(_closing(table, tuple(key)), {
-            **{f"k_{k}": v for k, v in key.items()},
+    def close(self, table: Table, ended_how: str | None = None, **key) -> None:
+        """Closes the open interval with this key (recording how it ended, on tags)."""
+        how = {"k_how": ended_how} if ended_how else {}
+        self.conn.execute(_closing(table, tuple(key), bool(how)), {
+            **{f"k_{k}": v for k, v in key.items()}, **how,
             "k_position": self.position, "k_time": self.event.timestamp, "k_actor": self.event.actor})
 
 
 @functools.cache
-def _closing(table: Table, key: tuple[str, ...]):
+def _closing(table: Table, key: tuple[str, ...], with_how: bool):
     """The statement that closes the open interval of `table` with this key (built once)."""
+    how = {"ended_how": bindparam("k_how")} if with_how else {}
     return update(table).where(and_(
         table.c.to_position.is_(None), *(table.c[k] == bindparam(f"k_{k}") for k in key))).values(
-        to_position=bindparam("k_position"), to_time=bindparam("k_time"), ended_by=bindparam("k_actor"))
+        to_position=bindparam("k_position"), to_time=bindparam("k_time"), ended_by=bindparam("k_actor"), **how)
+
+
+def _latest_tag_interval(repository, tag):
+    """The start of the newest interval of a tag (a subquery of its own, never correlated with
+    the statement around it, which reads the same table)."""
+    return select(func.max(tag_intervals.c.from_position)).where(and_(
+        tag_intervals.c.repository == repository, tag_intervals.c.tag == tag)).correlate(None).scalar_subquery()
+
+
+def _how_tag_started(conn: Connection, event: Repository.TagPointed) -> str:
+    """"undeleted" when a deleted tag is pointed again at the digest it had (a tag or repository
+    undelete); "pointed" otherwise."""
+    if event.previous_digest is not None:
+        return "pointed"
+    last = conn.execute(select(tag_intervals.c.digest, tag_intervals.c.ended_how).where(and_(
+        tag_intervals.c.repository == event.repository, tag_intervals.c.tag == event.tag,
+        tag_intervals.c.from_position == _latest_tag_interval(event.repository, event.tag)))).first()
+    deleted = last is not None and last.ended_how in ("deleted", "repository_deleted")
+    return "undeleted" if deleted and last.digest == event.digest else "pointed"
+
+
+_ENDED_WITH_REPOSITORY = update(tag_intervals).where(and_(
+    tag_intervals.c.repository == bindparam("k_repository"), tag_intervals.c.tag == bindparam("k_tag"),
+    tag_intervals.c.from_position == _latest_tag_interval(bindparam("k_repository"), bindparam("k_tag")),
+)).values(ended_how="repository_deleted")
+
+
+def _deleted_with_repository(conn: Connection, repository: str, tags: list[str]) -> None:
+    """A repository's Deleted comes after the TagDeleted events that emptied it: the newest
+    interval of each tag it lists ended with the repository."""
+    if tags:
+        conn.execute(_ENDED_WITH_REPOSITORY, [{"k_repository": repository, "k_tag": tag} for tag in tags])
 
 
 def _during(table: Table, position: int):
@@ -187,6 +230,8 @@ def _during(table: Table, position: int):
 class TagInterval:
     tag: str
     digest: str
+    started_how: str
+    ended_how: str | None
     from_position: int
     from_time: datetime
     started_by: str
@@ -208,7 +253,7 @@ class HistoryView:
         columns = [c for c in tag_intervals.c if c.name != "repository"]
         query = select(*columns).where(and_(tag_intervals.c.repository == repository,
                                             tag_intervals.c.tag == tag))
-        return [TagInterval(*row) for row in self._rows(query.order_by(tag_intervals.c.from_position))]
+        return [TagInterval(**row._mapping) for row in self._rows(query.order_by(tag_intervals.c.from_position))]
 
     def repositories_as_of(self, position: int, project: str | None = None) -> list[str]:
         query = select(repository_intervals.c.name).where(_during(repository_intervals, position))

@@ -81,6 +81,34 @@ def test_tag_history_is_attributed(client):
     assert history[0]["to_position"] == history[1]["from_position"]
 
 
+def test_tag_history_tells_deletes_and_undeletes_from_moves(client, services):
+    first, _ = push_image(client, "team/api", "stable", seed="u1")
+    assert client.delete("/api/v1/repositories/team/api").status_code == 204
+    assert client.post("/api/v1/repositories/team/api/undelete").status_code == 200
+    assert client.delete("/v2/team/api/manifests/stable").status_code == 202
+    assert client.post("/api/v1/repositories/team/api/tags/stable/undelete").status_code == 200
+    second, _ = push_image(client, "team/api", "stable", seed="u2")
+
+    def how() -> list[tuple]:
+        history = client.get("/api/v1/repositories/team/api/tags/stable/history").json()
+        return [(h["digest"], h["started_how"], h["ended_how"], h["ended_by"]) for h in history]
+
+    expected = [(first, "pointed", "repository_deleted", "admin"), (first, "undeleted", "deleted", "admin"),
+                (first, "undeleted", "moved", "admin"), (second, "pointed", None, None)]
+    assert how() == expected
+    services.projections.rebuild()
+    assert how() == expected
+
+
+def test_a_push_after_a_delete_is_no_undelete(client):
+    first, _ = push_image(client, "team/api", "stable", seed="p1")
+    client.delete("/v2/team/api/manifests/stable")
+    second, _ = push_image(client, "team/api", "stable", seed="p2")
+    history = client.get("/api/v1/repositories/team/api/tags/stable/history").json()
+    assert [(h["digest"], h["started_how"], h["ended_how"]) for h in history] == [
+        (first, "pointed", "deleted"), (second, "pointed", None)]
+
+
 def test_restore_tag_to_an_earlier_point(client, services):
     first, _ = push_image(client, "team/api", "stable", seed="r1")
     before = position(client)

@@ -135,3 +135,31 @@ def test_a_guest_sees_the_history_without_restore_buttons(page: Page, ui_server,
 def test_anonymous_visitors_of_a_private_project_are_asked_to_sign_in(page: Page, pushes):
     page.goto(HISTORY)
     expect(page).to_have_url("/ui/login?next=" + "%2Fui%2Fhistory%3Fname%3Dhist%252Fapp%26tag%3Dv1")
+
+
+def test_a_delete_and_an_undelete_are_shown_as_such(admin_page: Page, ui_server, pushes, tmp_path):
+    """hist/back:v1 deleted with its repository, the repository undeleted, then the tag deleted
+    and undeleted: one digest all along, so nothing to restore; each row says what happened."""
+    image = build_image_layout(tmp_path / "back", tag="v1", text="back again")
+    skopeo_copy(f"oci:{image.layout}:v1", f"docker://{ui_server.host}/hist/back:v1", ui_server.admin_creds)
+    with ui_server.client() as api:
+        assert api.delete("/api/v1/repositories/hist/back").status_code == 204
+        assert api.post("/api/v1/repositories/hist/back/undelete").status_code == 200
+        assert api.delete("/v2/hist/back/manifests/v1").status_code == 202
+        assert api.post("/api/v1/repositories/hist/back/tags/v1/undelete").status_code == 200
+    page = admin_page
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.goto("/ui/history?name=hist%2Fback&tag=v1")
+    rows = timeline(page)
+    expect(rows).to_have_count(3)
+    expect(rows.nth(0)).to_contain_text("Undeleted by admin")
+    expect(rows.nth(0)).to_contain_text("Current")
+    expect(rows.nth(1)).to_contain_text("Undeleted by admin")
+    expect(rows.nth(1)).to_contain_text("Tag deleted by admin")
+    expect(rows.nth(2)).to_contain_text("Pointed here by admin")
+    expect(rows.nth(2)).to_contain_text("Repository deleted by admin")
+    expect(page.get_by_role("table", name="Every digest v1 pointed at")).not_to_contain_text("Moved away")
+    for index in range(3):
+        expect(rows.nth(index)).to_contain_text(image.manifest_digest[:19])
+    expect(page.get_by_role("button", name="Restore to here")).to_have_count(0)  # all the current digest
+    shot(page, "tag-history-undeleted")

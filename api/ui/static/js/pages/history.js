@@ -1,6 +1,7 @@
 // A tag's timeline (GET /api/v1/repositories/{name}/tags/{tag}/history): every digest it
-// pointed to, from when until when, moved by whom, newest first; "Restore to here" points it
-// back (POST …/restore, as a new event). Below, the repository's tags as they were at a chosen
+// pointed to, from when until when, newest first, each saying how it began (pointed there,
+// undeleted) and ended (moved, deleted, deleted with the repository) and by whom; "Restore to
+// here" points it back (POST …/restore, as a new event) — never offered for the digest it has now. Below, the repository's tags as they were at a chosen
 // moment (`as_of=` in the URL).
 import { ApiError, get, harbor, send, v1, withParams } from "../api.js";
 import {
@@ -64,6 +65,7 @@ async function drawTimeline(section, { name, tag, asOf, tagsUrl, canRestore, ctx
   const heldAt = (i) => moment !== null && new Date(i.from_time).getTime() <= moment
     && (i.to_time === null || moment < new Date(i.to_time).getTime());
   const current = rows.find((i) => i.to_position === null);
+  const restorable = canRestore ? rows.filter((i) => i.digest !== current?.digest) : [];
   const now = current ? t("history.points_now", { tag, digest: shortDigest(current.digest) })
     : t("history.deleted_now", { tag });
   section.append(
@@ -74,27 +76,36 @@ async function drawTimeline(section, { name, tag, asOf, tagsUrl, canRestore, ctx
       rows,
       columns: [
         { label: t("history.digest"), render: (i) => digestCell(name, i.digest) },
-        { label: t("history.from"), render: (i) => when(i.from_time, i.from_position, i.started_by) },
+        { label: t("history.from"), render: (i) => when(i.from_time, i.from_position, began(i)) },
         { label: t("history.until"), render: (i) => [
-          i.to_position === null ? badge(t("history.current"), "ok") : when(i.to_time, i.to_position, i.ended_by),
+          i.to_position === null ? badge(t("history.current"), "ok") : when(i.to_time, i.to_position, ended(i)),
           heldAt(i) ? [" ", badge(t("history.at_moment"), "warn")] : null] },
-        { label: t("history.started_by"), class: "hide-narrow", render: (i) => i.started_by },
-        { label: t("history.ended_by"), class: "hide-narrow", render: (i) => i.ended_by || "—" },
-        canRestore && { label: t("common.actions"), render: (i) => (i.to_position === null ? null
+        { label: t("history.began"), class: "hide-narrow", render: began },
+        { label: t("history.ended"), class: "hide-narrow", render: (i) => ended(i) || "—" },
+        restorable.length > 0 && { label: t("common.actions"), render: (i) => (!restorable.includes(i) ? null
           : h("button", {
             type: "button", class: "history-restore", title: t("history.restore_title", { tag, digest: i.digest }),
             onclick: () => restore(name, tag, i, ctx),
           }, t("history.restore"))) },
-      ].filter(Boolean),  // no actions column for those who may not push
+      ].filter(Boolean),  // no actions column for those who may not push, nor when all is as now
     }));
   const body = section.querySelectorAll("tbody tr");
   rows.forEach((i, index) => { if (i.to_position === null) body[index]?.classList.add("current"); });
 }
 
-// When, at which log position, and (on narrow screens, where the "by" columns drop out) by whom.
-function when(time, position, actor) {
+// How an interval began and ended, and by whom: "Undeleted by admin", "Repository deleted by admin".
+function began(interval) {
+  return t(`history.began_${interval.started_how}`, { actor: interval.started_by });
+}
+
+function ended(interval) {
+  return interval.ended_how ? t(`history.ended_${interval.ended_how}`, { actor: interval.ended_by }) : null;
+}
+
+// When, at which log position, and (on narrow screens, where the "how" columns drop out) how.
+function when(time, position, how) {
   return h("span", { class: "when" }, formatTime(time), " ",
-    actor ? h("small", { class: "history-by" }, t("history.by", { actor })) : null,
+    how ? h("small", { class: "history-by" }, how) : null,
     h("small", { class: "muted" }, t("history.position", { position })));
 }
 
