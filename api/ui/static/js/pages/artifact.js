@@ -4,7 +4,7 @@
 import { get, harbor, repoPath } from "../api.js";
 import { badge, breadcrumbs, copyButton, formatBytes, formatTime, h, link, mount, shortDigest, table } from "../dom.js";
 import { t } from "../i18n.js";
-import { artifactUrl, mediaLabel, trailTo } from "./repository.js";
+import { artifactUrl, mediaLabel, pullCommandOf, trailTo } from "./repository.js";
 
 export const catalogs = ["repository", "artifact"];
 const MANIFEST_TYPES = [
@@ -64,7 +64,7 @@ function facts(name, artifact) {
     [t("repository.pushed"), formatTime(artifact.push_time)],
     [t("repository.pulled"), artifact.pull_time ? formatTime(artifact.pull_time) : t("repository.never")],
     [t("artifact.pull_by_digest"), h("span", { class: "mono" }, `${location.host}/${name}@${artifact.digest}`, " ",
-      copyButton(`docker pull ${location.host}/${name}@${artifact.digest}`, t("repository.copy_pull")))],
+      copyButton(pullCommandOf(name, artifact, { digest: artifact.digest }), t("repository.copy_pull")))],
   ].filter(Boolean);
   return h("dl", { class: "facts" }, rows.map(([term, value]) => [h("dt", {}, term), h("dd", {}, value)]));
 }

@@ -31,13 +31,13 @@ export async function render(view, ctx) {
     ctx.navigate(here(search.value.trim() ? { tag: search.value.trim() } : {}));
   });
 
-  const firstTag = artifacts.flatMap((a) => a.tags || [])[0]?.name;
+  const tagged = artifacts.find((a) => (a.tags || []).length);
   const redraw = () => ctx.redraw();
 
   mount(view,
     breadcrumbs(t("repository.breadcrumbs"), ...trailTo(name, { linked: false })),
     h("h1", {}, name),
-    pullCommand(name, firstTag),
+    pullCommand(name, tagged || artifacts[0]),
     form,
     table({
       caption: t("repository.caption", { total }),
@@ -87,9 +87,24 @@ export function artifactUrl(name, digest) {
   return `/ui/artifact?${new URLSearchParams({ name, digest })}`;
 }
 
-function pullCommand(name, tag) {
-  const reference = `${location.host}/${name}${tag ? `:${tag}` : ""}`;
-  const command = `docker pull ${reference}`;
+// The command that pulls the artifact with the client of its kind (the API's `type`): docker for
+// images, helm for charts, oras for anything else; by `tag`, else by `digest`. Served over plain
+// HTTP, helm and oras need --plain-http (docker trusts loopback registries, others by its config).
+export function pullCommandOf(name, artifact, { tag, digest } = {}) {
+  const target = `${location.host}/${name}`;
+  const plainHttp = location.protocol === "http:" ? " --plain-http" : "";
+  const reference = tag ? `:${tag}` : digest ? `@${digest}` : "";
+  if (artifact?.type === "CHART") {  // helm takes a tag as --version
+    const [where, version] = tag ? ["", ` --version ${tag}`] : [reference, ""];
+    return `helm pull oci://${target}${where}${version}${plainHttp}`;
+  }
+  if (!artifact || artifact.type === "IMAGE") return `docker pull ${target}${reference}`;
+  return `oras pull${plainHttp} ${target}${reference}`;
+}
+
+function pullCommand(name, artifact) {
+  const tag = artifact?.tags?.[0]?.name;
+  const command = pullCommandOf(name, artifact, tag ? { tag } : { digest: artifact?.digest });
   return h("div", { class: "pull" }, h("span", {}, t("repository.pull_command")), h("code", {}, command),
     copyButton(command, t("repository.copy_pull")));
 }
@@ -102,7 +117,7 @@ function tagCells(name, artifact, may, redraw) {
     tag.immutable ? [" ", badge(t("repository.immutable"), "warn")] : null, " ",
     link(`/ui/history?${new URLSearchParams({ name, tag: tag.name })}`, t("repository.history")),
     " ",
-    copyButton(`docker pull ${location.host}/${name}:${tag.name}`, t("repository.copy_pull_tag", { tag: tag.name })),
+    copyButton(pullCommandOf(name, artifact, { tag: tag.name }), t("repository.copy_pull_tag", { tag: tag.name })),
     may.can("tag", "delete") && !tag.immutable
       ? [" ", h("button", {
         type: "button", class: "danger", "aria-label": t("repository.delete_tag", { tag: tag.name }),
