@@ -2,7 +2,10 @@
 
 Accepts Basic credentials (users and robots) or none (anonymous), and `scope` parameters;
 answers {"token", "access_token", "expires_in", "issued_at", "scope"} holding only the scopes
-the principal really has. Bad credentials: 401; too many failures: 429 with Retry-After.
+the principal really has. Asked with credentials, a repository scope is answered with every
+action the account holds on that repository, not only those asked: clients such as oras-py
+keep their first token for the whole session (docs/access-control.md). Anonymous callers get
+only what they ask and hold. Bad credentials: 401; too many failures: 429 with Retry-After.
 """
 
 from __future__ import annotations
@@ -35,15 +38,17 @@ def parse_basic_or_401(request: Request) -> tuple[str, str] | None:
 def _issue(request: Request, credentials: tuple[str, str] | None, scope_values: list[str]) -> Response:
     services = request.app.state.services
     principal = _login(services, request, credentials)
-    body = token_body(services, principal, scope_values)
+    body = token_body(services, principal, scope_values, every_held=credentials is not None)
     if request.query_params.get("offline_token", "").lower() == "true" and not principal.is_anonymous:
         body["refresh_token"] = refresh_token_for(services, principal, request.query_params.get("client_id", ""))
     return token_response(body)
 
 
-def token_body(services, principal: Principal, scope_values: list[str]) -> dict:
-    """A new access token for the scopes asked that the principal really has."""
-    granted = [scope for scope in (_grant(services, principal, s) for s in parse_scopes(scope_values)) if scope]
+def token_body(services, principal: Principal, scope_values: list[str], every_held: bool = False) -> dict:
+    """A new access token for the scopes asked that the principal really has; with
+    `every_held`, each repository asked for with all the actions the principal holds there."""
+    scopes = parse_scopes(scope_values)
+    granted = [scope for scope in (_grant(services, principal, s, every_held) for s in scopes) if scope]
     token, lifetime = services.tokens.issue(principal.name, granted, anonymous=principal.is_anonymous)
     return {"token": token, "access_token": token, "expires_in": lifetime,
             "issued_at": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
@@ -73,7 +78,7 @@ def _login(services, request: Request, credentials: tuple[str, str] | None) -> P
         raise OciError.from_domain(error) from None
 
 
-def _grant(services, principal: Principal, scope: Scope) -> Scope | None:
+def _grant(services, principal: Principal, scope: Scope, every_held: bool) -> Scope | None:
     if scope.type == "registry" and scope.name == "catalog":
         return scope if ("catalog", "read") in system_permissions(principal) else None
     if scope.type != "repository":
@@ -86,7 +91,7 @@ def _grant(services, principal: Principal, scope: Scope) -> Scope | None:
     if project is None:
         return None
     held = repository_actions(principal, project.name, project.public, scope.name)
-    wanted = held if "*" in scope.actions else set(scope.actions)
+    wanted = held if every_held or "*" in scope.actions else set(scope.actions)
     actions = tuple(sorted(held & wanted))
     return Scope(scope.type, scope.name, actions) if actions else None
 

@@ -29,6 +29,28 @@ def test_token_holds_only_what_the_principal_has(client):
     assert push.json()["errors"][0]["code"] == "DENIED"
 
 
+def test_token_asked_with_credentials_carries_every_action_held_on_the_repository(client):
+    """oras-py keeps its first token (asked for the first request's scope, often `pull`) for a
+    whole push and delete: with credentials, a repository scope gets all that is held there."""
+    push_image(client, "team/app", "1", seed="held")
+    for name, role, held in (("keeper", "maintainer", ["delete", "pull", "push"]),
+                             ("builder", "developer", ["pull", "push"]),
+                             ("looker", "guest", ["pull"])):
+        create_user(client, name)
+        grant(client, "team", name, role)
+        issued = token(client, ["repository:team/app:pull"], (name, PASSWORD))
+        assert token_access(issued) == [{"type": "repository", "name": "team/app", "actions": held}]
+    assert token_access(token(client, ["repository:race/app:pull"], ("keeper", PASSWORD))) == []
+    deleted = client.delete("/v2/team/app/manifests/1", headers=bearer(token(
+        client, ["repository:team/app:pull"], ("builder", PASSWORD))), auth=None)
+    assert deleted.status_code == 403  # a developer holds no delete, whatever the token
+
+
+def test_anonymous_token_gets_only_what_it_asks(client):
+    push_image(client, "library/app", "1", seed="asked")
+    assert token_access(token(client, ["repository:library/app:push"], None)) == []
+
+
 def test_token_response_shape(client):
     response = client.get("/service/token", params={"service": "portlog"}, auth=None)
     body = response.json()
