@@ -8,18 +8,19 @@ answer that changes between check and connect (rebinding) cannot reach anything 
 redirect is a new connection, checked again.
 
 Refused by default: unspecified, loopback, link-local (cloud metadata at 169.254.169.254),
-multicast and broadcast addresses, and Portlog's own listen address and port. Private ranges
-are allowed: enterprises replicate over them. `security.outbound_deny` wins over everything,
-`security.outbound_allow` over the defaults.
+multicast and broadcast addresses, and the host:port pairs of Portlog itself — its own listen
+address, and the database, S3 endpoint and NATS servers it is configured with (often on private
+addresses). Private ranges are allowed otherwise: enterprises replicate over them.
+`security.outbound_deny` wins over everything, `security.outbound_allow` over the defaults.
 
-Operator-configured infrastructure (the database, S3, NATS) does not go through the guard.
+Connections to that operator-configured infrastructure do not go through the guard.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
-from typing import Iterable
+from typing import Iterable, NamedTuple
 from urllib.parse import urlsplit
 
 import httpcore
@@ -43,6 +44,14 @@ UNSPECIFIED_HOSTS = ("", "0.0.0.0", "::")
 MAX_CONNECTIONS, MAX_KEEPALIVE_CONNECTIONS, KEEPALIVE_EXPIRY_SECONDS = 100, 20, 5.0
 
 
+class OwnService(NamedTuple):
+    """A host:port of Portlog itself (where it listens, what it depends on), refused unless allowed."""
+
+    host: str
+    port: int
+    what: str  # named in the refusal: "Portlog's NATS server"
+
+
 class OutboundRefused(Exception):
     """A connection the guard refuses; the message says why and which setting changes it."""
 
@@ -54,11 +63,11 @@ def networks(cidrs: Iterable[str | Network]) -> tuple[Network, ...]:
 
 class OutboundGuard:
     def __init__(self, allow: Iterable[str | Network] = (), deny: Iterable[str | Network] = (),
-                 own: tuple[str, int] | None = None) -> None:
-        """`own` is Portlog's listen (host, port): refused unless allowed."""
+                 own: Iterable[OwnService] = ()) -> None:
+        """`own`: Portlog's listen address and its infrastructure, refused unless allowed."""
         self.allow = networks(allow)
         self.deny = networks(deny)
-        self.own = own
+        self.own = tuple(own)
         self._default_deny = tuple((ipaddress.ip_network(cidr), kind) for cidr, kind in DEFAULT_DENY)
 
     # --- checking ---
@@ -93,20 +102,10 @@ class OutboundGuard:
         if any(address in network for network in self.allow):
             return None
         kind = next((kind for network, kind in self._default_deny if address in network), None)
-        if kind is None and self._is_own(address, port, family, sockaddr):
-            kind = "Portlog's own listen address"
+        if kind is None:
+            kind = next((own.what for own in self.own
+                         if own.port == port and _is_host(own.host, address, family, sockaddr)), None)
         return f"{address} is {kind}; {ALLOW_SETTING} can allow it" if kind else None
-
-    def _is_own(self, address: Address, port: int, family: socket.AddressFamily, sockaddr: tuple) -> bool:
-        if self.own is None or port != self.own[1]:
-            return False
-        host = self.own[0]
-        if host in UNSPECIFIED_HOSTS:  # listening everywhere: any address of this machine
-            return _is_local(family, sockaddr)
-        try:
-            return any(_address(found[4][0]) == address for found in socket.getaddrinfo(host, port))
-        except (socket.gaierror, UnicodeError):
-            return False
 
     # --- connecting ---
 
@@ -168,6 +167,16 @@ def _address(text: str) -> Address:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
         return address.ipv4_mapped
     return address
+
+
+def _is_host(host: str, address: Address, family: socket.AddressFamily, sockaddr: tuple) -> bool:
+    """Whether `address` is one of `host`'s (any of this machine's, for an unspecified host)."""
+    if host in UNSPECIFIED_HOSTS:  # listening everywhere
+        return _is_local(family, sockaddr)
+    try:
+        return any(_address(found[4][0]) == address for found in socket.getaddrinfo(host, None))
+    except (socket.gaierror, UnicodeError):
+        return False
 
 
 def _is_local(family: socket.AddressFamily, sockaddr: tuple) -> bool:

@@ -555,7 +555,7 @@ def _external_url(values: _Values) -> str | None:
 
 def _events(values: _Values) -> EventsConfig:
     nats_url = values.text("events.nats_url") or None
-    if nats_url and not re.match(r"^(nats|tls)://[^/\s]+$", nats_url):
+    if nats_url and not all(re.fullmatch(r"(nats|tls)://[^/\s,]+", url) for url in nats_url.split(",")):
         raise ConfigError(values.field("events.nats_url"), f"{nats_url!r} is not a NATS URL "
                                                            "(nats://HOST:PORT[,nats://HOST:PORT…])")
     source = values.text("events.source", EventsConfig.source)

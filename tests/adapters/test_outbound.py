@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from adapters import webhook_sender
-from adapters.outbound import OutboundGuard
+from adapters.outbound import OutboundGuard, OwnService
 from adapters.registry_client import RegistryClient, RegistryClientError
 from tests.support.outbound import Trap
 
@@ -230,8 +230,34 @@ def test_the_built_in_refusals_and_what_loosens_or_tightens_them():
 
 
 def test_portlogs_own_listen_address_and_port_are_refused():
-    guard = OutboundGuard(own=("192.0.2.10", 5000))
+    own = [OwnService("192.0.2.10", 5000, "Portlog's own listen address")]
+    guard = OutboundGuard(own=own)
     assert "own listen address" in guard.refusal_of("http://192.0.2.10:5000")
     assert guard.refusal_of("http://192.0.2.10:5001") is None and guard.refusal_of("http://192.0.2.11:5000") is None
-    allowed = OutboundGuard(allow=["192.0.2.0/24"], own=("192.0.2.10", 5000))
+    allowed = OutboundGuard(allow=["192.0.2.0/24"], own=own)
     assert allowed.refusal_of("http://192.0.2.10:5000") is None  # an allowance covers it too
+
+
+@pytest.fixture
+def infrastructure_names(monkeypatch):
+    """`nats.internal` and `alias.test` both resolve to the private 10.20.30.40."""
+    real = socket.getaddrinfo
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, port, *a, **k: real(
+        "10.20.30.40" if host in ("nats.internal", "alias.test") else host, port, *a, **k))
+
+
+def test_the_infrastructure_portlog_uses_is_refused_by_name_and_address(infrastructure_names):
+    guard = OutboundGuard(own=[OwnService("nats.internal", 4222, "Portlog's NATS server"),
+                               OwnService("10.0.0.7", 5432, "Portlog's database"),
+                               OwnService("fd00::5", 9000, "Portlog's S3 endpoint")])
+    for url, what in (("http://nats.internal:4222", "Portlog's NATS server"),
+                      ("http://alias.test:4222/hook", "Portlog's NATS server"),
+                      ("http://10.20.30.40:4222", "Portlog's NATS server"),
+                      ("http://10.0.0.7:5432", "Portlog's database"),
+                      ("http://[fd00::5]:9000", "Portlog's S3 endpoint")):
+        refusal = guard.refusal_of(url)
+        assert refusal and what in refusal and SETTING in refusal, url
+    for url in ("http://10.20.30.40:4223", "http://10.0.0.7", "http://10.0.0.8:5432", "http://[fd00::5]"):
+        assert guard.refusal_of(url) is None, url
+    allowed = OutboundGuard(allow=["10.20.30.40/32"], own=guard.own)
+    assert allowed.refusal_of("http://alias.test:4222") is None

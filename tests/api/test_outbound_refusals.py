@@ -12,7 +12,9 @@ from dataclasses import replace
 
 import pytest
 
+from adapters.outbound import OwnService
 from api.bootstrap import outbound_guard_for
+from api.settings import Settings
 from domain.context import RequestContext
 from domain.registries import EndpointSettings
 from domain.webhooks import PolicySettings, Target, Webhooks
@@ -150,3 +152,41 @@ def _non_loopback_address() -> str | None:
             return None
         address = probe.getsockname()[0]
     return None if address.startswith("127.") else address
+
+
+def test_the_nats_server_portlog_uses_is_refused(client, services):
+    """A webhook or endpoint at Portlog's own NATS server (a private address, allowed otherwise)
+    is refused, naming it and the setting."""
+    nats = "nats://192.0.2.42:4222,nats://192.0.2.43"
+    services.settings = replace(services.settings, events=replace(services.settings.events, nats_url=nats))
+    services.outbound = outbound_guard_for(services.settings)
+    body = {"name": "w", "event_types": ["PUSH_ARTIFACT"]}
+    for url in ("http://192.0.2.42:4222/", "http://192.0.2.43:4222/hook"):
+        message = refusal(client.post("/api/v1/webhooks", json=body | {"url": url}))
+        assert "Portlog's NATS server" in message and SETTING in message
+    harbor = client.post("/api/v2.0/projects/team/webhook/policies", json=body | {
+        "targets": [{"type": "http", "address": "http://192.0.2.42:4222"}]})
+    assert "Portlog's NATS server" in refusal(harbor)
+    endpoint = {"name": "peer", "url": "http://192.0.2.42:4222", "type": "docker-registry"}
+    assert "Portlog's NATS server" in refusal(client.post("/api/v2.0/registries", json=endpoint))
+    other_port = client.post("/api/v1/webhooks", json=body | {"url": "http://192.0.2.42:4223/"})
+    assert other_port.status_code == 201, other_port.text
+
+
+def test_the_infrastructure_refused_is_the_one_portlog_is_configured_with():
+    settings = Settings.from_env({
+        "PORTLOG_HOST": "0.0.0.0", "PORTLOG_PORT": "5005",
+        "PORTLOG_DATABASE_URL": "postgresql://portlog:pw@db.internal:6432/portlog",
+        "PORTLOG_READ_MODELS_URL": "postgresql://portlog:pw@10.0.0.9/reads",
+        "PORTLOG_STORAGE_URL": "s3://key:secret@[fd00::5]:9000/blobs",
+        "PORTLOG_NATS_URL": "nats://10.0.0.8:4222,tls://user:pw@nats2.internal"})
+    assert outbound_guard_for(settings).own == (
+        OwnService("0.0.0.0", 5005, "Portlog's own listen address"),
+        OwnService("db.internal", 6432, "Portlog's database"),
+        OwnService("10.0.0.9", 5432, "Portlog's database"),
+        OwnService("fd00::5", 9000, "Portlog's S3 endpoint"),
+        OwnService("10.0.0.8", 4222, "Portlog's NATS server"),
+        OwnService("nats2.internal", 4222, "Portlog's NATS server"))
+    embedded = outbound_guard_for(Settings.from_env({"PORTLOG_STORAGE_URL": "s3://key:secret@minio.internal/blobs"}))
+    assert embedded.own == (OwnService("127.0.0.1", 5000, "Portlog's own listen address"),
+                            OwnService("minio.internal", 443, "Portlog's S3 endpoint"))
