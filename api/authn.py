@@ -54,7 +54,8 @@ class Authenticator:
         self._lock = threading.Lock()
         self._verified: OrderedDict[tuple[str, str], bool] = OrderedDict()
         self._dummy_hash: str | None = None
-        self._unrecorded: dict[str, tuple[int, float, str]] = {}  # user -> (count, last event, source)
+        # user -> (count, last event, source, first and last unrecorded attempt)
+        self._unrecorded: dict[str, tuple[int, float, str, datetime | None, datetime | None]] = {}
 
     def login(self, username: str, password: str, source: str = "") -> Principal:
         counted = self.failures.lock_remaining(username, source)
@@ -96,14 +97,14 @@ class Authenticator:
         with self._lock:
             due = {u: v for u, v in self._unrecorded.items()
                    if v[0] and (force or now - v[1] >= FAILED_LOGIN_EVENT_WINDOW)}
-            for username, (_, _, source) in due.items():
-                self._unrecorded[username] = (0, now, source)
+            for username, (_, _, source, _, _) in due.items():
+                self._unrecorded[username] = (0, now, source, None, None)
             # Every name anyone tried would stay otherwise: forget those with nothing to record.
-            for username in [u for u, (count, last, _) in self._unrecorded.items()
+            for username in [u for u, (count, last, *_) in self._unrecorded.items()
                              if not count and now - last >= FAILED_LOGIN_EVENT_WINDOW]:
                 del self._unrecorded[username]
-        for username, (count, _, source) in due.items():
-            self.admin.record_failed_logins(username, count, source)
+        for username, (count, _, source, first_at, last_at) in due.items():
+            self.admin.record_failed_logins(username, count, source, first_at, last_at)
 
     def _user(self, username: str, password: str) -> Principal | None:
         user = None if is_reserved_name(username) else self.access.user(username)
@@ -147,13 +148,16 @@ class Authenticator:
 
     def _record_failure(self, username: str, source: str) -> None:
         self.failures.record(username, source)
-        now = time.monotonic()
+        now, attempted_at = time.monotonic(), self.clock()
         with self._lock:
-            count, last_event, _ = self._unrecorded.get(username, (0, float("-inf"), source))
+            count, last_event, _, first_at, _ = self._unrecorded.get(
+                username, (0, float("-inf"), source, None, None))
+            first_at = first_at or attempted_at
             first_in_window = now - last_event >= FAILED_LOGIN_EVENT_WINDOW
-            self._unrecorded[username] = (0, now, source) if first_in_window else (count + 1, last_event, source)
+            self._unrecorded[username] = (0, now, source, None, None) if first_in_window \
+                else (count + 1, last_event, source, first_at, attempted_at)
         if first_in_window:
-            self.admin.record_failed_logins(username, count + 1, source)
+            self.admin.record_failed_logins(username, count + 1, source, first_at, attempted_at)
 
 
 def _robot_usable(robot, now: datetime) -> bool:

@@ -7,6 +7,7 @@ Failed logins are recorded aggregated: one event per user per window, with a cou
 from __future__ import annotations
 
 from dataclasses import KW_ONLY
+from datetime import datetime
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
@@ -60,9 +61,13 @@ class User(Aggregate):
 
     class LoginsFailed(Event):
         """`count` failed logins from `source` since the previous such event; `actor` is the
-        username tried (unauthenticated)."""
+        username tried (unauthenticated). The event is written when the aggregation window
+        closes: the attempts happened between `first_attempt_at` and `last_attempt_at`."""
 
         count: int
+        _: KW_ONLY
+        first_attempt_at: datetime | None = None  # added compatibly: older events have neither
+        last_attempt_at: datetime | None = None
 
     def __init__(self, username: str, email: str, password_hash: str, system_admin: bool) -> None:
         self.username = username
@@ -102,8 +107,10 @@ class User(Aggregate):
         self.check_exists()
         self._trigger(self.Deleted, ctx=ctx)
 
-    def record_failed_logins(self, count: int, ctx: RequestContext) -> None:
-        self._trigger(self.LoginsFailed, count=count, ctx=ctx)
+    def record_failed_logins(self, count: int, ctx: RequestContext, first_attempt_at: datetime | None = None,
+                             last_attempt_at: datetime | None = None) -> None:
+        self._trigger(self.LoginsFailed, count=count, first_attempt_at=first_attempt_at,
+                      last_attempt_at=last_attempt_at, ctx=ctx)
 
     def check_exists(self) -> None:
         if self.deleted:

@@ -168,11 +168,12 @@ class Administration:
             raise ConflictError("the bootstrap administrator cannot be deleted")
         return self._user(username, lambda u: u.delete(ctx))
 
-    def record_failed_logins(self, username: str, count: int, source: str):
+    def record_failed_logins(self, username: str, count: int, source: str,
+                             first_attempt_at: datetime | None = None, last_attempt_at: datetime | None = None):
         if self.app.load(User.create_id(username)) is None:
             return None
         ctx = RequestContext(username, "login", source)
-        return self._user(username, lambda u: u.record_failed_logins(count, ctx))
+        return self._user(username, lambda u: u.record_failed_logins(count, ctx, first_attempt_at, last_attempt_at))
 
     # Robots
 

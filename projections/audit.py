@@ -32,6 +32,9 @@ audit_log = Table(
     "audit_log", metadata,
     Column("position", BigInteger, primary_key=True, autoincrement=False),
     Column("occurred_at", DateTime(timezone=True), nullable=False, index=True),
+    # When the event was written: the time index of `position_at`. `occurred_at` is when it
+    # happened, earlier for failed logins, recorded once their aggregation window closed.
+    Column("recorded_at", DateTime(timezone=True), nullable=False, index=True),
     Column("actor", Name(255), nullable=False, index=True),
     Column("source", Name(255), nullable=False),
     Column("request_id", Name(128), nullable=False),
@@ -55,7 +58,8 @@ def describe(event) -> dict:
     """The audit row of an event (without its position)."""
     public = event_catalog.describe(event)
     return {
-        "occurred_at": public.occurred_at, "actor": public.actor, "source": public.source,
+        "occurred_at": getattr(event, "first_attempt_at", None) or public.occurred_at,
+        "recorded_at": public.occurred_at, "actor": public.actor, "source": public.source,
         "request_id": public.request_id, "operation": public.operation, "resource_type": public.kind,
         "resource": public.resource, "project": public.project, "repository": public.repository,
         "result": "failure" if public.failed else "success",
@@ -140,7 +144,7 @@ class AuditView:
 
     def entries(self, where: AuditFilter, limit: int) -> list[dict]:
         order = audit_log.c.position.desc() if where.newest_first else audit_log.c.position
-        query = select(audit_log).order_by(order).limit(limit)
+        query = select(*(audit_log.c[c] for c in AUDIT_COLUMNS)).order_by(order).limit(limit)
         for column in ("actor", "project", "repository", "operation", "resource_type"):
             value = getattr(where, column)
             if value is not None:
@@ -158,7 +162,7 @@ class AuditView:
 
     def position_at(self, moment: datetime) -> int:
         """The log position of the last event at or before `moment` (0: before everything)."""
-        query = select(func.max(audit_log.c.position)).where(audit_log.c.occurred_at <= moment)
+        query = select(func.max(audit_log.c.position)).where(audit_log.c.recorded_at <= moment)
         with self.engine.connect() as conn:
             return conn.execute(query).scalar_one() or 0
 

@@ -132,3 +132,47 @@ def test_a_summary_cuts_strings_lists_and_the_whole():
     cut = bounded_details({"s": "y" * 1000, "items": list(range(100)), "deep": {"k": ["z" * 600] * 20}})
     assert cut["s"] == "y" * 512 + "…" and cut["items"] == list(range(64)) and cut["truncated"] is True
     assert len(orjson.dumps(cut)) < 5 * 1024
+
+
+def test_a_burst_of_failed_logins_is_stamped_with_the_time_of_its_attempts(client, services):
+    """The aggregated row was stamped when it was written (up to a minute later than any attempt)."""
+    import time
+    from datetime import datetime, timezone
+
+    from domain.account import User
+
+    create_user(client, "target")
+    started = datetime.now(timezone.utc)
+    for _ in range(3):
+        assert client.get("/service/token", auth=("target", "wrong")).status_code == 401
+    attempted = datetime.now(timezone.utc)
+    time.sleep(1.1)  # the window closes later than the attempts
+    services.authenticator.flush_failed_logins(force=True)
+    first, burst = entries(client, operation="user.logins_failed", actor="target")
+    assert (first["details"]["count"], burst["details"]["count"]) == (1, 2)
+    for row in (first, burst):
+        first_at, last_at = (datetime.fromisoformat(row["details"][f]) for f in ("first_attempt_at",
+                                                                                   "last_attempt_at"))
+        assert started <= first_at <= last_at <= attempted, row
+        assert datetime.fromisoformat(row["occurred_at"]) == first_at
+    assert burst["details"]["first_attempt_at"] > first["details"]["last_attempt_at"]
+    [recorded] = [e for e in services.registry.events.get(User.create_id("target"))
+                  if isinstance(e, User.LoginsFailed) and e.count == 2]
+    assert recorded.timestamp > attempted  # the event was written later; the row says when it happened
+    services.projections.rebuild()
+    assert entries(client, operation="user.logins_failed", actor="target") == [first, burst]
+
+
+def test_failed_logins_recorded_before_attempt_times_existed_keep_the_event_time(client, services):
+    from eventsourcing.persistence import StoredEvent
+
+    create_user(client, "target")
+    client.get("/service/token", auth=("target", "wrong"))
+    stored = services.registry.recorder.select_notifications(start=None, limit=10_000)[-1]
+    state = orjson.loads(stored.state)
+    assert state.pop("first_attempt_at") and state.pop("last_attempt_at")
+    old = services.registry.mapper.to_domain_event(StoredEvent(
+        stored.originator_id, stored.originator_version, stored.topic, orjson.dumps(state)))
+    assert old.count == 1 and old.first_attempt_at is None and old.last_attempt_at is None
+    from projections.audit import describe
+    assert describe(old)["occurred_at"] == old.timestamp
