@@ -160,16 +160,16 @@ def _retention(sub) -> None:
 
 
 def _retention_run(services, args) -> None:
-    from api.management.history import parse_time
+    from api.management.history import as_of_time
+    from api.management.retention import before_the_log
 
-    position = None
+    position, moment = None, as_of_time(args.as_of)
     if args.as_of:
-        position = as_id(args.as_of)
-        if position is None:
-            position = services.audit.position_at(parse_time(args.as_of, "as_of"))
-    run_id, _ = services.retention_runner.run(args.project, args.dry_run, "cli", _ctx(), position)
+        position = as_id(args.as_of) if moment is None else services.audit.position_at(moment)
+    run_id, _ = services.retention_runner.run(args.project, args.dry_run, "cli", _ctx(), position,
+                                              as_of_time=moment)
     services.projections.catch_up()
-    _print(vars(services.retention.run_by_uuid(str(run_id))))
+    _print(vars(services.retention.run_by_uuid(str(run_id))) | before_the_log(services.retention_runner, position))
 
 
 def _replication(sub) -> None:

@@ -97,8 +97,10 @@ class RetentionRunner:
         self.repositories_as_of = repositories_as_of
 
     def run(self, project: str, dry_run: bool, trigger: str, ctx: RequestContext,
-            as_of_position: int | None = None, run_id: UUID | None = None) -> tuple[UUID, int]:
-        """Runs the project's policy; returns (run id, log position of its last event)."""
+            as_of_position: int | None = None, run_id: UUID | None = None,
+            as_of_time: datetime | None = None) -> tuple[UUID, int]:
+        """Runs the project's policy; returns (run id, log position of its last event). A dry run
+        as of a past time gets that time (`as_of_time`) and the position of the log then."""
         policy: Project | None = self.registry.load(Project.create_id(project))
         if policy is None or policy.deleted:
             raise NotFoundError("project not found", {"project": project})
@@ -108,7 +110,7 @@ class RetentionRunner:
             raise ConflictError("only a dry run can be evaluated as of a past time")
         head = self.registry.recorder.max_notification_id() or 0
         position = min(as_of_position, head) if as_of_position is not None else head
-        moment = self._moment_of(position) if as_of_position is not None else datetime.now(timezone.utc)
+        moment = self._as_of_moment(as_of_position, position, as_of_time)
         run = RetentionRun.start(project, dry_run, moment if as_of_position is not None else None, trigger,
                                  policy.retention["rules"], ctx, run_id)
         self.registry.save(run)
@@ -152,6 +154,18 @@ class RetentionRunner:
                 break
             pending = [deletion for deletion, _ in listed]
         return skipped
+
+    def _as_of_moment(self, as_of_position: int | None, position: int, as_of_time: datetime | None) -> datetime:
+        """The moment the plan judges: the time asked for (not later than now), else the time of
+        the position asked for, else now."""
+        now = datetime.now(timezone.utc)
+        if as_of_time is not None:
+            return min(as_of_time, now)
+        return self._moment_of(position) if as_of_position is not None else now
+
+    def log_start(self) -> datetime | None:
+        """When the first event was recorded (None: the log is empty)."""
+        return self._moment_of(1) if self.registry.recorder.max_notification_id() else None
 
     def _moment_of(self, position: int) -> datetime:
         """When the event at `position` was recorded."""

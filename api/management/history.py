@@ -28,6 +28,13 @@ def parse_as_of(call: Call, value: str | None) -> int | None:
     return call.services.audit.position_at(parse_time(value, "as_of"))
 
 
+def as_of_time(value: str | None) -> datetime | None:
+    """`as_of`'s time when it is one (None for a log position)."""
+    if value is None or value == "" or as_id(value) is not None:
+        return None
+    return parse_time(value, "as_of")
+
+
 def parse_time(value: str, name: str) -> datetime:
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))

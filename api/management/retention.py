@@ -6,7 +6,7 @@ from __future__ import annotations
 from starlette.responses import Response
 
 from api.management.common import Call, field, json_response, page_params, paged
-from api.management.history import parse_as_of
+from api.management.history import as_of_time, parse_as_of
 from api.management.problems import Problem
 from api.request_input import by_id
 from domain.cron import CronSchedule
@@ -62,10 +62,18 @@ def start_run(call: Call) -> Response:
     dry_run = field(body, "dry_run", bool, False, False)
     as_of = field(body, "as_of", (str, int), False, None)
     position = parse_as_of(call, str(as_of)) if as_of is not None else None
-    run_id, last = call.services.retention_runner.run(project, dry_run, "manual", call.context, position)
+    run_id, last = call.services.retention_runner.run(project, dry_run, "manual", call.context, position,
+                                                      as_of_time=as_of_time(None if as_of is None else str(as_of)))
     call.settle(last)
     row = call.services.retention.run_by_uuid(str(run_id))
-    return json_response(run_json(row), 201, {"Location": f"{call.request.url.path}/{row.id}"})
+    return json_response(run_json(row) | before_the_log(call.services.retention_runner, position), 201,
+                         {"Location": f"{call.request.url.path}/{row.id}"})
+
+
+def before_the_log(runner, position: int | None) -> dict:
+    """A note for a dry run as of a moment before the first event: nothing existed then."""
+    start = runner.log_start() if position == 0 else None
+    return {"note": f"nothing existed then: the log begins at {start.isoformat()}"} if start else {}
 
 
 def list_runs(call: Call) -> Response:

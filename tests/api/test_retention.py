@@ -137,3 +137,32 @@ def test_the_scheduler_runs_a_policy_once_per_slot(client, services):
     services.projections.catch_up()
     runs = client.get("/api/v1/projects/team/retention/runs").json()
     assert len(runs) == 1 and runs[0]["trigger"] == "schedule" and len(runs[0]["deleted"]) == 1
+
+
+def test_a_dry_run_as_of_a_time_before_the_log_says_nothing_existed_then(client):
+    push_releases(client, "team/app", 3)
+    client.put("/api/v1/projects/team/retention", json=KEEP_TWO_RELEASES)
+    before = run(client, dry_run=True, as_of="2000-01-01T00:00:00Z")
+    assert datetime.fromisoformat(before["as_of"]) == datetime(2000, 1, 1, tzinfo=timezone.utc)  # not moved
+    assert before["deleted"] == [] and before["retained"] == 0
+    assert before["note"].startswith("nothing existed then: the log begins at ")
+    assert datetime.fromisoformat(before["note"].rsplit(" ", 1)[1]) > datetime(2000, 1, 1, tzinfo=timezone.utc)
+    then = datetime.now(timezone.utc)
+    time.sleep(0.05)
+    push_releases(client, "team/app", 1)
+    at = run(client, dry_run=True, as_of=then.isoformat())
+    assert datetime.fromisoformat(at["as_of"]) == then and "note" not in at  # the moment asked for, exactly
+    assert len(at["deleted"]) == 1
+
+
+def test_the_cli_dry_run_as_of_before_the_log_says_so(client, settings, capsys, monkeypatch):
+    from api.cli import main
+
+    client.put("/api/v1/projects/team/retention", json=KEEP_TWO_RELEASES)
+    if settings.event_database.kind == "postgres":
+        monkeypatch.setenv("PORTLOG_DATABASE_URL", settings.event_database.url())
+    assert main(["retention", "run", "team", "--dry-run", "--as-of", "2000-01-01T00:00:00Z",
+                 "--data-dir", str(settings.data_dir)]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert datetime.fromisoformat(answer["as_of"]) == datetime(2000, 1, 1, tzinfo=timezone.utc)
+    assert answer["note"].startswith("nothing existed then: the log begins at ")
