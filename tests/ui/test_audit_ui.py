@@ -12,6 +12,7 @@ from playwright.sync_api import Page, expect
 
 from tests.support.auth import PASSWORD, create_user, grant
 from tests.support.browser import shot, sign_in
+from tests.support.oci import push_image
 
 
 @pytest.fixture(scope="module")
@@ -158,3 +159,29 @@ def test_narrow_and_chinese(admin_page: Page, activity):
     page.set_viewport_size({"width": 1280, "height": 800})
     expect(page.get_by_text("本页记录")).to_be_visible()
     shot(page, "audit-zh-CN")
+
+
+# Every text piece of each operation cell (they break only after a dot, at a <wbr>) laid out on one line.
+WORDS_BROKEN = """() => [...document.querySelectorAll("main td.audit-op code")].flatMap((code) =>
+    [...code.childNodes].filter((node) => node.nodeType === Node.TEXT_NODE && node.data.trim()).map((node) => {
+        const range = document.createRange();
+        range.selectNodeContents(node);
+        return [node.data, new Set([...range.getClientRects()].map((rect) => Math.round(rect.top))).size];
+    })).filter(([, lines]) => lines > 1).map(([text]) => text)"""
+
+
+@pytest.mark.parametrize("width", [1400, 400])
+def test_operation_names_never_break_inside_a_word(admin_page: Page, ui_server, activity, width):
+    with ui_server.client() as api:
+        push_image(api, "audit-a/a-repository-with-a-rather-long-name-for-the-resource-column", "release-candidate",
+                   seed="audit-words")
+    page = admin_page
+    page.set_viewport_size({"width": width, "height": 900})
+    page.goto("/ui/audit")
+    expect(rows(page).filter(has_text="repository.manifest_pushed").first).to_be_visible()
+    operations = page.locator("main td.audit-op code")
+    assert operations.count() > 5
+    shot(page, f"audit-{width}")
+    assert page.evaluate(WORDS_BROKEN) == []
+    style = operations.first.evaluate("el => [getComputedStyle(el).overflowWrap, getComputedStyle(el).wordBreak]")
+    assert style == ["normal", "normal"]

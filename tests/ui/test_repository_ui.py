@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.support.browser import shot, sign_in, skopeo_copy
-from tests.support.images import build_image_layout
+from tests.support.images import build_image_layout, build_multiarch_layout
 from tests.support.oci import push_referrer
 
 
@@ -106,3 +106,35 @@ def test_the_repository_page_reads_at_phone_width(admin_page: Page, ui_server, i
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the page scrolls sideways at phone width ({width}px)"
     shot(page, "repository-narrow")
+
+
+def test_the_artifact_table_fits_a_1400_pixel_window(admin_page: Page, ui_server, image, tmp_path):
+    """Long tags, referrers, a multi-platform index and an artifact with a long type: the table
+    still fits its box at 1400 px (no sideways scrolling, Actions in view), each digest on one line."""
+    page = admin_page
+    with ui_server.client() as client:
+        client.post("/api/v1/projects", json={"name": "wide"})
+    for tag in ("1.0", "stable", "release-2026-12-candidate"):
+        skopeo_copy(f"oci:{image.layout}:1.0", f"docker://{ui_server.host}/wide/app:{tag}", ui_server.admin_creds)
+    multi = build_multiarch_layout(tmp_path / "multi", tag="multi")
+    skopeo_copy(f"oci:{multi.layout}:multi", f"docker://{ui_server.host}/wide/app:multi-platform-build",
+                ui_server.admin_creds)
+    with ui_server.client() as client:
+        push_referrer(client, "wide/app", image.manifest_bytes, "application/vnd.dev.cosign.artifact.sig.v1+json", b"s")
+        push_referrer(client, "wide/app", image.manifest_bytes, "application/spdx+json", b"{}")
+        push_referrer(client, "wide/app", image.manifest_bytes,
+                      "application/vnd.example.release-notes.v1+json", b"notes", tag="release-notes")
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.goto("/ui/repository?name=wide/app")
+    expect(page.get_by_role("row").filter(has_text="release-2026-12-candidate")).to_be_visible()
+    wrap = page.locator(".table-wrap")
+    sizes = wrap.evaluate("el => [el.scrollWidth, el.clientWidth]")
+    shot(page, "repository-1400")
+    assert sizes[0] <= sizes[1], f"the artifact table scrolls sideways at 1400 px: {sizes}"
+    expect(page.get_by_role("columnheader", name="Actions")).to_be_in_viewport()
+    expect(page.get_by_role("columnheader", name="Last pulled")).to_be_in_viewport()
+    expect(page.get_by_role("button", name="Delete artifact").first).to_be_in_viewport()
+    digest = page.get_by_role("link", name=image.manifest_digest[:19] + "…")
+    expect(digest).to_have_attribute("title", image.manifest_digest)
+    assert digest.evaluate("el => el.getClientRects().length") == 1, "the digest wraps"
+    expect(page.get_by_role("button", name=f"Copy the digest {image.manifest_digest}")).to_be_visible()

@@ -146,8 +146,9 @@ export function tabs({ label, items, selected, onSelect, href, controls = (id) =
   return list;
 }
 
-export function badge(text, kind = "") {
-  return h("span", { class: `badge ${kind}` }, text);
+// A small label; `title` (on hover) tells what a badge cut short says in full.
+export function badge(text, kind = "", title = null) {
+  return h("span", { class: `badge ${kind}`, title }, text);
 }
 
 export function notify(message, kind = "") {
@@ -259,6 +260,11 @@ export function isoToLocal(value) {
 
 export function shortDigest(digest) {
   return digest ? digest.replace(/^(sha256:[0-9a-f]{12}).*$/, "$1…") : "—";
+}
+
+// An in-app link showing the short digest on one line; the full one is its title.
+export function digestLink(href, digest) {
+  return h("a", { href, "data-link": true, title: digest, class: "mono digest" }, shortDigest(digest));
 }
 
 export function meter(used, limit, label) {

@@ -2,7 +2,7 @@
 // (signatures, SBOMs) and a pull command to copy.
 import { get, harbor, repoPath, send, v1 } from "../api.js";
 import {
-  badge, breadcrumbs, confirmDialog, copyButton, field, formatBytes, formatTime, formatTimeText, h, link, mount, notify, pager, shortDigest, table,
+  badge, breadcrumbs, confirmDialog, copyButton, digestLink, field, formatBytes, formatTime, formatTimeText, h, link, mount, notify, pager, rowActions, shortDigest, table,
 } from "../dom.js";
 import { t } from "../i18n.js";
 import { permissions } from "../session.js";
@@ -44,14 +44,15 @@ export async function render(view, ctx) {
       empty: tagFilter ? t("repository.none_matching", { tag: tagFilter }) : t("repository.none", { name }),
       rows: artifacts,
       columns: [
-        { label: t("repository.artifact"), class: "mono", render: (a) => link(artifactUrl(name, a.digest), shortDigest(a.digest)) },
-        { label: t("repository.tags"), render: (a) => tagCells(name, a, may, redraw) },
+        { label: t("repository.artifact"), render: (a) => h("div", { class: "digest-cell" },
+          digestLink(artifactUrl(name, a.digest), a.digest), copyButton(a.digest, t("repository.copy_digest", { digest: a.digest }))) },
+        { label: t("repository.tags"), class: "artifact-tags", render: (a) => tagCells(name, a, may, redraw) },
         { label: t("repository.size"), class: "nowrap", render: (a) => formatBytes(a.size) },
-        { label: t("repository.type"), class: "hide-narrow", render: (a) => mediaLabel(a) },
+        { label: t("repository.type"), class: "hide-narrow artifact-type", render: (a) => mediaLabel(a) },
         { label: t("repository.referrers"), render: (a) => referrers(name, a) },
         { label: t("repository.pushed"), class: "hide-narrow", render: (a) => formatTime(a.push_time) },
         { label: t("repository.pulled"), class: "hide-narrow", render: (a) => (a.pull_time ? formatTime(a.pull_time) : t("repository.never")) },
-        { label: t("common.actions"), render: (a) => artifactActions(name, a, may, redraw) },
+        { label: t("common.actions"), class: "nowrap", render: (a) => rowActions(artifactActions(name, a, may, redraw)) },
       ],
     }),
     pager({ total, page, size: PAGE_SIZE, onChange: (next) => ctx.navigate(here({ page: next, ...(tagFilter ? { tag: tagFilter } : {}) })) }));
@@ -77,7 +78,7 @@ async function renderAsOf(view, ctx) {
       caption: t("repository.tags"), rows: tags, empty: t("repository.none", { name }),
       columns: [
         { label: t("repository.tags"), render: (row) => h("span", { class: "tag-name" }, row.tag) },
-        { label: t("repository.artifact"), class: "mono", render: (row) => link(artifactUrl(name, row.digest), shortDigest(row.digest)) },
+        { label: t("repository.artifact"), render: (row) => digestLink(artifactUrl(name, row.digest), row.digest) },
         { label: t("repository.history"), render: (row) => link(`/ui/history?${new URLSearchParams({ name, tag: row.tag })}`, t("repository.history")) },
       ],
     }));
@@ -151,14 +152,14 @@ function artifactActions(name, artifact, may, redraw) {
         notify(error.message, "error");
       }
     },
-  }, t("repository.delete_artifact_short"));
+  }, t("common.delete"));  // the row names the artifact (and the label, for screen readers)
 }
 
 function referrers(name, artifact) {
   const found = artifact.accessories || [];
   if (!found.length) return "—";
   return h("ul", { class: "tags" }, found.map((r) => h("li", {},
-    link(artifactUrl(name, r.digest), badge(accessoryLabel(r), r.type.startsWith("signature") ? "ok" : "")))));
+    link(artifactUrl(name, r.digest), badge(accessoryLabel(r), r.type.startsWith("signature") ? "ok" : "", r.artifact_type)))));
 }
 
 function accessoryLabel(referrer) {
