@@ -66,6 +66,15 @@ MATRIX: dict[Role, frozenset[tuple[str, str]]] = {
     Role.PROJECT_ADMIN: frozenset(_PROJECT_ADMIN),
 }
 
+# A push needs to read (clients check for the blobs first): a robot holding push pulls too, as
+# Harbor's UI grants them together. Every role that pushes already pulls.
+IMPLIED: dict[tuple[str, str], tuple[str, str]] = {("repository", "push"): ("repository", "pull")}
+
+
+def with_implied(held: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    return held | {IMPLIED[pair] for pair in held if pair in IMPLIED}
+
+
 # What an anonymous principal may do in a public project.
 PUBLIC_PROJECT = frozenset({("project", "read"), ("repository", "list"), ("repository", "pull"),
                             ("artifact", "list"), ("artifact", "read"), ("tag", "list")})
@@ -135,9 +144,7 @@ def project_permissions(principal: Principal, project: str, public: bool,
             held |= {("project", "read")}  # a repository grant lets one see the project
         elif grant.covers(repository):
             held |= MATRIX[grant.role]
-    for permission in principal.robot_permissions:
-        if permission.project in (project, "*"):
-            held.add((permission.resource, permission.action))
+    held |= with_implied({(p.resource, p.action) for p in principal.robot_permissions if p.project in (project, "*")})
     return frozenset(held)
 
 
@@ -160,7 +167,8 @@ def permissions_beyond(principal: Principal, permissions: list[dict]) -> list[di
 
 def _holds(principal: Principal, project: str, resource: str, action: str) -> bool:
     if project == "*":
-        return RobotPermission("*", resource, action) in principal.robot_permissions
+        return (resource, action) in with_implied({(p.resource, p.action) for p in principal.robot_permissions
+                                                   if p.project == "*"})
     return (resource, action) in project_permissions(principal, project, public=False)
 
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 
+import httpx
 import pytest
 
 from tests.support.auth import PASSWORD, create_user, grant
 from tests.support.images import build_image_layout
+from tests.support.server import REPO_ROOT
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -84,3 +88,22 @@ def test_anonymous_pulls_public_projects_only(image, live_server, accounts):
     assert push(image, live_server, "team/private:1.0", f"dev:{PASSWORD}").returncode == 0
     private = skopeo("inspect", "--tls-verify=false", "--no-creds", f"docker://{live_server.host}/team/private:1.0")
     assert private.returncode != 0 and "unauthorized" in private.stderr.lower()
+
+
+def test_documented_push_only_robot_pushes(image, live_server):
+    """docs/access-control.md's example, `robots create ci --project web --permission
+    web:repository:push`, made with the command line beside the running server: a push needs to
+    read (skopeo checks for the blobs first), so push implies pull."""
+    created = subprocess.run(
+        [sys.executable, "-m", "api.cli", "admin", "robots", "create", "pushonly", "--project", "team",
+         "--permission", "team:repository:push", "--days", "90", "--data-dir", str(live_server.data_dir)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    assert created.returncode == 0, created.stderr
+    robot = json.loads(created.stdout)
+    creds = f"{robot['name']}:{robot['secret']}"
+    wait_until(lambda: httpx.get(f"{live_server.url}/service/token", auth=(robot["name"], robot["secret"]))
+               .status_code == 200, what="the server knowing the robot the command line created")
+    result = push(image, live_server, "team/pushonly:1.0", creds)
+    assert result.returncode == 0, result.stderr
+    outside = push(image, live_server, "race/pushonly:1.0", creds)
+    assert outside.returncode != 0
