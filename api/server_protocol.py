@@ -1,8 +1,14 @@
-"""The HTTP protocol `portlog serve` runs: uvicorn's, with a deadline for each request's headers.
+"""The HTTP protocol `portlog serve` runs: uvicorn's, with a deadline for each request's headers,
+and a quiet answer to clients trying TLS first.
 
 uvicorn's keep-alive timeout only covers a connection idle between requests, and stops at the
 first byte of the next one: a client sending a header line a minute (slowloris) would hold its
-connection for ever. Bodies have their own idle timeout (api/middleware.py)."""
+connection for ever. Bodies have their own idle timeout (api/middleware.py).
+
+skopeo and podman with `--tls-verify=false` open every connection to a registry with a TLS
+handshake and fall back to plain HTTP when it fails: uvicorn would log each of those as a
+WARNING ("Invalid HTTP request received."). Such a probe gets the same 400 at debug level;
+other malformed requests still warn."""
 
 from __future__ import annotations
 
@@ -21,7 +27,16 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self._first_data = True
         self._await_headers()
+
+    def data_received(self, data: bytes) -> None:
+        first, self._first_data = self._first_data, False
+        if first and is_tls_handshake(data):
+            self.logger.debug("TLS handshake on the plain-HTTP port from %s (a client probing TLS)", self.client)
+            self.send_400_response("Invalid HTTP request received.")
+            return
+        super().data_received(data)
 
     def on_headers_complete(self) -> None:
         self._cancel_deadline()
@@ -50,3 +65,8 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         self._deadline = None
         if not self.transport.is_closing():
             self.transport.close()
+
+
+def is_tls_handshake(data: bytes) -> bool:
+    """A TLS record carrying a handshake (content type 22, protocol major version 3)."""
+    return len(data) >= 3 and data[0] == 0x16 and data[1] == 0x03
