@@ -1,6 +1,6 @@
 """The `portlog` command.
 
-Exit codes: 0 done, 1 refused (the message says why), 2 bad usage or bad configuration.
+Exit codes: 0 done, 1 refused (the message says why), 2 bad usage, bad configuration or no registry.
 """
 
 from __future__ import annotations
