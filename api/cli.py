@@ -193,7 +193,8 @@ def _serving(settings: Settings):
     previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         with serving(ServingProcesses(db), f"{settings.host}:{settings.port}"):
-            announcer.start()
+            if not _accepts(settings.host, settings.port):  # else another process has the port: uvicorn says so
+                announcer.start()
             yield
     finally:
         stop.set()
@@ -208,16 +209,20 @@ def _exit_on_sigterm(signum, frame) -> None:
 def _announce_ready(host: str, port: int, stop: threading.Event) -> None:
     """Prints "ready on URL" once the port accepts connections (uvicorn listens only once the
     application has started)."""
-    probe = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
     while not stop.wait(0.1):
-        try:
-            with socket.create_connection((probe, port), timeout=1):
-                pass
-        except OSError:
-            continue
-        shown = f"[{host}]" if ":" in host else host
-        print(f"ready on http://{shown}:{port}", flush=True)
-        return
+        if _accepts(host, port):
+            shown = f"[{host}]" if ":" in host else host
+            print(f"ready on http://{shown}:{port}", flush=True)
+            return
+
+
+def _accepts(host: str, port: int) -> bool:
+    probe = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)  # a wildcard: loopback
+    try:
+        with socket.create_connection((probe, port), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 def _init(args: argparse.Namespace) -> int:
