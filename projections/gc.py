@@ -1,6 +1,7 @@
 """Garbage collection read model: the history of GC runs (each with its totals as they grow)
 and the schedule, from the GcRun and GcSchedule events (domain/gc.py). A run's public id is
-the log position of its Started event."""
+the log position of its Started event; its `number` (1, 2, 3… in the order they started) is
+what people read."""
 
 from __future__ import annotations
 
@@ -60,6 +61,10 @@ schedule = Table(
 )
 
 _OF_RUN = runs.c.run == bindparam("k_run")
+_earlier = runs.alias("earlier")
+_NUMBER = select(func.count()).select_from(_earlier).where(_earlier.c.id <= runs.c.id) \
+    .scalar_subquery().label("number")  # the run's place in the order they started
+_RUNS = select(runs, _NUMBER)
 
 
 class GcProjection:
@@ -113,6 +118,7 @@ class RunRow:
     started_at: datetime
     updated_at: datetime
     finished_at: datetime | None
+    number: int
 
 
 @dataclass(frozen=True)
@@ -131,18 +137,18 @@ class GcView:
     def runs(self, offset: int, limit: int) -> tuple[list[RunRow], int]:
         """Newest first, and how many there are."""
         with self.engine.connect() as conn:
-            rows = conn.execute(select(runs).order_by(runs.c.id.desc()).offset(offset).limit(limit)).all()
+            rows = conn.execute(_RUNS.order_by(runs.c.id.desc()).offset(offset).limit(limit)).all()
             total = conn.execute(select(func.count()).select_from(runs)).scalar_one()
         return [RunRow(**row._mapping) for row in rows], total
 
     def run(self, run_id: int) -> RunRow | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(runs).where(runs.c.id == run_id)).first()
+            row = conn.execute(_RUNS.where(runs.c.id == run_id)).first()
         return RunRow(**row._mapping) if row else None
 
     def run_by_uuid(self, run: str) -> RunRow | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(runs).where(runs.c.run == run)).first()
+            row = conn.execute(_RUNS.where(runs.c.run == run)).first()
         return RunRow(**row._mapping) if row else None
 
     def schedule(self) -> ScheduleRow:

@@ -16,8 +16,8 @@ MAX_GRACE_SECONDS = 100 * 365 * 24 * 3600  # a cutoff further back than that is 
 
 
 def run_json(row: RunRow) -> dict:
-    return {"id": row.id, "run": row.run, "status": row.status, "trigger": row.trigger, "actor": row.actor,
-            "dry_run": row.dry_run, "grace_period_seconds": row.grace_seconds,
+    return {"id": row.id, "number": row.number, "run": row.run, "status": row.status, "trigger": row.trigger,
+            "actor": row.actor, "dry_run": row.dry_run, "grace_period_seconds": row.grace_seconds,
             "delete_untagged": row.delete_untagged, "blobs": row.blobs, "bytes": row.bytes,
             "untagged": row.untagged, "orphans": row.orphans, "error": row.error, "started_at": row.started_at,
             "updated_at": row.updated_at, "finished_at": row.finished_at}

@@ -294,6 +294,19 @@ def test_runs_through_the_api_are_recorded_with_their_history(client, services):
     assert client.post("/api/v1/gc/runs", json={"dry_run": "yes"}).status_code == 422
 
 
+def test_runs_are_numbered_in_order_apart_from_their_log_positions(client, services):
+    for i in range(3):
+        services.gc_jobs.start(0, True, "cli", RequestContext("admin", "t"), background=False)
+        push(client, "team/a", f"v{i}", f"n{i}")  # log positions between the runs
+    services.projections.catch_up()
+    listed = client.get("/api/v1/gc/runs").json()
+    assert [run["number"] for run in listed] == [3, 2, 1]  # newest first
+    assert [run["id"] for run in listed] != [3, 2, 1]
+    second_page = client.get("/api/v1/gc/runs", params={"page": 2, "page_size": 2}).json()
+    assert [run["number"] for run in second_page] == [1]
+    assert client.get(f"/api/v1/gc/runs/{listed[1]['id']}").json()["number"] == 2
+
+
 def test_the_schedule_is_validated_and_kept(client, services):
     unset = client.get("/api/v1/gc/schedule").json()
     assert unset["cron"] is None and unset["grace_period_seconds"] == services.settings.gc.grace_period_seconds

@@ -13,8 +13,20 @@ LANGUAGES = ("en", "zh-CN")
 LITERAL_KEY = re.compile(r"""\bt\(\s*["']([a-z_]+)\.([a-z0-9_]+)["']""")
 
 
-def catalog(language: str, name: str) -> dict[str, str]:
+PLURAL_CATEGORIES = {"zero", "one", "two", "few", "many", "other"}  # Intl.PluralRules'
+
+
+def catalog(language: str, name: str) -> dict[str, str | dict[str, str]]:
     return json.loads((STATIC / "i18n" / language / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def forms(message: str | dict[str, str]) -> dict[str, str]:
+    """A message's plural forms ({"other": text} for a plain message)."""
+    return message if isinstance(message, dict) else {"other": message}
+
+
+def placeholders(text: str) -> set[str]:
+    return set(re.findall(r"\{(\w+)\}", text))
 
 
 def catalog_names(language: str) -> set[str]:
@@ -26,10 +38,37 @@ def test_both_languages_have_the_same_catalogs_and_keys():
     for name in catalog_names("en"):
         english, chinese = catalog("en", name), catalog("zh-CN", name)
         assert set(english) == set(chinese), f"{name}: keys differ: {set(english) ^ set(chinese)}"
-        for key, text in chinese.items():
-            assert text.strip(), f"zh-CN/{name}.{key} is empty"
-            placeholders = set(re.findall(r"\{(\w+)\}", english[key]))
-            assert set(re.findall(r"\{(\w+)\}", text)) == placeholders, f"zh-CN/{name}.{key} placeholders"
+        for key, message in chinese.items():
+            english_forms = forms(english[key])
+            assert all(text.strip() for text in forms(message).values()), f"zh-CN/{name}.{key} is empty"
+            assert "other" in forms(message), f"zh-CN/{name}.{key} has no 'other' form"
+            assert placeholders(forms(message)["other"]) == placeholders(english_forms["other"]), \
+                f"zh-CN/{name}.{key} placeholders"
+
+
+def test_plural_messages_have_their_forms_and_a_count():
+    """A message that shows a count is an object of plural forms, chosen by {count}."""
+    plurals = 0
+    for language in LANGUAGES:
+        for name in catalog_names(language):
+            for key, message in catalog(language, name).items():
+                if not isinstance(message, dict):
+                    continue
+                plurals += 1
+                assert set(message) <= PLURAL_CATEGORIES and "other" in message, f"{language}/{name}.{key}"
+                assert "count" in placeholders(message["other"]), f"{language}/{name}.{key} counts nothing"
+                if language == "en":
+                    assert "one" in message, f"en/{name}.{key} needs its singular"
+    assert plurals >= 14
+
+
+def test_no_plain_message_puts_a_number_before_a_counted_noun():
+    """"1 registry endpoints": such messages must be plural ones."""
+    counted = re.compile(r"\{\w+\} (?:[A-Za-z]+ )?(?:runs|endpoints|policies|executions|manifests|blobs|artifacts|"
+                         r"days|tasks|entries|repositories|members|projects)\b")
+    found = [f"{name}.{key}" for name in catalog_names("en") for key, message in catalog("en", name).items()
+             if isinstance(message, str) and counted.search(message)]
+    assert not found, found
 
 
 def test_every_key_the_scripts_use_is_in_the_english_catalogs():
@@ -43,7 +82,7 @@ def test_every_key_the_scripts_use_is_in_the_english_catalogs():
 
 def test_the_chinese_catalogs_are_in_chinese():
     for name in catalog_names("zh-CN"):
-        messages = catalog("zh-CN", name).values()
+        messages = [forms(message)["other"] for message in catalog("zh-CN", name).values()]
         chinese = [text for text in messages if re.search(r"[\u4e00-\u9fff]", text)]
         assert len(chinese) >= len(messages) * 0.6, f"zh-CN/{name} looks untranslated"
 

@@ -39,7 +39,7 @@ def test_replicate_an_image_to_a_docker_registry_from_the_page(admin_page: Page,
     shot(page, "replication-endpoint-dialog")
     dialog.get_by_role("button", name="Create").click()
     expect(page.get_by_role("dialog")).to_have_count(0)
-    endpoints = page.get_by_role("table", name=re.compile("registry endpoints"))
+    endpoints = page.get_by_role("table", name=re.compile("registry endpoints?"))
     expect(endpoints.get_by_role("row", name=re.compile("peer"))).to_contain_text(distribution.url)
     page.get_by_role("button", name="Test connection to peer").click()
     expect(page.locator("#notices")).to_contain_text("Connection to peer succeeded")
@@ -78,7 +78,7 @@ def test_replicate_an_image_to_a_docker_registry_from_the_page(admin_page: Page,
     with ui_server.client() as client:
         [execution] = client.get("/api/v2.0/replication/executions").json()
     number = execution["id"]
-    executions = page.get_by_role("table", name=re.compile("executions, newest first"))
+    executions = page.get_by_role("table", name=re.compile("executions?, newest first"))
     execution_row = executions.get_by_role("row", name=re.compile(f"#{number}\\b"))
     expect(execution_row.get_by_text("In progress", exact=True)).to_be_visible()
     expect(page.get_by_text("Updating every 2 seconds")).to_be_visible()
@@ -148,3 +148,25 @@ def test_replicate_an_image_to_a_docker_registry_from_the_page(admin_page: Page,
     expect(page.get_by_role("tab", name="复制规则")).to_have_attribute("aria-selected", "true")
     expect(page.get_by_role("row", name=re.compile("out"))).to_contain_text("推送到 peer")
     shot(page, "replication-policies-zh-CN")
+
+
+def test_counts_take_the_singular_or_the_plural(admin_page: Page, ui_server, distribution):
+    def add(name: str) -> None:
+        response = client.post("/api/v2.0/registries", json={"name": name, "url": distribution.url,
+                                                              "type": "docker-registry"})
+        assert response.status_code == 201, response.text
+
+    with ui_server.client() as client:
+        if not client.get("/api/v2.0/registries").json():
+            add("first")
+        assert len(client.get("/api/v2.0/registries").json()) == 1
+    page = admin_page
+    page.goto("/ui/replication")
+    caption = page.locator("main table caption")
+    expect(caption).to_have_text("1 registry endpoint")
+    with ui_server.client() as client:
+        add("second")
+    page.reload()
+    expect(caption).to_have_text("2 registry endpoints")
+    page.get_by_label("Language").select_option("zh-CN")
+    expect(caption).to_have_text("共 2 个目标仓库")

@@ -1,5 +1,8 @@
 // Message catalogs: static/i18n/<language>/<catalog>.json, one catalog per page plus "common".
 // t("repository.delete_tag", {tag}) looks a key up in the current language, then in English.
+// A message that shows a count is an object of the language's plural forms (Intl.PluralRules
+// categories: {"one": "{count} GC run", "other": "{count} GC runs"}; Chinese needs only
+// "other"): t("gc.runs_caption", {count}) picks the form for `count`.
 export const LANGUAGES = { en: "English", "zh-CN": "简体中文" };
 const FALLBACK = "en";
 const loaded = new Map();  // "<language>/<catalog>" -> messages
@@ -30,13 +33,21 @@ export async function useCatalogs(...names) {
   await Promise.all(langs.flatMap((lang) => names.map((name) => fetchCatalog(lang, name))));
 }
 
-function lookup(lang, key) {
+const pluralRules = new Map();  // language -> Intl.PluralRules
+
+function pluralForm(lang, forms, count) {
+  if (!pluralRules.has(lang)) pluralRules.set(lang, new Intl.PluralRules(lang));
+  return forms[pluralRules.get(lang).select(Number(count) || 0)] ?? forms.other;
+}
+
+function lookup(lang, key, vars) {
   const [name, ...rest] = key.split(".");
-  return loaded.get(`${lang}/${name}`)?.[rest.join(".")];
+  const message = loaded.get(`${lang}/${name}`)?.[rest.join(".")];
+  return message !== null && typeof message === "object" ? pluralForm(lang, message, vars.count) : message;
 }
 
 export function t(key, vars = {}) {
-  const text = lookup(language(), key) ?? lookup(FALLBACK, key) ?? key;
+  const text = lookup(language(), key, vars) ?? lookup(FALLBACK, key, vars) ?? key;
   return text.replace(/\{(\w+)\}/g, (whole, name) => (name in vars ? String(vars[name]) : whole));
 }
 

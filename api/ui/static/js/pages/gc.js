@@ -2,8 +2,9 @@
 // /api/v2.0/system/gc/schedule with a Manual schedule), the schedule (GET/PUT of the same path),
 // the history of runs with what each freed (the management API's /api/v1/gc/runs, whose JSON
 // carries the counts that Harbor's /system/gc history leaves out) and a run's log
-// (/api/v2.0/system/gc/{id}/log). The run whose log is open and the page of the history live in
-// the query string (?run=3&page=2). Runs in progress are polled every 2 s.
+// (/api/v2.0/system/gc/{id}/log). The run whose log is open (by id) and the page of the history
+// live in the query string (?run=34&page=2); people read a run's number (1, 2, 3… in the order
+// they started), not its id (a log position). Runs in progress are polled every 2 s.
 import { get, getText, harbor, send, v1, withParams } from "../api.js";
 import {
   badge, checkbox, confirmDialog, errorBox, field, formatBytes, formatTime, formDialog, h, link, mount, notify,
@@ -47,20 +48,21 @@ export async function render(view, ctx) {
   const load = () => Promise.all([
     get(v1("/gc/runs"), { page, page_size: PAGE_SIZE }),
     opened ? getText(harbor(`/system/gc/${encodeURIComponent(opened)}/log`)) : null,
+    opened ? get(v1(`/gc/runs/${encodeURIComponent(opened)}`)) : null,
   ]);
-  const draw = ([{ data, total }, log]) => {
+  const draw = ([{ data, total }, log, shown]) => {
     for (const run of data) {
       if (seen.get(run.id) === "running" && run.status !== "running") {
-        notify(t("gc.run_ended", { id: run.id, status: statusLabel(run.status) }));
+        notify(t("gc.run_ended", { number: run.number, status: statusLabel(run.status) }));
       }
       seen.set(run.id, run.status);
     }
     const running = data.some((run) => run.status === "running");
     mount(live, running ? t("gc.live") : null);
-    if (log !== null) drawLog(logArea, opened, log, page);
+    if (log !== null) drawLog(logArea, shown.data.number, log, page);
     remount(history,
       table({
-        caption: t("gc.runs_caption", { total }),
+        caption: t("gc.runs_caption", { count: total }),
         empty: t("gc.no_runs"),
         rows: data,
         columns: runColumns(page, opened),
@@ -88,7 +90,7 @@ function triggerLabel(trigger) {
 
 function runColumns(page, opened) {
   return [
-    { label: t("gc.run"), render: (run) => `#${run.id}` },
+    { label: t("gc.run"), render: (run) => String(run.number) },
     { label: t("common.status"), render: (run) => h("div", { class: "status-cell" },
       badge(statusLabel(run.status), STATUS_KINDS[run.status] ?? ""),
       run.dry_run ? h("span", { class: "show-narrow" }, badge(t("gc.dry_run_badge"), "warn")) : null,
@@ -100,23 +102,23 @@ function runColumns(page, opened) {
     { label: t("gc.delete_untagged"), class: "hide-narrow",
       render: (run) => (run.delete_untagged ? t("gc.untagged_count", { count: run.untagged ?? 0 }) : t("common.no")) },
     { label: t("gc.freed"), render: (run) => h("span", {}, t(run.dry_run ? "gc.would_free" : "gc.freed_value", {
-      blobs: run.blobs ?? 0, bytes: formatBytes(run.bytes ?? 0) })) },
+      count: run.blobs ?? 0, bytes: formatBytes(run.bytes ?? 0) })) },
     { label: t("gc.started"), class: "hide-narrow", render: (run) => formatTime(run.started_at) },
     { label: t("gc.finished"), class: "hide-narrow", render: (run) => formatTime(run.finished_at) },
     { label: t("gc.log"), render: (run) => (String(run.id) === opened
       ? h("span", { "aria-current": "true" }, t("gc.log_shown"))
       : h("a", { href: address({ page, run: run.id }), "data-link": true, "data-key": `log-${run.id}`,
-        "aria-label": t("gc.log_of", { id: run.id }) }, t("gc.log"))) },
+        "aria-label": t("gc.log_of", { number: run.number }) }, t("gc.log"))) },
   ];
 }
 
-function drawLog(area, id, text, page) {
+function drawLog(area, number, text, page) {
   mount(area, h("section", { class: "card gc-log", "aria-labelledby": "gc-log-title" },
     h("div", { class: "toolbar" },
-      h("h3", { id: "gc-log-title" }, t("gc.log_title", { id })),
+      h("h3", { id: "gc-log-title" }, t("gc.log_title", { number })),
       h("span", { class: "grow" }),
       link(address({ page }), t("gc.close_log"))),
-    h("pre", { class: "log", tabindex: "0", "aria-label": t("gc.log_title", { id }) },
+    h("pre", { class: "log", tabindex: "0", "aria-label": t("gc.log_title", { number }) },
       typeof text === "string" && text ? text : t("gc.log_empty"))));
 }
 

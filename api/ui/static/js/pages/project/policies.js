@@ -22,7 +22,7 @@ export async function drawPolicies(body, page) {
 }
 
 function retainsText(rule) {
-  return t(`project.rule_${rule.template}`, { n: rule.param ?? "" });
+  return t(`project.rule_${rule.template}`, { count: rule.param ?? "" });
 }
 
 async function drawRetention(section, page) {
@@ -62,7 +62,7 @@ async function drawRetention(section, page) {
     await attempt(problem, async () => {
       const result = await send("POST", v1(`/projects/${encodeURIComponent(page.name)}/retention/runs`), { dry_run: dryRun });
       notify(t(dryRun ? "project.dry_run_done" : "project.run_done",
-        { deleted: result.deleted.length, retained: result.retained }));
+        { count: result.deleted.length, retained: result.retained }));
       page.redraw();
     });
   };

@@ -23,7 +23,7 @@ export async function endpointsSection(panel, ctx) {
   const { data, total } = await get(harbor("/registries"), { page, page_size: PAGE_SIZE, sort: "name" });
   mount(list,
     table({
-      caption: t("replication.endpoints_caption", { total }),
+      caption: t("replication.endpoints_caption", { count: total }),
       empty: t("replication.no_endpoints"),
       rows: data,
       columns: [

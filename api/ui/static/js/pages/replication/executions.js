@@ -54,7 +54,7 @@ export async function executionsSection(panel, ctx) {
     mount(live, running ? t("replication.live") : null);
     remount(area,
       table({
-        caption: t("replication.executions_caption", { total }),
+        caption: t("replication.executions_caption", { count: total }),
         empty: policyId || status ? t("replication.no_executions_matching") : t("replication.no_executions"),
         rows: data,
         columns: executionColumns(ctx, names, problem, () => poller.now()),
@@ -96,7 +96,7 @@ function executionColumns(ctx, names, problem, refresh) {
 function progressOf(execution) {
   const done = execution.total - execution.in_progress;
   return h("progress", { max: String(Math.max(execution.total, 1)), value: String(execution.total ? done : 1),
-    "aria-label": t("replication.progress_of", { id: execution.id, done, total: execution.total }),
+    "aria-label": t("replication.progress_of", { id: execution.id, done, count: execution.total }),
     title: t("replication.done_of", { done, total: execution.total }) });
 }
 

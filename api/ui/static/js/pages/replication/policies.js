@@ -26,7 +26,7 @@ export async function policiesSection(panel, ctx) {
     problem, list);
   mount(list,
     table({
-      caption: t("replication.policies_caption", { total }),
+      caption: t("replication.policies_caption", { count: total }),
       empty: endpoints.length ? t("replication.no_policies") : t("replication.no_policies_no_endpoints"),
       rows: data,
       columns: [
