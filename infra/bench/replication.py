@@ -296,7 +296,10 @@ def run_cases(args: argparse.Namespace, images: list[Tagged], work_dir: Path) ->
     """Starts the source and both targets, runs case A then case B, stops them all."""
     workers = args.workers or configured_workers()
     started = time.monotonic()
-    backends = {"PORTLOG_REPLICATION_WORKERS": str(args.workers)} if args.workers else {}
+    # The target registry listens on loopback, which the outbound guard refuses by default.
+    backends = {"PORTLOG_OUTBOUND_ALLOW": "127.0.0.0/8,::1/128"}
+    if args.workers:
+        backends["PORTLOG_REPLICATION_WORKERS"] = str(args.workers)
     servers = [start_portlog(work_dir / "source", backends=backends)]
     try:
         source = servers[0]
