@@ -146,8 +146,10 @@ def _serve(args: argparse.Namespace) -> int:
     from api import logs
     from api.app import create_app
     from api.bootstrap import bootstrap
+    from api.malloc_arenas import limit_malloc_arenas
     from api.server_protocol import HeaderDeadlineProtocol
 
+    limit_malloc_arenas()
     settings = _settings(args)
     logs.configure(settings.log_level)
     services = bootstrap(settings)
