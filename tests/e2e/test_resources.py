@@ -52,3 +52,25 @@ def test_open_files_return_to_the_baseline_after_bursts_of_concurrent_uploads(tm
         assert max(after) <= baseline + FD_SLACK, (baseline, after)
     finally:
         server.stop()
+
+
+def worker_environments(pid: int) -> list[dict[str, str]]:
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [dict(item.split("=", 1) for item in Path(f"/proc/{child}/environ").read_text().split("\0") if "=" in item)
+            for child in children]
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, "2"), ("4", "4")])
+def test_worker_processes_run_with_few_malloc_arenas_unless_the_operator_says_otherwise(tmp_path, given, expected):
+    env = {"PORTLOG_WORKERS": "2", **({"MALLOC_ARENA_MAX": given} if given else {})}
+    previous = os.environ.pop("MALLOC_ARENA_MAX", None)  # the test's own environment must not decide
+    try:
+        server = start_server(tmp_path / "data", tmp_path / "serve.log", extra_env=env)
+    finally:
+        if previous is not None:
+            os.environ["MALLOC_ARENA_MAX"] = previous
+    try:
+        values = [e.get("MALLOC_ARENA_MAX") for e in worker_environments(server.process.pid)]
+        assert len(values) >= 2 and set(values) == {expected}, values  # the workers (and multiprocessing's helper)
+    finally:
+        server.stop()
