@@ -40,9 +40,8 @@ def test_every_file_under_the_data_directory_is_private_after_a_push(client, set
         assert mode == expected, f"{name} is {mode:04o}"
 
 
-def test_a_data_directory_readable_by_others_is_named_in_a_warning(settings):
-    settings.data_dir.mkdir(mode=0o755)
-    os.chmod(settings.data_dir, 0o755)
+def warnings_of_a_start(settings) -> list[str]:
+    """The warnings Portlog logs while bootstrapping on `settings`."""
     records: list[logging.LogRecord] = []
     handler = logging.Handler(logging.WARNING)
     handler.emit = records.append
@@ -51,19 +50,18 @@ def test_a_data_directory_readable_by_others_is_named_in_a_warning(settings):
         bootstrap(settings, hasher=Argon2SecretHasher(fast=True)).close()
     finally:
         logging.getLogger("portlog").removeHandler(handler)
-    warnings = [r.getMessage() for r in records if str(settings.data_dir) in r.getMessage()]
-    assert len(warnings) == 1, [r.getMessage() for r in records]
+    return [r.getMessage() for r in records]
+
+
+def test_a_data_directory_readable_by_others_is_named_in_a_warning(settings):
+    settings.data_dir.mkdir(mode=0o755)
+    os.chmod(settings.data_dir, 0o755)
+    messages = warnings_of_a_start(settings)
+    warnings = [m for m in messages if str(settings.data_dir) in m]
+    assert len(warnings) == 1, messages
     assert "0755" in warnings[0] and f"chmod 700 {settings.data_dir}" in warnings[0]
 
 
 def test_a_private_data_directory_gives_no_warning(settings):
     settings.data_dir.mkdir(mode=0o700)
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler(logging.WARNING)
-    handler.emit = records.append
-    logging.getLogger("portlog").addHandler(handler)
-    try:
-        bootstrap(settings, hasher=Argon2SecretHasher(fast=True)).close()
-    finally:
-        logging.getLogger("portlog").removeHandler(handler)
-    assert not [r for r in records if str(settings.data_dir) in r.getMessage()]
+    assert not [m for m in warnings_of_a_start(settings) if str(settings.data_dir) in m]
