@@ -8,6 +8,7 @@ import sys
 import time
 from contextlib import contextmanager
 
+import pytest
 from starlette.testclient import TestClient
 
 from adapters.registry_client import RegistryClient
@@ -201,8 +202,17 @@ def test_commands_other_than_serve_and_init_never_create_a_registry(tmp_path):
     assert (again.returncode, again.stdout) == (0, "a registry was already at ./data\n")
 
 
-def test_on_postgresql_no_registry_means_no_event_log(tmp_path, postgres_database):
-    env = {"PORTLOG_DATABASE_URL": postgres_database}
+@pytest.fixture
+def new_postgres_database(postgres_server):
+    """A database no test has used: the shared one keeps its tables, and may be written to by
+    what an earlier test left running."""
+    dsn = postgres_server.create_database(durable=False)
+    yield dsn
+    postgres_server.drop_database(dsn)
+
+
+def test_on_postgresql_no_registry_means_no_event_log(tmp_path, new_postgres_database):
+    env = {"PORTLOG_DATABASE_URL": new_postgres_database}
     for command in (["audit"], ["admin", "projects", "list"], ["keys", "rotate"], ["projections", "rebuild"]):
         result = run_elsewhere(tmp_path, *command, env=env)
         assert result.returncode == 2, (command, result.stderr)
