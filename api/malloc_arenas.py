@@ -2,8 +2,8 @@
 
 glibc gives a thread that allocates while another holds an arena an arena of its own, up to
 eight per core. The thread pool's threads come and go, and every arena keeps the free memory of
-its own peaks: the resident set creeps up for hours (the soak, docs/performance.md: about
-7 MiB a minute with the default, about half with two arenas). One GIL serialises nearly every
+its own peaks: the resident set creeps up for hours (the 30-minute soak, docs/performance.md:
++69 MiB from minute 10 to 30 with the default, +15 MiB with two arenas). One GIL serialises nearly every
 allocation anyway, so two arenas cost nothing measurable. An operator's own MALLOC_ARENA_MAX
 wins; on a C library other than glibc this does nothing.
 """
