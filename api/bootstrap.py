@@ -30,6 +30,7 @@ from domain.collector import Collector
 from domain.labels import Labelling
 from domain.ports import BlobStore, SecretBox, SecretHasher
 from domain.pulls import PullCounter
+from domain.push_checks import PushChecks
 from domain.registries import Endpoints
 from domain.replication import Policies
 from domain.replicator import Replicator
@@ -214,11 +215,12 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
     projections.catch_up()
     access = AccessView(db)
     immutability = ImmutabilityView(db)
-    registry.immutable_rule_id = rule_id_lookup(immutability, projections.catch_up)
     references = ReferencesView(db)
-    registry.collectable = references.collectable
     quotas = QuotaView(db)
-    registry.quotas = quotas
+    registry.checks = PushChecks(
+        registry, proxy_registry_of=lambda project: getattr(access.project(project), "proxy_registry", None),
+        rule_id=rule_id_lookup(immutability, projections.catch_up), quotas=quotas,
+        collectable=references.collectable)
     catalog = CatalogView(db)
     history = HistoryView(db)
     endpoints = Endpoints(registry, secret_box_for(settings))
@@ -264,7 +266,6 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
     )
     services.gc_jobs = GcJobs(services)
     services.proxy_cache = proxy_cache(services)
-    registry.proxy_registry_of = lambda project: getattr(access.project(project), "proxy_registry", None)
     services.labels = LabelsView(db)
     services.labelling = Labelling(registry, services.labels.labelled_repositories)
     services.replicator = Replicator(

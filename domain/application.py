@@ -6,7 +6,6 @@ answers, so clients read their own writes.
 
 from __future__ import annotations
 
-import time
 from copy import deepcopy
 from typing import Callable
 from uuid import UUID
@@ -16,11 +15,8 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
 from domain.account import User
-from domain.blob import Blob
 from domain.context import RequestContext
 from domain.errors import (
-    AccessDeniedError,
-    BlobCondemnedError,
     BlobUnknownError,
     ConcurrentUpdateError,
     ConflictError,
@@ -30,21 +26,17 @@ from domain.errors import (
     NotFoundError,
     QuotaExceededError,
     RegistryError,
-    StorageUnavailableError,
-    TagImmutableError,
     UploadUnknownError,
 )
 from domain.group_commit import MAX_ATTEMPTS, Command, GroupCommitter
 from domain.immutability import ImmutableRule
 from domain.manifests import ParsedManifest, parse_manifest
 from domain.names import check_digest, check_tag, is_digest_reference
-from domain.permissions import project_of
 from domain.ports import BlobStore, UploadInfo
 from domain.project import Project
-from domain.quotas import NoQuotas, QuotaCheck, QuotaLimits, QuotaReadModel
-from domain.repository import Repository, check_references
-
-CONDEMNED_WAIT_SECONDS = 30.0
+from domain.push_checks import Push, PushChecks, moved
+from domain.quotas import QuotaLimits
+from domain.repository import Repository
 
 
 class Registry(Application):
@@ -55,17 +47,7 @@ class Registry(Application):
         super().__init__(env=env)
         self.blobs = blobs
         self._committer = GroupCommitter(self, self.load)
-        # (project, rule number) -> the rule's public id, the log position of the event that added
-        # it: the read model knows it, the aggregate cannot. Only to name the rule in a refusal;
-        # api/bootstrap.py wires it.
-        self.immutable_rule_id: Callable[[str, int], int | None] = lambda project, number: None
-        # Whether garbage collection could be condemning the digest (nothing references it);
-        # the references read model knows, api/bootstrap.py wires it.
-        self.collectable: Callable[[str], bool] = lambda digest: False
-        self.quotas: QuotaReadModel = NoQuotas()  # the quota read model, wired by api/bootstrap.py
-        # The upstream endpoint of a proxy-cache project, None for other projects (the access
-        # read model knows; api/bootstrap.py wires it). Proxy-cache projects take no pushes.
-        self.proxy_registry_of: Callable[[str], str | None] = lambda project: None
+        self.checks = PushChecks(self)  # api/bootstrap.py wires the read models' lookups
 
     def get_repository(self, name: str) -> Repository | None:
         return self.load(Repository.create_id(name))
@@ -74,8 +56,7 @@ class Registry(Application):
 
     def start_upload(self, name: str, caching: bool = False) -> UploadInfo:
         """`caching`: the proxy cache storing what it fetched (the only writer of its projects)."""
-        if not caching:
-            self._refuse_proxied(name)
+        self.checks.admit(Push(name, None, caching))
         return self.blobs.start_upload(name)
 
     def get_upload(self, name: str, upload_id: str) -> UploadInfo:
@@ -86,19 +67,18 @@ class Registry(Application):
 
     def complete_upload(self, name: str, upload: UploadInfo, digest: str, ctx: RequestContext):
         """Completes an upload the caller got from `start_upload` or `get_upload` for `name`
-        (not read again: on S3 each look is a request to the bucket)."""
+        (not read again: on S3 each look is a request to the bucket); the push was admitted
+        when the upload started."""
         if upload.repository != name:
             raise UploadUnknownError("upload unknown to registry", {"upload": upload.upload_id})
+        push = Push(name, ctx, sizes={check_digest(digest): upload.size}, retain="upload")
         try:
-            quota = self._check_quota(name, {check_digest(digest): upload.size}, 0, ctx)
+            self.checks.check(push)
         except QuotaExceededError:
             self.blobs.cancel_upload(upload.upload_id)  # nothing of a refused push stays
             raise
-        self.retain(digest, "upload", ctx)
         size = self.blobs.complete_upload(upload.upload_id, digest)
-        position = self._change(name, ctx, lambda repo: repo.link_blob(digest, size, ctx))
-        self._warn_quota(quota, ctx)
-        return position
+        return self._record_push(push, lambda repo: repo.link_blob(digest, size, ctx))
 
     def cancel_upload(self, name: str, upload_id: str) -> None:
         self.get_upload(name, upload_id)
@@ -106,20 +86,18 @@ class Registry(Application):
 
     def mount_blob(self, name: str, digest: str, source: str, ctx: RequestContext) -> int | None:
         """Links a blob of `source` into `name`; None when `source` does not hold it."""
-        self._refuse_proxied(name)
+        push = Push(name, ctx, retain="mount")
+        self.checks.admit(push)
         origin = self.get_repository(source)
         size = origin.blobs.get(digest) if origin else None
         if size is None or self.blobs.stat(digest) is None:
             return None
-        quota = self._check_quota(name, {digest: size}, 0, ctx)
+        push.sizes = {digest: size}
         try:
-            self.retain(digest, "mount", ctx)
+            self.checks.check(push)
         except BlobUnknownError:
             return None  # collected meanwhile: the client uploads it
-        position = self._change(name, ctx, lambda repo: repo.link_blob(
-            digest, size, ctx, mounted_from=source))
-        self._warn_quota(quota, ctx)
-        return position
+        return self._record_push(push, lambda repo: repo.link_blob(digest, size, ctx, mounted_from=source))
 
     def adopt_blob(self, name: str, digest: str, ctx: RequestContext) -> int | None:
         """Links into `name` a blob the store holds, for the proxy cache once the upstream has
@@ -127,14 +105,13 @@ class Registry(Application):
         size = self.blobs.stat(digest)
         if size is None:
             return None
-        quota = self._check_quota(name, {digest: size}, 0, ctx)
+        push = Push(name, ctx, caching=True, sizes={digest: size}, retain="proxy-cache")
+        self.checks.admit(push)
         try:
-            self.retain(digest, "proxy-cache", ctx)
+            self.checks.check(push)
         except BlobUnknownError:
             return None
-        position = self._change(name, ctx, lambda repo: repo.link_blob(digest, size, ctx))
-        self._warn_quota(quota, ctx)
-        return position
+        return self._record_push(push, lambda repo: repo.link_blob(digest, size, ctx))
 
     def unlink_blob(self, name: str, digest: str, ctx: RequestContext) -> int | None:
         return self._change_existing(name, lambda repo: repo.unlink_blob(digest, ctx))
@@ -143,50 +120,52 @@ class Registry(Application):
 
     def push_manifest(self, name: str, reference: str, data: bytes, content_type: str | None,
                       ctx: RequestContext, caching: bool = False) -> tuple[ParsedManifest, int | None]:
-        """`caching`: the proxy cache storing what it fetched (the only writer of its projects; an
-        index it caches may lack children no one pulled). The manifest is validated — parsed,
-        then checked against the repository as it stands — before its bytes are stored, so that
-        a refused manifest leaves nothing behind; the repository decides again when it records
-        the push (something may have changed in between)."""
-        if not caching:
-            self._refuse_proxied(name)
+        """`caching`: the proxy cache storing what it fetched. The manifest is parsed, then
+        checked (domain/push_checks.py) before its bytes are stored, so that a refused manifest
+        leaves nothing behind; the checks run again when the repository records the push
+        (something may have changed in between)."""
+        push = Push(name, ctx, caching, retain="manifest")
+        self.checks.admit(push)
         by_digest = is_digest_reference(reference)
         expected = check_digest(reference) if by_digest else None
         tag = None if by_digest else check_tag(reference)
         manifest = parse_manifest(data, content_type, expected)
-
-        def check(repo: Repository | None) -> None:
-            if repo is not None and tag is not None:
-                self.refuse_immutable(repo, _moved(repo, tag, manifest.digest))
-            check_references(manifest, repo.blobs if repo else {}, repo.manifests if repo else {},
-                             children_required=not caching)
-
-        check(self._peek_repository(name))
-        quota = self._check_quota(name, {manifest.digest: manifest.size}, lambda: self._new_artifacts(name, manifest),
-                                  ctx)
-        self.retain(manifest.digest, "manifest", ctx)
+        push.manifest, push.sizes = manifest, {manifest.digest: manifest.size}
+        push.points = {tag: manifest.digest} if tag is not None else {}
+        push.artifacts = lambda: self._new_artifacts(name, manifest)
+        self.checks.check(push)
         self.blobs.put(manifest.digest, data)
-
-        def change(repo: Repository) -> None:
-            check(repo)
-            repo.push_manifest(manifest, tag, ctx, children_required=not caching)
-
-        position = self._change(name, ctx, change)
-        self._warn_quota(quota, ctx)
+        position = self._record_push(push, lambda repo: repo.push_manifest(manifest, tag, ctx,
+                                                                      children_required=not caching))
         return manifest, position
 
-    def record_pulls(self, name: str, pulls: list[dict], ctx: RequestContext) -> int | None:
-        return self._change_existing(name, lambda repo: repo.record_pulls(pulls, ctx))
+    def _new_artifacts(self, name: str, manifest: ParsedManifest) -> int:
+        existing = self.get_repository(name)
+        return 0 if existing is not None and manifest.digest in existing.manifests else 1
 
     def point_tag(self, name: str, tag: str, digest: str, ctx: RequestContext) -> int | None:
         check_tag(tag)
-        self._refuse_proxied(name)
+        push = Push(name, ctx, points={tag: digest})
+        self.checks.admit(push)
+        self.checks.check(push)
+        return self._record_push(push, lambda repo: repo.point_tag(tag, digest, ctx), existing=True)
 
-        def change(repo: Repository) -> None:
-            self.refuse_immutable(repo, _moved(repo, tag, digest))
-            repo.point_tag(tag, digest, ctx)
+    def _record_push(self, push: Push, change: Callable[[Repository], None], existing: bool = False) -> int | None:
+        """Records a push that passed the checks, checking again on the repository it changes."""
 
-        return self._change_existing(name, change)
+        def checked_change(repo: Repository) -> None:
+            self.checks.recheck(push, repo)
+            change(repo)
+
+        if existing:
+            position = self._change_existing(push.repository, checked_change)
+        else:
+            position = self._change(push.repository, push.ctx, checked_change)
+        self.checks.recorded(push)
+        return position
+
+    def record_pulls(self, name: str, pulls: list[dict], ctx: RequestContext) -> int | None:
+        return self._change_existing(name, lambda repo: repo.record_pulls(pulls, ctx))
 
     def delete_tag(self, name: str, tag: str, ctx: RequestContext) -> int | None:
         """A tag outside the tag grammar is one the repository cannot have: unknown, as on reads."""
@@ -225,10 +204,10 @@ class Registry(Application):
         return self._change_existing(name, change)
 
     def set_retention(self, project: str, rules: list, cron: str | None, ctx: RequestContext) -> int | None:
-        return self._project(project, lambda p: p.set_retention(rules, cron, ctx))
+        return self.change_project(project, lambda p: p.set_retention(rules, cron, ctx))
 
     def remove_retention(self, project: str, ctx: RequestContext) -> int | None:
-        return self._project(project, lambda p: p.remove_retention(ctx))
+        return self.change_project(project, lambda p: p.remove_retention(ctx))
 
     # Deletion and undeletion. A deleted repository, or a deleted tag, can come back as long as
     # garbage collection has not taken the bytes it needs (docs/gc.md).
@@ -249,12 +228,13 @@ class Registry(Application):
                 raise NameUnknownError("repository name not known to registry", {"name": name})
             trash = repo.trash or {"blobs": {}, "manifests": {}}
             manifests = [self._stored_manifest(d, media_type) for d, media_type in trash["manifests"].items()]
-            self._check_quota(name, {**trash["blobs"], **{m.digest: m.size for m in manifests}}, len(manifests), ctx)
-            fences = self._fences([*trash["blobs"], *trash["manifests"]], "undelete", ctx)
+            self.checks.quotas.check(name, {**trash["blobs"], **{m.digest: m.size for m in manifests}},
+                                     len(manifests), ctx)
+            fences = self.checks.gc_fence.fences([*trash["blobs"], *trash["manifests"]], "undelete", ctx)
             repo.undelete(manifests, ctx)
             return [repo, *fences]
 
-        return self._save_fenced(change)
+        return self.save_together(change)
 
     def undelete_tag(self, name: str, tag: str, ctx: RequestContext, digest: str | None = None) -> int | None:
         """Points `tag` back at `digest` (by default the digest it had when it was deleted),
@@ -268,10 +248,10 @@ class Registry(Application):
             target = digest or repo.deleted_tags.get(tag)
             if target is None:
                 raise ManifestUnknownError("no deleted tag of that name", {"tag": tag})
-            self.refuse_immutable(repo, _moved(repo, tag, target))
+            self.refuse_immutable(repo, [tag] if moved(repo, tag, target) else [])
             fences = []
             if target not in repo.manifests:
-                fences = self._fences([target], "undelete", ctx)
+                fences = self.checks.gc_fence.fences([target], "undelete", ctx)
                 try:
                     repo.push_manifest(self._stored_manifest(target, None), None, ctx)
                 except ManifestBlobUnknownError as missing:
@@ -279,28 +259,14 @@ class Registry(Application):
             repo.point_tag(tag, target, ctx)
             return [repo, *fences]
 
-        return self._save_fenced(change)
+        return self.save_together(change)
 
     def _stored_manifest(self, digest: str, media_type: str | None) -> ParsedManifest:
         if self.blobs.stat(digest) is None:
             raise ConflictError("the manifest's bytes were garbage-collected", {"digest": digest})
         return parse_manifest(b"".join(self.blobs.read(digest)), media_type, digest)
 
-    def _fences(self, digests: list[str], reason: str, ctx: RequestContext) -> list[Blob]:
-        """Blob aggregates retained for `digests`, to save with the change that uses them."""
-        fences = []
-        for digest in digests:
-            blob = self.load(Blob.create_id(digest))
-            # Collected bytes may have been pushed again since; a collector condemning them now
-            # would change the Blob's version and fail the save.
-            if blob is not None and (blob.condemned or (blob.collected and self.blobs.stat(digest) is None)):
-                raise ConflictError("content was garbage-collected", {"digest": digest})
-            blob = blob or Blob.create(digest, ctx)
-            blob.retain(reason, ctx)
-            fences.append(blob)
-        return fences
-
-    def _save_fenced(self, change: Callable[[], list[Aggregate]]) -> int | None:
+    def save_together(self, change: Callable[[], list[Aggregate]]) -> int | None:
         """Saves what `change` loaded and changed in one transaction, again on a conflict."""
         for _ in range(MAX_ATTEMPTS):
             try:
@@ -310,100 +276,31 @@ class Registry(Application):
             return recordings[-1].notification.id if recordings else None
         raise ConcurrentUpdateError("too many concurrent writers", {})
 
-    # Garbage collection's fence, on the write paths: a digest nothing references may be
-    # condemned by a collector at any moment, so a write that is about to use its bytes again
-    # records Blob.Retained first (which a condemnation at the same time conflicts with). For
-    # digests that are referenced, or new, `collectable` is False and nothing is recorded.
-
     def retain(self, digest: str, reason: str, ctx: RequestContext) -> None:
-        if not self.collectable(digest):
-            return
-        deadline = time.monotonic() + CONDEMNED_WAIT_SECONDS
-        while True:
-            try:
-                self.update(Blob.create_id(digest), lambda blob: blob.retain(reason, ctx),
-                            create=lambda: Blob.create(digest, ctx))
-                return
-            except BlobCondemnedError:
-                if time.monotonic() > deadline:
-                    raise StorageUnavailableError("the blob is being garbage-collected; retry",
-                                                  {"digest": digest}) from None
-                time.sleep(0.05)  # the collector is deleting the bytes: store them after it
+        self.checks.gc_fence.retain(digest, reason, ctx)
 
-    def _refuse_proxied(self, name: str) -> None:
-        project = project_of(name)
-        upstream = self.proxy_registry_of(project)
-        if upstream is not None:
-            raise AccessDeniedError(f"{project} is a proxy-cache project of the registry {upstream}: "
-                                    "it takes no pushes", {"project": project, "registry": upstream})
-
-    # Quotas (domain/quotas.py): checked before anything is stored.
+    def refuse_immutable(self, repo: Repository, tags: list[str]) -> None:
+        self.checks.immutable_tags.refuse(repo, tags)
 
     def set_quota(self, project: str, limits: QuotaLimits, ctx: RequestContext) -> int | None:
-        return self._project(project, lambda p: p.set_quota(limits, ctx))
+        return self.change_project(project, lambda p: p.set_quota(limits, ctx))
 
-    def _check_quota(self, name: str, sizes: dict[str, int], artifacts: int | Callable[[], int],
-                     ctx: RequestContext) -> QuotaCheck | None:
-        """Raises QuotaExceededError (and records the refusal) when adding `sizes` and
-        `artifacts` (a count, or a function giving it) would take the project over a quota."""
-        project = project_of(name)
-        usage = self.quotas.limited_usage(project)
-        if usage is None:
-            return None
-        artifacts = artifacts() if callable(artifacts) else artifacts
-        held = self.quotas.held(project, list(sizes))
-        adding = sum(size for digest, size in sizes.items() if digest not in held)
-        try:
-            usage.check(adding, artifacts)
-        except QuotaExceededError as refused:
-            detail = refused.detail
-            self._project(project, lambda p: p.record_quota_exceeded(detail, name, ctx))
-            raise
-        return QuotaCheck(usage, adding, artifacts)
-
-    def _new_artifacts(self, name: str, manifest: ParsedManifest) -> int:
-        existing = self.get_repository(name)
-        return 0 if existing is not None and manifest.digest in existing.manifests else 1
-
-    def _warn_quota(self, check: QuotaCheck | None, ctx: RequestContext) -> None:
-        for resource, used, limit in check.usage.warnings(check.adding_bytes, check.adding_artifacts) if check else ():
-            self._project(check.usage.project, lambda p, r=resource, u=used, lim=limit: p.record_quota_warning(
-                r, u, lim, ctx))
-
-    # Tag immutability (domain/immutability.py): rules are Project events; every command that
-    # would move or delete a tag checks them as the log has them now.
+    # Tag immutability rules (domain/immutability.py) are Project events.
 
     def add_immutable_rule(self, project: str, rule: ImmutableRule, ctx: RequestContext) -> tuple[int, int | None]:
         """(the rule's number in the project, position)."""
         added = []
-        position = self._project(project, lambda p: added.append(p.add_immutable_rule(rule, ctx)))
+        position = self.change_project(project, lambda p: added.append(p.add_immutable_rule(rule, ctx)))
         return added[-1], position
 
     def change_immutable_rule(self, project: str, number: int, rule: ImmutableRule,
                               ctx: RequestContext) -> int | None:
-        return self._project(project, lambda p: p.change_immutable_rule(number, rule, ctx))
+        return self.change_project(project, lambda p: p.change_immutable_rule(number, rule, ctx))
 
     def remove_immutable_rule(self, project: str, number: int, ctx: RequestContext) -> int | None:
-        return self._project(project, lambda p: p.remove_immutable_rule(number, ctx))
+        return self.change_project(project, lambda p: p.remove_immutable_rule(number, ctx))
 
-    def refuse_immutable(self, repo: Repository, tags: list[str]) -> None:
-        """Raises TagImmutableError when an enabled rule of the repository's project protects
-        one of `tags`. The project is loaded only when there is a tag to check."""
-        project = self.load(Project.create_id(project_of(repo.name))) if tags else None
-        if project is None:
-            return
-        for tag in tags:
-            number = project.rule_protecting(repo.name, tag)
-            if number is not None:
-                raise self._immutable(repo.name, tag, project.name, number)
-
-    def _immutable(self, repository: str, tag: str, project: str, number: int) -> TagImmutableError:
-        rule_id = self.immutable_rule_id(project, number)
-        rule = f"immutability rule {rule_id}" if rule_id is not None else f"an immutability rule of {project}"
-        return TagImmutableError(f"tag {tag} of {repository} is immutable ({rule})",
-                                 {"repository": repository, "tag": tag, "rule": rule_id})
-
-    def _project(self, name: str, change: Callable[[Project], None]) -> int | None:
+    def change_project(self, name: str, change: Callable[[Project], None]) -> int | None:
         return self.update(Project.create_id(name), change, missing=lambda: NotFoundError(
             "project not found", {"project": name}))
 
@@ -433,7 +330,7 @@ class Registry(Application):
             self.repository.cache.put(aggregate_id, deepcopy(aggregate))
         return aggregate
 
-    def _peek_repository(self, name: str) -> Repository | None:
+    def peek_repository(self, name: str) -> Repository | None:
         """The repository as cached, not copied: only to read, for a check made again when saving."""
         try:
             return self.repository.get(Repository.create_id(name), deepcopy_from_cache=False)
@@ -449,9 +346,3 @@ class Registry(Application):
         return self.update(Repository.create_id(name), change,
                            create=lambda: Repository.create(name, ctx))
 
-
-def _moved(repo: Repository, tag: str, digest: str) -> list[str]:
-    """[tag] when pointing it at `digest` would move it from another manifest; pointing a new
-    tag, or a tag at the manifest it already has, moves nothing."""
-    current = repo.tags.get(tag)
-    return [tag] if current is not None and current != digest else []

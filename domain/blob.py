@@ -12,15 +12,21 @@ Events are a public schema: add fields only with defaults, never rename or repur
 
 from __future__ import annotations
 
+import time
 from dataclasses import KW_ONLY
+from typing import TYPE_CHECKING, Callable
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
 from domain.context import RequestContext
-from domain.errors import BlobCondemnedError, BlobUnknownError
+from domain.errors import BlobCondemnedError, BlobUnknownError, ConflictError, StorageUnavailableError
+
+if TYPE_CHECKING:
+    from domain.application import Registry
 
 RELY_ON_STORED_BYTES = frozenset({"head", "mount"})
+CONDEMNED_WAIT_SECONDS = 30.0
 
 
 class Blob(Aggregate):
@@ -93,3 +99,43 @@ class Blob(Aggregate):
 
     def _trigger(self, event_class: type[Blob.Event], ctx: RequestContext, **fields) -> None:
         self.trigger_event(event_class, digest=self.digest, **ctx.event_fields(), **fields)
+
+
+class GcFence:
+    """Garbage collection's fence, on the write paths: a digest nothing references may be
+    condemned by a collector at any moment, so a write that is about to use its bytes again
+    records Blob.Retained first (which a condemnation at the same time conflicts with). For
+    digests that are referenced, or new, `collectable` is False and nothing is recorded."""
+
+    def __init__(self, app: Registry, collectable: Callable[[str], bool]) -> None:
+        self.app = app
+        self.collectable = collectable  # nothing references the digest (the references read model knows)
+
+    def retain(self, digest: str, reason: str, ctx: RequestContext) -> None:
+        if not self.collectable(digest):
+            return
+        deadline = time.monotonic() + CONDEMNED_WAIT_SECONDS
+        while True:
+            try:
+                self.app.update(Blob.create_id(digest), lambda blob: blob.retain(reason, ctx),
+                                create=lambda: Blob.create(digest, ctx))
+                return
+            except BlobCondemnedError:
+                if time.monotonic() > deadline:
+                    raise StorageUnavailableError("the blob is being garbage-collected; retry",
+                                                  {"digest": digest}) from None
+                time.sleep(0.05)  # the collector is deleting the bytes: store them after it
+
+    def fences(self, digests: list[str], reason: str, ctx: RequestContext) -> list[Blob]:
+        """Blob aggregates retained for `digests`, to save with the change that uses them."""
+        fences = []
+        for digest in digests:
+            blob = self.app.load(Blob.create_id(digest))
+            # Collected bytes may have been pushed again since; a collector condemning them now
+            # would change the Blob's version and fail the save.
+            if blob is not None and (blob.condemned or (blob.collected and self.app.blobs.stat(digest) is None)):
+                raise ConflictError("content was garbage-collected", {"digest": digest})
+            blob = blob or Blob.create(digest, ctx)
+            blob.retain(reason, ctx)
+            fences.append(blob)
+        return fences

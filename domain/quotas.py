@@ -11,9 +11,14 @@ exactly, not reserved.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
 
+from domain.context import RequestContext
 from domain.errors import InvalidInputError, QuotaExceededError
+from domain.permissions import project_of
+
+if TYPE_CHECKING:
+    from domain.application import Registry
 
 DEFAULT_WARNING_PERCENT = 85
 
@@ -96,3 +101,36 @@ class QuotaCheck:
     usage: QuotaUsage
     adding_bytes: int
     adding_artifacts: int
+
+
+class QuotaAccounting:
+    """Checks a push against its project's quota before anything is stored, and records the
+    refusal or the warning (Project events)."""
+
+    def __init__(self, app: Registry, quotas: QuotaReadModel) -> None:
+        self.app = app
+        self.quotas = quotas
+
+    def check(self, name: str, sizes: dict[str, int], artifacts: int | Callable[[], int],
+              ctx: RequestContext) -> QuotaCheck | None:
+        """Raises QuotaExceededError (and records the refusal) when adding `sizes` and
+        `artifacts` (a count, or a function giving it) would take the project over a quota."""
+        project = project_of(name)
+        usage = self.quotas.limited_usage(project)
+        if usage is None:
+            return None
+        artifacts = artifacts() if callable(artifacts) else artifacts
+        held = self.quotas.held(project, list(sizes))
+        adding = sum(size for digest, size in sizes.items() if digest not in held)
+        try:
+            usage.check(adding, artifacts)
+        except QuotaExceededError as refused:
+            detail = refused.detail
+            self.app.change_project(project, lambda p: p.record_quota_exceeded(detail, name, ctx))
+            raise
+        return QuotaCheck(usage, adding, artifacts)
+
+    def warn(self, check: QuotaCheck | None, ctx: RequestContext) -> None:
+        for resource, used, limit in check.usage.warnings(check.adding_bytes, check.adding_artifacts) if check else ():
+            self.app.change_project(check.usage.project, lambda p, r=resource, u=used, lim=limit: (
+                p.record_quota_warning(r, u, lim, ctx)))
