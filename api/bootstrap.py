@@ -26,15 +26,19 @@ from api.tokens import TokenIssuer
 from api.v2.manifest_cache import ManifestCache
 from domain.administration import Administration
 from domain.application import Registry
+from domain.artifacts import Artifacts
 from domain.collector import Collector
 from domain.labels import Labelling
 from domain.ports import BlobStore, SecretBox, SecretHasher
+from domain.project_rules import ProjectRules
 from domain.pulls import PullCounter
 from domain.push_checks import PushChecks
 from domain.registries import Endpoints
 from domain.replication import Policies
 from domain.replicator import Replicator
 from domain.retention_runs import RetentionRunner
+from domain.trash import Trash
+from domain.uploads import Uploads
 from projections.access import AccessProjection, AccessView
 from projections.audit import AuditProjection, AuditView
 from projections.catalog import CatalogProjection, CatalogView
@@ -61,6 +65,10 @@ NATS_PORT = 4222  # a NATS URL's port when it names none
 class Services:
     settings: Settings
     registry: Registry
+    uploads: Uploads
+    artifacts: Artifacts
+    trash: Trash
+    project_rules: ProjectRules
     admin: Administration
     blobs: BlobStore
     manifests: ManifestCache
@@ -217,19 +225,24 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
     immutability = ImmutabilityView(db)
     references = ReferencesView(db)
     quotas = QuotaView(db)
-    registry.checks = PushChecks(
+    checks = PushChecks(
         registry, proxy_registry_of=lambda project: getattr(access.project(project), "proxy_registry", None),
         rule_id=rule_id_lookup(immutability, projections.catch_up), quotas=quotas,
         collectable=references.collectable)
     catalog = CatalogView(db)
     history = HistoryView(db)
     endpoints = Endpoints(registry, secret_box_for(settings))
+    artifacts = Artifacts(registry, checks)
     authenticator = Authenticator(access, admin.hasher, admin, login_failures)
     outbound = outbound_guard_for(settings)
     tokens = TokenIssuer(signing_keys, settings.token_lifetime_seconds, revoked_tokens)
     services = Services(
         settings=settings,
         registry=registry,
+        uploads=Uploads(registry, checks),
+        artifacts=artifacts,
+        trash=Trash(registry, checks),
+        project_rules=ProjectRules(registry),
         admin=admin,
         blobs=blobs,
         manifests=ManifestCache(blobs, settings.cache.manifest_bytes),
@@ -246,7 +259,7 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
         references=references,
         quotas=quotas,
         retention=RetentionView(db),
-        retention_runner=RetentionRunner(registry, history.repositories_as_of),
+        retention_runner=RetentionRunner(registry, history.repositories_as_of, artifacts),
         registries=RegistriesView(db),
         endpoints=endpoints,
         remote_registry=partial(remote_registry_client, outbound),
@@ -255,7 +268,7 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
         policies=Policies(registry, endpoints),
         replication_runs=ReplicationRunsView(db),
         gc=GcView(db),
-        collector=Collector(registry, references, catalog, projections.wait_for),
+        collector=Collector(registry, references, catalog, projections.wait_for, checks.immutable_tags.refuse),
         authenticator=authenticator,
         tokens=tokens,
         authorizer=RegistryAuthorizer(authenticator, tokens, access),

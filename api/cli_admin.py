@@ -115,10 +115,10 @@ def _projects(sub) -> None:
 
 def _repositories(sub) -> None:
     delete = _leaf(sub, "delete", "delete a repository (it can be undeleted until GC takes its bytes)",
-                   lambda s, a: s.registry.delete_repository(a.name, _ctx()))
+                   lambda s, a: s.trash.delete_repository(a.name, _ctx()))
     delete.add_argument("name")
     undelete = _leaf(sub, "undelete", "bring a deleted repository back",
-                     lambda s, a: s.registry.undelete_repository(a.name, _ctx()))
+                     lambda s, a: s.trash.undelete_repository(a.name, _ctx()))
     undelete.add_argument("name")
     deleted = _leaf(sub, "deleted", "list a project's deleted repositories",
                     lambda s, a: _print(s.history.deleted_repositories(a.project)))

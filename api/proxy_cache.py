@@ -164,7 +164,7 @@ class ProxyCache:
 
     def _forget_tag(self, name: str, tag: str, ctx: RequestContext) -> None:
         try:
-            self.services.projections.wait_for(self.services.registry.delete_tag(name, tag, _as_cache(ctx)))
+            self.services.projections.wait_for(self.services.artifacts.delete_tag(name, tag, _as_cache(ctx)))
         except RegistryError as error:  # an immutable tag stays
             log.info("keeping %s:%s, gone upstream: %s", name, tag, error.message)
 
@@ -222,7 +222,7 @@ class ProxyCache:
 
     def _adopt(self, name: str, digest: str, ctx: RequestContext) -> bool:
         """Links bytes the store already holds (the upstream has just shown it has the blob)."""
-        position = self.services.registry.adopt_blob(name, digest, _as_cache(ctx))
+        position = self.services.uploads.adopt_blob(name, digest, _as_cache(ctx))
         if position is None:
             return self.services.catalog.blob_size(name, digest) is not None
         self.services.projections.wait_for(position)
@@ -252,7 +252,7 @@ class ProxyCache:
 
     def _open_upload(self, name: str, digest: str) -> tuple[UploadInfo | None, UploadWriter | None]:
         try:
-            upload = self.services.registry.start_upload(name, caching=True)
+            upload = self.services.uploads.start_upload(name, caching=True)
             return upload, self.services.blobs.upload_writer(upload.upload_id)
         except Exception as error:  # the store: this download goes on, uncached
             log.warning("cannot cache %s@%s: %s", name, digest, getattr(error, "message", error))
@@ -283,8 +283,8 @@ class ProxyCache:
             self._abandon(upload, writer)
             return
         try:
-            position = self.services.registry.complete_upload(name, replace(upload, size=size), digest,
-                                                              _as_cache(ctx))
+            position = self.services.uploads.complete_upload(name, replace(upload, size=size), digest,
+                                                             _as_cache(ctx))
             self.services.projections.wait_for(position)
         except RegistryError as error:  # over quota, or not the bytes the digest names
             log.warning("could not cache %s@%s: %s", name, digest, error.message)
@@ -322,7 +322,7 @@ class ProxyCache:
             manifest = parse_manifest(fetched.data, fetched.media_type, digest)
             for blob in manifest.required_blobs:
                 self._ensure_blob(name, upstream, blob.digest, ctx)
-            _, position = self.services.registry.push_manifest(
+            _, position = self.services.artifacts.push_manifest(
                 name, tag or digest, fetched.data, fetched.media_type, ctx, caching=True)
             self.services.projections.wait_for(position)
         except Exception as error:  # the client was served; the next pull tries again

@@ -28,7 +28,7 @@ class LocalSide:
         return row.digest if row else None
 
     def put_manifest(self, name: str, reference: str, data: bytes, media_type: str) -> str:
-        manifest, position = self.services.registry.push_manifest(name, reference, data, media_type, self.ctx)
+        manifest, position = self.services.artifacts.push_manifest(name, reference, data, media_type, self.ctx)
         self.services.projections.wait_for(position)
         return manifest.digest
 
@@ -43,8 +43,8 @@ class LocalSide:
         yield size, self.services.blobs.read(digest)
 
     def push_blob(self, name: str, digest: str, size: int, chunks: Iterable[bytes]) -> None:
-        registry = self.services.registry
-        upload = registry.start_upload(name)
+        uploads = self.services.uploads
+        upload = uploads.start_upload(name)
         writer = self.services.blobs.upload_writer(upload.upload_id)
         try:
             for chunk in chunks:
@@ -52,18 +52,18 @@ class LocalSide:
             written = writer.commit()
         except BaseException:
             writer.abort()
-            registry.cancel_upload(name, upload.upload_id)
+            uploads.cancel_upload(name, upload.upload_id)
             raise
-        position = registry.complete_upload(name, replace(upload, size=written), digest, self.ctx)
+        position = uploads.complete_upload(name, replace(upload, size=written), digest, self.ctx)
         self.services.projections.wait_for(position)
 
     def mount_blob(self, name: str, digest: str, from_name: str) -> bool:
-        position = self.services.registry.mount_blob(name, digest, from_name, self.ctx)
+        position = self.services.uploads.mount_blob(name, digest, from_name, self.ctx)
         self.services.projections.wait_for(position)
         return position is not None or self.blob_exists(name, digest)
 
     def delete_manifest(self, name: str, digest: str) -> None:
-        self.services.projections.wait_for(self.services.registry.delete_manifest(name, digest, self.ctx))
+        self.services.projections.wait_for(self.services.artifacts.delete_manifest(name, digest, self.ctx))
 
     def referrers(self, name: str, digest: str) -> list[str]:
         return [row.digest for row in self.services.catalog.referrers(name, digest, None)]

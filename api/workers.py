@@ -98,7 +98,7 @@ def record_pulls(services: Services, stop: threading.Event) -> None:
 def flush_pulls(services: Services) -> None:
     for repository, pulls in services.pull_counter.take().items():
         try:
-            services.registry.record_pulls(repository, pulls, SYSTEM)
+            services.artifacts.record_pulls(repository, pulls, SYSTEM)
         except NameUnknownError:
             pass  # the repository went away meanwhile: nothing left to pull
         except Exception:

@@ -78,8 +78,10 @@ class Cutoffs:
 
 class Collector:
     def __init__(self, registry, references: ReferencesReadModel, catalog: CatalogReadModel,
-                 bring_read_models_to: Callable[[int], None]) -> None:
+                 bring_read_models_to: Callable[[int], None],
+                 refuse_immutable: Callable[[Repository, list[str]], None]) -> None:
         self.registry = registry
+        self.refuse_immutable = refuse_immutable  # domain/push_checks.py ImmutableTags.refuse
         self.references = references
         self.catalog = catalog
         self.repositories_linking = catalog.repositories_linking
@@ -198,7 +200,7 @@ class Collector:
             return False
         referrers = [r.digest for r in self.catalog.referrers(name, digest, None) if r.digest in repository.manifests]
         try:
-            self.registry.refuse_immutable(repository, sorted(t for t, d in repository.tags.items() if d in referrers))
+            self.refuse_immutable(repository, sorted(t for t, d in repository.tags.items() if d in referrers))
         except TagImmutableError:
             return False  # an immutable tag on a referrer keeps it, and so its subject
         for referrer in referrers:

@@ -201,6 +201,21 @@ class PushChecks:
         for check in self.in_order:
             check.recorded(push)
 
+    def record(self, push: Push, change: Callable[[Repository], None], existing: bool = False) -> int | None:
+        """Records a push that passed `check`: `change` on its repository (created unless
+        `existing`) once the checks pass again there, then the `recorded` step."""
+
+        def checked_change(repo: Repository) -> None:
+            self.recheck(push, repo)
+            change(repo)
+
+        if existing:
+            position = self.app.change_existing_repository(push.repository, checked_change)
+        else:
+            position = self.app.change_repository(push.repository, push.ctx, checked_change)
+        self.recorded(push)
+        return position
+
 
 def moved(repo: Repository, tag: str, digest: str) -> bool:
     """Whether pointing `tag` at `digest` moves it from another manifest; pointing a new tag,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import KW_ONLY
 from datetime import datetime, timezone
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from eventsourcing.domain import Aggregate
@@ -31,6 +31,9 @@ from domain.errors import (
 from domain.project import Project
 from domain.repository import Repository
 from domain.retention import Artifact, Deletion, Plan, plan
+
+if TYPE_CHECKING:
+    from domain.artifacts import Artifacts
 
 TRIGGERS = ("manual", "schedule", "cli")
 
@@ -92,8 +95,11 @@ class RetentionRun(Aggregate):
 
 
 class RetentionRunner:
-    def __init__(self, registry, repositories_as_of: Callable[[int, str], list[str]]) -> None:
+    def __init__(self, registry, repositories_as_of: Callable[[int, str], list[str]],
+                 artifacts: Artifacts | None = None) -> None:
+        """`artifacts` deletes what a run plans (a runner without it only reads the log)."""
         self.registry = registry
+        self.artifacts = artifacts
         self.repositories_as_of = repositories_as_of
 
     def run(self, project: str, dry_run: bool, trigger: str, ctx: RequestContext,
@@ -143,7 +149,7 @@ class RetentionRunner:
             listed = []  # children of an index deleted later in the pass: again after it
             for deletion in pending:
                 try:
-                    self.registry.delete_manifest_if_tags(deletion.repository, deletion.digest, deletion.tags, ctx)
+                    self.artifacts.delete_manifest_if_tags(deletion.repository, deletion.digest, deletion.tags, ctx)
                     deleted.append(deletion)
                 except StillReferencedError as reason:
                     listed.append((deletion, reason))

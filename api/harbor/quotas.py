@@ -54,8 +54,8 @@ def update_quota(call: Call) -> Response:
     current = call.services.quotas.usage(project.name).limits
     storage = _limit(hard, "storage", current.storage_bytes)
     count = _limit(hard, "count", current.artifacts)
-    call.settle(call.services.registry.set_quota(project.name, QuotaLimits(storage, count, current.warning_percent),
-                                                 call.context))
+    limits = QuotaLimits(storage, count, current.warning_percent)
+    call.settle(call.services.project_rules.set_quota(project.name, limits, call.context))
     return empty()
 
 
@@ -64,8 +64,8 @@ def set_storage_limit(call: Call, project: str, storage_limit: object) -> int | 
     as Harbor does)."""
     if storage_limit is None or not call.principal.system_admin:
         return None
-    return call.services.registry.set_quota(project, QuotaLimits(_limit({"storage": storage_limit}, "storage", None)),
-                                            call.context)
+    limits = QuotaLimits(_limit({"storage": storage_limit}, "storage", None))
+    return call.services.project_rules.set_quota(project, limits, call.context)
 
 
 def _limit(hard: dict, key: str, current: int | None) -> int | None:

@@ -76,7 +76,7 @@ def delete_repository(call: Call) -> Response:
     """Deletes the repository with every artifact and tag (it can be undeleted through
     /api/v1/repositories/{name}/undelete until garbage collection takes its bytes)."""
     _, name = _repository(call, "repository", "delete")
-    call.settle(call.services.registry.delete_repository(name, call.context))
+    call.settle(call.services.trash.delete_repository(name, call.context))
     return empty()
 
 
@@ -101,7 +101,7 @@ def delete_artifact(call: Call) -> Response:
     """Delete an artifact (a manifest) with all its tags."""
     _, name = _repository(call, "artifact", "delete")
     row = _artifact(call, name)
-    call.settle(call.services.registry.delete_manifest(name, row.digest, call.context))
+    call.settle(call.services.artifacts.delete_manifest(name, row.digest, call.context))
     return empty()
 
 
@@ -123,7 +123,7 @@ def create_tag(call: Call) -> Response:
     tag = check_tag(field(body_of(call), "name", str))
     if call.services.catalog.manifest_by_tag(name, tag) is not None:
         raise Problem(409, "conflict", f"the tag {tag} already exists in {name}")
-    call.settle(call.services.registry.point_tag(name, tag, row.digest, call.context))
+    call.settle(call.services.artifacts.point_tag(name, tag, row.digest, call.context))
     return empty(201, {"Location": f"{call.request.url.path.rstrip('/')}/{tag}"})
 
 
@@ -133,7 +133,7 @@ def delete_tag(call: Call) -> Response:
     row, tag = _artifact(call, name), call.param("tag")
     if tag not in {t["name"] for t in _tags_json(call, name, row)}:
         raise not_found(f"the artifact has no tag {tag}")
-    call.settle(call.services.registry.delete_tag(name, tag, call.context))
+    call.settle(call.services.artifacts.delete_tag(name, tag, call.context))
     return empty()
 
 

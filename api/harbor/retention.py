@@ -119,7 +119,7 @@ def create_policy(call: Call) -> Response:
     if call.services.retention.policy(project.name) is not None:
         raise Problem(409, "conflict", f"project {project.name} already has retention policy {project.id}")
     rules, cron = policy_of(body, project, None)
-    call.settle(call.services.registry.set_retention(project.name, rules, cron, call.context))
+    call.settle(call.services.project_rules.set_retention(project.name, rules, cron, call.context))
     return empty(201, {"Location": f"{call.request.url.path.rstrip('/')}/{project.id}"})
 
 
@@ -138,7 +138,7 @@ def update_policy(call: Call) -> Response:
     if body.get("id") is not None and body["id"] != project.id:
         raise bad_request(f"the id in the body ({body['id']!r}) is not the retention id of the path ({project.id})")
     rules, cron = policy_of(body, project, current)
-    call.settle(call.services.registry.set_retention(project.name, rules, cron, call.context))
+    call.settle(call.services.project_rules.set_retention(project.name, rules, cron, call.context))
     return empty()
 
 
@@ -146,7 +146,7 @@ def delete_policy(call: Call) -> Response:
     """Remove the policy; the project's executions stay listed (they are its history)."""
     project = _project(call, call.param("id"), "delete")
     _policy(call, project)
-    call.settle(call.services.registry.remove_retention(project.name, call.context))
+    call.settle(call.services.project_rules.remove_retention(project.name, call.context))
     return empty()
 
 

@@ -14,7 +14,7 @@ def delete_repository(call: Call) -> Response:
     """Delete a repository: every tag, manifest and blob link (refused while a tag in it is
     immutable). It can be undeleted until garbage collection takes its bytes."""
     name = _repository(call, "delete")
-    call.settle(call.services.registry.delete_repository(name, call.context))
+    call.settle(call.services.trash.delete_repository(name, call.context))
     return Response(status_code=204)
 
 
@@ -22,7 +22,7 @@ def undelete_repository(call: Call) -> Response:
     """Bring a deleted repository back as it was (409 once its bytes were collected, or once
     the name was pushed to again)."""
     name = _repository(call, "delete")
-    call.settle(call.services.registry.undelete_repository(name, call.context))
+    call.settle(call.services.trash.undelete_repository(name, call.context))
     return json_response({"name": name, "tags": call.services.history.tags_as_of(
         name, call.services.projections.catch_up())})
 
@@ -42,7 +42,7 @@ def undelete_tag(call: Call) -> Response:
     tag = check_tag(call.param("tag"))
     body = call.body if call.body is not None else {}
     digest = field(body, "digest", str, False, None)
-    call.settle(call.services.registry.undelete_tag(name, tag, call.context, digest))
+    call.settle(call.services.trash.undelete_tag(name, tag, call.context, digest))
     row = call.services.catalog.manifest_by_tag(name, tag)
     return json_response({"tag": tag, "digest": row.digest if row else None})
 

@@ -87,7 +87,7 @@ def restore_tag(call: Call) -> Response:
     digest = call.services.history.tags_as_of(name, position).get(tag)
     if digest is None:
         raise Problem(404, "not-found", f"{name}:{tag} did not exist at that point", {"position": position})
-    call.settle(call.services.registry.point_tag(name, tag, digest, call.context))
+    call.settle(call.services.artifacts.point_tag(name, tag, digest, call.context))
     return json_response({"tag": tag, "digest": digest, "restored_from_position": position})
 
 

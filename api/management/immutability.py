@@ -83,19 +83,19 @@ def _project(call: Call, action: str) -> str:
 
 
 def add_rule(call: Call, project: str, rule: ImmutableRule) -> RuleRow:
-    number, position = call.services.registry.add_immutable_rule(project, rule, call.context)
+    number, position = call.services.project_rules.add_immutable_rule(project, rule, call.context)
     call.settle(position)
     view = call.services.immutability
     return view.rule(view.rule_id(project, number))
 
 
 def change_rule(call: Call, row: RuleRow, rule: ImmutableRule) -> RuleRow:
-    call.settle(call.services.registry.change_immutable_rule(row.project, row.number, rule, call.context))
+    call.settle(call.services.project_rules.change_immutable_rule(row.project, row.number, rule, call.context))
     return call.services.immutability.rule(row.id)
 
 
 def remove_rule(call: Call, row: RuleRow) -> None:
-    call.settle(call.services.registry.remove_immutable_rule(row.project, row.number, call.context))
+    call.settle(call.services.project_rules.remove_immutable_rule(row.project, row.number, call.context))
 
 
 def rule_of(call: Call, project: str, value: str) -> RuleRow:

@@ -33,5 +33,5 @@ def set_quota(call: Call) -> Response:
     body = call.body
     limits = QuotaLimits(field(body, "storage_bytes", int, False, None), field(body, "artifacts", int, False, None),
                          field(body, "warning_percent", int, False, DEFAULT_WARNING_PERCENT))
-    call.settle(call.services.registry.set_quota(project, limits, call.context))
+    call.settle(call.services.project_rules.set_quota(project, limits, call.context))
     return json_response(quota_json(call.services.quotas.usage(project)))

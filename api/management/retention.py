@@ -43,14 +43,14 @@ def put_policy(call: Call) -> Response:
     rules = [_rule(item) for item in field(call.body, "rules", list)]
     cron = field(call.body, "cron", str, False, None)
     cron = str(CronSchedule.parse(cron)) if cron else None
-    call.settle(call.services.registry.set_retention(project, rules, cron, call.context))
+    call.settle(call.services.project_rules.set_retention(project, rules, cron, call.context))
     return get_policy(call)
 
 
 def delete_policy(call: Call) -> Response:
     """Remove the project's retention policy (its runs stay in the history)."""
     project = _project(call, "delete")
-    call.settle(call.services.registry.remove_retention(project, call.context))
+    call.settle(call.services.project_rules.remove_retention(project, call.context))
     return Response(status_code=204)
 
 

@@ -56,7 +56,7 @@ def head_blob(request: Request) -> Response:
         size = services(request).proxy_cache.blob_size(upstream, digest)
         return Response(status_code=200, headers=_blob_headers(digest, size))
     digest, size = _blob_size(request)
-    services(request).registry.retain(digest, "head", context(request))
+    services(request).uploads.retain(digest, "head", context(request))
     return Response(status_code=200, headers=_blob_headers(digest, size))
 
 
@@ -105,6 +105,6 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
 async def delete_blob(request: Request) -> Response:
     digest = check_digest(request.path_params["digest"])
     position = await run_in_threadpool(
-        services(request).registry.unlink_blob, name_of(request), digest, context(request))
+        services(request).uploads.unlink_blob, name_of(request), digest, context(request))
     await settle(request, position)
     return Response(status_code=202, headers={"Docker-Content-Digest": digest})

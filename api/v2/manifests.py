@@ -51,7 +51,7 @@ async def put_manifest(request: Request) -> Response:
     name, reference = name_of(request), request.path_params["reference"]
     body = await _read_limited(request)
     manifest, position = await run_in_threadpool(
-        services(request).registry.push_manifest, name, reference, body,
+        services(request).artifacts.push_manifest, name, reference, body,
         request.headers.get("content-type"), context(request))
     await settle(request, position)
     headers = {"Location": manifest_location(name, manifest.digest),
@@ -63,8 +63,8 @@ async def put_manifest(request: Request) -> Response:
 
 async def delete_manifest(request: Request) -> Response:
     name, reference = name_of(request), request.path_params["reference"]
-    registry = services(request).registry
-    command = registry.delete_manifest if is_digest_reference(reference) else registry.delete_tag
+    artifacts = services(request).artifacts
+    command = artifacts.delete_manifest if is_digest_reference(reference) else artifacts.delete_tag
     position = await run_in_threadpool(command, name, reference, context(request))
     await settle(request, position)
     return Response(status_code=202)

@@ -37,8 +37,7 @@ async def start_blob_upload(request: Request) -> Response:
         response = await _try_mount(request, name, params["mount"], params.get("from"))
         if response is not None:
             return response
-    registry = services(request).registry
-    upload = await run_in_threadpool(registry.start_upload, name)
+    upload = await run_in_threadpool(services(request).uploads.start_upload, name)
     if "digest" not in params:
         return _upload_accepted(name, upload.upload_id, 0, status=202)
     try:
@@ -52,7 +51,7 @@ async def start_blob_upload(request: Request) -> Response:
 
 async def patch_blob_data(request: Request) -> Response:
     name, upload_id = name_of(request), request.path_params["upload_id"]
-    upload = await run_in_threadpool(services(request).registry.get_upload, name, upload_id)
+    upload = await run_in_threadpool(services(request).uploads.get_upload, name, upload_id)
     size = await _receive(request, upload, *_chunk_range(request))
     return _upload_accepted(name, upload_id, size, status=202)
 
@@ -63,20 +62,20 @@ async def put_blob_upload_complete(request: Request) -> Response:
     if not digest:
         raise OciError(DIGEST_INVALID, message="digest query parameter is required")
     digest = check_digest(digest)
-    upload = await run_in_threadpool(services(request).registry.get_upload, name, upload_id)
+    upload = await run_in_threadpool(services(request).uploads.get_upload, name, upload_id)
     size = await _receive(request, upload, *_chunk_range(request))
     return await _complete(request, name, replace(upload, size=size), digest)
 
 
 def get_upload_status(request: Request) -> Response:
     name, upload_id = name_of(request), request.path_params["upload_id"]
-    upload = services(request).registry.get_upload(name, upload_id)
+    upload = services(request).uploads.get_upload(name, upload_id)
     return _upload_accepted(name, upload_id, upload.size, status=204)
 
 
 def cancel_blob_upload(request: Request) -> Response:
     name, upload_id = name_of(request), request.path_params["upload_id"]
-    services(request).registry.cancel_upload(name, upload_id)
+    services(request).uploads.cancel_upload(name, upload_id)
     return Response(status_code=204)
 
 
@@ -88,8 +87,8 @@ async def _try_mount(request: Request, name: str, mount: str, source: str | None
     if not await run_in_threadpool(services(request).authorizer.can, request,
                                    Access("repository", source, "pull")):
         return None
-    registry = services(request).registry
-    position = await run_in_threadpool(registry.mount_blob, name, digest, source, context(request))
+    uploads = services(request).uploads
+    position = await run_in_threadpool(uploads.mount_blob, name, digest, source, context(request))
     if position is None:
         return None
     await settle(request, position)
@@ -99,9 +98,9 @@ async def _try_mount(request: Request, name: str, mount: str, source: str | None
 
 
 async def _complete(request: Request, name: str, upload: UploadInfo, digest: str) -> Response:
-    registry = services(request).registry
+    uploads = services(request).uploads
     position = await run_in_threadpool(
-        registry.complete_upload, name, upload, digest, context(request))
+        uploads.complete_upload, name, upload, digest, context(request))
     await settle(request, position)
     return Response(status_code=201, headers={
         "Location": blob_location(name, digest), "Docker-Content-Digest": digest,

@@ -182,14 +182,14 @@ def setup(data_dir: Path, store: Store) -> dict:
             services.registry.update(Repository.create_id(repo.name), link_all,
                                      create=lambda name=repo.name: Repository.create(name, ctx))
             for image in repo.images:
-                services.registry.push_manifest(repo.name, image.tag, image.manifest, OCI_MANIFEST, ctx)
+                services.artifacts.push_manifest(repo.name, image.tag, image.manifest, OCI_MANIFEST, ctx)
             if number % 100 == 0 or number == len(store.repositories):
                 _progress(f"setup: {number}/{len(store.repositories)} repositories pushed "
                           f"({time.perf_counter() - started:.1f} s)")
         pushed = time.perf_counter()
         for repo in store.repositories:
             if repo.deleted:
-                services.registry.delete_repository(repo.name, ctx)
+                services.trash.delete_repository(repo.name, ctx)
         deleted = time.perf_counter()
         _progress(f"setup: {sum(r.deleted for r in store.repositories)} repositories deleted; "
                   "read models catching up")

@@ -254,7 +254,7 @@ def test_a_rule_of_another_project_has_no_effect(client):
 def test_a_refusal_names_a_rule_the_read_models_have_not_applied_yet(client, services):
     push_manifest(client, "team/app", "v1", "one")
     rule = DomainRule(Selector("**"), Selector("v1"))
-    number, _ = services.registry.add_immutable_rule("team", rule, RequestContext("admin", "test"))  # no wait
+    number, _ = services.project_rules.add_immutable_rule("team", rule, RequestContext("admin", "test"))  # no wait
     error = oci_error(push_manifest(client, "team/app", "v1", "two"))
     rule_id = services.immutability.rule_id("team", number)  # the refusal caught the read models up
     assert rule_id is not None and error["detail"]["rule"] == rule_id

@@ -74,8 +74,8 @@ def test_counts_add_up_and_the_latest_pull_time_stays_whatever_the_order(client,
     digest, _ = push_image(client, "team/app", "v1")
     later, earlier = "2026-11-22T10:00:00+00:00", "2026-11-22T09:00:00+00:00"
     for when, count in ((later, 2), (earlier, 5)):  # a slower node's counts arrive last
-        services.registry.record_pulls("team/app", [{"digest": digest, "tag": "v1", "actor": "admin",
-                                                     "count": count, "last_pulled_at": when}], SYSTEM)
+        services.artifacts.record_pulls("team/app", [{"digest": digest, "tag": "v1", "actor": "admin",
+                                                      "count": count, "last_pulled_at": when}], SYSTEM)
     services.projections.catch_up()
     count, last = services.pulls.of_artifacts("team/app", [digest])[digest]
     as_utc = last if last.tzinfo else last.replace(tzinfo=timezone.utc)  # SQLite gives naive UTC back

@@ -89,7 +89,7 @@ def test_immutable_tags_and_tags_pushed_since_the_plan_are_spared(client, servic
     from domain.context import RequestContext
     from domain.errors import ConflictError
     with pytest.raises(ConflictError):
-        services.registry.delete_manifest_if_tags("team/app", digests[2], (), RequestContext("retention:team", "x"))
+        services.artifacts.delete_manifest_if_tags("team/app", digests[2], (), RequestContext("retention:team", "x"))
 
 
 def test_an_index_and_the_manifests_it_lists_go_together(client):

@@ -172,5 +172,5 @@ def test_a_repository_snapshot_taken_before_manifest_references_existed_is_repla
 
     assert registry.load(repository_id).manifest_references == {image.digest: [config.digest, layer.digest]}
     with pytest.raises(StillReferencedError):
-        registry.unlink_blob("team/old", layer.digest, ctx)
+        services.uploads.unlink_blob("team/old", layer.digest, ctx)
     assert not registry.repository.get(repository_id).lacks_references()  # replayed once, then cached

@@ -8,9 +8,12 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from domain.application import Registry
+from domain.artifacts import Artifacts
 from domain.context import RequestContext
 from domain.errors import BlobUnknownError, ManifestBlobUnknownError, StillReferencedError
+from domain.push_checks import PushChecks
 from domain.repository import Repository
+from domain.uploads import Uploads
 from tests.support.oci import OCI_MANIFEST, digest_of, image_manifest
 
 pytestmark = pytest.mark.both_databases
@@ -19,11 +22,11 @@ CONFIG, LAYER = b'{"os":"linux"}', b"layer"
 
 
 def link(services, name: str, data: bytes) -> None:
-    upload = services.registry.start_upload(name)
+    upload = services.uploads.start_upload(name)
     writer = services.blobs.upload_writer(upload.upload_id)
     writer.write(data)
     writer.commit()
-    services.registry.complete_upload(name, upload, digest_of(data), RequestContext())
+    services.uploads.complete_upload(name, upload, digest_of(data), RequestContext())
 
 
 def test_tag_history_is_a_complete_chain_under_racing_writers(services, settings):
@@ -31,14 +34,14 @@ def test_tag_history_is_a_complete_chain_under_racing_writers(services, settings
     locks do not see each other, so only optimistic concurrency keeps the chain whole."""
     registry, name = services.registry, "team/race"
     other = Registry(services.blobs, env=settings.event_store_env)
+    pushers = (services.artifacts, Artifacts(other, PushChecks(other)))
     link(services, name, CONFIG)
     link(services, name, LAYER)
     manifests = [image_manifest(CONFIG, [LAYER], annotations={"n": str(i)}) for i in range(16)]
 
     def push(numbered: tuple[int, bytes]):
-        app = (registry, other)[numbered[0] % 2]
-        return app.push_manifest(name, "latest", numbered[1], OCI_MANIFEST,
-                                 RequestContext("ci", "req"))
+        return pushers[numbered[0] % 2].push_manifest(name, "latest", numbered[1], OCI_MANIFEST,
+                                                      RequestContext("ci", "req"))
 
     try:
         with ThreadPoolExecutor(8) as pool:
@@ -64,6 +67,7 @@ def test_a_blob_delete_racing_pushes_that_use_the_blob_never_leaves_a_manifest_w
     pushed manifest references it."""
     registry, name = services.registry, "team/race"
     other = Registry(services.blobs, env=settings.event_store_env)
+    pushers = (services.artifacts, Artifacts(other, PushChecks(other)))
     ctx = RequestContext("ci", "req")
     link(services, name, CONFIG)
     manifests = [image_manifest(CONFIG, [LAYER], annotations={"n": str(i)}) for i in range(12)]
@@ -71,13 +75,15 @@ def test_a_blob_delete_racing_pushes_that_use_the_blob_never_leaves_a_manifest_w
     def push(numbered: tuple[int, bytes]) -> None:
         link(services, name, LAYER)
         try:
-            (registry, other)[numbered[0] % 2].push_manifest(name, f"t{numbered[0]}", numbered[1], OCI_MANIFEST, ctx)
+            pushers[numbered[0] % 2].push_manifest(name, f"t{numbered[0]}", numbered[1], OCI_MANIFEST, ctx)
         except ManifestBlobUnknownError:
             pass  # a delete unlinked the layer first: refused, as it must be
 
+    unlinkers = (Uploads(other, PushChecks(other)), services.uploads)
+
     def delete(round_: int) -> None:
         try:
-            (other, registry)[round_ % 2].unlink_blob(name, digest_of(LAYER), ctx)
+            unlinkers[round_ % 2].unlink_blob(name, digest_of(LAYER), ctx)
         except (StillReferencedError, BlobUnknownError):
             pass  # a manifest uses it (or another delete got there first)
 
