@@ -8,8 +8,8 @@ with their capability, each a small service over it, as domain/administration.py
 * domain/artifacts.py: manifests and tags (push, point, delete, pulls);
 * domain/trash.py: deleting a repository, undeleting a repository or a tag;
 * domain/project_rules.py: quotas, immutability rules, retention settings;
-* domain/push_checks.py: the checks every push passes (proxy project, immutable tags, quota,
-  garbage collection's fence), in one list.
+* domain/push_checks.py: the checks every push passes (proxy project, immutable tags, complete
+  references, quota, garbage collection's fence), in one list.
 
 Commands return the notification id that read models must reach before the caller
 answers, so clients read their own writes.

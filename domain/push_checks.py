@@ -26,7 +26,7 @@ from domain.errors import AccessDeniedError, TagImmutableError
 from domain.manifests import ParsedManifest
 from domain.permissions import project_of
 from domain.project import Project
-from domain.quotas import NoQuotas, QuotaAccounting, QuotaReadModel
+from domain.quotas import NoQuotas, QuotaAccounting, QuotaCheck, QuotaReadModel
 from domain.repository import Repository, check_references
 
 if TYPE_CHECKING:
@@ -46,10 +46,12 @@ class Push:
     manifest: ParsedManifest | None = None
     retain: str | None = None  # why it uses the bytes of `sizes` again (Blob.Retained's reason)
     peek: Callable[[], Repository | None] = lambda: None  # the repository as it stands (read only)
-    quota: object = None  # what the quota check learnt, for its warning once recorded
+    quota: QuotaCheck | None = None  # what the quota check learnt, for its warning once recorded
 
 
 class PushCheck:
+    """One check; a step it does not override lets every push pass."""
+
     name = ""
 
     def admit(self, push: Push) -> None:
@@ -166,10 +168,13 @@ class GcFenceCheck(PushCheck):
 
 
 class PushChecks:
+    """The list of checks, and the steps a push path runs over it."""
+
     def __init__(self, app: Registry, *, proxy_registry_of: Callable[[str], str | None] = lambda project: None,
                  rule_id: Callable[[str, int], int | None] = lambda project, number: None,
                  quotas: QuotaReadModel | None = None, collectable: Callable[[str], bool] = lambda digest: False):
-        """The read models' lookups come from the composition root (api/bootstrap.py)."""
+        """The read models' lookups come from the composition root (api/bootstrap.py); without
+        them, no project is a proxy cache or has a quota, and nothing is collectable."""
         self.app = app
         self.proxy_project = ProxyProject(proxy_registry_of)
         self.immutable_tags = ImmutableTags(app, rule_id)
