@@ -20,7 +20,7 @@ them, so only the platforms in use take space.
 
 Everything cached goes through the registry's commands as the actor "proxy-cache" (the pulling
 request's id kept): it is in the log, counts against quotas, and retention and GC treat it as
-anything pushed. Nothing else may push into a proxy-cache project (domain/application.py).
+anything pushed. Nothing else may push into a proxy-cache project (domain/push_checks.py).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ A rule selects repositories — by their name without the project, as Harbor doe
 each with one pattern that it either matches or excludes. A tag is immutable when an enabled
 rule of its repository's project selects both. Rules live in the Project aggregate
 (domain/project.py); the registry refuses, from the log as it stands at each command, to move or
-delete an immutable tag (domain/application.py).
+delete an immutable tag (domain/push_checks.py ImmutableTags).
 
 Patterns follow doublestar (Harbor's matcher): `*` is any run of characters but `/`, `?` one
 character but `/`, `[a-z]` / `[!a-z]` a character class, `{a,b}` alternatives (which may nest
