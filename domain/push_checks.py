@@ -38,7 +38,7 @@ class Push:
     """What a push adds, as the checks see it."""
 
     repository: str
-    ctx: RequestContext | None
+    ctx: RequestContext | None  # None only where an upload starts (admitted, nothing recorded)
     caching: bool = False  # the proxy cache storing what it fetched (the only writer of its projects)
     sizes: dict[str, int] = field(default_factory=dict)  # digests it stores or links -> size
     artifacts: int | Callable[[], int] = 0  # manifests it adds (or a function counting them)
