@@ -17,7 +17,7 @@ from uuid import NAMESPACE_URL, uuid5
 
 from eventsourcing.persistence import IntegrityError
 
-from api.webhook_dispatcher import DispatchPosition
+from background.webhook_dispatcher import DispatchPosition
 from domain.context import SYSTEM
 from domain.repository import Repository
 from projections.replication import PolicyRow

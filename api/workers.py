@@ -16,7 +16,7 @@ from api.bootstrap import Services
 from api.replication_events import follow_for_replication
 from api.replication_worker import run_replication
 from api.scheduler import run_schedules
-from api.webhook_dispatcher import dispatch_webhooks
+from background.webhook_dispatcher import dispatch_webhooks
 from domain.context import SYSTEM
 from domain.errors import NameUnknownError
 

@@ -16,10 +16,10 @@ from harborapi.models import Execution, SupportedWebhookEventTypes, Task, Webhoo
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
-from api import webhook_dispatcher
 from api.app import create_app
-from api.webhook_dispatcher import WebhookDispatcher
 from api.workers import flush_pulls
+from background import webhook_dispatcher
+from background.webhook_dispatcher import WebhookDispatcher
 from domain.context import RequestContext
 from domain.replication_runs import ReplicationTask
 from projections import webhooks as webhooks_model

@@ -36,7 +36,7 @@ from sqlalchemy.exc import IntegrityError
 
 from adapters import webhook_sender
 from api.bootstrap import Services
-from api.webhook_payloads import CONTENT_TYPES, EventFacts, ReplicationFacts, payload
+from background.webhook_payloads import CONTENT_TYPES, EventFacts, ReplicationFacts, payload
 from domain.context import RequestContext
 from domain.event_catalog import describe, is_public
 from domain.replication import PolicySettings, ReplicationPolicy
