@@ -20,10 +20,10 @@ from api.auth import RegistryAuthorizer
 from api.authn import Authenticator
 from api.gc_jobs import GcJobs
 from api.proxy_cache import ProxyCache
-from api.replication_local import LocalSide
 from api.settings import Settings
 from api.tokens import TokenIssuer
 from api.v2.manifest_cache import ManifestCache
+from background.replication_local import LocalSide
 from domain.administration import Administration
 from domain.application import Registry
 from domain.artifacts import Artifacts

@@ -1,6 +1,6 @@
 """The replication job service's commands: start an execution of a policy (plan its tasks),
 run one task (claim it, copy, record the outcome), stop an execution, retry a task. The worker
-pool that calls `run_task` is api/replication_worker.py; the copy itself is domain/transfer.py.
+pool that calls `run_task` is background/replication_worker.py; the copy itself is domain/transfer.py.
 """
 
 from __future__ import annotations

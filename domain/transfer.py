@@ -1,6 +1,6 @@
 """Copying one artifact between two registries through the registry API (storage-agnostic):
 the core of replication (issue 8). Both ends are `Side`s — this registry
-(api/replication_local.py) or a remote one (adapters/registry_client.py) — so push- and
+(background/replication_local.py) or a remote one (adapters/registry_client.py) — so push- and
 pull-based replication are the same code.
 
 For a manifest: the children of an index first, then every blob the target lacks — streamed,

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from api.replication_local import LocalSide
+from background.replication_local import LocalSide
 from domain.context import RequestContext
 from domain.transfer import copy_artifact
 from tests.support.oci import OCI_INDEX, OCI_MANIFEST, descriptor, digest_of, image_manifest, push_blob, push_image

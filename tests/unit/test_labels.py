@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from api.replication_events import tasks_for
+from background.replication_events import tasks_for
 from domain.context import RequestContext
 from domain.errors import ConflictError, InvalidInputError, ManifestUnknownError, NotFoundError
 from domain.labels import Label, LabelKey

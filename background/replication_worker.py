@@ -2,7 +2,7 @@
 taken from the read model's due tasks — pending, retrying whose time has come, or running with a
 lease that ran out (a worker that died, a node restarted) — and claimed on the task aggregate, so
 several processes and nodes can run pools side by side. Event-based policies are fed by
-api/replication_events.py; this only runs what is recorded."""
+background/replication_events.py; this only runs what is recorded."""
 
 from __future__ import annotations
 
