@@ -18,11 +18,11 @@ from adapters.signing_keys import SigningKeyFile, SigningKeyTable
 from adapters.storage.filesystem import FilesystemBlobStore
 from api.auth import RegistryAuthorizer
 from api.authn import Authenticator
-from api.gc_jobs import GcJobs
 from api.proxy_cache import ProxyCache
 from api.settings import Settings
 from api.tokens import TokenIssuer
 from api.v2.manifest_cache import ManifestCache
+from background.gc_jobs import GcJobs
 from background.replication_local import LocalSide
 from domain.administration import Administration
 from domain.application import Registry

@@ -13,9 +13,9 @@ from typing import Callable
 
 from adapters.nats_relay import relay_events
 from api.bootstrap import Services
-from api.scheduler import run_schedules
 from background.replication_events import follow_for_replication
 from background.replication_worker import run_replication
+from background.scheduler import run_schedules
 from background.webhook_dispatcher import dispatch_webhooks
 from domain.context import SYSTEM
 from domain.errors import NameUnknownError

@@ -10,10 +10,10 @@ from datetime import datetime, timezone
 import orjson
 from starlette.responses import PlainTextResponse, Response
 
-from api.gc_jobs import set_schedule
 from api.harbor.common import bad_request, body_of, empty, not_found, paged
 from api.management.common import Call, json_response, page_params
 from api.request_input import by_id
+from background.gc_jobs import set_schedule
 from domain.cron import CronSchedule
 from projections.gc import RunRow
 

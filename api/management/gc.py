@@ -6,10 +6,10 @@ from dataclasses import replace
 
 from starlette.responses import Response
 
-from api.gc_jobs import set_schedule
 from api.management.common import Call, field, json_response, page_params, paged
 from api.management.problems import Problem
 from api.request_input import bounded, by_id
+from background.gc_jobs import set_schedule
 from projections.gc import RunRow, ScheduleRow
 
 MAX_GRACE_SECONDS = 100 * 365 * 24 * 3600  # a cutoff further back than that is before any data

@@ -364,7 +364,7 @@ async def test_harbor_gc_api_starts_runs_and_keeps_the_schedule(client, services
 
 
 def test_the_scheduler_starts_each_slot_once(client, services):
-    from api import gc_jobs, scheduler
+    from background import gc_jobs, scheduler
 
     client.put("/api/v1/gc/schedule", json={"cron": "* * * * * *", "grace_period_seconds": 0})
     checked = datetime.now(timezone.utc)

@@ -125,7 +125,7 @@ def test_policies_are_validated_and_need_maintainers(client):
 
 
 def test_the_scheduler_runs_a_policy_once_per_slot(client, services):
-    from api import scheduler
+    from background import scheduler
 
     push_releases(client, "team/app", 3)
     client.put("/api/v1/projects/team/retention", json={**KEEP_TWO_RELEASES, "cron": "* * * * * *"})

@@ -1,5 +1,5 @@
 """Garbage collection runs started from the API (on a thread of their own, so the request
-answers at once), the command line and the schedule (api/scheduler.py)."""
+answers at once), the command line and the schedule (background/scheduler.py)."""
 
 from __future__ import annotations
 
