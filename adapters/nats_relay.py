@@ -241,6 +241,6 @@ async def _pause(stop: threading.Event, seconds: float) -> None:
 
 
 def relay_events(services, stop: threading.Event) -> None:
-    """The background worker (api/workers.py) of a serving process whose settings name NATS."""
+    """The background worker (background/runner.py) of a serving process whose settings name NATS."""
     events = services.settings.events
     NatsRelay(services.registry, events.nats_url.split(","), events.source).run(stop)

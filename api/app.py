@@ -11,7 +11,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from api import logs, workers
+from api import logs
 from api.bootstrap import Services, bootstrap
 from api.errors import ErrorCode, OciError, error_response, render_oci_error
 from api.harbor.common import PREFIX as HARBOR_PREFIX
@@ -26,6 +26,7 @@ from api.settings import Settings
 from api.token_service import get_token
 from api.ui.routes import ui_routes
 from api.v2.routes import v2_routes
+from background import runner
 from domain.errors import RegistryError, StorageUnavailableError
 
 log = logging.getLogger("portlog")
@@ -41,7 +42,7 @@ def app_from_environment() -> Starlette:
 def create_app(services: Services, owns_services: bool = False) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
-        stop_workers = workers.start(services)
+        stop_workers = runner.start(services)
         try:
             yield
         finally:

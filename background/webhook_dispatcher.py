@@ -1,4 +1,4 @@
-"""The webhook dispatcher: a background worker of every serving process (api/workers.py).
+"""The webhook dispatcher: a background worker of every serving process (background/runner.py).
 
 It follows the event log from a durable position of its own (`webhook_dispatch_positions`, in
 the read-model database, outside any projection so a rebuild leaves it alone), never beyond
@@ -63,7 +63,7 @@ FIRST_RETRY_SECONDS, MAX_RETRY_SECONDS = 1.0, 600.0
 LEASE_SECONDS = webhook_sender.CONNECT_TIMEOUT_SECONDS + webhook_sender.READ_TIMEOUT_SECONDS + 30
 BATCH = 500
 MAX_ERROR_LENGTH = 500
-CLOSE_TIMEOUT_SECONDS = 4.0  # within the 5 s api/workers.py gives a worker to stop
+CLOSE_TIMEOUT_SECONDS = 4.0  # within the 5 s background/runner.py gives a worker to stop
 
 metadata = MetaData()
 dispatch_positions = Table(

@@ -17,8 +17,8 @@ from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from api.app import create_app
-from api.workers import flush_pulls
 from background import webhook_dispatcher
+from background.runner import flush_pulls
 from background.webhook_dispatcher import WebhookDispatcher
 from domain.context import RequestContext
 from domain.replication_runs import ReplicationTask
