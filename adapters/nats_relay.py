@@ -238,9 +238,3 @@ async def _pause(stop: threading.Event, seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while not stop.is_set() and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
-
-
-def relay_events(services, stop: threading.Event) -> None:
-    """The background worker (background/runner.py) of a serving process whose settings name NATS."""
-    events = services.settings.events
-    NatsRelay(services.registry, events.nats_url.split(","), events.source).run(stop)

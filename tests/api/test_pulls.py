@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from background.runner import flush_pulls
+from background.pulls import flush_pulls
 from domain.context import SYSTEM
 from domain.repository import Repository
 from tests.support.auth import bearer, token

@@ -18,7 +18,7 @@ from starlette.testclient import TestClient
 
 from api.app import create_app
 from background import webhook_dispatcher
-from background.runner import flush_pulls
+from background.pulls import flush_pulls
 from background.webhook_dispatcher import WebhookDispatcher
 from domain.context import RequestContext
 from domain.replication_runs import ReplicationTask
