@@ -12,7 +12,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from api import logs
-from api.bootstrap import Services, bootstrap
 from api.errors import ErrorCode, OciError, error_response, render_oci_error
 from api.harbor.common import PREFIX as HARBOR_PREFIX
 from api.harbor.common import harbor_error, render_harbor_error
@@ -22,11 +21,12 @@ from api.management.routes import management_routes
 from api.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from api.oauth_token import post_token
 from api.request_input import InputError
-from api.settings import Settings
 from api.token_service import get_token
 from api.ui.routes import ui_routes
 from api.v2.routes import v2_routes
 from background import runner
+from config.bootstrap import Services, bootstrap
+from config.settings import Settings
 from domain.errors import RegistryError, StorageUnavailableError
 
 log = logging.getLogger("portlog")

@@ -17,7 +17,7 @@ import threading
 
 from api.cli_admin import NoRegistry, registry_location, require_registry
 from api.cli_admin import add_commands as add_admin_commands
-from api.settings import LOG_LEVELS, ConfigError, Settings
+from config.settings import LOG_LEVELS, ConfigError, Settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,9 +145,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     from api import logs
     from api.app import create_app
-    from api.bootstrap import bootstrap
     from api.malloc_arenas import limit_malloc_arenas
     from api.server_protocol import HeaderDeadlineProtocol
+    from config.bootstrap import bootstrap
 
     limit_malloc_arenas()
     settings = _settings(args)
@@ -228,7 +228,7 @@ def _accepts(host: str, port: int) -> bool:
 
 
 def _init(args: argparse.Namespace) -> int:
-    from api.bootstrap import bootstrap, registry_exists
+    from config.bootstrap import bootstrap, registry_exists
 
     settings = _settings(args)
     existed = registry_exists(settings)
@@ -243,7 +243,7 @@ def _init(args: argparse.Namespace) -> int:
 
 def _rebuild(args: argparse.Namespace) -> int:
     from adapters.serving_processes import ServingProcesses
-    from api.bootstrap import bootstrap
+    from config.bootstrap import bootstrap
 
     settings = _settings(args)
     require_registry(settings)

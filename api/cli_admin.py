@@ -18,7 +18,7 @@ import orjson
 
 from api.management.problems import Problem
 from api.request_input import as_id
-from api.settings import Settings
+from config.settings import Settings
 from domain.context import RequestContext
 from domain.errors import RegistryError
 from domain.permissions import Role
@@ -386,7 +386,7 @@ TAIL_DEFAULT = 10
 
 
 def _rotate_keys(args) -> int:
-    from api.bootstrap import signing_keys_for
+    from config.bootstrap import signing_keys_for
     from projections.database import ReadModelDatabase
 
     settings: Settings = args.settings_of(args)
@@ -420,7 +420,7 @@ class NoRegistry(Exception):
 
 
 def require_registry(settings: Settings) -> None:
-    from api.bootstrap import registry_exists
+    from config.bootstrap import registry_exists
 
     if registry_exists(settings):
         return
@@ -441,7 +441,7 @@ def registry_location(settings: Settings) -> str:
 
 @contextmanager
 def _services(settings: Settings):
-    from api.bootstrap import bootstrap
+    from config.bootstrap import bootstrap
 
     require_registry(settings)
     services = bootstrap(settings)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from api.bootstrap import Services
+from config.bootstrap import Services
 
 log = logging.getLogger("portlog")
 FOLLOW_INTERVAL_SECONDS = 1.0

@@ -15,13 +15,13 @@ import threading
 from typing import Callable
 
 from adapters.nats_relay import NatsRelay
-from api.bootstrap import Services
 from background.housekeeping import follow_log, forget_expired_logins, remove_stale_uploads
 from background.pulls import record_pulls
 from background.replication_events import follow_for_replication
 from background.replication_worker import run_replication
 from background.scheduler import run_schedules
 from background.webhook_dispatcher import dispatch_webhooks
+from config.bootstrap import Services
 
 Worker = Callable[[Services, threading.Event], None]
 

@@ -35,8 +35,8 @@ from sqlalchemy import BigInteger, Column, MetaData, String, Table, select, upda
 from sqlalchemy.exc import IntegrityError
 
 from adapters import webhook_sender
-from api.bootstrap import Services
 from background.webhook_payloads import CONTENT_TYPES, EventFacts, ReplicationFacts, payload
+from config.bootstrap import Services
 from domain.context import RequestContext
 from domain.event_catalog import describe, is_public
 from domain.replication import PolicySettings, ReplicationPolicy

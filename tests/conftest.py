@@ -10,8 +10,8 @@ from starlette.testclient import TestClient
 
 from adapters.passwords import Argon2SecretHasher
 from api.app import create_app
-from api.bootstrap import bootstrap
-from api.settings import Settings
+from config.bootstrap import bootstrap
+from config.settings import Settings
 from domain.context import RequestContext
 from infra.services import distribution as distribution_registry
 from infra.services import postgres

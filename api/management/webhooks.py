@@ -16,7 +16,7 @@ from starlette.responses import Response
 from api.management.common import Call, field, json_response, page_params, paged
 from api.management.problems import Problem
 from api.request_input import by_id
-from api.settings import MASK
+from config.settings import MASK
 from domain.webhooks import EVENT_TYPES, PolicySettings, Target, Webhooks
 from projections.webhooks import AttemptRow, DeliveryFilter, DeliveryRow, PolicyRow
 

@@ -7,7 +7,7 @@ from urllib.parse import quote
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from api.bootstrap import Services
+from config.bootstrap import Services
 from domain.context import RequestContext
 
 

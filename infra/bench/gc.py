@@ -149,8 +149,8 @@ def plan(manifests: int, blobs: int) -> Store:
 
 def _services(data_dir: Path):
     from adapters.passwords import Argon2SecretHasher
-    from api.bootstrap import bootstrap
-    from api.settings import Settings
+    from config.bootstrap import bootstrap
+    from config.settings import Settings
 
     return bootstrap(Settings(data_dir=data_dir, admin_password="x"), hasher=Argon2SecretHasher(fast=True))
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from api.settings import Settings
+from config.settings import Settings
 from infra.bench import machine
 from infra.bench.protocol import Image, digest_of, expect, get_manifest, push_image
 from infra.bench.servers import PROJECT, REPO_ROOT, Server, start_distribution, start_portlog

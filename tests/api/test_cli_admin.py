@@ -13,8 +13,8 @@ from starlette.testclient import TestClient
 
 from adapters.registry_client import RegistryClient
 from api.app import create_app
-from api.bootstrap import bootstrap
-from api.settings import Settings
+from config.bootstrap import bootstrap
+from config.settings import Settings
 from tests.support.oci import push_image
 from tests.support.outbound import LOOPBACK, LOOPBACK_ALLOWED
 from tests.support.server import ADMIN_PASSWORD, REPO_ROOT

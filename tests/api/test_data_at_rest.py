@@ -9,7 +9,7 @@ import stat
 from pathlib import Path
 
 from adapters.passwords import Argon2SecretHasher
-from api.bootstrap import bootstrap
+from config.bootstrap import bootstrap
 from tests.support.oci import push_image
 
 

@@ -9,7 +9,7 @@ from starlette.testclient import TestClient
 
 from adapters.passwords import Argon2SecretHasher
 from api.app import create_app
-from api.bootstrap import bootstrap
+from config.bootstrap import bootstrap
 from tests.support.auth import PASSWORD, create_user
 from tests.support.server import ADMIN_PASSWORD
 

@@ -11,8 +11,8 @@ from starlette.testclient import TestClient
 
 from adapters.passwords import Argon2SecretHasher
 from api.app import create_app
-from api.bootstrap import bootstrap
-from api.settings import CacheConfig, Settings
+from config.bootstrap import bootstrap
+from config.settings import CacheConfig, Settings
 from domain.context import RequestContext
 from tests.support.oci import push_image
 from tests.support.server import ADMIN_PASSWORD
@@ -32,7 +32,7 @@ def test_cache_bounds_come_from_variables_and_the_config_file(tmp_path):
 
 
 def test_an_aggregate_cache_of_zero_is_refused():
-    from api.settings import ConfigError
+    from config.settings import ConfigError
 
     with pytest.raises(ConfigError) as raised:
         Settings.from_env({"PORTLOG_CACHE_AGGREGATES": "0"})

@@ -13,8 +13,8 @@ from dataclasses import replace
 import pytest
 
 from adapters.outbound import OwnService
-from api.bootstrap import outbound_guard_for
-from api.settings import Settings
+from config.bootstrap import outbound_guard_for
+from config.settings import Settings
 from domain.context import RequestContext
 from domain.registries import EndpointSettings
 from domain.webhooks import PolicySettings, Target, Webhooks

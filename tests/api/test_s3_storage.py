@@ -12,8 +12,8 @@ from starlette.testclient import TestClient
 
 from adapters.passwords import Argon2SecretHasher
 from api.app import create_app
-from api.bootstrap import bootstrap
-from api.settings import Settings
+from config.bootstrap import bootstrap
+from config.settings import Settings
 from domain.context import RequestContext
 from tests.support.oci import OCI_MANIFEST, digest_of, push_blob, push_image
 from tests.support.seaweed import CuttableProxy, s3_store

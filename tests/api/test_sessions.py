@@ -10,8 +10,8 @@ from starlette.testclient import TestClient
 
 from adapters.passwords import Argon2SecretHasher
 from api.app import create_app
-from api.bootstrap import bootstrap
 from api.sessions import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE, SESSION_SECONDS
+from config.bootstrap import bootstrap
 from tests.api.test_robots import create_robot
 from tests.support.oci import push_image
 from tests.support.server import ADMIN_PASSWORD

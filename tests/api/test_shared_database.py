@@ -12,8 +12,8 @@ from starlette.testclient import TestClient
 from adapters.passwords import Argon2SecretHasher
 from adapters.signing_keys import SigningKeyTable
 from api.app import create_app
-from api.bootstrap import bootstrap
 from api.cli import main
+from config.bootstrap import bootstrap
 from tests.support.auth import bearer, token
 from tests.support.oci import OCI_MANIFEST, image_manifest, push_blob, push_image
 from tests.support.server import ADMIN_PASSWORD

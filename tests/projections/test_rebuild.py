@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import select
 
-from api.bootstrap import bootstrap
+from config.bootstrap import bootstrap
 from domain.context import RequestContext
 from projections import (
     access,

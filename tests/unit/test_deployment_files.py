@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from api.settings import Settings
+from config.settings import Settings
 
 COMPOSE = Path(__file__).resolve().parents[2] / "infra" / "compose"
 

@@ -8,8 +8,8 @@ import stat
 import pytest
 
 from adapters.secret_box import AesGcmSecretBox, NoSecretBox, key_file_text
-from api.bootstrap import secret_box_for
-from api.settings import Settings
+from config.bootstrap import secret_box_for
+from config.settings import Settings
 from domain.errors import ConflictError, InvalidInputError
 
 KEY = "k" * 32

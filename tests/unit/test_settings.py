@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from adapters.storage.filesystem import FilesystemBlobStore
-from api.bootstrap import blob_store_for
-from api.settings import ConfigError, Settings
+from config.bootstrap import blob_store_for
+from config.settings import ConfigError, Settings
 
 SCALE_OUT_ENV = {
     "PORTLOG_DATABASE_URL": "postgresql://registry:p%40ss%2Fw@db.internal:5433/registry",
@@ -316,7 +316,7 @@ def test_s3_storage_builds_the_s3_blob_store_with_the_configured_values(tmp_path
 
 
 def test_the_configuration_doc_lists_every_variable_and_file_key():
-    from api.settings import _ENV_KEYS, _FILE_SECTIONS, _FILE_TOP_LEVEL
+    from config.settings import _ENV_KEYS, _FILE_SECTIONS, _FILE_TOP_LEVEL
 
     doc = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
     names = [*_ENV_KEYS, "PORTLOG_CONFIG", *_FILE_TOP_LEVEL,

@@ -19,11 +19,11 @@ from adapters.storage.filesystem import FilesystemBlobStore
 from api.auth import RegistryAuthorizer
 from api.authn import Authenticator
 from api.proxy_cache import ProxyCache
-from api.settings import Settings
 from api.tokens import TokenIssuer
 from api.v2.manifest_cache import ManifestCache
 from background.gc_jobs import GcJobs
 from background.replication_local import LocalSide
+from config.settings import Settings
 from domain.administration import Administration
 from domain.application import Registry
 from domain.artifacts import Artifacts
