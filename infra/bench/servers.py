@@ -122,7 +122,7 @@ def start_portlog(directory: Path, source: Path = REPO_ROOT, *, name: str = "Por
     sys.path, so `source` (this checkout, or an exported commit) is the code that runs, with
     this virtual environment's dependencies."""
     port, password = free_port(), secrets.token_urlsafe(16)
-    command = [sys.executable, "-m", "api.cli", "serve", "--host", HOST, "--port", str(port),
+    command = [sys.executable, "-m", "cli", "serve", "--host", HOST, "--port", str(port),
                "--data-dir", str(directory / "data"), "--no-access-log"]
     env = {**os.environ, **(backends or {}), "PORTLOG_ADMIN_PASSWORD": password}
     server = _start(name, command, port, directory, cwd=source, env=env)

@@ -21,7 +21,7 @@ from tests.support.server import ADMIN_PASSWORD, REPO_ROOT
 
 
 def portlog(data_dir, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "api.cli", *args, "--data-dir", str(data_dir)],
+    return subprocess.run([sys.executable, "-m", "cli", *args, "--data-dir", str(data_dir)],
                           cwd=REPO_ROOT, input=stdin, capture_output=True, text=True, timeout=60,
                           env={"PORTLOG_ADMIN_PASSWORD": ADMIN_PASSWORD, "PATH": "/usr/bin:/bin"})
 
@@ -174,7 +174,7 @@ def test_create_commands_print_what_they_created_and_json_for_scripts(tmp_path):
 
 def run_elsewhere(cwd, *args: str, env: dict | None = None) -> subprocess.CompletedProcess[str]:
     """`portlog ARGS` in a directory of the user's, without --data-dir."""
-    return subprocess.run([sys.executable, "-m", "api.cli", *args], cwd=cwd, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "cli", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=60, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO_ROOT), **(env or {})})
 
 
@@ -223,7 +223,7 @@ def test_on_postgresql_no_registry_means_no_event_log(tmp_path, new_postgres_dat
 
 
 def test_a_bad_option_prints_the_usage_of_the_command_it_was_given_to(capsys):
-    from api.cli import main
+    from cli.main import main
 
     wrong = main_exit(main, ["gc", "run", "--dryrun"], capsys)
     assert wrong.startswith("usage: portlog gc run [-h] [--dry-run]")
@@ -246,7 +246,7 @@ def leaf_commands() -> list[list[str]]:
     """Every command path of `portlog` that takes no further subcommand."""
     import argparse
 
-    from api.cli import build_parser
+    from cli.main import build_parser
 
     def walk(parser, path):
         subparsers = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]

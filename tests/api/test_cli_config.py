@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from api.cli import main
+from cli.main import main
 from tests.support.server import REPO_ROOT, free_port
 
 PORTLOG_VARIABLES = ("PORTLOG_CONFIG", "PORTLOG_HOST", "PORTLOG_PORT", "PORTLOG_WORKERS", "PORTLOG_LOG_LEVEL",
@@ -38,7 +38,7 @@ def clean_environment(monkeypatch):
 
 
 def portlog(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "api.cli", *args], cwd=REPO_ROOT, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "cli", *args], cwd=REPO_ROOT, capture_output=True, text=True,
                           timeout=timeout, env={"PATH": "/usr/bin:/bin", **(env or {})})
 
 
@@ -127,7 +127,7 @@ def test_serve_listens_where_the_config_file_says(tmp_path):
     config = tmp_path / "portlog.toml"
     config.write_text(f'data_dir = "{tmp_path / "data"}"\nadmin_password = "Admin-Pass-1"\n\n'
                       f'[server]\nport = {port}\nlog_level = "warning"\naccess_log = false\n')
-    process = subprocess.Popen([sys.executable, "-m", "api.cli", "serve"], cwd=REPO_ROOT,
+    process = subprocess.Popen([sys.executable, "-m", "cli", "serve"], cwd=REPO_ROOT,
                                env={"PATH": "/usr/bin:/bin", "PORTLOG_CONFIG": str(config)},
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from api.cli import main
+from cli.main import main
 from domain.event_catalog import is_public
 from tests.support.auth import PASSWORD, create_user, grant
 from tests.support.oci import push_image

@@ -156,7 +156,7 @@ def test_a_dry_run_as_of_a_time_before_the_log_says_nothing_existed_then(client)
 
 
 def test_the_cli_dry_run_as_of_before_the_log_says_so(client, settings, capsys, monkeypatch):
-    from api.cli import main
+    from cli.main import main
 
     client.put("/api/v1/projects/team/retention", json=KEEP_TWO_RELEASES)
     if settings.event_database.kind == "postgres":

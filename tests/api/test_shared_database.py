@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 from adapters.passwords import Argon2SecretHasher
 from adapters.signing_keys import SigningKeyTable
 from api.app import create_app
-from api.cli import main
+from cli.main import main
 from config.bootstrap import bootstrap
 from tests.support.auth import bearer, token
 from tests.support.oci import OCI_MANIFEST, image_manifest, push_blob, push_image

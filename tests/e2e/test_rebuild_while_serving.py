@@ -15,7 +15,7 @@ pytestmark = pytest.mark.e2e
 
 
 def rebuild(data_dir) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "api.cli", "projections", "rebuild", "--data-dir", str(data_dir)],
+    return subprocess.run([sys.executable, "-m", "cli", "projections", "rebuild", "--data-dir", str(data_dir)],
                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
 
 

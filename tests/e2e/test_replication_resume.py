@@ -87,7 +87,7 @@ def statuses(server, execution: str) -> tuple[str, dict[str, str]]:
 
 def tasks_on_disk(data_dir: Path, execution: str) -> dict[str, dict]:
     """The tasks as the dead process left them in the log (`portlog replication tasks`)."""
-    result = subprocess.run([sys.executable, "-m", "api.cli", "replication", "tasks", execution.rsplit("/", 1)[1],
+    result = subprocess.run([sys.executable, "-m", "cli", "replication", "tasks", execution.rsplit("/", 1)[1],
                              "--data-dir", str(data_dir)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     return {task["destination"]: task for task in json.loads(result.stdout)}

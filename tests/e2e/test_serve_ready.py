@@ -20,7 +20,7 @@ def test_ready_is_printed_once_listening_and_not_when_the_port_is_taken(tmp_path
         log = server.log_path.read_text()
         assert log.count(f"ready on http://127.0.0.1:{server.port}\n") == 1
         assert log.index("Application startup complete") < log.index("ready on")
-        second = subprocess.run([sys.executable, "-m", "api.cli", "serve", "--port", str(server.port),
+        second = subprocess.run([sys.executable, "-m", "cli", "serve", "--port", str(server.port),
                                  "--data-dir", str(tmp_path / "other")], cwd=REPO_ROOT, capture_output=True,
                                 text=True, timeout=60, env={**os.environ, "PORTLOG_ADMIN_PASSWORD": ADMIN_PASSWORD})
         assert second.returncode != 0 and "address already in use" in second.stderr

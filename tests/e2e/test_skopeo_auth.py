@@ -95,7 +95,7 @@ def test_documented_push_only_robot_pushes(image, live_server):
     web:repository:push`, made with the command line beside the running server: a push needs to
     read (skopeo checks for the blobs first), so push implies pull."""
     created = subprocess.run(
-        [sys.executable, "-m", "api.cli", "admin", "robots", "create", "pushonly", "--project", "team",
+        [sys.executable, "-m", "cli", "admin", "robots", "create", "pushonly", "--project", "team",
          "--permission", "team:repository:push", "--days", "90", "--data-dir", str(live_server.data_dir)],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
     assert created.returncode == 0, created.stderr

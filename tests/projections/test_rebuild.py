@@ -93,7 +93,7 @@ def test_cli_rebuild_matches(client, services, settings):
     on_postgres = {"PORTLOG_DATABASE_URL": settings.event_database.url()} \
         if settings.event_database.kind == "postgres" else {}
     result = subprocess.run(
-        [sys.executable, "-m", "api.cli", "projections", "rebuild", "--data-dir", str(settings.data_dir)],
+        [sys.executable, "-m", "cli", "projections", "rebuild", "--data-dir", str(settings.data_dir)],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, env={**os.environ, **on_postgres})
     assert result.returncode == 0, result.stderr
     assert "catalog: rebuilt to position" in result.stdout

@@ -84,7 +84,7 @@ def start_server(data_dir: Path, log_path: Path, extra_env: dict[str, str] | Non
     port = free_port()
     env = {**os.environ, "PORTLOG_ADMIN_PASSWORD": ADMIN_PASSWORD,
            "PORTLOG_OUTBOUND_ALLOW": ",".join(LOOPBACK), **(extra_env or {})}
-    command = [sys.executable, "-m", "api.cli", "serve", "--port", str(port),
+    command = [sys.executable, "-m", "cli", "serve", "--port", str(port),
                "--data-dir", str(data_dir), "--no-access-log"]
     log = open(log_path, "wb")
     process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -15,8 +15,8 @@ import socket
 import sys
 import threading
 
-from api.cli_admin import NoRegistry, registry_location, require_registry
-from api.cli_admin import add_commands as add_admin_commands
+from cli.admin import NoRegistry, registry_location, require_registry
+from cli.admin import add_commands as add_admin_commands
 from config.settings import LOG_LEVELS, ConfigError, Settings
 
 
@@ -145,8 +145,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     from api import logs
     from api.app import create_app
-    from api.malloc_arenas import limit_malloc_arenas
     from api.server_protocol import HeaderDeadlineProtocol
+    from cli.malloc_arenas import limit_malloc_arenas
     from config.bootstrap import bootstrap
 
     limit_malloc_arenas()
@@ -262,6 +262,3 @@ def _rebuild(args: argparse.Namespace) -> int:
         services.close()
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())
