@@ -333,9 +333,9 @@ def _delete_user(services, args) -> None:
 
 
 def _audit(args) -> int:
-    from api.audit_export import export
     from api.management.history import parse_time
     from projections.audit import AuditFilter
+    from projections.audit_export import export
 
     def run(services, args):
         where = AuditFilter(actor=args.actor, project=args.project, repository=args.repository,
@@ -348,7 +348,7 @@ def _audit(args) -> int:
 
 
 def _tail_events(args) -> int:
-    from api.event_log import EventQuery, read_events
+    from adapters.event_log import EventQuery, read_events
 
     def run(services, args):
         after = _tail_start(services, args)

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 from starlette.responses import Response
 
-from api.event_log import EventQuery, read_events
+from adapters.event_log import EventQuery, read_events
 from api.management.common import Call, json_response
 from api.request_input import parse_int
 

@@ -10,13 +10,13 @@ from datetime import datetime, timezone
 
 from starlette.responses import Response, StreamingResponse
 
-from api.audit_export import MEDIA_TYPES, export
 from api.management.common import Call, field, json_response, url_with
 from api.management.problems import Problem
 from api.request_input import as_id, parse_int
 from domain.names import check_name, check_tag
 from domain.permissions import Grant, Principal, RobotPermission, Role, project_of, repository_actions
 from projections.audit import AuditFilter
+from projections.audit_export import MEDIA_TYPES, export
 
 
 def parse_as_of(call: Call, value: str | None) -> int | None:
