@@ -316,11 +316,11 @@ def test_s3_storage_builds_the_s3_blob_store_with_the_configured_values(tmp_path
 
 
 def test_the_configuration_doc_lists_every_variable_and_file_key():
-    from config.settings import _ENV_KEYS, _FILE_SECTIONS, _FILE_TOP_LEVEL
+    from config.layers import ENV_KEYS, FILE_SECTIONS, FILE_TOP_LEVEL
 
     doc = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
-    names = [*_ENV_KEYS, "PORTLOG_CONFIG", *_FILE_TOP_LEVEL,
-             *(f"{section}.{key}" for section, keys in _FILE_SECTIONS.items() for key in keys)]
+    names = [*ENV_KEYS, "PORTLOG_CONFIG", *FILE_TOP_LEVEL,
+             *(f"{section}.{key}" for section, keys in FILE_SECTIONS.items() for key in keys)]
     assert [name for name in names if f"`{name}`" not in doc] == []
 
 
