@@ -173,7 +173,7 @@ class PushChecks:
     def __init__(self, app: Registry, *, proxy_registry_of: Callable[[str], str | None] = lambda project: None,
                  rule_id: Callable[[str, int], int | None] = lambda project, number: None,
                  quotas: QuotaReadModel | None = None, collectable: Callable[[str], bool] = lambda digest: False):
-        """The read models' lookups come from the composition root (api/bootstrap.py); without
+        """The read models' lookups come from the composition root (config/bootstrap.py); without
         them, no project is a proxy cache or has a quota, and nothing is collectable."""
         self.app = app
         self.proxy_project = ProxyProject(proxy_registry_of)
