@@ -32,6 +32,9 @@ def run_replication(services, stop: threading.Event) -> None:
     running: set[str] = set()
     lock = threading.Lock()
     wake = threading.Event()
+    # A stop wakes the pool too: shutting down (a server, a test's app) does not wait out a tick.
+    threading.Thread(target=lambda: (stop.wait(), wake.set()), name="portlog-replication-stop",
+                     daemon=True).start()
     with ThreadPoolExecutor(size, thread_name_prefix="portlog-replication") as pool:
         while not stop.is_set():
             wake.wait(POLL_SECONDS)

@@ -7,6 +7,7 @@ tags, having no referrers API)."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -15,6 +16,7 @@ import httpx
 import pytest
 
 from adapters.registry_client import RegistryClient, referrers_tag
+from background.replication_worker import POLL_SECONDS, run_replication
 from tests.conftest import DISTRIBUTION_CREDENTIALS
 from tests.support.oci import (
     OCI_INDEX,
@@ -340,3 +342,17 @@ def test_event_based_tasks_that_failed_while_the_peer_was_down_go_again_once_it_
     assert services.registry.load(failed).status == "pending"
     assert replicator.run_task(failed, worker, SYSTEM) == "succeeded"
     assert peer_client(peer).manifest_digest("team/outage", "lost") == lost
+
+
+def test_a_stop_ends_the_worker_pool_without_waiting_out_its_tick(services):
+    """The pool waits up to a second for work; a stop (a server or an app shutting down) must
+    not wait that second out."""
+    stop = threading.Event()
+    pool = threading.Thread(target=run_replication, args=(services, stop))
+    pool.start()
+    time.sleep(0.1)  # the pool is waiting for its next tick
+    stopped_at = time.monotonic()
+    stop.set()
+    pool.join(timeout=5)
+    assert not pool.is_alive()
+    assert time.monotonic() - stopped_at < POLL_SECONDS / 2
