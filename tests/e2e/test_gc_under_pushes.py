@@ -61,14 +61,15 @@ def digests_of(images: list[ImageInfo]) -> set[str]:
 
 def test_collection_during_concurrent_pushes_loses_nothing(live_server, tmp_path):
     layouts = tmp_path / "layouts"
-    images = [build_image_layout(layouts / f"new{i}", "1.0", text=f"image {i}") for i in range(PUSHES)]
     old = [build_image_layout(layouts / f"old{i}", "1.0", text=f"image {i}" if i < REPUSHED else f"old {i}")
            for i in range(2 * REPUSHED)]
     with live_server.client() as client:
         for i, image in enumerate(old):
             push(live_server, image, f"team/gc-old{i}")
             assert client.delete(f"/api/v1/repositories/team/gc-old{i}").status_code == 204
-        time.sleep(GRACE + 1)  # the deleted content is now collectable
+        deleted = time.monotonic()
+        images = [build_image_layout(layouts / f"new{i}", "1.0", text=f"image {i}") for i in range(PUSHES)]
+        time.sleep(max(0.0, deleted + GRACE + 1 - time.monotonic()))  # the deleted content is now collectable
 
         pushed = threading.Event()
         runs = []
@@ -85,8 +86,9 @@ def test_collection_during_concurrent_pushes_loses_nothing(live_server, tmp_path
         collector.join(timeout=120)
 
         assert runs and sum(run["blobs"] for run in runs) >= 3 * REPUSHED  # the unique old images went
-        for i, image in enumerate(images):
-            pull_and_verify(live_server, image, f"team/gc-app{i}", tmp_path / f"pulled{i}")
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda i: pull_and_verify(live_server, images[i], f"team/gc-app{i}", tmp_path / f"pulled{i}"),
+                          range(PUSHES)))
 
         time.sleep(1.1)
         collect(client, 0)
