@@ -1,12 +1,19 @@
-"""`portlog admin`, `portlog audit` and `portlog keys` as a real subprocess on a data directory."""
+"""`portlog admin`, `portlog audit` and `portlog keys` as a real subprocess on a data directory.
+
+Each command runs in a process of its own, with its own working directory, environment, standard
+streams and exit code, as `python -m cli` would; the process is forked from an interpreter
+that has imported the CLI's modules once (see `Forker`), which saves the second of imports every
+one of the module's 60-odd commands would otherwise take."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
@@ -19,11 +26,95 @@ from tests.support.oci import push_image
 from tests.support.outbound import LOOPBACK, LOOPBACK_ALLOWED
 from tests.support.server import ADMIN_PASSWORD, REPO_ROOT
 
+CLI_MODULE = "cli.main"
+
+# The forking interpreter: it imports the CLI's modules (running one command that finds no
+# registry imports what the commands need), then reads one request per line and forks a child
+# for each that runs `python -m cli ARGS` as if just started, and answers its exit status.
+FORKER = f"""
+import contextlib, json, os, signal, sys, traceback
+sys.path[0] = os.getcwd()  # the repository, also for modules imported after a child's chdir
+import {CLI_MODULE} as cli
+with open(os.devnull, "w") as quiet, contextlib.redirect_stderr(quiet):
+    cli.main(["audit", "--data-dir", os.path.join(sys.argv[1], "no-registry")])
+for line in sys.stdin:
+    request = json.loads(line)
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            signal.alarm(60)
+            os.chdir(request["cwd"])
+            os.environ.clear()
+            os.environ.update(request["env"])
+            for fd, (path, flags) in enumerate([(request["stdin"], os.O_RDONLY),
+                                                (request["stdout"], os.O_WRONLY | os.O_TRUNC),
+                                                (request["stderr"], os.O_WRONLY | os.O_TRUNC)]):
+                os.dup2(os.open(path, flags), fd)
+            sys.stdin, sys.stdout, sys.stderr = (open(fd, mode, closefd=False) for fd, mode in enumerate("rww"))
+            sys.argv = [cli.__file__, *request["args"]]
+            try:
+                code = cli.main()  # what `if __name__ == "__main__"` runs
+            except SystemExit as exit:
+                code = exit.code if isinstance(exit.code, int) else (exit.code is not None)
+                if isinstance(exit.code, str):
+                    print(exit.code, file=sys.stderr)
+            except BaseException:
+                traceback.print_exc()
+        finally:
+            with contextlib.suppress(BaseException):
+                sys.stdout.flush(), sys.stderr.flush()
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    print(os.waitstatus_to_exitcode(status), flush=True)
+"""
+
+
+class Forker:
+    """Runs `python -m cli ARGS` in processes forked from one interpreter (FORKER)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.process = subprocess.Popen([sys.executable, "-c", FORKER, str(directory)], cwd=REPO_ROOT,
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                        env={"PATH": "/usr/bin:/bin"})
+
+    def run(self, args: list[str], cwd, env: dict[str, str], stdin: str | None) -> subprocess.CompletedProcess[str]:
+        streams = {name: self.directory / name for name in ("stdin", "stdout", "stderr")}
+        streams["stdin"].write_text(stdin or "")
+        for name in ("stdout", "stderr"):
+            streams[name].write_text("")
+        request = {"args": args, "cwd": str(cwd), "env": env, **{k: str(v) for k, v in streams.items()}}
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        answer = self.process.stdout.readline()
+        assert answer, f"the forking interpreter ended (exit status {self.process.wait()})"
+        return subprocess.CompletedProcess([CLI_MODULE, *args], int(answer), streams["stdout"].read_text(),
+                                           streams["stderr"].read_text())
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait(timeout=60)
+
+
+_forker: Forker | None = None
+
+
+@pytest.fixture(scope="module", autouse=True)
+def forker():
+    global _forker
+    with tempfile.TemporaryDirectory(prefix="portlog-cli-") as directory:
+        _forker = Forker(Path(directory))
+        try:
+            yield _forker
+        finally:
+            _forker.close()
+            _forker = None
+
 
 def portlog(data_dir, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cli", *args, "--data-dir", str(data_dir)],
-                          cwd=REPO_ROOT, input=stdin, capture_output=True, text=True, timeout=60,
-                          env={"PORTLOG_ADMIN_PASSWORD": ADMIN_PASSWORD, "PATH": "/usr/bin:/bin"})
+    return _forker.run([*args, "--data-dir", str(data_dir)], REPO_ROOT, stdin=stdin,
+                       env={"PORTLOG_ADMIN_PASSWORD": ADMIN_PASSWORD, "PATH": "/usr/bin:/bin"})
 
 
 def initialised(data):
@@ -174,8 +265,8 @@ def test_create_commands_print_what_they_created_and_json_for_scripts(tmp_path):
 
 def run_elsewhere(cwd, *args: str, env: dict | None = None) -> subprocess.CompletedProcess[str]:
     """`portlog ARGS` in a directory of the user's, without --data-dir."""
-    return subprocess.run([sys.executable, "-m", "cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=60, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO_ROOT), **(env or {})})
+    return _forker.run(list(args), cwd, stdin=None,
+                       env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO_ROOT), **(env or {})})
 
 
 COMMANDS_ON_A_REGISTRY = [
