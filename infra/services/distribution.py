@@ -11,7 +11,6 @@ even upload sessions in progress survive an outage.
 
 from __future__ import annotations
 
-import random
 import secrets
 import shutil
 import subprocess
@@ -27,8 +26,9 @@ from infra.services.processes import HOST
 
 DEBIAN_BINARY = Path("/usr/bin/docker-registry")
 # Below the kernel's ephemeral range (32768 and up), so that an outgoing connection cannot take
-# the port while the registry is down for a restart.
-PORT_RANGE = range(22_000, 23_000)
+# the port while the registry is down for a restart; apart from the other servers' ranges
+# (infra/services/processes.py).
+PORT_RANGE = range(16_000, 17_000)
 START_ATTEMPTS = 3
 REALM = "portlog-test-peer"
 BCRYPT_COST = 5  # Distribution checks the hash on every request: keep it cheap (Go accepts 4+)
@@ -175,10 +175,7 @@ def _launch(server: DistributionServer) -> subprocess.Popen:
 
 
 def _free_port() -> int:
-    while True:
-        port = random.choice(PORT_RANGE)
-        if processes.is_free(port):
-            return port
+    return processes.free_port(PORT_RANGE)
 
 
 def version() -> str:

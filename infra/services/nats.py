@@ -10,7 +10,6 @@ clients reconnect to the same URL.
 
 from __future__ import annotations
 
-import random
 import shutil
 import subprocess
 from contextlib import contextmanager
@@ -23,8 +22,9 @@ from infra.services.processes import HOST
 
 DEBIAN_BINARY = Path("/usr/sbin/nats-server")
 # Below the kernel's ephemeral range (32768 and up), so that an outgoing connection cannot take
-# a port while the server is down for a restart.
-PORT_RANGE = range(23_000, 32_000)
+# a port while the server is down for a restart; apart from the other servers' ranges
+# (infra/services/processes.py).
+PORT_RANGE = range(17_000, 20_000)
 START_ATTEMPTS = 3
 
 
@@ -105,12 +105,7 @@ def _launch(server: NatsServer) -> subprocess.Popen:
 
 
 def _free_ports(count: int) -> list[int]:
-    ports: list[int] = []
-    while len(ports) < count:
-        port = random.choice(PORT_RANGE)
-        if port not in ports and processes.is_free(port):
-            ports.append(port)
-    return ports
+    return [processes.free_port(PORT_RANGE) for _ in range(count)]
 
 
 def _wait_until_ready(server: NatsServer, timeout: float) -> None:

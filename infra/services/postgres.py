@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -27,6 +26,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import psycopg
+
+from infra.services import processes
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 5432
@@ -134,7 +135,7 @@ def private_cluster() -> PostgresServer:
     directory = Path(tempfile.mkdtemp(prefix="portlog-postgres-"))
     if os.geteuid() == 0:
         shutil.chown(directory, SUPERUSER, SUPERUSER)
-    port = _free_port()
+    port = processes.free_port()
     data = directory / "data"
     _as_postgres([_binary("initdb"), "-D", str(data), "-A", "trust", "-U", SUPERUSER, "-E", "UTF8",
                   "--locale=C.UTF-8"])
@@ -164,8 +165,3 @@ def _as_postgres(command: list[str]) -> None:
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} exited {done.returncode}:\n{done.stdout}{done.stderr}")
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]

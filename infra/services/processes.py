@@ -3,6 +3,9 @@ a health URL, stopping a process."""
 
 from __future__ import annotations
 
+import itertools
+import os
+import random
 import socket
 import subprocess
 import time
@@ -11,6 +14,12 @@ import urllib.request
 from pathlib import Path
 
 HOST = "127.0.0.1"
+# Where free_port() looks when a caller names no range: below the kernel's ephemeral range
+# (32768 and up), so that no outgoing connection takes a port between its probe and its bind,
+# and apart from the ranges of the private servers (SeaweedFS 10000-15999 with its gRPC ports
+# 20000-25999, Distribution 16000-16999, NATS 17000-19999).
+PORT_RANGE = range(26_000, 32_000)
+_handed_out: dict[range, itertools.cycle] = {}
 
 
 class ExitedEarly(Exception):
@@ -24,6 +33,33 @@ def is_free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def worker_ports(ports: range) -> range:
+    """This process's share of `ports`: under pytest-xdist each worker (gw0, gw1, …) probes a
+    slice of its own, so that two workers never pick the same port; outside it, all of them."""
+    worker, count = os.environ.get("PYTEST_XDIST_WORKER", ""), int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if not worker.startswith("gw") or count < 2:
+        return ports
+    size = len(ports) // count
+    index = int(worker[2:]) % count
+    return ports[index * size:(index + 1) * size]
+
+
+def free_port(ports: range = PORT_RANGE) -> int:
+    """A loopback port of this process's share of `ports` that is free now. Successive calls go
+    round the share (from a random start), so that a port handed out a moment ago and not yet
+    bound is not handed out again."""
+    if ports not in _handed_out:
+        share = worker_ports(ports)
+        start = random.randrange(len(share))
+        _handed_out[ports] = itertools.cycle([*share[start:], *share[:start]])
+    candidates = _handed_out[ports]
+    for _ in range(len(ports)):
+        port = next(candidates)
+        if is_free(port):
+            return port
+    raise RuntimeError(f"no free port in {ports}")
 
 
 def wait_for_health(process: subprocess.Popen, url: str, log_path: Path, timeout: float,

@@ -9,7 +9,6 @@ access key. Ready in about a second; stopping takes a few (SIGTERM, then SIGKILL
 from __future__ import annotations
 
 import json
-import random
 import subprocess
 import sys
 from contextlib import contextmanager
@@ -24,9 +23,10 @@ ACCESS_KEY = "portlog-access"
 SECRET_KEY = "portlog-secret-key"
 REGION = "us-east-1"
 GRPC_OFFSET = 10_000  # weed listens for gRPC on every HTTP port + 10000
-# HTTP ports come from here, so that they and their gRPC ports stay below the kernel's
-# ephemeral range (32768 and up), where outgoing connections could take them meanwhile.
-PORT_RANGE = range(11_000, 22_000)
+# HTTP ports come from here, so that they and their gRPC ports (20000-25999) stay below the
+# kernel's ephemeral range (32768 and up), where outgoing connections could take them meanwhile,
+# and apart from the other servers' ranges (infra/services/processes.py).
+PORT_RANGE = range(10_000, 16_000)
 COMPONENTS = ("master", "volume", "filer", "s3", "admin")
 START_ATTEMPTS = 3
 SOCKET_DIR = Path("/tmp")  # where weed puts its unix sockets, whatever TMPDIR says
@@ -130,15 +130,11 @@ def _launch(directory: Path, config: Path, ports: dict[str, int]) -> subprocess.
 
 def _free_ports() -> dict[str, int]:
     """One HTTP port per component, each with its gRPC port free as well."""
-    chosen: set[int] = set()
     ports: dict[str, int] = {}
     for name in COMPONENTS:
-        while True:
-            port = random.choice(PORT_RANGE)
-            pair = {port, port + GRPC_OFFSET}
-            if not pair & chosen and all(processes.is_free(p) for p in pair):
-                break
-        chosen |= pair
+        port = processes.free_port(PORT_RANGE)
+        while not processes.is_free(port + GRPC_OFFSET):
+            port = processes.free_port(PORT_RANGE)
         ports[name] = port
     return ports
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import os
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -20,9 +19,9 @@ ADMIN_PASSWORD = "Portlog-Test-1"
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free loopback port of this pytest-xdist worker's own share (infra/services/processes.py):
+    no other worker picks it between this probe and the server's bind."""
+    return processes.free_port()
 
 
 @dataclass
