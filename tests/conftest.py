@@ -9,6 +9,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from adapters.passwords import Argon2SecretHasher
+from api import replication_worker
 from api.app import create_app
 from config.bootstrap import bootstrap
 from config.settings import Settings
@@ -21,6 +22,7 @@ from tests.support.server import ADMIN_PASSWORD, start_server
 
 # The projects the tests push into (the first component of every repository name they use).
 TEST_PROJECTS = ("team", "race", "a", "m", "z", "mirror", "trunc")
+REPLICATION_POLL_SECONDS = 0.05
 
 
 @pytest.fixture(scope="session")
@@ -78,9 +80,12 @@ def services(settings: Settings):
 
 
 @pytest.fixture
-def client(services):
+def client(services, monkeypatch):
     """The administrator, with Basic credentials on every request (`auth=None` per request
     for an anonymous one)."""
+    # The replication pool sees the app's stop only once its poll interval is over: with the
+    # service's 1 s, that wait was most of an API test's time.
+    monkeypatch.setattr(replication_worker, "POLL_SECONDS", REPLICATION_POLL_SECONDS)
     with TestClient(create_app(services)) as test_client:
         test_client.auth = ("admin", ADMIN_PASSWORD)
         yield test_client
