@@ -16,6 +16,7 @@ from config.settings import Settings
 from domain.context import RequestContext
 from infra.services import distribution as distribution_registry
 from infra.services import postgres
+from tests.support import scheduling
 from tests.support.outbound import LOOPBACK
 from tests.support.seaweed import s3_bucket, seaweedfs  # noqa: F401  (fixtures: an S3 server)
 from tests.support.server import ADMIN_PASSWORD, start_server
@@ -44,6 +45,25 @@ def postgres_database(postgres_server, _shared_postgres_database):
     """An empty PostgreSQL database (its DSN): one per session, emptied for every test."""
     postgres_server.empty_database(_shared_postgres_database)
     return _shared_postgres_database
+
+
+def pytest_configure(config):
+    if config.pluginmanager.hasplugin("xdist"):
+        scheduling.name_the_file(config)
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.pluginmanager.hasplugin("xdist"):
+        scheduling.write_shared_modules(config, items)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadgroup` (scripts/test): modules with shared fixtures stay on one worker, other
+    tests go one by one (tests/support/scheduling.py)."""
+    if config.getvalue("dist") == "loadgroup":
+        return scheduling.SharedModuleScheduling(config, log)
+    return None
 
 
 def pytest_generate_tests(metafunc):
