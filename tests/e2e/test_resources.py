@@ -56,7 +56,10 @@ def test_open_files_return_to_the_baseline_after_bursts_of_concurrent_uploads(tm
 
         baseline = burst_then_pause(0)  # pools warmed up, the burst's threads gone
         after = [burst_then_pause(n, limit=baseline + FD_SLACK) for n in (1, 2)]
-        assert max(after) <= baseline + FD_SLACK, (baseline, after)
+        # On a busy machine the first burst may not grow the pools as far as a later one does: then
+        # the second burst must add nothing to the first, which stays under one file per upload.
+        assert max(after) <= baseline + FD_SLACK or (after[0] < baseline + BURST and after[1] <= after[0] + FD_SLACK), (
+            baseline, after)
     finally:
         server.stop()
 
