@@ -57,6 +57,14 @@ def pytest_collection_modifyitems(config, items):
         scheduling.write_shared_modules(config, items)
 
 
+def pytest_runtest_logreport(report):
+    scheduling.record_duration(report)
+
+
+def pytest_sessionfinish(session):
+    scheduling.save_durations(session.config)
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
     """`--dist loadgroup` (scripts/test): modules with shared fixtures stay on one worker, other

@@ -4,6 +4,10 @@ browser, a peer registry) stay together on one worker, which starts it once; eve
 is a unit of its own, sent to whichever worker is free, so that no long module decides when the
 run ends.
 
+Units go out longest first, so that a long one does not start last: by each test's duration in
+the last run (kept in pytest's cache), else by a guess (end-to-end, benchmark and browser tests
+take seconds, the others a fraction of one).
+
 The workers know which modules share such fixtures (they collect the tests); the controller,
 which schedules, only sees test ids. Each worker writes the list into a file the controller
 named (PORTLOG_TEST_SHARED_MODULES) before it reports its collection, and the scheduler reads it
@@ -24,6 +28,10 @@ from xdist.scheduler import LoadScopeScheduling
 
 SHARED_SCOPES = ("class", "module", "package")
 MODULES_FILE = "PORTLOG_TEST_SHARED_MODULES"
+DURATIONS_KEY = "portlog/durations"
+SLOW_DIRECTORIES = ("tests/e2e/", "tests/bench/", "tests/ui/")
+GUESSED_SECONDS = {True: 10.0, False: 0.5}  # in a slow directory or not
+_durations: dict[str, float] = {}
 
 
 def name_the_file(config: pytest.Config) -> None:
@@ -51,6 +59,17 @@ def _shares_a_fixture(item: pytest.Item) -> bool:
     return info is not None and any(d.scope in SHARED_SCOPES for defs in info.name2fixturedefs.values() for d in defs)
 
 
+def record_duration(report: pytest.TestReport) -> None:
+    """In the controller: setup, call and teardown of each test, as the workers report them."""
+    _durations[report.nodeid] = _durations.get(report.nodeid, 0.0) + report.duration
+
+
+def save_durations(config: pytest.Config) -> None:
+    cache = getattr(config, "cache", None)
+    if cache is not None and _durations and not hasattr(config, "workerinput"):
+        cache.set(DURATIONS_KEY, {**cache.get(DURATIONS_KEY, {}), **_durations})
+
+
 class SharedModuleScheduling(LoadScopeScheduling):
     """LoadScopeScheduling whose units are the modules with shared fixtures and single tests."""
 
@@ -63,7 +82,21 @@ class SharedModuleScheduling(LoadScopeScheduling):
             path = os.environ.get(MODULES_FILE)
             text = Path(path).read_text() if path and Path(path).exists() else ""
             self._shared = set(json.loads(text)) if text else None
-        super().schedule()
+            super().schedule()
+            self._longest_first()
+        else:
+            super().schedule()
+
+    def _longest_first(self) -> None:
+        cache = getattr(self.config, "cache", None)
+        known = cache.get(DURATIONS_KEY, {}) if cache is not None else {}
+
+        def seconds(unit: tuple[str, dict[str, bool]]) -> float:
+            return sum(known.get(nodeid, GUESSED_SECONDS[nodeid.startswith(SLOW_DIRECTORIES)]) for nodeid in unit[1])
+
+        units = sorted(self.workqueue.items(), key=seconds, reverse=True)
+        self.workqueue.clear()
+        self.workqueue.update(units)
 
     def _split_scope(self, nodeid: str) -> str:
         module = nodeid.split("::", 1)[0]
