@@ -54,8 +54,9 @@ class SeaweedFS:
     def log_path(self) -> Path:
         return self.directory / "weed.log"
 
-    def stop(self, timeout: float = 20.0) -> None:
-        processes.stop(self.process, timeout)
+    def stop(self, timeout: float = 20.0, *, kill: bool = False) -> None:
+        """SIGTERM (a clean shutdown, which takes seconds), or SIGKILL with `kill=True`."""
+        processes.stop(self.process, timeout, kill=kill)
         _remove_sockets(self.ports)
 
 

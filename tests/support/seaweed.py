@@ -13,13 +13,16 @@ import pytest
 from minio import Minio
 
 from adapters.storage.s3 import S3BlobStore
-from infra.services.seaweedfs import HOST, SeaweedFS, running
+from infra.services.seaweedfs import HOST, SeaweedFS, start
 
 
 @pytest.fixture(scope="session")
 def seaweedfs(tmp_path_factory) -> Iterator[SeaweedFS]:
-    with running(tmp_path_factory.mktemp("seaweedfs")) as server:
-        yield server
+    """One per pytest-xdist worker (each on ports of its own), started when a test first needs it."""
+    server = start(tmp_path_factory.mktemp("seaweedfs"))
+    yield server
+    # Its data goes with the session: a clean shutdown would keep the worker's last test seconds longer.
+    server.stop(kill=True)
 
 
 @pytest.fixture
