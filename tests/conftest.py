@@ -9,8 +9,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from adapters.passwords import Argon2SecretHasher
-from api import replication_worker
 from api.app import create_app
+from background import replication_worker
 from config.bootstrap import bootstrap
 from config.settings import Settings
 from domain.context import RequestContext
@@ -111,8 +111,8 @@ def services(settings: Settings):
 def client(services, monkeypatch):
     """The administrator, with Basic credentials on every request (`auth=None` per request
     for an anonymous one)."""
-    # The replication pool sees the app's stop only once its poll interval is over: with the
-    # service's 1 s, that wait was most of an API test's time.
+    # The replication pool picks up new tasks every poll interval: the tests that wait for a
+    # replication need not wait out the service's 1 s.
     monkeypatch.setattr(replication_worker, "POLL_SECONDS", REPLICATION_POLL_SECONDS)
     with TestClient(create_app(services)) as test_client:
         test_client.auth = ("admin", ADMIN_PASSWORD)
