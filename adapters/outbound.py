@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import ssl
 from typing import Iterable, NamedTuple
 from urllib.parse import urlsplit
 
@@ -69,6 +70,7 @@ class OutboundGuard:
         self.deny = networks(deny)
         self.own = tuple(own)
         self._default_deny = tuple((ipaddress.ip_network(cidr), kind) for cidr, kind in DEFAULT_DENY)
+        self._ssl_contexts: dict[bool, ssl.SSLContext] = {}
 
     # --- checking ---
 
@@ -129,7 +131,7 @@ class OutboundGuard:
 
     def httpx_transport(self, verify: bool = True) -> httpx.HTTPTransport:
         """An httpx transport whose every connection goes through the guard, no proxy."""
-        ssl_context = httpx.create_ssl_context(verify=verify)
+        ssl_context = self._ssl_context(verify)
         transport = httpx.HTTPTransport(verify=ssl_context)
         # httpx takes no network backend; the httpcore pool under it does.
         transport._pool = httpcore.ConnectionPool(
@@ -137,6 +139,13 @@ class OutboundGuard:
             max_keepalive_connections=MAX_KEEPALIVE_CONNECTIONS, keepalive_expiry=KEEPALIVE_EXPIRY_SECONDS,
             network_backend=_GuardedBackend(self))
         return transport
+
+    def _ssl_context(self, verify: bool) -> ssl.SSLContext:
+        """Shared by every client of the guard: loading the CA certificates costs ~20 ms of CPU,
+        and a context may serve many connections at once."""
+        if verify not in self._ssl_contexts:
+            self._ssl_contexts[verify] = httpx.create_ssl_context(verify=verify)
+        return self._ssl_contexts[verify]
 
 
 class _GuardedBackend(httpcore.NetworkBackend):

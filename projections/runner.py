@@ -27,6 +27,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from projections.database import ReadModelDatabase
@@ -49,13 +50,20 @@ schemas = Table(
 )
 
 
-def _fingerprint(projection_metadata: MetaData, dialect) -> str:
-    """A hash of the DDL that creates the read model's tables and indexes."""
-    statements = []
-    for table in sorted(projection_metadata.tables.values(), key=lambda t: t.name):
-        statements.append(str(CreateTable(table).compile(dialect=dialect)))
-        statements += sorted(str(CreateIndex(index).compile(dialect=dialect)) for index in table.indexes)
-    return hashlib.sha256("\n".join(statements).encode()).hexdigest()
+_fingerprints: dict[tuple[str, str], str] = {}
+
+
+def _fingerprint(projection: Projection, dialect: Dialect) -> str:
+    """A hash of the DDL that creates the read model's tables and indexes, computed once per
+    process and dialect (the tables are declared at import)."""
+    key = (projection.name, dialect.name)
+    if key not in _fingerprints:
+        statements = []
+        for table in sorted(projection.metadata.tables.values(), key=lambda t: t.name):
+            statements.append(str(CreateTable(table).compile(dialect=dialect)))
+            statements += sorted(str(CreateIndex(index).compile(dialect=dialect)) for index in table.indexes)
+        _fingerprints[key] = hashlib.sha256("\n".join(statements).encode()).hexdigest()
+    return _fingerprints[key]
 
 
 _NAMES = bindparam("k_names", expanding=True)
@@ -83,24 +91,25 @@ class ProjectionRunner:
     def create_tables(self) -> None:
         """Creates missing read models. One whose tables changed since they were created (a
         new column, a new index: its schema fingerprint differs, or predates fingerprints) is
-        dropped and rebuilt from the log by the next catch-up."""
-        metadata.create_all(self.db.writer)
+        dropped and rebuilt from the log by the next catch-up. One transaction: a process that
+        starts often (tests, CLI commands) pays for one commit, not one per read model."""
         with self.db.writer.begin() as conn:
+            metadata.create_all(conn)
             known = set(conn.execute(select(positions.c.name)).scalars())
             recorded = dict(conn.execute(select(schemas.c.name, schemas.c.fingerprint)).all())
-        for projection in self.projections:
-            fingerprint = _fingerprint(projection.metadata, self.db.writer.dialect)
-            if projection.name in known and recorded.get(projection.name) != fingerprint:
-                projection.metadata.drop_all(self.db.writer)
-                with self.db.writer.begin() as conn:
-                    conn.execute(update(positions).where(positions.c.name == projection.name).values(position=0))
-                self._reached = 0
-            projection.metadata.create_all(self.db.writer)
-            with self.db.writer.begin() as conn:
-                conn.execute(delete(schemas).where(schemas.c.name == projection.name))
-                conn.execute(schemas.insert().values(name=projection.name, fingerprint=fingerprint))
+            for projection in self.projections:
+                fingerprint = _fingerprint(projection, conn.dialect)
+                changed = recorded.get(projection.name) != fingerprint
                 if projection.name not in known:
                     conn.execute(positions.insert().values(name=projection.name, position=0))
+                elif changed:
+                    projection.metadata.drop_all(conn)
+                    conn.execute(update(positions).where(positions.c.name == projection.name).values(position=0))
+                    self._reached = 0
+                projection.metadata.create_all(conn)
+                if changed:
+                    conn.execute(delete(schemas).where(schemas.c.name == projection.name))
+                    conn.execute(schemas.insert().values(name=projection.name, fingerprint=fingerprint))
 
     def wait_for(self, position: int | None, timeout: float = 30.0) -> None:
         """Returns once every read model has applied notification `position`."""

@@ -16,7 +16,6 @@ from config.settings import Settings
 from domain.context import RequestContext
 from infra.services import distribution as distribution_registry
 from infra.services import postgres
-from tests.support import scheduling
 from tests.support.outbound import LOOPBACK
 from tests.support.seaweed import s3_bucket, seaweedfs  # noqa: F401  (fixtures: an S3 server)
 from tests.support.server import ADMIN_PASSWORD, start_server
@@ -47,31 +46,15 @@ def postgres_database(postgres_server, _shared_postgres_database):
     return _shared_postgres_database
 
 
-def pytest_configure(config):
-    if config.pluginmanager.hasplugin("xdist"):
-        scheduling.name_the_file(config)
+# Directories whose modules start servers, browsers and benchmarks, and take tens of seconds.
+SLOW_FIRST = ("tests/e2e/", "tests/bench/", "tests/ui/")
 
 
-def pytest_collection_modifyitems(config, items):
-    if config.pluginmanager.hasplugin("xdist"):
-        scheduling.write_shared_modules(config, items)
-
-
-def pytest_runtest_logreport(report):
-    scheduling.record_duration(report)
-
-
-def pytest_sessionfinish(session):
-    scheduling.save_durations(session.config)
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_xdist_make_scheduler(config, log):
-    """`--dist loadgroup` (scripts/test): modules with shared fixtures stay on one worker, other
-    tests go one by one (tests/support/scheduling.py)."""
-    if config.getvalue("dist") == "loadgroup":
-        return scheduling.SharedModuleScheduling(config, log)
-    return None
+def pytest_collection_modifyitems(items):
+    """The slow modules go out to the workers first (`--dist loadfile` hands out modules in
+    collection order): started last, one of them would keep the run going while the other
+    workers idle."""
+    items.sort(key=lambda item: not item.nodeid.startswith(SLOW_FIRST))
 
 
 def pytest_generate_tests(metafunc):
