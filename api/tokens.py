@@ -59,15 +59,18 @@ class TokenIssuer:
         self.lifetime = lifetime_seconds
         self.revoked = revoked  # sessions and refresh tokens ended early
 
-    def issue(self, subject: str, access: list[Scope], anonymous: bool = False) -> tuple[str, int]:
+    def issue(self, subject: str, access: list[Scope], anonymous: bool = False,
+              lifetime_seconds: int | None = None) -> tuple[str, int]:
+        """`lifetime_seconds`: shorter than the configured lifetime (a scanner's pull token)."""
         now = int(time.time())
+        lifetime = min(lifetime_seconds, self.lifetime) if lifetime_seconds else self.lifetime
         claims = {
             "iss": ISSUER, "aud": SERVICE, "sub": subject, "iat": now, "nbf": now - 5,
-            "exp": now + self.lifetime, "jti": secrets.token_hex(12),
+            "exp": now + lifetime, "jti": secrets.token_hex(12),
             "access": [{"type": s.type, "name": s.name, "actions": list(s.actions)} for s in access],
             **({ANONYMOUS_CLAIM: True} if anonymous else {}),
         }
-        return self._sign(claims), self.lifetime
+        return self._sign(claims), lifetime
 
     def issue_session(self, subject: str, lifetime_seconds: int, csrf: str, credential: str) -> str:
         """A web UI session; `csrf` is the value the UI must echo in a header on changes, and

@@ -19,6 +19,7 @@ from background.housekeeping import follow_log, forget_expired_logins, remove_st
 from background.pulls import record_pulls
 from background.replication_events import follow_for_replication
 from background.replication_worker import run_replication
+from background.scan_jobs import follow_for_auto_scan, run_scans
 from background.scheduler import run_schedules
 from background.webhook_dispatcher import dispatch_webhooks
 from config.bootstrap import Services
@@ -43,6 +44,10 @@ def workers_for(services: Services) -> dict[str, Worker]:
         "portlog-replication": run_replication,
         # follows the log: executions of event-based replication policies
         "portlog-replication-events": follow_for_replication,
+        # every second: requested scans, a few at a time, each polling its scanner adapter
+        "portlog-scans": run_scans,
+        # follows the log: a scan requested for each image pushed into an auto-scan project
+        "portlog-auto-scan": follow_for_auto_scan,
         # every 5 minutes: expired failed-login counters and revoked tokens go
         "portlog-login-janitor": forget_expired_logins,
         # follows the log, when events.nats_url names NATS: public events to JetStream

@@ -1,5 +1,5 @@
 """Scheduled work: garbage collection (the instance's schedule), retention (each project's
-policy) and replication (each scheduled policy). Every node runs this worker; each slot of a
+policy), replication (each scheduled policy) and scan all (its schedule). Every node runs this worker; each slot of a
 cron schedule runs once, on the node that records the run's start first — the run's id is
 derived from the slot, so a second start of the same slot is a version conflict. Slots missed
 while no node ran are skipped."""
@@ -13,11 +13,13 @@ from uuid import NAMESPACE_URL, uuid5
 
 from eventsourcing.persistence import IntegrityError
 
+from background.scan_jobs import start_scan_all
 from domain.context import SYSTEM
 from domain.cron import CronSchedule
 from domain.errors import ConflictError, NotFoundError
 from domain.gc import GcRun, GcSchedule
 from domain.retention_runs import RetentionRun
+from domain.scans import ScanAllRun, ScanAllSchedule
 
 log = logging.getLogger("portlog.scheduler")
 CHECK_SECONDS = 20.0
@@ -27,7 +29,7 @@ def run_schedules(services, stop: threading.Event) -> None:
     checked = datetime.now(timezone.utc)
     while not stop.wait(CHECK_SECONDS):
         now = datetime.now(timezone.utc)
-        for start_due in (start_due_gc, start_due_retention, start_due_replication):
+        for start_due in (start_due_gc, start_due_retention, start_due_replication, start_due_scan_all):
             try:
                 start_due(services, checked, now)
             except Exception:
@@ -44,6 +46,18 @@ def due_slot(cron: str | None, checked: datetime, now: datetime) -> datetime | N
     while upcoming <= now:
         slot, upcoming = upcoming, schedule.next_after(upcoming)
     return slot
+
+
+def start_due_scan_all(services, checked: datetime, now: datetime) -> None:
+    schedule: ScanAllSchedule | None = services.registry.load(ScanAllSchedule.ID)
+    slot = due_slot(schedule.cron if schedule else None, checked, now)
+    if slot is None:
+        return
+    try:
+        start_scan_all(services, "schedule", SYSTEM, run_id=ScanAllRun.scheduled_id(slot.isoformat()),
+                       background=False)
+    except IntegrityError:
+        pass  # another node took this slot
 
 
 def start_due_gc(services, checked: datetime, now: datetime) -> None:

@@ -13,7 +13,7 @@ Harbor's shape:
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
 from adapters.cloudevents import TYPE_PREFIX, cloudevent
@@ -21,6 +21,7 @@ from domain.event_catalog import PublicEvent
 
 CONTENT_TYPES = {"Default": "application/json", "CloudEvents": "application/cloudevents+json"}
 JOB_STATUS = {"succeeded": "Success", "failed": "Failed", "stopped": "Stopped"}
+VULNERABILITY_REPORT = "application/vnd.security.vulnerability.report; version=1.1"
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,8 @@ def harbor_payload(webhook_type: str, facts: EventFacts, registry: str) -> dict:
         event_data = retention_data(facts, registry)
     elif webhook_type == "REPLICATION":
         event_data = replication_data(facts.replication, registry)
+    elif webhook_type.startswith("SCANNING_"):
+        event_data = scanning_data(facts, registry)
     else:
         event_data = {"resources": resources(facts, registry), "repository": repository(facts)}
     return {
@@ -173,9 +176,64 @@ def quota_data(facts: EventFacts) -> dict:
 
 def operator(public: PublicEvent) -> str:
     """Who caused the event; for recorded pulls (actor "system") the puller, the first one
-    when several pulled."""
+    when several pulled; for a scan's outcome, who asked for the scan."""
     pulls = public.data.get("pulls") if public.type == "artifact.pulled" else None
+    if public.type.startswith("scan.") and public.data.get("requested_by"):
+        return public.data["requested_by"]
     return pulls[0]["actor"] if pulls else public.actor
+
+
+def scanning_data(facts: EventFacts, registry: str) -> dict:
+    """Harbor's SCANNING_COMPLETED, _FAILED and _STOPPED: the artifact with its scan overview
+    (the vulnerability summary, keyed by the report's media type) or SBOM overview, the
+    repository, and the scan type."""
+    public, data = facts.public, facts.public.data
+    scan_type = data["scan_type"]
+    found = resource(registry, public.repository, data["digest"], data.get("tag"))
+    overview = scan_overview_of_event(public)
+    if scan_type == "sbom":
+        found["sbom_overview"] = {key: overview[key] for key in
+                                  ("start_time", "end_time", "scan_status", "report_id", "duration", "scanner")}
+    else:
+        found["scan_overview"] = {data.get("report_media_type") or VULNERABILITY_REPORT: overview}
+    namespace, _, name = public.repository.partition("/")
+    return {"resources": [found],
+            "repository": {"name": name, "namespace": namespace, "repo_full_name": public.repository,
+                           "repo_type": "public" if facts.repository_public else "private"},
+            "scan": {"scan_type": scan_type}}
+
+
+def scan_overview_of_event(public: PublicEvent) -> dict:
+    """Harbor's NativeReportSummary of a scan's outcome, from the outcome event alone."""
+    data = public.data
+    status = {"scan.completed": "Success", "scan.failed": "Error", "scan.stopped": "Stopped"}[public.type]
+    started = _moment(data.get("started_at")) or public.occurred_at
+    ended = public.occurred_at
+    overview = {"report_id": data["report_id"], "scan_status": status, "severity": data.get("severity", ""),
+                "duration": max(int(ended.timestamp() - started.timestamp()), 0),
+                "summary": None, "start_time": _time_text(started), "end_time": _time_text(ended),
+                "complete_percent": 100 if status == "Success" else 0,
+                "scanner": {"name": data.get("scanner_name", ""), "vendor": data.get("scanner_vendor", ""),
+                            "version": data.get("scanner_version", "")}}
+    if status == "Success":
+        overview["summary"] = {"total": data.get("total", 0), "fixable": data.get("fixable", 0),
+                               "summary": data.get("summary") or {}}
+    return overview
+
+
+def _moment(value) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _time_text(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def resources(facts: EventFacts, registry: str) -> list[dict]:

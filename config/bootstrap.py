@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import socket
 from dataclasses import dataclass
 from functools import partial
 from typing import Callable
@@ -37,6 +40,8 @@ from domain.registries import Endpoints
 from domain.replication import Policies
 from domain.replicator import Replicator
 from domain.retention_runs import RetentionRunner
+from domain.scanners import API_KEY_HEADER, BUILT_IN_NAME, Scanners, ScannerSettings
+from domain.scans import ScanRequests
 from domain.trash import Trash
 from domain.uploads import Uploads
 from projections.access import AccessProjection, AccessView
@@ -55,6 +60,8 @@ from projections.replication import ReplicationProjection, ReplicationView
 from projections.replication_runs import ReplicationRunsProjection, ReplicationRunsView
 from projections.retention import RetentionProjection, RetentionView
 from projections.runner import ProjectionRunner
+from projections.scanners import ScannersProjection, ScannersView
+from projections.scans import ScansProjection, ScansView
 from projections.webhooks import WebhooksProjection, WebhooksView
 
 PROXY_UPSTREAM_TIMEOUT_SECONDS = 10.0
@@ -99,6 +106,15 @@ class Services:
     tokens: TokenIssuer
     authorizer: RegistryAuthorizer
     generated_admin_password: str | None = None
+    scanners: Scanners | None = None  # scanner registrations' commands (set once the read model exists)
+    scanner_registrations: ScannersView | None = None
+    scans: ScansView | None = None
+    scan_requests: ScanRequests | None = None
+    # (url, auth, credential in clear, skip_cert_verify) -> a client of that scanner adapter
+    scanner_client: Callable | None = None
+    auto_scan_enabled: Callable[[str], bool] = lambda project: False  # a project's auto_scan setting
+    built_in_scanner_url: str = ""  # Portlog's own adapter (scanner/adapter_app.py), at <url>/scanner
+    built_in_scanner_key: str = ""  # the X-ScannerAdapter-API-Key it takes
     gc_jobs: GcJobs | None = None  # set once the services exist (it runs on them)
     replicator: Replicator | None = None  # likewise
     proxy_cache: ProxyCache | None = None  # likewise
@@ -214,7 +230,8 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
                            AuditProjection(), HistoryProjection(), PullsProjection(),
                            WebhooksProjection(), ImmutabilityProjection(), GcProjection(), QuotaProjection(),
                            RetentionProjection(), RegistriesProjection(), ReplicationProjection(),
-                           ReplicationRunsProjection(), LabelsProjection()])
+                           ReplicationRunsProjection(), LabelsProjection(), ScannersProjection(),
+                           ScansProjection()])
         projections.create_tables()
         signing_keys = signing_keys_for(settings, db).load()
         login_failures, revoked_tokens = LoginFailureTable(db), RevokedTokenTable(db)
@@ -281,6 +298,7 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
     services.proxy_cache = proxy_cache(services)
     services.labels = LabelsView(db)
     services.labelling = Labelling(registry, services.labels.labelled_repositories)
+    wire_scanning(services, signing_keys[-1].secret)  # the oldest key: kept across rotations
     services.replicator = Replicator(
         registry, services.policies, local_side=lambda ctx: LocalSide(services, ctx),
         remote_side=lambda name: remote_side(services, name),
@@ -289,6 +307,85 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
         failed_tasks=lambda policy: [UUID(t.task) for t in services.replication_runs.failed_tasks(policy)],
         local_tag_labels=services.labels.tag_labels, lease_seconds=settings.replication_lease_seconds)
     return services
+
+
+def wire_scanning(services: Services, key_material: bytes) -> None:
+    """Scanner registrations, scans, the adapter client, and the built-in scanner registered (and
+    made the default) on first start."""
+    settings, registry, db = services.settings, services.registry, services.db
+    views = ScannersView(db)
+    services.scanner_registrations = views
+    services.scanners = Scanners(registry, secret_box_for(settings), views.name_taken, views.default_uuid)
+    services.scans = ScansView(db, services.blobs)
+    services.scan_requests = ScanRequests(registry)
+    services.auto_scan_enabled = auto_scan_enabled(services.access)
+    services.built_in_scanner_url = built_in_scanner_url(settings)
+    services.built_in_scanner_key = hmac.new(key_material, b"portlog built-in scanner adapter",
+                                             hashlib.sha256).hexdigest()
+    services.scanner_client = partial(scanner_client, services.outbound,
+                                      built_in_guard(settings, services.built_in_scanner_url),
+                                      services.built_in_scanner_url)
+    register_built_in_scanner(services)
+
+
+def auto_scan_enabled(access: AccessView) -> Callable[[str], bool]:
+    """A project's `auto_scan` (Harbor's project metadata): the one place scans read it. The
+    project scanning settings are recorded by `Project.ScanningSettingsChanged` (issue 19's
+    policies part), whose read model column `auto_scan` this reads once it exists."""
+    def enabled(project: str) -> bool:
+        return bool(getattr(access.project(project), "auto_scan", False))
+
+    return enabled
+
+
+def built_in_scanner_url(settings: Settings) -> str:
+    from background.scan_jobs import registry_url
+
+    return f"{registry_url(settings, internal=False)}/scanner"
+
+
+def built_in_guard(settings: Settings, url: str) -> OutboundGuard:
+    """The outbound guard of the built-in scanner's one URL: Portlog's own address (which every
+    user-supplied address is refused) allowed, for this URL only (its registration cannot be
+    changed, and the client follows no redirect)."""
+    parts = urlsplit(url)
+    try:
+        own = {info[4][0] for info in socket.getaddrinfo(parts.hostname, parts.port, type=socket.SOCK_STREAM)}
+    except (socket.gaierror, UnicodeError):
+        own = set()
+    return OutboundGuard((*settings.outbound_allow, *own), settings.outbound_deny, own=own_services(settings)[1:])
+
+
+def scanner_client(outbound: OutboundGuard, built_in: OutboundGuard, built_in_url: str, url: str, auth: str,
+                   credential: str | None, skip_cert_verify: bool):
+    from adapters.scanner_client import ScannerClient  # only where an adapter is used
+
+    guard = built_in if url == built_in_url else outbound
+    return ScannerClient(url, auth, credential, skip_cert_verify=skip_cert_verify, outbound=guard)
+
+
+def register_built_in_scanner(services: Services) -> None:
+    """Portlog's own adapter, registered `Portlog` and made the default on first start; its URL and
+    key follow the settings on later starts (a changed port, a new signing key)."""
+    from uuid import NAMESPACE_URL, uuid5
+
+    from domain.context import SYSTEM
+
+    registration_id = uuid5(NAMESPACE_URL, "/scanners/built-in")
+    settings = ScannerSettings(services.built_in_scanner_url, "Portlog's built-in scanner", API_KEY_HEADER,
+                               services.built_in_scanner_key)
+    scanners = services.scanners
+    existing = services.registry.load(registration_id)
+    if existing is None:
+        if services.scanner_registrations.name_taken(BUILT_IN_NAME):
+            return  # an administrator's registration took the name first
+        _, position = scanners.register(BUILT_IN_NAME, settings, SYSTEM, immutable=True,
+                                         registration_id=registration_id)
+    elif existing.deleted:
+        return
+    else:
+        position = scanners.refresh_built_in(str(registration_id), settings, SYSTEM)
+    services.projections.wait_for(position)
 
 
 def proxy_cache(services: Services) -> ProxyCache:

@@ -24,15 +24,19 @@ from domain.replication_runs import ReplicationExecution, ReplicationTask
 from domain.repository import Repository
 from domain.retention_runs import RetentionRun
 from domain.robot import Robot, robot_project
+from domain.scanners import ScannerRegistration
+from domain.scans import Scan
 
 # Aggregate → the kind of resource its events are about.
 KINDS = {Repository: "repository", Project: "project", User: "user", Robot: "robot", GcRun: "gc",
          GcSchedule: "gc_schedule", RetentionRun: "retention", RegistryEndpoint: "registry",
          ReplicationPolicy: "replication_policy", ReplicationExecution: "replication_execution",
-         ReplicationTask: "replication_task", Label: "label"}
+         ReplicationTask: "replication_task", Label: "label", Scan: "scan", ScannerRegistration: "scanner"}
 # The event field naming the resource, where it is not the kind itself.
 _SUBJECT_FIELDS = {"user": "username", "gc": "run", "retention": "project", "replication_policy": "policy",
-                   "replication_execution": "policy", "replication_task": "policy"}
+                   "replication_execution": "policy", "replication_task": "policy", "scan": "repository"}
+# Kinds whose subject is a repository: its project is the repository's, and `repository` is envelope.
+_OF_REPOSITORY = ("repository", "scan")
 
 # Types that read better than "<kind>.<event in snake case>", the rule for every other event.
 _NAMED = {
@@ -45,7 +49,7 @@ _NAMED = {
     Repository.ArtifactLabelAdded: "artifact.label_added",
     Repository.ArtifactLabelRemoved: "artifact.label_removed",
 }
-SECRET_FIELDS = frozenset({"password_hash", "secret_hash", "auth_header", "access_secret"})
+SECRET_FIELDS = frozenset({"password_hash", "secret_hash", "auth_header", "access_secret", "access_credential"})
 _ENVELOPE_FIELDS = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic", "actor",
                               "request_id", "source", "repository", "project", "username", "robot", "run",
                               "registry", "policy"})
@@ -85,7 +89,7 @@ def describe(event) -> PublicEvent:
         request_id=event.request_id,
         resource=_resource(subject, event),
         project=event.project if kind == "label" else _project(kind, subject),
-        repository=subject if kind == "repository" else None,
+        repository=subject if kind in _OF_REPOSITORY else None,
         data={k: v for k, v in vars(event).items() if k not in _hidden(kind)},
         failed=isinstance(event, User.LoginsFailed),
     )
@@ -94,7 +98,9 @@ def describe(event) -> PublicEvent:
 def _hidden(kind: str) -> frozenset[str]:
     """Fields that are not the event's data: the envelope (a project event's `repository`, a
     member grant's or a quota refusal's, is data) and secrets."""
-    envelope = _ENVELOPE_FIELDS if kind == "repository" else _ENVELOPE_FIELDS - {"repository"}
+    envelope = _ENVELOPE_FIELDS if kind in _OF_REPOSITORY else _ENVELOPE_FIELDS - {"repository"}
+    if kind == "scanner":  # elsewhere (a scan, a project's choice) `scanner` is data
+        envelope = envelope | {"scanner"}
     return envelope | SECRET_FIELDS
 
 
@@ -105,7 +111,7 @@ def event_type(event, kind: str) -> str:
 
 
 def _project(kind: str, subject: str) -> str | None:
-    if kind == "repository":
+    if kind in _OF_REPOSITORY:
         return subject.split("/", 1)[0]
     if kind in ("project", "retention"):
         return subject

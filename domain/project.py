@@ -183,6 +183,12 @@ class Project(Aggregate):
         limit: int
         repository: str
 
+    class ScannerChosen(Event):
+        """The project's own scanner: a registration's uuid (domain/scanners.py). The read model
+        keeps it (projections/scanners.py); the aggregate's decisions do not need it."""
+
+        scanner: str
+
     def __init__(self, project: str, public: bool, proxy_registry: str | None = None) -> None:
         self.name = project
         self.public = public
@@ -287,6 +293,10 @@ class Project(Aggregate):
         if self.retention is None:
             raise NotFoundError("the project has no retention policy", {"project": self.name})
         self._trigger(self.RetentionPolicyRemoved, ctx=ctx)
+
+    def choose_scanner(self, scanner: str, ctx: RequestContext) -> None:
+        self.check_exists()
+        self._trigger(self.ScannerChosen, scanner=scanner, ctx=ctx)
 
     def retention_rules(self) -> list[RetentionRule]:
         return [RetentionRule.from_fields(f) for f in (self.retention or {"rules": []})["rules"]]

@@ -31,8 +31,7 @@ from domain.errors import ConflictError, InvalidInputError, NotFoundError
 if TYPE_CHECKING:
     from domain.application import Registry
 
-# Harbor's webhook event types, and Portlog's tag events Harbor lacks. Types with no event
-# behind them yet (scanning) are accepted in policies.
+# Harbor's webhook event types, and Portlog's tag events Harbor lacks.
 EVENT_TYPES = ("PUSH_ARTIFACT", "PULL_ARTIFACT", "DELETE_ARTIFACT", "SCANNING_COMPLETED",
                "SCANNING_FAILED", "SCANNING_STOPPED", "REPLICATION", "QUOTA_EXCEED", "QUOTA_WARNING",
                "TAG_RETENTION", "CREATE_TAG", "DELETE_TAG")
@@ -57,6 +56,9 @@ WEBHOOK_TYPES = {
     "replication_task.failed": ("REPLICATION",),
     "replication_task.stopped": ("REPLICATION",),
     "replication_execution.started": ("REPLICATION",),
+    "scan.completed": ("SCANNING_COMPLETED",),
+    "scan.failed": ("SCANNING_FAILED",),
+    "scan.stopped": ("SCANNING_STOPPED",),
 }
 TARGET_TYPES = ("http",)
 PAYLOAD_FORMATS = ("Default", "CloudEvents")

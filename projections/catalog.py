@@ -207,6 +207,22 @@ class CatalogView:
                 found[referrer.subject].append(referrer)
         return found
 
+    def image_manifests(self, media_types: tuple[str, ...], after: tuple[str, str] = ("", ""),
+                        limit: int = 500) -> list[tuple[str, str, str, str | None]]:
+        """(repository, digest, media type, its latest tag or None) of manifests of those media
+        types that are not referrers, in (repository, digest) order after `after`: what a scan
+        of everything goes through, page by page."""
+        latest_tag = select(tags.c.tag).where(tags.c.repository == manifests.c.repository,
+                                              tags.c.digest == manifests.c.digest) \
+            .order_by(tags.c.updated_at.desc()).limit(1).scalar_subquery()
+        query = select(manifests.c.repository, manifests.c.digest, manifests.c.media_type, latest_tag).where(
+            manifests.c.media_type.in_(media_types), manifests.c.subject.is_(None),
+            or_(manifests.c.repository > after[0],
+                and_(manifests.c.repository == after[0], manifests.c.digest > after[1])),
+        ).order_by(manifests.c.repository, manifests.c.digest).limit(limit)
+        with self.engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(query)]
+
     def referrers(self, name: str, subject: str, artifact_type: str | None) -> list[ManifestRow]:
         query = select(*_MANIFEST_COLUMNS).where(
             and_(manifests.c.repository == name, manifests.c.subject == subject))

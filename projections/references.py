@@ -2,7 +2,9 @@
 every digest how many things hold it. The basis of garbage collection and quota usage.
 
 A digest is unreferenced when no repository links it as a blob, no repository holds it
-as a manifest, and no manifest references it; `unreferenced_since` says from when.
+as a manifest, and no manifest references it; `unreferenced_since` says from when. A scan's
+report (bytes in the blob store, named by `Scan.Completed`) counts as referenced for ever: the log
+keeps every report, and what was known at a moment is read from them.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from sqlalchemy import (
 
 from domain.blob import Blob
 from domain.repository import Repository
+from domain.scans import Scan
 from projections.database import Name, ReadModelDatabase, as_utc
 
 metadata = MetaData()
@@ -107,6 +110,8 @@ class ReferencesProjection:
                 conn.execute(_CONDEMNED, dict(k_digest=digest))
             case Blob.Collected(digest=digest):  # its links went with the condemnation: no counts left
                 conn.execute(_COLLECTED, dict(k_digest=digest))
+            case Scan.Completed(report_digest=digest, report_size=size):
+                _count(conn, digest, size, "referenced_by", +1, event.timestamp)
 
     def _manifest_pushed(self, conn: Connection, event: Repository.ManifestPushed) -> None:
         _count(conn, event.digest, event.size, "manifest_entries", +1, event.timestamp)
