@@ -38,11 +38,15 @@ RESOURCE_ACTIONS: dict[str, tuple[str, ...]] = {
     "tag-retention": ("read", "update", "delete", "list", "operate"),  # retention policy and runs (Harbor's name)
     "label": ("list", "read", "create", "update", "delete"),  # the project's labels
     "artifact-label": ("create", "delete"),  # putting labels on artifacts, taking them off (Harbor's name)
+    "scan": ("create", "read", "stop"),  # vulnerability scans of artifacts (Harbor's name)
+    "sbom": ("create", "read", "stop"),  # SBOM generation (Harbor's name)
+    "scanner": ("read", "create"),  # the project's scanner: see it, choose it (Harbor's name)
 }
 
 _LIMITED_GUEST = {
     ("project", "read"), ("repository", "list"), ("repository", "pull"),
     ("artifact", "list"), ("artifact", "read"), ("tag", "list"),
+    ("scan", "read"), ("sbom", "read"), ("scanner", "read"),
 }
 _GUEST = _LIMITED_GUEST | {("member", "list"), ("log", "list"), ("label", "list"), ("label", "read")}
 _DEVELOPER = _GUEST | {("repository", "push"), ("tag", "create"), ("artifact-label", "create"),
@@ -54,6 +58,7 @@ _MAINTAINER = _DEVELOPER | {
     ("immutable-tag", "list"), ("immutable-tag", "create"), ("immutable-tag", "update"),
     ("immutable-tag", "delete"), ("tag-retention", "read"), ("tag-retention", "update"),
     ("tag-retention", "delete"), ("tag-retention", "list"), ("tag-retention", "operate"),
+    ("scan", "create"), ("scan", "stop"), ("sbom", "create"), ("sbom", "stop"),
 }
 _PROJECT_ADMIN = {(resource, action) for resource, actions in RESOURCE_ACTIONS.items()
                   for action in actions}
@@ -77,7 +82,8 @@ def with_implied(held: set[tuple[str, str]]) -> set[tuple[str, str]]:
 
 # What an anonymous principal may do in a public project.
 PUBLIC_PROJECT = frozenset({("project", "read"), ("repository", "list"), ("repository", "pull"),
-                            ("artifact", "list"), ("artifact", "read"), ("tag", "list")})
+                            ("artifact", "list"), ("artifact", "read"), ("tag", "list"),
+                            ("scan", "read"), ("scanner", "read")})
 
 # Resources that exist only for the whole system, for system administrators.
 SYSTEM_RESOURCE_ACTIONS: dict[str, tuple[str, ...]] = {
@@ -96,6 +102,8 @@ SYSTEM_RESOURCE_ACTIONS: dict[str, tuple[str, ...]] = {
     # A proxy-cache project pulls with its endpoint's stored credentials: choosing one lends them
     # to every puller of the project, so only system administrators do (as in Harbor).
     "proxy-cache": ("create",),
+    "scanner": ("list", "read", "create", "update", "delete"),  # scanner registrations (Harbor's name)
+    "scan-all": ("create", "read", "update", "stop"),  # scanning everything, and its schedule (Harbor's name)
 }
 
 

@@ -13,6 +13,7 @@ from starlette.responses import Response
 from api.harbor import queries
 from api.harbor.common import body_of, empty, not_found, paged, parse_q, project_of
 from api.harbor.labels import label_by_id, label_json
+from api.harbor.scans import overviews_json
 from api.management.common import Call, field, json_response, page_params
 from api.management.problems import Problem
 from api.request_input import as_id
@@ -189,6 +190,7 @@ def _artifacts_json(call: Call, project: ProjectRow, name: str, rows: list) -> l
     immutable = call.services.immutability.immutable_tags(name, tag_names)
     labels = call.services.labels.of_artifacts(name, digests)
     accessories = _accessories(call, name, rows) if _with_accessories(call) else {}
+    overviews = overviews_json(call, name, rows)
     return [{
         "id": row.id, "type": _type(row), "media_type": row.artifact_type or row.media_type,
         "manifest_media_type": row.media_type, "artifact_type": row.artifact_type,
@@ -199,6 +201,7 @@ def _artifacts_json(call: Call, project: ProjectRow, name: str, rows: list) -> l
         "tags": [_tag_json(t, repository_id, row.id, tag_pulled, immutable) for t in tags[row.digest]]
         if with_tags else None,
         **({"accessories": accessories[row.digest]} if accessories else {}),
+        **overviews.get(row.digest, {}),
     } for row in rows]
 
 
