@@ -315,13 +315,13 @@ def wire_scanning(services: Services, key_material: bytes) -> None:
     settings, registry, db = services.settings, services.registry, services.db
     views = ScannersView(db)
     services.scanner_registrations = views
-    services.scanners = Scanners(registry, secret_box_for(settings), views.name_taken, views.default_uuid)
+    key = hmac.new(key_material, b"portlog built-in scanner adapter", hashlib.sha256).hexdigest()
+    services.scanners = Scanners(registry, secret_box_for(settings), views.name_taken, views.default_uuid, key)
     services.scans = ScansView(db, services.blobs)
     services.scan_requests = ScanRequests(registry)
     services.auto_scan_enabled = auto_scan_enabled(services.access)
     services.built_in_scanner_url = built_in_scanner_url(settings)
-    services.built_in_scanner_key = hmac.new(key_material, b"portlog built-in scanner adapter",
-                                             hashlib.sha256).hexdigest()
+    services.built_in_scanner_key = key
     services.scanner_client = partial(scanner_client, services.outbound,
                                       built_in_guard(settings, services.built_in_scanner_url),
                                       services.built_in_scanner_url)
@@ -365,15 +365,15 @@ def scanner_client(outbound: OutboundGuard, built_in: OutboundGuard, built_in_ur
 
 
 def register_built_in_scanner(services: Services) -> None:
-    """Portlog's own adapter, registered `Portlog` and made the default on first start; its URL and
-    key follow the settings on later starts (a changed port, a new signing key)."""
+    """Portlog's own adapter, registered `Portlog` and made the default on first start; its URL
+    follows the settings on later starts (a changed port). Its key is derived from the oldest
+    signing key (shared by every node), never stored."""
     from uuid import NAMESPACE_URL, uuid5
 
     from domain.context import SYSTEM
 
     registration_id = uuid5(NAMESPACE_URL, "/scanners/built-in")
-    settings = ScannerSettings(services.built_in_scanner_url, "Portlog's built-in scanner", API_KEY_HEADER,
-                               services.built_in_scanner_key)
+    settings = ScannerSettings(services.built_in_scanner_url, "Portlog's built-in scanner", API_KEY_HEADER)
     scanners = services.scanners
     existing = services.registry.load(registration_id)
     if existing is None:
@@ -384,7 +384,7 @@ def register_built_in_scanner(services: Services) -> None:
     elif existing.deleted:
         return
     else:
-        position = scanners.refresh_built_in(str(registration_id), settings, SYSTEM)
+        position = scanners.refresh_built_in(str(registration_id), settings.url, SYSTEM)
     services.projections.wait_for(position)
 
 

@@ -48,7 +48,8 @@ class ScannerSettings:
     use_internal_addr: bool = False
     disabled: bool = False
 
-    def checked(self) -> ScannerSettings:
+    def checked(self, credential_required: bool = True) -> ScannerSettings:
+        """`credential_required`: False for the built-in scanner, whose key is derived, never stored."""
         parts = urlsplit(self.url) if isinstance(self.url, str) and len(self.url) <= MAX_URL_LENGTH else None
         if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or parts.query \
                 or parts.fragment or parts.username or parts.password:
@@ -60,7 +61,7 @@ class ScannerSettings:
         if credential is not None and (not isinstance(credential, str) or len(credential) > MAX_CREDENTIAL_LENGTH):
             raise InvalidInputError(f"access_credential must be a string of at most {MAX_CREDENTIAL_LENGTH} "
                                     "characters")
-        if self.auth and credential is None:
+        if self.auth and credential is None and credential_required:
             raise InvalidInputError(f"access_credential is required for auth type {self.auth}", {"auth": self.auth})
         for name in ("skip_cert_verify", "use_internal_addr", "disabled"):
             if not isinstance(getattr(self, name), bool):
@@ -142,7 +143,8 @@ class ScannerRegistration(Aggregate):
     def create(cls, name: str, settings: ScannerSettings, ctx: RequestContext, immutable: bool = False,
                registration_id: UUID | None = None) -> ScannerRegistration:
         return cls._create(cls.Created, id=registration_id or uuid4(), scanner=check_scanner_name(name),
-                           **settings.checked().fields(), immutable=immutable, **ctx.event_fields())
+                           **settings.checked(credential_required=not immutable).fields(), immutable=immutable,
+                           **ctx.event_fields())
 
     def update(self, name: str, settings: ScannerSettings, ctx: RequestContext, is_default: bool = False) -> None:
         """`is_default`: whether it is the system default now (the read model knows)."""
@@ -153,11 +155,11 @@ class ScannerRegistration(Aggregate):
         if check_scanner_name(name) != self.name or checked != self.settings:
             self.trigger_event(self.Updated, scanner=name, **checked.fields(), **ctx.event_fields())
 
-    def refresh(self, url: str, access_credential: str | None, ctx: RequestContext) -> None:
-        """The built-in scanner's address and key as the settings give them now (only the
-        composition root changes an immutable registration)."""
+    def refresh(self, url: str, ctx: RequestContext) -> None:
+        """The built-in scanner's address as the settings give it now (only the composition root
+        changes an immutable registration)."""
         self.check_exists()
-        settings = replace(self.settings, url=url, access_credential=access_credential)
+        settings = replace(self.settings, url=url)
         if settings != self.settings:
             self.trigger_event(self.Updated, scanner=self.name, **settings.fields(), **ctx.event_fields())
 
@@ -196,17 +198,18 @@ class Scanners:
     `name_taken(name, other_than_uuid)` and `default_uuid()` read the registrations read model."""
 
     def __init__(self, app, secrets, name_taken: Callable[[str, str | None], bool],
-                 default_uuid: Callable[[], str | None]) -> None:
+                 default_uuid: Callable[[], str | None], built_in_key: str = "") -> None:
         self.app = app
         self.secrets = secrets
         self.name_taken = name_taken
         self.default_uuid = default_uuid
+        self.built_in_key = built_in_key  # the built-in scanner's: derived by the composition root
 
     def register(self, name: str, settings: ScannerSettings, ctx: RequestContext, immutable: bool = False,
                  registration_id: UUID | None = None) -> tuple[str, int | None]:
         """(the new registration's uuid, position); the first registration becomes the default."""
         self._check_name_free(name, None)
-        sealed = self._sealed(settings.checked())
+        sealed = self._sealed(settings.checked(credential_required=not immutable))
         registration = ScannerRegistration.create(name, sealed, ctx, immutable, registration_id)
         if self.default_uuid() is None:
             registration.set_default(ctx)
@@ -227,16 +230,10 @@ class Scanners:
 
         return self.app.update(_id(uuid), apply, missing=lambda: _not_found(uuid))
 
-    def refresh_built_in(self, uuid: str, settings: ScannerSettings, ctx: RequestContext) -> int | None:
-        """Records the built-in registration's URL and key when they changed."""
-        def apply(registration: ScannerRegistration) -> None:
-            sealed = registration.settings.access_credential
-            if registration.settings.url == settings.url and sealed and \
-                    self.secrets.open(sealed) == settings.access_credential:
-                return
-            registration.refresh(settings.url, self._sealed(settings).access_credential, ctx)
-
-        return self.app.update(_id(uuid), apply, missing=lambda: _not_found(uuid))
+    def refresh_built_in(self, uuid: str, url: str, ctx: RequestContext) -> int | None:
+        """Records the built-in registration's URL when it changed."""
+        return self.app.update(_id(uuid), lambda registration: registration.refresh(url, ctx),
+                               missing=lambda: _not_found(uuid))
 
     def delete(self, uuid: str, ctx: RequestContext) -> int | None:
         return self.app.update(_id(uuid), lambda registration: registration.delete(ctx),
@@ -254,7 +251,10 @@ class Scanners:
 
     def credential(self, uuid: str) -> str | None:
         """The access credential in clear, to talk to the adapter."""
-        sealed = self.get(uuid).settings.access_credential
+        registration = self.get(uuid)
+        if registration.immutable:
+            return self.built_in_key
+        sealed = registration.settings.access_credential
         return self.secrets.open(sealed) if sealed else None
 
     def _check_name_free(self, name: str, other_than: str | None) -> None:

@@ -240,7 +240,7 @@ def test_a_failing_adapter_fails_the_scan_and_nothing_else(client, services, ada
     summary = scanned(client, "v1", "Error")
     assert summary["summary"] is None
     log = client.get(f"{ART}/v1/scan/{summary['report_id']}/log").text
-    assert f"failed: " in log and reason in log
+    assert "failed: " in log and reason in log
     # Pushes and pulls go on.
     push_image(client, "team/app", "v2", seed="2")
     assert client.get("/v2/team/app/manifests/v2").status_code == 200

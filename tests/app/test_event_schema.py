@@ -24,6 +24,8 @@ from domain.replication_runs import ReplicationExecution, ReplicationTask
 from domain.repository import Repository
 from domain.retention_runs import RetentionRun
 from domain.robot import Robot
+from domain.scanners import ScannerRegistration
+from domain.scans import Scan, ScanAllRun, ScanAllSchedule
 from domain.webhooks import WebhookDelivery, WebhookPolicy
 
 # Every event topic ever published. Add to this list; never remove or rename an entry.
@@ -73,13 +75,21 @@ PUBLISHED_TOPICS = {
     "domain.repository:Repository.ArtifactLabelAdded", "domain.repository:Repository.ArtifactLabelRemoved",
     "domain.labels:Label.Created", "domain.labels:Label.Recreated", "domain.labels:Label.Updated",
     "domain.labels:Label.Deleted",
+    "domain.project:Project.ScannerChosen",
+    "domain.scanners:ScannerRegistration.Created", "domain.scanners:ScannerRegistration.Updated",
+    "domain.scanners:ScannerRegistration.Deleted", "domain.scanners:ScannerRegistration.DefaultSet",
+    "domain.scans:Scan.Created", "domain.scans:Scan.Requested", "domain.scans:Scan.Started",
+    "domain.scans:Scan.Completed", "domain.scans:Scan.Failed", "domain.scans:Scan.Stopped",
+    "domain.scans:ScanAllRun.Created", "domain.scans:ScanAllRun.Started", "domain.scans:ScanAllRun.Planned",
+    "domain.scans:ScanAllRun.StopRequested",
+    "domain.scans:ScanAllSchedule.Created", "domain.scans:ScanAllSchedule.Set",
 }
 
 
 def event_classes():
     for aggregate in (Repository, Project, User, Robot, WebhookPolicy, WebhookDelivery, Blob, GcRun, GcSchedule,
                       RetentionRun, RegistryEndpoint, ReplicationPolicy, ReplicationExecution, ReplicationTask,
-                      Label):
+                      Label, ScannerRegistration, Scan, ScanAllRun, ScanAllSchedule):
         for value in vars(aggregate).values():
             if isinstance(value, type) and issubclass(value, Aggregate.Event) and value.__name__ != "Event":
                 yield value

@@ -23,6 +23,8 @@ from projections import (
     replication,
     replication_runs,
     retention,
+    scanners,
+    scans,
 )
 from projections.runner import ProjectionRunner, positions, schemas
 from tests.support.oci import digest_of, push_blob, push_image
@@ -31,7 +33,7 @@ from tests.support.server import REPO_ROOT
 pytestmark = pytest.mark.both_databases
 
 MODULES = (catalog, references, access, audit, history, gc, quotas, retention, registries, replication,
-           replication_runs, labels)
+           replication_runs, labels, scanners, scans)
 TABLES = [table for module in MODULES for table in module.metadata.sorted_tables]
 
 
