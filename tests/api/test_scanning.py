@@ -300,3 +300,126 @@ def test_scanning_what_is_not_there(client, adapter):
     assert client.post(f"{ART}/sha256:{'0' * 64}/scan").status_code == 404
     assert client.post("/api/v2.0/projects/team/repositories/nope/artifacts/v1/scan").status_code == 404
     assert client.post(f"{ART}/v1/scan", content=b"{not json").status_code == 400
+
+
+# Auto-scan, scan all, webhooks, rebuild
+
+
+def test_a_push_to_an_auto_scan_project_is_scanned_without_a_request(client, services, adapter, monkeypatch):
+    register(client, adapter)
+    monkeypatch.setattr(services, "auto_scan_enabled", lambda project: project == "team")
+    digest, _ = push_image(client, "team/app", "v1")
+    push_image(client, "race/app", "v1")
+    summary = scanned(client, "v1")
+    assert summary["summary"]["total"] == 3
+    assert [request["artifact"]["tag"] for _, request in adapter.scan_requests] == ["v1"]
+    time.sleep(0.3)  # the follower has gone past the push into race: no scan there
+    assert len(adapter.scan_requests) == 1
+    assert services.scans.overview("race/app", digest) is None
+    log = client.get(f"{ART}/v1/scan/{summary['report_id']}/log").text
+    assert "requested by admin (event)" in log
+
+
+def test_scan_all_with_metrics_and_stop(client, services, adapter):
+    register(client, adapter)
+    push_image(client, "team/app", "v1")
+    push_image(client, "team/other", "v1", seed="other")
+    assert client.get("/api/v2.0/scans/all/metrics").json() == {"total": 0, "completed": 0, "ongoing": False}
+    response = client.post("/api/v2.0/system/scanAll/schedule", json={"schedule": {"type": "Manual"}})
+    assert response.status_code == 201, response.text
+
+    def finished():
+        stats = client.get("/api/v2.0/scans/all/metrics").json()
+        return stats if stats["total"] == 2 and not stats["ongoing"] else None
+
+    stats = wait_until(finished)
+    assert stats["completed"] == 2 and stats["metrics"]["Success"] == 2 and stats["trigger"] == "Manual"
+    assert scanned(client, "v1")["summary"]["total"] == 3
+
+    # A schedule, Harbor's way; then a run stopped half way.
+    assert client.post("/api/v2.0/system/scanAll/schedule",
+                       json={"schedule": {"type": "Daily"}}).status_code == 201
+    assert client.get("/api/v2.0/system/scanAll/schedule").json()["schedule"]["type"] == "Daily"
+    assert client.post("/api/v2.0/system/scanAll/schedule",
+                       json={"schedule": {"type": "Weekly"}}).status_code == 412
+    assert client.put("/api/v2.0/system/scanAll/schedule",
+                      json={"schedule": {"type": "Custom", "cron": "0 0 3 * * *"}}).status_code == 200
+    assert client.get("/api/v2.0/system/scanAll/schedule").json()["schedule"]["cron"] == "0 0 3 * * *"
+    assert client.put("/api/v2.0/system/scanAll/schedule", json={"schedule": {"type": "None"}}).status_code == 200
+    assert client.get("/api/v2.0/system/scanAll/schedule").json()["schedule"]["type"] == "None"
+    adapter.mode = "never"
+    client.post("/api/v2.0/system/scanAll/schedule", json={"schedule": {"type": "Manual"}})
+    wait_until(lambda: client.get("/api/v2.0/scans/all/metrics").json()["metrics"]["Running"] >= 1)
+    assert client.post("/api/v2.0/system/scanAll/stop").status_code == 202
+    stats = wait_until(lambda: (s := client.get("/api/v2.0/scans/all/metrics").json()) and not s["ongoing"] and s)
+    assert stats["metrics"]["Stopped"] == 2
+    assert client.get("/api/v2.0/scans/all/metrics", auth=None).status_code == 401
+
+
+def test_scanning_webhooks_carry_harbors_payload(client, services, adapter, monkeypatch):
+    from tests.api.test_webhooks import Receiver
+
+    receiver = Receiver()
+    try:
+        register(client, adapter)
+        policy = {"name": "scans", "enabled": True, "event_types": ["SCANNING_COMPLETED", "SCANNING_FAILED"],
+                  "targets": [{"type": "http", "address": receiver.url, "payload_format": "Default"}]}
+        assert client.post("/api/v2.0/projects/team/webhook/policies", json=policy).status_code == 201
+        digest, _ = push_image(client, "team/app", "v1")
+        client.post(f"{ART}/v1/scan")
+        summary = scanned(client, "v1")
+        body = wait_until(lambda: receiver.bodies("SCANNING_COMPLETED") and receiver.bodies("SCANNING_COMPLETED")[0])
+        assert body["type"] == "SCANNING_COMPLETED" and body["operator"] == "admin"
+        data = body["event_data"]
+        assert data["scan"] == {"scan_type": "vulnerability"}
+        assert data["repository"] == {"name": "app", "namespace": "team", "repo_full_name": "team/app",
+                                      "repo_type": "private"}
+        resource = data["resources"][0]
+        assert resource["digest"] == digest and resource["tag"] == "v1"
+        assert resource["resource_url"] == f"{services.settings.registry_address}/team/app:v1"
+        overview = resource["scan_overview"][VULNERABILITY_REPORT]
+        assert overview["report_id"] == summary["report_id"] and overview["scan_status"] == "Success"
+        assert overview["severity"] == "Critical" and overview["summary"]["summary"] == summary["summary"]["summary"]
+        assert overview["scanner"]["name"] == "Fixture"
+
+        adapter.mode = "error"
+        client.post(f"{ART}/v1/scan")
+        failed = wait_until(lambda: receiver.bodies("SCANNING_FAILED") and receiver.bodies("SCANNING_FAILED")[0])
+        assert failed["event_data"]["resources"][0]["scan_overview"][VULNERABILITY_REPORT]["scan_status"] == "Error"
+        # The same events on the public event stream, as CloudEvents.
+        events = client.get("/api/v1/events", params={"type": "scan.completed"})
+        assert events.status_code == 200, events.text
+        assert any(e["type"] == "io.portlog.scan.completed" and e["subject"] == "team/app:v1"
+                   and e["data"]["digest"] == digest and e["data"]["project"] == "team"
+                   and e["data"]["summary"] == {"Critical": 1, "High": 1, "Low": 1} for e in events.json())
+    finally:
+        receiver.close()
+
+
+def test_rebuilt_read_models_are_the_same(client, services, adapter):
+    from sqlalchemy import select
+
+    from projections import scanners, scans
+
+    uuid = register(client, adapter)
+    client.put("/api/v2.0/projects/team/scanner", json={"uuid": uuid})
+    push_image(client, "team/app", "v1")
+    client.post(f"{ART}/v1/scan")
+    scanned(client, "v1")
+    client.post(f"{ART}/v1/scan", json={"scan_type": "sbom"})
+    adapter.mode = "error"
+    push_image(client, "team/app", "v2", seed="2")
+    client.post(f"{ART}/v2/scan")
+    scanned(client, "v2", "Error")
+    client.post("/api/v2.0/system/scanAll/schedule", json={"schedule": {"type": "Manual"}})
+    wait_until(lambda: not client.get("/api/v2.0/scans/all/metrics").json()["ongoing"])
+    tables = [*scanners.metadata.sorted_tables, *scans.metadata.sorted_tables]
+
+    def dump():
+        with services.db.reader.connect() as conn:
+            return {table.name: sorted(tuple(row) for row in conn.execute(select(table))) for table in tables}
+
+    before = dump()
+    assert before["scan_reports"] and before["scan_all_runs"] and before["scanner_projects"]
+    services.projections.rebuild()
+    assert dump() == before
