@@ -4,12 +4,15 @@ answers the spec's metadata, accepts scan requests (recording them, with the reg
 the pull token they carry), and answers the first poll of each report with 302 + Refresh-After,
 then a fixed, spec-valid report per `Accept` type. `mode` scripts failures: "error" (the report
 is a 500 with the spec's error JSON), "garbage" (not JSON), "never" (302 for ever),
-"down" (metadata fails)."""
+"down" (metadata fails). With `verify_pull`, it pulls the artifact's manifest from the registry the
+scan request names, with the authorization it carries, as a real adapter does (`pulls`: the statuses)."""
 
 from __future__ import annotations
 
 import json
 import threading
+import urllib.error
+import urllib.request
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -39,6 +42,8 @@ class ScannerAdapter:
         self.scan_requests: list[tuple[dict, dict]] = []  # (headers, body) of each POST /scan
         self.report_polls: list[dict] = []  # headers of each report GET
         self.vulnerabilities = list(VULNERABILITIES)
+        self.verify_pull = False
+        self.pulls: list[int] = []
         self._polled: set[str] = set()
         self._scans: dict[str, dict] = {}
         self._lock = threading.Lock()
@@ -100,6 +105,8 @@ class ScannerAdapter:
                     return self._error(400, "unexpected content type")
                 if not isinstance(body, dict) or not body.get("artifact", {}).get("digest"):
                     return self._error(422, "invalid scan request")
+                if adapter.verify_pull:
+                    adapter.pulls.append(_pull(body))
                 scan_id = str(uuid.uuid4())
                 with adapter._lock:
                     adapter.scan_requests.append((dict(self.headers), body))
@@ -150,3 +157,17 @@ class ScannerAdapter:
                 pass
 
         return Handler
+
+
+def _pull(scan_request: dict) -> int:
+    """The status of GET /v2/<repository>/manifests/<digest> at the scan request's registry."""
+    artifact, registry = scan_request["artifact"], scan_request["registry"]
+    request = urllib.request.Request(
+        f"{registry['url']}/v2/{artifact['repository']}/manifests/{artifact['digest']}",
+        headers={"Authorization": registry["authorization"], "Accept": artifact["mime_type"]})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            response.read()
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
