@@ -192,8 +192,8 @@ async def test_system_robot_and_refused_permissions(harbor):
     with pytest.raises(BadRequest) as refused:
         await harbor.create_robot(RobotCreate(name="hscan", level="project", duration=-1, permissions=[
             RobotPermission(kind="project", namespace="race",
-                            access=[Access(resource="scan", action="create")])]))
-    assert "scan:create is not a Portlog permission" in refused.value.errors[0].message
+                            access=[Access(resource="helm-chart", action="create")])]))
+    assert "helm-chart:create is not a Portlog permission" in refused.value.errors[0].message
     await harbor.delete_robot(created.id)
 
 
@@ -334,7 +334,7 @@ def test_error_shapes(http, live_server):
     assert http.post("/api/v2.0/users", json={"username": "he-plain", "password": "Harbor-Pass-1"}).status_code == 201
     forbidden = http.get("/api/v2.0/users", auth=("he-plain", "Harbor-Pass-1"))
     assert forbidden.status_code == 403 and harbor_errors(forbidden)[0][0] == "FORBIDDEN"
-    unsupported = http.get("/api/v2.0/scanners")
+    unsupported = http.get("/api/v2.0/systeminfo")
     assert unsupported.status_code == 404 and "not part of" in harbor_errors(unsupported)[0][1]
     unknown_artifact = http.get("/api/v2.0/projects/z/repositories/keep/artifacts/sha256:" + "0" * 64)
     assert unknown_artifact.status_code == 404 and harbor_errors(unknown_artifact)[0][0] == "NOT_FOUND"
