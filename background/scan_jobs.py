@@ -66,6 +66,7 @@ SCAN_TIMEOUT_SECONDS = 30 * 60  # a scan without a report by then fails
 LEASE_MARGIN_SECONDS = 120  # a claim outlives its scan's timeout by this much
 PULL_TOKEN_SECONDS = 300  # the adapter's pull token: one repository, pull only
 CHECK_SECONDS = 1.0  # while waiting for a report: how often a stop or this process's end is noticed
+MIN_REFRESH_SECONDS = 1.0  # between two polls of a report, whatever Refresh-After says
 FOLLOW_SECONDS = 1.0
 FOLLOW_BATCH = 500
 REPORTS_UPLOAD_NAME = "_scan-reports"  # what the blob store's upload metadata names (no repository)
@@ -223,7 +224,7 @@ class Scanning:
             if not isinstance(answer, NotReady):
                 return upload.finish()
             upload.cancel()
-            self._wait(answer.refresh_after)
+            self._wait(max(answer.refresh_after, MIN_REFRESH_SECONDS))
 
     def _wait(self, seconds: float) -> None:
         until = time.monotonic() + seconds
@@ -360,7 +361,15 @@ def _report_parts(stream):
 
 
 class AutoScanPosition(DispatchPosition):
+    """Starts at the head of the log the first time: pushes from before auto-scan existed are
+    not scanned all at once on an upgrade (scan all does that, when asked)."""
+
     NAME = "auto_scan"
+
+    def __init__(self, services) -> None:
+        super().__init__(services)
+        if self.get() == 0:
+            self.advance(services.registry.recorder.max_notification_id() or 0)
 
 
 def follow_for_auto_scan(services, stop: threading.Event) -> None:

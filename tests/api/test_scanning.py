@@ -27,6 +27,7 @@ def quick_workers(monkeypatch):
     monkeypatch.setattr(scan_jobs, "POLL_SECONDS", 0.05)
     monkeypatch.setattr(scan_jobs, "FOLLOW_SECONDS", 0.05)
     monkeypatch.setattr(scan_jobs, "CHECK_SECONDS", 0.05)
+    monkeypatch.setattr(scan_jobs, "MIN_REFRESH_SECONDS", 0.05)
     monkeypatch.setattr(webhook_dispatcher, "POLL_SECONDS", 0.05)
 
 
