@@ -4,6 +4,7 @@ the pluggable-scanner-spec over HTTP on loopback (tests/support/scanner_adapter.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -14,12 +15,20 @@ from tests.support.oci import DOCKER_MANIFEST, OCI_INDEX, push_image
 from tests.support.scanner_adapter import API_KEY, SBOM_REPORT, VULNERABILITY_REPORT, ScannerAdapter
 from tests.support.waiting import wait_until as wait_long
 
+pytestmark = pytest.mark.both_databases
+
 SCANNERS = "/api/v2.0/scanners"
+KEY = "scanning-tests-secret-key-0123456789"
 ART = "/api/v2.0/projects/team/repositories/app/artifacts"
 
 
 def wait_until(predicate, timeout: float = 15.0):
     return wait_long(predicate, timeout, interval=0.05)
+
+
+@pytest.fixture
+def settings(settings):
+    return replace(settings, secret_key=KEY)  # scale-out nodes share a configured key
 
 
 @pytest.fixture(autouse=True)
