@@ -35,8 +35,9 @@ VULNERABILITIES = [
 
 
 class ScannerAdapter:
-    def __init__(self, api_key: str | None = API_KEY, refresh_after: int = 0) -> None:
+    def __init__(self, api_key: str | None = API_KEY, refresh_after: int = 0, prefix: str = "") -> None:
         self.api_key = api_key
+        self.prefix = prefix  # where it is mounted: "/scanner" as Portlog's own
         self.refresh_after = refresh_after
         self.mode = "ok"
         self.scan_requests: list[tuple[dict, dict]] = []  # (headers, body) of each POST /scan
@@ -81,6 +82,13 @@ class ScannerAdapter:
         adapter = self
 
         class Handler(BaseHTTPRequestHandler):
+            def parse_request(self) -> bool:
+                if not super().parse_request():
+                    return False
+                if adapter.prefix and self.path.startswith(adapter.prefix + "/"):
+                    self.path = self.path[len(adapter.prefix):]
+                return True
+
             def do_GET(self) -> None:
                 if not self._authorized():
                     return
