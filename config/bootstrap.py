@@ -31,12 +31,14 @@ from domain.collector import Collector
 from domain.labels import Labelling
 from domain.ports import BlobStore, SecretBox, SecretHasher
 from domain.project_rules import ProjectRules
+from domain.pull_checks import NeverScanned, PullChecks
 from domain.pulls import PullCounter
 from domain.push_checks import PushChecks
 from domain.registries import Endpoints
 from domain.replication import Policies
 from domain.replicator import Replicator
 from domain.retention_runs import RetentionRunner
+from domain.scanning_policy import ScanningPolicy
 from domain.trash import Trash
 from domain.uploads import Uploads
 from projections.access import AccessProjection, AccessView
@@ -55,6 +57,7 @@ from projections.replication import ReplicationProjection, ReplicationView
 from projections.replication_runs import ReplicationRunsProjection, ReplicationRunsView
 from projections.retention import RetentionProjection, RetentionView
 from projections.runner import ProjectionRunner
+from projections.scanning_policies import ScanningPoliciesProjection, ScanningPoliciesView
 from projections.webhooks import WebhooksProjection, WebhooksView
 
 PROXY_UPSTREAM_TIMEOUT_SECONDS = 10.0
@@ -98,6 +101,9 @@ class Services:
     authenticator: Authenticator
     tokens: TokenIssuer
     authorizer: RegistryAuthorizer
+    scanning_policy: ScanningPolicy  # project scanning settings, CVE allowlists (commands)
+    scanning_policies: ScanningPoliciesView  # the same, read; auto_scan_enabled(project) for the scan jobs
+    pull_checks: PullChecks  # what every manifest pull passes (domain/pull_checks.py)
     generated_admin_password: str | None = None
     gc_jobs: GcJobs | None = None  # set once the services exist (it runs on them)
     replicator: Replicator | None = None  # likewise
@@ -214,7 +220,7 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
                            AuditProjection(), HistoryProjection(), PullsProjection(),
                            WebhooksProjection(), ImmutabilityProjection(), GcProjection(), QuotaProjection(),
                            RetentionProjection(), RegistriesProjection(), ReplicationProjection(),
-                           ReplicationRunsProjection(), LabelsProjection()])
+                           ReplicationRunsProjection(), LabelsProjection(), ScanningPoliciesProjection()])
         projections.create_tables()
         signing_keys = signing_keys_for(settings, db).load()
         login_failures, revoked_tokens = LoginFailureTable(db), RevokedTokenTable(db)
@@ -233,6 +239,12 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
     history = HistoryView(db)
     endpoints = Endpoints(registry, secret_box_for(settings))
     artifacts = Artifacts(registry, checks)
+    scanning_policies = ScanningPoliciesView(db)
+    # The scan results the vulnerability policy reads. This is the one place to connect the scans
+    # read model (projections/scans.py); until then no artifact counts as scanned.
+    scan_results = NeverScanned()
+    pull_checks = PullChecks(scanning_policies.settings, catalog, scan_results,
+                             allowlist_of=scanning_policies.effective_allowlist)
     authenticator = Authenticator(access, admin.hasher, admin, login_failures)
     outbound = outbound_guard_for(settings)
     tokens = TokenIssuer(signing_keys, settings.token_lifetime_seconds, revoked_tokens)
@@ -272,6 +284,9 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
         authenticator=authenticator,
         tokens=tokens,
         authorizer=RegistryAuthorizer(authenticator, tokens, access),
+        scanning_policy=ScanningPolicy(registry),
+        scanning_policies=scanning_policies,
+        pull_checks=pull_checks,
         generated_admin_password=generated,
         # Only local lookups may run on the event loop: a remote database or object store would block it.
         inline_reads=db.reader.dialect.name == "sqlite" and blobs.local_files,
