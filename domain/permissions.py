@@ -96,6 +96,7 @@ SYSTEM_RESOURCE_ACTIONS: dict[str, tuple[str, ...]] = {
     # A proxy-cache project pulls with its endpoint's stored credentials: choosing one lends them
     # to every puller of the project, so only system administrators do (as in Harbor).
     "proxy-cache": ("create",),
+    "cve-allowlist": ("update",),  # the system's CVE allowlist (every signed-in principal reads it)
 }
 
 
