@@ -97,7 +97,7 @@ class Pull:
     reference: str  # the tag or digest asked for
     digest: str
     media_type: str
-    artifact_type: str | None  # the manifest's artifactType or config media type
+    artifact_type: str | None  # the manifest's artifactType or config media type (signatures have theirs)
     document: Callable[[], dict] = dict  # the manifest's JSON, read only when a check needs it
     scanner: bool = False  # a scanner's pull (a token with SCANNER_PULL)
     signing_tool: Callable[[], bool] = lambda: False  # a signing tool of a principal who may push here
@@ -112,9 +112,11 @@ class Pull:
         return [str(layer.get("mediaType", "")) for layer in layers or [] if isinstance(layer, dict)]
 
     def has_filesystem(self) -> bool:
-        """An image with a filesystem layer: what a scanner inventories. Indexes are not (each
-        child is checked when it is pulled), nor are charts, SBOMs, signatures, attestations."""
-        return self.artifact_type in IMAGE_CONFIG_TYPES and \
+        """An image with a filesystem layer: what a scanner inventories, and a runtime runs
+        (whatever `artifactType` it claims). Indexes are not (each child is checked when it is
+        pulled), nor are charts, SBOMs, signatures, attestations."""
+        config = self.document().get("config") if self.media_type in IMAGE_TYPES else None
+        return isinstance(config, dict) and config.get("mediaType") in IMAGE_CONFIG_TYPES and \
             any(kind.startswith(FILESYSTEM_LAYER_PREFIXES) for kind in self.layer_types())
 
     def is_signature(self) -> bool:
