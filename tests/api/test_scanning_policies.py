@@ -457,3 +457,18 @@ def test_rebuilt_read_model_gives_the_same_settings_and_allowlists(client, servi
     services.projections.rebuild()
     assert (client.get(f"{P}/team").json(), client.get("/api/v2.0/system/CVEAllowlist").json()) == before
     assert policies.auto_scan_enabled("team")
+
+
+def test_an_undeleted_project_gets_its_settings_back_and_a_recreated_one_starts_afresh(client):
+    client.post(P, json={"project_name": "sp-back", "metadata": {"prevent_vul": "true", "severity": "critical"},
+                         "cve_allowlist": {"items": [{"cve_id": "CVE-2024-3094"}]}})
+    before = client.get(f"{P}/sp-back").json()
+    assert client.delete(f"{P}/sp-back").status_code == 200
+    assert client.post("/api/v1/projects/sp-back/undelete").status_code == 200
+    back = client.get(f"{P}/sp-back").json()
+    assert back["metadata"] == before["metadata"]
+    assert back["cve_allowlist"]["items"] == [{"cve_id": "CVE-2024-3094"}]
+    assert client.delete(f"{P}/sp-back").status_code == 200
+    assert client.post(P, json={"project_name": "sp-back"}).status_code == 201
+    again = client.get(f"{P}/sp-back").json()
+    assert again["metadata"] == HARBOR_DEFAULTS and again["cve_allowlist"]["items"] == []
