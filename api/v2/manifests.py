@@ -97,17 +97,27 @@ def _check_pull(request: Request, manifest: ManifestRow | Fetched, reference: st
     if is_web_ui(request):
         return
     data = getattr(manifest, "data", None)
-    document = cache(lambda: orjson.loads(data or services(request).manifests.read(manifest.digest)))
+    document = cache(lambda: _document(data or services(request).manifests.read(manifest.digest)))
     artifact_type = manifest.artifact_type if data is None else _artifact_type(document())
     services(request).pull_checks.check(Pull(
         name_of(request), reference, manifest.digest, manifest.media_type, artifact_type, document,
         scanner=getattr(request.state, "scanner_pull", False), signing_tool=lambda: _signing_tool(request)))
 
 
+def _document(data: bytes) -> dict:
+    """The manifest's JSON object; an upstream's (not validated before it is served) may be none."""
+    try:
+        document = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return {}
+    return document if isinstance(document, dict) else {}
+
+
 def _artifact_type(document: dict) -> str | None:
     """A fetched manifest's artifact type, as the catalog has a stored one's."""
     config = document.get("config")
-    return document.get("artifactType") or (config.get("mediaType") if isinstance(config, dict) else None)
+    found = document.get("artifactType") or (config.get("mediaType") if isinstance(config, dict) else None)
+    return found if isinstance(found, str) else None
 
 
 def _signing_tool(request: Request) -> bool:
