@@ -472,3 +472,12 @@ def test_an_undeleted_project_gets_its_settings_back_and_a_recreated_one_starts_
     assert client.post(P, json={"project_name": "sp-back"}).status_code == 201
     again = client.get(f"{P}/sp-back").json()
     assert again["metadata"] == HARBOR_DEFAULTS and again["cve_allowlist"]["items"] == []
+
+
+def test_the_web_interface_shows_artifacts_the_policy_refuses(client):
+    digest, _ = push_image(client, NAME, "v1", seed="shown")
+    set_metadata(client, "team", prevent_vul="true", enable_content_trust_cosign="true")
+    assert client.get(f"/v2/{NAME}/manifests/{digest}").status_code == 412
+    assert client.post("/c/login", data={"principal": "admin", "password": ADMIN_PASSWORD}, auth=None).status_code == 200
+    assert client.get(f"/v2/{NAME}/manifests/{digest}", auth=None).status_code == 200  # the session: no pull
+    assert client.get(f"/v2/{NAME}/manifests/{digest}", auth=("admin", ADMIN_PASSWORD)).status_code == 412
