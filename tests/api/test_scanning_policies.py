@@ -478,6 +478,7 @@ def test_the_web_interface_shows_artifacts_the_policy_refuses(client):
     digest, _ = push_image(client, NAME, "v1", seed="shown")
     set_metadata(client, "team", prevent_vul="true", enable_content_trust_cosign="true")
     assert client.get(f"/v2/{NAME}/manifests/{digest}").status_code == 412
-    assert client.post("/c/login", data={"principal": "admin", "password": ADMIN_PASSWORD}, auth=None).status_code == 200
+    signed_in = client.post("/c/login", data={"principal": "admin", "password": ADMIN_PASSWORD}, auth=None)
+    assert signed_in.status_code == 200
     assert client.get(f"/v2/{NAME}/manifests/{digest}", auth=None).status_code == 200  # the session: no pull
     assert client.get(f"/v2/{NAME}/manifests/{digest}", auth=("admin", ADMIN_PASSWORD)).status_code == 412
