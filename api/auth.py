@@ -18,6 +18,7 @@ from api.sessions import SAFE_METHODS, SESSION_COOKIE, session_user
 from api.tokens import SERVICE, InvalidTokenError, TokenIssuer, granted_actions, is_anonymous
 from domain.errors import AuthenticationError, NameUnknownError, TooManyAttemptsError
 from domain.permissions import ANONYMOUS, Principal, project_of, repository_actions, system_permissions
+from domain.pull_checks import SCANNER_PULL
 from projections.access import AccessView
 
 
@@ -84,6 +85,8 @@ class RegistryAuthorizer:
             return name
         granted = granted_actions(claims, access.resource_type, access.name)
         if access.action in granted or "*" in granted:
+            # A scan job's token (only Portlog issues that action): no pull policy refuses it.
+            request.state.scanner_pull = SCANNER_PULL in granted
             return name
         principal = ANONYMOUS if is_anonymous(claims) else self.authenticator.principal_named(name)
         if principal is not None and not principal.is_anonymous and not self.allows(principal, access):

@@ -43,6 +43,8 @@ PAGINATION_NUMBER_INVALID = ErrorCode("PAGINATION_NUMBER_INVALID", "invalid numb
 MANIFEST_TOO_LARGE = ErrorCode("MANIFEST_INVALID", "manifest too large", 413)
 UNAVAILABLE = ErrorCode("UNAVAILABLE", "service unavailable", 503)
 NOT_FOUND = ErrorCode("NOT_FOUND", "no such endpoint", 404)
+# A project's pull policy refuses the artifact: Harbor's 412, with the code clients print as "denied".
+POLICY_VIOLATION = ErrorCode("DENIED", "the project's policy refuses this artifact", 412)
 
 DOMAIN_TO_OCI: dict[type[domain.RegistryError], ErrorCode] = {
     domain.NameInvalidError: NAME_INVALID,
@@ -71,6 +73,7 @@ DOMAIN_TO_OCI: dict[type[domain.RegistryError], ErrorCode] = {
     domain.QuotaExceededError: DENIED,  # as Harbor: docker prints "denied: quota exceeded: …"
     domain.UpstreamUnavailableError: UNAVAILABLE,
     domain.UpstreamRateLimitedError: TOOMANYREQUESTS,
+    domain.PolicyViolationError: POLICY_VIOLATION,
 }
 RETRY_AFTER_SECONDS = "5"  # storage outages: clients (containers/image, docker) retry 5xx anyway
 

@@ -314,7 +314,7 @@ class ReportUpload:
 def summarise(blobs, stored: StoredReport, media_type: str, scan_type: str, metadata: dict) -> ScanResult:
     """The stored report read back as it streams: checked to be a JSON object, its scanner and,
     for a vulnerability report, the severity summary (Harbor's) and the CVE ids."""
-    scanner, severities, fixable, ids = dict(metadata["scanner"]), {}, 0, set()
+    scanner, severities, fixable, ids = dict(metadata["scanner"]), {}, 0, {}
     try:
         with blobs.open(stored.digest) as stream:
             for where, item in _report_parts(stream):
@@ -325,7 +325,8 @@ def summarise(blobs, stored: StoredReport, media_type: str, scan_type: str, meta
                     severities[severity] = severities.get(severity, 0) + 1
                     fixable += bool(item.get("fix_version"))
                     if isinstance(item.get("id"), str) and item["id"]:
-                        ids.add(item["id"][:200])
+                        known = ids.get(item["id"][:200], severity)
+                        ids[item["id"][:200]] = max(known, severity, key=SEVERITY_RANK.__getitem__)
     except ijson.JSONError as error:
         raise ScanFailed(f"the report is not valid JSON: {error}") from None
     overall = "None" if scan_type == VULNERABILITY else ""
@@ -336,7 +337,8 @@ def summarise(blobs, stored: StoredReport, media_type: str, scan_type: str, meta
                       scanner_name=str(scanner.get("name", ""))[:200],
                       scanner_vendor=str(scanner.get("vendor", ""))[:200],
                       scanner_version=str(scanner.get("version", ""))[:200], severity=overall, summary=severities,
-                      fixable=fixable, total=sum(severities.values()), cve_ids=tuple(sorted(ids)))
+                      fixable=fixable, total=sum(severities.values()), cve_ids=tuple(sorted(ids)),
+                      cve_severities=dict(sorted(ids.items())))
 
 
 def _report_parts(stream):

@@ -34,6 +34,7 @@ from domain.collector import Collector
 from domain.labels import Labelling
 from domain.ports import BlobStore, SecretBox, SecretHasher
 from domain.project_rules import ProjectRules
+from domain.pull_checks import PullChecks
 from domain.pulls import PullCounter
 from domain.push_checks import PushChecks
 from domain.registries import Endpoints
@@ -41,6 +42,7 @@ from domain.replication import Policies
 from domain.replicator import Replicator
 from domain.retention_runs import RetentionRunner
 from domain.scanners import API_KEY_HEADER, BUILT_IN_NAME, Scanners, ScannerSettings
+from domain.scanning_policy import ScanningPolicy
 from domain.scans import ScanRequests
 from domain.trash import Trash
 from domain.uploads import Uploads
@@ -61,6 +63,7 @@ from projections.replication_runs import ReplicationRunsProjection, ReplicationR
 from projections.retention import RetentionProjection, RetentionView
 from projections.runner import ProjectionRunner
 from projections.scanners import ScannersProjection, ScannersView
+from projections.scanning_policies import ScanningPoliciesProjection, ScanningPoliciesView
 from projections.scans import ScansProjection, ScansView
 from projections.webhooks import WebhooksProjection, WebhooksView
 
@@ -105,6 +108,9 @@ class Services:
     authenticator: Authenticator
     tokens: TokenIssuer
     authorizer: RegistryAuthorizer
+    scanning_policy: ScanningPolicy  # project scanning settings, CVE allowlists (commands)
+    scanning_policies: ScanningPoliciesView  # the same, read; auto_scan_enabled(project) for the scan jobs
+    pull_checks: PullChecks  # what every manifest pull passes (domain/pull_checks.py)
     generated_admin_password: str | None = None
     scanners: Scanners | None = None  # scanner registrations' commands (set once the read model exists)
     scanner_registrations: ScannersView | None = None
@@ -231,7 +237,7 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
                            WebhooksProjection(), ImmutabilityProjection(), GcProjection(), QuotaProjection(),
                            RetentionProjection(), RegistriesProjection(), ReplicationProjection(),
                            ReplicationRunsProjection(), LabelsProjection(), ScannersProjection(),
-                           ScansProjection()])
+                           ScansProjection(), ScanningPoliciesProjection()])
         projections.create_tables()
         signing_keys = signing_keys_for(settings, db).load()
         login_failures, revoked_tokens = LoginFailureTable(db), RevokedTokenTable(db)
@@ -250,6 +256,10 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
     history = HistoryView(db)
     endpoints = Endpoints(registry, secret_box_for(settings))
     artifacts = Artifacts(registry, checks)
+    scanning_policies = ScanningPoliciesView(db)
+    scans = ScansView(db, blobs)
+    pull_checks = PullChecks(scanning_policies.settings, catalog, scans,
+                             allowlist_of=scanning_policies.effective_allowlist)
     authenticator = Authenticator(access, admin.hasher, admin, login_failures)
     outbound = outbound_guard_for(settings)
     tokens = TokenIssuer(signing_keys, settings.token_lifetime_seconds, revoked_tokens)
@@ -289,6 +299,10 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
         authenticator=authenticator,
         tokens=tokens,
         authorizer=RegistryAuthorizer(authenticator, tokens, access),
+        scanning_policy=ScanningPolicy(registry),
+        scanning_policies=scanning_policies,
+        pull_checks=pull_checks,
+        scans=scans,
         generated_admin_password=generated,
         # Only local lookups may run on the event loop: a remote database or object store would block it.
         inline_reads=db.reader.dialect.name == "sqlite" and blobs.local_files,
@@ -317,25 +331,14 @@ def wire_scanning(services: Services, key_material: bytes) -> None:
     services.scanner_registrations = views
     key = hmac.new(key_material, b"portlog built-in scanner adapter", hashlib.sha256).hexdigest()
     services.scanners = Scanners(registry, secret_box_for(settings), views.name_taken, views.default_uuid, key)
-    services.scans = ScansView(db, services.blobs)
     services.scan_requests = ScanRequests(registry)
-    services.auto_scan_enabled = auto_scan_enabled(services.access)
+    services.auto_scan_enabled = services.scanning_policies.auto_scan_enabled
     services.built_in_scanner_url = built_in_scanner_url(settings)
     services.built_in_scanner_key = key
     services.scanner_client = partial(scanner_client, services.outbound,
                                       built_in_guard(settings, services.built_in_scanner_url),
                                       services.built_in_scanner_url)
     register_built_in_scanner(services)
-
-
-def auto_scan_enabled(access: AccessView) -> Callable[[str], bool]:
-    """A project's `auto_scan` (Harbor's project metadata): the one place scans read it. The
-    project scanning settings are recorded by `Project.ScanningSettingsChanged` (issue 19's
-    policies part), whose read model column `auto_scan` this reads once it exists."""
-    def enabled(project: str) -> bool:
-        return bool(getattr(access.project(project), "auto_scan", False))
-
-    return enabled
 
 
 def built_in_scanner_url(settings: Settings) -> str:

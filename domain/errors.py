@@ -136,3 +136,8 @@ class UpstreamRateLimitedError(RegistryError):
     def __init__(self, message: str, detail: object = None, retry_after: float | None = None) -> None:
         super().__init__(message, detail)
         self.retry_after = retry_after
+
+
+class PolicyViolationError(RegistryError):
+    """A project's pull policy refuses the artifact (domain/pull_checks.py): it is vulnerable,
+    not scanned, or not signed. Harbor answers 412."""

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from domain.account import User
+from domain.cve_allowlist import SystemCveAllowlist
 from domain.gc import GcRun, GcSchedule
 from domain.labels import Label
 from domain.project import Project
@@ -31,12 +32,16 @@ from domain.scans import Scan
 KINDS = {Repository: "repository", Project: "project", User: "user", Robot: "robot", GcRun: "gc",
          GcSchedule: "gc_schedule", RetentionRun: "retention", RegistryEndpoint: "registry",
          ReplicationPolicy: "replication_policy", ReplicationExecution: "replication_execution",
-         ReplicationTask: "replication_task", Label: "label", Scan: "scan", ScannerRegistration: "scanner"}
+         ReplicationTask: "replication_task", Label: "label", Scan: "scan", ScannerRegistration: "scanner",
+         SystemCveAllowlist: "cve_allowlist"}
 # The event field naming the resource, where it is not the kind itself.
 _SUBJECT_FIELDS = {"user": "username", "gc": "run", "retention": "project", "replication_policy": "policy",
                    "replication_execution": "policy", "replication_task": "policy", "scan": "repository"}
 # Kinds whose subject is a repository: its project is the repository's, and `repository` is envelope.
 _OF_REPOSITORY = ("repository", "scan")
+
+# Aggregates of which there is one, without a field naming it: their resource name.
+_SINGLETONS = {"gc_schedule": "schedule", "cve_allowlist": "system"}
 
 # Types that read better than "<kind>.<event in snake case>", the rule for every other event.
 _NAMED = {
@@ -78,7 +83,7 @@ def is_public(event: object) -> bool:
 def describe(event) -> PublicEvent:
     aggregate = next(a for a in KINDS if isinstance(event, a.Event))
     kind = KINDS[aggregate]
-    subject = getattr(event, _SUBJECT_FIELDS.get(kind, kind), "schedule")
+    subject = getattr(event, _SUBJECT_FIELDS.get(kind, kind), _SINGLETONS.get(kind))
     return PublicEvent(
         type=event_type(event, kind),
         operation=f"{kind}.{_snake(type(event).__name__)}",

@@ -31,6 +31,8 @@ DOCKER_SCHEMA1 = (
 IMAGE_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
 INDEX_TYPES = (OCI_INDEX, DOCKER_MANIFEST_LIST)
 MANIFEST_TYPES = IMAGE_TYPES + INDEX_TYPES
+# The config media types of container images (an image manifest with another config is an artifact).
+IMAGE_CONFIG_TYPES = ("application/vnd.docker.container.image.v1+json", "application/vnd.oci.image.config.v1+json")
 # Layers whose bytes may live elsewhere (`urls`), which a registry need not hold: the only
 # descriptors that may carry `urls`, as in Distribution.
 FOREIGN_LAYER_TYPES = (

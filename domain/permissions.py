@@ -104,6 +104,7 @@ SYSTEM_RESOURCE_ACTIONS: dict[str, tuple[str, ...]] = {
     "proxy-cache": ("create",),
     "scanner": ("list", "read", "create", "update", "delete"),  # scanner registrations (Harbor's name)
     "scan-all": ("create", "read", "update", "stop"),  # scanning everything, and its schedule (Harbor's name)
+    "cve-allowlist": ("update",),  # the system's CVE allowlist (every signed-in principal reads it)
 }
 
 

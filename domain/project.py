@@ -1,4 +1,5 @@
-"""The Project aggregate: visibility, members and tag immutability rules. Topic
+"""The Project aggregate: visibility, members, tag immutability rules, quota, retention, and
+scanning settings with the CVE allowlist. Topic
 `domain.project:Project.<Event>`.
 
 Events are a public schema: add fields only with defaults, never rename or repurpose one.
@@ -17,11 +18,14 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import Aggregate
 
 from domain.context import RequestContext
+from domain.cve_allowlist import CveAllowlist
 from domain.errors import ConflictError, NotFoundError
 from domain.immutability import RULE_FIELDS, ImmutableRule
 from domain.permissions import Role
 from domain.quotas import QuotaLimits
 from domain.retention import RetentionRule, checked_rules
+from domain.scanning_settings import NAMES as SCANNING_SETTINGS
+from domain.scanning_settings import ScanningSettings
 
 
 def member_key(kind: str, principal: str, repository: str | None) -> str:
@@ -30,8 +34,8 @@ def member_key(kind: str, principal: str, repository: str | None) -> str:
 
 class Project(Aggregate):
     # Version 2 added `immutable_rules`, version 3 `quota`, version 4 `retention`, version 5
-    # `proxy_registry`; older snapshots are upcast.
-    class_version = 5
+    # `proxy_registry`, version 6 `scanning` and `cve_allowlist`; older snapshots are upcast.
+    class_version = 6
 
     class Event(Aggregate.Event):
         project: str
@@ -58,6 +62,7 @@ class Project(Aggregate):
             project.public, project.deleted, project.members = self.public, False, {}
             project.immutable_rules, project.quota, project.retention = {}, None, None
             project.proxy_registry = self.proxy_registry
+            project.scanning, project.cve_allowlist = None, None
 
     class VisibilityChanged(Event):
         public: bool
@@ -167,6 +172,30 @@ class Project(Aggregate):
         def apply(self, project: Project) -> None:
             project.retention = None
 
+    class ScanningSettingsChanged(Event):
+        """Every scanning setting as it is now (domain/scanning_settings.py), Harbor's defaults
+        where an older event lacks one."""
+
+        auto_scan: bool = False
+        prevent_vul: bool = False
+        severity: str = "Low"
+        reuse_sys_cve_allowlist: bool = True
+        enable_content_trust_cosign: bool = False
+        enable_content_trust: bool = False
+
+        def apply(self, project: Project) -> None:
+            project.scanning = {name: getattr(self, name) for name in SCANNING_SETTINGS}
+
+    class CveAllowlistSet(Event):
+        """The project's own CVE allowlist, whole (domain/cve_allowlist.py): vulnerability ids and
+        the expiry in Unix seconds (None: never)."""
+
+        items: list
+        expires_at: int | None = None
+
+        def apply(self, project: Project) -> None:
+            project.cve_allowlist = {"items": list(self.items), "expires_at": self.expires_at}
+
     class QuotaWarning(Event):
         """A push took `resource` (storage or artifacts) past the warning threshold."""
 
@@ -199,6 +228,8 @@ class Project(Aggregate):
         self.immutable_rules: dict[str, dict] = {}
         self.quota: dict | None = None  # QuotaLimits fields; None: no quota
         self.retention: dict | None = None  # {"rules": [...], "cron": ...}; None: no policy
+        self.scanning: dict | None = None  # ScanningSettings fields; None: Harbor's defaults
+        self.cve_allowlist: dict | None = None  # CveAllowlist fields; None: empty
 
     @staticmethod
     def upcast_v1_v2(state: dict) -> None:
@@ -215,6 +246,10 @@ class Project(Aggregate):
     @staticmethod
     def upcast_v4_v5(state: dict) -> None:
         state["proxy_registry"] = None
+
+    @staticmethod
+    def upcast_v5_v6(state: dict) -> None:
+        state["scanning"], state["cve_allowlist"] = None, None
 
     @staticmethod
     def create_id(name: str) -> UUID:
@@ -246,6 +281,10 @@ class Project(Aggregate):
             self._trigger(self.QuotaSet, **self.quota, ctx=ctx)
         if self.retention:
             self._trigger(self.RetentionPolicySet, **self.retention, ctx=ctx)
+        if self.scanning:
+            self._trigger(self.ScanningSettingsChanged, **self.scanning, ctx=ctx)
+        if self.cve_allowlist:
+            self._trigger(self.CveAllowlistSet, **self.cve_allowlist, ctx=ctx)
 
     def set_public(self, public: bool, ctx: RequestContext) -> None:
         self.check_exists()
@@ -300,6 +339,21 @@ class Project(Aggregate):
 
     def retention_rules(self) -> list[RetentionRule]:
         return [RetentionRule.from_fields(f) for f in (self.retention or {"rules": []})["rules"]]
+
+    def set_scanning_settings(self, settings: ScanningSettings, ctx: RequestContext) -> None:
+        self.check_exists()
+        fields = settings.checked().fields()
+        if fields != self.scanning_settings().fields():
+            self._trigger(self.ScanningSettingsChanged, **fields, ctx=ctx)
+
+    def scanning_settings(self) -> ScanningSettings:
+        return ScanningSettings.from_fields(self.scanning)
+
+    def set_cve_allowlist(self, allowlist: CveAllowlist, ctx: RequestContext) -> None:
+        self.check_exists()
+        fields = allowlist.checked().fields()
+        if fields != CveAllowlist.from_fields(self.cve_allowlist).fields():
+            self._trigger(self.CveAllowlistSet, **fields, ctx=ctx)
 
     def record_quota_warning(self, resource: str, used: int, limit: int, ctx: RequestContext) -> None:
         self._trigger(self.QuotaWarning, resource=resource, used=used, limit=limit, ctx=ctx)

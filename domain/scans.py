@@ -61,6 +61,7 @@ class ScanResult:
     fixable: int = 0
     total: int = 0
     cve_ids: tuple[str, ...] = ()
+    cve_severities: dict = field(default_factory=dict)  # id → its gravest severity in the report
 
 
 class Scan(Aggregate):
@@ -129,6 +130,8 @@ class Scan(Aggregate):
         started_at: datetime | None
         tag: str | None = None
         requested_by: str = ""
+        # id → its gravest severity: an allowlist that exempts some ids leaves the others' severity
+        cve_severities: dict | None = None
 
         def apply(self, scan: Scan) -> None:
             scan.status = SUCCESS
@@ -222,7 +225,8 @@ class Scan(Aggregate):
                       scanner_name=result.scanner_name, scanner_vendor=result.scanner_vendor,
                       scanner_version=result.scanner_version, severity=result.severity,
                       summary=dict(result.summary), fixable=result.fixable, total=result.total,
-                      cve_ids=list(result.cve_ids), **self._outcome_fields())
+                      cve_ids=list(result.cve_ids), cve_severities=dict(result.cve_severities),
+                      **self._outcome_fields())
 
     def fail(self, report_id: str, reason: str, ctx: RequestContext) -> None:
         self._check_running(report_id, pending_too=True)

@@ -197,6 +197,13 @@ class CatalogView:
         with self.engine.connect() as conn:
             return conn.execute(query).first() is not None
 
+    def parents(self, name: str, digest: str) -> list[str]:
+        """The manifests of the repository that list the manifest `digest` (its indexes)."""
+        query = select(references.c.manifest_digest).where(
+            references.c.repository == name, references.c.target_digest == digest, references.c.role == "manifest")
+        with self.engine.connect() as conn:
+            return list(conn.execute(query.order_by(references.c.manifest_digest)).scalars())
+
     def referrers_of(self, name: str, subjects: list[str]) -> dict[str, list[ManifestRow]]:
         """The referrers of several subjects at once: subject → its referrers (by digest)."""
         query = select(*_MANIFEST_COLUMNS).where(manifests.c.repository == name, manifests.c.subject.in_(subjects))

@@ -83,6 +83,7 @@ reports = Table(
     Column("fixable", Integer, nullable=False),
     Column("total", Integer, nullable=False),
     Column("cve_ids", Text, nullable=False),  # JSON list
+    Column("cve_severities", Text),  # JSON: id → severity
     Column("started_at", DateTime(timezone=True)),
     Column("completed_at", DateTime(timezone=True), nullable=False),
     Index("scan_reports_artifact", "repository", "digest", "scan_type", "position"),
@@ -119,7 +120,8 @@ class ScansProjection:
                     scanner_name=event.scanner_name, scanner_vendor=event.scanner_vendor,
                     scanner_version=event.scanner_version, severity=event.severity,
                     summary=orjson.dumps(event.summary).decode(), fixable=event.fixable, total=event.total,
-                    cve_ids=orjson.dumps(list(event.cve_ids)).decode(), started_at=event.started_at,
+                    cve_ids=orjson.dumps(list(event.cve_ids)).decode(),
+                    cve_severities=orjson.dumps(event.cve_severities or {}).decode(), started_at=event.started_at,
                     completed_at=event.timestamp))
                 self._set(conn, event, status="Success", ended_at=event.timestamp, last_report=position)
             case Scan.Failed():
@@ -174,6 +176,7 @@ class ScanOverview:
     report_digest: str | None = None  # the latest completed report's bytes (blob store)
     report_media_type: str | None = None
     report_started_at: datetime | None = None  # when the latest completed scan started
+    cve_severities: dict = field(default_factory=dict)  # id → its gravest severity (the pull policy's allowlists)
 
 
 @dataclass(frozen=True)
@@ -194,6 +197,7 @@ class ReportRow:
     fixable: int
     total: int
     cve_ids: tuple[str, ...]
+    cve_severities: dict
     started_at: datetime | None
     completed_at: datetime
 
@@ -340,6 +344,7 @@ class ScansView:
 
 
 _REPORT_COLUMNS = (reports.c.severity, reports.c.summary, reports.c.fixable, reports.c.total, reports.c.cve_ids,
+                   reports.c.cve_severities,
                    reports.c.completed_at, reports.c.scanner_name.label("report_scanner"),
                    reports.c.scanner_vendor, reports.c.scanner_version, reports.c.report_digest,
                    reports.c.report_media_type, reports.c.started_at.label("report_started_at"))
@@ -356,13 +361,15 @@ def _overview(row) -> ScanOverview:
         requested_at=as_utc(row.requested_at), started_at=_utc(row.started_at), ended_at=_utc(row.ended_at),
         error=row.error, scanner_vendor=row.scanner_vendor or "", scanner_version=row.scanner_version or "",
         report_digest=row.report_digest, report_media_type=row.report_media_type,
-        report_started_at=_utc(row.report_started_at))
+        report_started_at=_utc(row.report_started_at),
+        cve_severities=orjson.loads(row.cve_severities or "{}") if completed else {})
 
 
 def _report(row) -> ReportRow:
     values = dict(row._mapping)
     values["summary"] = orjson.loads(values["summary"])
     values["cve_ids"] = tuple(orjson.loads(values["cve_ids"]))
+    values["cve_severities"] = orjson.loads(values["cve_severities"] or "{}")
     values["completed_at"] = as_utc(values["completed_at"])
     values["started_at"] = _utc(values["started_at"])
     return ReportRow(**values)

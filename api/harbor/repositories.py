@@ -17,10 +17,10 @@ from api.harbor.scans import overviews_json
 from api.management.common import Call, field, json_response, page_params
 from api.management.problems import Problem
 from api.request_input import as_id
+from domain.manifests import IMAGE_CONFIG_TYPES
 from domain.names import check_name, check_tag
 from projections.access import ProjectRow
 
-IMAGE_CONFIGS = ("application/vnd.docker.container.image.v1+json", "application/vnd.oci.image.config.v1+json")
 INDEXES = ("application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json")
 HELM_CONFIG = "application/vnd.cncf.helm.config.v1+json"
 # Harbor's accessory types, by the referrer's artifact type; anything else is "subject.accessory".
@@ -240,7 +240,7 @@ def _pull_time(pulls: tuple | None):
 
 
 def _type(row) -> str:
-    if row.media_type in INDEXES or row.artifact_type in IMAGE_CONFIGS:
+    if row.media_type in INDEXES or row.artifact_type in IMAGE_CONFIG_TYPES:
         return "IMAGE"
     return "CHART" if row.artifact_type == HELM_CONFIG else "UNKNOWN"
 

@@ -8,6 +8,7 @@ from starlette.routing import Route
 
 from api.harbor import (
     audit,
+    cve_allowlists,
     gc,
     immutability,
     labels,
@@ -152,6 +153,8 @@ ROUTES = [
     (f"{PREFIX}/quotas", "GET", quotas.list_quotas, False),
     (f"{PREFIX}/quotas/{{quota_id}}", "GET", quotas.get_quota, False),
     (f"{PREFIX}/quotas/{{quota_id}}", "PUT", quotas.update_quota, False),
+    (f"{PREFIX}/system/CVEAllowlist", "GET", cve_allowlists.get_system_allowlist, False),
+    (f"{PREFIX}/system/CVEAllowlist", "PUT", cve_allowlists.put_system_allowlist, False),
     (f"{PREFIX}/system/gc", "GET", gc.list_history, False),
     (f"{PREFIX}/system/gc/schedule", "GET", gc.get_schedule, False),
     (f"{PREFIX}/system/gc/schedule", "POST", gc.create_schedule, False),

@@ -28,6 +28,7 @@ DOMAIN_TO_STATUS: dict[type[domain.RegistryError], tuple[int, str]] = {
     domain.QuotaExceededError: (403, "quota-exceeded"),
     domain.UpstreamUnavailableError: (503, "upstream-unavailable"),
     domain.UpstreamRateLimitedError: (429, "upstream-rate-limited"),
+    domain.PolicyViolationError: (412, "policy-violation"),
 }
 
 

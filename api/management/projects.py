@@ -1,20 +1,29 @@
-"""Projects and their members (/api/v1/projects…)."""
+"""Projects and their members (/api/v1/projects…). A project shows and takes its visibility, its
+scanning settings (`scanning`: domain/scanning_settings.py) and its own CVE allowlist
+(`cve_allowlist`: {"items": [ids], "expires_at": Unix seconds or null})."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import NoReturn
 
 from starlette.responses import Response
 
 from api.management.common import Call, field, json_response, page_params, paged
 from api.management.problems import Problem
+from domain.cve_allowlist import CveAllowlist
 from domain.permissions import Role
+from domain.scanning_settings import DEFAULT, NAMES, ScanningSettings
 from projections.access import MemberRow, ProjectRow
 
 
-def project_json(row: ProjectRow) -> dict:
+def project_json(call: Call, row: ProjectRow) -> dict:
+    policies = call.services.scanning_policies
+    allowlist = policies.allowlist(row.name)
     return {"name": row.name, "public": row.public, "created_at": row.created_at,
-            "updated_at": row.updated_at, "proxy_cache_registry": row.proxy_registry}
+            "updated_at": row.updated_at, "proxy_cache_registry": row.proxy_registry,
+            "scanning": policies.settings(row.name).fields(),
+            "cve_allowlist": (allowlist.allowlist if allowlist else CveAllowlist()).fields()}
 
 
 def member_json(row: MemberRow) -> dict:
@@ -27,21 +36,25 @@ def list_projects(call: Call) -> Response:
     page, size = page_params(call.request)
     rows, total = call.services.access.projects(
         (page - 1) * size, size, visible_to=call.principal, name_contains=call.request.query_params.get("name"))
-    return paged(call.request, [project_json(r) for r in rows], total, page, size)
+    return paged(call.request, [project_json(call, r) for r in rows], total, page, size)
 
 
 def create_project(call: Call) -> Response:
     """Create a project; its creator becomes its project admin. `proxy_cache_registry`, the name
-    of a registry endpoint, makes it a proxy-cache project of that registry."""
+    of a registry endpoint, makes it a proxy-cache project of that registry; `scanning` (any of
+    its settings) and `cve_allowlist` are optional."""
     call.require_system("project", "create")
     name, public = field(call.body, "name", str), field(call.body, "public", bool, False, False)
     upstream = field(call.body, "proxy_cache_registry", str, False)
     if upstream is not None:
         require_upstream_choice(call)
+    settings, allowlist = _scanning(call, DEFAULT), _allowlist(call)
     owner = call.principal.name if call.principal.kind == "user" else None
     call.settle(call.services.admin.create_project(name, public, call.context, owner=owner,
                                                    proxy_registry=upstream))
-    return json_response(project_json(call.services.access.project(name)), 201,
+    if settings is not None or allowlist is not None:
+        call.settle(call.services.scanning_policy.set_project(name, call.context, settings, allowlist))
+    return json_response(project_json(call, call.services.access.project(name)), 201,
                          {"Location": f"/api/v1/projects/{name}"})
 
 
@@ -49,19 +62,47 @@ def get_project(call: Call) -> Response:
     """One project."""
     name = call.param("project")
     call.require_project(name, "project", "read")
-    return json_response(project_json(call.services.access.project(name)))
+    return json_response(project_json(call, call.services.access.project(name)))
 
 
 def update_project(call: Call) -> Response:
-    """Change a project's visibility."""
+    """Change a project's visibility, scanning settings (those given) or CVE allowlist."""
     name = call.param("project")
     call.require_project(name, "project", "update")
     upstream = field(call.body, "proxy_cache_registry", str, False)
     if upstream is not None and upstream != call.services.access.project(name).proxy_registry:
         refuse_upstream_change(call)
-    public = field(call.body, "public", bool)
-    call.settle(call.services.admin.set_project_public(name, public, call.context))
-    return json_response(project_json(call.services.access.project(name)))
+    public = field(call.body, "public", bool, False)
+    settings = _scanning(call, call.services.scanning_policies.settings(name))
+    allowlist = _allowlist(call)
+    if public is None and settings is None and allowlist is None:
+        raise Problem(422, "invalid-input", "nothing to change: give public, scanning or cve_allowlist")
+    if public is not None:
+        call.settle(call.services.admin.set_project_public(name, public, call.context))
+    if settings is not None or allowlist is not None:
+        call.settle(call.services.scanning_policy.set_project(name, call.context, settings, allowlist))
+    return json_response(project_json(call, call.services.access.project(name)))
+
+
+def _scanning(call: Call, current: ScanningSettings) -> ScanningSettings | None:
+    """`current` with the settings the body's `scanning` object gives (checked), None without one."""
+    given = field(call.body, "scanning", dict, False)
+    if given is None:
+        return None
+    unknown = sorted(set(given) - set(NAMES))
+    if unknown:
+        raise Problem(422, "invalid-input", f"unknown scanning setting {unknown[0]!r}", {"settings": list(NAMES)})
+    return replace(current, **given).checked()
+
+
+def _allowlist(call: Call) -> CveAllowlist | None:
+    given = field(call.body, "cve_allowlist", dict, False)
+    if given is None:
+        return None
+    unknown = sorted(set(given) - {"items", "expires_at"})
+    if unknown:
+        raise Problem(422, "invalid-input", f"unknown cve_allowlist field {unknown[0]!r}")
+    return CveAllowlist(given.get("items") or (), given.get("expires_at")).checked()
 
 
 def delete_project(call: Call) -> Response:

@@ -100,9 +100,21 @@ ROUTES = [
 
 _STR, _BOOL, _INT = {"type": "string"}, {"type": "boolean"}, {"type": "integer"}
 SCHEMAS = {
-    "ProjectCreate": {"type": "object", "required": ["name"],
-                      "properties": {"name": _STR, "public": _BOOL}},
-    "ProjectUpdate": {"type": "object", "required": ["public"], "properties": {"public": _BOOL}},
+    "ProjectCreate": {"type": "object", "required": ["name"], "properties": {
+        "name": _STR, "public": _BOOL, "proxy_cache_registry": _STR,
+        "scanning": {"$ref": "#/components/schemas/ScanningSettings"},
+        "cve_allowlist": {"$ref": "#/components/schemas/CveAllowlist"}}},
+    "ProjectUpdate": {"type": "object", "description": "at least one of the properties", "properties": {
+        "public": _BOOL, "scanning": {"$ref": "#/components/schemas/ScanningSettings"},
+        "cve_allowlist": {"$ref": "#/components/schemas/CveAllowlist"}}},
+    "ScanningSettings": {"type": "object", "description": "those given change, the others keep theirs", "properties": {
+        "auto_scan": _BOOL, "prevent_vul": _BOOL, "reuse_sys_cve_allowlist": _BOOL,
+        "enable_content_trust_cosign": _BOOL, "enable_content_trust": _BOOL,
+        "severity": {"enum": ["unknown", "none", "low", "medium", "high", "critical"],
+                     "description": "any letter case; answered as Harbor writes it (Low)"}}},
+    "CveAllowlist": {"type": "object", "properties": {
+        "items": {"type": "array", "items": {**_STR, "description": "a vulnerability id: CVE-2019-10164"}},
+        "expires_at": {"type": ["integer", "null"], "description": "Unix seconds; null: never"}}},
     "Member": {"type": "object", "required": ["role"], "properties": {
         "role": {"enum": ["project_admin", "maintainer", "developer", "guest", "limited_guest"]},
         "repository": {"type": "string", "description": "limit the grant to one repository"}}},

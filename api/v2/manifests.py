@@ -13,10 +13,14 @@ DELETE   /v2/<name>/manifests/<tag>          202: the tag only; MANIFEST_UNKNOWN
 
 from __future__ import annotations
 
+from functools import cache
+
+import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from api.auth import Access
 from api.errors import MANIFEST_TOO_LARGE, OciError
 from api.proxy_cache import Fetched
 from api.request_input import as_id
@@ -24,6 +28,7 @@ from api.v2.common import context, is_web_ui, manifest_location, name_of, proxie
 from domain.errors import ManifestUnknownError, NameUnknownError
 from domain.manifests import MAX_MANIFEST_BYTES
 from domain.names import check_digest, is_digest_reference, is_valid_tag
+from domain.pull_checks import Pull
 from projections.catalog import ManifestRow
 
 
@@ -36,6 +41,7 @@ def get_manifest(request: Request) -> Response:
     else:
         manifest = services(request).proxy_cache.manifest(name_of(request), upstream, reference, context(request))
     _check_acceptable(request, manifest)
+    _check_pull(request, manifest, reference)
     headers = _manifest_headers(manifest)
     if request.method == "HEAD":
         return Response(status_code=200, headers=headers)
@@ -83,6 +89,43 @@ def _find(request: Request) -> ManifestRow:
             raise NameUnknownError("repository name not known to registry", {"name": name})
         raise ManifestUnknownError("manifest unknown to registry", {"reference": reference})
     return manifest
+
+
+def _check_pull(request: Request, manifest: ManifestRow | Fetched, reference: str) -> None:
+    """The project's pull policies (domain/pull_checks.py). The web UI showing an artifact is
+    no pull: it shows the vulnerable and unsigned ones too."""
+    if is_web_ui(request):
+        return
+    data = getattr(manifest, "data", None)
+    document = cache(lambda: _document(data or services(request).manifests.read(manifest.digest)))
+    artifact_type = manifest.artifact_type if data is None else _artifact_type(document())
+    services(request).pull_checks.check(Pull(
+        name_of(request), reference, manifest.digest, manifest.media_type, artifact_type, document,
+        scanner=getattr(request.state, "scanner_pull", False), signing_tool=lambda: _signing_tool(request)))
+
+
+def _document(data: bytes) -> dict:
+    """The manifest's JSON object; an upstream's (not validated before it is served) may be none."""
+    try:
+        document = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return {}
+    return document if isinstance(document, dict) else {}
+
+
+def _artifact_type(document: dict) -> str | None:
+    """A fetched manifest's artifact type, as the catalog has a stored one's."""
+    config = document.get("config")
+    found = document.get("artifactType") or (config.get("mediaType") if isinstance(config, dict) else None)
+    return found if isinstance(found, str) else None
+
+
+def _signing_tool(request: Request) -> bool:
+    """cosign or notation, for a principal who may push to the repository: it reads the manifest
+    to sign it (Harbor lets these through its pull policies)."""
+    agent = request.headers.get("user-agent", "").lower()
+    return ("cosign" in agent or "notation" in agent) and services(request).authorizer.can(
+        request, Access("repository", name_of(request), "push"))
 
 
 def _check_acceptable(request: Request, manifest: ManifestRow | Fetched) -> None:

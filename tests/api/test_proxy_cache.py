@@ -224,3 +224,17 @@ def test_retention_cleans_the_cache_and_a_later_pull_fetches_again(client, servi
     assert cached_tags(client, services, "hub/library/kept") == {"v2": digests[2]}
     assert pull(client, "hub/library/kept", "v0") == digests[0]
     assert cached_tags(client, services, "hub/library/kept") == {"v0": digests[0], "v2": digests[2]}
+
+
+def test_a_proxy_cache_project_applies_its_pull_policies_to_what_it_fetches(client, services, upstream, proxy):
+    push_upstream(upstream, "library/policed", "v1", "policed")
+    response = client.put("/api/v2.0/projects/hub", json={"metadata": {"prevent_vul": "true",
+                                                                        "enable_content_trust": "true"}})
+    assert response.status_code == 200, response.text
+    metadata = client.get("/api/v2.0/projects/hub").json()["metadata"]
+    assert (metadata["prevent_vul"], metadata["enable_content_trust"]) == ("true", "false")  # as Harbor
+    for _ in range(2):  # fetched from the upstream, then from the cache
+        refused = client.get("/v2/hub/library/policed/manifests/v1", headers={"Accept": OCI_MANIFEST})
+        assert refused.status_code == 412, refused.text
+        assert "without vulnerability scanning" in refused.json()["errors"][0]["message"]
+        assert services.proxy_cache.wait_idle()

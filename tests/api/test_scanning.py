@@ -312,12 +312,44 @@ def test_scanning_what_is_not_there(client, adapter):
     assert client.post(f"{ART}/v1/scan", content=b"{not json").status_code == 400
 
 
+def test_the_pull_policy_judges_a_scanned_image_by_the_findings_its_allowlist_leaves(client, adapter):
+    """The report: CVE-2023-0001 Critical, CVE-2023-0002 High, CVE-2023-0003 Low."""
+    register(client, adapter)
+    push_image(client, "team/app", "v1")
+    project = "/api/v2.0/projects/team"
+
+    def policy(severity: str, allowed: list[str]) -> None:
+        body = {"metadata": {"prevent_vul": "true", "severity": severity, "reuse_sys_cve_allowlist": "false"},
+                "cve_allowlist": {"items": [{"cve_id": cve} for cve in allowed]}}
+        assert client.put(project, json=body).status_code == 200
+
+    def pull_status() -> int:
+        return client.get("/v2/team/app/manifests/v1").status_code
+
+    policy("high", [])
+    refused = client.get("/v2/team/app/manifests/v1")
+    assert refused.status_code == 412 and "without vulnerability scanning" in refused.json()["errors"][0]["message"]
+    assert client.post(f"{ART}/v1/scan").status_code == 202
+    scanned(client, "v1")
+    refused = client.get("/v2/team/app/manifests/v1")
+    assert refused.status_code == 412, refused.text
+    assert "current image with 3 vulnerabilities cannot be pulled" in refused.json()["errors"][0]["message"]
+    policy("high", ["CVE-2023-0001"])  # the High one is left
+    assert pull_status() == 412
+    policy("critical", ["CVE-2023-0001"])  # the gravest left is High, under Critical
+    assert pull_status() == 200
+    policy("high", ["CVE-2023-0001", "CVE-2023-0002"])  # only the Low one is left
+    assert pull_status() == 200
+    policy("low", ["CVE-2023-0001", "CVE-2023-0002"])
+    assert pull_status() == 412
+
+
 # Auto-scan, scan all, webhooks, rebuild
 
 
-def test_a_push_to_an_auto_scan_project_is_scanned_without_a_request(client, services, adapter, monkeypatch):
+def test_a_push_to_an_auto_scan_project_is_scanned_without_a_request(client, services, adapter):
     register(client, adapter)
-    monkeypatch.setattr(services, "auto_scan_enabled", lambda project: project == "team")
+    assert client.put("/api/v2.0/projects/team", json={"metadata": {"auto_scan": "true"}}).status_code == 200
     digest, _ = push_image(client, "team/app", "v1")
     push_image(client, "race/app", "v1")
     summary = scanned(client, "v1")

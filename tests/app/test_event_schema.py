@@ -13,6 +13,7 @@ from eventsourcing.persistence import StoredEvent
 from domain.account import User
 from domain.blob import Blob
 from domain.context import RequestContext
+from domain.cve_allowlist import SystemCveAllowlist
 from domain.errors import StillReferencedError
 from domain.gc import GcRun, GcSchedule
 from domain.labels import Label
@@ -83,13 +84,15 @@ PUBLISHED_TOPICS = {
     "domain.scans:ScanAllRun.Created", "domain.scans:ScanAllRun.Started", "domain.scans:ScanAllRun.Planned",
     "domain.scans:ScanAllRun.StopRequested",
     "domain.scans:ScanAllSchedule.Created", "domain.scans:ScanAllSchedule.Set",
+    "domain.project:Project.ScanningSettingsChanged", "domain.project:Project.CveAllowlistSet",
+    "domain.cve_allowlist:SystemCveAllowlist.Created", "domain.cve_allowlist:SystemCveAllowlist.Set",
 }
 
 
 def event_classes():
     for aggregate in (Repository, Project, User, Robot, WebhookPolicy, WebhookDelivery, Blob, GcRun, GcSchedule,
                       RetentionRun, RegistryEndpoint, ReplicationPolicy, ReplicationExecution, ReplicationTask,
-                      Label, ScannerRegistration, Scan, ScanAllRun, ScanAllSchedule):
+                      Label, ScannerRegistration, Scan, ScanAllRun, ScanAllSchedule, SystemCveAllowlist):
         for value in vars(aggregate).values():
             if isinstance(value, type) and issubclass(value, Aggregate.Event) and value.__name__ != "Event":
                 yield value
@@ -127,6 +130,32 @@ def test_a_project_snapshot_taken_before_immutability_rules_still_loads(services
     stored = services.registry.mapper.to_stored_event(old)
     project = services.registry.mapper.to_domain_event(stored).mutate(None)
     assert project.immutable_rules == {} and project.rule_protecting("old/app", "v1") is None
+
+
+def test_a_project_snapshot_taken_before_scanning_settings_still_loads(services):
+    ctx = RequestContext("alice", "req-1")
+    services.admin.create_project("old", False, ctx)
+    old = Snapshot.take(services.registry.load(Project.create_id("old")))
+    old.state.pop("scanning")
+    old.state.pop("cve_allowlist")
+    old.state["class_version"] = 5
+    stored = services.registry.mapper.to_stored_event(old)
+    project = services.registry.mapper.to_domain_event(stored).mutate(None)
+    assert (project.scanning, project.cve_allowlist) == (None, None)
+    assert project.scanning_settings().severity == "Low" and project.scanning_settings().reuse_sys_cve_allowlist
+
+
+def test_a_scanning_settings_event_stored_before_a_setting_existed_decodes_with_harbors_default(services):
+    from domain.scanning_settings import ScanningSettings
+
+    ctx = RequestContext("alice", "req-1")
+    services.scanning_policy.set_project("team", ctx, ScanningSettings(prevent_vul=True, enable_content_trust=True))
+    stored = services.registry.recorder.select_notifications(start=None, limit=1000)[-1]
+    state = orjson.loads(stored.state)
+    assert state.pop("enable_content_trust") is True
+    old = StoredEvent(stored.originator_id, stored.originator_version, stored.topic, orjson.dumps(state))
+    event = services.registry.mapper.to_domain_event(old)
+    assert (event.prevent_vul, event.enable_content_trust, event.severity) == (True, False, "Low")
 
 
 def test_a_repository_snapshot_taken_before_deletion_existed_still_loads(services):

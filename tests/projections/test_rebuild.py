@@ -24,6 +24,7 @@ from projections import (
     replication_runs,
     retention,
     scanners,
+    scanning_policies,
     scans,
 )
 from projections.runner import ProjectionRunner, positions, schemas
@@ -33,7 +34,7 @@ from tests.support.server import REPO_ROOT
 pytestmark = pytest.mark.both_databases
 
 MODULES = (catalog, references, access, audit, history, gc, quotas, retention, registries, replication,
-           replication_runs, labels, scanners, scans)
+           replication_runs, labels, scanners, scans, scanning_policies)
 TABLES = [table for module in MODULES for table in module.metadata.sorted_tables]
 
 
@@ -71,6 +72,9 @@ def make_history(client, services=None) -> None:
     client.post("/api/v2.0/replication/policies", json={"name": "out", "dest_registry": {"id": peer}})
     label = client.post("/api/v2.0/labels", json={"name": "release", "scope": "g"}).headers["Location"].rsplit("/")[-1]
     client.post("/api/v2.0/projects/team/repositories/app0/artifacts/1.0/labels", json={"id": int(label)})
+    client.put("/api/v2.0/projects/team", json={"metadata": {"prevent_vul": "true", "severity": "high"},
+                                                "cve_allowlist": {"items": [{"cve_id": "CVE-2024-3094"}]}})
+    client.put("/api/v2.0/system/CVEAllowlist", json={"items": [{"cve_id": "CVE-2021-44228"}], "expires_at": 1})
     if services is not None:  # a GC run: Blob and GcRun events, links released
         import time
         time.sleep(1.1)
@@ -84,6 +88,7 @@ def test_rebuild_gives_identical_read_models(client, services):
     assert len(before["catalog_tags"]) == 6 and before["refs_digest_usage"] and before["gc_runs"]
     assert before["history_members"] and before["audit_log"] and before["access_robots"]
     assert before["labels"] and before["artifact_labels"]
+    assert before["scanning_settings"] and len(before["scanning_cve_allowlists"]) == 2
     services.projections.rebuild()
     assert dump(services) == before
 
