@@ -39,6 +39,8 @@ def add_commands(commands, data_dir_option, settings_of) -> None:
         dest="action", required=True))
     _retention(commands.add_parser("retention", help="tag retention runs").add_subparsers(
         dest="action", required=True))
+    _vulndb(commands.add_parser("vulndb", help="vulnerability data (OSV records) for the built-in scanner")
+            .add_subparsers(dest="action", required=True))
     audit = commands.add_parser("audit", help="print the audit trail")
     for option in ("actor", "project", "repository", "operation", "since", "until"):
         audit.add_argument(f"--{option}")
@@ -220,6 +222,45 @@ def _run_summary(row) -> dict:
             "untagged": row.untagged,
             "orphans": row.orphans, "error": row.error, "started_at": row.started_at,
             "finished_at": row.finished_at}
+
+
+def _vulndb(sub) -> None:
+    load = _leaf(sub, "import", "import OSV records: a JSON file, a directory or a zip (osv.dev's exports)",
+                 _vulndb_import)
+    load.add_argument("path", help="the file or directory")
+    load.add_argument("--source", metavar="NAME",
+                      help="the source it replaces (default: its ecosystem, such as Debian or PyPI)")
+    _leaf(sub, "status", "the imported sources: records per ecosystem, when imported", lambda s, a: _print(
+        _vulndb_status(s)))
+
+
+def _vulndb_import(services, args) -> None:
+    from pathlib import Path
+
+    from adapters.osv_files import osv_file
+    from scanner.vulndb import InvalidVulnerabilityData
+
+    try:
+        with osv_file(Path(args.path)) as data:
+            name = args.source or data.default_source_name()
+            _, position = services.vulnerability_imports.record(name, data.chunks(), data.file_name,
+                                                                data.ecosystems, data.records, _ctx())
+    except (InvalidVulnerabilityData, OSError) as error:
+        raise RegistryError(f"cannot import {args.path}: {error}") from None
+    services.projections.wait_for(position)
+    _print(next(s for s in _vulndb_status(services)["sources"] if s["name"] == name))
+
+
+def _vulndb_status(services) -> dict:
+    sources = services.vulnerability_data.sources()
+    totals: dict[str, int] = {}
+    for source in sources:
+        for ecosystem, count in source.ecosystems.items():
+            totals[ecosystem] = totals.get(ecosystem, 0) + count
+    return {"sources": [{"name": s.name, "records": s.records, "ecosystems": s.ecosystems, "file": s.file_name,
+                         "digest": s.digest, "size": s.size, "imported_at": s.imported_at,
+                         "imported_by": s.imported_by, **({"error": s.error} if s.error else {})} for s in sources],
+            "ecosystems": dict(sorted(totals.items()))}
 
 
 def _members(sub) -> None:

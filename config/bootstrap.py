@@ -30,6 +30,7 @@ from config.settings import Settings
 from domain.administration import Administration
 from domain.application import Registry
 from domain.artifacts import Artifacts
+from domain.blob import GcFence
 from domain.collector import Collector
 from domain.labels import Labelling
 from domain.ports import BlobStore, SecretBox, SecretHasher
@@ -46,6 +47,7 @@ from domain.scanning_policy import ScanningPolicy
 from domain.scans import ScanRequests
 from domain.trash import Trash
 from domain.uploads import Uploads
+from domain.vulndb import VulnerabilityImports
 from projections.access import AccessProjection, AccessView
 from projections.audit import AuditProjection, AuditView
 from projections.catalog import CatalogProjection, CatalogView
@@ -65,6 +67,7 @@ from projections.runner import ProjectionRunner
 from projections.scanners import ScannersProjection, ScannersView
 from projections.scanning_policies import ScanningPoliciesProjection, ScanningPoliciesView
 from projections.scans import ScansProjection, ScansView
+from projections.vulndb import VulnerabilityDataProjection, VulnerabilityDataView
 from projections.webhooks import WebhooksProjection, WebhooksView
 
 PROXY_UPSTREAM_TIMEOUT_SECONDS = 10.0
@@ -126,6 +129,8 @@ class Services:
     proxy_cache: ProxyCache | None = None  # likewise
     labels: LabelsView | None = None  # likewise
     labelling: Labelling | None = None  # likewise
+    vulnerability_data: VulnerabilityDataView | None = None  # likewise
+    vulnerability_imports: VulnerabilityImports | None = None  # likewise
     # Exceptions of the database drivers that mean "unavailable, try again" (a restart, a
     # failover, a full connection pool): answered 503, not 500.
     unavailable_errors: tuple[type[Exception], ...] = ()
@@ -237,7 +242,7 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
                            WebhooksProjection(), ImmutabilityProjection(), GcProjection(), QuotaProjection(),
                            RetentionProjection(), RegistriesProjection(), ReplicationProjection(),
                            ReplicationRunsProjection(), LabelsProjection(), ScannersProjection(),
-                           ScansProjection(), ScanningPoliciesProjection()])
+                           ScansProjection(), ScanningPoliciesProjection(), VulnerabilityDataProjection(blobs)])
         projections.create_tables()
         signing_keys = signing_keys_for(settings, db).load()
         login_failures, revoked_tokens = LoginFailureTable(db), RevokedTokenTable(db)
@@ -313,6 +318,8 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
     services.labels = LabelsView(db)
     services.labelling = Labelling(registry, services.labels.labelled_repositories)
     wire_scanning(services, signing_keys[-1].secret)  # the oldest key: kept across rotations
+    services.vulnerability_data = VulnerabilityDataView(db)
+    services.vulnerability_imports = VulnerabilityImports(registry, GcFence(registry, references.collectable))
     services.replicator = Replicator(
         registry, services.policies, local_side=lambda ctx: LocalSide(services, ctx),
         remote_side=lambda name: remote_side(services, name),

@@ -27,16 +27,18 @@ from domain.retention_runs import RetentionRun
 from domain.robot import Robot, robot_project
 from domain.scanners import ScannerRegistration
 from domain.scans import Scan
+from domain.vulndb import VulnerabilityData
 
 # Aggregate → the kind of resource its events are about.
 KINDS = {Repository: "repository", Project: "project", User: "user", Robot: "robot", GcRun: "gc",
          GcSchedule: "gc_schedule", RetentionRun: "retention", RegistryEndpoint: "registry",
          ReplicationPolicy: "replication_policy", ReplicationExecution: "replication_execution",
          ReplicationTask: "replication_task", Label: "label", Scan: "scan", ScannerRegistration: "scanner",
-         SystemCveAllowlist: "cve_allowlist"}
+         SystemCveAllowlist: "cve_allowlist", VulnerabilityData: "vulnerability_data"}
 # The event field naming the resource, where it is not the kind itself.
 _SUBJECT_FIELDS = {"user": "username", "gc": "run", "retention": "project", "replication_policy": "policy",
-                   "replication_execution": "policy", "replication_task": "policy", "scan": "repository"}
+                   "replication_execution": "policy", "replication_task": "policy", "scan": "repository",
+                   "vulnerability_data": "name"}
 # Kinds whose subject is a repository: its project is the repository's, and `repository` is envelope.
 _OF_REPOSITORY = ("repository", "scan")
 

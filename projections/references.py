@@ -35,6 +35,7 @@ from sqlalchemy import (
 from domain.blob import Blob
 from domain.repository import Repository
 from domain.scans import Scan
+from domain.vulndb import VulnerabilityData
 from projections.database import Name, ReadModelDatabase, as_utc
 
 metadata = MetaData()
@@ -112,6 +113,10 @@ class ReferencesProjection:
                 conn.execute(_COLLECTED, dict(k_digest=digest))
             case Scan.Completed(report_digest=digest, report_size=size):
                 _count(conn, digest, size, "referenced_by", +1, event.timestamp)
+            case VulnerabilityData.Imported():  # the imported file is kept until a new import replaces it
+                _count(conn, event.digest, event.size, "referenced_by", +1, event.timestamp)
+                if event.previous_digest:
+                    _count(conn, event.previous_digest, None, "referenced_by", -1, event.timestamp)
 
     def _manifest_pushed(self, conn: Connection, event: Repository.ManifestPushed) -> None:
         _count(conn, event.digest, event.size, "manifest_entries", +1, event.timestamp)

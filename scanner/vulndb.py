@@ -18,10 +18,11 @@ from __future__ import annotations
 import functools
 import os
 import re
+import tempfile
 import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterable, Iterator, Protocol
+from typing import BinaryIO, Iterable, Iterator, Protocol
 
 import orjson
 from cvss import CVSS2, CVSS3, CVSS4
@@ -30,7 +31,7 @@ from univers.version_constraint import VersionConstraint
 from univers.version_range import RANGE_CLASS_BY_SCHEMES
 
 from scanner.inventory import Package, normalize_pypi_name
-from scanner.limits import MIB, format_bytes
+from scanner.limits import GIB, MIB, format_bytes
 
 # Harbor's severities, lowest first (the order reports and policies compare them in).
 SEVERITIES = ("Unknown", "None", "Low", "Medium", "High", "Critical")
@@ -42,6 +43,7 @@ _CVE = re.compile(r"^CVE-\d{4}-\d{4,}$")
 
 RECORD_BYTES = 16 * MIB  # one JSON file of a directory or zip
 LIST_FILE_BYTES = 512 * MIB  # a single JSON file (it is parsed whole)
+ZIP_FILE_BYTES = 8 * GIB
 MAX_RECORDS = 2_000_000
 
 
@@ -55,14 +57,40 @@ def read_records(path: Path) -> Iterator[tuple[str, dict]]:
     """(where, record) for every record of a JSON file, a directory of them or a zip of them."""
     if path.is_dir():
         yield from _directory_records(path)
-    elif zipfile.is_zipfile(path):
-        yield from _zip_records(path)
     elif path.is_file():
-        if path.stat().st_size > LIST_FILE_BYTES:
-            raise InvalidVulnerabilityData(f"{path.name} is larger than {format_bytes(LIST_FILE_BYTES)}")
-        yield from _records_of(path.name, path.read_bytes())
+        with open(path, "rb") as file:
+            yield from read_file_records(file, path.name)
     else:
         raise InvalidVulnerabilityData(f"{path} is neither a file nor a directory")
+
+
+def read_file_records(stream: BinaryIO, name: str) -> Iterator[tuple[str, dict]]:
+    """The records of one file, a JSON document or a zip, from a stream (spooled to a private
+    temporary file first when it cannot seek, as a zip is read from its end)."""
+    if not stream.seekable():
+        with tempfile.TemporaryFile() as spooled:
+            _copy_bounded(stream, spooled, ZIP_FILE_BYTES, name)
+            spooled.seek(0)
+            yield from read_file_records(spooled, name)
+        return
+    if zipfile.is_zipfile(stream):
+        stream.seek(0)
+        yield from _zip_records(stream)
+        return
+    stream.seek(0)
+    data = stream.read(LIST_FILE_BYTES + 1)
+    if len(data) > LIST_FILE_BYTES:
+        raise InvalidVulnerabilityData(f"{name} is larger than {format_bytes(LIST_FILE_BYTES)}")
+    yield from _records_of(name, data)
+
+
+def _copy_bounded(source: BinaryIO, target: BinaryIO, limit: int, name: str) -> None:
+    copied = 0
+    while chunk := source.read(MIB):
+        copied += len(chunk)
+        if copied > limit:
+            raise InvalidVulnerabilityData(f"{name} is larger than {format_bytes(limit)}")
+        target.write(chunk)
 
 
 def _directory_records(root: Path) -> Iterator[tuple[str, dict]]:
@@ -80,9 +108,9 @@ def _directory_records(root: Path) -> Iterator[tuple[str, dict]]:
             yield from _records_of(str(file.relative_to(root)), file.read_bytes())
 
 
-def _zip_records(path: Path) -> Iterator[tuple[str, dict]]:
+def _zip_records(stream: BinaryIO) -> Iterator[tuple[str, dict]]:
     """Members are read in memory, each bounded whatever its header claims; never extracted."""
-    with zipfile.ZipFile(path) as archive:
+    with zipfile.ZipFile(stream) as archive:
         members = [m for m in archive.infolist() if m.filename.endswith(".json") and not m.is_dir()]
         _check_count(len(members))
         for member in members:

@@ -27,6 +27,7 @@ from domain.retention_runs import RetentionRun
 from domain.robot import Robot
 from domain.scanners import ScannerRegistration
 from domain.scans import Scan, ScanAllRun, ScanAllSchedule
+from domain.vulndb import VulnerabilityData
 from domain.webhooks import WebhookDelivery, WebhookPolicy
 
 # Every event topic ever published. Add to this list; never remove or rename an entry.
@@ -86,13 +87,15 @@ PUBLISHED_TOPICS = {
     "domain.scans:ScanAllSchedule.Created", "domain.scans:ScanAllSchedule.Set",
     "domain.project:Project.ScanningSettingsChanged", "domain.project:Project.CveAllowlistSet",
     "domain.cve_allowlist:SystemCveAllowlist.Created", "domain.cve_allowlist:SystemCveAllowlist.Set",
+    "domain.vulndb:VulnerabilityData.Created", "domain.vulndb:VulnerabilityData.Imported",
 }
 
 
 def event_classes():
     for aggregate in (Repository, Project, User, Robot, WebhookPolicy, WebhookDelivery, Blob, GcRun, GcSchedule,
                       RetentionRun, RegistryEndpoint, ReplicationPolicy, ReplicationExecution, ReplicationTask,
-                      Label, ScannerRegistration, Scan, ScanAllRun, ScanAllSchedule, SystemCveAllowlist):
+                      Label, ScannerRegistration, Scan, ScanAllRun, ScanAllSchedule, SystemCveAllowlist,
+                      VulnerabilityData):
         for value in vars(aggregate).values():
             if isinstance(value, type) and issubclass(value, Aggregate.Event) and value.__name__ != "Event":
                 yield value
