@@ -64,11 +64,14 @@ def networks(cidrs: Iterable[str | Network]) -> tuple[Network, ...]:
 
 class OutboundGuard:
     def __init__(self, allow: Iterable[str | Network] = (), deny: Iterable[str | Network] = (),
-                 own: Iterable[OwnService] = ()) -> None:
-        """`own`: Portlog's listen address and its infrastructure, refused unless allowed."""
+                 own: Iterable[OwnService] = (), reachable: Iterable[OwnService] = ()) -> None:
+        """`own`: Portlog's listen address and its infrastructure, refused unless allowed.
+        `reachable`: host:port pairs reached even so, unless denied: only the built-in scanner's
+        guard has one, Portlog's own listen address, whose /v2/ it pulls the images to scan from."""
         self.allow = networks(allow)
         self.deny = networks(deny)
         self.own = tuple(own)
+        self.reachable = tuple(reachable)
         self._default_deny = tuple((ipaddress.ip_network(cidr), kind) for cidr, kind in DEFAULT_DENY)
         self._ssl_contexts: dict[bool, ssl.SSLContext] = {}
 
@@ -102,6 +105,8 @@ class OutboundGuard:
         if any(address in network for network in self.deny):
             return f"{address} is in {DENY_SETTING}"
         if any(address in network for network in self.allow):
+            return None
+        if any(pair.port == port and _is_host(pair.host, address, family, sockaddr) for pair in self.reachable):
             return None
         kind = next((kind for network, kind in self._default_deny if address in network), None)
         if kind is None:

@@ -9,7 +9,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from api import logs
 from api.errors import ErrorCode, OciError, error_response, render_oci_error
@@ -58,6 +58,7 @@ def create_app(services: Services, owns_services: bool = False) -> Starlette:
             *management_routes(),
             *harbor_routes(),
             *ui_routes(),
+            *([Mount("/scanner", app=services.scanner_adapter.app)] if services.scanner_adapter else []),
         ],
         middleware=[Middleware(RequestIdMiddleware),
                     Middleware(BodyLimitMiddleware, max_bytes=services.settings.max_body_bytes,

@@ -11,6 +11,8 @@ from typing import Callable
 from urllib.parse import urlsplit
 from uuid import UUID
 
+import httpx
+
 from adapters.login_failures import LoginFailureTable
 from adapters.outbound import OutboundGuard, OwnService
 from adapters.passwords import Argon2SecretHasher
@@ -69,8 +71,12 @@ from projections.scanning_policies import ScanningPoliciesProjection, ScanningPo
 from projections.scans import ScansProjection, ScansView
 from projections.vulndb import VulnerabilityDataProjection, VulnerabilityDataView
 from projections.webhooks import WebhooksProjection, WebhooksView
+from scanner.adapter_app import ScannerAdapter
+from scanner.jobs import ScanJobs
+from scanner.reports import ScannerInfo
 
 PROXY_UPSTREAM_TIMEOUT_SECONDS = 10.0
+SCANNER_PULL_TIMEOUT = httpx.Timeout(30.0, connect=10.0)  # the built-in scanner's reads of Portlog's /v2/
 NATS_PORT = 4222  # a NATS URL's port when it names none
 
 
@@ -131,6 +137,7 @@ class Services:
     labelling: Labelling | None = None  # likewise
     vulnerability_data: VulnerabilityDataView | None = None  # likewise
     vulnerability_imports: VulnerabilityImports | None = None  # likewise
+    scanner_adapter: ScannerAdapter | None = None  # the built-in scanner's adapter, mounted at /scanner
     # Exceptions of the database drivers that mean "unavailable, try again" (a restart, a
     # failover, a full connection pool): answered 503, not 500.
     unavailable_errors: tuple[type[Exception], ...] = ()
@@ -139,6 +146,8 @@ class Services:
     def close(self) -> None:
         if self.proxy_cache is not None:
             self.proxy_cache.close()
+        if self.scanner_adapter is not None:
+            self.scanner_adapter.close()
         self.registry.close()
         self.db.dispose()
 
@@ -195,6 +204,33 @@ def own_services(settings: Settings) -> list[OwnService]:
     return own
 
 
+def builtin_scanner(settings: Settings, vulnerability_data: VulnerabilityDataView, jobs: ScanJobs,
+                    api_key: str) -> ScannerAdapter:
+    """The built-in scanner's adapter. It pulls the images to scan from Portlog's own /v2/ over
+    HTTP, as an external adapter does: its outbound guard reaches Portlog's own host:port pairs
+    (the listen address, the external URL's), and nothing else the common guard refuses."""
+    own = [OwnService(settings.host, settings.port, "Portlog's own listen address")]
+    if settings.external_url:
+        external = urlsplit(settings.external_url)
+        own.append(OwnService(external.hostname, external.port or (443 if external.scheme == "https" else 80),
+                              "Portlog's external URL"))
+    guard = OutboundGuard(settings.outbound_allow, settings.outbound_deny, own=own_services(settings), reachable=own)
+    return ScannerAdapter(
+        vulnerabilities=vulnerability_data, jobs=jobs, scanner=ScannerInfo("Portlog", "Portlog", _version()),
+        http_client=lambda: httpx.Client(transport=guard.httpx_transport(), timeout=SCANNER_PULL_TIMEOUT,
+                                         follow_redirects=True),
+        api_key=api_key, data_updated_at=vulnerability_data.updated_at)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("portlog")
+    except PackageNotFoundError:  # run from a checkout without installing
+        return "dev"
+
+
 def remote_registry_client(outbound: OutboundGuard, url: str, username: str | None, password: str | None,
                            insecure: bool, timeout: float | None = None):
     from adapters.registry_client import DEFAULT_TIMEOUT, RegistryClient  # only where a peer is used
@@ -246,6 +282,7 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
         projections.create_tables()
         signing_keys = signing_keys_for(settings, db).load()
         login_failures, revoked_tokens = LoginFailureTable(db), RevokedTokenTable(db)
+        scan_jobs = ScanJobs(db.writer, db.reader)
     admin = Administration(registry, hasher or Argon2SecretHasher())
     generated = admin.bootstrap(settings.admin_password)
     projections.catch_up()
@@ -320,6 +357,8 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
     wire_scanning(services, signing_keys[-1].secret)  # the oldest key: kept across rotations
     services.vulnerability_data = VulnerabilityDataView(db)
     services.vulnerability_imports = VulnerabilityImports(registry, GcFence(registry, references.collectable))
+    services.scanner_adapter = builtin_scanner(settings, services.vulnerability_data, scan_jobs,
+                                               services.built_in_scanner_key)
     services.replicator = Replicator(
         registry, services.policies, local_side=lambda ctx: LocalSide(services, ctx),
         remote_side=lambda name: remote_side(services, name),

@@ -261,3 +261,14 @@ def test_the_infrastructure_portlog_uses_is_refused_by_name_and_address(infrastr
         assert guard.refusal_of(url) is None, url
     allowed = OutboundGuard(allow=["10.20.30.40/32"], own=guard.own)
     assert allowed.refusal_of("http://alias.test:4222") is None
+
+
+def test_a_reachable_pair_opens_that_host_and_port_only_and_deny_still_wins():
+    """The built-in scanner's guard: Portlog's own listen address, and nothing beside it."""
+    own = OwnService("127.0.0.1", 5000, "Portlog's own listen address")
+    guard = OutboundGuard(own=[own], reachable=[own])
+    assert guard.refusal_of("http://127.0.0.1:5000/v2/") is None
+    assert "127.0.0.1 is loopback" in guard.refusal_of("http://127.0.0.1:5001/")
+    assert "127.0.0.1 is loopback" in OutboundGuard(own=[own]).refusal_of("http://127.0.0.1:5000/")
+    denied = OutboundGuard(deny=["127.0.0.1/32"], reachable=[own])
+    assert "is in security.outbound_deny" in denied.refusal_of("http://127.0.0.1:5000/")
