@@ -12,19 +12,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 from uuid import UUID, uuid4
 
 import orjson
-from cyclonedx.model import Property
-from cyclonedx.model.bom import Bom, BomMetaData
-from cyclonedx.model.component import Component, ComponentType
-from cyclonedx.model.tool import ToolRepository
-from cyclonedx.output.json import JsonV1Dot5
 from packageurl import PackageURL
 
 from scanner.inventory import Inventory, Package
 from scanner.layers import Layer
 from scanner.vulndb import SEVERITIES, Finding
+
+if TYPE_CHECKING:
+    from cyclonedx.model.component import Component
 
 VULNERABILITY_REPORT = "application/vnd.security.vulnerability.report; version=1.1"
 SBOM_REPORT = "application/vnd.security.sbom.report+json; version=1.0"
@@ -107,6 +106,13 @@ def sbom_report(artifact: dict, scanner: ScannerInfo, inventory: Inventory, gene
 def cyclonedx_document(artifact: dict, scanner: ScannerInfo, inventory: Inventory, generated_at: datetime,
                        registry_host: str = "", serial: UUID | None = None) -> dict:
     """The image as the BOM's subject, the distribution and every package as its components."""
+    # CycloneDX's model takes ~0.2 s to import: only a process that makes an SBOM pays for it
+    # (every server worker and CLI command imports this module).
+    from cyclonedx.model.bom import Bom, BomMetaData
+    from cyclonedx.model.component import Component, ComponentType
+    from cyclonedx.model.tool import ToolRepository
+    from cyclonedx.output.json import JsonV1Dot5
+
     image = _image_component(artifact, registry_host)
     components = [_package_component(package, index) for index, package in enumerate(inventory.packages)]
     if inventory.distribution is not None:
@@ -123,6 +129,8 @@ def cyclonedx_document(artifact: dict, scanner: ScannerInfo, inventory: Inventor
 
 
 def _image_component(artifact: dict, registry_host: str) -> Component:
+    from cyclonedx.model.component import Component, ComponentType
+
     repository = str(artifact.get("repository", ""))
     digest = str(artifact.get("digest", ""))
     qualifiers = {"repository_url": f"{registry_host}/{repository}"} if registry_host else {}
@@ -132,6 +140,9 @@ def _image_component(artifact: dict, registry_host: str) -> Component:
 
 
 def _package_component(package: Package, index: int) -> Component:
+    from cyclonedx.model import Property
+    from cyclonedx.model.component import Component, ComponentType
+
     properties = [Property(name=f"{PROPERTY_PREFIX}layer_digest", value=package.layer),
                   Property(name=f"{PROPERTY_PREFIX}path", value=package.path),
                   Property(name=f"{PROPERTY_PREFIX}package_type", value=package.kind)]

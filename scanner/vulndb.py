@@ -27,8 +27,6 @@ from typing import BinaryIO, Iterable, Iterator, Protocol
 import orjson
 from cvss import CVSS2, CVSS3, CVSS4
 from cvss.exceptions import CVSSError
-from univers.version_constraint import VersionConstraint
-from univers.version_range import RANGE_CLASS_BY_SCHEMES
 
 from scanner.inventory import Package, normalize_pypi_name
 from scanner.limits import GIB, MIB, format_bytes
@@ -333,6 +331,10 @@ def _event_order(left: tuple, right: tuple) -> int:
 
 
 def _contains(scheme: str, introduced: str, end: str, end_kind: str, installed) -> bool:
+    # univers takes ~0.1 s to import: imported by the first match, not by every process.
+    from univers.version_constraint import VersionConstraint
+    from univers.version_range import RANGE_CLASS_BY_SCHEMES
+
     constraints = []
     if introduced != "0":
         constraints.append(VersionConstraint(">=", _version(scheme, introduced)))
@@ -348,6 +350,8 @@ def _contains(scheme: str, introduced: str, end: str, end_kind: str, installed) 
 
 @functools.lru_cache(maxsize=65536)
 def _version(scheme: str, text: str):
+    from univers.version_range import RANGE_CLASS_BY_SCHEMES
+
     try:
         return RANGE_CLASS_BY_SCHEMES[scheme].version_class(text)
     except Exception:  # univers raises whatever its parsers raise on a malformed version
