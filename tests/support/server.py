@@ -96,7 +96,8 @@ def start_server(data_dir: Path, log_path: Path, extra_env: dict[str, str] | Non
     return server
 
 
-def _wait_ready(server: LiveServer, timeout: float = 20.0) -> None:
+def _wait_ready(server: LiveServer, timeout: float = 60.0) -> None:
+    # Generous: with every test worker busy, a server's worker processes may take 20 s to start.
     try:
         processes.wait_for_health(server.process, f"{server.url}/api/v1/projects", server.log_path, timeout)
     except (processes.ExitedEarly, TimeoutError) as error:
