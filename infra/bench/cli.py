@@ -170,7 +170,8 @@ def run_workloads(args, sizes, work_dir: Path, source: Path) -> dict[str, list[R
                 setup_seconds = time.monotonic() - t0
                 for reading in workload.measure(server):
                     readings[server.name].append(reading)
-                    say(f"- {server.name:12} {reading.figure}: {reading.value:,.2f} {reading.unit} "
+                    value = f"— ({reading.absent})" if reading.absent else f"{reading.value:,.2f} {reading.unit}"
+                    say(f"- {server.name:12} {reading.figure}: {value} "
                         f"[{reading.tool}]" + (f" ERRORS: {reading.note}" if reading.errors else ""))
                 if setup_seconds > 1:
                     say(f"  ({server.name} setup for {workload.name} took {setup_seconds:.1f} s)")

@@ -20,6 +20,7 @@ class Reading:
     usage: Usage | None = None  # where the CPU went during the run
     errors: int = 0
     note: str = ""
+    absent: str = ""  # why this server has no such figure (Distribution has no scanner): shown as "— (why)"
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -40,7 +41,7 @@ SCALE_OUT = "Portlog scale-out"
 
 
 def _ratio(portlog: Reading | None, distribution: Reading | None) -> str:
-    if not portlog or not distribution or not distribution.value:
+    if not portlog or not distribution or not distribution.value or portlog.absent or distribution.absent:
         return "–"
     return f"{portlog.value / distribution.value:.2f}×"
 
@@ -61,10 +62,10 @@ def results_table(readings: dict[str, list[Reading]], first: str = "Portlog", se
     for portlog, distribution in _paired(readings, first, second):
         any_reading = portlog or distribution
         better = "lower is better" if any_reading.lower_is_better else "higher is better"
-        tools = sorted({r.tool for r in (portlog, distribution) if r})
+        tools = sorted({r.tool for r in (portlog, distribution) if r and not r.absent})
         cells = []
         for reading in (portlog, distribution):
-            cell = _number(reading.value) if reading else "–"
+            cell = f"— ({reading.absent})" if reading and reading.absent else _number(reading.value) if reading else "–"
             if reading and reading.errors:
                 cell += f" ({reading.errors} errors)"
             cells.append(cell)

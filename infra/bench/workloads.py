@@ -351,8 +351,10 @@ class EndToEnd(Workload):
 
 
 def all_workloads(sizes: Sizes) -> list[Workload]:
+    from infra.bench.scanning import PushAutoScan, ScanImage  # it builds on this module
+
     return [BlobPush(sizes, large=False), BlobPush(sizes, large=True),
             BlobPull(sizes, large=False), BlobPull(sizes, large=True),
             ManifestRead(sizes, "GET"), ManifestRead(sizes, "HEAD"),
             ListRead(sizes, catalog=False), ListRead(sizes, catalog=True),
-            EndToEnd(sizes)]
+            EndToEnd(sizes), ScanImage(sizes), PushAutoScan(sizes)]
