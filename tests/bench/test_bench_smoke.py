@@ -39,7 +39,7 @@ PORTLOG_ONLY_ROWS = [
     ("end to end push, auto_scan off", "images/s", "python"),
     ("end to end push, auto_scan on,", "images/s", "python"),
     ("end to end push, auto_scan on / off", "×", "python"),
-    ("auto_scan: every pushed image scanned", "s", "python"),
+    ("auto_scan: every image of an auto_scan push scanned", "s", "python"),
 ]
 
 
