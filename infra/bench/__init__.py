@@ -15,6 +15,7 @@ Modules, one concern each:
   wrk        runs `wrk` on one URL and reads its figures
   cpu        where the CPU went during a run: server, clients, kernel, other processes
   workloads  what is measured, at which sizes and concurrency
+  scanning   the scan time of a ~150-package image, push throughput with auto_scan off and on
   soak       --soak MINUTES: mixed load with a ledger, then a consistency check
   report     readings and the printed tables
   profile    optional py-spy recording of Portlog, and its summary
