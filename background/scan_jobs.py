@@ -43,6 +43,7 @@ from adapters.scanner_client import (
     capability_for,
 )
 from api.tokens import Scope
+from background.sbom_referrers import attach_sbom
 from background.webhook_dispatcher import DispatchPosition
 from domain.context import RequestContext
 from domain.errors import ConflictError, NotFoundError
@@ -152,8 +153,11 @@ def run_scan(services, scan_id: UUID, worker: str, interrupted: Callable[[], boo
         reason = f"{type(error).__name__}: {error}"
         return _record(services, lambda: services.scan_requests.fail(scan_id, scan.report_id, reason, ctx),
                        f"failed: {reason}")
-    return _record(services, lambda: services.scan_requests.complete(scan_id, scan.report_id, result, ctx),
-                   "completed")
+    outcome = _record(services, lambda: services.scan_requests.complete(scan_id, scan.report_id, result, ctx),
+                      "completed")
+    if outcome == "completed" and scan.scan_type == SBOM:
+        services.projections.wait_for(attach_sbom(services, scan, result.report_digest))
+    return outcome
 
 
 def _record(services, record: Callable[[], int | None], outcome: str) -> str:

@@ -147,6 +147,19 @@ class Scan(Aggregate):
         def apply(self, scan: Scan) -> None:
             scan.status = ERROR
 
+    class SbomAttached(Event):
+        """The completed SBOM scan's CycloneDX document is a referrer of the artifact:
+        `sbom_digest`, the manifest pushed into the same repository (Harbor's `sbom_digest`)."""
+
+        report_id: str
+        sbom_digest: str
+
+    class SbomNotAttached(Event):
+        """The SBOM could not be pushed as a referrer (a quota, a policy): the report stays."""
+
+        report_id: str
+        reason: str
+
     class Stopped(Event):
         report_id: str
         scanner_name: str
@@ -232,6 +245,16 @@ class Scan(Aggregate):
         self._check_running(report_id, pending_too=True)
         self._trigger(self.Failed, ctx, report_id=report_id, reason=reason[:MAX_REASON_LENGTH],
                       scanner_name=self.scanner_name, **self._outcome_fields())
+
+    def record_sbom_referrer(self, report_id: str, sbom_digest: str | None, reason: str,
+                             ctx: RequestContext) -> None:
+        """What became of the completed report's referrer: pushed (`sbom_digest`) or not (`reason`)."""
+        if self.status != SUCCESS or report_id != self.report_id:
+            raise ConflictError("the scan was superseded meanwhile", {"report_id": report_id})
+        if sbom_digest is not None:
+            self._trigger(self.SbomAttached, ctx, report_id=report_id, sbom_digest=sbom_digest)
+        else:
+            self._trigger(self.SbomNotAttached, ctx, report_id=report_id, reason=reason[:MAX_REASON_LENGTH])
 
     def stop(self, ctx: RequestContext) -> bool:
         """Stops a pending or running scan (its worker notices and records nothing more); False
@@ -372,6 +395,10 @@ class ScanRequests:
 
     def fail(self, scan_id: UUID, report_id: str, reason: str, ctx: RequestContext) -> int | None:
         return self.app.update(scan_id, lambda scan: scan.fail(report_id, reason, ctx))
+
+    def record_sbom_referrer(self, scan_id: UUID, report_id: str, sbom_digest: str | None, reason: str,
+                             ctx: RequestContext) -> int | None:
+        return self.app.update(scan_id, lambda scan: scan.record_sbom_referrer(report_id, sbom_digest, reason, ctx))
 
     def stop(self, repository: str, digest: str, scan_type: str, ctx: RequestContext) -> int | None:
         """Stops the artifact's scan in progress, if any; NotFoundError when it was never scanned."""

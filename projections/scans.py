@@ -84,6 +84,7 @@ reports = Table(
     Column("total", Integer, nullable=False),
     Column("cve_ids", Text, nullable=False),  # JSON list
     Column("cve_severities", Text),  # JSON: id → severity
+    Column("sbom_digest", String(200)),  # an SBOM report's referrer, once pushed (Scan.SbomAttached)
     Column("started_at", DateTime(timezone=True)),
     Column("completed_at", DateTime(timezone=True), nullable=False),
     Index("scan_reports_artifact", "repository", "digest", "scan_type", "position"),
@@ -124,6 +125,11 @@ class ScansProjection:
                     cve_severities=orjson.dumps(event.cve_severities or {}).decode(), started_at=event.started_at,
                     completed_at=event.timestamp))
                 self._set(conn, event, status="Success", ended_at=event.timestamp, last_report=position)
+            case Scan.SbomAttached():
+                conn.execute(update(reports).where(
+                    reports.c.repository == event.repository, reports.c.digest == event.digest,
+                    reports.c.scan_type == event.scan_type, reports.c.report_id == event.report_id)
+                    .values(sbom_digest=event.sbom_digest))
             case Scan.Failed():
                 self._set(conn, event, status="Error", ended_at=event.timestamp, error=event.reason)
             case Scan.Stopped():
@@ -177,6 +183,7 @@ class ScanOverview:
     report_media_type: str | None = None
     report_started_at: datetime | None = None  # when the latest completed scan started
     cve_severities: dict = field(default_factory=dict)  # id → its gravest severity (the pull policy's allowlists)
+    sbom_digest: str | None = None  # an SBOM scan's referrer in the same repository (Harbor's sbom_digest)
 
 
 @dataclass(frozen=True)
@@ -200,6 +207,7 @@ class ReportRow:
     cve_severities: dict
     started_at: datetime | None
     completed_at: datetime
+    sbom_digest: str | None = None
 
 
 @dataclass(frozen=True)
@@ -347,7 +355,7 @@ _REPORT_COLUMNS = (reports.c.severity, reports.c.summary, reports.c.fixable, rep
                    reports.c.cve_severities,
                    reports.c.completed_at, reports.c.scanner_name.label("report_scanner"),
                    reports.c.scanner_vendor, reports.c.scanner_version, reports.c.report_digest,
-                   reports.c.report_media_type, reports.c.started_at.label("report_started_at"))
+                   reports.c.report_media_type, reports.c.started_at.label("report_started_at"), reports.c.sbom_digest)
 
 
 def _overview(row) -> ScanOverview:
@@ -362,7 +370,8 @@ def _overview(row) -> ScanOverview:
         error=row.error, scanner_vendor=row.scanner_vendor or "", scanner_version=row.scanner_version or "",
         report_digest=row.report_digest, report_media_type=row.report_media_type,
         report_started_at=_utc(row.report_started_at),
-        cve_severities=orjson.loads(row.cve_severities or "{}") if completed else {})
+        cve_severities=orjson.loads(row.cve_severities or "{}") if completed else {},
+        sbom_digest=row.sbom_digest if completed else None)
 
 
 def _report(row) -> ReportRow:

@@ -154,7 +154,7 @@ def overviews_json(call: Call, name: str, rows: list) -> dict[str, dict]:
             parts = [overviews[d] for d in [row.digest, *children.get(row.digest, [])] if d in overviews]
             if parts:
                 found[row.digest][key] = scan_overview_json(parts) if scan_type == VULNERABILITY \
-                    else sbom_overview_json(parts[0])
+                    else sbom_overview_json(parts[0], name)
     return found
 
 
@@ -182,10 +182,14 @@ def native_summary(overview: ScanOverview) -> dict:
                         "version": overview.scanner_version}}
 
 
-def sbom_overview_json(overview: ScanOverview) -> dict:
+def sbom_overview_json(overview: ScanOverview, repository: str) -> dict:
     summary = native_summary(overview)
-    return {key: summary[key] for key in ("start_time", "end_time", "scan_status", "report_id", "duration",
-                                          "scanner")}
+    found = {key: summary[key] for key in ("start_time", "end_time", "scan_status", "report_id", "duration",
+                                           "scanner")}
+    if overview.sbom_digest:  # Harbor's: where the SBOM accessory is
+        found["sbom_digest"] = overview.sbom_digest
+        found["sbom_repository"] = repository
+    return found
 
 
 _SEVERITY_ORDER = ("None", "Unknown", "Negligible", "Low", "Medium", "High", "Critical")
@@ -389,6 +393,10 @@ def _log_line(event) -> str:
             return (f"{when} completed by {event.scanner_name} {event.scanner_version}: {event.total} "
                     f"vulnerabilities ({summary or 'none'}), {event.fixable} fixable; severity {event.severity}; "
                     f"report {event.report_digest}")
+        case Scan.SbomAttached():
+            return f"{when} SBOM pushed as a referrer of the artifact by {event.actor}: {event.sbom_digest}"
+        case Scan.SbomNotAttached():
+            return f"{when} SBOM not attached: {event.reason}"
         case Scan.Failed():
             return f"{when} failed: {event.reason}"
         case Scan.Stopped():

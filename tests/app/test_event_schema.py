@@ -82,6 +82,7 @@ PUBLISHED_TOPICS = {
     "domain.scanners:ScannerRegistration.Deleted", "domain.scanners:ScannerRegistration.DefaultSet",
     "domain.scans:Scan.Created", "domain.scans:Scan.Requested", "domain.scans:Scan.Started",
     "domain.scans:Scan.Completed", "domain.scans:Scan.Failed", "domain.scans:Scan.Stopped",
+    "domain.scans:Scan.SbomAttached", "domain.scans:Scan.SbomNotAttached",
     "domain.scans:ScanAllRun.Created", "domain.scans:ScanAllRun.Started", "domain.scans:ScanAllRun.Planned",
     "domain.scans:ScanAllRun.StopRequested",
     "domain.scans:ScanAllSchedule.Created", "domain.scans:ScanAllSchedule.Set",
