@@ -21,6 +21,7 @@ from background.replication_events import follow_for_replication
 from background.replication_worker import run_replication
 from background.scan_jobs import follow_for_auto_scan, run_scans
 from background.scheduler import run_schedules
+from background.vulndb_rescans import follow_for_rescans
 from background.webhook_dispatcher import dispatch_webhooks
 from config.bootstrap import Services
 
@@ -48,6 +49,8 @@ def workers_for(services: Services) -> dict[str, Worker]:
         "portlog-scans": run_scans,
         # follows the log: a scan requested for each image pushed into an auto-scan project
         "portlog-auto-scan": follow_for_auto_scan,
+        # follows the log: after a vulnerability data import, rescans of the artifacts it names, a page at a time
+        "portlog-vulndb-rescans": follow_for_rescans,
         # every 5 minutes: expired failed-login counters and revoked tokens go
         "portlog-login-janitor": forget_expired_logins,
         # follows the log, when events.nats_url names NATS: public events to JetStream

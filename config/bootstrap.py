@@ -66,6 +66,7 @@ from projections.replication import ReplicationProjection, ReplicationView
 from projections.replication_runs import ReplicationRunsProjection, ReplicationRunsView
 from projections.retention import RetentionProjection, RetentionView
 from projections.runner import ProjectionRunner
+from projections.scanned_packages import ScannedPackagesProjection, ScannedPackagesView
 from projections.scanners import ScannersProjection, ScannersView
 from projections.scanning_policies import ScanningPoliciesProjection, ScanningPoliciesView
 from projections.scans import ScansProjection, ScansView
@@ -124,6 +125,7 @@ class Services:
     scanners: Scanners | None = None  # scanner registrations' commands (set once the read model exists)
     scanner_registrations: ScannersView | None = None
     scans: ScansView | None = None
+    scanned_packages: ScannedPackagesView | None = None  # the packages each artifact's report names
     scan_requests: ScanRequests | None = None
     # (url, auth, credential in clear, skip_cert_verify) -> a client of that scanner adapter
     scanner_client: Callable | None = None
@@ -278,7 +280,8 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
                            WebhooksProjection(), ImmutabilityProjection(), GcProjection(), QuotaProjection(),
                            RetentionProjection(), RegistriesProjection(), ReplicationProjection(),
                            ReplicationRunsProjection(), LabelsProjection(), ScannersProjection(),
-                           ScansProjection(), ScanningPoliciesProjection(), VulnerabilityDataProjection(blobs)])
+                           ScansProjection(), ScanningPoliciesProjection(), VulnerabilityDataProjection(blobs),
+                           ScannedPackagesProjection(blobs)])
         projections.create_tables()
         signing_keys = signing_keys_for(settings, db).load()
         login_failures, revoked_tokens = LoginFailureTable(db), RevokedTokenTable(db)
@@ -345,6 +348,7 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
         scanning_policies=scanning_policies,
         pull_checks=pull_checks,
         scans=scans,
+        scanned_packages=ScannedPackagesView(db),
         generated_admin_password=generated,
         # Only local lookups may run on the event loop: a remote database or object store would block it.
         inline_reads=db.reader.dialect.name == "sqlite" and blobs.local_files,

@@ -35,6 +35,7 @@ PENDING, RUNNING, SUCCESS, ERROR, STOPPED = "Pending", "Running", "Success", "Er
 FINAL = (SUCCESS, ERROR, STOPPED)
 # What started a scan (Harbor's execution triggers, lower case).
 MANUAL, EVENT, SCAN_ALL = "manual", "event", "scan_all"
+VULNDB = "vulndb"  # a vulnerability data import naming one of the artifact's packages
 MAX_ATTEMPTS = 3  # claims of one scan whose workers died before recording an outcome
 MAX_REASON_LENGTH = 2000
 MAX_TAG_LENGTH = 128
@@ -83,7 +84,8 @@ class Scan(Aggregate):
     class Requested(Event):
         """`scanner`: the registration's uuid; `trigger`: manual | event | scan_all; `scan_all`: the
         scan-all run it belongs to; `trigger_position`: the log position of the push that asked
-        for it (auto-scan), so that followers in several processes ask once."""
+        for it (auto-scan), so that followers in several processes ask once; `reason`: why, in
+        words (the vulnerability data import that asked for it)."""
 
         report_id: str
         scanner: str
@@ -93,6 +95,7 @@ class Scan(Aggregate):
         trigger: str
         scan_all: str | None = None
         trigger_position: int | None = None
+        reason: str = ""
 
         def apply(self, scan: Scan) -> None:
             scan.status, scan.report_id, scan.attempts = PENDING, self.report_id, 0
@@ -197,7 +200,7 @@ class Scan(Aggregate):
 
     def request(self, scanner: str, scanner_name: str, tag: str | None, mime_type: str, trigger: str,
                 ctx: RequestContext, scan_all: str | None = None, trigger_position: int | None = None,
-                report_id: str | None = None) -> str | None:
+                report_id: str | None = None, reason: str = "") -> str | None:
         """Asks for a new scan; returns its report id (None: the push at `trigger_position` asked
         already). ConflictError while one is pending or running."""
         if trigger_position is not None and self.trigger_position is not None \
@@ -209,7 +212,7 @@ class Scan(Aggregate):
         report_id = report_id or str(uuid4())
         self._trigger(self.Requested, ctx, report_id=report_id, scanner=scanner, scanner_name=scanner_name,
                       tag=(tag or None) and tag[:MAX_TAG_LENGTH], mime_type=mime_type, trigger=trigger,
-                      scan_all=scan_all, trigger_position=trigger_position)
+                      scan_all=scan_all, trigger_position=trigger_position, reason=reason[:MAX_REASON_LENGTH])
         return report_id
 
     def due(self, now: datetime) -> bool:
@@ -368,9 +371,10 @@ class ScanRequests:
 
     def request(self, repository: str, digest: str, scan_type: str, scanner: str, scanner_name: str,
                 tag: str | None, mime_type: str, trigger: str, ctx: RequestContext, scan_all: str | None = None,
-                trigger_position: int | None = None) -> int | None:
+                trigger_position: int | None = None, reason: str = "") -> int | None:
         def change(scan: Scan) -> None:
-            scan.request(scanner, scanner_name, tag, mime_type, trigger, ctx, scan_all, trigger_position)
+            scan.request(scanner, scanner_name, tag, mime_type, trigger, ctx, scan_all, trigger_position,
+                         reason=reason)
 
         return self.app.update(Scan.create_id(repository, digest, check_scan_type(scan_type)), change,
                                create=lambda: Scan.create(repository, digest, scan_type, ctx))

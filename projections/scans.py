@@ -317,6 +317,13 @@ class ScansView:
             rows = conn.execute(query.order_by(artifacts.c.requested_at, artifacts.c.id).limit(limit)).all()
         return [DueScan(*row) for row in rows]
 
+    def waiting(self, trigger: str) -> int:
+        """How many scans asked by that trigger are pending."""
+        query = select(func.count()).select_from(artifacts).where(artifacts.c.status == PENDING,
+                                                                   artifacts.c.trigger == trigger)
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar_one()
+
     # Scan all
 
     def latest_scan_all(self, trigger: str | None = None) -> ScanAllRunRow | None:

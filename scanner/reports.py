@@ -53,15 +53,20 @@ def highest_severity(findings: list[Finding]) -> str:
 
 
 def vulnerability_report(artifact: dict, scanner: ScannerInfo, findings: list[Finding], layers: list[Layer],
-                         generated_at: datetime) -> dict:
+                         generated_at: datetime, packages: dict[str, list[str]] | None = None) -> dict:
+    """`packages`: ecosystem → the package keys looked up (scanner/vulndb.py advisory_keys), as the
+    report's `vendor_attributes.packages`: Portlog rescans an image when new data names one."""
     diff_ids = {layer.digest: layer.diff_id for layer in layers}
-    return {
+    report = {
         "generated_at": timestamp(generated_at),
         "artifact": artifact,
         "scanner": scanner.as_json(),
         "severity": highest_severity(findings),
         "vulnerabilities": [_item(finding, diff_ids) for finding in findings],
     }
+    if packages is not None:
+        report["vendor_attributes"] = {"packages": packages}
+    return report
 
 
 def _item(finding: Finding, diff_ids: dict[str, str]) -> dict:

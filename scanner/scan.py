@@ -14,7 +14,7 @@ from scanner.layers import read_image_files
 from scanner.limits import Deadline, ScanLimits
 from scanner.registry_pull import RegistryPull
 from scanner.reports import ScannerInfo, sbom_report, vulnerability_report
-from scanner.vulndb import VulnerabilitySource, match
+from scanner.vulndb import VulnerabilitySource, advisory_keys, match
 
 VULNERABILITY, SBOM = "vulnerability", "sbom"
 
@@ -52,7 +52,8 @@ def scan(request: ScanRequest, client: httpx.Client, vulnerabilities: Vulnerabil
     vulnerability = sbom = None
     if VULNERABILITY in request.capabilities:
         findings = match(packages.packages, vulnerabilities)
-        vulnerability = _json(vulnerability_report(request.artifact, scanner, findings, layers, generated_at))
+        vulnerability = _json(vulnerability_report(request.artifact, scanner, findings, layers, generated_at,
+                                                   advisory_keys(packages.packages)))
     if SBOM in request.capabilities:
         host = urlsplit(request.registry_url).netloc
         sbom = _json(sbom_report(request.artifact, scanner, packages, generated_at, host))

@@ -233,6 +233,16 @@ class Finding:
     osv_ids: tuple[str, ...] = field(default=())  # the OSV records that reported it
 
 
+def advisory_keys(packages: Iterable[Package]) -> dict[str, list[str]]:
+    """ecosystem → the package keys advisories would name (what `match` looks up), sorted: the
+    inventory as the vulnerability data sees it (a new import rescans the images it names)."""
+    keys: dict[str, set[str]] = {}
+    for package in packages:
+        if package.ecosystem and ecosystem_key(package.ecosystem):
+            keys.setdefault(package.ecosystem, set()).add(package_key(package.ecosystem, package.advisory_name))
+    return {ecosystem: sorted(names) for ecosystem, names in sorted(keys.items())}
+
+
 def match(packages: Iterable[Package], source: VulnerabilitySource) -> list[Finding]:
     """Every vulnerability of the packages the source knows, one finding per (id, package),
     in a stable order."""

@@ -385,7 +385,7 @@ def _log_line(event) -> str:
     match event:
         case Scan.Requested():
             return (f"{when} {event.scan_type} scan of {event.repository}@{event.digest} requested by {event.actor} "
-                    f"({event.trigger}), scanner {event.scanner_name}")
+                    f"({event.trigger}{': ' + event.reason if event.reason else ''}), scanner {event.scanner_name}")
         case Scan.Started():
             return f"{when} started by worker {event.worker} (attempt {event.attempt})"
         case Scan.Completed():
