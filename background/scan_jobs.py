@@ -47,6 +47,7 @@ from background.sbom_referrers import attach_sbom
 from background.webhook_dispatcher import DispatchPosition
 from domain.context import RequestContext
 from domain.errors import ConflictError, NotFoundError
+from domain.pull_checks import SCANNER_PULL
 from domain.repository import Repository
 from domain.scans import (
     EVENT,
@@ -65,7 +66,7 @@ SCAN_WORKERS = 2  # scans run at once by each process
 POLL_SECONDS = 1.0
 SCAN_TIMEOUT_SECONDS = 30 * 60  # a scan without a report by then fails
 LEASE_MARGIN_SECONDS = 120  # a claim outlives its scan's timeout by this much
-PULL_TOKEN_SECONDS = 300  # the adapter's pull token: one repository, pull only
+PULL_TOKEN_SECONDS = 300  # the adapter's pull token: one repository, pull (a scanner's: past the pull policies)
 CHECK_SECONDS = 1.0  # while waiting for a report: how often a stop or this process's end is noticed
 MIN_REFRESH_SECONDS = 1.0  # between two polls of a report, whatever Refresh-After says
 FOLLOW_SECONDS = 1.0
@@ -200,7 +201,7 @@ class Scanning:
 
     def _scan_request(self, registration, capability) -> dict:
         token, _ = self.services.tokens.issue(
-            f"scanner:{registration.name}", [Scope("repository", self.scan.repository, ("pull",))],
+            f"scanner:{registration.name}", [Scope("repository", self.scan.repository, ("pull", SCANNER_PULL))],
             lifetime_seconds=PULL_TOKEN_SECONDS)
         request = {
             "registry": {"url": registry_url(self.services.settings, registration.settings.use_internal_addr),
