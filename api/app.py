@@ -25,7 +25,7 @@ from api.token_service import get_token
 from api.ui.routes import ui_routes
 from api.v2.routes import v2_routes
 from background import runner
-from config.bootstrap import Services, bootstrap
+from config.bootstrap import Services, bootstrap, register_built_in_scanner
 from config.settings import Settings
 from domain.errors import RegistryError, StorageUnavailableError
 
@@ -42,6 +42,8 @@ def app_from_environment() -> Starlette:
 def create_app(services: Services, owns_services: bool = False) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
+        if services.scanners is not None:
+            register_built_in_scanner(services, serving=True)
         stop_workers = runner.start(services)
         try:
             yield

@@ -417,10 +417,12 @@ def scanner_client(outbound: OutboundGuard, built_in: OutboundGuard, built_in_ur
     return ScannerClient(url, auth, credential, skip_cert_verify=skip_cert_verify, outbound=guard)
 
 
-def register_built_in_scanner(services: Services) -> None:
+def register_built_in_scanner(services: Services, serving: bool = False) -> None:
     """Portlog's own adapter, registered `Portlog` and made the default on first start; its URL
-    follows the settings on later starts (a changed port). Its key is derived from the oldest
-    signing key (shared by every node), never stored."""
+    follows the settings of a serving process (`serving`: the app's lifespan, api/app.py) on later
+    starts (a changed port) — not those of a command line process beside it, whose settings may
+    not name the port it serves on. Its key is derived from the oldest signing key (shared by
+    every node), never stored."""
     from uuid import NAMESPACE_URL, uuid5
 
     from domain.context import SYSTEM
@@ -434,7 +436,7 @@ def register_built_in_scanner(services: Services) -> None:
             return  # an administrator's registration took the name first
         _, position = scanners.register(BUILT_IN_NAME, settings, SYSTEM, immutable=True,
                                          registration_id=registration_id)
-    elif existing.deleted:
+    elif existing.deleted or not serving:
         return
     else:
         position = scanners.refresh_built_in(str(registration_id), settings.url, SYSTEM)

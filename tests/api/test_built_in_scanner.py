@@ -4,9 +4,11 @@ the same client as any adapter, and the outbound guard lets that one URL through
 from __future__ import annotations
 
 import pytest
+from starlette.testclient import TestClient
 
 from adapters.passwords import Argon2SecretHasher
 from adapters.scanner_client import ScannerError
+from api.app import create_app
 from config.bootstrap import bootstrap
 from config.settings import Settings
 from domain.scanners import API_KEY_HEADER
@@ -46,11 +48,20 @@ def test_the_built_in_scanner_is_registered_default_and_reachable_only_at_its_ur
     finally:
         services.close()
 
-    # A later start on another port moves the registration with it; it stays the one default.
+    # A command line process beside the server (its settings need not name the served port)
+    # leaves the registration alone; a later serving start on another port moves it with it, and
+    # it stays the one default.
+    beside = bootstrap(Settings(data_dir=tmp_path / "data", admin_password=ADMIN_PASSWORD, port=port + 7),
+                       hasher=Argon2SecretHasher(fast=True))
+    try:
+        assert [r.url for r in beside.scanner_registrations.all()] == [f"http://127.0.0.1:{port}/scanner"]
+    finally:
+        beside.close()
     moved = bootstrap(Settings(data_dir=tmp_path / "data", admin_password=ADMIN_PASSWORD, port=port + 1),
                       hasher=Argon2SecretHasher(fast=True))
     try:
-        rows = moved.scanner_registrations.all()
+        with TestClient(create_app(moved)):
+            rows = moved.scanner_registrations.all()
         assert [(r.name, r.url, r.is_default) for r in rows] == [
             ("Portlog", f"http://127.0.0.1:{port + 1}/scanner", True)]
     finally:
