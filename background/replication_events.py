@@ -32,9 +32,11 @@ class ReplicationPosition(DispatchPosition):
 
 
 def follow_for_replication(services, stop: threading.Event) -> None:
-    position = ReplicationPosition(services)
+    position = None
     while not stop.wait(FOLLOW_SECONDS):
         try:
+        # Made inside the loop: a database that is down as the process starts must not end the worker.
+            position = position or ReplicationPosition(services)
             record_event_executions(services, position)
         except Exception:
             log.exception("event-based replication could not follow the log")

@@ -380,9 +380,11 @@ class AutoScanPosition(DispatchPosition):
 
 
 def follow_for_auto_scan(services, stop: threading.Event) -> None:
-    position = AutoScanPosition(services)
+    position = None
     while not stop.wait(FOLLOW_SECONDS):
         try:
+        # Made inside the loop: a database that is down as the process starts must not end the worker.
+            position = position or AutoScanPosition(services)
             request_auto_scans(services, position)
         except Exception:
             log.exception("auto-scan could not follow the log")

@@ -40,9 +40,11 @@ class RescanPosition(DispatchPosition):
 
 
 def follow_for_rescans(services, stop: threading.Event) -> None:
-    position = RescanPosition(services)
+    position = None
     while not stop.wait(FOLLOW_SECONDS):
         try:
+        # Made inside the loop: a database that is down as the process starts must not end the worker.
+            position = position or RescanPosition(services)
             rescan_after_imports(services, position, stop)
         except Exception:
             log.exception("rescans after vulnerability data imports could not follow the log")
