@@ -98,6 +98,7 @@ ROUTES = [
     (f"{ART}/scan/stop", "POST", scans.stop_scan, False),
     (f"{ART}/scan/{{report_id}}/log", "GET", scans.scan_log, True),
     (f"{ART}/additions/vulnerabilities", "GET", scans.vulnerabilities, True),
+    (f"{ART}/additions/sbom", "GET", scans.sbom, True),
     (f"{ART}/tags", "POST", repositories.create_tag, False),
     (f"{ART}", "GET", repositories.get_artifact, True),
     (f"{ART}", "DELETE", repositories.delete_artifact, False),

@@ -1,11 +1,13 @@
 """Scans, Harbor's way: scan an artifact, stop it, its log, its vulnerabilities
-(`…/additions/vulnerabilities`), the scan overview of artifact listings (`with_scan_overview`,
-`with_sbom_overview`), and "scan all" (/api/v2.0/system/scanAll…, /api/v2.0/scans/…/metrics).
-A request only records what is asked (`Scan.Requested`): the scan itself runs in the background
-(background/scan_jobs.py), so no request waits for a scanner.
+(`…/additions/vulnerabilities`), its SBOM (`…/additions/sbom`), the scan overview of artifact
+listings (`with_scan_overview`, `with_sbom_overview`), and "scan all"
+(/api/v2.0/system/scanAll…, /api/v2.0/scans/…/metrics). A request only records what is asked
+(`Scan.Requested`): the scan itself runs in the background (background/scan_jobs.py), so no
+request waits for a scanner.
 
-Portlog's addition: `as_of=<time>` on `…/additions/vulnerabilities` answers the report that was
-known for the digest at that moment (the last one completed at or before it)."""
+Portlog's addition: `as_of=<time>` on `…/additions/vulnerabilities` (and `…/additions/sbom`)
+answers the report that was known for the digest at that moment (the last one completed at or
+before it)."""
 
 from __future__ import annotations
 
@@ -112,6 +114,21 @@ def vulnerabilities(call: Call) -> Response:
         return json_response({})
     key = report.report_media_type if report.report_media_type in accepted else accepted[0]
     return _report_response(call, key, report.report_digest)
+
+
+def sbom(call: Call) -> Response:
+    """The SBOM the artifact's last completed SBOM scan produced (the document the adapter's SBOM
+    report carries: CycloneDX JSON as Portlog asks for it), served as Harbor serves an SBOM
+    accessory's `additions/sbom`; 404 when there is none. `as_of=<time>` as for vulnerabilities."""
+    _, name = _repository(call, "artifact", "read")
+    row = _artifact(call, name)
+    as_of = call.request.query_params.get("as_of")
+    report = call.services.scans.report_as_of(name, row.digest, SBOM, parse_time(as_of) if as_of else None)
+    document = call.services.scans.sbom_of(report.report_digest) if report else None
+    if document is None:
+        raise not_found(f"no SBOM of {name}@{row.digest}" + (f" as of {as_of}" if as_of else ""))
+    media_type = document.media_type if document.media_type.endswith("+json") else "application/json"
+    return StreamingResponse(document.chunks(), media_type=media_type)
 
 
 def _report_response(call: Call, key: str, digest: str) -> Response:

@@ -43,6 +43,7 @@ class ScannerAdapter:
         self.scan_requests: list[tuple[dict, dict]] = []  # (headers, body) of each POST /scan
         self.report_polls: list[dict] = []  # headers of each report GET
         self.vulnerabilities = list(VULNERABILITIES)
+        self.sbom = {"bomFormat": "CycloneDX", "specVersion": "1.5", "components": []}  # what SBOM reports carry
         self.verify_pull = False
         self.pulls: list[int] = []
         self._polled: set[str] = set()
@@ -73,7 +74,7 @@ class ScannerAdapter:
         if accept == SBOM_REPORT:
             return SBOM_REPORT, {"generated_at": "2026-01-01T00:00:00Z", "artifact": artifact, "scanner": SCANNER,
                                  "media_type": "application/vnd.cyclonedx+json",
-                                 "sbom": {"bomFormat": "CycloneDX", "specVersion": "1.5", "components": []}}
+                                 "sbom": self.sbom}
         return VULNERABILITY_REPORT, {"generated_at": "2026-01-01T00:00:00Z", "artifact": artifact,
                                       "scanner": SCANNER, "severity": "Critical",
                                       "vulnerabilities": self.vulnerabilities}
