@@ -15,6 +15,7 @@ const ROUTES = [
   [/^\/ui\/audit$/, "audit"],
   [/^\/ui\/replication$/, "replication"],
   [/^\/ui\/gc$/, "gc"],
+  [/^\/ui\/scanners$/, "scanners"],
 ];
 
 const NAV = [
@@ -22,6 +23,7 @@ const NAV = [
   ["/ui/audit", "common.nav_audit", (user) => user],
   ["/ui/replication", "common.nav_replication", (user) => user?.sysadmin_flag],
   ["/ui/gc", "common.nav_gc", (user) => user?.sysadmin_flag],
+  ["/ui/scanners", "common.nav_scanning", (user) => user?.sysadmin_flag],
 ];
 
 let leaving = [];  // cleanups of the page on screen (timers), run before the next one draws

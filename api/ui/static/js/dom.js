@@ -1,4 +1,5 @@
-// Building blocks every page uses: elements, tables, pagination, tabs, dialogs, notices, formats, time inputs.
+// Building blocks every page uses: elements, tables (sortable ones too), pagination, tabs, dialogs, notices,
+// formats, time inputs.
 import { t } from "./i18n.js";
 
 // h("a", {href: "/ui/x", onclick: fn}, "text", child, [more]) — null and false children are skipped.
@@ -67,6 +68,64 @@ export function table({ caption, columns, rows, empty }) {
     caption ? h("caption", {}, caption) : null,
     h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col", class: headerClass(c.class) }, c.label)))),
     h("tbody", {}, rows.map((row) => h("tr", {}, columns.map((c) => h("td", { class: c.class }, c.render(row))))))));
+}
+
+// A table the reader sorts (and pages through, with pageSize) in the page, for lists the page
+// holds whole. Columns with sort(row) -> a number or text get a header button: it sorts by that
+// column, and again the other way (descendingFirst: the first click sorts gravest or newest first).
+// initial: {column (index), descending}. Rows keep their order among equals.
+export function sortableTable({ caption, columns, rows, empty, initial = { column: 0, descending: false }, pageSize = 0 }) {
+  if (!rows.length) return h("p", { class: "empty" }, empty || t("common.empty"));
+  const holder = h("div", { class: "sortable" });
+  let { column, descending } = initial;
+  let page = 1;
+  const header = (c, i) => {
+    if (!c.sort) return h("th", { scope: "col", class: headerClass(c.class) }, c.label);
+    const on = i === column;
+    return h("th", { scope: "col", class: headerClass(c.class), "aria-sort": on ? (descending ? "descending" : "ascending") : null },
+      h("button", {
+        type: "button", class: "sort", "data-key": `sort-${i}`,
+        onclick: () => {
+          descending = on ? !descending : Boolean(c.descendingFirst);
+          column = i;
+          page = 1;
+          draw();
+        },
+      }, c.label, h("span", { class: "sort-mark", "aria-hidden": "true" }, on ? (descending ? "▼" : "▲") : "↕")));
+  };
+  const draw = () => {
+    const key = columns[column].sort;
+    const sorted = key ? rows.map((row, i) => [key(row), i, row])
+      .sort((a, b) => compareValues(a[0], b[0]) * (descending ? -1 : 1) || a[1] - b[1]).map(([, , row]) => row) : rows;
+    const shown = pageSize ? sorted.slice((page - 1) * pageSize, page * pageSize) : sorted;
+    remount(holder, h("div", { class: "table-wrap" }, h("table", {},
+      caption ? h("caption", {}, caption) : null,
+      h("thead", {}, h("tr", {}, columns.map(header))),
+      h("tbody", {}, shown.map((row) => h("tr", {}, columns.map((c) => h("td", { class: c.class }, c.render(row)))))))),
+    pageSize ? pager({ total: rows.length, page, size: pageSize, onChange: (next) => { page = next; draw(); } }) : null);
+  };
+  draw();
+  return holder;
+}
+
+function compareValues(a, b) {
+  if (typeof a === "number" && typeof b === "number") return a - b;
+  return String(a ?? "").localeCompare(String(b ?? ""), document.documentElement.lang || undefined, { numeric: true });
+}
+
+// Long text cut short, with a button that shows it whole (and short again).
+export function expandable(text, limit = 120) {
+  if (!text || text.length <= limit) return text || "—";
+  const shortText = `${text.slice(0, limit).trimEnd()}…`;
+  const body = h("span", {}, shortText);
+  const toggle = h("button", { type: "button", class: "link", "aria-expanded": "false" }, t("common.more"));
+  toggle.addEventListener("click", () => {
+    const open = toggle.getAttribute("aria-expanded") !== "true";
+    toggle.setAttribute("aria-expanded", String(open));
+    mount(body, open ? text : shortText);
+    mount(toggle, open ? t("common.less") : t("common.more"));
+  });
+  return h("span", { class: "expandable" }, body, " ", toggle);
 }
 
 // Headers take only the classes about showing the column (hide-narrow), not cell styling (mono).

@@ -1,32 +1,55 @@
-// One artifact: its facts, manifest, image config, layers (or an index's platforms),
-// annotations and referrers. Manifests, configs and referrers come from the registry API
-// (/v2/), which reads the session cookie for pulls.
+// One artifact, in three tabs (each its own address, ?tab=): the overview — its facts, manifest,
+// image config, layers (or an index's platforms), annotations and referrers —, its
+// vulnerabilities (pages/scanning/vulnerabilities.js) and its SBOM (pages/scanning/sbom.js), the
+// last two for images only. Manifests, configs and referrers come from the registry API (/v2/),
+// which reads the session cookie for pulls.
 import { get, harbor, repoPath } from "../api.js";
-import { badge, breadcrumbs, copyButton, formatBytes, formatTime, h, link, mount, shortDigest, table } from "../dom.js";
+import { badge, breadcrumbs, copyButton, formatBytes, formatTime, h, link, mount, shortDigest, table, tabs } from "../dom.js";
 import { t } from "../i18n.js";
+import { permissions } from "../session.js";
 import { artifactUrl, mediaLabel, pullCommandOf, trailTo } from "./repository.js";
+import { drawSbom } from "./scanning/sbom.js";
+import { scanSummary } from "./scanning/summary.js";
+import { drawVulnerabilities } from "./scanning/vulnerabilities.js";
 
-export const catalogs = ["repository", "artifact"];
+export const catalogs = ["repository", "artifact", "scanning"];
 const MANIFEST_TYPES = [
   "application/vnd.oci.image.manifest.v1+json", "application/vnd.oci.image.index.v1+json",
   "application/vnd.docker.distribution.manifest.v2+json", "application/vnd.docker.distribution.manifest.list.v2+json",
 ].join(", ");
 const CONFIG_LIMIT = 1 << 20;  // larger configs are not fetched into the page
+const TABS = { overview: drawOverview, vulnerabilities: drawVulnerabilities, sbom: drawSbom };
 
 export async function render(view, ctx) {
   const name = ctx.params.get("name") || "";
   const digest = ctx.params.get("digest") || "";
   const [{ data: artifact }, manifest] = await Promise.all([
-    get(harbor(`${repoPath(name)}/artifacts/${encodeURIComponent(digest)}`), { with_tag: "true", with_accessory: "true" }),
+    get(harbor(`${repoPath(name)}/artifacts/${encodeURIComponent(digest)}`),
+      { with_tag: "true", with_accessory: "true", with_scan_overview: "true", with_sbom_overview: "true" }),
     registryJson(`/v2/${name}/manifests/${digest}`, MANIFEST_TYPES),
   ]);
-  const config = await imageConfig(name, manifest);
-  const referrers = (await registryJson(`/v2/${name}/referrers/${digest}`, "application/vnd.oci.image.index.v1+json")).manifests || [];
-
+  const scannable = artifact.type === "IMAGE";  // an image, or an index of images
+  const wanted = ctx.params.get("tab");
+  const tab = scannable && wanted in TABS ? wanted : "overview";
+  const panel = h("section", scannable ? { id: "artifact-panel", role: "tabpanel", "aria-labelledby": `tab-${tab}` } : {});
   mount(view,
     breadcrumbs(t("repository.breadcrumbs"), ...trailTo(name), shortDigest(digest)),
     h("h1", {}, `${name}@${shortDigest(digest)}`),
-    facts(name, artifact),
+    scannable ? tabs({
+      label: t("artifact.sections"), selected: tab, controls: () => "artifact-panel", class: "artifact-tabs",
+      href: (id) => artifactUrl(name, digest, id === "overview" ? null : id),
+      items: Object.keys(TABS).map((id) => ({ id, label: t(`artifact.tab_${id}`) })),
+    }) : null,
+    panel);
+  const may = tab === "overview" ? null : await permissions(artifact.project_id);
+  await TABS[tab](panel, { ctx, name, digest, artifact, manifest, may, scannable });
+}
+
+async function drawOverview(panel, { name, digest, artifact, manifest, scannable }) {
+  const config = await imageConfig(name, manifest);
+  const referrers = (await registryJson(`/v2/${name}/referrers/${digest}`, "application/vnd.oci.image.index.v1+json")).manifests || [];
+  mount(panel,
+    facts(name, artifact, scannable),
     config ? configSection(config) : null,
     manifest.layers ? layersSection(manifest.layers) : null,
     manifest.manifests ? platformsSection(name, manifest.manifests) : null,
@@ -52,7 +75,7 @@ async function imageConfig(name, manifest) {
   }
 }
 
-function facts(name, artifact) {
+function facts(name, artifact, scannable) {
   const tags = (artifact.tags || []).map((tag) => tag.name);
   const rows = [
     [t("artifact.digest"), h("span", { class: "mono" }, artifact.digest, " ", copyButton(artifact.digest, t("artifact.copy_digest")))],
@@ -63,6 +86,7 @@ function facts(name, artifact) {
     [t("repository.size"), formatBytes(artifact.size)],
     [t("repository.pushed"), formatTime(artifact.push_time)],
     [t("repository.pulled"), artifact.pull_time ? formatTime(artifact.pull_time) : t("repository.never")],
+    scannable ? [t("scanning.vulnerabilities"), link(artifactUrl(name, artifact.digest, "vulnerabilities"), scanSummary(artifact))] : null,
     [t("artifact.pull_by_digest"), h("span", { class: "mono" }, `${location.host}/${name}@${artifact.digest}`, " ",
       copyButton(pullCommandOf(name, artifact, { digest: artifact.digest }), t("repository.copy_pull")))],
   ].filter(Boolean);

@@ -22,7 +22,8 @@ const OPERATIONS = [
   "project.member_added", "project.member_removed", "project.member_role_changed", "project.quota_set",
   "project.quota_warning", "project.quota_exceeded", "project.retention_policy_set",
   "project.retention_policy_removed", "project.immutable_rule_added", "project.immutable_rule_changed",
-  "project.immutable_rule_removed",
+  "project.immutable_rule_removed", "project.scanning_settings_changed", "project.cve_allowlist_set",
+  "project.scanner_chosen",
   "repository.created", "repository.deleted", "repository.recreated", "repository.undeleted",
   "repository.manifest_pushed", "repository.manifest_deleted", "repository.tag_pointed", "repository.tag_deleted",
   "repository.blob_linked", "repository.blob_unlinked", "repository.pulls_recorded",
@@ -40,6 +41,9 @@ const OPERATIONS = [
   "replication_task.stopped", "replication_task.retry_requested",
   "retention.created", "retention.started", "retention.completed", "retention.failed",
   "gc.created", "gc.started", "gc.swept", "gc.completed", "gc.failed", "gc_schedule.created", "gc_schedule.set",
+  "scanner.created", "scanner.updated", "scanner.deleted", "scanner.default_set",
+  "scan.created", "scan.requested", "scan.started", "scan.completed", "scan.failed", "scan.stopped",
+  "cve_allowlist.created", "cve_allowlist.set",
 ];
 
 function nextCursor(linkHeader) {

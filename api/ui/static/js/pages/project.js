@@ -14,7 +14,7 @@ import { drawWebhooks } from "./project/webhooks.js";
 import { drawQuota } from "./project/quota.js";
 import { drawSettings } from "./project/settings.js";
 
-export const catalogs = ["project"];
+export const catalogs = ["project", "scanning"];
 
 async function loadProject(name) {
   if (!/^\d+$/.test(name)) return (await get(harbor(`/projects/${encodeURIComponent(name)}`))).data;
@@ -41,7 +41,7 @@ export async function render(view, ctx) {
     { id: "webhooks", label: t("project.tab_webhooks"), shown: can("notification-policy", "list"), draw: drawWebhooks },
     { id: "quota", label: t("project.tab_quota"), shown: can("project", "read"), draw: drawQuota },
     { id: "settings", label: t("project.tab_settings"),
-      shown: can("project", "update") || can("project", "delete"), draw: drawSettings },
+      shown: can("project", "update") || can("project", "delete") || can("scanner", "create"), draw: drawSettings },
   ].filter((item) => item.shown);
 
   const wanted = ctx.params.get("tab");

@@ -1,13 +1,16 @@
 // A repository: its artifacts with their tags, sizes, push and pull times, referrers
-// (signatures, SBOMs) and a pull command to copy.
+// (signatures, SBOMs), what their last vulnerability scan found (followed live while scans run)
+// and a pull command to copy.
 import { get, harbor, repoPath, send, v1 } from "../api.js";
 import {
   badge, breadcrumbs, confirmDialog, copyButton, digestLink, field, formatBytes, formatTime, formatTimeText, h, link, mount, notify, pager, rowActions, shortDigest, table,
 } from "../dom.js";
 import { t } from "../i18n.js";
+import { livePoller } from "../poll.js";
 import { permissions } from "../session.js";
+import { isScanning, scanSummary, vulnerabilityOverview } from "./scanning/summary.js";
 
-export const catalogs = ["repository", "history"];
+export const catalogs = ["repository", "history", "scanning"];
 const PAGE_SIZE = 15;
 
 export async function render(view, ctx) {
@@ -18,7 +21,7 @@ export async function render(view, ctx) {
   const tagFilter = ctx.params.get("tag") || "";
   const { data: projectJson } = await get(harbor(`/projects/${encodeURIComponent(project)}`));
   const may = await permissions(projectJson.project_id);
-  const query = { page, page_size: PAGE_SIZE, with_tag: "true", with_accessory: "true" };
+  const query = { page, page_size: PAGE_SIZE, with_tag: "true", with_accessory: "true", with_scan_overview: "true" };
   if (tagFilter) query.q = `tags=~${tagFilter}`;
   const { data: artifacts, total } = await get(harbor(`${repoPath(name)}/artifacts`), query);
   const here = (params) => `/ui/repository?${new URLSearchParams({ name, ...params })}`;
@@ -33,12 +36,29 @@ export async function render(view, ctx) {
 
   const tagged = artifacts.find((a) => (a.tags || []).length);
   const redraw = () => ctx.redraw();
+  const problem = h("div");
+  // The scan cells are drawn again, alone, while a scan of the page's artifacts is queued or runs.
+  const scans = livePoller(ctx, {
+    load: () => get(harbor(`${repoPath(name)}/artifacts`), query),
+    draw: ({ data }) => {
+      for (const a of data) {
+        const cell = view.querySelector(`[data-scan="${CSS.escape(a.digest)}"]`);
+        if (cell) mount(cell, scanSummary(a));
+        const button = view.querySelector(`[data-scan-button="${CSS.escape(a.digest)}"]`);
+        if (button) button.disabled = isScanning(vulnerabilityOverview(a));
+      }
+      return data.some((a) => isScanning(vulnerabilityOverview(a)));
+    },
+    problem,
+  });
+  const actions = { may, redraw, scan: (artifact) => scanArtifact(name, artifact, problem, scans) };
 
   mount(view,
     breadcrumbs(t("repository.breadcrumbs"), ...trailTo(name, { linked: false })),
     h("h1", {}, name),
     pullCommand(name, tagged || artifacts[0]),
     form,
+    problem,
     table({
       caption: t("repository.caption", { total }),
       empty: tagFilter ? t("repository.none_matching", { tag: tagFilter }) : t("repository.none", { name }),
@@ -50,12 +70,35 @@ export async function render(view, ctx) {
         { label: t("repository.size"), class: "nowrap", render: (a) => formatBytes(a.size) },
         { label: t("repository.type"), class: "hide-narrow artifact-type", render: (a) => mediaLabel(a) },
         { label: t("repository.referrers"), render: (a) => referrers(name, a) },
+        { label: t("scanning.vulnerabilities"), class: "scan-column", render: (a) => link(artifactUrl(name, a.digest, "vulnerabilities"),
+          h("span", { "data-scan": a.digest }, scanSummary(a))) },
         { label: t("repository.pushed"), class: "hide-narrow", render: (a) => formatTime(a.push_time) },
         { label: t("repository.pulled"), class: "hide-narrow", render: (a) => (a.pull_time ? formatTime(a.pull_time) : t("repository.never")) },
-        { label: t("common.actions"), class: "nowrap", render: (a) => rowActions(artifactActions(name, a, may, redraw)) },
+        { label: t("common.actions"), class: "nowrap", render: (a) => rowActions(scanAction(a, actions), artifactActions(name, a, may, redraw)) },
       ],
     }),
     pager({ total, page, size: PAGE_SIZE, onChange: (next) => ctx.navigate(here({ page: next, ...(tagFilter ? { tag: tagFilter } : {}) })) }));
+  scans.schedule(artifacts.some((a) => isScanning(vulnerabilityOverview(a))));
+}
+
+// Images (and indexes of them) are what scanners read; charts, SBOMs and signatures are not.
+function scanAction(artifact, { may, scan }) {
+  if (!may.can("scan", "create") || artifact.type !== "IMAGE") return null;
+  return h("button", {
+    type: "button", "aria-label": t("scanning.scan_artifact", { digest: shortDigest(artifact.digest) }), "data-scan-button": artifact.digest,
+    disabled: isScanning(vulnerabilityOverview(artifact)), onclick: () => scan(artifact),
+  }, t("scanning.scan"));
+}
+
+async function scanArtifact(name, artifact, problem, scans) {
+  mount(problem);
+  try {
+    await send("POST", harbor(`${repoPath(name)}/artifacts/${artifact.digest}/scan`), { scan_type: "vulnerability" });
+    notify(t("scanning.scan_requested", { name: `${name}@${shortDigest(artifact.digest)}` }));
+    await scans.now();
+  } catch (error) {
+    notify(error.message, "error");
+  }
 }
 
 // The steps above a repository's pages: Projects › project › repository (a link on deeper pages).
@@ -84,8 +127,9 @@ async function renderAsOf(view, ctx) {
     }));
 }
 
-export function artifactUrl(name, digest) {
-  return `/ui/artifact?${new URLSearchParams({ name, digest })}`;
+// An artifact's page, at one of its tabs (overview when none is given).
+export function artifactUrl(name, digest, tab) {
+  return `/ui/artifact?${new URLSearchParams({ name, digest, ...(tab ? { tab } : {}) })}`;
 }
 
 // The command that pulls the artifact with the client of its kind (the API's `type`): docker for

@@ -1,7 +1,8 @@
-// The project page's tab: access level and deletion.
+// The project page's tab: access level, scanning and pull policies (project/scanning.js), deletion.
 import { harbor, send } from "../../api.js";
 import { checkbox, confirmDialog, h, mount, notify } from "../../dom.js";
 import { t } from "../../i18n.js";
+import { scanningSections } from "./scanning.js";
 import { attempt, button } from "./shared.js";
 
 export async function drawSettings(body, page) {
@@ -25,6 +26,8 @@ export async function drawSettings(body, page) {
     });
     sections.push(form);
   }
+  sections.push(...await scanningSections(page));
+  if (!page.current()) return;
   if (page.can("project", "delete")) {
     sections.push(h("section", { class: "card danger-zone", "aria-labelledby": "delete-title" },
       h("h2", { id: "delete-title" }, t("project.delete_title")),
