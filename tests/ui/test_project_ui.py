@@ -309,7 +309,7 @@ def test_settings_refuse_deleting_a_project_with_repositories_and_make_it_public
     page.get_by_role("dialog", name="Confirm").get_by_role("button", name="Delete project").click()
     expect(panel.get_by_role("alert")).to_contain_text("project team still holds 1 repositories")
     panel.get_by_label("Public: anyone may pull without logging in").check()
-    panel.get_by_role("button", name="Save").click()
+    panel.get_by_role("form", name="Access level").get_by_role("button", name="Save").click()
     expect(page.locator(".project-badges")).to_contain_text("Public")
     expect(page.get_by_role("tab", name="Settings")).to_have_attribute("aria-selected", "true")
     shot(page, "project-settings")

@@ -13,10 +13,11 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.support.browser import shot
-from tests.support.oci import push_image
+from tests.support.oci import OCI_INDEX, OCI_MANIFEST, push_image
 from tests.support.scanner_adapter import API_KEY, VULNERABILITIES, ScannerAdapter
 from tests.support.server import LiveServer, start_server
 from tests.support.waiting import wait_until
+from tests.ui.test_accessibility import UNLABELLED
 
 PROJECT = "scans"
 NARROW = {"width": 390, "height": 844}
@@ -72,6 +73,19 @@ def registered(ui_server, adapter) -> str:
             uuid = response.headers["Location"].rsplit("/", 1)[1]
         assert client.patch(f"/api/v2.0/scanners/{uuid}", json={"is_default": True}).status_code == 200
         return uuid
+
+
+def push_index(client, platforms: dict[str, str]) -> str:
+    """An OCI index of the repository's images (architecture -> digest), tagged "multi"; its digest."""
+    manifests = []
+    for architecture, digest in platforms.items():
+        manifest = client.get(f"/v2/{PROJECT}/app/manifests/{digest}", headers={"Accept": OCI_MANIFEST}).content
+        manifests.append({"mediaType": OCI_MANIFEST, "digest": digest, "size": len(manifest),
+                          "platform": {"architecture": architecture, "os": "linux"}})
+    index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}).encode()
+    response = client.put(f"/v2/{PROJECT}/app/manifests/multi", content=index, headers={"Content-Type": OCI_INDEX})
+    assert response.status_code == 201, response.text
+    return response.headers["Docker-Content-Digest"]
 
 
 def scanned(ui_server, digest: str) -> None:
@@ -132,6 +146,9 @@ def test_register_a_scanner_scan_an_artifact_and_read_its_findings(admin_page: P
         [shown] = client.get("/api/v2.0/scanners", params={"q": "name=fixture"}).json()
         assert shown["is_default"] and shown["auth"] == "X-ScannerAdapter-API-Key" and shown["url"] == adapter.url
     shot(page, "scanners")
+    page.set_viewport_size(NARROW)
+    shot(page, "scanners-narrow")
+    page.set_viewport_size(DESKTOP)
 
     # The listing before any scan, then a scan started from the artifact's page.
     page.goto(f"/ui/repository?name={PROJECT}/app")
@@ -217,6 +234,17 @@ def test_register_a_scanner_scan_an_artifact_and_read_its_findings(admin_page: P
     with ui_server.client() as client:
         assert client.get("/api/v2.0/system/scanAll/schedule").json()["schedule"]["type"] == "Daily"
         assert client.get("/api/v2.0/scans/all/metrics").json()["metrics"]["Success"] == 3
+        index = push_index(client, {"amd64": images["1.0"], "arm64": images["2.0"]})
+
+    # An index has no report of its own: its platforms' images, each with its summary and report.
+    page.goto(artifact_url(index, "vulnerabilities"))
+    platforms = page.get_by_role("table", name="2 platform images")
+    expect(platforms).to_be_visible()
+    assert cell_texts(page, platforms, 1) == ["linux/amd64", "linux/arm64"]
+    expect(platforms.get_by_text("3 in all · 2 fixable")).to_have_count(2)
+    platforms.get_by_role("link", name=images["2.0"][:19] + "…").click()
+    expect(page).to_have_url(re.compile(f"digest=sha256%3A{images['2.0'][7:]}&tab=vulnerabilities"))
+    expect(page.get_by_role("table", name=re.compile("vulnerabilities shown"))).to_be_visible()
 
 
 def test_project_policies_and_allowlists_from_the_pages(admin_page: Page, ui_server, adapter, images):
@@ -341,6 +369,7 @@ def test_the_scanning_pages_in_simplified_chinese(admin_page: Page, ui_server, a
         expect(view.get_by_text("检查中…")).to_have_count(0)  # the scanners' health has arrived
         text = view.inner_text()
         assert not UNTRANSLATED.findall(text), (path, UNTRANSLATED.findall(text))
+        assert page.evaluate(UNLABELLED) == [], path  # every control has a name
     shot(page, "project-scanning-settings-zh-CN")
     page.goto(artifact_url(images["1.0"], "vulnerabilities"))
     expect(page.get_by_role("tab", name="漏洞")).to_have_attribute("aria-selected", "true")

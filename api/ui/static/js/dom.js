@@ -61,10 +61,10 @@ export function select(options, props = {}) {
     h("option", { value, selected: String(props.value) === String(value) }, label)));
 }
 
-// columns: [{label, render(row) -> node|string, class}]
-export function table({ caption, columns, rows, empty }) {
+// columns: [{label, render(row) -> node|string, class}]; `class` adds to the table's box.
+export function table({ caption, columns, rows, empty, class: extra }) {
   if (!rows.length) return h("p", { class: "empty" }, empty || t("common.empty"));
-  return h("div", { class: "table-wrap" }, h("table", {},
+  return h("div", { class: extra ? `table-wrap ${extra}` : "table-wrap" }, h("table", {},
     caption ? h("caption", {}, caption) : null,
     h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col", class: headerClass(c.class) }, c.label)))),
     h("tbody", {}, rows.map((row) => h("tr", {}, columns.map((c) => h("td", { class: c.class }, c.render(row))))))));

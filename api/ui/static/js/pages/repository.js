@@ -63,6 +63,7 @@ export async function render(view, ctx) {
       caption: t("repository.caption", { total }),
       empty: tagFilter ? t("repository.none_matching", { tag: tagFilter }) : t("repository.none", { name }),
       rows: artifacts,
+      class: "artifact-list",
       columns: [
         { label: t("repository.artifact"), render: (a) => h("div", { class: "digest-cell" },
           digestLink(artifactUrl(name, a.digest), a.digest), copyButton(a.digest, t("repository.copy_digest", { digest: a.digest }))) },

@@ -3,7 +3,7 @@
 // or SPDX from an adapter that sends it) and a download of the document. An index's platforms
 // each have their own.
 import { get } from "../../api.js";
-import { errorBox, field, h, link, mount, shortDigest, sortableTable, table } from "../../dom.js";
+import { errorBox, field, h, link, mount, shortDigest, sortableTable } from "../../dom.js";
 import { t } from "../../i18n.js";
 import { artifactUrl } from "../repository.js";
 import { artifactApi, overviewOf, scanState } from "./scan_state.js";
@@ -97,12 +97,11 @@ async function drawPlatforms(area, name, manifest) {
       return { child, artifact: null };
     }
   }));
-  mount(area, h("p", { class: "hint muted" }, t("scanning.index_sbom_hint")), table({
+  mount(area, h("p", { class: "hint muted" }, t("scanning.index_sbom_hint")), sortableTable({
     caption: t("scanning.platforms_caption", { count: children.length }),
     rows: children,
     columns: [
-      { label: t("artifact.platform"), render: ({ child }) => (child.platform
-        ? [child.platform.os, child.platform.architecture, child.platform.variant].filter(Boolean).join("/") : "—") },
+      { label: t("artifact.platform"), sort: ({ child }) => platformOf(child), render: ({ child }) => platformOf(child) },
       { label: t("artifact.digest"), class: "mono", render: ({ child }) => link(artifactUrl(name, child.digest, "sbom"), shortDigest(child.digest)) },
       { label: t("artifact.tab_sbom"), render: ({ artifact }) => {
         const overview = artifact && overviewOf(artifact, "sbom");
@@ -110,4 +109,8 @@ async function drawPlatforms(area, name, manifest) {
       } },
     ],
   }));
+}
+
+function platformOf(child) {
+  return child.platform ? [child.platform.os, child.platform.architecture, child.platform.variant].filter(Boolean).join("/") : "—";
 }

@@ -6,7 +6,7 @@
 import { get } from "../../api.js";
 import {
   checkbox, errorBox, expandable, field, formatTime, formatTimeText, h, isoToLocal, link, localToIso, mount, select,
-  shortDigest, sortableTable, table,
+  shortDigest, sortableTable,
 } from "../../dom.js";
 import { t } from "../../i18n.js";
 import { artifactUrl } from "../repository.js";
@@ -126,15 +126,18 @@ async function drawPlatforms(area, name, manifest) {
       return { child, artifact: null };
     }
   }));
-  mount(area, h("p", { class: "hint muted" }, t("scanning.index_hint")), table({
+  mount(area, h("p", { class: "hint muted" }, t("scanning.index_hint")), sortableTable({
     caption: t("scanning.platforms_caption", { count: children.length }),
     rows: children,
     columns: [
-      { label: t("artifact.platform"), render: ({ child }) => (child.platform
-        ? [child.platform.os, child.platform.architecture, child.platform.variant].filter(Boolean).join("/") : "—") },
+      { label: t("artifact.platform"), sort: ({ child }) => platformOf(child), render: ({ child }) => platformOf(child) },
       { label: t("artifact.digest"), class: "mono", render: ({ child }) => link(artifactUrl(name, child.digest, "vulnerabilities"), shortDigest(child.digest)) },
       { label: t("scanning.vulnerabilities"), render: ({ artifact }) => (artifact ? scanSummary(artifact) : "—") },
       { label: t("scanning.scanned"), class: "hide-narrow", render: ({ artifact }) => formatTime(Object.values(artifact?.scan_overview || {})[0]?.end_time) },
     ],
   }));
+}
+
+function platformOf(child) {
+  return child.platform ? [child.platform.os, child.platform.architecture, child.platform.variant].filter(Boolean).join("/") : "—";
 }
