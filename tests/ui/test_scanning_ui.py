@@ -161,6 +161,7 @@ def test_register_a_scanner_scan_an_artifact_and_read_its_findings(admin_page: P
     expect(page.get_by_text("This image has not been scanned yet.")).to_be_visible()
     page.get_by_role("button", name="Scan now").click()
     expect(page.locator("#notices")).to_contain_text(f"Scan of {PROJECT}/app@")
+    expect(page.get_by_text("The scan is under way; its findings appear here when it ends.")).to_be_visible()
     findings = page.get_by_role("table", name=re.compile("vulnerabilities shown"))
     expect(findings).to_be_visible(timeout=20_000)  # the page follows the scan to its end
     expect(page.get_by_role("status").filter(has_text="last scanned by Fixture 1.2.3")).to_be_visible()
@@ -325,6 +326,7 @@ def test_generate_an_sbom_and_list_its_packages(admin_page: Page, ui_server, ada
     expect(page.get_by_text("No SBOM yet.")).to_be_visible()
     page.get_by_role("button", name="Generate SBOM").click()
     expect(page.locator("#notices")).to_contain_text(f"SBOM of {PROJECT}/app@")
+    expect(page.get_by_text("The SBOM is being generated")).to_be_visible()
     packages = page.get_by_role("table", name=re.compile("packages shown"))
     expect(packages).to_be_visible(timeout=20_000)
     expect(packages.locator("caption")).to_have_text("4 of 4 packages shown")  # a nested component too

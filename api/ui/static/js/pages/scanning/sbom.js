@@ -14,6 +14,7 @@ const PAGE_SIZE = 50;
 export async function drawSbom(panel, { ctx, name, artifact, manifest, may }) {
   const listing = h("div", { class: "sbom-packages" });
   const state = scanState(ctx, { name, artifact, may, scanType: "sbom",
+    onStarted: () => { const empty = listing.querySelector("p.empty"); if (empty) mount(empty, t("scanning.sbom_running")); },
     onFinished: (now) => (manifest.manifests ? drawPlatforms(listing, name, manifest) : drawPackages(listing, name, now)) });
   mount(panel, h("h2", { class: "visually-hidden" }, t("artifact.tab_sbom")),
     h("p", { class: "hint muted" }, t("scanning.sbom_intro")), state.element, listing);
@@ -23,8 +24,9 @@ export async function drawSbom(panel, { ctx, name, artifact, manifest, may }) {
 }
 
 async function drawPackages(area, name, artifact) {
-  if (overviewOf(artifact, "sbom")?.scan_status !== "Success") {
-    mount(area, h("p", { class: "empty" }, t("scanning.sbom_none")));
+  const status = overviewOf(artifact, "sbom")?.scan_status;
+  if (status !== "Success") {
+    mount(area, h("p", { class: "empty" }, t(["Pending", "Running"].includes(status) ? "scanning.sbom_running" : "scanning.sbom_none")));
     return;
   }
   mount(area, h("p", { class: "loading" }, t("common.loading")));

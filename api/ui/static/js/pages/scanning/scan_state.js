@@ -18,9 +18,10 @@ export function overviewOf(artifact, scanType) {
   return scanType === "sbom" ? artifact.sbom_overview || null : vulnerabilityOverview(artifact);
 }
 
-// {element, start()}: start() arms the polling once the page has drawn. onFinished(artifact)
-// runs when a scan followed here ends (the report to show has changed).
-export function scanState(ctx, { name, artifact, may, scanType, onFinished }) {
+// {element, start()}: start() arms the polling once the page has drawn. onStarted() runs when a
+// scan is requested here; onFinished(artifact) when a scan followed here ends (the report to show
+// has changed).
+export function scanState(ctx, { name, artifact, may, scanType, onStarted = () => {}, onFinished }) {
   const element = h("div", { class: "scan-state-card" });
   const problem = h("div");
   const resource = RESOURCES[scanType];
@@ -49,17 +50,18 @@ export function scanState(ctx, { name, artifact, may, scanType, onFinished }) {
     },
     problem,
   });
-  const act = async (path, message) => {
+  const act = async (path, message, then = () => {}) => {
     mount(problem);
     try {
       await send("POST", `${url}${path}`, { scan_type: scanType });
       notify(t(message, { name: `${name}@${shortDigest(artifact.digest)}` }));
+      then();
       await poller.now();
     } catch (error) {
       notify(error.message, "error");
     }
   };
-  const start = () => act("/scan", scanType === "sbom" ? "scanning.sbom_requested" : "scanning.scan_requested");
+  const start = () => act("/scan", scanType === "sbom" ? "scanning.sbom_requested" : "scanning.scan_requested", onStarted);
   const stop = () => act("/scan/stop", "scanning.scan_stopping");
   draw(last);
   return { element, start: () => poller.schedule(isScanning(last)) };

@@ -11,7 +11,9 @@ import {
 import { t } from "../../i18n.js";
 import { artifactUrl } from "../repository.js";
 import { artifactApi, scanState } from "./scan_state.js";
-import { scanSummary, SEVERITIES, severityBadge, severityChips, severityLabel, severityRank } from "./summary.js";
+import {
+  isScanning, scanSummary, SEVERITIES, severityBadge, severityChips, severityLabel, severityRank, vulnerabilityOverview,
+} from "./summary.js";
 
 const PAGE_SIZE = 50;
 
@@ -19,6 +21,7 @@ export async function drawVulnerabilities(panel, { ctx, name, artifact, manifest
   const asOf = ctx.params.get("as_of") || "";
   const report = h("div", { class: "vulnerability-report" });
   const state = scanState(ctx, { name, artifact, may, scanType: "vulnerability",
+    onStarted: () => { if (!asOf) waiting(report); },
     onFinished: (now) => (manifest.manifests ? drawPlatforms(report, name, manifest) : drawReport(report, name, now, "")) });
   mount(panel, h("h2", { class: "visually-hidden" }, t("artifact.tab_vulnerabilities")), state.element,
     manifest.manifests ? null : asOfForm(ctx, name, artifact.digest, asOf), report);
@@ -55,6 +58,7 @@ async function drawReport(area, name, artifact, asOf) {
   }
   if (!found) {
     mount(area, h("p", { class: "empty" }, asOf ? t("scanning.none_as_of", { time: formatTimeText(asOf) }) : t("scanning.no_report")));
+    if (!asOf && isScanning(vulnerabilityOverview(artifact))) waiting(area);
     return;
   }
   const findings = (found.vulnerabilities || []).map((v) => ({ ...v, severity: v.severity || "Unknown" }));
@@ -82,6 +86,12 @@ async function drawReport(area, name, artifact, asOf) {
     ] : null,
     list);
   filter();
+}
+
+// No report yet, and the first scan under way: say that its findings come here.
+function waiting(area) {
+  const empty = area.querySelector("p.empty");
+  if (empty) mount(empty, t("scanning.first_scan_running"));
 }
 
 function findingsTable(rows, total) {
