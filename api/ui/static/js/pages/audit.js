@@ -43,7 +43,7 @@ const OPERATIONS = [
   "gc.created", "gc.started", "gc.swept", "gc.completed", "gc.failed", "gc_schedule.created", "gc_schedule.set",
   "scanner.created", "scanner.updated", "scanner.deleted", "scanner.default_set",
   "scan.created", "scan.requested", "scan.started", "scan.completed", "scan.failed", "scan.stopped",
-  "cve_allowlist.created", "cve_allowlist.set",
+  "cve_allowlist.created", "cve_allowlist.set", "vulnerability_data.created", "vulnerability_data.imported",
 ];
 
 function nextCursor(linkHeader) {
