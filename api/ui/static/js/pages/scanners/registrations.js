@@ -43,7 +43,7 @@ export async function registrationsSection(panel, ctx) {
         r.name === BUILT_IN ? h("small", { class: "block" }, t("scanners.built_in_description"))
           : r.description ? h("small", { class: "block" }, r.description) : null) },
       { label: t("scanners.url"), class: "mono hide-narrow", sort: (r) => r.url, render: (r) => r.url },
-      { label: t("scanners.health"), render: healthCell },
+      { label: t("scanners.health"), class: "nowrap", render: healthCell },
       { label: t("scanners.auth"), class: "hide-narrow", sort: (r) => r.auth, render: (r) => authLabel(r.auth) },
       { label: t("common.status"), sort: (r) => (r.disabled ? 1 : 0),
         render: (r) => (r.disabled ? badge(t("scanners.disabled"), "bad") : badge(t("scanners.enabled"), "ok")) },
