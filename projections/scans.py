@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
-from typing import Callable, Iterator
+from typing import Iterator
 
 import ijson
 import orjson
@@ -228,15 +227,6 @@ class Finding:
 
 
 @dataclass(frozen=True)
-class SbomDocument:
-    """An SBOM report's document: its media type (the report's `media_type`, e.g.
-    application/vnd.cyclonedx+json) and its JSON text, streamed from the stored report."""
-
-    media_type: str
-    chunks: Callable[[], Iterator[bytes]]
-
-
-@dataclass(frozen=True)
 class DueScan:
     scan_id: str
     repository: str
@@ -313,24 +303,6 @@ class ScansView:
 
     def open_report(self, report_digest: str):
         return self.blobs.open(report_digest)
-
-    def sbom_of(self, report_digest: str) -> SbomDocument | None:
-        """The SBOM a stored SBOM report carries (the spec's `sbom` member), or None when it has
-        none: its media type, and its JSON text read again piece by piece when asked."""
-        media_type, found = "", False
-        with self.blobs.open(report_digest) as stream:
-            for key, event, value in _root_members(ijson.basic_parse(stream)):
-                if key == "media_type" and event == "string":
-                    media_type = value
-                elif key == SBOM_MEMBER and event in ("start_map", "start_array"):
-                    found = True
-        if not found:
-            return None
-        return SbomDocument(media_type, lambda: self._sbom_text(report_digest))
-
-    def _sbom_text(self, report_digest: str) -> Iterator[bytes]:
-        with self.blobs.open(report_digest) as stream:
-            yield from member_json(ijson.basic_parse(stream), SBOM_MEMBER)
 
     # The worker pool's queue
 
@@ -441,61 +413,3 @@ def finding_of(item: object) -> Finding | None:
 
 def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
-
-
-SBOM_MEMBER = "sbom"  # the SBOM report's member holding the document (pluggable-scanner-spec)
-_OPENS, _CLOSES = ("start_map", "start_array"), ("end_map", "end_array")
-
-
-def _root_members(events) -> Iterator[tuple[str, str, object]]:
-    """(key, event, value) of the events that begin each member's value of a JSON object (only
-    the first event of a nested value), from ijson.basic_parse events."""
-    depth, key = 0, None
-    for event, value in events:
-        if depth == 1 and event == "map_key":
-            key = value
-        elif depth == 1 and key is not None and event not in _CLOSES:
-            yield key, event, value
-            key = None
-        depth += (event in _OPENS) - (event in _CLOSES)
-
-
-def member_json(events, name: str) -> Iterator[bytes]:
-    """The JSON text of the root object's first member `name`, a container at a time, rebuilt
-    from ijson.basic_parse events, so a large document never sits whole in memory."""
-    depth, capturing, out = 0, False, []
-    first: list[bool] = []  # for each container open inside the member: no element written yet
-    for event, value in events:
-        if not capturing:
-            if depth == 1 and event == "map_key" and value == name:
-                capturing, after_key = True, True
-            depth += (event in _OPENS) - (event in _CLOSES)
-            continue
-        if event == "map_key":
-            out.append(("" if first[-1] else ",") + _dumps(value) + ":")
-            first[-1], after_key = False, True
-            continue
-        if event in _CLOSES:
-            first.pop()
-            out.append("}" if event == "end_map" else "]")
-        else:
-            if not after_key and first and not first[-1]:
-                out.append(",")
-            if first:
-                first[-1] = False
-            after_key = False
-            if event in _OPENS:
-                first.append(True)
-                out.append("{" if event == "start_map" else "[")
-            else:
-                out.append(_dumps(value))
-        if not first:  # the member's value is complete
-            yield "".join(out).encode()
-            return
-        if len(out) >= 512:
-            yield "".join(out).encode()
-            out = []
-
-
-def _dumps(value: object) -> str:
-    return str(value) if isinstance(value, Decimal) else orjson.dumps(value).decode()

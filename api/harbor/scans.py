@@ -12,9 +12,12 @@ before it)."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from itertools import chain
 from urllib.parse import unquote
 from uuid import UUID
 
+import ijson
+import orjson
 from sqlalchemy import select
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 
@@ -23,6 +26,7 @@ from api.harbor import queries
 from api.harbor.common import bad_request, body_of, empty, not_found, parse_time, project_of
 from api.management.common import Call, json_response
 from api.management.problems import Problem
+from background.sbom_referrers import HARBOR_SBOM, NoSbom, sbom_document
 from background.scan_jobs import IMAGE_MANIFESTS, INDEXES, start_scan_all, stop_scan_all
 from domain.cron import CronSchedule
 from domain.errors import ConflictError
@@ -117,18 +121,42 @@ def vulnerabilities(call: Call) -> Response:
 
 
 def sbom(call: Call) -> Response:
-    """The SBOM the artifact's last completed SBOM scan produced (the document the adapter's SBOM
-    report carries: CycloneDX JSON as Portlog asks for it), served as Harbor serves an SBOM
-    accessory's `additions/sbom`; 404 when there is none. `as_of=<time>` as for vulnerabilities."""
+    """The SBOM, as JSON. On Harbor's SBOM accessory (the referrer an SBOM scan pushes,
+    background/sbom_referrers.py) its one layer, as Harbor serves it; on the scanned artifact
+    itself (Portlog's addition, which works before the accessory is there, or when its push was
+    refused) the document of its last completed SBOM scan, streamed out of the stored report,
+    `as_of=<time>` as for vulnerabilities. 404 when there is none."""
     _, name = _repository(call, "artifact", "read")
     row = _artifact(call, name)
+    if row.artifact_type == HARBOR_SBOM:
+        return _accessory_sbom(call, name, row)
     as_of = call.request.query_params.get("as_of")
     report = call.services.scans.report_as_of(name, row.digest, SBOM, parse_time(as_of) if as_of else None)
-    document = call.services.scans.sbom_of(report.report_digest) if report else None
-    if document is None:
-        raise not_found(f"no SBOM of {name}@{row.digest}" + (f" as of {as_of}" if as_of else ""))
-    media_type = document.media_type if document.media_type.endswith("+json") else "application/json"
-    return StreamingResponse(document.chunks(), media_type=media_type)
+    if report is not None:
+        chunks = sbom_document(call.services.blobs, report.report_digest)
+        try:
+            first = next(chunks)
+        except NoSbom:
+            pass
+        else:
+            media_type = _report_media_type(call, report.report_digest)
+            return StreamingResponse(chain([first], chunks), media_type=media_type)
+    raise not_found(f"no SBOM of {name}@{row.digest}" + (f" as of {as_of}" if as_of else ""))
+
+
+def _accessory_sbom(call: Call, name: str, row) -> Response:
+    """Harbor's SBOM accessory holds its document as its only layer."""
+    layers = orjson.loads(call.services.manifests.read(row.digest)).get("layers") or []
+    if len(layers) != 1 or not isinstance(layers[0], dict) or not isinstance(layers[0].get("digest"), str):
+        raise not_found(f"the SBOM of {name}@{row.digest} is not found")
+    return StreamingResponse(call.services.blobs.read(layers[0]["digest"]), media_type=HARBOR_SBOM)
+
+
+def _report_media_type(call: Call, report_digest: str) -> str:
+    """The SBOM report's `media_type` (the document's format), when it names a JSON one."""
+    with call.services.blobs.open(report_digest) as stream:
+        found = next(ijson.items(stream, "media_type"), None)
+    return found if isinstance(found, str) and found.endswith("+json") else "application/json"
 
 
 def _report_response(call: Call, key: str, digest: str) -> Response:

@@ -1,4 +1,5 @@
-"""The SBOM an SBOM scan produced, served as Harbor serves an SBOM's `additions/sbom`: the
+"""The SBOM an SBOM scan produced, served as Harbor serves an SBOM's `additions/sbom` — on the SBOM
+accessory the scan attached, and (Portlog's addition) on the scanned artifact itself: the
 document the adapter's SBOM report carries (CycloneDX JSON), against the spec-following adapter
 on loopback (tests/support/scanner_adapter.py)."""
 
@@ -63,6 +64,17 @@ def test_the_sbom_of_an_sbom_scan_is_served_whole_and_as_of(client, adapter):
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "application/vnd.cyclonedx+json"
     assert response.json() == adapter.sbom  # the document, not the report around it
+
+    # Harbor's way: the addition of the SBOM accessory the scan attached (its one layer).
+    accessory = wait_until(lambda: client.get(f"{ART}/v1", params={"with_sbom_overview": "true"})
+                           .json()["sbom_overview"].get("sbom_digest"))
+    attached = client.get(f"{ART}/{accessory}/additions/sbom")
+    assert attached.status_code == 200, attached.text
+    assert attached.headers["content-type"] == "application/vnd.goharbor.harbor.sbom.v1"
+    assert attached.json() == adapter.sbom
+    # An artifact that is neither an SBOM accessory nor SBOM-scanned has none.
+    other, _ = push_image(client, "team/app", "v2", seed="other")
+    assert client.get(f"{ART}/{other}/additions/sbom").status_code == 404
 
     # A vulnerability scan is no SBOM; a later SBOM scan replaces it, and as_of finds the first.
     client.post(f"{ART}/v1/scan")
