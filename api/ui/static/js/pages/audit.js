@@ -43,6 +43,7 @@ const OPERATIONS = [
   "gc.created", "gc.started", "gc.swept", "gc.completed", "gc.failed", "gc_schedule.created", "gc_schedule.set",
   "scanner.created", "scanner.updated", "scanner.deleted", "scanner.default_set",
   "scan.created", "scan.requested", "scan.started", "scan.completed", "scan.failed", "scan.stopped",
+  "scan.sbom_attached", "scan.sbom_not_attached",
   "cve_allowlist.created", "cve_allowlist.set", "vulnerability_data.created", "vulnerability_data.imported",
 ];
 

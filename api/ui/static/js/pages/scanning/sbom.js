@@ -1,10 +1,11 @@
 // The artifact page's SBOM tab: the state of its SBOM scan (Generate SBOM: a scan of type sbom,
 // followed live), and once there is one, the packages it lists (GET …/additions/sbom: CycloneDX,
-// or SPDX from an adapter that sends it) and a download of the document. An index's platforms
-// each have their own.
+// or SPDX from an adapter that sends it), a download of the document and the referrer it was
+// attached as (Harbor's SBOM accessory). An index's platforms each have their own.
 import { get } from "../../api.js";
 import { errorBox, field, h, link, mount, shortDigest, sortableTable } from "../../dom.js";
 import { t } from "../../i18n.js";
+import { fill } from "../project/shared.js";
 import { artifactUrl } from "../repository.js";
 import { artifactApi, overviewOf, scanState } from "./scan_state.js";
 import { statusBadge } from "./summary.js";
@@ -59,7 +60,10 @@ async function drawPackages(area, name, artifact) {
     }));
   };
   search.addEventListener("input", filter);
+  const attached = overviewOf(artifact, "sbom")?.sbom_digest;
   mount(area,
+    attached ? h("p", { class: "muted" }, fill("scanning.sbom_attached",
+      { digest: link(artifactUrl(name, attached), shortDigest(attached)) })) : null,
     h("div", { class: "toolbar" },
       field(t("scanning.filter_packages"), search),
       h("span", { class: "grow" }),
