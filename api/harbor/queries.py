@@ -5,12 +5,14 @@ SQLAlchemy Core over the projections' own tables, on the read-only engine."""
 from __future__ import annotations
 
 from typing import Callable
+from urllib.parse import unquote
 
 from sqlalchemy import and_, exists, false, func, or_, select
 
-from api.harbor.common import Filter, bad_request
+from api.harbor.common import Filter, bad_request, not_found, project_of
 from api.request_input import parse_int
-from domain.names import is_digest_reference
+from domain.names import check_name, is_digest_reference
+from projections.access import ProjectRow
 from projections.audit import audit_log
 from projections.catalog import LISTED_ARTIFACT, manifests, repositories, tags
 from projections.history import tag_intervals
@@ -144,3 +146,23 @@ def audit_query(clauses: list, projects: list[str] | None, sort: str | None):
         query = query.where(audit_log.c.project.in_(projects))
     sorts = {"op_time": audit_log.c.position, "id": audit_log.c.position}
     return ordered(query, sort, sorts, audit_log.c.position.desc())
+
+
+def repository_of(call, resource: str, action: str) -> tuple[ProjectRow, str]:
+    """The path's project (the caller allowed `action` on `resource` there) and repository name;
+    404 when the repository does not exist."""
+    project = project_of(call, resource, action)
+    name = check_name(f"{project.name}/{unquote(call.param('repository'))}")
+    if not call.services.catalog.repository_exists(name):
+        raise not_found(f"repository {name} not found")
+    return project, name
+
+
+def artifact_of(call, name: str):
+    """The path's artifact (`reference`: a tag or a digest) in repository `name`; 404 without one."""
+    reference = call.param("reference")
+    row = artifact(call.services.db.reader, name, reference)
+    if row is None:
+        raise not_found(f"artifact {name}@{reference} not found" if ":" in reference
+                        else f"artifact {name}:{reference} not found")
+    return row

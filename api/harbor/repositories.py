@@ -5,8 +5,6 @@ by clients (`a%252Fb` for `a/b`)."""
 
 from __future__ import annotations
 
-from urllib.parse import unquote
-
 import orjson
 from starlette.responses import Response
 
@@ -18,7 +16,7 @@ from api.management.common import Call, field, json_response, page_params
 from api.management.problems import Problem
 from api.request_input import as_id
 from domain.manifests import IMAGE_CONFIG_TYPES
-from domain.names import check_name, check_tag
+from domain.names import check_tag
 from projections.access import ProjectRow
 
 INDEXES = ("application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json")
@@ -68,7 +66,7 @@ def _repository_page(call: Call, projects: list[str] | None) -> Response:
 
 def get_repository(call: Call) -> Response:
     """One repository."""
-    project, name = _repository(call, "repository", "list")
+    project, name = queries.repository_of(call, "repository", "list")
     pulls = call.services.pulls.of_repositories([name]).get(name, 0)
     return json_response(repository_json(project, queries.repository(call.services.db.reader, name), pulls))
 
@@ -76,7 +74,7 @@ def get_repository(call: Call) -> Response:
 def delete_repository(call: Call) -> Response:
     """Deletes the repository with every artifact and tag (it can be undeleted through
     /api/v1/repositories/{name}/undelete until garbage collection takes its bytes)."""
-    _, name = _repository(call, "repository", "delete")
+    _, name = queries.repository_of(call, "repository", "delete")
     call.settle(call.services.trash.delete_repository(name, call.context))
     return empty()
 
@@ -84,7 +82,7 @@ def delete_repository(call: Call) -> Response:
 def list_artifacts(call: Call) -> Response:
     """Artifacts of a repository, newest first; `q=tags=*|nil|~v|v`, digest, media_type. Untagged
     referrers are not listed (as Harbor's accessories): `with_accessory=true` shows them under their subject."""
-    project, name = _repository(call, "artifact", "list")
+    project, name = queries.repository_of(call, "artifact", "list")
     page, size = page_params(call.request)
     params = call.request.query_params
     query = queries.artifacts_query(name, parse_q(params.get("q")))
@@ -94,22 +92,22 @@ def list_artifacts(call: Call) -> Response:
 
 def get_artifact(call: Call) -> Response:
     """One artifact, by digest or tag."""
-    project, name = _repository(call, "artifact", "read")
-    return json_response(_artifacts_json(call, project, name, [_artifact(call, name)])[0])
+    project, name = queries.repository_of(call, "artifact", "read")
+    return json_response(_artifacts_json(call, project, name, [queries.artifact_of(call, name)])[0])
 
 
 def delete_artifact(call: Call) -> Response:
     """Delete an artifact (a manifest) with all its tags."""
-    _, name = _repository(call, "artifact", "delete")
-    row = _artifact(call, name)
+    _, name = queries.repository_of(call, "artifact", "delete")
+    row = queries.artifact_of(call, name)
     call.settle(call.services.artifacts.delete_manifest(name, row.digest, call.context))
     return empty()
 
 
 def list_tags(call: Call) -> Response:
     """Tags of an artifact; `q=name=…`."""
-    _, name = _repository(call, "tag", "list")
-    row = _artifact(call, name)
+    _, name = queries.repository_of(call, "tag", "list")
+    row = queries.artifact_of(call, name)
     found = _tags_json(call, name, row)
     needle = parse_q(call.request.query_params.get("q")).get("name")
     found = [tag for tag in found if needle is None or needle.test(tag["name"])]
@@ -119,8 +117,8 @@ def list_tags(call: Call) -> Response:
 
 def create_tag(call: Call) -> Response:
     """Put a new tag (`name`) on an artifact."""
-    _, name = _repository(call, "tag", "create")
-    row = _artifact(call, name)
+    _, name = queries.repository_of(call, "tag", "create")
+    row = queries.artifact_of(call, name)
     tag = check_tag(field(body_of(call), "name", str))
     if call.services.catalog.manifest_by_tag(name, tag) is not None:
         raise Problem(409, "conflict", f"the tag {tag} already exists in {name}")
@@ -130,8 +128,8 @@ def create_tag(call: Call) -> Response:
 
 def delete_tag(call: Call) -> Response:
     """Remove a tag from an artifact."""
-    _, name = _repository(call, "tag", "delete")
-    row, tag = _artifact(call, name), call.param("tag")
+    _, name = queries.repository_of(call, "tag", "delete")
+    row, tag = queries.artifact_of(call, name), call.param("tag")
     if tag not in {t["name"] for t in _tags_json(call, name, row)}:
         raise not_found(f"the artifact has no tag {tag}")
     call.settle(call.services.artifacts.delete_tag(name, tag, call.context))
@@ -141,8 +139,8 @@ def delete_tag(call: Call) -> Response:
 def add_artifact_label(call: Call) -> Response:
     """Put a label (`{"id": N}`) on an artifact: a global label, or one of the artifact's project;
     409 if the artifact carries it already (as Harbor)."""
-    _, name = _repository(call, "artifact-label", "create")
-    row = _artifact(call, name)
+    _, name = queries.repository_of(call, "artifact-label", "create")
+    row = queries.artifact_of(call, name)
     label = label_by_id(call, field(body_of(call), "id", int))
     call.settle(call.services.labelling.add_to_artifact(name, row.digest, label.key, call.context))
     return empty()
@@ -150,8 +148,8 @@ def add_artifact_label(call: Call) -> Response:
 
 def remove_artifact_label(call: Call) -> Response:
     """Take a label off an artifact; 404 unless the artifact carries it."""
-    _, name = _repository(call, "artifact-label", "delete")
-    row = _artifact(call, name)
+    _, name = queries.repository_of(call, "artifact-label", "delete")
+    row = queries.artifact_of(call, name)
     text = call.param("label_id")
     label_id = as_id(text)
     if label_id is None:
@@ -159,23 +157,6 @@ def remove_artifact_label(call: Call) -> Response:
     label = label_by_id(call, label_id)
     call.settle(call.services.labelling.remove_from_artifact(name, row.digest, label.key, call.context))
     return empty()
-
-
-def _repository(call: Call, resource: str, action: str) -> tuple[ProjectRow, str]:
-    project = project_of(call, resource, action)
-    name = check_name(f"{project.name}/{unquote(call.param('repository'))}")
-    if not call.services.catalog.repository_exists(name):
-        raise not_found(f"repository {name} not found")
-    return project, name
-
-
-def _artifact(call: Call, name: str):
-    reference = call.param("reference")
-    row = queries.artifact(call.services.db.reader, name, reference)
-    if row is None:
-        raise not_found(f"artifact {name}@{reference} not found" if ":" in reference
-                        else f"artifact {name}:{reference} not found")
-    return row
 
 
 def _artifacts_json(call: Call, project: ProjectRow, name: str, rows: list) -> list[dict]:

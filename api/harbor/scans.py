@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from itertools import chain
-from urllib.parse import unquote
 from uuid import UUID
 
 import ijson
@@ -23,14 +22,13 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 
 from adapters.scanner_client import HARBOR_NATIVE_REPORT, VULNERABILITY_REPORT
 from api.harbor import queries
-from api.harbor.common import bad_request, body_of, empty, not_found, parse_time, project_of
+from api.harbor.common import bad_request, body_of, empty, not_found, parse_time
 from api.management.common import Call, json_response
 from api.management.problems import Problem
 from background.sbom_referrers import HARBOR_SBOM, NoSbom, sbom_document
 from background.scan_jobs import IMAGE_MANIFESTS, INDEXES, start_scan_all, stop_scan_all
 from domain.cron import CronSchedule
 from domain.errors import ConflictError
-from domain.names import check_name
 from domain.scans import FINAL, MANUAL, SBOM, SUCCESS, VULNERABILITY, Scan, ScanAllSchedule, check_scan_type
 from projections.references import references
 from projections.scans import ScanOverview
@@ -49,8 +47,8 @@ def scan_artifact(call: Call) -> Response:
     """`{"scan_type": "vulnerability"|"sbom"}` (optional: vulnerability); 202 once recorded. An
     index's image manifests are scanned each (as Harbor walks an index)."""
     scan_type = _scan_type(call, required=False)
-    project, name = _repository(call, "sbom" if scan_type == SBOM else "scan", "create")
-    row = _artifact(call, name)
+    project, name = queries.repository_of(call, "sbom" if scan_type == SBOM else "scan", "create")
+    row = queries.artifact_of(call, name)
     registration = call.services.scanner_registrations.of_project(project.name)
     if registration is None:
         raise Problem(412, "precondition-failed", f"no available scanner for project {project.name}")
@@ -79,8 +77,8 @@ def scan_artifact(call: Call) -> Response:
 def stop_scan(call: Call) -> Response:
     """`{"scan_type": …}`; 202 (a scan no longer in progress stays as it ended)."""
     scan_type = _scan_type(call, required=True)
-    _, name = _repository(call, "sbom" if scan_type == SBOM else "scan", "stop")
-    row = _artifact(call, name)
+    _, name = queries.repository_of(call, "sbom" if scan_type == SBOM else "scan", "stop")
+    row = queries.artifact_of(call, name)
     position = None
     for digest, _ in _scan_targets(call, name, row) or [(row.digest, row.media_type)]:
         if call.services.scan_requests.get(name, digest, scan_type) is not None:
@@ -93,8 +91,8 @@ def stop_scan(call: Call) -> Response:
 
 def scan_log(call: Call) -> Response:
     """What the scan with that report id did, as text, from its events."""
-    _, name = _repository(call, "scan", "read")
-    row = _artifact(call, name)
+    _, name = queries.repository_of(call, "scan", "read")
+    row = queries.artifact_of(call, name)
     report_id = call.param("report_id")
     lines = []
     for digest, _ in _scan_targets(call, name, row) or [(row.digest, row.media_type)]:
@@ -109,8 +107,8 @@ def scan_log(call: Call) -> Response:
 def vulnerabilities(call: Call) -> Response:
     """The artifact's vulnerability report keyed by its media type (Harbor's shape), the first
     of `X-Accept-Vulnerabilities` that is one; `{}` when it was never scanned."""
-    _, name = _repository(call, "artifact", "read")
-    row = _artifact(call, name)
+    _, name = queries.repository_of(call, "artifact", "read")
+    row = queries.artifact_of(call, name)
     as_of = call.request.query_params.get("as_of")
     report = call.services.scans.report_as_of(name, row.digest, VULNERABILITY, parse_time(as_of) if as_of else None)
     accepted = [media for media in _accepted(call) if media in VULNERABILITY_REPORTS]
@@ -126,8 +124,8 @@ def sbom(call: Call) -> Response:
     itself (Portlog's addition, which works before the accessory is there, or when its push was
     refused) the document of its last completed SBOM scan, streamed out of the stored report,
     `as_of=<time>` as for vulnerabilities. 404 when there is none."""
-    _, name = _repository(call, "artifact", "read")
-    row = _artifact(call, name)
+    _, name = queries.repository_of(call, "artifact", "read")
+    row = queries.artifact_of(call, name)
     if row.artifact_type == HARBOR_SBOM:
         return _accessory_sbom(call, name, row)
     as_of = call.request.query_params.get("as_of")
@@ -380,23 +378,6 @@ def _scan_type(call: Call, required: bool) -> str:
             raise bad_request("scan_type (vulnerability or sbom) is required")
         return VULNERABILITY
     return check_scan_type(value)
-
-
-def _repository(call: Call, resource: str, action: str):
-    project = project_of(call, resource, action)
-    name = check_name(f"{project.name}/{unquote(call.param('repository'))}")
-    if not call.services.catalog.repository_exists(name):
-        raise not_found(f"repository {name} not found")
-    return project, name
-
-
-def _artifact(call: Call, name: str):
-    reference = call.param("reference")
-    row = queries.artifact(call.services.db.reader, name, reference)
-    if row is None:
-        raise not_found(f"artifact {name}@{reference} not found" if ":" in reference
-                        else f"artifact {name}:{reference} not found")
-    return row
 
 
 def _scan_targets(call: Call, name: str, row) -> list[tuple[str, str]]:
