@@ -17,7 +17,7 @@ from uuid import NAMESPACE_URL, uuid5
 
 from eventsourcing.persistence import IntegrityError
 
-from background.webhook_dispatcher import DispatchPosition
+from background.webhook_dispatcher import DispatchPosition, follow_from
 from domain.context import SYSTEM
 from domain.repository import Repository
 from projections.replication import PolicyRow
@@ -32,14 +32,8 @@ class ReplicationPosition(DispatchPosition):
 
 
 def follow_for_replication(services, stop: threading.Event) -> None:
-    position = None
-    while not stop.wait(FOLLOW_SECONDS):
-        try:
-        # Made inside the loop: a database that is down as the process starts must not end the worker.
-            position = position or ReplicationPosition(services)
-            record_event_executions(services, position)
-        except Exception:
-            log.exception("event-based replication could not follow the log")
+    follow_from(ReplicationPosition, lambda position: record_event_executions(services, position),
+                services, stop, FOLLOW_SECONDS, "event-based replication", log)
 
 
 def record_event_executions(services, position: DispatchPosition) -> None:

@@ -44,7 +44,7 @@ from adapters.scanner_client import (
 )
 from api.tokens import Scope
 from background.sbom_referrers import attach_sbom
-from background.webhook_dispatcher import DispatchPosition
+from background.webhook_dispatcher import DispatchPosition, FromHeadPosition, follow_from
 from domain.context import RequestContext
 from domain.errors import ConflictError, NotFoundError
 from domain.pull_checks import SCANNER_PULL
@@ -367,27 +367,15 @@ def _report_parts(stream):
 # Auto-scan
 
 
-class AutoScanPosition(DispatchPosition):
-    """Starts at the head of the log the first time: pushes from before auto-scan existed are
-    not scanned all at once on an upgrade (scan all does that, when asked)."""
+class AutoScanPosition(FromHeadPosition):
+    """Pushes from before auto-scan existed are not scanned all at once on an upgrade."""
 
     NAME = "auto_scan"
 
-    def __init__(self, services) -> None:
-        super().__init__(services)
-        if self.get() == 0:
-            self.advance(services.registry.recorder.max_notification_id() or 0)
-
 
 def follow_for_auto_scan(services, stop: threading.Event) -> None:
-    position = None
-    while not stop.wait(FOLLOW_SECONDS):
-        try:
-        # Made inside the loop: a database that is down as the process starts must not end the worker.
-            position = position or AutoScanPosition(services)
-            request_auto_scans(services, position)
-        except Exception:
-            log.exception("auto-scan could not follow the log")
+    follow_from(AutoScanPosition, lambda position: request_auto_scans(services, position),
+                services, stop, FOLLOW_SECONDS, "auto-scan", log)
 
 
 def request_auto_scans(services, position: DispatchPosition) -> None:

@@ -13,7 +13,7 @@ import logging
 import threading
 
 from background.scan_jobs import IMAGE_MANIFESTS
-from background.webhook_dispatcher import DispatchPosition
+from background.webhook_dispatcher import DispatchPosition, FromHeadPosition, follow_from
 from domain.context import RequestContext
 from domain.errors import ConflictError
 from domain.scans import VULNDB, VULNERABILITY
@@ -28,26 +28,15 @@ RESCAN_PENDING = 50  # rescans of one import waiting at once, at most
 READ_MODELS = ("vulndb", "scanned_packages", "scans", "scanners")
 
 
-class RescanPosition(DispatchPosition):
-    """Starts at the head of the log the first time: an upgrade does not rescan for past imports."""
+class RescanPosition(FromHeadPosition):
+    """An upgrade does not rescan for past imports."""
 
     NAME = "vulndb_rescans"
 
-    def __init__(self, services) -> None:
-        super().__init__(services)
-        if self.get() == 0:
-            self.advance(services.registry.recorder.max_notification_id() or 0)
-
 
 def follow_for_rescans(services, stop: threading.Event) -> None:
-    position = None
-    while not stop.wait(FOLLOW_SECONDS):
-        try:
-        # Made inside the loop: a database that is down as the process starts must not end the worker.
-            position = position or RescanPosition(services)
-            rescan_after_imports(services, position, stop)
-        except Exception:
-            log.exception("rescans after vulnerability data imports could not follow the log")
+    follow_from(RescanPosition, lambda position: rescan_after_imports(services, position, stop),
+                services, stop, FOLLOW_SECONDS, "rescans after vulnerability data imports", log)
 
 
 def rescan_after_imports(services, position: DispatchPosition, stop: threading.Event) -> None:

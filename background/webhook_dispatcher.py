@@ -123,6 +123,30 @@ class DispatchPosition:
         return select(dispatch_positions.c.position).where(dispatch_positions.c.name == self.NAME)
 
 
+class FromHeadPosition(DispatchPosition):
+    """Starts at the head of the log the first time: a worker added by an upgrade does not act
+    on the whole past at once (scan all, for instance, does that when asked)."""
+
+    def __init__(self, services: Services) -> None:
+        super().__init__(services)
+        if self.get() == 0:
+            self.advance(services.registry.recorder.max_notification_id() or 0)
+
+
+def follow_from(position_class: type[DispatchPosition], step: Callable[[DispatchPosition], None],
+                services: Services, stop: threading.Event, interval: float, what: str,
+                logger: logging.Logger = log) -> None:
+    """A worker that runs `step(position)` every `interval` until `stop`. The position is made
+    inside the loop: a database down as the process starts must not end the worker."""
+    position = None
+    while not stop.wait(interval):
+        try:
+            position = position or position_class(services)
+            step(position)
+        except Exception:
+            logger.exception("%s could not follow the log", what)
+
+
 class SenderPool:
     """A few daemon threads sending claimed attempts; a stuck receiver holds one thread for at
     most the connect and read timeouts, and never a request."""
