@@ -19,6 +19,7 @@ from infra.services import postgres
 from tests.support.outbound import LOOPBACK
 from tests.support.seaweed import s3_bucket, seaweedfs  # noqa: F401  (fixtures: an S3 server)
 from tests.support.server import ADMIN_PASSWORD, start_server
+from tests.support.slapd import _slapd_memberof_server, _slapd_server, slapd, slapd_memberof  # noqa: F401  (fixtures: an LDAP directory)
 
 # The projects the tests push into (the first component of every repository name they use).
 TEST_PROJECTS = ("team", "race", "a", "m", "z", "mirror", "trunc")
