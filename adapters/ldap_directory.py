@@ -64,6 +64,11 @@ class LdapConfig:
         return cls(**{key[len("ldap_"):]: value for key, value in values.items()
                       if key.startswith("ldap_") and key[len("ldap_"):] in names})
 
+    @classmethod
+    def from_configuration(cls, configuration: Any) -> LdapConfig:
+        """From the effective configuration (its `ldap_*` attributes, secrets in clear)."""
+        return cls(**{f.name: getattr(configuration, f"ldap_{f.name}", f.default) for f in fields(cls)})
+
     def with_values(self, values: Mapping[str, Any]) -> LdapConfig:
         return replace(self, **{f.name: getattr(LdapConfig.from_values(values), f.name) for f in fields(self)
                                if f"ldap_{f.name}" in values})

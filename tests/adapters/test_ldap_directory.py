@@ -229,3 +229,15 @@ def test_config_from_configuration_keys():
     assert built.uid == "uid" and built.group_membership_attribute == "memberof"
     assert built.with_values({"ldap_url": "ldap://other"}).url == "ldap://other"
     assert built.with_values({"ldap_url": "ldap://other"}).scope == 1
+
+
+def test_config_from_an_effective_configuration():
+    class Effective:
+        ldap_url = "ldap://dc.example.org"
+        ldap_search_password = "clear"
+        ldap_group_search_scope = 1
+
+    built = LdapConfig.from_configuration(Effective())
+
+    assert (built.url, built.search_password, built.group_search_scope) == ("ldap://dc.example.org", "clear", 1)
+    assert built.timeout == 5 and built.verify_cert is True
