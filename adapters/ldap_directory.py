@@ -221,7 +221,8 @@ class LdapDirectory:
                                 tls=self._tls(parts.hostname), connect_timeout=timeout, get_info=ldap3.NONE)
         connection = ldap3.Connection(server, user=dn or None, password=password or None,
                                       authentication=ldap3.SIMPLE if dn else ldap3.ANONYMOUS,
-                                      receive_timeout=timeout, raise_exceptions=False, read_only=True)
+                                      receive_timeout=timeout, raise_exceptions=False, read_only=True,
+                                      auto_referrals=False)  # a referral names a host the guard never saw
         try:
             connection.open()
             if parts.scheme == "ldap" and self.config.start_tls:

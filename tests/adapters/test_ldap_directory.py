@@ -12,7 +12,9 @@ from adapters.ldap_directory import DirectoryGroup, LdapConfig, LdapDirectory
 from adapters.outbound import OutboundGuard
 from domain.identity import DirectoryUnavailableError
 from infra.services.slapd import GROUPS_DN, PEOPLE_DN, group_dn
-from tests.support.outbound import LOOPBACK_ALLOWED
+from tests.support.outbound import LOOPBACK_ALLOWED, Trap
+
+MANAGE_DSA_IT = "2.16.840.1.113730.3.4.2"
 
 
 def config(slapd, **overrides) -> LdapConfig:
@@ -241,3 +243,25 @@ def test_config_from_an_effective_configuration():
 
     assert (built.url, built.search_password, built.group_search_scope) == ("ldap://dc.example.org", "clear", 1)
     assert built.timeout == 5 and built.verify_cert is True
+
+
+def test_referrals_are_not_followed(slapd):
+    """A referral names another host: following it would bypass the guard (and ldap3 would
+    bind there with the same credentials)."""
+    trap = Trap()
+    try:
+        with slapd.admin_connection() as admin:
+            added = admin.add(f"ou=elsewhere,{PEOPLE_DN}", ["referral", "extensibleObject"],
+                              {"ou": "elsewhere", "ref": f"ldap://127.0.0.1:{trap.port}/ou=elsewhere,{PEOPLE_DN}"},
+                              controls=[(MANAGE_DSA_IT, True, None)])
+            assert added, admin.result
+
+        referred = directory(slapd, base_dn=f"ou=elsewhere,{PEOPLE_DN}")
+
+        with pytest.raises(DirectoryUnavailableError, match="referral"):
+            referred.authenticate("alice", slapd.password("alice"))
+        assert trap.connections() == 0
+        # Searches that pass by it (a continuation reference) still find the users.
+        assert directory(slapd).authenticate("alice", slapd.password("alice")) is not None
+    finally:
+        trap.close()
