@@ -44,7 +44,7 @@ MODULE_DIR = Path("/usr/lib/ldap")
 # Below the kernel's ephemeral range (32768 and up), so that an outgoing connection cannot take
 # a port while the directory is down for a restart; apart from the other servers' ranges
 # (infra/services/processes.py).
-PORT_RANGE = range(6_000, 9_000)
+PORT_RANGE = range(6_000, 8_000)
 START_ATTEMPTS = 3
 
 BASE_DN = "dc=example,dc=org"
