@@ -23,7 +23,8 @@ from ldap3.core.exceptions import LDAPException
 from ldap3.utils.conv import escape_filter_chars
 
 from adapters.outbound import OutboundGuard, OutboundRefused
-from domain.identity import DirectoryUnavailableError, ExternalIdentity
+from domain.errors import DirectoryUnavailableError
+from domain.identity import LDAP, LDAP_GROUP, ExternalIdentity, group_key
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,6 @@ DEFAULT_PORTS = {"ldap": 389, "ldaps": 636}
 DEFAULT_USER_FILTER = "(objectClass=*)"
 DEFAULT_GROUP_FILTER = "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames)(objectClass=group))"
 SEARCH_SIZE_LIMIT = 1000
-AUTH_SOURCE = "ldap"
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ class LdapDirectory:
                 return None
             user = self._user_of(entry, username)
             groups = self._groups_of(connection, entry)
-        return ExternalIdentity(username=user.username, auth_source=AUTH_SOURCE, external_id=user.dn,
+        return ExternalIdentity(username=user.username, auth_source=LDAP, external_id=user.dn,
                                 email=user.email, realname=user.realname, groups=groups)
 
     def ping(self) -> None:
@@ -171,17 +171,17 @@ class LdapDirectory:
                              realname=_first(entry, "displayName") or _first(entry, "cn"))
 
     def _groups_of(self, connection: ldap3.Connection, entry) -> tuple[str, ...]:
-        """Group keys: each group's DN, lower-cased."""
+        """Group keys (domain/identity.py): each group's DN, normalized."""
         attribute = self.config.group_membership_attribute
         listed = _values(entry, attribute) if attribute else []
         if listed:
-            return tuple(sorted({dn.lower() for dn in listed}))
+            return tuple(sorted({group_key(LDAP_GROUP, dn) for dn in listed}))
         if not self.config.group_base_dn:
             return ()
         dn = escape_filter_chars(entry.entry_dn)
         self._search(connection, self._group_base(), f"(&{self._group_filter()}(|(member={dn})(uniqueMember={dn})))",
                      self._scope(self.config.group_search_scope), [])
-        return tuple(sorted({found.entry_dn.lower() for found in connection.entries}))
+        return tuple(sorted({group_key(LDAP_GROUP, found.entry_dn) for found in connection.entries}))
 
     def _group_filter(self) -> str:
         return _parenthesized(self.config.group_search_filter) or DEFAULT_GROUP_FILTER

@@ -7,12 +7,13 @@ import hmac
 import socket
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable
+from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 from uuid import UUID
 
 import httpx
 
+from adapters.ldap_directory import LdapConfig, LdapDirectory
 from adapters.login_failures import LoginFailureTable
 from adapters.outbound import OutboundGuard, OwnService
 from adapters.passwords import Argon2SecretHasher
@@ -150,6 +151,8 @@ class Services:
     # failover, a full connection pool): answered 503, not 500.
     unavailable_errors: tuple[type[Exception], ...] = ()
     inline_reads: bool = False  # pull-path lookups may run on the event loop (local read models)
+    # (configuration, overrides of ldap_* keys) -> the LDAP directory it names (adapters/ldap_directory.py)
+    directory_for: Callable | None = None
 
     def close(self) -> None:
         if self.proxy_cache is not None:
@@ -274,6 +277,13 @@ def admin_groups(configuration: Configuration) -> frozenset[str]:
     return frozenset(keys)
 
 
+def directory_for(outbound: OutboundGuard, configuration: Configuration,
+                  overrides: Mapping[str, Any] | None = None) -> LdapDirectory:
+    """The LDAP directory the configuration names (`overrides`: ldap_* keys a form holds before
+    they are saved), reached through the outbound guard."""
+    return LdapDirectory(LdapConfig.from_configuration(configuration).with_values(overrides or {}), outbound)
+
+
 def registry_exists(settings: Settings) -> bool:
     """Whether a registry was initialised there (its event log exists), creating nothing."""
     events = settings.event_database
@@ -331,9 +341,10 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
                              allowlist_of=scanning_policies.effective_allowlist)
     configuration = configuration_reader(settings, ConfigurationView(db), secret_box)
     access.admin_groups = lambda: admin_groups(configuration())
-    authenticator = Authenticator(access, admin.hasher, admin, login_failures, configuration=configuration,
-                                  directory=None, open_secret=secret_box.open, settle=projections.wait_for)
     outbound = outbound_guard_for(settings)
+    authenticator = Authenticator(access, admin.hasher, admin, login_failures, configuration=configuration,
+                                  directory=partial(directory_for, outbound), open_secret=secret_box.open,
+                                  settle=projections.wait_for)
     tokens = TokenIssuer(signing_keys, settings.token_lifetime_seconds, revoked_tokens)
     services = Services(
         settings=settings,
@@ -374,6 +385,7 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
         scanning_policy=ScanningPolicy(registry),
         scanning_policies=scanning_policies,
         pull_checks=pull_checks,
+        directory_for=partial(directory_for, outbound),
         configuration=configuration,
         configurations=Configurations(registry, configuration, secret_box.seal,
                                       other_users_exist=lambda: access.users(0, 2)[1] > 1),

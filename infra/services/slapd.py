@@ -53,6 +53,7 @@ ADMIN_PASSWORD = "directory-admin-secret"
 PEOPLE_DN = f"ou=people,{BASE_DN}"
 CONTRACTORS_DN = f"ou=contractors,{PEOPLE_DN}"
 GROUPS_DN = f"ou=groups,{BASE_DN}"
+MANAGE_DSA_IT = ("2.16.840.1.113730.3.4.2", True, None)
 
 
 @dataclass(frozen=True)
@@ -173,10 +174,11 @@ class SlapdServer:
         """Every entry as it was at the start (passwords and group members too)."""
         self.people = dict(PEOPLE)
         with self.admin_connection() as connection:
-            connection.search(self.base_dn, "(objectClass=*)", ldap3.SUBTREE, attributes=[])
+            # ManageDsaIT: referral entries a test added are entries to delete, not referrals to follow.
+            connection.search(self.base_dn, "(objectClass=*)", ldap3.SUBTREE, attributes=[], controls=[MANAGE_DSA_IT])
             # Children before their parents.
             for dn in sorted((entry.entry_dn for entry in connection.entries), key=lambda dn: -dn.count(",")):
-                _checked(connection, connection.delete(dn), f"delete {dn}")
+                _checked(connection, connection.delete(dn, controls=[MANAGE_DSA_IT]), f"delete {dn}")
             for dn, object_class, attributes in _entries(self.people.values()):
                 _checked(connection, connection.add(dn, object_class, attributes), f"add {dn}")
 

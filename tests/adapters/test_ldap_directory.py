@@ -11,10 +11,8 @@ import pytest
 from adapters.ldap_directory import DirectoryGroup, LdapConfig, LdapDirectory
 from adapters.outbound import OutboundGuard
 from domain.identity import DirectoryUnavailableError
-from infra.services.slapd import GROUPS_DN, PEOPLE_DN, group_dn
+from infra.services.slapd import GROUPS_DN, MANAGE_DSA_IT, PEOPLE_DN, group_dn
 from tests.support.outbound import LOOPBACK_ALLOWED, Trap
-
-MANAGE_DSA_IT = "2.16.840.1.113730.3.4.2"
 
 
 def config(slapd, **overrides) -> LdapConfig:
@@ -253,7 +251,7 @@ def test_referrals_are_not_followed(slapd):
         with slapd.admin_connection() as admin:
             added = admin.add(f"ou=elsewhere,{PEOPLE_DN}", ["referral", "extensibleObject"],
                               {"ou": "elsewhere", "ref": f"ldap://127.0.0.1:{trap.port}/ou=elsewhere,{PEOPLE_DN}"},
-                              controls=[(MANAGE_DSA_IT, True, None)])
+                              controls=[MANAGE_DSA_IT])
             assert added, admin.result
 
         referred = directory(slapd, base_dn=f"ou=elsewhere,{PEOPLE_DN}")
