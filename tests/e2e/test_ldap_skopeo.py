@@ -43,7 +43,7 @@ def ldap_server(live_server, slapd):
             "role_id": 2, "member_group": {"group_name": "devs", "group_type": 1, "ldap_group_dn": group_dn("devs")}})
         assert member.status_code in (201, 409), member.text
         members = client.get(f"/api/v2.0/projects/{PROJECT}/members").json()
-        assert [m["entity_type"] for m in members] == ["g"], members
+        assert {(m["entity_type"], m["entity_name"]) for m in members} == {("u", "admin"), ("g", "devs")}, members
     return live_server
 
 
