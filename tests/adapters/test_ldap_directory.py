@@ -132,7 +132,7 @@ def test_groups_by_member_search_without_a_membership_attribute(slapd):
 def test_groups_by_the_member_of_attribute_when_the_directory_keeps_one(slapd_memberof):
     slapd = slapd_memberof
     # No group base: the groups can only come from the user's memberOf.
-    ldap = directory(slapd, group_base_dn="", group_membership_attribute="memberOf")
+    ldap = directory(slapd, group_base_dn="", group_membership_attribute="memberof")  # as Harbor writes it
 
     assert ldap.authenticate("alice", slapd.password("alice")).groups == (
         group_dn("admins").lower(), group_dn("devs").lower())
