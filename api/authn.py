@@ -167,8 +167,13 @@ class Authenticator:
         identity = self.directory(self.configuration()).authenticate(username, password)
         if identity is None or is_reserved_name(identity.username):
             return None
+        existing = self.access.user(identity.username)
+        if existing is not None and existing.auth_source != LDAP:
+            # The directory's uid is the name of a local (or OIDC) account, `admin` typed as
+            # `ADMIN` for one: the directory does not vouch for that account.
+            return None
         ctx = RequestContext(identity.username, "login")
-        if self.access.user(identity.username) is None:
+        if existing is None:
             self.settle(self.admin.onboard_user(identity, ctx))
         self.settle(self.admin.observe_groups(identity.username, list(identity.groups), ctx))
         user = self.access.user(identity.username)

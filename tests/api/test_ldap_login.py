@@ -10,7 +10,7 @@ import pytest
 from domain.context import RequestContext
 from domain.identity import LDAP_GROUP
 from domain.permissions import Role
-from infra.services.slapd import GROUPS_DN, group_dn
+from infra.services.slapd import GROUPS_DN, PEOPLE_DN, group_dn
 from tests.support.auth import token, token_access
 from tests.support.oci import push_image
 from tests.support.server import ADMIN_PASSWORD
@@ -183,3 +183,19 @@ def add_group_member(services, project: str, group: str, role: Role) -> None:
     key, _ = services.admin.create_group(LDAP_GROUP, group, group_dn(group), ctx)
     services.admin.set_group_member(project, LDAP_GROUP, key, role, ctx)
     services.projections.catch_up()
+
+
+def test_a_directory_entry_named_like_a_local_account_does_not_sign_in_as_it(ldap, slapd):
+    """A uid=admin entry in the directory: `ADMIN` (no account of that name, so the directory is
+    asked) matches it, but the directory does not vouch for the local admin."""
+    with slapd.admin_connection() as directory_admin:
+        added = directory_admin.add(f"uid=admin,{PEOPLE_DN}", ["inetOrgPerson"], {
+            "uid": "admin", "cn": "Mallory", "sn": "Mallory", "userPassword": "mallory-pass-1"})
+        assert added, directory_admin.result
+
+    for typed in ("ADMIN", "Admin"):
+        assert ldap.get("/v2/", auth=(typed, "mallory-pass-1")).status_code == 401
+        by_token = ldap.get("/service/token", params={"service": "portlog"}, auth=(typed, "mallory-pass-1"))
+        assert by_token.status_code == 401
+    assert ldap.get("/v2/", auth=("admin", "mallory-pass-1")).status_code == 401
+    assert ldap.get("/v2/", auth=ADMIN).status_code == 200
