@@ -29,7 +29,7 @@ from adapters.login_failures import LoginFailureTable
 from domain.administration import Administration
 from domain.configuration import LDAP_AUTH, Configuration
 from domain.context import RequestContext, is_reserved_name
-from domain.errors import AuthenticationError, DirectoryUnavailableError, TooManyAttemptsError
+from domain.errors import AuthenticationError, DirectoryUnavailableError, InvalidInputError, TooManyAttemptsError
 from domain.identity import DB, LDAP, OIDC, ExternalIdentity
 from domain.permissions import Principal
 from domain.ports import SecretHasher
@@ -174,7 +174,10 @@ class Authenticator:
             return None
         ctx = RequestContext(identity.username, "login")
         if existing is None:
-            self.settle(self.admin.onboard_user(identity, ctx))
+            try:
+                self.settle(self.admin.onboard_user(identity, ctx))
+            except InvalidInputError as error:  # a uid Portlog cannot take as a username
+                raise AuthenticationError(f"the directory's account cannot sign in here: {error.message}") from None
         self.settle(self.admin.observe_groups(identity.username, list(identity.groups), ctx))
         user = self.access.user(identity.username)
         return None if user is None else self.access.user_principal(user)

@@ -10,7 +10,7 @@ from adapters.ldap_directory import DirectoryUser
 from api.harbor.common import bad_request, body_of
 from api.management.common import Call, json_response
 from domain.configuration import KEYS, parse_value
-from domain.errors import DirectoryUnavailableError
+from domain.errors import ConflictError, DirectoryUnavailableError, InvalidInputError
 from domain.identity import LDAP, LDAP_GROUP, ExternalIdentity
 
 # Harbor's LdapConf names the timeout differently from the configuration key.
@@ -89,7 +89,10 @@ def _onboarded(call: Call, user: DirectoryUser) -> str | None:
             return None
         return f"a {row.auth_source} user named {user.username} already exists"
     identity = ExternalIdentity(user.username, LDAP, user.dn, user.email, user.realname)
-    call.settle(call.services.admin.onboard_user(identity, call.context))
+    try:
+        call.settle(call.services.admin.onboard_user(identity, call.context))
+    except (InvalidInputError, ConflictError) as error:  # a uid Portlog cannot take as a username
+        return error.message
     return None
 
 

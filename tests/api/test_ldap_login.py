@@ -159,6 +159,12 @@ def test_ldap_user_and_group_search_and_import(ldap, slapd):
     assert "carol" in names and "ghost" not in names
     assert ldap.post("/api/v2.0/ldap/users/import", json={"ldap_uid_list": ["carol"]}).status_code == 200
     assert ldap.post("/api/v2.0/ldap/users/import", json={"ldap_uid_list": "carol"}).status_code == 400
+    with slapd.admin_connection() as directory_admin:
+        assert directory_admin.add(f"uid=two words,{PEOPLE_DN}", ["inetOrgPerson"],
+                                   {"uid": "two words", "cn": "Two", "sn": "Words"}), directory_admin.result
+    spaced = ldap.post("/api/v2.0/ldap/users/import", json={"ldap_uid_list": ["two words", "bob"]})
+    assert spaced.status_code == 404 and [f["uid"] for f in spaced.json()] == ["two words"]
+    assert "bob" in [u["username"] for u in ldap.get("/api/v2.0/users").json()]
 
 
 def test_ldap_endpoints_are_for_system_administrators(ldap, slapd):
@@ -199,3 +205,15 @@ def test_a_directory_entry_named_like_a_local_account_does_not_sign_in_as_it(lda
         assert by_token.status_code == 401
     assert ldap.get("/v2/", auth=("admin", "mallory-pass-1")).status_code == 401
     assert ldap.get("/v2/", auth=ADMIN).status_code == 200
+
+
+def test_a_uid_that_is_no_valid_username_is_a_refused_login_not_an_error(ldap, slapd):
+    with slapd.admin_connection() as directory_admin:
+        assert directory_admin.add(f"uid=two words,{PEOPLE_DN}", ["inetOrgPerson"], {
+            "uid": "two words", "cn": "Two", "sn": "Words", "userPassword": "two-pass-1"}), directory_admin.result
+
+    by_token = ldap.get("/service/token", params={"service": "portlog"}, auth=("two words", "two-pass-1"))
+    v2 = ldap.get("/v2/", auth=("two words", "two-pass-1"))
+
+    assert by_token.status_code == 401 and "cannot sign in" in by_token.text
+    assert v2.status_code == 401
