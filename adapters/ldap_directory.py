@@ -166,6 +166,8 @@ class LdapDirectory:
         return connection.entries[0]
 
     def _user_of(self, entry, typed: str) -> DirectoryUser:
+        """The username is the entry's (first) uid value as the directory spells it, whichever
+        of its values was typed: one account per entry."""
         return DirectoryUser(username=_first(entry, self.config.uid or "uid") or typed, dn=entry.entry_dn,
                              email=_first(entry, "mail"),
                              realname=_first(entry, "displayName") or _first(entry, "cn"))
@@ -194,6 +196,8 @@ class LdapDirectory:
     @contextmanager
     def _searching(self) -> Iterator[ldap3.Connection]:
         """A connection bound as the search account (anonymous without one)."""
+        if self.config.search_dn and not self.config.search_password:
+            raise DirectoryUnavailableError("ldap_search_dn is set without ldap_search_password")
         connection, bound = self._bound(self.config.search_dn, self.config.search_password)
         try:
             if not bound:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import socket
 
 import pytest
+from ldap3 import MODIFY_ADD
 
 from adapters.ldap_directory import DirectoryGroup, LdapConfig, LdapDirectory
 from adapters.outbound import OutboundGuard
@@ -40,6 +41,15 @@ def test_a_uid_typed_in_another_case_is_the_directory_s_uid(slapd):
     alice = directory(slapd).authenticate("ALICE", slapd.password("alice"))
 
     assert alice is not None and alice.username == "alice"
+
+
+def test_any_of_several_uid_values_signs_in_to_the_one_account(slapd):
+    with slapd.admin_connection() as admin:
+        assert admin.modify(slapd.user_dn("bob"), {"uid": [(MODIFY_ADD, ["bbuilder"])]}), admin.result
+    ldap = directory(slapd)
+
+    assert ldap.authenticate("bbuilder", slapd.password("bob")).username == "bob"
+    assert ldap.authenticate("Bob", slapd.password("bob")).username == "bob"
 
 
 def test_a_wrong_password_or_an_unknown_user_is_refused(slapd):
@@ -162,6 +172,8 @@ def test_ping(slapd):
 
     with pytest.raises(DirectoryUnavailableError, match="search account"):
         directory(slapd, search_password="wrong").ping()
+    with pytest.raises(DirectoryUnavailableError, match="without ldap_search_password"):
+        directory(slapd, search_password="").ping()
     with pytest.raises(DirectoryUnavailableError, match="base DN"):
         directory(slapd, base_dn="dc=elsewhere,dc=org").ping()
     with pytest.raises(DirectoryUnavailableError, match="ldap_url"):
