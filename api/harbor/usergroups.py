@@ -97,7 +97,7 @@ def add_group(call: Call, group_type: object, name: object, ldap_dn: object) -> 
 
 def check_dn(dn: str) -> None:
     try:
-        parse_dn(dn)
+        parse_dn(dn, strip=True)  # "CN=Devs, OU=Groups" as Active Directory writes DNs
     except LDAPInvalidDnError as error:
         raise bad_request(f"ldap_group_dn is not a distinguished name: {error}") from None
 
