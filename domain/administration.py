@@ -247,8 +247,17 @@ class Administration:
             username, email, hashed, system_admin, ctx))
 
     def change_password(self, username: str, password: str, ctx: RequestContext) -> int | None:
+        """A local account's password (a directory or OIDC account has none here to change)."""
         hashed = self.hasher.hash(check_password(password))
-        return self._user(username, lambda u: u.change_password(hashed, ctx))
+
+        def change(user: User) -> None:
+            if user.auth_source != "db" and not user.deleted:
+                origin = "the LDAP directory" if user.auth_source == "ldap" else "the OpenID Connect provider"
+                raise AccessDeniedError(f"{username} signs in through {origin}: Portlog keeps no password "
+                                        "for them", {"username": username, "auth_source": user.auth_source})
+            user.change_password(hashed, ctx)
+
+        return self._user(username, change)
 
     def set_admin(self, username: str, system_admin: bool, ctx: RequestContext) -> int | None:
         return self._user(username, lambda u: u.set_admin(system_admin, ctx))

@@ -5,8 +5,6 @@ syntax here; whether the directory holds it is the LDAP adapter's to say (docs/h
 
 from __future__ import annotations
 
-from ldap3.core.exceptions import LDAPInvalidDnError
-from ldap3.utils.dn import parse_dn
 from starlette.responses import Response
 
 from api.harbor.common import PREFIX, bad_request, body_of, empty, not_found, paged
@@ -96,6 +94,10 @@ def add_group(call: Call, group_type: object, name: object, ldap_dn: object) -> 
 
 
 def check_dn(dn: str) -> None:
+    # ldap3 is imported when a DN is first checked, not by every API process at start
+    from ldap3.core.exceptions import LDAPInvalidDnError
+    from ldap3.utils.dn import parse_dn
+
     try:
         parse_dn(dn, strip=True)  # "CN=Devs, OU=Groups" as Active Directory writes DNs
     except LDAPInvalidDnError as error:
