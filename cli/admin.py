@@ -367,7 +367,7 @@ def _set_member(services, args) -> None:
     services.admin.set_member(args.project, args.username, Role(args.role), args.repository, _ctx())
     services.projections.catch_up()
     [member] = [m for m in services.access.members(args.project)
-                if m.principal == args.username and m.repository == args.repository]
+                if m.kind == "user" and m.principal == args.username and m.repository == args.repository]
     scope = f"repository {member.repository}" if member.repository else f"project {args.project}"
     _report(args, f"{member.principal} is {member.role} of {scope}", {"project": args.project,
                                                                          **_member_summary(member)})
@@ -383,7 +383,8 @@ def _project_summary(project) -> dict:
 
 
 def _member_summary(member) -> dict:
-    return {"principal": member.principal, "role": member.role, "repository": member.repository}
+    """A group member's principal is the group's key (an LDAP group's DN lower-cased, an OIDC group's name)."""
+    return {"kind": member.kind, "principal": member.principal, "role": member.role, "repository": member.repository}
 
 
 def _json_option(parser: argparse.ArgumentParser) -> None:

@@ -134,7 +134,7 @@ def test_admin_commands_round_trip(tmp_path):
     member = portlog(data, "admin", "members", "set", "web", "bob", "maintainer")
     assert (member.returncode, member.stdout) == (0, "bob is maintainer of project web\n")
     members = json.loads(portlog(data, "admin", "members", "list", "web").stdout)
-    assert {"principal": "bob", "role": "maintainer", "repository": None} in members
+    assert {"kind": "user", "principal": "bob", "role": "maintainer", "repository": None} in members
     robot = json.loads(portlog(data, "admin", "robots", "create", "ci", "--project", "web",
                                "--permission", "web:repository:push").stdout)
     assert robot["name"] == "robot$web+ci" and len(robot["secret"]) > 20
@@ -257,7 +257,7 @@ def test_create_commands_print_what_they_created_and_json_for_scripts(tmp_path):
     project = portlog(data, "admin", "projects", "create", "web", "--public", "--json")
     assert json.loads(project.stdout) == {"name": "web", "public": True, "proxy_cache_registry": None}
     member = portlog(data, "admin", "members", "set", "web", "carol", "guest", "--repository", "web/app", "--json")
-    assert json.loads(member.stdout) == {"project": "web", "principal": "carol", "role": "guest",
+    assert json.loads(member.stdout) == {"project": "web", "kind": "user", "principal": "carol", "role": "guest",
                                          "repository": "web/app"}
     scoped = portlog(data, "admin", "members", "set", "web", "carol", "developer", "--repository", "web/app")
     assert scoped.stdout == "carol is developer of repository web/app\n"

@@ -53,3 +53,13 @@ def test_admin_role_in_auth_tells_a_user_their_admin_rights_come_from_a_group(cl
     me = client.get("/api/v2.0/users/current", auth=("olivia", "Olivia-Cli-Secret-1")).json()
     assert (me["sysadmin_flag"], me["admin_role_in_auth"], me["auth_source"]) == (False, True, "oidc")
     assert client.get("/api/v2.0/users/current").json()["admin_role_in_auth"] is False
+
+
+def test_a_directory_accounts_password_is_not_portlogs_to_change(client, services):
+    services.admin.onboard_user(ExternalIdentity("lena", LDAP, "uid=lena,ou=people,dc=example,dc=org"), SETUP)
+    services.projections.catch_up()
+    lena_id = services.access.user("lena").id
+    refused = client.put(f"/api/v2.0/users/{lena_id}/password", json={"new_password": "Lena-Pass-12"})
+    assert refused.status_code == 403
+    assert "lena signs in through the LDAP directory" in harbor_errors(refused)[0][1]
+    assert services.access.user("lena").password_hash == ""
