@@ -72,8 +72,8 @@ def add_commands(commands, data_dir_option, settings_of) -> None:
 _LEAVES: list[argparse.ArgumentParser] = []
 
 
-def _leaf(sub, name: str, help_text: str, run, aliases: list[str] = ()) -> argparse.ArgumentParser:
-    parser = sub.add_parser(name, help=help_text, aliases=list(aliases))
+def _leaf(sub, name: str, help_text: str, run) -> argparse.ArgumentParser:
+    parser = sub.add_parser(name, help=help_text)
     parser.set_defaults(run=lambda args: _run(args, run))
     _LEAVES.append(parser)
     return parser
@@ -88,14 +88,16 @@ def _users(sub) -> None:
     create.add_argument("--email", default="")
     create.add_argument("--admin", action="store_true", help="make a system administrator")
     _password_options(create)
-    password = _leaf(sub, "reset-password", "set a local user's password", lambda s, a: s.admin.change_password(
-        a.username, _password(a), _ctx()), aliases=["password"])
-    password.add_argument("username")
-    _password_options(password)
-    for name, old, flag in (("set-admin", "grant-admin", True), ("unset-admin", "revoke-admin", False)):
-        parser = _leaf(sub, name, f"{'grant' if flag else 'revoke'} system administration",
-                       lambda s, a, flag=flag: s.admin.set_admin(a.username, flag, _ctx()), aliases=[old])
-        parser.add_argument("username")
+    for name in ("reset-password", "password"):  # `password`: the older name
+        password = _leaf(sub, name, "set a local user's password", lambda s, a: s.admin.change_password(
+            a.username, _password(a), _ctx()))
+        password.add_argument("username")
+        _password_options(password)
+    for names, flag in ((("set-admin", "grant-admin"), True), (("unset-admin", "revoke-admin"), False)):
+        for name in names:
+            parser = _leaf(sub, name, f"{'grant' if flag else 'revoke'} system administration",
+                           lambda s, a, flag=flag: s.admin.set_admin(a.username, flag, _ctx()))
+            parser.add_argument("username")
     delete = _leaf(sub, "delete", "delete a user and their memberships", _delete_user)
     delete.add_argument("username")
 

@@ -275,13 +275,19 @@ def services_on(data):
 
 def test_user_commands_set_admins_reset_passwords_and_show_where_accounts_come_from(tmp_path):
     from domain.context import RequestContext
-    from domain.identity import LDAP, ExternalIdentity
+    from domain.identity import LDAP, LDAP_GROUP, ExternalIdentity
+    from domain.permissions import Role
 
     data = initialised(tmp_path / "data")
     assert portlog(data, "admin", "users", "create", "bob", "--password-stdin", stdin="Bob-Pass-12\n").returncode == 0
     with services_on(data) as services:  # what the LDAP login of a directory user records
         services.admin.onboard_user(ExternalIdentity("lena", LDAP, "uid=lena,ou=people,dc=example,dc=org"),
                                     RequestContext("lena", "login"))
+        key, _ = services.admin.create_group(LDAP_GROUP, "", "CN=Devs,DC=example,DC=org", RequestContext("admin"))
+        services.admin.set_group_member("library", LDAP_GROUP, key, Role.DEVELOPER, RequestContext("admin"))
+    members = json.loads(portlog(data, "admin", "members", "list", "library").stdout)
+    assert {"kind": "group", "principal": "cn=devs,dc=example,dc=org", "role": "developer", "repository": None} \
+        in members
     assert portlog(data, "admin", "users", "set-admin", "bob").returncode == 0
     listed = {u["username"]: u for u in json.loads(portlog(data, "admin", "users", "list").stdout)}
     assert listed["bob"] == {"username": "bob", "email": "", "system_admin": True, "auth_source": "db"}
