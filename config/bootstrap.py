@@ -7,13 +7,12 @@ import hmac
 import socket
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 from urllib.parse import urlsplit
 from uuid import UUID
 
 import httpx
 
-from adapters.ldap_directory import LdapConfig, LdapDirectory
 from adapters.login_failures import LoginFailureTable
 from adapters.outbound import OutboundGuard, OwnService
 from adapters.passwords import Argon2SecretHasher
@@ -83,6 +82,9 @@ from scanner.reports import ScannerInfo
 PROXY_UPSTREAM_TIMEOUT_SECONDS = 10.0
 SCANNER_PULL_TIMEOUT = httpx.Timeout(30.0, connect=10.0)  # the built-in scanner's reads of Portlog's /v2/
 NATS_PORT = 4222  # a NATS URL's port when it names none
+
+if TYPE_CHECKING:
+    from adapters.ldap_directory import LdapDirectory
 
 
 @dataclass
@@ -281,6 +283,9 @@ def directory_for(outbound: OutboundGuard, configuration: Configuration,
                   overrides: Mapping[str, Any] | None = None) -> LdapDirectory:
     """The LDAP directory the configuration names (`overrides`: ldap_* keys a form holds before
     they are saved), reached through the outbound guard."""
+    # ldap3 takes 150 ms to import: loaded by the first LDAP login, not by every process at start
+    from adapters.ldap_directory import LdapConfig, LdapDirectory
+
     return LdapDirectory(LdapConfig.from_configuration(configuration).with_values(overrides or {}), outbound)
 
 

@@ -4,14 +4,18 @@ and import users (onboard them before their first login, so they can be made mem
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from starlette.responses import Response
 
-from adapters.ldap_directory import DirectoryUser
 from api.harbor.common import bad_request, body_of
 from api.management.common import Call, json_response
 from domain.configuration import KEYS, parse_value
 from domain.errors import ConflictError, DirectoryUnavailableError, InvalidInputError
 from domain.identity import LDAP, LDAP_GROUP, ExternalIdentity
+
+if TYPE_CHECKING:  # ldap3 is loaded by the first LDAP request, not at start
+    from adapters.ldap_directory import DirectoryUser
 
 # Harbor's LdapConf names the timeout differently from the configuration key.
 PING_ALIASES = {"ldap_connection_timeout": "ldap_timeout"}

@@ -1,7 +1,7 @@
 """User groups (/api/v2.0/usergroups…), Harbor's shape: `id`, `group_name`, `group_type` (1 LDAP,
 3 OIDC) and `ldap_group_dn`. An LDAP group is named by its DN (the key its members' logins are
 matched on), an OIDC group by the name the provider's groups claim gives. The DN is checked for
-syntax here; whether the directory holds it is the LDAP adapter's to say (docs/harbor-api.md)."""
+syntax, and in ldap_auth mode the directory must hold it."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from starlette.responses import Response
 from api.harbor.common import PREFIX, bad_request, body_of, empty, not_found, paged
 from api.management.common import Call, json_response, page_params
 from api.request_input import by_id
+from domain.configuration import LDAP_AUTH
 from domain.identity import LDAP_GROUP, OIDC_GROUP, group_key
 from domain.user_groups import check_group
 from projections.access import GroupRow
@@ -88,9 +89,19 @@ def add_group(call: Call, group_type: object, name: object, ldap_dn: object) -> 
     group_type, name, ldap_dn = check_group(group_type, name, ldap_dn)
     if group_type == LDAP_GROUP:
         check_dn(ldap_dn)
+        check_in_directory(call, ldap_dn)
     key, position = call.services.admin.create_group(group_type, name, ldap_dn, call.context)
     call.settle(position)
     return call.services.access.group(group_type, key)
+
+
+def check_in_directory(call: Call, dn: str) -> None:
+    """In ldap_auth mode, as Harbor: the directory must hold the group (503 when it cannot say)."""
+    configuration = call.services.configuration()
+    if configuration.auth_mode != LDAP_AUTH or call.services.directory_for is None:
+        return
+    if not call.services.directory_for(configuration).search_groups(dn=dn):
+        raise bad_request(f"ldap_group_dn {dn} is not a group in the LDAP directory")
 
 
 def check_dn(dn: str) -> None:

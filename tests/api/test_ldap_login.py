@@ -217,3 +217,19 @@ def test_a_uid_that_is_no_valid_username_is_a_refused_login_not_an_error(ldap, s
 
     assert by_token.status_code == 401 and "cannot sign in" in by_token.text
     assert v2.status_code == 401
+
+
+def test_an_ldap_group_is_added_only_when_the_directory_holds_it(ldap, slapd):
+    added = ldap.post("/api/v2.0/usergroups", json={"group_type": 1, "ldap_group_dn": group_dn("ops")})
+    missing = ldap.post("/api/v2.0/usergroups", json={"group_type": 1, "ldap_group_dn": group_dn("nothing")})
+    a_user = ldap.post("/api/v2.0/usergroups", json={"group_type": 1, "ldap_group_dn": slapd.user_dn("bob")})
+    member = ldap.post("/api/v2.0/projects/team/members", json={
+        "role_id": 2, "member_group": {"group_type": 1, "ldap_group_dn": group_dn("nothing")}})
+
+    assert added.status_code == 201, added.text
+    assert missing.status_code == 400 and "not a group in the LDAP directory" in missing.text
+    assert a_user.status_code == 400
+    assert member.status_code == 400
+    slapd.stop()
+    down = ldap.post("/api/v2.0/usergroups", json={"group_type": 1, "ldap_group_dn": group_dn("devs")})
+    assert down.status_code == 503
