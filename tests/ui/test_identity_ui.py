@@ -131,13 +131,13 @@ def test_users_are_created_made_administrators_reset_and_deleted(admin_page: Pag
     dana = users_by_name(ui_server)["dana"]
     assert dana["email"] == "dana@example.org" and dana["sysadmin_flag"] is False
     row = page.get_by_role("row").filter(has_text="dana@example.org")
-    expect(row.get_by_text("Local")).to_be_visible()
+    expect(row.get_by_role("cell", name="Local", exact=True)).to_be_visible()
 
     row.get_by_role("button", name="Make dana a system administrator").click()
     expect(page.locator("#notices")).to_contain_text("dana is now a system administrator")
     assert users_by_name(ui_server)["dana"]["sysadmin_flag"] is True
     row = page.get_by_role("row").filter(has_text="dana@example.org")
-    expect(row.get_by_text("Administrator", exact=True)).to_be_visible()
+    expect(row.get_by_role("cell", name="Administrator", exact=True)).to_be_visible()
     row.get_by_role("button", name="Remove system administration from dana").click()
     expect(page.locator("#notices")).to_contain_text("dana is no longer a system administrator")
     assert users_by_name(ui_server)["dana"]["sysadmin_flag"] is False

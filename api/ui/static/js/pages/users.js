@@ -25,6 +25,9 @@ export function sourceLabel(source) {
   return known(`users.source_${source}`, source);
 }
 
+const sourceBadge = (user) => badge(sourceLabel(sourceOf(user)), sourceOf(user) === LOCAL ? "" : "run");
+const adminBadge = () => badge(t("users.admin_badge"), "ok");
+
 const address = (params) => withParams("/ui/users", params);
 
 export async function render(view, ctx) {
@@ -64,10 +67,12 @@ export async function render(view, ctx) {
       rows: data,
       columns: [
         { label: t("users.username"), render: (u) => h("span", { class: "user-name" }, h("strong", {}, u.username),
-          u.username === ctx.user.username ? [" ", badge(t("users.you"))] : null) },
+          u.username === ctx.user.username ? [" ", badge(t("users.you"))] : null,
+          // On a phone the source and administrator columns are left out: their badges come here.
+          h("span", { class: "show-narrow user-badges" }, sourceBadge(u), " ", u.sysadmin_flag ? adminBadge() : null)) },
         { label: t("users.email"), class: "hide-narrow wrap", render: (u) => u.email || "—" },
-        { label: t("users.auth_source"), render: (u) => badge(sourceLabel(sourceOf(u)), sourceOf(u) === LOCAL ? "" : "run") },
-        { label: t("users.admin"), render: (u) => (u.sysadmin_flag ? badge(t("users.admin_badge"), "ok") : t("common.no")) },
+        { label: t("users.auth_source"), class: "hide-narrow", render: sourceBadge },
+        { label: t("users.admin"), class: "hide-narrow", render: (u) => (u.sysadmin_flag ? adminBadge() : t("common.no")) },
         { label: t("common.created"), class: "hide-narrow", render: (u) => formatTime(u.creation_time) },
         { label: t("common.actions"), render: (u) => rowActions(...actions(ctx, u, problem)) },
       ],
