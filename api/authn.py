@@ -138,9 +138,10 @@ class Authenticator:
             self.admin.record_failed_logins(username, count, source, first_at, last_at)
 
     def _user(self, username: str, password: str) -> Principal | None:
-        user = None if is_reserved_name(username) else self.access.user(username)
-        if not password:
-            return None  # never an anonymous bind, never an empty secret
+        if not password or is_reserved_name(username):
+            self._verify(None, password)  # as slow as any other refusal
+            return None  # never an anonymous bind, never an empty secret, never a name Portlog acts under
+        user = self.access.user(username)
         if user is not None and user.auth_source == OIDC:
             return self.access.user_principal(user) if self._cli_secret_matches(user, password) else None
         if username != "admin" and (user is None or user.auth_source == LDAP) and self._mode() == LDAP_AUTH:
@@ -164,7 +165,7 @@ class Authenticator:
         if self.directory is None:
             raise DirectoryUnavailableError("LDAP login is not available: no directory adapter is configured")
         identity = self.directory(self.configuration()).authenticate(username, password)
-        if identity is None:
+        if identity is None or is_reserved_name(identity.username):
             return None
         ctx = RequestContext(identity.username, "login")
         if self.access.user(identity.username) is None:

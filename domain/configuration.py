@@ -12,6 +12,7 @@ added, with defaults).
 
 from __future__ import annotations
 
+import re
 from dataclasses import KW_ONLY, dataclass
 from typing import Any, Callable, Mapping
 from uuid import NAMESPACE_URL, uuid5
@@ -35,11 +36,13 @@ class ConfigKey:
     editable: bool = True  # False: Portlog shows it but nobody sets it
     minimum: int | None = None
     maximum: int | None = None
+    pattern: str = ""  # a non-empty text value must match it whole
+    shape: str = ""  # what the pattern asks, for the refusal
 
 
 KEYS: dict[str, ConfigKey] = {
     "auth_mode": ConfigKey(str, DB_AUTH, choices=(DB_AUTH, LDAP_AUTH, OIDC_AUTH)),
-    "ldap_url": ConfigKey(str, ""),
+    "ldap_url": ConfigKey(str, "", pattern=r"ldaps?://[^\s/?#]+/?", shape="ldap://HOST[:PORT] or ldaps://HOST[:PORT]"),
     "ldap_base_dn": ConfigKey(str, ""),
     "ldap_search_dn": ConfigKey(str, ""),
     "ldap_search_password": ConfigKey(str, "", secret=True),
@@ -57,7 +60,7 @@ KEYS: dict[str, ConfigKey] = {
     "ldap_group_membership_attribute": ConfigKey(str, "memberof"),
     "ldap_group_search_scope": ConfigKey(int, 2, choices=LDAP_SCOPES),
     "oidc_name": ConfigKey(str, ""),
-    "oidc_endpoint": ConfigKey(str, ""),
+    "oidc_endpoint": ConfigKey(str, "", pattern=r"https?://[^\s?#]+", shape="an http(s) URL (the issuer)"),
     "oidc_client_id": ConfigKey(str, ""),
     "oidc_client_secret": ConfigKey(str, "", secret=True),
     "oidc_scope": ConfigKey(str, "openid,profile,email"),
@@ -95,6 +98,8 @@ def parse_value(key: str, value: object, field: str | None = None) -> Any:
     if spec.choices and parsed not in spec.choices:
         allowed = ", ".join(str(choice).lower() if isinstance(choice, bool) else str(choice) for choice in spec.choices)
         raise InvalidInputError(f"{field} must be one of {allowed}", {"key": key, "value": _shown(spec, parsed)})
+    if spec.pattern and parsed and not re.fullmatch(spec.pattern, parsed):
+        raise InvalidInputError(f"{field} must be {spec.shape}", {"key": key, "value": parsed})
     if spec.kind is int and ((spec.minimum is not None and parsed < spec.minimum)
                              or (spec.maximum is not None and parsed > spec.maximum)):
         raise InvalidInputError(f"{field} must be from {spec.minimum} to {spec.maximum}", {"key": key, "value": parsed})

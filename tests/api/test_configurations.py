@@ -52,7 +52,9 @@ def test_a_change_is_an_audited_event_and_secrets_are_never_answered(client, ser
 def test_bad_values_are_refused_with_400_naming_the_key(client):
     for body, key in [({"auth_mode": "magic"}, "auth_mode"), ({"ldap_scope": 7}, "ldap_scope"),
                       ({"ldap_timeout": "soon"}, "ldap_timeout"), ({"no_such_key": 1}, "no_such_key"),
-                      ({"robot_name_prefix": "bot-"}, "robot_name_prefix"), ({"self_registration": True},
+                      ({"robot_name_prefix": "bot-"}, "robot_name_prefix"),
+                      ({"ldap_url": "http://ldap.example.org"}, "ldap_url"),
+                      ({"oidc_endpoint": "javascript:alert(1)"}, "oidc_endpoint"), ({"self_registration": True},
                                                                                "self_registration")]:
         answer = client.put(CONFIGURATIONS, json=body)
         assert answer.status_code == 400, (body, answer.text)
