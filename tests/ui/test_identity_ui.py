@@ -16,7 +16,7 @@ from adapters.passwords import Argon2SecretHasher
 from config.bootstrap import bootstrap
 from config.settings import Settings
 from domain.context import RequestContext
-from domain.identity import OIDC, ExternalIdentity
+from domain.identity import LDAP, OIDC, ExternalIdentity
 from tests.support.browser import shot, sign_in
 from tests.support.server import ADMIN_PASSWORD, LiveServer, start_server
 from tests.ui.test_accessibility import UNLABELLED
@@ -193,7 +193,7 @@ def test_the_users_page_in_chinese_and_refused_to_others(page: Page, ui_server):
     page.get_by_label("语言").select_option("en")
 
 
-def test_the_configuration_page_saves_changes_and_says_where_values_come_from(admin_page: Page, ui_server):
+def test_the_configuration_page_saves_changes_and_says_where_values_come_from(admin_page: Page, ui_server, beside):
     page = admin_page
     only_admin_left(ui_server)  # the form changes the authentication mode too
     set_config(ui_server, auth_mode="db_auth", ldap_search_password="Bind-S3cret-value")
@@ -252,9 +252,10 @@ def test_the_configuration_page_saves_changes_and_says_where_values_come_from(ad
     assert page.evaluate("document.documentElement.scrollWidth") <= NARROW["width"]
     page.set_viewport_size(DESKTOP)
 
-    # Another user exists now: the mode cannot change, and the page says why.
-    with api(ui_server) as client:
-        client.post("/api/v2.0/users", json={"username": "fay", "password": "Fay-Pass-1", "email": ""})
+    # A directory user logged in meanwhile: the mode cannot change, and the page says why.
+    beside.admin.onboard_user(ExternalIdentity("fay", LDAP, "uid=fay,ou=people,dc=example,dc=org"),
+                              RequestContext("admin", "test-setup"))
+    beside.projections.catch_up()
     page.goto("/ui/configuration")
     page.get_by_label("Authentication mode").select_option("oidc_auth")
     page.get_by_label("Provider name").fill("Corp SSO")
