@@ -24,6 +24,7 @@ from tests.ui.test_accessibility import UNLABELLED
 NARROW = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 800}
 PINNED_URL = "ldap://127.0.0.1:9"  # the discard port: nothing answers LDAP there
+DEVS_DN = "cn=devs,ou=groups,dc=example,dc=org"
 SOURCES = {"db": "Local", "ldap": "LDAP", "oidc": "OIDC"}
 UNTRANSLATED = re.compile(r"\b(?:users|groups|configuration|profile|project|login|common)\.[a-z_0-9]+\b")
 
@@ -290,43 +291,58 @@ def test_groups_are_added_renamed_deleted_and_made_project_members(admin_page: P
     dialog.get_by_label("Name").fill("platform-team")
     dialog.get_by_role("button", name="Add").click()
     expect(page.locator("#notices")).to_contain_text("Added group platform-team")
-    with api(ui_server) as client:
-        listed = client.get("/api/v2.0/usergroups").json()
-    group = next(g for g in listed if g["group_name"] == "platform-team")
-    assert group["group_type"] == 3
     row = page.get_by_role("row").filter(has_text="platform-team")
-    expect(row.get_by_text("OIDC")).to_be_visible()
+    expect(row.get_by_role("cell", name="OIDC", exact=True)).to_be_visible()
+    expect(row.get_by_role("button", name=re.compile("Rename"))).to_have_count(0)  # the claim names it
 
-    row.get_by_role("button", name="Rename group platform-team").click()
-    page.get_by_role("dialog").get_by_label("New name").fill("Platform")
-    page.get_by_role("dialog").get_by_role("button", name="Rename").click()
-    expect(page.locator("#notices")).to_contain_text("Renamed the group to Platform")
+    page.get_by_role("button", name="Add group").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog.get_by_label("Type")).to_have_value("1")
+    dialog.get_by_label("LDAP group DN").fill(DEVS_DN)
+    dialog.get_by_role("button", name="Add").click()
+    expect(page.locator("#notices")).to_contain_text(f"Added group {DEVS_DN}")
     with api(ui_server) as client:
-        assert client.get(f"/api/v2.0/usergroups/{group['id']}").json()["group_name"] == "Platform"
+        listed = {g["group_name"]: g for g in client.get("/api/v2.0/usergroups").json()}
+    assert listed["platform-team"]["group_type"] == 3
+    devs = listed[DEVS_DN]
+    assert devs["group_type"] == 1 and devs["ldap_group_dn"] == DEVS_DN
+    page.get_by_role("button", name=f"Rename group {DEVS_DN}").click()
+    page.get_by_role("dialog").get_by_label("New name").fill("Developers")
+    page.get_by_role("dialog").get_by_role("button", name="Rename").click()
+    expect(page.locator("#notices")).to_contain_text("Renamed the group to Developers")
+    with api(ui_server) as client:
+        assert client.get(f"/api/v2.0/usergroups/{devs['id']}").json()["group_name"] == "Developers"
+    expect(page.get_by_role("row").filter(has_text="Developers")).to_contain_text(DEVS_DN)
+    assert page.evaluate(UNLABELLED) == []
     shot(page, "identity-groups")
+    page.set_viewport_size(NARROW)
+    shot(page, "identity-groups-narrow")
+    assert page.evaluate("document.documentElement.scrollWidth") <= NARROW["width"]
+    page.set_viewport_size(DESKTOP)
 
-    # The group becomes a member of a project, marked as a group.
+    # The LDAP group becomes a member of a project, marked as a group.
     page.goto("/ui/projects/team?tab=members")
     page.get_by_role("button", name="Add group").click()
     dialog = page.get_by_role("dialog")
-    dialog.get_by_label("Group").select_option(str(group["id"]))
+    dialog.get_by_label("Group", exact=True).select_option(str(devs["id"]))
     dialog.get_by_label("Role").select_option("2")
     dialog.get_by_role("button", name="Add").click()
-    expect(page.locator("#notices")).to_contain_text("Platform added as Developer")
+    expect(page.locator("#notices")).to_contain_text("Developers added as Developer")
     with api(ui_server) as client:
         members = client.get("/api/v2.0/projects/team/members").json()
     member = next(m for m in members if m["entity_type"] == "g")
-    assert member["entity_id"] == group["id"] and member["role_id"] == 2
-    row = page.get_by_role("row").filter(has_text="Platform")
+    assert member["entity_id"] == devs["id"] and member["role_id"] == 2
+    row = page.get_by_role("row").filter(has_text="Developers")
     expect(row.get_by_text("Group", exact=True)).to_be_visible()
+    expect(row.get_by_label("Role of Developers")).to_have_value("2")
     shot(page, "identity-members-group")
 
     page.goto("/ui/groups")
-    page.get_by_role("button", name="Delete group Platform").click()
+    page.get_by_role("button", name="Delete group Developers").click()
     page.get_by_role("dialog").get_by_role("button", name="Delete").click()
-    expect(page.locator("#notices")).to_contain_text("Deleted Platform")
+    expect(page.locator("#notices")).to_contain_text("Deleted Developers")
     with api(ui_server) as client:
-        assert all(g["id"] != group["id"] for g in client.get("/api/v2.0/usergroups").json())
+        assert all(g["id"] != devs["id"] for g in client.get("/api/v2.0/usergroups").json())
         assert all(m["entity_type"] != "g" for m in client.get("/api/v2.0/projects/team/members").json())
 
 

@@ -1,7 +1,7 @@
 // User groups (system administrators): Harbor's /api/v2.0/usergroups — an LDAP group named by its
 // DN, or an OIDC group named as the provider's groups claim names it — searched by name (?name=)
-// and paged (?page=). Add, rename, delete (after asking: its project memberships go with it). A
-// group is made a project member in the project's Members tab.
+// and paged (?page=). Add, rename (LDAP groups), delete (after asking: its project memberships go
+// with it). A group is made a project member in the project's Members tab.
 import { get, harbor, send, withParams } from "../api.js";
 import {
   badge, confirmDialog, errorBox, field, formDialog, h, link, mount, notify, pager, refusal, rowActions, select, table,
@@ -60,8 +60,9 @@ export async function render(view, ctx) {
 function actions(ctx, group, problem) {
   const named = (key) => t(key, { name: group.group_name });
   return [
-    h("button", { type: "button", "aria-label": named("groups.rename_named"), onclick: () => renameGroup(ctx, group) },
-      t("groups.rename")),
+    // An OIDC group's name is what the provider's claim says: only an LDAP group (named by its DN) is renamed.
+    group.group_type === LDAP_GROUP && h("button", { type: "button", "aria-label": named("groups.rename_named"),
+      onclick: () => renameGroup(ctx, group) }, t("groups.rename")),
     h("button", {
       type: "button", class: "danger", "aria-label": named("groups.delete_named"),
       onclick: async () => {
