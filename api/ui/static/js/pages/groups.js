@@ -48,7 +48,8 @@ export async function render(view, ctx) {
       empty: name ? t("groups.none_matching", { name }) : t("groups.none"),
       rows: data,
       columns: [
-        { label: t("groups.name"), render: (g) => h("strong", { class: "group-name" }, g.group_name) },
+        { label: t("groups.name"), render: (g) => h("div", {}, h("strong", { class: "group-name" }, g.group_name),
+          g.ldap_group_dn && g.ldap_group_dn !== g.group_name ? h("small", { class: "show-narrow mono" }, g.ldap_group_dn) : null) },
         { label: t("groups.type"), render: (g) => badge(groupTypeLabel(g.group_type), "run") },
         { label: t("groups.ldap_dn"), class: "mono hide-narrow", render: (g) => g.ldap_group_dn || "—" },
         { label: t("common.actions"), render: (g) => rowActions(...actions(ctx, g, problem)) },
