@@ -384,3 +384,33 @@ def test_a_local_user_has_no_cli_secret(admin_page: Page):
     expect(admin_page.get_by_role("heading", level=1)).to_have_text("Profile")
     expect(admin_page.locator("dl.facts")).to_contain_text("Local")
     expect(admin_page.get_by_role("heading", name="CLI secret")).to_have_count(0)
+
+
+def test_a_first_oidc_login_chooses_its_username(page: Page, ui_server, beside):
+    """The page /c/oidc/callback sends a new person to when accounts are not created on their own.
+    The callback's onboarding cookie is made here as the callback makes it (the provider's part of
+    the flow is tests/api/test_oidc_login.py's)."""
+    oidc = pytest.importorskip("api.oidc", reason="the OIDC login (part O) is not on this branch yet")
+    from api.tokens import OIDC_ONBOARD_AUDIENCE
+
+    pending = {"suggested": "Pat Doe", "external_id": "https://sso.example.org|pat-sub", "email": "pat@example.org",
+               "realname": "Pat Doe", "groups": []}
+    cookie = beside.tokens.issue_flow(OIDC_ONBOARD_AUDIENCE, "oidc-onboard", pending, 600)
+    page.context.add_cookies([{"name": oidc.ONBOARD_COOKIE, "value": cookie, "url": ui_server.url}])
+    page.goto("/ui/oidc-onboard?username=Pat%20Doe")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Choose your username")
+    name = page.get_by_label("Username")
+    expect(name).to_have_value("Pat Doe")
+    page.get_by_role("button", name="Continue").click()
+    expect(page).to_have_url(re.compile("/ui/oidc-onboard"))  # a space: the browser refuses the name
+    name.fill("admin")
+    page.get_by_role("button", name="Continue").click()
+    expect(page.get_by_role("alert")).to_be_visible()  # taken: choose again, with the same cookie
+    assert page.evaluate(UNLABELLED) == []
+    shot(page, "identity-oidc-onboard")
+    name.fill("pat")
+    page.get_by_role("button", name="Continue").click()
+    expect(page).to_have_url("/ui/projects")
+    expect(page.locator("#user-menu")).to_contain_text("pat")
+    pat = users_by_name(ui_server)["pat"]
+    assert pat["email"] == "pat@example.org" and pat.get("auth_source", "oidc") == "oidc"

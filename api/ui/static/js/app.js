@@ -20,6 +20,7 @@ const ROUTES = [
   [/^\/ui\/groups$/, "groups"],
   [/^\/ui\/configuration$/, "configuration"],
   [/^\/ui\/profile$/, "profile"],
+  [/^\/ui\/oidc-onboard$/, "oidc_onboard"],
 ];
 
 const NAV = [
