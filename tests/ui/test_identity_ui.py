@@ -336,8 +336,15 @@ def test_groups_are_added_renamed_deleted_and_made_project_members(admin_page: P
     expect(row.get_by_text("Group", exact=True)).to_be_visible()
     expect(row.get_by_label("Role of Developers")).to_have_value("2")
     shot(page, "identity-members-group")
-
+    page.get_by_label("Language").select_option("zh-CN")
+    expect(page.get_by_role("button", name="添加用户组")).to_be_visible()
+    expect(page.get_by_role("row").filter(has_text="Developers").get_by_text("用户组", exact=True)).to_be_visible()
     page.goto("/ui/groups")
+    expect(page.get_by_role("heading", level=1)).to_have_text("用户组")
+    assert not UNTRANSLATED.search(page.locator("body").inner_text())
+    shot(page, "identity-groups-zh-CN")
+    page.get_by_label("语言").select_option("en")
+
     page.get_by_role("button", name="Delete group Developers").click()
     page.get_by_role("dialog").get_by_role("button", name="Delete").click()
     expect(page.locator("#notices")).to_contain_text("Deleted Developers")
@@ -376,6 +383,12 @@ def test_an_oidc_user_sees_and_replaces_their_cli_secret(page: Page, ui_server, 
         assert client.get("/api/v2.0/users/current", auth=("oscar", "Oscar-Cli-N3wer")).status_code == 200
         assert client.get("/api/v2.0/users/current", auth=("oscar", secret)).status_code == 401
     shot(page, "identity-profile-oidc")
+    page.get_by_label("Language").select_option("zh-CN")
+    expect(page.get_by_role("heading", name="CLI 密钥")).to_be_visible()
+    assert not UNTRANSLATED.search(page.locator("body").inner_text())
+    page.set_viewport_size(NARROW)
+    shot(page, "identity-profile-zh-CN-narrow")
+    assert page.evaluate("document.documentElement.scrollWidth") <= NARROW["width"]
 
 
 def test_a_local_user_has_no_cli_secret(admin_page: Page):
