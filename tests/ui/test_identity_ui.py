@@ -23,7 +23,7 @@ from tests.ui.test_accessibility import UNLABELLED
 
 NARROW = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 800}
-PINNED_URL = "ldap://127.0.0.1:9"  # the discard port: nothing answers LDAP there
+UNREACHABLE = "ldap://127.0.0.1:9"  # the discard port: nothing answers LDAP there
 DEVS_DN = "cn=devs,ou=groups,dc=example,dc=org"
 SOURCES = {"db": "Local", "ldap": "LDAP", "oidc": "OIDC"}
 UNTRANSLATED = re.compile(r"\b(?:users|groups|configuration|profile|project|login|common)\.[a-z_0-9]+\b")
@@ -33,7 +33,7 @@ UNTRANSLATED = re.compile(r"\b(?:users|groups|configuration|profile|project|logi
 def ui_server(tmp_path_factory) -> LiveServer:
     """`portlog serve` with one key pinned by the operator (shown disabled, naming its variable)."""
     root = tmp_path_factory.mktemp("ui-identity")
-    server = start_server(root / "data", root / "serve.log", extra_env={"PORTLOG_LDAP_URL": PINNED_URL},
+    server = start_server(root / "data", root / "serve.log", extra_env={"PORTLOG_LDAP_TIMEOUT": "7"},
                           projects=("team",))
     yield server
     server.stop()
@@ -70,6 +70,14 @@ def set_config(ui_server, **values) -> None:
     with api(ui_server) as client:
         answer = client.put("/api/v2.0/configurations", json=values)
         assert answer.status_code == 200, answer.text
+
+
+def real_directory(request):
+    """The test slapd (tests/support/slapd.py, part L's), or None where it is not on this branch."""
+    try:
+        return request.getfixturevalue("slapd")
+    except pytest.FixtureLookupError:
+        return None
 
 
 def groups_api_present(ui_server) -> bool:
@@ -194,7 +202,8 @@ def test_the_users_page_in_chinese_and_refused_to_others(page: Page, ui_server):
     page.get_by_label("语言").select_option("en")
 
 
-def test_the_configuration_page_saves_changes_and_says_where_values_come_from(admin_page: Page, ui_server, beside):
+def test_the_configuration_page_saves_changes_and_says_where_values_come_from(admin_page: Page, ui_server, beside,
+                                                                             request):
     page = admin_page
     only_admin_left(ui_server)  # the form changes the authentication mode too
     set_config(ui_server, auth_mode="db_auth", ldap_search_password="Bind-S3cret-value")
@@ -204,10 +213,10 @@ def test_the_configuration_page_saves_changes_and_says_where_values_come_from(ad
     expect(mode).to_have_value("db_auth")
     expect(page.get_by_label("LDAP URL")).to_be_hidden()
     mode.select_option("ldap_auth")
-    url = page.get_by_label("LDAP URL")
-    expect(url).to_be_disabled()
-    expect(url).to_have_value(PINNED_URL)
-    expect(page.get_by_text("Set by PORTLOG_LDAP_URL: change it there")).to_be_visible()
+    timeout = page.get_by_label("Timeout (seconds)")
+    expect(timeout).to_be_disabled()
+    expect(timeout).to_have_value("7")
+    expect(page.get_by_text("Set by PORTLOG_LDAP_TIMEOUT: change it there")).to_be_visible()
     expect(page.get_by_label("UID attribute")).to_have_accessible_description(re.compile("Default value"))
     # The stored secret is never in the page: an empty field that says one is set.
     secret = page.get_by_label("Search password")
@@ -215,16 +224,25 @@ def test_the_configuration_page_saves_changes_and_says_where_values_come_from(ad
     expect(secret).to_have_attribute("placeholder", "unchanged")
     assert "Bind-S3cret-value" not in page.content()
     assert page.evaluate(UNLABELLED) == []
-    shot(page, "identity-configuration-ldap")
 
     # Test the connection with the form's values: the stored password is not sent back.
+    page.get_by_label("LDAP URL").fill(UNREACHABLE)
     page.get_by_label("Base DN", exact=True).fill("dc=example,dc=org")
     with page.expect_request("**/api/v2.0/ldap/ping") as pinged:
         page.get_by_role("button", name="Test LDAP connection").click()
     sent = pinged.value.post_data_json
-    assert sent["ldap_url"] == PINNED_URL and sent["ldap_base_dn"] == "dc=example,dc=org"
-    assert "ldap_search_password" not in sent
+    assert sent["ldap_url"] == UNREACHABLE and sent["ldap_base_dn"] == "dc=example,dc=org"
+    assert sent["ldap_timeout"] == 7 and "ldap_search_password" not in sent
     expect(page.get_by_role("alert")).to_contain_text("LDAP connection failed")
+    shot(page, "identity-configuration-ldap")
+    directory = real_directory(request)
+    if directory is not None:  # and a directory that answers, with the bind password typed
+        page.get_by_label("LDAP URL").fill(directory.url)
+        page.get_by_label("Search DN").fill(directory.admin_dn)
+        secret.fill(directory.admin_password)
+        page.get_by_role("button", name="Test LDAP connection").click()
+        expect(page.get_by_text("Connected to the LDAP server.")).to_be_visible()
+        page.get_by_label("LDAP URL").fill(UNREACHABLE)
 
     # Save: only the keys changed, the secret only because it was typed.
     page.get_by_label("Search DN").fill("cn=portlog,dc=example,dc=org")
@@ -235,10 +253,10 @@ def test_the_configuration_page_saves_changes_and_says_where_values_come_from(ad
     with page.expect_request(lambda r: r.url.endswith("/api/v2.0/configurations") and r.method == "PUT") as saved:
         page.get_by_role("button", name="Save").click()
     assert json.loads(saved.value.post_data) == {
-        "auth_mode": "ldap_auth", "ldap_search_dn": "cn=portlog,dc=example,dc=org",
+        "auth_mode": "ldap_auth", "ldap_url": UNREACHABLE, "ldap_search_dn": "cn=portlog,dc=example,dc=org",
         "ldap_search_password": "New-Bind-S3cret", "ldap_base_dn": "dc=example,dc=org", "ldap_scope": 1,
         "project_creation_restriction": "adminonly", "robot_token_duration": 45}
-    expect(page.locator("#notices")).to_contain_text("Saved 7 settings")
+    expect(page.locator("#notices")).to_contain_text("Saved 8 settings")
     with api(ui_server) as client:
         stored = client.get("/api/v2.0/configurations").json()
     assert stored["ldap_search_dn"] == {"value": "cn=portlog,dc=example,dc=org", "editable": True, "source": "api"}
@@ -272,7 +290,7 @@ def test_the_configuration_page_in_chinese(admin_page: Page, ui_server):
     page.get_by_label("Language").select_option("zh-CN")
     expect(page.get_by_role("heading", level=1)).to_have_text("系统配置")
     page.get_by_label("认证模式").select_option("ldap_auth")
-    expect(page.get_by_text("由 PORTLOG_LDAP_URL 设置，请在该处修改")).to_be_visible()
+    expect(page.get_by_text("由 PORTLOG_LDAP_TIMEOUT 设置，请在该处修改")).to_be_visible()
     assert not UNTRANSLATED.search(page.locator("body").inner_text())
     shot(page, "identity-configuration-zh-CN")
     page.get_by_label("语言").select_option("en")

@@ -158,7 +158,7 @@ async function pingLdap(controls, result) {
   try {
     const answer = await send("POST", harbor("/ldap/ping"), body);
     if (answer?.success === false) throw new Error(answer.message || t("configuration.ldap_failed"));
-    mount(result, h("p", { class: "success" }, t("configuration.ldap_ok"), answer?.message ? ` ${answer.message}` : null));
+    mount(result, h("p", { class: "success" }, t("configuration.ldap_ok")));
   } catch (error) {
     mount(result, errorBox(t("configuration.ldap_failed_because", { reason: error.message })));
   }
