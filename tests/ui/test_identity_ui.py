@@ -118,7 +118,7 @@ def test_the_login_page_offers_the_oidc_provider_only_in_oidc_mode(page: Page, u
     expect(page.get_by_role("link", name=re.compile("Log in via"))).to_have_count(0)
 
 
-def test_users_are_created_made_administrators_reset_and_deleted(admin_page: Page, ui_server):
+def test_users_are_created_made_administrators_reset_and_deleted(admin_page: Page, ui_server, beside):
     page = admin_page
     page.goto("/ui/projects")
     nav = page.get_by_role("navigation", name="Main")
@@ -181,6 +181,17 @@ def test_users_are_created_made_administrators_reset_and_deleted(admin_page: Pag
     expect(page.locator("#notices")).to_contain_text("Deleted dana")
     assert "dana" not in users_by_name(ui_server)
     expect(page.get_by_role("table").locator("caption")).to_have_text("1 user")
+
+    # A directory account: its source shown (as the API tells it), no password of Portlog's to reset.
+    beside.admin.onboard_user(ExternalIdentity("lee", LDAP, "uid=lee,ou=people,dc=example,dc=org"),
+                              RequestContext("admin", "test-setup"))
+    beside.projections.catch_up()
+    page.reload()
+    row = page.get_by_role("row").filter(has_text="lee")
+    expect(row.get_by_role("cell", name=SOURCES[users_by_name(ui_server)["lee"].get("auth_source", "db")],
+                           exact=True)).to_be_visible()
+    if users_by_name(ui_server)["lee"].get("auth_source"):
+        expect(row.get_by_role("button", name="Reset the password of lee")).to_have_count(0)
 
 
 def test_the_users_page_in_chinese_and_refused_to_others(page: Page, ui_server):
@@ -369,6 +380,35 @@ def test_groups_are_added_renamed_deleted_and_made_project_members(admin_page: P
     with api(ui_server) as client:
         assert all(g["id"] != devs["id"] for g in client.get("/api/v2.0/usergroups").json())
         assert all(m["entity_type"] != "g" for m in client.get("/api/v2.0/projects/team/members").json())
+
+
+def test_a_project_administrator_adds_a_group_found_by_name(page: Page, ui_server):
+    """Not a system administrator: the group list is not theirs to read, the search is."""
+    if not groups_api_present(ui_server):
+        pytest.skip("/api/v2.0/usergroups (part G) is not on this branch yet")
+    set_config(ui_server, auth_mode="db_auth")
+    with api(ui_server) as client:
+        created = client.post("/api/v2.0/users", json={"username": "pia", "password": "Pia-Pass-1", "email": ""})
+        assert created.status_code == 201, created.text
+        made = client.post("/api/v2.0/projects/team/members", json={"member_user": {"username": "pia"}, "role_id": 1})
+        assert made.status_code == 201, made.text
+        group = client.post("/api/v2.0/usergroups", json={"group_type": 3, "group_name": "ops-oncall"})
+        assert group.status_code == 201, group.text
+    sign_in(page, "pia", "Pia-Pass-1")
+    page.goto("/ui/projects/team?tab=members")
+    page.get_by_role("button", name="Add group").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_label("Group", exact=True).fill("nobody-has-this")
+    dialog.get_by_role("button", name="Add").click()
+    expect(dialog.get_by_role("alert")).to_have_text("No group is named nobody-has-this")
+    dialog.get_by_label("Group", exact=True).fill("ops-oncall")
+    dialog.get_by_label("Role").select_option("3")
+    dialog.get_by_role("button", name="Add").click()
+    expect(page.locator("#notices")).to_contain_text("ops-oncall added as Guest")
+    with api(ui_server) as client:
+        members = client.get("/api/v2.0/projects/team/members").json()
+    assert any(m["entity_type"] == "g" and m["entity_name"] == "ops-oncall" and m["role_id"] == 3 for m in members)
+    only_admin_left(ui_server)
 
 
 def test_an_oidc_user_sees_and_replaces_their_cli_secret(page: Page, ui_server, beside):
