@@ -13,9 +13,9 @@ export async function drawMembers(body, page, number = 1) {
   const problem = h("div");
   const canUpdate = page.can("member", "update");
   const canDelete = page.can("member", "delete");
-  const me = page.user?.username;
+  const isMe = (member) => !isGroup(member) && member.entity_name === page.user?.username;
   const roleCell = (member) => {
-    if (!canUpdate || (member.entity_name === me && !isGroup(member))) return t(`project.role_${member.role_id}`);
+    if (!canUpdate || isMe(member)) return t(`project.role_${member.role_id}`);
     const chooser = select(ROLES.map(([id, key]) => [id, t(`project.${key}`)]),
       { value: member.role_id, "aria-label": t("project.role_of", { name: member.entity_name }) });
     chooser.addEventListener("change", () => attempt(problem, async () => {
@@ -42,7 +42,7 @@ export async function drawMembers(body, page, number = 1) {
       columns: [
         { label: t("project.member_name"), render: memberName },
         { label: t("project.role"), render: roleCell },
-        ...(canDelete ? [{ label: t("common.actions"), render: (member) => rowActions((isGroup(member) || member.entity_name !== me) && button(
+        ...(canDelete ? [{ label: t("common.actions"), render: (member) => rowActions(!isMe(member) && button(
           t("project.remove"), () => removeMember(page, member, problem),
           { kind: "danger", name: t("project.remove_member", { name: member.entity_name }) })) }] : []),
       ],
