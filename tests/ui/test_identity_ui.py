@@ -485,3 +485,26 @@ def test_a_first_oidc_login_chooses_its_username(page: Page, ui_server, beside):
     expect(page.locator("#user-menu")).to_contain_text("pat")
     pat = users_by_name(ui_server)["pat"]
     assert pat["email"] == "pat@example.org" and pat.get("auth_source", "oidc") == "oidc"
+
+
+def test_the_users_list_pages_through_many(admin_page: Page, ui_server):
+    only_admin_left(ui_server)
+    set_config(ui_server, auth_mode="db_auth")
+    with api(ui_server) as client:
+        for n in range(16):
+            created = client.post("/api/v2.0/users", json={"username": f"many{n:02d}", "password": "Many-Pass-1",
+                                                          "email": ""})
+            assert created.status_code == 201, created.text
+    page = admin_page
+    page.goto("/ui/users")
+    expect(page.get_by_role("table").locator("caption")).to_have_text("17 users")
+    expect(page.get_by_role("navigation", name="Pages")).to_contain_text("Page 1 of 2 (17 in all)")
+    expect(page.get_by_role("row")).to_have_count(16)  # the header and 15 users
+    page.get_by_role("button", name="Next").click()
+    expect(page).to_have_url("/ui/users?page=2")
+    expect(page.get_by_role("row")).to_have_count(3)
+    expect(page.get_by_role("row").filter(has_text="many15")).to_be_visible()
+    page.get_by_label("Username").fill("many1")
+    page.get_by_role("button", name="Search").click()
+    expect(page.get_by_role("table").locator("caption")).to_have_text("6 users")
+    only_admin_left(ui_server)
