@@ -140,6 +140,12 @@ def test_ldap_ping(ldap, slapd):
     other_ca = ldap.post("/api/v2.0/ldap/ping", json={"ldap_ca_file": str(slapd.untrusted_ca_file)}).json()
     assert other_ca["success"] is False and "certificate" in other_ca["message"]
     assert slapd.admin_password not in str(wrong)
+    harbor_timeout = ldap.post("/api/v2.0/ldap/ping", json={"ldap_connection_timeout": 1, "ldap_url": "ldap://127.0.0.1:1"})
+    assert harbor_timeout.json()["success"] is False and "cannot be reached" in harbor_timeout.json()["message"]
+    guarded = ldap.post("/api/v2.0/ldap/ping", json={"ldap_url": "ldap://169.254.169.254"}).json()
+    assert guarded["success"] is False and "link-local" in guarded["message"]
+    assert ldap.post("/api/v2.0/ldap/ping", json={"ldap_scope": "deep"}).status_code == 400
+    assert ldap.post("/api/v2.0/ldap/ping", json=["ldap_url"]).status_code == 400
 
 
 def test_ldap_user_and_group_search_and_import(ldap, slapd):
