@@ -19,7 +19,7 @@ from typing import Any, Iterator, Mapping
 from urllib.parse import urlsplit
 
 import ldap3
-from ldap3.core.exceptions import LDAPException
+from ldap3.core.exceptions import LDAPAttributeError, LDAPException, LDAPInvalidFilterError
 from ldap3.utils.conv import escape_filter_chars
 
 from adapters.outbound import OutboundGuard, OutboundRefused
@@ -261,6 +261,8 @@ class LdapDirectory:
         try:
             connection.search(base, search_filter, scope, attributes=attributes or ldap3.NO_ATTRIBUTES,
                               size_limit=SEARCH_SIZE_LIMIT)
+        except (LDAPInvalidFilterError, LDAPAttributeError) as error:  # the configured filter or attributes
+            raise DirectoryUnavailableError(f"the LDAP search settings are not valid: {error}") from error
         except LDAPException as error:
             raise _unavailable(error) from error
         code = connection.result.get("result") if connection.result else None

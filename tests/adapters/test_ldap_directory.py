@@ -176,6 +176,8 @@ def test_ping(slapd):
         directory(slapd, search_password="").ping()
     with pytest.raises(DirectoryUnavailableError, match="base DN"):
         directory(slapd, base_dn="dc=elsewhere,dc=org").ping()
+    with pytest.raises(DirectoryUnavailableError, match="search settings are not valid"):
+        directory(slapd, filter="(objectClass=person").authenticate("alice", slapd.password("alice"))
     with pytest.raises(DirectoryUnavailableError, match="CA file"):
         directory(slapd, url=slapd.ldaps_url, ca_file="/nonexistent/ca.pem").ping()
     with pytest.raises(DirectoryUnavailableError, match="ldap_url"):
