@@ -5,6 +5,8 @@ directory down (503 for its users, the local admin still in), and /api/v2.0/ldap
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from domain.context import RequestContext
@@ -16,6 +18,14 @@ from tests.support.oci import push_image
 from tests.support.server import ADMIN_PASSWORD
 
 ADMIN = ("admin", ADMIN_PASSWORD)
+KEY = "a-test-secret-key-of-at-least-32-characters"
+
+pytestmark = pytest.mark.both_databases
+
+
+@pytest.fixture
+def settings(settings):
+    return replace(settings, secret_key=KEY)  # the search password is sealed: scale-out nodes share a key
 
 
 def ldap_settings(slapd, **overrides) -> dict:
