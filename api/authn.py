@@ -2,25 +2,35 @@
 is slow on purpose), lockout of an address after repeated failures on an account (counted in
 the database, adapters/login_failures.py), and failed logins recorded as events, aggregated to
 at most one event per user per window. An unknown account costs a hash verification too, so
-its refusal takes as long as a wrong password's: timing tells no one which names exist."""
+its refusal takes as long as a wrong password's: timing tells no one which names exist.
+
+Who checks a user's password depends on the account and the configured `auth_mode`
+(domain/configuration.py): a local account (`admin` always) is checked here; an OpenID Connect
+account's password is its CLI secret; in `ldap_auth` mode anyone else is asked of the directory
+at every login (not cached: someone the directory dropped, or moved out of a group, is seen so at
+their next login), onboarded at the first and their groups recorded when they change."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import math
 import secrets
 import threading
 import time
 from collections import OrderedDict
 from datetime import datetime, timezone
+from typing import Callable, Protocol
 
 from starlette.requests import Request
 
 from adapters.login_failures import LoginFailureTable
 from domain.administration import Administration
-from domain.context import is_reserved_name
-from domain.errors import AuthenticationError, TooManyAttemptsError
+from domain.configuration import LDAP_AUTH, Configuration
+from domain.context import RequestContext, is_reserved_name
+from domain.errors import AuthenticationError, DirectoryUnavailableError, TooManyAttemptsError
+from domain.identity import DB, LDAP, OIDC, ExternalIdentity
 from domain.permissions import Principal
 from domain.ports import SecretHasher
 from domain.robot import ROBOT_PREFIX
@@ -43,14 +53,32 @@ def parse_basic(header: str | None) -> tuple[str, str] | None:
     return username, password
 
 
+class Directory(Protocol):
+    """An LDAP directory as the authenticator uses it (adapters/ldap_directory.py)."""
+
+    def authenticate(self, username: str, password: str) -> ExternalIdentity | None:
+        """Who `username` is, if `password` is theirs; None if not; DirectoryUnavailableError."""
+
+
 class Authenticator:
     def __init__(self, access: AccessView, hasher: SecretHasher, admin: Administration,
-                 failures: LoginFailureTable, clock=lambda: datetime.now(timezone.utc)) -> None:
+                 failures: LoginFailureTable, clock=lambda: datetime.now(timezone.utc), *,
+                 configuration: Callable[[], Configuration] | None = None,
+                 directory: Callable[[Configuration], Directory] | None = None,
+                 open_secret: Callable[[str], str] | None = None,
+                 settle: Callable[[int | None], None] = lambda position: None) -> None:
+        """`configuration` gives the configuration in force; `directory` the LDAP directory it
+        names; `open_secret` unseals an OIDC account's CLI secret; `settle` waits until the read
+        models have a log position (an onboarding must be visible before the login answers)."""
         self.access = access
         self.clock = clock
         self.hasher = hasher
         self.admin = admin
         self.failures = failures
+        self.configuration = configuration
+        self.directory = directory
+        self.open_secret = open_secret
+        self.settle = settle
         self._lock = threading.Lock()
         self._verified: OrderedDict[tuple[str, str], bool] = OrderedDict()
         self._dummy_hash: str | None = None
@@ -75,10 +103,13 @@ class Authenticator:
     def credential(self, name: str) -> str | None:
         """A digest standing for the account's current password or robot secret (None if the
         account is gone): what sessions and refresh tokens are bound to."""
-        row = self.access.robot(name) if name.startswith(ROBOT_PREFIX) else self.access.user(name)
-        if row is None:
-            return None
-        return credential_of(row.secret_hash if name.startswith(ROBOT_PREFIX) else row.password_hash)
+        if name.startswith(ROBOT_PREFIX):
+            robot = self.access.robot(name)
+            return None if robot is None else credential_of(robot.secret_hash)
+        user = self.access.user(name)
+        if user is None or user.auth_source == LDAP:
+            return None  # only the directory knows whether a directory account's password still holds
+        return credential_of(user.cli_secret if user.auth_source == OIDC else user.password_hash)
 
     def principal_named(self, name: str) -> Principal | None:
         """The current principal behind a name a token was issued to (None if gone, or a name
@@ -107,10 +138,41 @@ class Authenticator:
             self.admin.record_failed_logins(username, count, source, first_at, last_at)
 
     def _user(self, username: str, password: str) -> Principal | None:
-        user = None if is_reserved_name(username) else self.access.user(username)
+        if not password or is_reserved_name(username):
+            self._verify(None, password)  # as slow as any other refusal
+            return None  # never an anonymous bind, never an empty secret, never a name Portlog acts under
+        user = self.access.user(username)
+        if user is not None and user.auth_source == OIDC:
+            return self.access.user_principal(user) if self._cli_secret_matches(user, password) else None
+        if username != "admin" and (user is None or user.auth_source == LDAP) and self._mode() == LDAP_AUTH:
+            return self._directory_user(username, password)
+        if user is not None and user.auth_source != DB:
+            user = None  # a directory account while the directory is not in use: nobody checks it
         if not self._verify(user.password_hash if user else None, password):
             return None
         return self.access.user_principal(user)
+
+    def _mode(self) -> str:
+        return self.configuration().auth_mode if self.configuration else "db_auth"
+
+    def _cli_secret_matches(self, user, secret: str) -> bool:
+        if not user.cli_secret or self.open_secret is None:
+            return False
+        return hmac.compare_digest(self.open_secret(user.cli_secret).encode(), secret.encode())
+
+    def _directory_user(self, username: str, password: str) -> Principal | None:
+        """Asks the directory; onboards a first-comer and records the groups it names."""
+        if self.directory is None:
+            raise DirectoryUnavailableError("LDAP login is not available: no directory adapter is configured")
+        identity = self.directory(self.configuration()).authenticate(username, password)
+        if identity is None or is_reserved_name(identity.username):
+            return None
+        ctx = RequestContext(identity.username, "login")
+        if self.access.user(identity.username) is None:
+            self.settle(self.admin.onboard_user(identity, ctx))
+        self.settle(self.admin.observe_groups(identity.username, list(identity.groups), ctx))
+        user = self.access.user(identity.username)
+        return None if user is None else self.access.user_principal(user)
 
     def _robot(self, name: str, secret: str) -> Principal | None:
         robot = self.access.robot(name)

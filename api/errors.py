@@ -72,6 +72,7 @@ DOMAIN_TO_OCI: dict[type[domain.RegistryError], ErrorCode] = {
     domain.StillReferencedError: UNSUPPORTED,  # the spec's status for a refused blob DELETE (docs/oci-api.md)
     domain.QuotaExceededError: DENIED,  # as Harbor: docker prints "denied: quota exceeded: …"
     domain.UpstreamUnavailableError: UNAVAILABLE,
+    domain.DirectoryUnavailableError: UNAVAILABLE,
     domain.UpstreamRateLimitedError: TOOMANYREQUESTS,
     domain.PolicyViolationError: POLICY_VIOLATION,
 }

@@ -40,7 +40,9 @@ def _issue(request: Request, credentials: tuple[str, str] | None, scope_values: 
     principal = _login(services, request, credentials)
     body = token_body(services, principal, scope_values, every_held=credentials is not None)
     if request.query_params.get("offline_token", "").lower() == "true" and not principal.is_anonymous:
-        body["refresh_token"] = refresh_token_for(services, principal, request.query_params.get("client_id", ""))
+        refresh = refresh_token_for(services, principal, request.query_params.get("client_id", ""))
+        if refresh is not None:
+            body["refresh_token"] = refresh
     return token_response(body)
 
 
@@ -55,10 +57,12 @@ def token_body(services, principal: Principal, scope_values: list[str], every_he
             "scope": " ".join(str(scope) for scope in granted)}
 
 
-def refresh_token_for(services, principal: Principal, client_id: str) -> str:
+def refresh_token_for(services, principal: Principal, client_id: str) -> str | None:
     """A refresh token for an authenticated account (`offline_token=true` here, OAuth2's
-    `access_type=offline`), bound to its current password or robot secret."""
-    return services.tokens.issue_refresh(principal.name, services.authenticator.credential(principal.name), client_id)
+    `access_type=offline`), bound to its current password or robot secret; None for a directory
+    account (clients then keep the password, and each token request asks the directory again)."""
+    credential = services.authenticator.credential(principal.name)
+    return None if credential is None else services.tokens.issue_refresh(principal.name, credential, client_id)
 
 
 def token_response(body: dict, status: int = 200, headers: dict[str, str] | None = None) -> Response:

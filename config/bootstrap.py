@@ -34,6 +34,8 @@ from domain.application import Registry
 from domain.artifacts import Artifacts
 from domain.blob import GcFence
 from domain.collector import Collector
+from domain.configuration import Configuration, Configurations, effective
+from domain.identity import LDAP_GROUP, OIDC_GROUP, group_key
 from domain.labels import Labelling
 from domain.ports import BlobStore, SecretBox, SecretHasher
 from domain.project_rules import ProjectRules
@@ -53,6 +55,7 @@ from domain.vulndb import VulnerabilityImports
 from projections.access import AccessProjection, AccessView
 from projections.audit import AuditProjection, AuditView
 from projections.catalog import CatalogProjection, CatalogView
+from projections.configurations import ConfigurationProjection, ConfigurationView
 from projections.database import ReadModelDatabase
 from projections.gc import GcProjection, GcView
 from projections.history import HistoryProjection, HistoryView
@@ -121,6 +124,9 @@ class Services:
     scanning_policy: ScanningPolicy  # project scanning settings, CVE allowlists (commands)
     scanning_policies: ScanningPoliciesView  # the same, read; auto_scan_enabled(project) for the scan jobs
     pull_checks: PullChecks  # what every manifest pull passes (domain/pull_checks.py)
+    configuration: Callable[[], Configuration]  # the system configuration in force (domain/configuration.py)
+    configurations: Configurations  # its commands: keys set through the API
+    secret_box: SecretBox  # seals and opens stored secrets (adapters/secret_box.py)
     generated_admin_password: str | None = None
     scanners: Scanners | None = None  # scanner registrations' commands (set once the read model exists)
     scanner_registrations: ScannersView | None = None
@@ -251,6 +257,23 @@ def secret_box_for(settings: Settings) -> SecretBox:
     return AesGcmSecretBox(key_file_text(settings.data_dir / "secret.key"))
 
 
+def configuration_reader(settings: Settings, view: ConfigurationView, box: SecretBox) -> Callable[[], Configuration]:
+    """The configuration in force, read afresh at each call (the operator's pinned keys, then the
+    values set through the API, then the defaults)."""
+    pinned = settings.pinned_configuration
+    return lambda: effective(pinned, view.stored(), box.open)
+
+
+def admin_groups(configuration: Configuration) -> frozenset[str]:
+    """The group keys whose members are system administrators."""
+    keys = set()
+    if configuration.ldap_group_admin_dn:
+        keys.add(group_key(LDAP_GROUP, configuration.ldap_group_admin_dn))
+    if configuration.oidc_admin_group:
+        keys.add(group_key(OIDC_GROUP, configuration.oidc_admin_group))
+    return frozenset(keys)
+
+
 def registry_exists(settings: Settings) -> bool:
     """Whether a registry was initialised there (its event log exists), creating nothing."""
     events = settings.event_database
@@ -281,12 +304,13 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
                            RetentionProjection(), RegistriesProjection(), ReplicationProjection(),
                            ReplicationRunsProjection(), LabelsProjection(), ScannersProjection(),
                            ScansProjection(), ScanningPoliciesProjection(), VulnerabilityDataProjection(blobs),
-                           ScannedPackagesProjection(blobs)])
+                           ScannedPackagesProjection(blobs), ConfigurationProjection()])
         projections.create_tables()
         signing_keys = signing_keys_for(settings, db).load()
         login_failures, revoked_tokens = LoginFailureTable(db), RevokedTokenTable(db)
         scan_jobs = ScanJobs(db.writer, db.reader)
-    admin = Administration(registry, hasher or Argon2SecretHasher())
+    secret_box = secret_box_for(settings)
+    admin = Administration(registry, hasher or Argon2SecretHasher(), seal=secret_box.seal)
     generated = admin.bootstrap(settings.admin_password)
     projections.catch_up()
     access = AccessView(db)
@@ -299,13 +323,16 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
         collectable=references.collectable)
     catalog = CatalogView(db)
     history = HistoryView(db)
-    endpoints = Endpoints(registry, secret_box_for(settings))
+    endpoints = Endpoints(registry, secret_box)
     artifacts = Artifacts(registry, checks)
     scanning_policies = ScanningPoliciesView(db)
     scans = ScansView(db, blobs)
     pull_checks = PullChecks(scanning_policies.settings, catalog, scans,
                              allowlist_of=scanning_policies.effective_allowlist)
-    authenticator = Authenticator(access, admin.hasher, admin, login_failures)
+    configuration = configuration_reader(settings, ConfigurationView(db), secret_box)
+    access.admin_groups = lambda: admin_groups(configuration())
+    authenticator = Authenticator(access, admin.hasher, admin, login_failures, configuration=configuration,
+                                  directory=None, open_secret=secret_box.open, settle=projections.wait_for)
     outbound = outbound_guard_for(settings)
     tokens = TokenIssuer(signing_keys, settings.token_lifetime_seconds, revoked_tokens)
     services = Services(
@@ -347,6 +374,10 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
         scanning_policy=ScanningPolicy(registry),
         scanning_policies=scanning_policies,
         pull_checks=pull_checks,
+        configuration=configuration,
+        configurations=Configurations(registry, configuration, secret_box.seal,
+                                      other_users_exist=lambda: access.users(0, 2)[1] > 1),
+        secret_box=secret_box,
         scans=scans,
         scanned_packages=ScannedPackagesView(db),
         generated_admin_password=generated,
@@ -380,7 +411,7 @@ def wire_scanning(services: Services, key_material: bytes) -> None:
     views = ScannersView(db)
     services.scanner_registrations = views
     key = hmac.new(key_material, b"portlog built-in scanner adapter", hashlib.sha256).hexdigest()
-    services.scanners = Scanners(registry, secret_box_for(settings), views.name_taken, views.default_uuid, key)
+    services.scanners = Scanners(registry, services.secret_box, views.name_taken, views.default_uuid, key)
     services.scan_requests = ScanRequests(registry)
     services.auto_scan_enabled = services.scanning_policies.auto_scan_enabled
     services.built_in_scanner_url = built_in_scanner_url(settings)

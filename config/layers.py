@@ -9,6 +9,9 @@ import tomllib
 from pathlib import Path
 from typing import Any, Mapping, NamedTuple
 
+from domain.configuration import KEYS as CONFIGURATION_KEYS
+from domain.configuration import env_name
+
 
 class ConfigError(ValueError):
     """A bad setting: `field` is where it came from (a file key, a variable or a flag)."""
@@ -44,6 +47,8 @@ ENV_KEYS = {
     "PORTLOG_OUTBOUND_ALLOW": "security.outbound_allow", "PORTLOG_OUTBOUND_DENY": "security.outbound_deny",
     "PORTLOG_REPLICATION_WORKERS": "replication.workers",
     "PORTLOG_REPLICATION_LEASE_SECONDS": "replication.lease_seconds",
+    # The system configuration's keys (domain/configuration.py), pinned by the operator.
+    **{env_name(key): f"configurations.{key}" for key in CONFIGURATION_KEYS},
 }
 _FLAG_KEYS = {"host": "server.host", "port": "server.port", "workers": "server.workers",
               "log_level": "server.log_level", "access_log": "server.access_log", "data_dir": "data_dir"}
@@ -59,6 +64,7 @@ FILE_SECTIONS = {
     "cache": ("aggregates", "manifest_bytes", "upload_hashers"),
     "security": ("secret_key", "outbound_allow", "outbound_deny"),
     "replication": ("workers", "lease_seconds"),
+    "configurations": tuple(CONFIGURATION_KEYS),
 }
 # Where the blobs are: a storage URL in a higher layer replaces all of these from lower layers.
 _STORAGE_LOCATION = tuple(f"storage.{key}" for key in

@@ -27,6 +27,9 @@ from config.locations import (
     database_from,
     storage_from,
 )
+from domain.configuration import KEYS as CONFIGURATION_KEYS
+from domain.configuration import env_name, parse_value
+from domain.errors import InvalidInputError
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
@@ -87,6 +90,9 @@ class Settings:
     replication_workers: int = 4  # replication tasks run at once by each process
     # How long a claimed replication task outlives a worker that died (a long copy extends it).
     replication_lease_seconds: int = 60
+    # System configuration keys the operator pinned (domain/configuration.py): key -> (value, where
+    # it was set: "config file" or the variable's name). The API shows them and cannot change them.
+    configurations: tuple[tuple[str, Any, str], ...] = ()
     config_file: Path | None = None
 
     @classmethod
@@ -116,6 +122,9 @@ class Settings:
         env["PORTLOG_OUTBOUND_DENY"] = ",".join(self.outbound_deny)
         env["PORTLOG_REPLICATION_WORKERS"] = str(self.replication_workers)
         env["PORTLOG_REPLICATION_LEASE_SECONDS"] = str(self.replication_lease_seconds)
+        for key, value, source in self.configurations:
+            if source != "config file":  # the worker reads the file itself (PORTLOG_CONFIG)
+                env[env_name(key)] = str(value).lower() if isinstance(value, bool) else str(value)
         if self.database:
             env["PORTLOG_DATABASE_URL"] = self.database.url()
         if self.read_models:
@@ -132,6 +141,10 @@ class Settings:
                     "PORTLOG_CACHE_MANIFEST_BYTES": str(self.cache.manifest_bytes),
                     "PORTLOG_CACHE_UPLOAD_HASHERS": str(self.cache.upload_hashers)})
         return env
+
+    @property
+    def pinned_configuration(self) -> dict[str, tuple[Any, str]]:
+        return {key: (value, source) for key, value, source in self.configurations}
 
     @property
     def registry_address(self) -> str:
@@ -196,7 +209,9 @@ class Settings:
                 "gc": vars(self.gc), "cache": vars(self.cache),
                 "replication": {"workers": self.replication_workers, "lease_seconds": self.replication_lease_seconds},
                 "security": {**({"secret_key": hide(self.secret_key)} if self.secret_key else {}),
-                             "outbound_allow": list(self.outbound_allow), "outbound_deny": list(self.outbound_deny)}}
+                             "outbound_allow": list(self.outbound_allow), "outbound_deny": list(self.outbound_deny)},
+                **({"configurations": {key: hide(value) if CONFIGURATION_KEYS[key].secret else value
+                                       for key, value, _ in self.configurations}} if self.configurations else {})}
 
 
 def _effective_storage(storage: StorageConfig, root: Path, hide) -> dict[str, Any]:
@@ -257,7 +272,22 @@ def _settings_from(values: Values) -> Settings:
         # A copy extends its lease at half-life, checking twice a second: 1 s could run out between checks.
         replication_lease_seconds=values.integer("replication.lease_seconds", Settings.replication_lease_seconds,
                                                  minimum=2),
+        configurations=_configurations(values),
     )
+
+
+def _configurations(values: Values) -> tuple[tuple[str, Any, str], ...]:
+    pinned = []
+    for key in CONFIGURATION_KEYS:
+        if f"configurations.{key}" not in values:
+            continue
+        raw, name = values.raw[f"configurations.{key}"]
+        try:
+            value = parse_value(key, raw, name)
+        except InvalidInputError as error:
+            raise ConfigError(name, error.message.removeprefix(f"{name} ")) from None
+        pinned.append((key, value, "config file" if name == f"configurations.{key}" else name))
+    return tuple(pinned)
 
 
 def _secret_key(values: Values) -> str | None:

@@ -11,12 +11,14 @@ from domain.account import User
 from domain.application import Registry
 from domain.context import SYSTEM, RequestContext, is_reserved_name
 from domain.errors import ConflictError, InvalidInputError, NotFoundError
+from domain.identity import ExternalIdentity
 from domain.names import NAME_RE
 from domain.permissions import Role
 from domain.ports import SecretHasher
 from domain.project import Project
 from domain.registries import RegistryEndpoint
 from domain.robot import Robot, robot_full_name
+from domain.user_groups import UserGroup, check_group
 
 PROJECT_NAME_RE = re.compile(r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*")
 USERNAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._@-]{0,254}")
@@ -66,10 +68,23 @@ def new_secret() -> str:
     return secrets.token_urlsafe(24)
 
 
+def new_cli_secret() -> str:
+    """32 random characters that also pass `check_password` (which a user-chosen one must)."""
+    alphabet = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+    while True:
+        secret = "".join(secrets.choice(alphabet) for _ in range(32))
+        try:
+            return check_password(secret)
+        except InvalidInputError:
+            continue
+
+
 class Administration:
-    def __init__(self, app: Registry, hasher: SecretHasher) -> None:
+    def __init__(self, app: Registry, hasher: SecretHasher, seal=None) -> None:
+        """`seal` encrypts a secret Portlog must read back (an OIDC account's CLI secret)."""
         self.app = app
         self.hasher = hasher
+        self.seal = seal
 
     # First start
 
@@ -142,10 +157,76 @@ class Administration:
         return self._project(project, lambda p: p.remove_member(
             "user", username, repository, ctx))
 
+    def set_group_member(self, project: str, group_type: int, key: str, role: Role,
+                         ctx: RequestContext) -> int | None:
+        """A user group as a member of the whole project (groups hold no repository grants)."""
+        self._group(group_type, key, lambda group: group.check_exists())
+        return self._project(project, lambda p: p.set_member("group", key, role, None, ctx))
+
+    def remove_group_member(self, project: str, key: str, ctx: RequestContext) -> int | None:
+        return self._project(project, lambda p: p.remove_member("group", key, None, ctx))
+
+    # User groups
+
+    def create_group(self, group_type: object, name: object, ldap_dn: object,
+                     ctx: RequestContext) -> tuple[str, int | None]:
+        """Returns the group's key and the log position; 409 if it exists."""
+        group_type, name, ldap_dn = check_group(group_type, name, ldap_dn)
+        created = UserGroup.create(group_type, name, ldap_dn, ctx)
+
+        def change(group: UserGroup) -> None:
+            if not group.pending_events:
+                group.recreate(name, ldap_dn, ctx)
+
+        position = self.app.update(created.id, change, create=lambda: created)
+        return created.key, position
+
+    def rename_group(self, group_type: int, key: str, name: object, ctx: RequestContext) -> int | None:
+        if not isinstance(name, str) or not name.strip() or len(name) > 255:
+            raise InvalidInputError("group_name is 1 to 255 characters")
+        return self._group(group_type, key, lambda group: group.rename(name.strip(), ctx))
+
+    def delete_group(self, group_type: int, key: str, ctx: RequestContext, projects: list[str] = ()) -> int | None:
+        """Deletes a group and, first, its memberships in `projects`."""
+        for project in projects:
+            self.remove_group_member(project, key, ctx)
+        return self._group(group_type, key, lambda group: group.delete(ctx))
+
+    def _group(self, group_type: int, key: str, change) -> int | None:
+        return self.app.update(UserGroup.create_id(group_type, key), change, missing=lambda: NotFoundError(
+            "user group not found", {"group": key}))
+
+    # Accounts of a directory or an OpenID Connect provider
+
+    def onboard_user(self, identity: ExternalIdentity, ctx: RequestContext) -> int | None:
+        """Creates the account of a person the directory or provider vouched for (no password:
+        they sign in there). A deleted account of the same name comes back as theirs."""
+        username = check_username(identity.username)
+        fields = {"auth_source": identity.auth_source, "external_id": identity.external_id,
+                  "realname": identity.realname}
+
+        def change(user: User) -> None:
+            if not user.pending_events:
+                user.recreate(identity.email, "", False, ctx, **fields)
+
+        return self.app.update(User.create_id(username), change, create=lambda: User.create(
+            username, identity.email, "", False, ctx, **fields))
+
+    def observe_groups(self, username: str, groups: list[str], ctx: RequestContext) -> int | None:
+        """Records the groups seen at a login, when they changed since the last one."""
+        return self._user(username, lambda u: u.observe_groups(list(groups), ctx))
+
+    def set_cli_secret(self, username: str, secret: str | None, ctx: RequestContext) -> tuple[str, int | None]:
+        """Sets an OIDC account's CLI secret (a new random one when `secret` is None); returns it."""
+        secret = check_password(secret) if secret is not None else new_cli_secret()
+        sealed = self.seal(secret)
+        return secret, self._user(username, lambda u: u.set_cli_secret(sealed, ctx))
+
     # Users
 
     def create_user(self, username: str, password: str, email: str, system_admin: bool,
                     ctx: RequestContext) -> int | None:
+        """A local account (`auth_source` db)."""
         check_username(username)
         hashed = self.hasher.hash(check_password(password))
 

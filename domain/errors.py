@@ -141,3 +141,8 @@ class UpstreamRateLimitedError(RegistryError):
 class PolicyViolationError(RegistryError):
     """A project's pull policy refuses the artifact (domain/pull_checks.py): it is vulnerable,
     not scanned, or not signed. Harbor answers 412."""
+
+
+class DirectoryUnavailableError(RegistryError):
+    """The directory (LDAP) or identity provider (OIDC) cannot be reached or answers nonsense: 503
+    for its users, while the local administrator still signs in."""

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from domain.account import User
+from domain.configuration import KEYS as CONFIGURATION_KEYS
+from domain.configuration import SystemConfiguration
 from domain.cve_allowlist import SystemCveAllowlist
 from domain.gc import GcRun, GcSchedule
 from domain.labels import Label
@@ -27,6 +29,7 @@ from domain.retention_runs import RetentionRun
 from domain.robot import Robot, robot_project
 from domain.scanners import ScannerRegistration
 from domain.scans import Scan
+from domain.user_groups import UserGroup
 from domain.vulndb import VulnerabilityData
 
 # Aggregate → the kind of resource its events are about.
@@ -34,16 +37,17 @@ KINDS = {Repository: "repository", Project: "project", User: "user", Robot: "rob
          GcSchedule: "gc_schedule", RetentionRun: "retention", RegistryEndpoint: "registry",
          ReplicationPolicy: "replication_policy", ReplicationExecution: "replication_execution",
          ReplicationTask: "replication_task", Label: "label", Scan: "scan", ScannerRegistration: "scanner",
-         SystemCveAllowlist: "cve_allowlist", VulnerabilityData: "vulnerability_data"}
+         SystemCveAllowlist: "cve_allowlist", VulnerabilityData: "vulnerability_data",
+         SystemConfiguration: "configuration", UserGroup: "user_group"}
 # The event field naming the resource, where it is not the kind itself.
 _SUBJECT_FIELDS = {"user": "username", "gc": "run", "retention": "project", "replication_policy": "policy",
                    "replication_execution": "policy", "replication_task": "policy", "scan": "repository",
-                   "vulnerability_data": "name"}
+                   "vulnerability_data": "name", "user_group": "key"}
 # Kinds whose subject is a repository: its project is the repository's, and `repository` is envelope.
 _OF_REPOSITORY = ("repository", "scan")
 
 # Aggregates of which there is one, without a field naming it: their resource name.
-_SINGLETONS = {"gc_schedule": "schedule", "cve_allowlist": "system"}
+_SINGLETONS = {"gc_schedule": "schedule", "cve_allowlist": "system", "configuration": "system"}
 
 # Types that read better than "<kind>.<event in snake case>", the rule for every other event.
 _NAMED = {
@@ -56,7 +60,8 @@ _NAMED = {
     Repository.ArtifactLabelAdded: "artifact.label_added",
     Repository.ArtifactLabelRemoved: "artifact.label_removed",
 }
-SECRET_FIELDS = frozenset({"password_hash", "secret_hash", "auth_header", "access_secret", "access_credential"})
+SECRET_FIELDS = frozenset({"password_hash", "secret_hash", "auth_header", "access_secret", "access_credential",
+                           "sealed_secret"})
 _ENVELOPE_FIELDS = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic", "actor",
                               "request_id", "source", "repository", "project", "username", "robot", "run",
                               "registry", "policy"})
@@ -97,9 +102,17 @@ def describe(event) -> PublicEvent:
         resource=_resource(subject, event),
         project=event.project if kind == "label" else _project(kind, subject),
         repository=subject if kind in _OF_REPOSITORY else None,
-        data={k: v for k, v in vars(event).items() if k not in _hidden(kind)},
+        data=_data(event, kind),
         failed=isinstance(event, User.LoginsFailed),
     )
+
+
+def _data(event, kind: str) -> dict:
+    data = {k: v for k, v in vars(event).items() if k not in _hidden(kind)}
+    if isinstance(event, SystemConfiguration.Changed):  # which secret changed, not its (sealed) value
+        data["values"] = {key: "***" if CONFIGURATION_KEYS.get(key) and CONFIGURATION_KEYS[key].secret else value
+                          for key, value in event.values.items()}
+    return data
 
 
 def _hidden(kind: str) -> frozenset[str]:

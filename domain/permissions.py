@@ -105,6 +105,9 @@ SYSTEM_RESOURCE_ACTIONS: dict[str, tuple[str, ...]] = {
     "scanner": ("list", "read", "create", "update", "delete"),  # scanner registrations (Harbor's name)
     "scan-all": ("create", "read", "update", "stop"),  # scanning everything, and its schedule (Harbor's name)
     "cve-allowlist": ("update",),  # the system's CVE allowlist (every signed-in principal reads it)
+    "configuration": ("read", "update"),  # /configurations: authentication, LDAP, OIDC… (Harbor's name)
+    "user-group": ("list", "read", "create", "update", "delete"),  # LDAP and OIDC groups (Harbor's name)
+    "ldap": ("read",),  # ping the directory, search and import its users and groups
 }
 
 

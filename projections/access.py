@@ -1,11 +1,15 @@
-"""Access read model: projects, members, users and robots, as the authorizer and the
-management API need them. Password and secret hashes are kept here for authentication
-and never leave through the API."""
+"""Access read model: projects, members, users, user groups and robots, as the authorizer and
+the management API need them. Password and secret hashes (and OIDC accounts' sealed CLI secrets)
+are kept here for authentication and never leave through the API.
+
+A user's effective grants are their own memberships and those of the groups the directory or
+provider named at their last login (`access_user_groups`, replaced at each `GroupsObserved`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Callable
 
 import orjson
 from sqlalchemy import (
@@ -14,6 +18,7 @@ from sqlalchemy import (
     Column,
     Connection,
     DateTime,
+    Integer,
     MetaData,
     String,
     Table,
@@ -27,9 +32,11 @@ from sqlalchemy import (
 )
 
 from domain.account import User
+from domain.identity import DB
 from domain.permissions import Grant, Principal, RobotPermission, Role
 from domain.project import Project
 from domain.robot import Robot
+from domain.user_groups import UserGroup
 from projections.database import Name, ReadModelDatabase
 
 metadata = MetaData()
@@ -63,6 +70,24 @@ users = Table(
     Column("password_hash", Name(255), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("auth_source", String(10), nullable=False),  # db | ldap | oidc
+    Column("external_id", Text, nullable=False),
+    Column("realname", Name(255), nullable=False),
+    Column("cli_secret", Text, nullable=False),  # sealed; '' for none
+)
+user_groups = Table(  # what the directory or provider said at each user's last login
+    "access_user_groups", metadata,
+    Column("username", Name(255), primary_key=True),
+    Column("group_key", Name(1024), primary_key=True),
+)
+groups = Table(
+    "access_groups", metadata,
+    Column("group_type", Integer, primary_key=True),
+    Column("key", Name(1024), primary_key=True),
+    Column("id", BigInteger, nullable=False, unique=True),
+    Column("name", Name(255), nullable=False),
+    Column("ldap_dn", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )
 robots = Table(
     "access_robots", metadata,
@@ -91,6 +116,8 @@ class AccessProjection:
                 self._user_event(conn, event, position)
             case Robot.Event():
                 self._robot_event(conn, event, position)
+            case UserGroup.Event():
+                self._group_event(conn, event, position)
 
     def _project_event(self, conn: Connection, event: Project.Event, position: int) -> None:
         name, ts = event.project, event.timestamp
@@ -117,9 +144,18 @@ class AccessProjection:
         name, ts, where = event.username, event.timestamp, users.c.username == event.username
         match event:
             case User.Created() | User.Recreated():
+                conn.execute(delete(user_groups).where(user_groups.c.username == name))
                 conn.execute(insert(users).values(
                     username=name, id=position, email=event.email, system_admin=event.system_admin,
-                    password_hash=event.password_hash, created_at=ts, updated_at=ts))
+                    password_hash=event.password_hash, created_at=ts, updated_at=ts,
+                    auth_source=event.auth_source, external_id=event.external_id, realname=event.realname,
+                    cli_secret=""))
+            case User.GroupsObserved(groups=observed):
+                conn.execute(delete(user_groups).where(user_groups.c.username == name))
+                if observed:
+                    conn.execute(insert(user_groups), [{"username": name, "group_key": key} for key in observed])
+            case User.CliSecretSet(sealed_secret=sealed):
+                conn.execute(update(users).where(where).values(cli_secret=sealed, updated_at=ts))
             case User.PasswordChanged(password_hash=hashed):
                 conn.execute(update(users).where(where).values(password_hash=hashed, updated_at=ts))
             case User.AdminGranted() | User.AdminRevoked():
@@ -127,6 +163,18 @@ class AccessProjection:
                 conn.execute(update(users).where(where).values(system_admin=admin, updated_at=ts))
             case User.Deleted():
                 conn.execute(delete(users).where(where))
+                conn.execute(delete(user_groups).where(user_groups.c.username == name))
+
+    def _group_event(self, conn: Connection, event: UserGroup.Event, position: int) -> None:
+        where = and_(groups.c.group_type == event.group_type, groups.c.key == event.key)
+        match event:
+            case UserGroup.Created() | UserGroup.Recreated():
+                conn.execute(insert(groups).values(group_type=event.group_type, key=event.key, id=position,
+                                                   name=event.name, ldap_dn=event.ldap_dn, created_at=event.timestamp))
+            case UserGroup.Renamed(name=name):
+                conn.execute(update(groups).where(where).values(name=name))
+            case UserGroup.Deleted():
+                conn.execute(delete(groups).where(where))
 
     def _robot_event(self, conn: Connection, event: Robot.Event, position: int) -> None:
         ts, where = event.timestamp, robots.c.name == event.robot
@@ -185,6 +233,20 @@ class UserRow:
     password_hash: str
     created_at: datetime
     updated_at: datetime
+    auth_source: str = DB
+    external_id: str = ""
+    realname: str = ""
+    cli_secret: str = ""  # sealed
+
+
+@dataclass(frozen=True)
+class GroupRow:
+    group_type: int
+    key: str
+    id: int
+    name: str
+    ldap_dn: str
+    created_at: datetime
 
 
 @dataclass(frozen=True)
@@ -204,6 +266,9 @@ class RobotRow:
 class AccessView:
     def __init__(self, db: ReadModelDatabase) -> None:
         self.engine = db.reader
+        # The group keys whose members are system administrators (the configured LDAP admin
+        # group's DN, the OIDC admin group): set by the composition root, read at each use.
+        self.admin_groups: Callable[[], frozenset[str]] = frozenset
 
     def project(self, name: str) -> ProjectRow | None:
         row = self._first(select(projects).where(projects.c.name == name))
@@ -280,12 +345,50 @@ class AccessView:
         with self.engine.connect() as conn:
             return [_robot_row(row) for row in conn.execute(query)]
 
+    def user_groups(self, username: str) -> list[str]:
+        """The group keys observed at the user's last login."""
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(user_groups.c.group_key).where(user_groups.c.username == username)
+                                     .order_by(user_groups.c.group_key)).scalars())
+
+    def group(self, group_type: int, key: str) -> GroupRow | None:
+        row = self._first(select(groups).where(and_(groups.c.group_type == group_type, groups.c.key == key)))
+        return None if row is None else GroupRow(*row)
+
+    def group_by_id(self, group_id: int) -> GroupRow | None:
+        row = self._first(select(groups).where(groups.c.id == group_id))
+        return None if row is None else GroupRow(*row)
+
+    def groups(self, offset: int, limit: int, name_contains: str | None = None,
+               group_type: int | None = None) -> tuple[list[GroupRow], int]:
+        query = select(groups)
+        if name_contains:
+            query = query.where(groups.c.name.contains(name_contains, autoescape=True))
+        if group_type is not None:
+            query = query.where(groups.c.group_type == group_type)
+        with self.engine.connect() as conn:
+            total = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+            rows = conn.execute(query.order_by(groups.c.name, groups.c.id).offset(offset).limit(limit))
+            return [GroupRow(*row) for row in rows], total
+
+    def group_memberships(self, key: str) -> list[MemberRow]:
+        query = select(members).where(and_(members.c.kind == "group", members.c.principal == key))
+        with self.engine.connect() as conn:
+            return [_member_row(row) for row in conn.execute(query)]
+
     def user_principal(self, user: UserRow) -> Principal:
+        """The user's grants: their own memberships and their observed groups'; a member of the
+        configured admin group is a system administrator."""
+        observed = self.user_groups(user.username) if user.auth_source != DB else []
+        query = select(members).where(
+            (and_(members.c.kind == "user", members.c.principal == user.username))
+            | (and_(members.c.kind == "group", members.c.principal.in_(observed))))
         grants: dict[str, list[Grant]] = {}
-        for member in self.memberships_of(user.username):
-            grants.setdefault(member.project, []).append(Grant(Role(member.role), member.repository))
-        return Principal(user.username, "user", user.system_admin,
-                         {project: tuple(g) for project, g in grants.items()})
+        with self.engine.connect() as conn:
+            for member in map(_member_row, conn.execute(query)):
+                grants.setdefault(member.project, []).append(Grant(Role(member.role), member.repository))
+        admin = user.system_admin or (bool(observed) and bool(self.admin_groups() & set(observed)))
+        return Principal(user.username, "user", admin, {project: tuple(g) for project, g in grants.items()})
 
     def _first(self, query):
         with self.engine.connect() as conn:

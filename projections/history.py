@@ -85,6 +85,12 @@ admin_intervals = Table(
     Column("username", Name(255), primary_key=True),
     *_interval_columns(),
 )
+group_observations = Table(  # a user seen in a group at their logins (User.GroupsObserved)
+    "history_user_groups", metadata,
+    Column("username", Name(255), primary_key=True),
+    Column("group_key", Name(1024), primary_key=True),
+    *_interval_columns(),
+)
 robot_intervals = Table(
     "history_robots", metadata,
     Column("name", Name(255), primary_key=True),
@@ -137,6 +143,12 @@ class HistoryProjection:
                     at.open(admin_intervals, username=event.username)
             case User.AdminRevoked() | User.Deleted():
                 at.close(admin_intervals, username=event.username)
+                if isinstance(event, User.Deleted):
+                    at.close(group_observations, username=event.username)
+            case User.GroupsObserved(username=username, groups=observed):
+                at.close(group_observations, username=username)
+                for key in observed:
+                    at.open(group_observations, username=username, group_key=key)
             case Robot.Deleted():
                 at.close(robot_intervals, name=event.robot)
             case Robot.Event():
@@ -289,6 +301,12 @@ class HistoryView:
     def admins_as_of(self, position: int) -> list[str]:
         query = select(admin_intervals.c.username).where(_during(admin_intervals, position))
         return [row[0] for row in self._rows(query.order_by(admin_intervals.c.username))]
+
+    def group_users_as_of(self, position: int, group_key: str) -> list[str]:
+        """The users last seen in the group, at their latest login before `position`."""
+        query = select(group_observations.c.username).where(and_(
+            group_observations.c.group_key == group_key, _during(group_observations, position)))
+        return [row[0] for row in self._rows(query.order_by(group_observations.c.username))]
 
     def robots_as_of(self, position: int, name: str | None = None) -> list[dict]:
         query = select(robot_intervals).where(_during(robot_intervals, position))

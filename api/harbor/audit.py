@@ -46,6 +46,13 @@ OPERATIONS = {
     "robot.disabled": ("update", "robot"),
     "robot.enabled": ("update", "robot"),
     "robot.deleted": ("delete", "robot"),
+    "user.groups_observed": ("update", "user"),
+    "user.cli_secret_set": ("update", "user"),
+    "configuration.changed": ("update", "configuration"),
+    "user_group.created": ("create", "user_group"),
+    "user_group.recreated": ("create", "user_group"),
+    "user_group.renamed": ("update", "user_group"),
+    "user_group.deleted": ("delete", "user_group"),
 }
 
 

@@ -92,7 +92,7 @@ def project_exists(call: Call) -> Response:
 def create_project(call: Call) -> Response:
     """Create a project; its creator becomes its project admin."""
     body = body_of(call)
-    call.require_system("project", "create")
+    call.require_project_creation()
     name = field(body, "project_name", str)
     proxy_registry = _proxied_registry(call, body.get("registry_id"))
     metadata = _metadata(body)

@@ -8,6 +8,7 @@ from starlette.routing import Route
 
 from api.harbor import (
     audit,
+    configurations,
     cve_allowlists,
     gc,
     immutability,
@@ -26,23 +27,11 @@ from api.harbor import (
     webhooks,
 )
 from api.harbor.common import PREFIX, harbor_endpoint, harbor_error
-from api.management.common import Call, json_response
-from domain.robot import ROBOT_PREFIX
 
 P = f"{PREFIX}/projects/{{project}}"
 REPO = f"{P}/repositories/{{repository:path}}"
 ART = f"{REPO}/artifacts/{{reference}}"
 RET = f"{PREFIX}/retentions/{{id}}"
-
-
-def configurations(call: Call) -> Response:
-    """The read-only part of Harbor's settings that clients consult."""
-    call.require_system("user", "list")
-    fixed = {"auth_mode": "db_auth", "robot_name_prefix": ROBOT_PREFIX, "self_registration": False,
-             "quota_per_project_enable": True, "storage_per_project": -1,
-             "project_creation_restriction": "everyone",
-             "read_only": False}
-    return json_response({key: {"value": value, "editable": False} for key, value in fixed.items()})
 
 
 async def ping(request: Request) -> Response:
@@ -128,7 +117,8 @@ ROUTES = [
     (f"{PREFIX}/labels/{{label_id}}", "GET", labels.get_label, False),
     (f"{PREFIX}/labels/{{label_id}}", "PUT", labels.update_label, False),
     (f"{PREFIX}/labels/{{label_id}}", "DELETE", labels.delete_label, False),
-    (f"{PREFIX}/configurations", "GET", configurations, False),
+    (f"{PREFIX}/configurations", "GET", configurations.get_configurations, False),
+    (f"{PREFIX}/configurations", "PUT", configurations.update_configurations, False),
     (f"{PREFIX}/registries", "GET", registries.list_registries, False),
     (f"{PREFIX}/registries", "POST", registries.create_registry, False),
     (f"{PREFIX}/registries/ping", "POST", registries.ping_registry, False),

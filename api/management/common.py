@@ -59,6 +59,13 @@ class Call:
         if (resource, action) not in system_permissions(self.principal):
             raise self._refusal(f"{resource}:{action}")
 
+    def require_project_creation(self) -> None:
+        """Signed-in users create projects, unless `project_creation_restriction` is adminonly."""
+        self.require_system("project", "create")
+        if not self.principal.system_admin and \
+                self.services.configuration().project_creation_restriction == "adminonly":
+            raise self._refusal("project:create (project_creation_restriction is adminonly)")
+
     def require_project(self, project: str, resource: str, action: str) -> None:
         row = self.services.access.project(project)
         if row is None:

@@ -173,9 +173,14 @@ def _who_could(history, project: str, repository: str, action: str, position: in
     for member in history.members_as_of(project, position):
         principal = Principal(member["principal"], "user", grants={project: (
             Grant(Role(member["role"]), member["repository"]),)})
-        if action in repository_actions(principal, project, False, repository):
-            found.append({"principal": member["principal"], "kind": "user", "via": f"role {member['role']}"
-                          + (f" on {member['repository']}" if member["repository"] else "")})
+        if action not in repository_actions(principal, project, False, repository):
+            continue
+        via = f"role {member['role']}" + (f" on {member['repository']}" if member["repository"] else "")
+        if member["kind"] == "group":  # its members as Portlog saw them at their logins
+            found.extend({"principal": name, "kind": "user", "via": f"{via} of group {member['principal']}"}
+                         for name in history.group_users_as_of(position, member["principal"]))
+        else:
+            found.append({"principal": member["principal"], "kind": "user", "via": via})
     for robot in history.robots_as_of(position):
         permissions = tuple(RobotPermission(**p) for p in robot["permissions"])
         if not robot["disabled"] and action in repository_actions(

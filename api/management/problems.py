@@ -27,6 +27,7 @@ DOMAIN_TO_STATUS: dict[type[domain.RegistryError], tuple[int, str]] = {
     domain.TagImmutableError: (409, "tag-immutable"),
     domain.QuotaExceededError: (403, "quota-exceeded"),
     domain.UpstreamUnavailableError: (503, "upstream-unavailable"),
+    domain.DirectoryUnavailableError: (503, "directory-unavailable"),
     domain.UpstreamRateLimitedError: (429, "upstream-rate-limited"),
     domain.PolicyViolationError: (412, "policy-violation"),
 }

@@ -43,7 +43,7 @@ def create_project(call: Call) -> Response:
     """Create a project; its creator becomes its project admin. `proxy_cache_registry`, the name
     of a registry endpoint, makes it a proxy-cache project of that registry; `scanning` (any of
     its settings) and `cve_allowlist` are optional."""
-    call.require_system("project", "create")
+    call.require_project_creation()
     name, public = field(call.body, "name", str), field(call.body, "public", bool, False, False)
     upstream = field(call.body, "proxy_cache_registry", str, False)
     if upstream is not None:

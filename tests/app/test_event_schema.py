@@ -12,6 +12,7 @@ from eventsourcing.persistence import StoredEvent
 
 from domain.account import User
 from domain.blob import Blob
+from domain.configuration import SystemConfiguration
 from domain.context import RequestContext
 from domain.cve_allowlist import SystemCveAllowlist
 from domain.errors import StillReferencedError
@@ -27,6 +28,7 @@ from domain.retention_runs import RetentionRun
 from domain.robot import Robot
 from domain.scanners import ScannerRegistration
 from domain.scans import Scan, ScanAllRun, ScanAllSchedule
+from domain.user_groups import UserGroup
 from domain.vulndb import VulnerabilityData
 from domain.webhooks import WebhookDelivery, WebhookPolicy
 
@@ -89,6 +91,10 @@ PUBLISHED_TOPICS = {
     "domain.project:Project.ScanningSettingsChanged", "domain.project:Project.CveAllowlistSet",
     "domain.cve_allowlist:SystemCveAllowlist.Created", "domain.cve_allowlist:SystemCveAllowlist.Set",
     "domain.vulndb:VulnerabilityData.Created", "domain.vulndb:VulnerabilityData.Imported",
+    "domain.account:User.GroupsObserved", "domain.account:User.CliSecretSet",
+    "domain.configuration:SystemConfiguration.Created", "domain.configuration:SystemConfiguration.Changed",
+    "domain.user_groups:UserGroup.Created", "domain.user_groups:UserGroup.Recreated",
+    "domain.user_groups:UserGroup.Renamed", "domain.user_groups:UserGroup.Deleted",
 }
 
 
@@ -96,7 +102,7 @@ def event_classes():
     for aggregate in (Repository, Project, User, Robot, WebhookPolicy, WebhookDelivery, Blob, GcRun, GcSchedule,
                       RetentionRun, RegistryEndpoint, ReplicationPolicy, ReplicationExecution, ReplicationTask,
                       Label, ScannerRegistration, Scan, ScanAllRun, ScanAllSchedule, SystemCveAllowlist,
-                      VulnerabilityData):
+                      VulnerabilityData, SystemConfiguration, UserGroup):
         for value in vars(aggregate).values():
             if isinstance(value, type) and issubclass(value, Aggregate.Event) and value.__name__ != "Event":
                 yield value
@@ -217,3 +223,25 @@ def test_a_repository_snapshot_taken_before_manifest_references_existed_is_repla
     with pytest.raises(StillReferencedError):
         services.uploads.unlink_blob("team/old", layer.digest, ctx)
     assert not registry.repository.get(repository_id).lacks_references()  # replayed once, then cached
+
+
+def test_a_user_created_before_directory_accounts_existed_decodes_as_a_local_account(services):
+    services.admin.create_user("olduser", "Passw0rd!", "o@example.org", False, RequestContext("admin", "r"))
+    stored = next(n for n in services.registry.recorder.select_notifications(start=None, limit=1000)
+                  if n.topic == "domain.account:User.Created" and b"olduser" in n.state)
+    state = orjson.loads(stored.state)
+    assert state.pop("auth_source") == "db" and state.pop("external_id") == "" and state.pop("realname") == ""
+    old = StoredEvent(stored.originator_id, stored.originator_version, stored.topic, orjson.dumps(state))
+    event = services.registry.mapper.to_domain_event(old)
+    assert (event.auth_source, event.external_id, event.realname) == ("db", "", "")
+
+
+def test_a_user_snapshot_taken_before_directory_accounts_still_loads(services):
+    services.admin.create_user("snapuser", "Passw0rd!", "", False, RequestContext("admin", "r"))
+    old = Snapshot.take(services.registry.load(User.create_id("snapuser")))
+    for field in ("auth_source", "external_id", "groups"):
+        old.state.pop(field)
+    old.state["class_version"] = 1
+    stored = services.registry.mapper.to_stored_event(old)
+    user = services.registry.mapper.to_domain_event(stored).mutate(None)
+    assert (user.auth_source, user.external_id, list(user.groups)) == ("db", "", [])

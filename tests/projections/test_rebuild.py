@@ -10,10 +10,13 @@ from sqlalchemy import select
 
 from config.bootstrap import bootstrap
 from domain.context import RequestContext
+from domain.identity import ExternalIdentity
+from domain.permissions import Role
 from projections import (
     access,
     audit,
     catalog,
+    configurations,
     gc,
     history,
     labels,
@@ -34,7 +37,7 @@ from tests.support.server import REPO_ROOT
 pytestmark = pytest.mark.both_databases
 
 MODULES = (catalog, references, access, audit, history, gc, quotas, retention, registries, replication,
-           replication_runs, labels, scanners, scans, scanning_policies)
+           replication_runs, labels, scanners, scans, scanning_policies, configurations)
 TABLES = [table for module in MODULES for table in module.metadata.sorted_tables]
 
 
@@ -75,6 +78,14 @@ def make_history(client, services=None) -> None:
     client.put("/api/v2.0/projects/team", json={"metadata": {"prevent_vul": "true", "severity": "high"},
                                                 "cve_allowlist": {"items": [{"cve_id": "CVE-2024-3094"}]}})
     client.put("/api/v2.0/system/CVEAllowlist", json={"items": [{"cve_id": "CVE-2021-44228"}], "expires_at": 1})
+    client.put("/api/v2.0/configurations", json={"oidc_name": "Corp", "ldap_url": "ldap://dir.example.org"})
+    if services is not None:  # a directory account seen in a group that is a member
+        ctx = RequestContext("admin", "t")
+        key, _ = services.admin.create_group(1, "devs", "cn=devs,dc=example,dc=org", ctx)
+        services.admin.set_group_member("team", 1, key, Role.DEVELOPER, ctx)
+        services.admin.onboard_user(ExternalIdentity("erin", "ldap", "uid=erin,dc=example,dc=org"), ctx)
+        services.admin.observe_groups("erin", [key], ctx)
+        services.admin.observe_groups("erin", [key, "cn=ops,dc=example,dc=org"], ctx)
     if services is not None:  # a GC run: Blob and GcRun events, links released
         import time
         time.sleep(1.1)
@@ -89,6 +100,8 @@ def test_rebuild_gives_identical_read_models(client, services):
     assert before["history_members"] and before["audit_log"] and before["access_robots"]
     assert before["labels"] and before["artifact_labels"]
     assert before["scanning_settings"] and len(before["scanning_cve_allowlists"]) == 2
+    assert len(before["config_values"]) == 2 and before["access_groups"] and len(before["access_user_groups"]) == 2
+    assert len(before["history_user_groups"]) == 3
     services.projections.rebuild()
     assert dump(services) == before
 
