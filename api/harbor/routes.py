@@ -105,6 +105,7 @@ ROUTES = [
     (f"{PREFIX}/users/{{user_id}}", "DELETE", users.delete_user, False),
     (f"{PREFIX}/users/{{user_id}}/password", "PUT", users.set_password, False),
     (f"{PREFIX}/users/{{user_id}}/sysadmin", "PUT", users.set_sysadmin, False),
+    (f"{PREFIX}/users/{{user_id}}/cli_secret", "PUT", users.set_cli_secret, False),
     (f"{PREFIX}/robots", "GET", robots.list_robots, False),
     (f"{PREFIX}/robots", "POST", robots.create_robot, False),
     (f"{PREFIX}/robots/{{robot_id}}", "GET", robots.get_robot, False),
