@@ -91,7 +91,7 @@ def test_login_redirects_to_the_provider_with_a_lax_single_flow_cookie(oidc, bro
 def test_first_login_onboards_with_groups_and_a_session(oidc, browser, client):
     username = new_user(oidc, groups=("devs", "qa"))
     response = sign_in(oidc, browser, username)
-    assert response.headers["location"] == "/ui/"
+    assert response.headers["location"] == "/ui/projects"
     assert SESSION_COOKIE in browser.cookies and CSRF_COOKIE in browser.cookies
     session = browser.get("/c/session").json()
     assert session["username"] == username and session["sysadmin_flag"] is False
