@@ -88,7 +88,7 @@ def test_login_redirects_to_the_provider_with_a_lax_single_flow_cookie(oidc, bro
     assert again["state"] != query["state"] and again["code_challenge"] != query["code_challenge"]
 
 
-def test_first_login_onboards_with_groups_and_a_session(oidc, browser, client):
+def test_first_login_onboards_with_groups_and_a_session(oidc, browser, client, services):
     username = new_user(oidc, groups=("devs", "qa"))
     response = sign_in(oidc, browser, username)
     assert response.headers["location"] == "/ui/projects"
@@ -98,6 +98,9 @@ def test_first_login_onboards_with_groups_and_a_session(oidc, browser, client):
     me = browser.get("/api/v2.0/users/current").json()
     assert me["username"] == username and me["email"] == f"{username}@example.org"
     assert len(me["oidc_user_meta"]["secret"]) >= 16
+    assert me["oidc_user_meta"]["subiss"].startswith(f"{oidc.issuer}|")
+    assert services.access.user_groups(username) == ["devs", "qa"]
+    assert services.access.user(username).auth_source == "oidc"
     users = client.get("/api/v2.0/users", params={"q": f"username={username}"}).json()
     assert [u["username"] for u in users] == [username]
     assert "oidc_user_meta" not in users[0]  # the secret is shown to its owner only
@@ -170,6 +173,15 @@ def test_provider_error_in_callback(oidc, browser):
 
 def test_login_is_not_found_without_oidc_auth(client, browser):
     assert browser.get("/c/oidc/login").status_code == 404
+
+
+def test_provider_unreachable_is_503_not_500(client, oidc_provider, browser):  # noqa: F811
+    configure(client, oidc_provider, oidc_endpoint="http://127.0.0.1:9/api/oidc")
+    response = browser.get("/c/oidc/login")
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "could not be reached" in response.json()["detail"]
+    assert STATE_COOKIE not in response.cookies
 
 
 def test_onboarding_with_a_chosen_username_once(client, oidc_provider, browser, services):  # noqa: F811
