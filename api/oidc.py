@@ -36,6 +36,7 @@ from adapters.oidc_provider import (
     OidcProviderError,
     OidcProviderUnavailable,
 )
+from adapters.outbound import OutboundGuard
 from api.authn import client_address
 from api.management.problems import Problem
 from api.sessions import is_secure, start_session
@@ -62,7 +63,7 @@ MAX_GROUPS = 500
 
 # --- the provider, one per configuration (its discovery and keys stay cached) ---
 
-_providers: dict[OidcConfig, OidcProvider] = {}
+_providers: dict[tuple[OidcConfig, OutboundGuard], OidcProvider] = {}
 _providers_lock = threading.Lock()
 
 
@@ -72,13 +73,14 @@ def provider_for(services) -> OidcProvider:
         raise Problem(404, "not-found", "OpenID Connect login is not configured (auth_mode oidc_auth)")
     config = OidcConfig(cfg.oidc_endpoint, cfg.oidc_client_id, cfg.oidc_client_secret or "",
                         OidcConfig.scopes(cfg.oidc_scope or ""), bool(cfg.oidc_verify_cert))
+    key = (config, services.outbound)
     with _providers_lock:
-        provider = _providers.get(config)
+        provider = _providers.get(key)
         if provider is None:
             for old in _providers.values():
                 old.close()
             _providers.clear()
-            provider = _providers[config] = OidcProvider(config, services.outbound)
+            provider = _providers[key] = OidcProvider(config, services.outbound)
     return provider
 
 
@@ -117,10 +119,10 @@ async def oidc_callback(request: Request) -> Response:
     services = request.app.state.services
     flow = await run_in_threadpool(_consume, services, request.cookies.get(STATE_COOKIE, ""), OIDC_STATE_AUDIENCE)
     params = request.query_params
-    if "error" in params:
-        raise Problem(401, "unauthenticated", f"the provider refused the login: {_code(params['error'])}")
     if not hmac.compare_digest(params.get("state", "").encode(), str(flow.get("state", "")).encode()):
         raise Problem(400, "bad-request", "the state does not match this browser's login; start again")
+    if "error" in params:
+        raise Problem(401, "unauthenticated", f"the provider refused the login: {_code(params['error'])}")
     code = params.get("code", "")
     if not code:
         raise Problem(400, "bad-request", "the provider sent no authorization code")
@@ -163,7 +165,7 @@ def _complete(services, code: str, flow: dict, ctx: RequestContext) -> str | dic
     identity = identity_of(claims, cfg)
     row = services.access.user_by_external_id(OIDC, identity.external_id)
     if row is not None:
-        _observe(services, row.username, identity.groups)
+        _observe(services, row.username, identity.groups, ctx)
         return row.username
     if not cfg.oidc_auto_onboard:
         return _pending(identity)
@@ -205,12 +207,12 @@ def _onboard(services, identity: ExternalIdentity, ctx: RequestContext) -> str:
         services.projections.wait_for(services.admin.set_cli_secret(identity.username, None, ctx)[1])
     except RegistryError as error:
         raise Problem.from_domain(error) from None
-    _observe(services, identity.username, identity.groups)
+    _observe(services, identity.username, identity.groups, ctx)
     return identity.username
 
 
-def _observe(services, username: str, groups: tuple[str, ...]) -> None:
-    ctx = RequestContext(username, "oidc-login")
+def _observe(services, username: str, groups: tuple[str, ...], ctx: RequestContext) -> None:
+    ctx = RequestContext(username, ctx.request_id, ctx.source)
     services.projections.wait_for(services.admin.observe_groups(username, list(groups), ctx))
 
 
