@@ -1,6 +1,6 @@
 """Web UI sessions, on Harbor's paths: `POST /c/login` (form fields `principal`, `password`)
 sets an HttpOnly `sid` cookie; `GET /c/log_out` clears it (`GET /c/session`, which says who is
-signed in, is in api/ui/routes.py).
+signed in, is in api/ui/routes.py); `GET /c/login/options` tells the login page how people log in.
 
 The cookie is a signed token for the UI audience only (api/tokens.py), so it is never a
 bearer token for /v2/ or the APIs. A cookie-authenticated request that changes something
@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, Response
 from api.authn import client_address, credential_of
 from api.management.problems import Problem
 from api.tokens import InvalidTokenError, is_anonymous
+from domain.configuration import OIDC_AUTH
 from domain.errors import AuthenticationError, TooManyAttemptsError
 from domain.permissions import Principal
 from projections.access import AccessView
@@ -122,3 +123,11 @@ def _revoke(request: Request) -> None:
         tokens.revoke(tokens.verify_session(request.cookies.get(SESSION_COOKIE, "")))
     except InvalidTokenError:
         pass  # no session, or one that has ended already
+
+
+async def login_options(request: Request) -> Response:
+    """What the anonymous login page needs to know: the authentication mode and the OpenID Connect
+    provider's display name (its "Log in via …" button). Nothing else of the configuration."""
+    cfg = await run_in_threadpool(request.app.state.services.configuration)
+    return JSONResponse({"auth_mode": cfg.auth_mode, "oidc_name": cfg.oidc_name if cfg.auth_mode == OIDC_AUTH else ""},
+                        headers={"Cache-Control": "no-store"})

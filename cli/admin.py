@@ -26,9 +26,11 @@ from domain.permissions import Role
 
 def add_commands(commands, data_dir_option, settings_of) -> None:
     _LEAVES.clear()  # a second parser in the same process (tests call main() repeatedly) starts afresh
-    admin = commands.add_parser("admin", help="users, projects, members and robots")
+    admin = commands.add_parser("admin", help="users, configuration, projects, members and robots")
     groups = admin.add_subparsers(dest="group", required=True)
-    _users(groups.add_parser("users", help="local users").add_subparsers(dest="action", required=True))
+    _users(groups.add_parser("users", help="users").add_subparsers(dest="action", required=True))
+    _config(groups.add_parser("config", help="the system configuration (authentication, LDAP, OIDC, …)")
+            .add_subparsers(dest="action", required=True))
     _projects(groups.add_parser("projects", help="projects").add_subparsers(dest="action", required=True))
     _members(groups.add_parser("members", help="project members").add_subparsers(dest="action", required=True))
     _robots(groups.add_parser("robots", help="robot accounts").add_subparsers(dest="action", required=True))
@@ -78,23 +80,62 @@ def _leaf(sub, name: str, help_text: str, run) -> argparse.ArgumentParser:
 
 
 def _users(sub) -> None:
-    _leaf(sub, "list", "list users", lambda s, a: _print([_user_summary(u) for u in s.access.users(0, 10_000)[0]]))
-    create = _leaf(sub, "create", "create a user", _create_user)
+    _leaf(sub, "list", "list users with where their accounts come from (auth_source db, ldap or oidc)",
+          lambda s, a: _print([_user_summary(u) for u in s.access.users(0, 10_000)[0]]))
+    create = _leaf(sub, "create", "create a local user (only while auth_mode is db_auth)", _create_user)
     create.add_argument("username")
     _json_option(create)
     create.add_argument("--email", default="")
     create.add_argument("--admin", action="store_true", help="make a system administrator")
     _password_options(create)
-    password = _leaf(sub, "password", "set a user's password", lambda s, a: s.admin.change_password(
-        a.username, _password(a), _ctx()))
-    password.add_argument("username")
-    _password_options(password)
-    for name, flag in (("grant-admin", True), ("revoke-admin", False)):
-        parser = _leaf(sub, name, f"{name.split('-')[0]} system administration",
-                       lambda s, a, flag=flag: s.admin.set_admin(a.username, flag, _ctx()))
-        parser.add_argument("username")
+    for name in ("reset-password", "password"):  # `password`: the older name
+        password = _leaf(sub, name, "set a local user's password", lambda s, a: s.admin.change_password(
+            a.username, _password(a), _ctx()))
+        password.add_argument("username")
+        _password_options(password)
+    for names, flag in ((("set-admin", "grant-admin"), True), (("unset-admin", "revoke-admin"), False)):
+        for name in names:
+            parser = _leaf(sub, name, f"{'grant' if flag else 'revoke'} system administration",
+                           lambda s, a, flag=flag: s.admin.set_admin(a.username, flag, _ctx()))
+            parser.add_argument("username")
     delete = _leaf(sub, "delete", "delete a user and their memberships", _delete_user)
     delete.add_argument("username")
+
+
+def _config(sub) -> None:
+    get = _leaf(sub, "get", "print the system configuration (or one key): value, whether editable, source; "
+                            "secrets only as has_value", _config_get)
+    get.add_argument("key", nargs="?")
+    change = _leaf(sub, "set", "set configuration keys (an audited event, as through the API)", _config_set)
+    change.add_argument("assignments", nargs="*", metavar="KEY=VALUE")
+    change.add_argument("--value-stdin", metavar="KEY",
+                        help="read KEY's value from standard input (for secrets: not in the shell history)")
+
+
+def _config_get(services, args) -> None:
+    shown = services.configuration().public()
+    if args.key is None:
+        _print(shown)
+    elif args.key in shown:
+        _print({"key": args.key, **shown[args.key]})
+    else:
+        raise RegistryError(f"unknown configuration key {args.key!r}", {"key": args.key})
+
+
+def _config_set(services, args) -> None:
+    changes = {}
+    for assignment in args.assignments:
+        key, sep, value = assignment.partition("=")
+        if not sep or not key:
+            raise RegistryError(f"expected KEY=VALUE, not {assignment!r}")
+        changes[key] = value
+    if args.value_stdin:
+        changes[args.value_stdin] = sys.stdin.readline().rstrip("\n")
+    if not changes:
+        raise RegistryError("nothing to set: give KEY=VALUE or --value-stdin KEY")
+    services.projections.wait_for(services.configurations.update(changes, _ctx()))
+    shown = services.configuration().public()
+    _print({key: shown[key] for key in changes})
 
 
 def _projects(sub) -> None:
@@ -304,6 +345,9 @@ def _robots(sub) -> None:
 
 
 def _create_user(services, args) -> None:
+    from domain.administration import check_local_accounts
+
+    check_local_accounts(services.configuration().auth_mode)
     services.admin.create_user(args.username, _password(args), args.email, args.admin, _ctx())
     services.projections.catch_up()
     user = services.access.user(args.username)
@@ -325,14 +369,15 @@ def _set_member(services, args) -> None:
     services.admin.set_member(args.project, args.username, Role(args.role), args.repository, _ctx())
     services.projections.catch_up()
     [member] = [m for m in services.access.members(args.project)
-                if m.principal == args.username and m.repository == args.repository]
+                if m.kind == "user" and m.principal == args.username and m.repository == args.repository]
     scope = f"repository {member.repository}" if member.repository else f"project {args.project}"
     _report(args, f"{member.principal} is {member.role} of {scope}", {"project": args.project,
                                                                          **_member_summary(member)})
 
 
 def _user_summary(user) -> dict:
-    return {"username": user.username, "email": user.email, "system_admin": user.system_admin}
+    return {"username": user.username, "email": user.email, "system_admin": user.system_admin,
+            "auth_source": user.auth_source}
 
 
 def _project_summary(project) -> dict:
@@ -340,7 +385,8 @@ def _project_summary(project) -> dict:
 
 
 def _member_summary(member) -> dict:
-    return {"principal": member.principal, "role": member.role, "repository": member.repository}
+    """A group member's principal is the group's key (an LDAP group's DN lower-cased, an OIDC group's name)."""
+    return {"kind": member.kind, "principal": member.principal, "role": member.role, "repository": member.repository}
 
 
 def _json_option(parser: argparse.ArgumentParser) -> None:

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 from domain.account import User
 from domain.application import Registry
 from domain.context import SYSTEM, RequestContext, is_reserved_name
-from domain.errors import ConflictError, InvalidInputError, NotFoundError
+from domain.errors import AccessDeniedError, ConflictError, InvalidInputError, NotFoundError
 from domain.identity import ExternalIdentity
 from domain.names import NAME_RE
 from domain.permissions import Role
@@ -53,6 +53,15 @@ def check_password(password: str) -> str:
         raise InvalidInputError("password must be 8 to 128 characters with at least one "
                                 "lowercase letter, one uppercase letter and one digit")
     return password
+
+
+def check_local_accounts(auth_mode: str) -> None:
+    """Local accounts are created only in `db_auth` mode (as Harbor): otherwise the directory or
+    the OpenID Connect provider brings each account at its first login."""
+    if auth_mode != "db_auth":
+        origin = "the LDAP directory" if auth_mode == "ldap_auth" else "the OpenID Connect provider"
+        raise AccessDeniedError(f"users cannot be created while auth_mode is {auth_mode}: accounts come from "
+                                f"{origin} at their first login", {"auth_mode": auth_mode})
 
 
 def check_repository_in_project(project: str, repository: str | None) -> str | None:
@@ -238,8 +247,17 @@ class Administration:
             username, email, hashed, system_admin, ctx))
 
     def change_password(self, username: str, password: str, ctx: RequestContext) -> int | None:
+        """A local account's password (a directory or OIDC account has none here to change)."""
         hashed = self.hasher.hash(check_password(password))
-        return self._user(username, lambda u: u.change_password(hashed, ctx))
+
+        def change(user: User) -> None:
+            if user.auth_source != "db" and not user.deleted:
+                origin = "the LDAP directory" if user.auth_source == "ldap" else "the OpenID Connect provider"
+                raise AccessDeniedError(f"{username} signs in through {origin}: Portlog keeps no password "
+                                        "for them", {"username": username, "auth_source": user.auth_source})
+            user.change_password(hashed, ctx)
+
+        return self._user(username, change)
 
     def set_admin(self, username: str, system_admin: bool, ctx: RequestContext) -> int | None:
         return self._user(username, lambda u: u.set_admin(system_admin, ctx))

@@ -361,6 +361,11 @@ class AccessView:
         row = self._first(select(groups).where(and_(groups.c.group_type == group_type, groups.c.key == key)))
         return None if row is None else GroupRow(*row)
 
+    def group_by_key(self, key: str) -> GroupRow | None:
+        """The group a membership names (a member of kind "group" names its key alone)."""
+        row = self._first(select(groups).where(groups.c.key == key).order_by(groups.c.group_type))
+        return None if row is None else GroupRow(*row)
+
     def group_by_id(self, group_id: int) -> GroupRow | None:
         row = self._first(select(groups).where(groups.c.id == group_id))
         return None if row is None else GroupRow(*row)

@@ -1,7 +1,8 @@
 """Robot accounts, Harbor v2 style (/api/v2.0/robots…): `level` system or project,
-`duration` in days (-1: never expires), permissions as [{kind, namespace, access:[{resource,
-action}]}]. Only kind "project" exists in Portlog; its namespace is a project name, "*" for
-every project. Access entries Portlog has no such permission for are refused, never dropped."""
+`duration` in days (-1: never expires; absent or 0: the configuration's robot_token_duration, as
+in Harbor), permissions as [{kind, namespace, access:[{resource, action}]}]. Only kind "project"
+exists in Portlog; its namespace is a project name, "*" for every project. Access entries Portlog
+has no such permission for are refused, never dropped."""
 
 from __future__ import annotations
 
@@ -99,7 +100,7 @@ def create_robot(call: Call) -> Response:
     project = _project_of_level(level, permissions)
     call.require_robot_management(project, "create")
     call.require_grantable(check_permissions(permissions, project))
-    duration = field(body, "duration", int, False)
+    duration = field(body, "duration", int, False) or call.services.configuration().robot_token_duration
     call.require_outlived(robot_expiry(duration))
     admin, context = call.services.admin, call.context
     name, secret, position = admin.create_robot(

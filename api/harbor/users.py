@@ -1,5 +1,7 @@
-"""Local users (/api/v2.0/users…), addressed by numeric id. Portlog keeps no real name or
-comment: they are accepted and not stored. Password hashes never leave the server."""
+"""Users (/api/v2.0/users…), addressed by numeric id: local ones, and those a directory or an
+OpenID Connect provider brought (`auth_source`: db, ldap or oidc, Portlog's own field). Local users
+are created only in `db_auth` mode, as in Harbor. Comments are accepted and not stored. Password
+hashes and CLI secrets never leave the server here."""
 
 from __future__ import annotations
 
@@ -19,19 +21,22 @@ from api.harbor.common import (
 )
 from api.management.common import Call, field, json_response
 from api.request_input import as_id, by_id
+from domain.administration import check_local_accounts
 from domain.errors import AuthenticationError
 from domain.identity import OIDC
 from domain.permissions import project_permissions, system_permissions
 from projections.access import UserRow
 
-Q_FIELDS = {"username": "username", "email": "email", "userid": "user_id"}
+Q_FIELDS = {"username": "username", "email": "email", "userid": "user_id", "authsource": "auth_source"}
 SORTABLE = {"username", "email", "user_id", "creation_time", "update_time"}
 
 
-def user_json(row: UserRow) -> dict:
-    return {"user_id": row.id, "username": row.username, "email": row.email, "realname": "",
-            "comment": "", "sysadmin_flag": row.system_admin, "admin_role_in_auth": False,
-            "creation_time": row.created_at, "update_time": row.updated_at}
+def user_json(row: UserRow, admin_role_in_auth: bool = False) -> dict:
+    """`admin_role_in_auth`: an administrator through the configured admin group (Harbor tells
+    only the user themself)."""
+    return {"user_id": row.id, "username": row.username, "email": row.email, "realname": row.realname,
+            "comment": "", "sysadmin_flag": row.system_admin, "admin_role_in_auth": admin_role_in_auth,
+            "auth_source": row.auth_source, "creation_time": row.created_at, "update_time": row.updated_at}
 
 
 def list_users(call: Call) -> Response:
@@ -58,8 +63,7 @@ def current_user(call: Call) -> Response:
     row = call.services.access.user(call.principal.name) if call.principal.kind == "user" else None
     if row is None:
         raise not_found("robots have no user record")
-    body = user_json(row)
-    body["admin_role_in_auth"] = call.principal.system_admin and not row.system_admin  # by an admin group
+    body = user_json(row, call.principal.system_admin and not row.system_admin)
     if row.auth_source == OIDC:
         body["oidc_user_meta"] = {"user_id": row.id, "subiss": row.external_id,
                                   "secret": call.services.secret_box.open(row.cli_secret) if row.cli_secret else ""}
@@ -96,8 +100,9 @@ def get_user(call: Call) -> Response:
 
 
 def create_user(call: Call) -> Response:
-    """Create a local user (`sysadmin_flag` may be given too)."""
+    """Create a local user (`sysadmin_flag` may be given too); only in `db_auth` mode."""
     call.require_system("user", "create")
+    check_local_accounts(call.services.configuration().auth_mode)
     body = body_of(call)
     username, password = field(body, "username", str), field(body, "password", str)
     email = field(body, "email", str, False, "")

@@ -14,7 +14,7 @@ from api.management.problems import Problem
 from domain.cve_allowlist import CveAllowlist
 from domain.permissions import Role
 from domain.scanning_settings import DEFAULT, NAMES, ScanningSettings
-from projections.access import MemberRow, ProjectRow
+from projections.access import GroupRow, MemberRow, ProjectRow
 
 
 def project_json(call: Call, row: ProjectRow) -> dict:
@@ -26,9 +26,14 @@ def project_json(call: Call, row: ProjectRow) -> dict:
             "cve_allowlist": (allowlist.allowlist if allowlist else CveAllowlist()).fields()}
 
 
-def member_json(row: MemberRow) -> dict:
-    return {"kind": row.kind, "principal": row.principal, "role": row.role,
-            "repository": row.repository, "since": row.since}
+def member_json(row: MemberRow, group: GroupRow | None = None) -> dict:
+    """A group member's principal is the group's key (its DN lower-cased, or its OIDC name);
+    `group` adds the group's id, name and type."""
+    shown = {"kind": row.kind, "principal": row.principal, "role": row.role,
+             "repository": row.repository, "since": row.since}
+    if group is not None:
+        shown["group"] = {"id": group.id, "name": group.name, "group_type": group.group_type}
+    return shown
 
 
 def list_projects(call: Call) -> Response:
@@ -129,7 +134,9 @@ def list_members(call: Call) -> Response:
     """Members of a project, with their roles (and the repository of a repository grant)."""
     name = call.param("project")
     call.require_project(name, "member", "list")
-    return json_response([member_json(m) for m in call.services.access.members(name)])
+    access = call.services.access
+    return json_response([member_json(m, access.group_by_key(m.principal) if m.kind == "group" else None)
+                          for m in access.members(name)])
 
 
 def set_member(call: Call) -> Response:

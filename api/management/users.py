@@ -7,11 +7,13 @@ from starlette.responses import Response
 from api.authn import client_address
 from api.management.common import Call, field, json_response, page_params, paged
 from api.management.problems import Problem
+from domain.administration import check_local_accounts
 from projections.access import UserRow
 
 
 def user_json(row: UserRow) -> dict:
     return {"username": row.username, "email": row.email, "system_admin": row.system_admin,
+            "auth_source": row.auth_source, "realname": row.realname,
             "created_at": row.created_at, "updated_at": row.updated_at}
 
 
@@ -25,8 +27,9 @@ def list_users(call: Call) -> Response:
 
 
 def create_user(call: Call) -> Response:
-    """Create a local user."""
+    """Create a local user (only in `db_auth` mode)."""
     call.require_system("user", "create")
+    check_local_accounts(call.services.configuration().auth_mode)
     username, password = field(call.body, "username", str), field(call.body, "password", str)
     email = field(call.body, "email", str, False, "")
     admin = field(call.body, "system_admin", bool, False, False)

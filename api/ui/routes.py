@@ -17,7 +17,7 @@ from starlette.staticfiles import StaticFiles
 from api.harbor.users import user_json
 from api.management.common import json_response
 from api.oidc import oidc_routes
-from api.sessions import SESSION_COOKIE, log_out, login, session_user
+from api.sessions import SESSION_COOKIE, log_out, login, login_options, session_user
 from api.tokens import InvalidTokenError
 
 STATIC = Path(__file__).parent / "static"
@@ -58,6 +58,7 @@ def ui_routes() -> list:
     return [
         Route("/", home, methods=["GET"]),
         Route("/c/login", login, methods=["POST"]),
+        Route("/c/login/options", login_options, methods=["GET"]),
         Route("/c/log_out", log_out, methods=["GET", "POST"]),
         Route("/c/session", session, methods=["GET"]),
         *oidc_routes(),

@@ -134,7 +134,7 @@ def test_admin_commands_round_trip(tmp_path):
     member = portlog(data, "admin", "members", "set", "web", "bob", "maintainer")
     assert (member.returncode, member.stdout) == (0, "bob is maintainer of project web\n")
     members = json.loads(portlog(data, "admin", "members", "list", "web").stdout)
-    assert {"principal": "bob", "role": "maintainer", "repository": None} in members
+    assert {"kind": "user", "principal": "bob", "role": "maintainer", "repository": None} in members
     robot = json.loads(portlog(data, "admin", "robots", "create", "ci", "--project", "web",
                                "--permission", "web:repository:push").stdout)
     assert robot["name"] == "robot$web+ci" and len(robot["secret"]) > 20
@@ -253,14 +253,98 @@ def test_create_commands_print_what_they_created_and_json_for_scripts(tmp_path):
     data = initialised(tmp_path / "data")
     user = portlog(data, "admin", "users", "create", "carol", "--admin", "--json", "--password-stdin",
                    stdin="Carol-Pass-12\n")
-    assert json.loads(user.stdout) == {"username": "carol", "email": "", "system_admin": True}
+    assert json.loads(user.stdout) == {"username": "carol", "email": "", "system_admin": True, "auth_source": "db"}
     project = portlog(data, "admin", "projects", "create", "web", "--public", "--json")
     assert json.loads(project.stdout) == {"name": "web", "public": True, "proxy_cache_registry": None}
     member = portlog(data, "admin", "members", "set", "web", "carol", "guest", "--repository", "web/app", "--json")
-    assert json.loads(member.stdout) == {"project": "web", "principal": "carol", "role": "guest",
+    assert json.loads(member.stdout) == {"project": "web", "kind": "user", "principal": "carol", "role": "guest",
                                          "repository": "web/app"}
     scoped = portlog(data, "admin", "members", "set", "web", "carol", "developer", "--repository", "web/app")
     assert scoped.stdout == "carol is developer of repository web/app\n"
+
+
+@contextmanager
+def services_on(data):
+    """The registry's services on `data`, in process (for what only a login would record)."""
+    services = bootstrap(Settings(data_dir=data, admin_password=ADMIN_PASSWORD, outbound_allow=LOOPBACK))
+    try:
+        yield services
+    finally:
+        services.close()
+
+
+def test_user_commands_set_admins_reset_passwords_and_show_where_accounts_come_from(tmp_path):
+    from domain.context import RequestContext
+    from domain.identity import LDAP, LDAP_GROUP, ExternalIdentity
+    from domain.permissions import Role
+
+    data = initialised(tmp_path / "data")
+    assert portlog(data, "admin", "users", "create", "bob", "--password-stdin", stdin="Bob-Pass-12\n").returncode == 0
+    with services_on(data) as services:  # what the LDAP login of a directory user records
+        services.admin.onboard_user(ExternalIdentity("lena", LDAP, "uid=lena,ou=people,dc=example,dc=org"),
+                                    RequestContext("lena", "login"))
+        key, _ = services.admin.create_group(LDAP_GROUP, "", "CN=Devs,DC=example,DC=org", RequestContext("admin"))
+        services.admin.set_group_member("library", LDAP_GROUP, key, Role.DEVELOPER, RequestContext("admin"))
+    members = json.loads(portlog(data, "admin", "members", "list", "library").stdout)
+    assert {"kind": "group", "principal": "cn=devs,dc=example,dc=org", "role": "developer", "repository": None} \
+        in members
+    assert portlog(data, "admin", "users", "set-admin", "bob").returncode == 0
+    listed = {u["username"]: u for u in json.loads(portlog(data, "admin", "users", "list").stdout)}
+    assert listed["bob"] == {"username": "bob", "email": "", "system_admin": True, "auth_source": "db"}
+    assert (listed["lena"]["auth_source"], listed["admin"]["auth_source"]) == ("ldap", "db")
+    assert portlog(data, "admin", "users", "unset-admin", "bob").returncode == 0
+    reset = portlog(data, "admin", "users", "reset-password", "bob", "--password-stdin", stdin="Bob-Pass-New-3\n")
+    assert reset.returncode == 0, reset.stderr
+    refused = portlog(data, "admin", "users", "reset-password", "lena", "--password-stdin", stdin="Lena-Pass-12\n")
+    assert refused.returncode == 1 and "lena signs in through the LDAP directory" in refused.stderr
+    with registry_on(data) as client:
+        me = client.get("/api/v2.0/users/current", auth=("bob", "Bob-Pass-New-3"))
+        assert me.status_code == 200 and me.json()["sysadmin_flag"] is False
+        assert client.get("/api/v2.0/users/current", auth=("bob", "Bob-Pass-12")).status_code == 401
+    assert portlog(data, "admin", "users", "delete", "bob").returncode == 0
+    assert "bob" not in {u["username"] for u in json.loads(portlog(data, "admin", "users", "list").stdout)}
+    lines = [json.loads(line) for line in portlog(data, "audit").stdout.splitlines()]
+    assert [(e["operation"], e["resource"]) for e in lines if e["actor"].startswith("cli:")] == [
+        ("user.created", "bob"), ("user.admin_granted", "bob"), ("user.admin_revoked", "bob"),
+        ("user.password_changed", "bob"), ("user.deleted", "bob")]
+
+
+def test_config_commands_read_and_set_keys_and_never_print_secrets(tmp_path):
+    data = initialised(tmp_path / "data")
+    got = portlog(data, "admin", "config", "get", "auth_mode")
+    assert json.loads(got.stdout) == {"key": "auth_mode", "value": "db_auth", "editable": True, "source": "default"}
+    changed = portlog(data, "admin", "config", "set", "ldap_url=ldaps://ldap.example.org", "ldap_timeout=9",
+                      "ldap_verify_cert=false", "--value-stdin", "ldap_search_password", stdin="s3cret-bind\n")
+    assert changed.returncode == 0, changed.stderr
+    assert json.loads(changed.stdout) == {
+        "ldap_url": {"value": "ldaps://ldap.example.org", "editable": True, "source": "api"},
+        "ldap_timeout": {"value": 9, "editable": True, "source": "api"},
+        "ldap_verify_cert": {"value": False, "editable": True, "source": "api"},
+        "ldap_search_password": {"editable": True, "source": "api", "has_value": True}}
+    everything = portlog(data, "admin", "config", "get")
+    assert json.loads(everything.stdout)["ldap_timeout"]["value"] == 9 and "s3cret" not in everything.stdout
+    [event] = [json.loads(line) for line in portlog(data, "audit", "--operation", "configuration.changed")
+               .stdout.splitlines()]
+    assert event["actor"].startswith("cli:") and "s3cret" not in json.dumps(event)
+    with services_on(data) as services:
+        assert services.configuration().ldap_search_password == "s3cret-bind"
+
+    for args, message in [(["set", "no_such_key=1"], "unknown configuration key 'no_such_key'"),
+                          (["set", "ldap_timeout=soon"], "ldap_timeout must be a whole number"),
+                          (["set", "robot_name_prefix=bot"], "robot_name_prefix is not editable"),
+                          (["set", "ldap_url"], "expected KEY=VALUE, not 'ldap_url'"),
+                          (["set"], "nothing to set"), (["get", "nope"], "unknown configuration key 'nope'")]:
+        result = portlog(data, "admin", "config", *args)
+        assert (result.returncode, result.stdout) == (1, ""), args
+        assert message in result.stderr, (args, result.stderr)
+
+    assert portlog(data, "admin", "config", "set", "auth_mode=ldap_auth").returncode == 0
+    local = portlog(data, "admin", "users", "create", "bob", "--password-stdin", stdin="Bob-Pass-12\n")
+    assert local.returncode == 1 and "users cannot be created while auth_mode is ldap_auth" in local.stderr
+    assert portlog(data, "admin", "config", "set", "auth_mode=db_auth").returncode == 0
+    assert portlog(data, "admin", "users", "create", "bob", "--password-stdin", stdin="Bob-Pass-12\n").returncode == 0
+    locked = portlog(data, "admin", "config", "set", "auth_mode=oidc_auth")
+    assert locked.returncode == 1 and "no user other than admin" in locked.stderr
 
 
 def run_elsewhere(cwd, *args: str, env: dict | None = None) -> subprocess.CompletedProcess[str]:
@@ -272,6 +356,7 @@ def run_elsewhere(cwd, *args: str, env: dict | None = None) -> subprocess.Comple
 COMMANDS_ON_A_REGISTRY = [
     ["audit", "--project", "team"], ["admin", "projects", "list"], ["admin", "users", "list"],
     ["admin", "projects", "create", "team"], ["admin", "members", "list", "team"], ["admin", "robots", "list"],
+    ["admin", "config", "get"], ["admin", "config", "set", "ldap_url=ldap://x"],
     ["admin", "repositories", "deleted", "team"], ["events", "tail"], ["keys", "rotate"],
     ["gc", "runs"], ["gc", "run", "--dry-run"], ["retention", "runs", "team"], ["replication", "executions"],
     ["projections", "rebuild"],

@@ -271,3 +271,19 @@ def test_robots_that_never_expire_and_users_give_any_expiry(client):
     by_user = client.post("/api/v1/robots", auth=("owner", PASSWORD), json={
         "name": "long", "project": "team", "permissions": PULL_PUSH[:1], "duration_days": 3650})
     assert by_user.status_code == 201, by_user.text
+
+
+def test_a_harbor_robot_without_a_duration_lives_the_configured_robot_token_duration(client):
+    """As in Harbor; Portlog's own /api/v1/robots keeps "no duration_days: never expires"."""
+    assert client.put("/api/v2.0/configurations", json={"robot_token_duration": 7}).status_code == 200
+    access = [{"kind": "project", "namespace": "team", "access": [{"resource": "repository", "action": "pull"}]}]
+    for name, extra in (("absent", {}), ("zero", {"duration": 0})):
+        created = client.post("/api/v2.0/robots", json={"name": name, "level": "project", "permissions": access,
+                                                        **extra})
+        assert created.status_code == 201, created.text
+        expected = (datetime.now(timezone.utc) + timedelta(days=7)).timestamp()
+        assert abs(created.json()["expires_at"] - expected) < 120
+        assert client.get(f"/api/v2.0/robots/{created.json()['id']}").json()["duration"] == 7
+    never = client.post("/api/v2.0/robots", json={"name": "never", "level": "project", "duration": -1,
+                                                  "permissions": access})
+    assert never.json()["expires_at"] == -1

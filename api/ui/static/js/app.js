@@ -16,6 +16,11 @@ const ROUTES = [
   [/^\/ui\/replication$/, "replication"],
   [/^\/ui\/gc$/, "gc"],
   [/^\/ui\/scanners$/, "scanners"],
+  [/^\/ui\/users$/, "users"],
+  [/^\/ui\/groups$/, "groups"],
+  [/^\/ui\/configuration$/, "configuration"],
+  [/^\/ui\/profile$/, "profile"],
+  [/^\/ui\/oidc-onboard$/, "oidc_onboard"],
 ];
 
 const NAV = [
@@ -24,6 +29,9 @@ const NAV = [
   ["/ui/replication", "common.nav_replication", (user) => user?.sysadmin_flag],
   ["/ui/gc", "common.nav_gc", (user) => user?.sysadmin_flag],
   ["/ui/scanners", "common.nav_scanning", (user) => user?.sysadmin_flag],
+  ["/ui/users", "common.nav_users", (user) => user?.sysadmin_flag],
+  ["/ui/groups", "common.nav_groups", (user) => user?.sysadmin_flag],
+  ["/ui/configuration", "common.nav_configuration", (user) => user?.sysadmin_flag],
 ];
 
 let leaving = [];  // cleanups of the page on screen (timers), run before the next one draws
@@ -87,7 +95,8 @@ function drawChrome(user) {
   mount(chooser, Object.entries(LANGUAGES).map(([code, name]) =>
     h("option", { value: code, selected: code === language() }, name)));
   mount(document.getElementById("user-menu"), user
-    ? [h("span", { class: "user" }, user.username), " ",
+    ? [h("a", { href: "/ui/profile", "data-link": true, class: "user", title: t("common.profile"),
+      "aria-current": here === "/ui/profile" ? "page" : null }, user.username), " ",
        h("button", { type: "button", class: "link", onclick: signOut }, t("common.logout"))]
     : link(`/ui/login?next=${encodeURIComponent(here + location.search)}`, t("common.login")));
 }

@@ -1,7 +1,8 @@
-// The project page's tab: members and their roles.
+// The project page's tab: members and their roles — users, and user groups (entity_type "g": an
+// LDAP or OIDC group whose people hold its role, added by its id from the groups list).
 import { get, harbor, send } from "../../api.js";
-import { confirmDialog, field, formDialog, h, mount, notify, pager, rowActions, select, table } from "../../dom.js";
-import { t } from "../../i18n.js";
+import { badge, confirmDialog, field, formDialog, h, mount, notify, pager, rowActions, select, table } from "../../dom.js";
+import { known, t } from "../../i18n.js";
 import { attempt, button } from "./shared.js";
 
 const ROLES = [[1, "role_1"], [4, "role_4"], [2, "role_2"], [3, "role_3"], [5, "role_5"]];  // most privileged first
@@ -12,9 +13,9 @@ export async function drawMembers(body, page, number = 1) {
   const problem = h("div");
   const canUpdate = page.can("member", "update");
   const canDelete = page.can("member", "delete");
-  const me = page.user?.username;
+  const isMe = (member) => !isGroup(member) && member.entity_name === page.user?.username;
   const roleCell = (member) => {
-    if (!canUpdate || member.entity_name === me) return t(`project.role_${member.role_id}`);
+    if (!canUpdate || isMe(member)) return t(`project.role_${member.role_id}`);
     const chooser = select(ROLES.map(([id, key]) => [id, t(`project.${key}`)]),
       { value: member.role_id, "aria-label": t("project.role_of", { name: member.entity_name }) });
     chooser.addEventListener("change", () => attempt(problem, async () => {
@@ -31,6 +32,7 @@ export async function drawMembers(body, page, number = 1) {
   };
   mount(body,
     page.can("member", "create") ? h("div", { class: "toolbar" }, h("span", { class: "grow" }),
+      button(t("project.add_group"), () => addGroup(page)),
       button(t("project.add_member"), () => addMember(page), { kind: "primary" })) : null,
     problem,
     table({
@@ -38,9 +40,9 @@ export async function drawMembers(body, page, number = 1) {
       empty: page.can("member", "create") ? t("project.members_none_admin") : t("project.members_none"),
       rows: data,
       columns: [
-        { label: t("project.member_name"), render: (member) => member.entity_name },
+        { label: t("project.member_name"), render: memberName },
         { label: t("project.role"), render: roleCell },
-        ...(canDelete ? [{ label: t("common.actions"), render: (member) => rowActions(member.entity_name !== me && button(
+        ...(canDelete ? [{ label: t("common.actions"), render: (member) => rowActions(!isMe(member) && button(
           t("project.remove"), () => removeMember(page, member, problem),
           { kind: "danger", name: t("project.remove_member", { name: member.entity_name }) })) }] : []),
       ],
@@ -80,4 +82,77 @@ async function removeMember(page, member, problem) {
     notify(t("project.member_removed", { name: member.entity_name }));
     page.redraw();
   });
+}
+
+const isGroup = (member) => member.entity_type === "g";
+
+function memberName(member) {
+  if (!isGroup(member)) return member.entity_name;
+  return h("span", { class: "member-group" }, h("span", { class: "member-group-name" }, member.entity_name), " ",
+    badge(t("project.group_marker"), "run", t("project.group_marker_title")));
+}
+
+const groupType = (type) => known(`project.group_type_${type}`, String(type));
+
+// The groups a member can be made of: the whole list for system administrators, else those the
+// search finds (Harbor's /usergroups/search answers any project administrator).
+async function groupChoices(text) {
+  if (text === undefined) return (await get(harbor("/usergroups"), { page_size: 100 })).data;
+  return (await get(harbor("/usergroups/search"), { groupname: text, page_size: 20 })).data;
+}
+
+async function addGroup(page) {
+  let groups = null;
+  try {
+    groups = await groupChoices();
+  } catch { /* not a system administrator: search by name instead */ }
+  const role = select(ROLES.map(([id, key]) => [id, t(`project.${key}`)]), { name: "role_id", value: 3 });
+  const picker = groups ? groupSelect(groups) : groupSearch();
+  formDialog(t("project.add_group"), () => h("div", { class: "fields" }, picker.element, field(t("project.role"), role)),
+    async () => {
+      const group = await picker.chosen();
+      await send("POST", harbor(`/projects/${page.id}/members`), { member_group: { id: group.id }, role_id: Number(role.value) });
+      notify(t("project.member_added", { name: group.group_name, role: t(`project.role_${role.value}`) }));
+      page.redraw();
+    }, t("project.add")).classList.add("fitted");
+}
+
+function groupSelect(groups) {
+  if (!groups.length) {
+    const none = h("div", { class: "error", role: "alert" }, t("project.no_groups"), " ",
+      h("a", { href: "/ui/groups", "data-link": true }, t("project.manage_groups")));
+    return { element: none, chosen: async () => { throw new Error(t("project.no_groups")); } };
+  }
+  const chooser = select(groups.map((g) => [g.id, `${g.group_name} (${groupType(g.group_type)})`]), { name: "group_id" });
+  return {
+    element: field(t("project.group"), chooser),
+    chosen: async () => groups.find((g) => String(g.id) === chooser.value),
+  };
+}
+
+function groupSearch() {
+  const options = h("datalist", { id: "group-suggestions" });
+  const name = h("input", { type: "text", name: "group_name", required: true, autocomplete: "off", list: "group-suggestions" });
+  let found = [];
+  let asked = 0;
+  name.addEventListener("input", async () => {
+    const text = name.value.trim();
+    const mine = ++asked;
+    if (!text) return;
+    try {
+      const data = await groupChoices(text);
+      if (mine !== asked) return;
+      found = data;
+      mount(options, data.map((g) => h("option", { value: g.group_name }, groupType(g.group_type))));
+    } catch { /* suggestions are a convenience */ }
+  });
+  return {
+    element: h("div", {}, field(t("project.group"), name, t("project.group_hint")), options),
+    chosen: async () => {
+      const wanted = name.value.trim();
+      const match = found.find((g) => g.group_name === wanted) || (await groupChoices(wanted)).find((g) => g.group_name === wanted);
+      if (!match) throw new Error(t("project.group_not_found", { name: wanted }));
+      return match;
+    },
+  };
 }
