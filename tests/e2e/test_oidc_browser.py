@@ -47,12 +47,7 @@ def test_browser_login_then_skopeo_pushes_with_the_cli_secret(server, oidc_provi
         page = browser.new_page(base_url=server.url, locale="en-US")
         page.set_default_timeout(15_000)
         page.goto("/ui/login")
-        page.wait_for_load_state("networkidle")  # the login page asks which logins there are
-        oidc_button = page.get_by_role("button", name="Glewlwyd").or_(page.get_by_role("link", name="Glewlwyd"))
-        if oidc_button.count():
-            oidc_button.first.click()
-        else:  # the login page's OIDC button is the UI part's; the flow starts here without it
-            page.goto("/c/oidc/login")
+        page.get_by_role("link", name="Log in via Glewlwyd").click()
         page.wait_for_url(f"{oidc_provider.url}/**")
         page.fill("#username", username)
         page.fill("#password", PASSWORD)
