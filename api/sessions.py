@@ -75,16 +75,29 @@ async def login(request: Request) -> Response:
         raise Problem.from_domain(error) from None
     if principal.kind != "user":
         raise Problem(403, "forbidden", "robot accounts cannot sign in to the web interface")
-    csrf = secrets.token_urlsafe(18)
-    token = services.tokens.issue_session(principal.name, SESSION_SECONDS, csrf,
-                                          credential_of(services.access.user(principal.name).password_hash))
     response = JSONResponse({"username": principal.name, "sysadmin_flag": principal.system_admin})
-    secure = request.url.scheme == "https" or (services.settings.external_url or "").startswith("https:")
+    start_session(request, response, principal.name)
+    return response
+
+
+def start_session(request: Request, response: Response, username: str) -> None:
+    """Sets the session and CSRF cookies of a user who has just proved who they are (here, or
+    through an OpenID Connect provider: api/oidc.py)."""
+    services = request.app.state.services
+    csrf = secrets.token_urlsafe(18)
+    token = services.tokens.issue_session(username, SESSION_SECONDS, csrf,
+                                          credential_of(services.access.user(username).password_hash))
+    secure = is_secure(request)
     response.set_cookie(SESSION_COOKIE, token, max_age=SESSION_SECONDS, path="/", httponly=True,
                         samesite="strict", secure=secure)
     response.set_cookie(CSRF_COOKIE, csrf, max_age=SESSION_SECONDS, path="/", samesite="strict",
                         secure=secure)
-    return response
+
+
+def is_secure(request: Request) -> bool:
+    """Whether cookies set now should be sent over HTTPS only."""
+    external_url = request.app.state.services.settings.external_url or ""
+    return request.url.scheme == "https" or external_url.startswith("https:")
 
 
 async def _small_body(request: Request) -> bytes:

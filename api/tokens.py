@@ -21,6 +21,11 @@ SERVICE = "portlog"
 UI_AUDIENCE = "portlog-ui"  # web UI sessions: not accepted as registry or API bearer tokens
 REFRESH_AUDIENCE = "portlog-refresh"  # OAuth2 refresh tokens: only ever exchanged at /service/token
 REFRESH_TOKEN_SECONDS = 90 * 24 * 3600
+# The short-lived, single-use cookies of the OpenID Connect login (api/oidc.py): what the callback
+# checks (state, nonce, PKCE verifier), and who is choosing a username at first login.
+OIDC_STATE_AUDIENCE = "portlog-oidc-state"
+OIDC_ONBOARD_AUDIENCE = "portlog-oidc-onboard"
+FLOW_AUDIENCES = frozenset({OIDC_STATE_AUDIENCE, OIDC_ONBOARD_AUDIENCE})
 ALGORITHM = "HS256"
 ANONYMOUS_CLAIM = "anonymous"  # true on the tokens of callers without credentials
 
@@ -87,6 +92,20 @@ class TokenIssuer:
         return self._sign({"iss": ISSUER, "aud": REFRESH_AUDIENCE, "sub": subject, "iat": now, "nbf": now - 5,
                            "exp": now + REFRESH_TOKEN_SECONDS, "jti": secrets.token_hex(12),
                            "credential": credential, "client_id": client_id})
+
+    def issue_flow(self, audience: str, subject: str, values: dict, lifetime_seconds: int) -> str:
+        """A token carrying a login flow's `values` between two requests (a cookie), for one of
+        FLOW_AUDIENCES only: never a session nor a bearer token. Revoke it when it is used."""
+        if audience not in FLOW_AUDIENCES:
+            raise ValueError(f"not a flow audience: {audience}")
+        now = int(time.time())
+        return self._sign({**values, "iss": ISSUER, "aud": audience, "sub": subject, "iat": now,
+                           "nbf": now - 5, "exp": now + lifetime_seconds, "jti": secrets.token_hex(12)})
+
+    def verify_flow(self, token: str, audience: str) -> dict:
+        if audience not in FLOW_AUDIENCES:
+            raise ValueError(f"not a flow audience: {audience}")
+        return self._unrevoked(self._verify(token, audience))
 
     def verify(self, token: str) -> dict:
         """The claims of a valid token; anything else (expired, tampered, alg none, unknown

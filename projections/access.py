@@ -315,6 +315,12 @@ class AccessView:
         row = self._first(select(users).where(users.c.id == user_id))
         return None if row is None else UserRow(*row)
 
+    def user_by_external_id(self, auth_source: str, external_id: str) -> UserRow | None:
+        """The account onboarded for a directory entry or an OIDC `<issuer>|<sub>`."""
+        row = self._first(select(users).where(and_(users.c.auth_source == auth_source,
+                                                   users.c.external_id == external_id)))
+        return None if row is None else UserRow(*row)
+
     def users(self, offset: int, limit: int, name_contains: str | None = None) -> tuple[list[UserRow], int]:
         query = select(users)
         if name_contains:

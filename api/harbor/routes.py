@@ -107,6 +107,7 @@ ROUTES = [
     (f"{PREFIX}/users/{{user_id}}", "DELETE", users.delete_user, False),
     (f"{PREFIX}/users/{{user_id}}/password", "PUT", users.set_password, False),
     (f"{PREFIX}/users/{{user_id}}/sysadmin", "PUT", users.set_sysadmin, False),
+    (f"{PREFIX}/users/{{user_id}}/cli_secret", "PUT", users.set_cli_secret, False),
     (f"{PREFIX}/usergroups", "GET", usergroups.list_groups, False),
     (f"{PREFIX}/usergroups", "POST", usergroups.create_group, False),
     (f"{PREFIX}/usergroups/search", "GET", usergroups.search_groups, False),

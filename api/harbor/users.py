@@ -23,6 +23,7 @@ from api.management.common import Call, field, json_response
 from api.request_input import as_id, by_id
 from domain.administration import check_local_accounts
 from domain.errors import AuthenticationError
+from domain.identity import OIDC
 from domain.permissions import project_permissions, system_permissions
 from projections.access import UserRow
 
@@ -57,11 +58,16 @@ def search_users(call: Call) -> Response:
 
 
 def current_user(call: Call) -> Response:
-    """The caller (robots have no user record)."""
+    """The caller (robots have no user record); an OIDC account's CLI secret too, as Harbor shows
+    it to its owner (and to no one else)."""
     row = call.services.access.user(call.principal.name) if call.principal.kind == "user" else None
     if row is None:
         raise not_found("robots have no user record")
-    return json_response(user_json(row, call.principal.system_admin and not row.system_admin))
+    body = user_json(row, call.principal.system_admin and not row.system_admin)
+    if row.auth_source == OIDC:
+        body["oidc_user_meta"] = {"user_id": row.id, "subiss": row.external_id,
+                                  "secret": call.services.secret_box.open(row.cli_secret) if row.cli_secret else ""}
+    return json_response(body)
 
 
 def current_permissions(call: Call) -> Response:
@@ -131,6 +137,20 @@ def set_password(call: Call) -> Response:
     elif row.username != call.principal.name:
         call.require_system("user", "update")
     call.settle(call.services.admin.change_password(row.username, password, call.context))
+    return empty()
+
+
+def set_cli_secret(call: Call) -> Response:
+    """An OIDC account's CLI secret (`secret`, with a password's strength): oneself, or anyone for
+    system administrators."""
+    row = _user(call)
+    if row.username != call.principal.name:
+        call.require_system("user", "update")
+    if row.auth_source != OIDC:
+        raise bad_request("only OpenID Connect accounts have a CLI secret")
+    secret = field(body_of(call), "secret", str)
+    _, position = call.services.admin.set_cli_secret(row.username, secret, call.context)
+    call.settle(position)
     return empty()
 
 

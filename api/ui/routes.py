@@ -16,6 +16,7 @@ from starlette.staticfiles import StaticFiles
 
 from api.harbor.users import user_json
 from api.management.common import json_response
+from api.oidc import oidc_routes
 from api.sessions import SESSION_COOKIE, log_out, login, login_options, session_user
 from api.tokens import InvalidTokenError
 
@@ -60,6 +61,7 @@ def ui_routes() -> list:
         Route("/c/login/options", login_options, methods=["GET"]),
         Route("/c/log_out", log_out, methods=["GET", "POST"]),
         Route("/c/session", session, methods=["GET"]),
+        *oidc_routes(),
         # Compressed here only: a global middleware would also gzip blob downloads.
         Mount("/ui/static", GZipMiddleware(StaticFiles(directory=STATIC), minimum_size=1024), name="ui-static"),
         Route("/ui", home, methods=["GET"]),
