@@ -63,7 +63,8 @@ auth:
 
 
 @dataclass
-class DistributionServer:
+class DistributionServer(processes.ServerProcess):
+    program = "docker-registry"
     directory: Path
     port: int
     credentials: tuple[str, str] | None = None  # (username, password) when it asks for them
@@ -86,32 +87,15 @@ class DistributionServer:
     def config_path(self) -> Path:
         return self.directory / "config.yml"
 
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+    def launch(self) -> subprocess.Popen:
+        return _launch(self)
 
-    def start(self, timeout: float = 20.0) -> None:
-        if self.running:
-            raise RuntimeError("docker-registry is already running")
-        self.process = _launch(self)
-        try:
-            # `/` answers 200 even when /v2/ asks for credentials.
-            processes.wait_for_health(self.process, f"{self.url}/", self.log_path, timeout, interval=0.02)
-        except BaseException:
-            self.stop()
-            raise
-
-    def stop(self, *, kill: bool = False, timeout: float = 10.0) -> None:
-        """SIGTERM (a clean shutdown), or SIGKILL with `kill=True` (a crash)."""
-        if self.process is not None:
-            processes.stop(self.process, timeout, kill=kill)
+    def wait_until_ready(self, timeout: float) -> None:
+        # `/` answers 200 even when /v2/ asks for credentials.
+        processes.wait_for_health(self.process, f"{self.url}/", self.log_path, timeout, interval=0.02)
 
     def kill(self) -> None:
         self.stop(kill=True)
-
-    def restart(self, *, kill: bool = False) -> None:
-        self.stop(kill=kill)
-        self.start()
 
 
 def binary() -> Path:

@@ -72,7 +72,8 @@ static_files_mime_types = (
 
 
 @dataclass
-class GlewlwydServer:
+class GlewlwydServer(processes.ServerProcess):
+    program = "glewlwyd"
     directory: Path
     port: int
     process: subprocess.Popen | None = None
@@ -143,19 +144,11 @@ class GlewlwydServer:
 
     # --- the process ---
 
-    def start(self, timeout: float = 20.0) -> None:
-        if self.process is not None and self.process.poll() is None:
-            raise RuntimeError("glewlwyd is already running")
-        self.process = _launch(self)
-        try:
-            processes.wait_for_health(self.process, f"{self.url}/config/", self.log_path, timeout)
-        except BaseException:
-            self.stop()
-            raise
+    def launch(self) -> subprocess.Popen:
+        return _launch(self)
 
-    def stop(self, timeout: float = 10.0) -> None:
-        if self.process is not None:
-            processes.stop(self.process, timeout)
+    def wait_until_ready(self, timeout: float) -> None:
+        processes.wait_for_health(self.process, f"{self.url}/config/", self.log_path, timeout)
 
 
 def start(directory: Path, timeout: float = 20.0) -> GlewlwydServer:

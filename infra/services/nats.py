@@ -29,7 +29,8 @@ START_ATTEMPTS = 3
 
 
 @dataclass
-class NatsServer:
+class NatsServer(processes.ServerProcess):
+    program = "nats-server"
     directory: Path
     port: int
     monitor_port: int
@@ -43,24 +44,11 @@ class NatsServer:
     def log_path(self) -> Path:
         return self.directory / "nats.log"
 
-    def start(self, timeout: float = 20.0) -> None:
-        if self.process is not None and self.process.poll() is None:
-            raise RuntimeError("nats-server is already running")
-        self.process = _launch(self)
-        try:
-            _wait_until_ready(self, timeout)
-        except BaseException:
-            self.stop()
-            raise
+    def launch(self) -> subprocess.Popen:
+        return _launch(self)
 
-    def stop(self, *, kill: bool = False, timeout: float = 10.0) -> None:
-        """SIGTERM (a clean shutdown), or SIGKILL with `kill=True` (a crash)."""
-        if self.process is not None:
-            processes.stop(self.process, timeout, kill=kill)
-
-    def restart(self, *, kill: bool = False) -> None:
-        self.stop(kill=kill)
-        self.start()
+    def wait_until_ready(self, timeout: float) -> None:
+        _wait_until_ready(self, timeout)
 
 
 def binary() -> Path:

@@ -94,3 +94,41 @@ def stop(process: subprocess.Popen, timeout: float, *, kill: bool = False) -> No
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+class ServerProcess:
+    """Starting, stopping and restarting one private server process. A subclass (a dataclass with
+    a `process` field) names its `program` and gives `launch()` (the new process) and
+    `wait_until_ready(timeout)`; a start that does not become ready stops what it started."""
+
+    program = "the server"
+    process: subprocess.Popen | None
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self, timeout: float = 20.0) -> None:
+        if self.running:
+            raise RuntimeError(f"{self.program} is already running")
+        self.process = self.launch()
+        try:
+            self.wait_until_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self, *, kill: bool = False, timeout: float = 10.0) -> None:
+        """SIGTERM (a clean shutdown), or SIGKILL with `kill=True` (a crash)."""
+        if self.process is not None:
+            stop(self.process, timeout, kill=kill)
+
+    def restart(self, *, kill: bool = False) -> None:
+        self.stop(kill=kill)
+        self.start()
+
+    def launch(self) -> subprocess.Popen:
+        raise NotImplementedError
+
+    def wait_until_ready(self, timeout: float) -> None:
+        raise NotImplementedError

@@ -108,7 +108,8 @@ def group_dn(cn: str) -> str:
 
 
 @dataclass
-class SlapdServer:
+class SlapdServer(processes.ServerProcess):
+    program = "slapd"
     directory: Path
     port: int
     ldaps_port: int
@@ -146,23 +147,11 @@ class SlapdServer:
     def password(self, uid: str) -> str:
         return self.people[uid].password
 
-    def start(self, timeout: float = 20.0) -> None:
-        if self.process is not None and self.process.poll() is None:
-            raise RuntimeError("slapd is already running")
-        self.process = _launch(self)
-        try:
-            _wait_until_ready(self, timeout)
-        except BaseException:
-            self.stop()
-            raise
+    def launch(self) -> subprocess.Popen:
+        return _launch(self)
 
-    def stop(self, *, kill: bool = False, timeout: float = 10.0) -> None:
-        if self.process is not None:
-            processes.stop(self.process, timeout, kill=kill)
-
-    def restart(self, *, kill: bool = False) -> None:
-        self.stop(kill=kill)
-        self.start()
+    def wait_until_ready(self, timeout: float) -> None:
+        _wait_until_ready(self, timeout)
 
     # --- changing the directory, as its administrator ---
 

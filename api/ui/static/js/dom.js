@@ -150,6 +150,16 @@ export function errorBox(error) {
   return h("div", { class: "error", role: "alert" }, error.message || String(error));
 }
 
+// Runs an action; a failure shows the server's message in `where` (the panel's alert area).
+export async function attempt(where, action) {
+  mount(where);
+  try {
+    await action();
+  } catch (error) {
+    mount(where, errorBox(error));
+  }
+}
+
 // A page that cannot be shown to this caller: its heading, why (an alert) and a way on.
 export function refusal(title, reason, onward) {
   return [h("h1", {}, title), errorBox(reason), onward];

@@ -5,7 +5,7 @@
 // reset a local password, delete (after asking).
 import { get, harbor, send, withParams } from "../api.js";
 import {
-  badge, checkbox, confirmDialog, errorBox, field, formatTime, formDialog, h, link, mount, notify, pager, refusal,
+  attempt, badge, checkbox, confirmDialog, field, formatTime, formDialog, h, link, mount, notify, pager, refusal,
   rowActions, table,
 } from "../dom.js";
 import { known, t } from "../i18n.js";
@@ -92,16 +92,11 @@ async function authMode() {
 function actions(ctx, user, problem) {
   const self = user.username === ctx.user.username;
   const named = (key) => t(key, { name: user.username });
-  const run = async (action, done) => {
-    mount(problem);
-    try {
-      await action();
-      notify(done);
-      ctx.redraw();
-    } catch (error) {
-      mount(problem, errorBox(error));
-    }
-  };
+  const run = (action, done) => attempt(problem, async () => {
+    await action();
+    notify(done);
+    ctx.redraw();
+  });
   return [
     !self && h("button", {
       type: "button", "aria-label": named(user.sysadmin_flag ? "users.unset_admin_named" : "users.set_admin_named"),

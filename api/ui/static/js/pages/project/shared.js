@@ -1,5 +1,5 @@
 // What the project page's tabs share: small helpers and constants.
-import { errorBox, field, h, mount, select } from "../../dom.js";
+import { field, h, select } from "../../dom.js";
 import { t } from "../../i18n.js";
 
 export const PAGE_SIZE = 15;
@@ -30,15 +30,7 @@ export function button(label, onclick, { kind = "", name } = {}) {
   return h("button", { type: "button", class: kind || null, "aria-label": name || null, onclick }, label);
 }
 
-// Runs an action; a failure shows the server's message in `where` (the panel's alert area).
-export async function attempt(where, action) {
-  mount(where);
-  try {
-    await action();
-  } catch (error) {
-    mount(where, errorBox(error));
-  }
-}
+export { attempt } from "../../dom.js";
 
 export function selectorText(pattern, excluding) {
   return t(excluding ? "project.excluding" : "project.matching", { pattern });

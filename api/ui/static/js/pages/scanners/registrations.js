@@ -5,7 +5,7 @@
 // Portlog scanner can be neither changed nor deleted (the API refuses).
 import { get, harbor, send } from "../../api.js";
 import {
-  badge, checkbox, confirmDialog, errorBox, field, formatTime, formDialog, h, mount, notify, rowActions, select,
+  attempt, badge, checkbox, confirmDialog, errorBox, field, formatTime, formDialog, h, mount, notify, rowActions, select,
   sortableTable,
 } from "../../dom.js";
 import { known, t } from "../../i18n.js";
@@ -81,16 +81,11 @@ async function checkHealth(registration, cells, announce = false) {
 function actions(ctx, registration, problem, cells) {
   const builtIn = registration.name === BUILT_IN;
   const named = (key) => t(key, { name: registration.name });
-  const run = async (action, done) => {
-    mount(problem);
-    try {
-      await action();
-      notify(done);
-      ctx.redraw();
-    } catch (error) {
-      mount(problem, errorBox(error));
-    }
-  };
+  const run = (action, done) => attempt(problem, async () => {
+    await action();
+    notify(done);
+    ctx.redraw();
+  });
   return [
     !registration.is_default && !registration.disabled && h("button", {
       type: "button", "aria-label": named("scanners.make_default_named"),
