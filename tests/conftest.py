@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -70,11 +71,23 @@ def database(request) -> str:
     return getattr(request, "param", None) or os.environ.get("PORTLOG_TEST_DATABASE", "sqlite")
 
 
+@pytest.fixture(scope="session")
+def _embedded_first_start(tmp_path_factory) -> Path:
+    """A data directory right after an embedded registry's first start (event log, read-model
+    tables, admin, keys), made once per worker: each test starts from a copy, the same state
+    a bootstrap of its own would make, without creating some sixty tables again."""
+    data_dir = tmp_path_factory.mktemp("first-start") / "data"
+    bootstrap(Settings(data_dir=data_dir, admin_password=ADMIN_PASSWORD), hasher=Argon2SecretHasher(fast=True)).close()
+    return data_dir
+
+
 @pytest.fixture
 def settings(tmp_path: Path, database: str, request) -> Settings:
     # The peers of these tests (webhook receivers, registries) listen on loopback, which
     # outbound connections may not reach by default.
     settings = Settings(data_dir=tmp_path / "data", admin_password=ADMIN_PASSWORD, outbound_allow=LOOPBACK)
+    if database == "sqlite" and not request.node.get_closest_marker("first_start"):
+        shutil.copytree(request.getfixturevalue("_embedded_first_start"), settings.data_dir)
     if database == "postgres":
         dsn = request.getfixturevalue("postgres_database")
         settings = replace(settings, database=Settings.from_env({"PORTLOG_DATABASE_URL": dsn}).database)

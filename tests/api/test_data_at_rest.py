@@ -8,9 +8,13 @@ import os
 import stat
 from pathlib import Path
 
+import pytest
+
 from adapters.passwords import Argon2SecretHasher
 from config.bootstrap import bootstrap
 from tests.support.oci import push_image
+
+pytestmark = pytest.mark.first_start  # what a first start creates, and how
 
 
 def modes_under(root: Path) -> dict[str, int]:
