@@ -48,7 +48,7 @@ ENV_KEYS = {
     "PORTLOG_REPLICATION_WORKERS": "replication.workers",
     "PORTLOG_REPLICATION_LEASE_SECONDS": "replication.lease_seconds",
     # The system configuration's keys (domain/configuration.py), pinned by the operator.
-    **{env_name(key): f"configurations.{key}" for key in CONFIGURATION_KEYS},
+    **{env_name(key): f"configurations.{key}" for key, spec in CONFIGURATION_KEYS.items() if spec.editable},
 }
 _FLAG_KEYS = {"host": "server.host", "port": "server.port", "workers": "server.workers",
               "log_level": "server.log_level", "access_log": "server.access_log", "data_dir": "data_dir"}
@@ -64,7 +64,7 @@ FILE_SECTIONS = {
     "cache": ("aggregates", "manifest_bytes", "upload_hashers"),
     "security": ("secret_key", "outbound_allow", "outbound_deny"),
     "replication": ("workers", "lease_seconds"),
-    "configurations": tuple(CONFIGURATION_KEYS),
+    "configurations": tuple(key for key, spec in CONFIGURATION_KEYS.items() if spec.editable),
 }
 # Where the blobs are: a storage URL in a higher layer replaces all of these from lower layers.
 _STORAGE_LOCATION = tuple(f"storage.{key}" for key in

@@ -129,3 +129,11 @@ def test_project_creation_restricted_to_administrators(client):
     client.put(CONFIGURATIONS, json={"project_creation_restriction": "everyone"})
     allowed = client.post("/api/v2.0/projects", json={"project_name": "devs"}, auth=("dev", "Passw0rd1"))
     assert allowed.status_code == 201
+
+
+def test_what_portlog_fixes_cannot_be_pinned_either(tmp_path):
+    path = tmp_path / "portlog.toml"
+    path.write_text('[configurations]\nread_only = true\n')
+    with pytest.raises(ConfigError, match="read_only"):
+        Settings.from_env({}, config_file=path)
+    assert Settings.from_env({"PORTLOG_READ_ONLY": "true"}).configurations == ()  # no such variable
