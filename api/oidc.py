@@ -39,7 +39,7 @@ from adapters.oidc_provider import (
 from adapters.outbound import OutboundGuard
 from api.authn import client_address
 from api.management.problems import Problem
-from api.sessions import is_secure, start_session
+from api.sessions import is_secure, small_body, start_session
 from api.tokens import OIDC_ONBOARD_AUDIENCE, OIDC_STATE_AUDIENCE, InvalidTokenError
 from domain.configuration import OIDC_AUTH
 from domain.context import RequestContext
@@ -220,30 +220,32 @@ def _observe(services, username: str, groups: tuple[str, ...], ctx: RequestConte
 
 async def oidc_onboard(request: Request) -> Response:
     services = request.app.state.services
-    body = await request.body()
-    if len(body) > MAX_ONBOARD_BODY:
-        raise Problem(413, "payload-too-large", f"at most {MAX_ONBOARD_BODY} bytes")
+    # The step's cookie is its credential: checked before the body is read.
+    pending = await run_in_threadpool(_pending_onboarding, services, request.cookies.get(ONBOARD_COOKIE, ""))
+    body = await small_body(request, MAX_ONBOARD_BODY)
     try:
         username = orjson.loads(body).get("username")
     except (orjson.JSONDecodeError, AttributeError):
         username = None
     if not isinstance(username, str) or not username:
         raise Problem(400, "bad-request", 'the body is {"username": "..."}')
-    await run_in_threadpool(_onboard_chosen, services, username, request.cookies.get(ONBOARD_COOKIE, ""),
-                            _context(request))
+    await run_in_threadpool(_onboard_chosen, services, username, pending, _context(request))
     response = JSONResponse({"username": username, "redirect": AFTER_LOGIN})
     _clear_flow_cookie(request, response, ONBOARD_COOKIE)
     start_session(request, response, username)
     return response
 
 
-def _onboard_chosen(services, username: str, cookie: str, ctx: RequestContext) -> None:
-    """The step's cookie stays good after a name that is refused (taken, invalid), so the user
-    can choose again; it is revoked once the account exists."""
+def _pending_onboarding(services, cookie: str) -> dict:
     try:
-        pending = services.tokens.verify_flow(cookie, OIDC_ONBOARD_AUDIENCE)
+        return services.tokens.verify_flow(cookie, OIDC_ONBOARD_AUDIENCE)
     except InvalidTokenError:
         raise Problem(400, "bad-request", "this login has expired or was used already; start again") from None
+
+
+def _onboard_chosen(services, username: str, pending: dict, ctx: RequestContext) -> None:
+    """The step's cookie stays good after a name that is refused (taken, invalid), so the user
+    can choose again; it is revoked once the account exists."""
     if services.access.user_by_external_id(OIDC, pending["external_id"]) is not None:
         raise Problem(409, "conflict", "this provider account is onboarded already; log in again")
     identity = ExternalIdentity(username=username, auth_source=OIDC, external_id=pending["external_id"],

@@ -63,7 +63,7 @@ def session_user(access: AccessView, claims: dict) -> Principal | None:
 
 async def login(request: Request) -> Response:
     """An HTML form's fields (application/x-www-form-urlencoded), as Harbor's UI sends them."""
-    form = parse_qs((await _small_body(request)).decode("utf-8", "replace"))
+    form = parse_qs((await small_body(request)).decode("utf-8", "replace"))
     username, password = form.get("principal", [""])[0], form.get("password", [""])[0]
     if not username or not password:
         raise Problem(400, "bad-request", "principal and password are required")
@@ -100,12 +100,13 @@ def is_secure(request: Request) -> bool:
     return request.url.scheme == "https" or external_url.startswith("https:")
 
 
-async def _small_body(request: Request) -> bytes:
+async def small_body(request: Request, limit: int = MAX_FORM_BYTES) -> bytes:
+    """A login step's body, refused (413) as soon as it passes `limit` bytes."""
     body = b""
     async for chunk in request.stream():
         body += chunk
-        if len(body) > MAX_FORM_BYTES:
-            raise Problem(413, "payload-too-large", f"a login form is at most {MAX_FORM_BYTES} bytes")
+        if len(body) > limit:
+            raise Problem(413, "payload-too-large", f"this body is at most {limit} bytes")
     return body
 
 

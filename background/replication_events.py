@@ -17,7 +17,7 @@ from uuid import NAMESPACE_URL, uuid5
 
 from eventsourcing.persistence import IntegrityError
 
-from background.webhook_dispatcher import DispatchPosition, follow_from
+from background.webhook_dispatcher import DispatchPosition, events_after, follow_from
 from domain.context import SYSTEM
 from domain.repository import Repository
 from projections.replication import PolicyRow
@@ -46,17 +46,14 @@ def record_event_executions(services, position: DispatchPosition) -> None:
     if readable <= start or not policies:
         position.advance(readable)
         return
-    registry = services.registry
-    notifications = registry.recorder.select_notifications(start=start, limit=BATCH, stop=readable,
-                                                           inclusive_of_start=False)
-    for notification in notifications:
-        event = registry.mapper.to_domain_event(notification)
+    events, reached = events_after(services.registry, start, readable, BATCH)
+    for at, event in events:
         if isinstance(event, Repository.Event):
-            before = _repository_before(registry, event)
+            before = _repository_before(services.registry, event)
             for policy in policies:
-                if notification.id > policy.id:
-                    _record(services, policy, notification.id, event, before)
-    position.advance(notifications[-1].id if len(notifications) == BATCH else readable)
+                if at > policy.id:
+                    _record(services, policy, at, event, before)
+    position.advance(reached)
 
 
 Before = Callable[[], Repository | None]

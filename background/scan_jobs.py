@@ -44,7 +44,7 @@ from adapters.scanner_client import (
 )
 from api.tokens import Scope
 from background.sbom_referrers import attach_sbom
-from background.webhook_dispatcher import DispatchPosition, FromHeadPosition, follow_from
+from background.webhook_dispatcher import DispatchPosition, FromHeadPosition, events_after, follow_from
 from domain.context import RequestContext
 from domain.errors import ConflictError, NotFoundError
 from domain.pull_checks import SCANNER_PULL
@@ -385,15 +385,12 @@ def request_auto_scans(services, position: DispatchPosition) -> None:
     readable = services.projections.positions().get("scanners", 0)
     if readable <= start:
         return
-    registry = services.registry
-    notifications = registry.recorder.select_notifications(start=start, limit=FOLLOW_BATCH, stop=readable,
-                                                           inclusive_of_start=False)
-    for notification in notifications:
-        event = registry.mapper.to_domain_event(notification)
+    events, reached = events_after(services.registry, start, readable, FOLLOW_BATCH)
+    for at, event in events:
         if isinstance(event, Repository.ManifestPushed) and scannable(event.media_type, event.subject) \
                 and services.auto_scan_enabled(event.repository.split("/", 1)[0]):
-            _auto_scan(services, event, notification.id)
-    position.advance(notifications[-1].id if len(notifications) == FOLLOW_BATCH else readable)
+            _auto_scan(services, event, at)
+    position.advance(reached)
 
 
 def scannable(media_type: str, subject: str | None) -> bool:

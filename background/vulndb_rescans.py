@@ -13,7 +13,7 @@ import logging
 import threading
 
 from background.scan_jobs import IMAGE_MANIFESTS
-from background.webhook_dispatcher import DispatchPosition, FromHeadPosition, follow_from
+from background.webhook_dispatcher import DispatchPosition, FromHeadPosition, events_after, follow_from
 from domain.context import RequestContext
 from domain.errors import ConflictError
 from domain.scans import VULNDB, VULNERABILITY
@@ -46,17 +46,14 @@ def rescan_after_imports(services, position: DispatchPosition, stop: threading.E
     readable = min(applied.get(name, 0) for name in READ_MODELS)
     if readable <= start:
         return
-    registry = services.registry
-    notifications = registry.recorder.select_notifications(start=start, limit=FOLLOW_BATCH, stop=readable,
-                                                           inclusive_of_start=False)
-    for notification in notifications:
-        event = registry.mapper.to_domain_event(notification)
+    events, reached = events_after(services.registry, start, readable, FOLLOW_BATCH)
+    for at, event in events:
         if isinstance(event, VulnerabilityData.Imported):
             rescan_affected(services, event, stop)
-            position.advance(notification.id)
+            position.advance(at)
         if stop.is_set():
             return
-    position.advance(notifications[-1].id if len(notifications) == FOLLOW_BATCH else readable)
+    position.advance(reached)
 
 
 def rescan_affected(services, imported: VulnerabilityData.Imported, stop: threading.Event) -> int:

@@ -133,6 +133,16 @@ class FromHeadPosition(DispatchPosition):
             self.advance(services.registry.recorder.max_notification_id() or 0)
 
 
+def events_after(registry, start: int, readable: int, limit: int) -> tuple[list[tuple[int, object]], int]:
+    """The events after `start` up to `readable` (at most `limit`), each with its position, and
+    where a follower stands once it handled them: the last one's position when the batch was
+    full (more may follow), else `readable`."""
+    notifications = registry.recorder.select_notifications(start=start, limit=limit, stop=readable,
+                                                           inclusive_of_start=False)
+    events = [(n.id, registry.mapper.to_domain_event(n)) for n in notifications]
+    return events, (events[-1][0] if len(events) == limit else readable)
+
+
 def follow_from(position_class: type[DispatchPosition], step: Callable[[DispatchPosition], None],
                 services: Services, stop: threading.Event, interval: float, what: str,
                 logger: logging.Logger = log) -> None:
@@ -235,12 +245,10 @@ class WebhookDispatcher:
         if readable <= start or not policies:
             self.position.advance(readable)
             return
-        registry = self.services.registry
-        notifications = registry.recorder.select_notifications(
-            start=start, limit=BATCH, stop=readable, inclusive_of_start=False)
-        for notification in notifications:
-            self._deliver(notification.id, registry.mapper.to_domain_event(notification), policies)
-        self.position.advance(notifications[-1].id if len(notifications) == BATCH else readable)
+        events, reached = events_after(self.services.registry, start, readable, BATCH)
+        for position, event in events:
+            self._deliver(position, event, policies)
+        self.position.advance(reached)
 
     def _deliver(self, position: int, event, policies: list[PolicyRow]) -> None:
         if not is_public(event):

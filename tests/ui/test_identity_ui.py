@@ -72,19 +72,6 @@ def set_config(ui_server, **values) -> None:
         assert answer.status_code == 200, answer.text
 
 
-def real_directory(request):
-    """The test slapd (tests/support/slapd.py, part L's), or None where it is not on this branch."""
-    try:
-        return request.getfixturevalue("slapd")
-    except pytest.FixtureLookupError:
-        return None
-
-
-def groups_api_present(ui_server) -> bool:
-    with api(ui_server) as client:
-        return client.get("/api/v2.0/usergroups").status_code == 200
-
-
 def test_the_login_page_offers_the_oidc_provider_only_in_oidc_mode(page: Page, ui_server):
     only_admin_left(ui_server)
     page.goto("/ui/login")
@@ -188,10 +175,9 @@ def test_users_are_created_made_administrators_reset_and_deleted(admin_page: Pag
     beside.projections.catch_up()
     page.reload()
     row = page.get_by_role("row").filter(has_text="lee")
-    expect(row.get_by_role("cell", name=SOURCES[users_by_name(ui_server)["lee"].get("auth_source", "db")],
+    expect(row.get_by_role("cell", name=SOURCES[users_by_name(ui_server)["lee"]["auth_source"]],
                            exact=True)).to_be_visible()
-    if users_by_name(ui_server)["lee"].get("auth_source"):
-        expect(row.get_by_role("button", name="Reset the password of lee")).to_have_count(0)
+    expect(row.get_by_role("button", name="Reset the password of lee")).to_have_count(0)
 
 
 def test_the_users_page_in_chinese_and_refused_to_others(page: Page, ui_server):
@@ -214,7 +200,7 @@ def test_the_users_page_in_chinese_and_refused_to_others(page: Page, ui_server):
 
 
 def test_the_configuration_page_saves_changes_and_says_where_values_come_from(admin_page: Page, ui_server, beside,
-                                                                             request):
+                                                                             slapd):
     page = admin_page
     only_admin_left(ui_server)  # the form changes the authentication mode too
     set_config(ui_server, auth_mode="db_auth", ldap_search_password="Bind-S3cret-value")
@@ -246,14 +232,13 @@ def test_the_configuration_page_saves_changes_and_says_where_values_come_from(ad
     assert sent["ldap_timeout"] == 7 and "ldap_search_password" not in sent
     expect(page.get_by_role("alert")).to_contain_text("LDAP connection failed")
     shot(page, "identity-configuration-ldap")
-    directory = real_directory(request)
-    if directory is not None:  # and a directory that answers, with the bind password typed
-        page.get_by_label("LDAP URL").fill(directory.url)
-        page.get_by_label("Search DN").fill(directory.admin_dn)
-        secret.fill(directory.admin_password)
-        page.get_by_role("button", name="Test LDAP connection").click()
-        expect(page.get_by_text("Connected to the LDAP server.")).to_be_visible()
-        page.get_by_label("LDAP URL").fill(UNREACHABLE)
+    # and a directory that answers, with the bind password typed
+    page.get_by_label("LDAP URL").fill(slapd.url)
+    page.get_by_label("Search DN").fill(slapd.admin_dn)
+    secret.fill(slapd.admin_password)
+    page.get_by_role("button", name="Test LDAP connection").click()
+    expect(page.get_by_text("Connected to the LDAP server.")).to_be_visible()
+    page.get_by_label("LDAP URL").fill(UNREACHABLE)
 
     # Save: only the keys changed, the secret only because it was typed.
     page.get_by_label("Search DN").fill("cn=portlog,dc=example,dc=org")
@@ -308,8 +293,6 @@ def test_the_configuration_page_in_chinese(admin_page: Page, ui_server):
 
 
 def test_groups_are_added_renamed_deleted_and_made_project_members(admin_page: Page, ui_server):
-    if not groups_api_present(ui_server):
-        pytest.skip("/api/v2.0/usergroups (part G) is not on this branch yet")
     page = admin_page
     page.goto("/ui/groups")
     expect(page.get_by_role("heading", level=1)).to_have_text("Groups")
@@ -384,8 +367,6 @@ def test_groups_are_added_renamed_deleted_and_made_project_members(admin_page: P
 
 def test_a_project_administrator_adds_a_group_found_by_name(page: Page, ui_server):
     """Not a system administrator: the group list is not theirs to read, the search is."""
-    if not groups_api_present(ui_server):
-        pytest.skip("/api/v2.0/usergroups (part G) is not on this branch yet")
     set_config(ui_server, auth_mode="db_auth")
     with api(ui_server) as client:
         created = client.post("/api/v2.0/users", json={"username": "pia", "password": "Pia-Pass-1", "email": ""})
@@ -423,11 +404,8 @@ def test_an_oidc_user_sees_and_replaces_their_cli_secret(page: Page, ui_server, 
     expect(page).to_have_url("/ui/profile")
     expect(page.get_by_role("heading", level=1)).to_have_text("Profile")
     current = page.context.request.get("/api/v2.0/users/current").json()
-    # The label of the account's source as the API gives it (a local account's, while it does not).
-    expect(page.locator("dl.facts")).to_contain_text(SOURCES[current.get("auth_source", "db")])
-    if "oidc_user_meta" not in current:
-        expect(page.get_by_role("heading", name="CLI secret")).to_have_count(0)  # nothing to show yet
-        pytest.skip("GET /users/current has no oidc_user_meta yet (part O)")
+    assert current["auth_source"] == "oidc" and current["oidc_user_meta"]["secret"] == secret
+    expect(page.locator("dl.facts")).to_contain_text(SOURCES["oidc"])
     section = page.get_by_role("region", name="CLI secret")
     expect(section).not_to_contain_text(secret)
     section.get_by_role("button", name="Show").click()
@@ -461,7 +439,7 @@ def test_a_first_oidc_login_chooses_its_username(page: Page, ui_server, beside):
     """The page /c/oidc/callback sends a new person to when accounts are not created on their own.
     The callback's onboarding cookie is made here as the callback makes it (the provider's part of
     the flow is tests/api/test_oidc_login.py's)."""
-    oidc = pytest.importorskip("api.oidc", reason="the OIDC login (part O) is not on this branch yet")
+    from api import oidc
     from api.tokens import OIDC_ONBOARD_AUDIENCE
 
     pending = {"suggested": "Pat Doe", "external_id": "https://sso.example.org|pat-sub", "email": "pat@example.org",
