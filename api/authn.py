@@ -144,7 +144,8 @@ class Authenticator:
         user = self.access.user(username)
         if user is not None and user.auth_source == OIDC:
             return self.access.user_principal(user) if self._cli_secret_matches(user, password) else None
-        if username != "admin" and (user is None or user.auth_source == LDAP) and self._mode() == LDAP_AUTH:
+        # A local account (admin's among them, which cannot be deleted) is checked here in every mode.
+        if (user is None or user.auth_source == LDAP) and self._mode() == LDAP_AUTH:
             return self._directory_user(username, password)
         if user is not None and user.auth_source != DB:
             user = None  # a directory account while the directory is not in use: nobody checks it
