@@ -13,6 +13,7 @@ from uuid import UUID
 
 import httpx
 
+from adapters.log_store import LogStore, log_store_for
 from adapters.login_failures import LoginFailureTable
 from adapters.outbound import OutboundGuard, OwnService
 from adapters.passwords import Argon2SecretHasher
@@ -130,6 +131,7 @@ class Services:
     configuration: Callable[[], Configuration]  # the system configuration in force (domain/configuration.py)
     configurations: Configurations  # its commands: keys set through the API
     secret_box: SecretBox  # seals and opens stored secrets (adapters/secret_box.py)
+    log_store: LogStore  # the log as stored rows with their positions (backups, followers, as-of reads)
     generated_admin_password: str | None = None
     scanners: Scanners | None = None  # scanner registrations' commands (set once the read model exists)
     scanner_registrations: ScannersView | None = None
@@ -312,6 +314,8 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
     db = ReadModelDatabase.from_url(settings.read_model_url)
     with db.schema_lock():  # nodes and worker processes starting together create tables once
         registry = Registry(blobs, env=settings.event_store_env)
+        log_store = log_store_for(registry.recorder)
+        registry.log_positions = log_store
         projections = ProjectionRunner(
             db, registry, [CatalogProjection(), ReferencesProjection(), AccessProjection(),
                            AuditProjection(), HistoryProjection(), PullsProjection(),
@@ -354,6 +358,7 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
     services = Services(
         settings=settings,
         registry=registry,
+        log_store=log_store,
         uploads=Uploads(registry, checks),
         artifacts=artifacts,
         trash=Trash(registry, checks),

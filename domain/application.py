@@ -29,7 +29,7 @@ from domain.account import User
 from domain.context import RequestContext
 from domain.errors import ConcurrentUpdateError, NameUnknownError, NotFoundError, RegistryError
 from domain.group_commit import MAX_ATTEMPTS, Command, GroupCommitter
-from domain.ports import BlobStore
+from domain.ports import BlobStore, LogPositions
 from domain.project import Project
 from domain.repository import Repository
 
@@ -41,6 +41,7 @@ class Registry(Application):
     def __init__(self, blobs: BlobStore, env: dict[str, str] | None = None) -> None:
         super().__init__(env=env)
         self.blobs = blobs
+        self.log_positions: LogPositions | None = None  # set by the composition root
         self._committer = GroupCommitter(self, self.load)
 
     # Writers in this process are grouped into one save (domain/group_commit.py); a version
@@ -94,6 +95,17 @@ class Registry(Application):
             return None
         if isinstance(aggregate, Repository) and aggregate.lacks_references():
             aggregate = self._replay(aggregate_id)
+        return aggregate
+
+    def aggregate_at(self, aggregate_id: UUID, position: int) -> Aggregate | None:
+        """The aggregate as it was right after the log's event at `position` (None: it did not
+        exist yet). Time travel, point-in-time restore and pulls as of a moment read this."""
+        version = self.log_positions.version_at(aggregate_id, position)
+        if version is None:
+            return None
+        aggregate = self.repository.get(aggregate_id, version=version)
+        if isinstance(aggregate, Repository) and aggregate.lacks_references():
+            aggregate = project_aggregate(None, self.events.get(aggregate_id, lte=version))
         return aggregate
 
     def _replay(self, aggregate_id: UUID) -> Aggregate:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator, Protocol
+from uuid import UUID
 
 
 @dataclass(frozen=True)
@@ -93,3 +94,11 @@ class SecretBox(Protocol):
     def seal(self, secret: str) -> str: ...
 
     def open(self, sealed: str) -> str: ...
+
+
+class LogPositions(Protocol):
+    """Where aggregates' events stand in the log (adapters/log_store.py)."""
+
+    def version_at(self, originator_id: UUID, position: int) -> int | None:
+        """The version of the aggregate's last event at or before `position` (None: none)."""
+        ...
