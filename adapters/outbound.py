@@ -26,6 +26,8 @@ from urllib.parse import urlsplit
 
 import httpcore
 import httpx
+import urllib3
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -144,6 +146,34 @@ class OutboundGuard:
             max_keepalive_connections=MAX_KEEPALIVE_CONNECTIONS, keepalive_expiry=KEEPALIVE_EXPIRY_SECONDS,
             network_backend=_GuardedBackend(self))
         return transport
+
+    def urllib3_pool_manager(self, **options) -> urllib3.PoolManager:
+        """A urllib3 pool manager (what the minio SDK sends through) whose every connection goes
+        through the guard, no proxy."""
+        guard = self
+
+        class Connection(urllib3.connection.HTTPConnection):
+            def _new_conn(self):
+                return guard._urllib3_socket(self)
+
+        class TlsConnection(urllib3.connection.HTTPSConnection):
+            def _new_conn(self):
+                return guard._urllib3_socket(self)
+
+        manager = urllib3.PoolManager(**options)
+        manager.pool_classes_by_scheme = {
+            "http": type("GuardedPool", (HTTPConnectionPool,), {"ConnectionCls": Connection}),
+            "https": type("GuardedTlsPool", (HTTPSConnectionPool,), {"ConnectionCls": TlsConnection})}
+        return manager
+
+    def _urllib3_socket(self, connection: urllib3.connection.HTTPConnection) -> socket.socket:
+        timeout = connection.timeout if isinstance(connection.timeout, (int, float)) else None
+        try:
+            return self.connect((connection._dns_host, connection.port), timeout)
+        except socket.gaierror as error:
+            raise urllib3.exceptions.NameResolutionError(connection.host, connection, error) from error
+        except OSError as error:
+            raise urllib3.exceptions.NewConnectionError(connection, f"cannot connect: {error}") from error
 
     def _ssl_context(self, verify: bool) -> ssl.SSLContext:
         """Shared by every client of the guard: loading the CA certificates costs ~20 ms of CPU,

@@ -1,4 +1,4 @@
-"""Scheduled work: garbage collection (the instance's schedule), retention (each project's
+"""Scheduled work: garbage collection (the instance's schedule), backups (theirs), retention (each project's
 policy), replication (each scheduled policy) and scan all (its schedule). Every node runs this worker; each slot of a
 cron schedule runs once, on the node that records the run's start first — the run's id is
 derived from the slot, so a second start of the same slot is a version conflict. Slots missed
@@ -13,7 +13,9 @@ from uuid import NAMESPACE_URL, uuid5
 
 from eventsourcing.persistence import IntegrityError
 
+from background.backups import scheduled_destination
 from background.scan_jobs import start_scan_all
+from domain.backups import Backup, BackupSchedule
 from domain.context import SYSTEM
 from domain.cron import CronSchedule
 from domain.errors import ConflictError, NotFoundError
@@ -29,7 +31,8 @@ def run_schedules(services, stop: threading.Event) -> None:
     checked = datetime.now(timezone.utc)
     while not stop.wait(CHECK_SECONDS):
         now = datetime.now(timezone.utc)
-        for start_due in (start_due_gc, start_due_retention, start_due_replication, start_due_scan_all):
+        for start_due in (start_due_gc, start_due_backup, start_due_retention, start_due_replication,
+                          start_due_scan_all):
             try:
                 start_due(services, checked, now)
             except Exception:
@@ -70,6 +73,18 @@ def start_due_gc(services, checked: datetime, now: datetime) -> None:
                                run_id=GcRun.scheduled_id(slot.isoformat()), delete_untagged=schedule.delete_untagged)
     except (IntegrityError, ConflictError):
         pass  # another node took this slot, or a run is going on here
+
+
+def start_due_backup(services, checked: datetime, now: datetime) -> None:
+    schedule: BackupSchedule | None = services.registry.load(BackupSchedule.ID)
+    slot = due_slot(schedule.cron if schedule else None, checked, now)
+    if slot is None or not schedule.destination:
+        return
+    try:
+        services.backup_jobs.start(scheduled_destination(services, schedule), schedule.incremental, "schedule",
+                                   SYSTEM, backup_id=Backup.scheduled_id(slot.isoformat()))
+    except IntegrityError:
+        pass  # another node took this slot
 
 
 def start_due_retention(services, checked: datetime, now: datetime) -> None:

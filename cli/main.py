@@ -17,6 +17,7 @@ import threading
 
 from cli.admin import NoRegistry, registry_location, require_registry
 from cli.admin import add_commands as add_admin_commands
+from cli.backup import add_commands as add_backup_commands
 from config.settings import LOG_LEVELS, ConfigError, Settings
 
 
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(run=_check_config)
 
     add_admin_commands(commands, _settings_options, _settings)
+    add_backup_commands(commands, _settings_options, _settings)
     return parser
 
 

@@ -27,6 +27,7 @@ from api.authn import Authenticator
 from api.proxy_cache import ProxyCache
 from api.tokens import TokenIssuer
 from api.v2.manifest_cache import ManifestCache
+from background.backups import BackupJobs
 from background.gc_jobs import GcJobs
 from background.replication_local import LocalSide
 from config.settings import Settings
@@ -55,6 +56,7 @@ from domain.uploads import Uploads
 from domain.vulndb import VulnerabilityImports
 from projections.access import AccessProjection, AccessView
 from projections.audit import AuditProjection, AuditView
+from projections.backups import BackupsProjection, BackupsView
 from projections.catalog import CatalogProjection, CatalogView
 from projections.configurations import ConfigurationProjection, ConfigurationView
 from projections.database import ReadModelDatabase
@@ -144,6 +146,8 @@ class Services:
     built_in_scanner_url: str = ""  # Portlog's own adapter (scanner/adapter_app.py), at <url>/scanner
     built_in_scanner_key: str = ""  # the X-ScannerAdapter-API-Key it takes
     gc_jobs: GcJobs | None = None  # set once the services exist (it runs on them)
+    backups: BackupsView | None = None  # backups and their schedule (read model)
+    backup_jobs: BackupJobs | None = None  # likewise
     replicator: Replicator | None = None  # likewise
     proxy_cache: ProxyCache | None = None  # likewise
     labels: LabelsView | None = None  # likewise
@@ -305,6 +309,21 @@ def registry_exists(settings: Settings) -> bool:
         engine.dispose()
 
 
+def empty_event_store(settings: Settings):
+    """A new registry's event store with its tables created and nothing written — not the first
+    start's events: a restore brings its own (`bootstrap` then finds its admin and projects there
+    and writes nothing). The eventsourcing application; its log store is `log_store_for(.recorder)`."""
+    from eventsourcing.application import Application
+
+    class EmptyStore(Application):
+        name = Registry.name
+
+    keep_private(settings.data_dir)
+    if settings.event_database.kind == "sqlite":
+        private_file(settings.event_database.sqlite_path)
+    return EmptyStore(env=settings.event_store_env)
+
+
 def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Services:
     keep_private(settings.data_dir)
     for database in (settings.event_database, settings.read_model_database):
@@ -323,7 +342,7 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
                            RetentionProjection(), RegistriesProjection(), ReplicationProjection(),
                            ReplicationRunsProjection(), LabelsProjection(), ScannersProjection(),
                            ScansProjection(), ScanningPoliciesProjection(), VulnerabilityDataProjection(blobs),
-                           ScannedPackagesProjection(blobs), ConfigurationProjection()])
+                           ScannedPackagesProjection(blobs), ConfigurationProjection(), BackupsProjection()])
         projections.create_tables()
         signing_keys = signing_keys_for(settings, db).load()
         login_failures, revoked_tokens = LoginFailureTable(db), RevokedTokenTable(db)
@@ -342,6 +361,7 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
         collectable=references.collectable)
     catalog = CatalogView(db)
     history = HistoryView(db)
+    backups = BackupsView(db)
     endpoints = Endpoints(registry, secret_box)
     artifacts = Artifacts(registry, checks)
     scanning_policies = ScanningPoliciesView(db)
@@ -388,7 +408,8 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
         policies=Policies(registry, endpoints),
         replication_runs=ReplicationRunsView(db),
         gc=GcView(db),
-        collector=Collector(registry, references, catalog, projections.wait_for, checks.immutable_tags.refuse),
+        collector=Collector(registry, references, catalog, projections.wait_for, checks.immutable_tags.refuse,
+                            earliest_running_backup=backups.earliest_running_start),
         authenticator=authenticator,
         tokens=tokens,
         authorizer=RegistryAuthorizer(authenticator, tokens, access),
@@ -408,6 +429,8 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
         unavailable_errors=_database_unavailable_errors(),
     )
     services.gc_jobs = GcJobs(services)
+    services.backups = backups
+    services.backup_jobs = BackupJobs(services)
     services.proxy_cache = proxy_cache(services)
     services.labels = LabelsView(db)
     services.labelling = Labelling(registry, services.labels.labelled_repositories)

@@ -13,13 +13,14 @@ tried digest by digest. Only condemned bytes are deleted; `Blob.Collected` follo
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable, Protocol
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
 
+from domain.backups import FENCE_MARGIN_SECONDS
 from domain.blob import Blob
 from domain.context import RequestContext
 from domain.errors import TagImmutableError
@@ -75,12 +76,23 @@ class Cutoffs:
                    now - timedelta(seconds=max(grace, RETAINED_PROTECTION_SECONDS)),
                    (now - timedelta(seconds=max(grace, ORPHAN_MIN_AGE_SECONDS))).timestamp())
 
+    def fenced(self, backup_started: datetime | None) -> Cutoffs:
+        """While a backup runs (it started at `backup_started`), nothing touched since its start
+        is collected: the digests it copies were in use at its position P, and any that stopped
+        being used since was touched after P."""
+        if backup_started is None:
+            return self
+        cap = backup_started - timedelta(seconds=FENCE_MARGIN_SECONDS)
+        return replace(self, unused_before=min(self.unused_before, cap))
+
 
 class Collector:
     def __init__(self, registry, references: ReferencesReadModel, catalog: CatalogReadModel,
                  bring_read_models_to: Callable[[int], None],
-                 refuse_immutable: Callable[[Repository, list[str]], None]) -> None:
+                 refuse_immutable: Callable[[Repository, list[str]], None],
+                 earliest_running_backup: Callable[[], datetime | None] = lambda: None) -> None:
         self.registry = registry
+        self.earliest_running_backup = earliest_running_backup  # projections/backups.py
         self.refuse_immutable = refuse_immutable  # domain/push_checks.py ImmutableTags.refuse
         self.references = references
         self.catalog = catalog
@@ -135,8 +147,14 @@ class Collector:
         # Everything recorded before the aggregates were loaded is now in the read models; a
         # write after it changes a version and fails the save below.
         self.bring_read_models_to(self.registry.recorder.max_notification_id())
-        still = self.references.still_candidates(digests, cutoffs.unused_before, cutoffs.retained_before)
+        # A backup's fence, read after the read models caught up: a backup that started before
+        # this point is seen (one that starts after it copies what this batch leaves).
+        backup_started = self.earliest_running_backup()
+        fenced = cutoffs.fenced(backup_started)
+        still = self.references.still_candidates(digests, fenced.unused_before, fenced.retained_before)
         chosen = [d for d in digests if d in still and set(self.repositories_linking(d)) <= set(linking[d])]
+        if backup_started is not None:  # a running backup copies what is linked: keep it
+            chosen = [d for d in chosen if not linking[d]]
         for digest in chosen:
             for name in linking[digest]:
                 if repositories[name] is not None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from domain.account import User
+from domain.backups import Backup, BackupSchedule
 from domain.configuration import KEYS as CONFIGURATION_KEYS
 from domain.configuration import SystemConfiguration
 from domain.cve_allowlist import SystemCveAllowlist
@@ -38,7 +39,8 @@ KINDS = {Repository: "repository", Project: "project", User: "user", Robot: "rob
          ReplicationPolicy: "replication_policy", ReplicationExecution: "replication_execution",
          ReplicationTask: "replication_task", Label: "label", Scan: "scan", ScannerRegistration: "scanner",
          SystemCveAllowlist: "cve_allowlist", VulnerabilityData: "vulnerability_data",
-         SystemConfiguration: "configuration", UserGroup: "user_group"}
+         SystemConfiguration: "configuration", UserGroup: "user_group", Backup: "backup",
+         BackupSchedule: "backup_schedule"}
 # The event field naming the resource, where it is not the kind itself.
 _SUBJECT_FIELDS = {"user": "username", "gc": "run", "retention": "project", "replication_policy": "policy",
                    "replication_execution": "policy", "replication_task": "policy", "scan": "repository",
@@ -47,7 +49,8 @@ _SUBJECT_FIELDS = {"user": "username", "gc": "run", "retention": "project", "rep
 _OF_REPOSITORY = ("repository", "scan")
 
 # Aggregates of which there is one, without a field naming it: their resource name.
-_SINGLETONS = {"gc_schedule": "schedule", "cve_allowlist": "system", "configuration": "system"}
+_SINGLETONS = {"gc_schedule": "schedule", "backup_schedule": "schedule", "cve_allowlist": "system",
+               "configuration": "system"}
 
 # Types that read better than "<kind>.<event in snake case>", the rule for every other event.
 _NAMED = {
@@ -64,7 +67,7 @@ SECRET_FIELDS = frozenset({"password_hash", "secret_hash", "auth_header", "acces
                            "sealed_secret"})
 _ENVELOPE_FIELDS = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic", "actor",
                               "request_id", "source", "repository", "project", "username", "robot", "run",
-                              "registry", "policy"})
+                              "registry", "policy", "backup"})
 
 
 @dataclass(frozen=True)

@@ -98,6 +98,7 @@ SYSTEM_RESOURCE_ACTIONS: dict[str, tuple[str, ...]] = {
     "log": ("list",),
     "notification-policy": ("list", "read", "create", "update", "delete"),  # instance-wide webhooks
     "garbage-collection": ("list", "read", "create", "update"),  # GC runs and schedule (Harbor's name)
+    "backup": ("list", "read", "create", "update"),  # backups and their schedule
     "label": ("create", "update", "delete"),  # global labels (every signed-in principal sees them)
     # A proxy-cache project pulls with its endpoint's stored credentials: choosing one lends them
     # to every puller of the project, so only system administrators do (as in Harbor).

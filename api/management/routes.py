@@ -9,6 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from api.management import (
+    backups,
     deletion,
     events,
     gc,
@@ -86,6 +87,11 @@ ROUTES = [
     (f"{V1}/gc/runs/{{run}}", "GET", gc.get_run, "gc", False, None),
     (f"{V1}/gc/schedule", "GET", gc.get_schedule, "gc", False, None),
     (f"{V1}/gc/schedule", "PUT", gc.put_schedule, "gc", False, "GcSchedule"),
+    (f"{V1}/backups", "GET", backups.list_backups, "backups", False, None),
+    (f"{V1}/backups", "POST", backups.start_backup, "backups", False, "Backup"),
+    (f"{V1}/backups/schedule", "GET", backups.get_schedule, "backups", False, None),
+    (f"{V1}/backups/schedule", "PUT", backups.put_schedule, "backups", False, "BackupSchedule"),
+    (f"{V1}/backups/{{backup}}", "GET", backups.get_backup, "backups", False, None),
     (f"{V1}/audit-logs", "GET", history.audit_logs, "audit", False, None),
     (f"{V1}/events", "GET", events.list_events, "events", False, None),
     (f"{V1}/webhooks", "GET", webhooks.list_webhooks, "webhooks", False, None),
@@ -143,6 +149,13 @@ SCHEMAS = {
     "GcSchedule": {"type": "object", "properties": {
         "cron": {"type": ["string", "null"], "description": "5 fields, or 6 with seconds first; null: manual only"},
         "grace_period_seconds": _INT, "dry_run": _BOOL, "delete_untagged": _BOOL}},
+    "Backup": {"type": "object", "required": ["destination"], "properties": {
+        "destination": {**_STR, "description": "a directory on the server, or s3://ACCESS:SECRET@HOST:PORT/BUCKET"
+                                               "[/PREFIX]?secure=false"},
+        "incremental": {**_BOOL, "description": "copy only blobs the backup at the destination lacks"}}},
+    "BackupSchedule": {"type": "object", "properties": {
+        "cron": {"type": ["string", "null"], "description": "5 fields, or 6 with seconds first; null: none"},
+        "destination": _STR, "incremental": _BOOL}},
     "Permission": {"type": "object", "required": ["project", "resource", "action"],
                    "properties": {"project": _STR, "resource": _STR, "action": _STR}},
     "RobotCreate": {"type": "object", "required": ["name", "permissions"], "properties": {

@@ -11,6 +11,7 @@ from eventsourcing.domain import Aggregate, Snapshot
 from eventsourcing.persistence import StoredEvent
 
 from domain.account import User
+from domain.backups import Backup, BackupSchedule
 from domain.blob import Blob
 from domain.configuration import SystemConfiguration
 from domain.context import RequestContext
@@ -95,6 +96,8 @@ PUBLISHED_TOPICS = {
     "domain.configuration:SystemConfiguration.Created", "domain.configuration:SystemConfiguration.Changed",
     "domain.user_groups:UserGroup.Created", "domain.user_groups:UserGroup.Recreated",
     "domain.user_groups:UserGroup.Renamed", "domain.user_groups:UserGroup.Deleted",
+    "domain.backups:Backup.Created", "domain.backups:Backup.Started", "domain.backups:Backup.Completed",
+    "domain.backups:Backup.Failed", "domain.backups:BackupSchedule.Created", "domain.backups:BackupSchedule.Set",
 }
 
 
@@ -102,7 +105,7 @@ def event_classes():
     for aggregate in (Repository, Project, User, Robot, WebhookPolicy, WebhookDelivery, Blob, GcRun, GcSchedule,
                       RetentionRun, RegistryEndpoint, ReplicationPolicy, ReplicationExecution, ReplicationTask,
                       Label, ScannerRegistration, Scan, ScanAllRun, ScanAllSchedule, SystemCveAllowlist,
-                      VulnerabilityData, SystemConfiguration, UserGroup):
+                      VulnerabilityData, SystemConfiguration, UserGroup, Backup, BackupSchedule):
         for value in vars(aggregate).values():
             if isinstance(value, type) and issubclass(value, Aggregate.Event) and value.__name__ != "Event":
                 yield value
