@@ -10,6 +10,7 @@ import base64
 import hashlib
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import orjson
@@ -29,6 +30,13 @@ from tests.support.oci import OCI_MANIFEST, digest_of, push_blob, push_image
 pytestmark = pytest.mark.both_databases
 
 CTX = RequestContext("admin", "test")
+SECRET_KEY = "a secret key of the registry, 32 characters or more"
+
+
+@pytest.fixture
+def settings(settings):
+    """With a configured secret key (scale-out has no other): stored credentials can be sealed."""
+    return replace(settings, secret_key=SECRET_KEY)
 
 
 def back_up(client, destination: Path | str, incremental: bool = False) -> dict:
@@ -177,6 +185,7 @@ def test_restore_gives_the_same_registry_and_sealed_secrets_open(client, service
             with restored.blobs.open(digest_) as stream:
                 assert digest_of(stream.read()) == digest_
         assert restored.endpoints.credentials("peer") == ("bob", "Peer-Secret-1")
+        assert (target / "secret.key").read_text().strip() == SECRET_KEY
         assert (target / "secret.key").stat().st_mode & 0o077 == 0
     finally:
         restored.close()

@@ -9,12 +9,14 @@ import pytest
 from sqlalchemy import select
 
 from config.bootstrap import bootstrap
+from domain.backups import Backup
 from domain.context import RequestContext
 from domain.identity import ExternalIdentity
 from domain.permissions import Role
 from projections import (
     access,
     audit,
+    backups,
     catalog,
     configurations,
     gc,
@@ -37,7 +39,7 @@ from tests.support.server import REPO_ROOT
 pytestmark = pytest.mark.both_databases
 
 MODULES = (catalog, references, access, audit, history, gc, quotas, retention, registries, replication,
-           replication_runs, labels, scanners, scans, scanning_policies, configurations)
+           replication_runs, labels, scanners, scans, scanning_policies, configurations, backups)
 TABLES = [table for module in MODULES for table in module.metadata.sorted_tables]
 
 
@@ -86,6 +88,13 @@ def make_history(client, services=None) -> None:
         services.admin.onboard_user(ExternalIdentity("erin", "ldap", "uid=erin,dc=example,dc=org"), ctx)
         services.admin.observe_groups("erin", [key], ctx)
         services.admin.observe_groups("erin", [key, "cn=ops,dc=example,dc=org"], ctx)
+    client.put("/api/v1/backups/schedule", json={"cron": "0 3 * * *", "destination": "/var/backups/portlog"})
+    if services is not None:  # a backup, and one that failed
+        import tempfile
+        services.backup_jobs.start(tempfile.mkdtemp(), True, "cli", RequestContext("admin", "t"), background=False)
+        backup = Backup.start("manual", "/elsewhere", False, 1, RequestContext("admin", "t"))
+        backup.fail("disk full", RequestContext("admin", "t"))
+        services.registry.save(backup)
     if services is not None:  # a GC run: Blob and GcRun events, links released
         import time
         time.sleep(1.1)
@@ -102,6 +111,7 @@ def test_rebuild_gives_identical_read_models(client, services):
     assert before["scanning_settings"] and len(before["scanning_cve_allowlists"]) == 2
     assert len(before["config_values"]) == 2 and before["access_groups"] and len(before["access_user_groups"]) == 2
     assert len(before["history_user_groups"]) == 3
+    assert len(before["backups"]) == 2 and before["backup_schedule"]
     services.projections.rebuild()
     assert dump(services) == before
 
