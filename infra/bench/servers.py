@@ -60,6 +60,7 @@ class Server:
     credentials: tuple[str, str] | None = None  # when the server asks for authentication
     cleanup: list[Callable[[], None]] = field(default_factory=list)  # backing services to stop
     source: Path = REPO_ROOT  # the code Portlog runs (its CLI too)
+    environment: dict[str, str] = field(default_factory=dict)  # Portlog's PORTLOG_* backends (its CLI's too)
 
     @property
     def host(self) -> str:
@@ -128,6 +129,7 @@ def start_portlog(directory: Path, source: Path = REPO_ROOT, *, name: str = "Por
     env = {**os.environ, **(backends or {}), "PORTLOG_ADMIN_PASSWORD": password}
     server = _start(name, command, port, directory, cwd=source, env=env)
     server.source = source
+    server.environment = backends or {}
     if _status(f"{server.url}/v2/") == 401:  # Portlog with accounts: an admin and a project
         server.credentials = ("admin", password)
         _create_project(server, PROJECT)
