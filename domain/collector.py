@@ -8,6 +8,9 @@ versions it loaded — `Blob.Condemned` for each and `BlobUnlinked` from each re
 it. Any write that used one of them meanwhile (a manifest push in a linking repository, an
 upload or a mount retaining the blob) changed a version, the transaction fails, and the batch is
 tried digest by digest. Only condemned bytes are deleted; `Blob.Collected` follows.
+
+While a backup runs (domain/backups.py), each batch spares what it may still copy: nothing
+touched since the backup started, nothing still linked into a repository (`Cutoffs.fenced`).
 """
 
 from __future__ import annotations
