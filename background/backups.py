@@ -189,9 +189,11 @@ def write_backup(log_store: LogStore, db, blobs: BlobStore, destination: Destina
             log.warning("backup: blob %s went missing; taking a new snapshot", missing.detail["digest"])
     if secret_key is not None:
         destination.write_bytes(SECRET_KEY, secret_key.encode() + b"\n")
+    destination.flush()  # what the manifest lists is on disk before it is
     destination.write_bytes(MANIFEST, BackupManifest(
         written.position, written.log_events, written.log_digest, written.segments, written.needed,
         secret_key is not None, datetime.now(timezone.utc).isoformat(timespec="seconds")).to_bytes())
+    destination.flush()
     written.blob_count, written.bytes = len(written.needed), sum(written.needed.values())
     if previous is not None:  # what only the previous backup needed goes, now that the new one is whole
         names = {segment.name for segment in written.segments}

@@ -63,7 +63,9 @@ def _create(args) -> int:
         services.close()
     _print({"backup": row.id, "status": row.status, "destination": row.destination, "position": row.position,
             "blob_count": row.blob_count, "bytes": row.bytes, "copied_blobs": row.copied_blobs,
-            "copied_bytes": row.copied_bytes, "log_events": row.log_events, "log_digest": row.log_digest})
+            "copied_bytes": row.copied_bytes, "log_events": row.log_events, "log_digest": row.log_digest,
+            "started_at": row.started_at, "finished_at": row.finished_at,
+            "seconds": round((row.finished_at - row.started_at).total_seconds(), 3) if row.finished_at else None})
     return 0 if row.status == "succeeded" else _refused(f"the backup failed: {row.reason}")
 
 

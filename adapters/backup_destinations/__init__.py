@@ -31,6 +31,10 @@ class Destination(Protocol):
 
     def write_bytes(self, name: str, data: bytes) -> None: ...
 
+    def flush(self) -> None:
+        """Everything written so far is durable (before the manifest that lists it is written)."""
+        ...
+
     def delete(self, names: list[str]) -> None: ...
 
     def names(self) -> Iterator[str]:

@@ -1,6 +1,8 @@
-"""A backup in a directory: each file written to a temporary name, flushed to disk and renamed,
-so a file is there whole or not at all; directories 0700, files 0600 (a backup holds every
-private image and the secret key)."""
+"""A backup in a directory: each file written to a temporary name and renamed, so a file is there
+whole or not at all; directories 0700, files 0600 (a backup holds every private image and the
+secret key). Files reach the disk at `flush` (fsync of each file written, then of their
+directories), before the backup's manifest is written: one fsync after another as each blob is
+written would leave the disk idle between them (measured: a third slower)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ _TEMPORARY = ".partial-"
 class DirectoryDestination:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._unflushed: list[Path] = []
 
     def describe(self) -> str:
         return str(self.root)
@@ -44,9 +47,8 @@ class DirectoryDestination:
                     remaining -= len(chunk)
                 if remaining:
                     raise EOFError(f"{name}: {remaining} bytes short")
-                file.flush()
-                os.fsync(file.fileno())
             os.replace(temporary, target)
+            self._unflushed.append(target)
         finally:
             temporary.unlink(missing_ok=True)
 
@@ -54,6 +56,16 @@ class DirectoryDestination:
         import io
 
         self.write(name, io.BytesIO(data), len(data))
+
+    def flush(self) -> None:
+        """Everything written so far, on disk."""
+        directories = set()
+        for path in self._unflushed:
+            _fsync(path)
+            directories.add(path.parent)
+        for directory in directories:
+            _fsync(directory)
+        self._unflushed.clear()
 
     def delete(self, names: list[str]) -> None:
         for name in names:
@@ -71,3 +83,11 @@ class DirectoryDestination:
         if name.startswith("/") or ".." in name.split("/"):
             raise ValueError(f"not a name inside the backup: {name!r}")
         return self.root / name
+
+
+def _fsync(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

@@ -88,6 +88,9 @@ class S3Destination:
     def write_bytes(self, name: str, data: bytes) -> None:
         self.write(name, io.BytesIO(data), len(data))
 
+    def flush(self) -> None:
+        pass  # an object is durable once its PUT answered
+
     def delete(self, names: list[str]) -> None:
         for start in range(0, len(names), 1000):
             objects = [DeleteObject(self._key(name)) for name in names[start:start + 1000]]
