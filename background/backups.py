@@ -458,6 +458,9 @@ class BackupJobs:
         """Records the start (after checking the destination) and runs the backup; `guarded`:
         the destination is a user's (through the API), reached through the outbound guard."""
         services = self.services
+        if guarded and not url.startswith(("s3://", "file:///", "/")):
+            raise InvalidInputError("a backup destination is an absolute path on the server or an s3:// URL",
+                                    {"field": "destination"})
         destination = destination_for(url, services.outbound if guarded else None)
         self._refuse_data_dir(destination)
         try:

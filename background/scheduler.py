@@ -78,13 +78,14 @@ def start_due_gc(services, checked: datetime, now: datetime) -> None:
 def start_due_backup(services, checked: datetime, now: datetime) -> None:
     schedule: BackupSchedule | None = services.registry.load(BackupSchedule.ID)
     slot = due_slot(schedule.cron if schedule else None, checked, now)
-    if slot is None or not schedule.destination:
-        return
+    backup_id = Backup.scheduled_id(slot.isoformat()) if slot else None
+    if slot is None or not schedule.destination or services.registry.load(backup_id) is not None:
+        return  # no slot due, or another node took it and is writing the destination
     try:
         services.backup_jobs.start(scheduled_destination(services, schedule), schedule.incremental, "schedule",
-                                   SYSTEM, backup_id=Backup.scheduled_id(slot.isoformat()))
-    except IntegrityError:
-        pass  # another node took this slot
+                                   SYSTEM, backup_id=backup_id)
+    except (IntegrityError, ConflictError):
+        pass  # another node took this slot just now (and may have begun writing the destination)
 
 
 def start_due_retention(services, checked: datetime, now: datetime) -> None:

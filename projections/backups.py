@@ -10,8 +10,10 @@ set of digests that belong together.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Iterator
 
 from sqlalchemy import (
     BigInteger,
@@ -189,28 +191,19 @@ def backup_snapshot(db: ReadModelDatabase) -> tuple[int, dict[str, int]]:
     return position, needed
 
 
-class _snapshot:  # noqa: N801 (a context manager used like a function)
+@contextmanager
+def _snapshot(db: ReadModelDatabase) -> Iterator[Connection]:
     """A read-only transaction that sees one state throughout: SQLite's WAL snapshot (taken by the
     first read after BEGIN), PostgreSQL's REPEATABLE READ."""
-
-    def __init__(self, db: ReadModelDatabase) -> None:
-        self.db = db
-
-    def __enter__(self) -> Connection:
-        if self.db.reader.dialect.name == "sqlite":
-            self.conn = self.db.reader.connect()
-            self.conn.exec_driver_sql("BEGIN")  # the driver runs in autocommit: we open the transaction
-        else:
-            self.conn = self.db.writer.connect().execution_options(isolation_level="REPEATABLE READ")
-            self.conn.begin()
-            self.conn.execute(text("SET TRANSACTION READ ONLY"))
-        return self.conn
-
-    def __exit__(self, *failure) -> None:
-        try:
-            if self.db.reader.dialect.name == "sqlite":
-                self.conn.exec_driver_sql("COMMIT")
-            else:
-                self.conn.rollback()
-        finally:
-            self.conn.close()
+    if db.reader.dialect.name == "sqlite":
+        with db.reader.connect() as conn:
+            conn.exec_driver_sql("BEGIN")  # the driver runs in autocommit: the transaction is ours to open
+            try:
+                yield conn
+            finally:
+                conn.exec_driver_sql("COMMIT")
+        return
+    with db.writer.connect().execution_options(isolation_level="REPEATABLE READ") as conn:
+        with conn.begin():
+            conn.execute(text("SET TRANSACTION READ ONLY"))
+            yield conn

@@ -211,6 +211,7 @@ def test_the_api_refuses_bad_destinations_and_non_administrators(client, service
     assert client.post("/api/v1/backups", json={}).status_code == 422
     assert client.post("/api/v1/backups", json={"destination": 5}).status_code == 422
     assert client.post("/api/v1/backups", json={"destination": "ftp://x/y"}).status_code == 422
+    assert client.post("/api/v1/backups", json={"destination": "relative/dir"}).status_code == 422
     inside = client.post("/api/v1/backups", json={"destination": str(settings.data_dir / "b")})
     assert inside.status_code == 422 and "data directory" in inside.json()["detail"]
     other = tmp_path / "other"
@@ -260,3 +261,21 @@ def _copy_tree(source: Path, target: Path) -> None:
     import shutil
 
     shutil.copytree(source, target)
+
+
+def test_each_slot_of_the_schedule_runs_one_backup(client, services, tmp_path):
+    from datetime import datetime, timedelta, timezone
+
+    from background.scheduler import start_due_backup
+
+    destination = tmp_path / "scheduled"
+    assert client.put("/api/v1/backups/schedule", json={"cron": "* * * * *", "destination": str(destination),
+                                                        "incremental": True}).status_code == 200
+    now = datetime.now(timezone.utc)
+    start_due_backup(services, now - timedelta(minutes=2), now)
+    start_due_backup(services, now - timedelta(minutes=2), now)  # the same slot again: taken already
+    deadline = time.monotonic() + 30
+    while (backups := client.get("/api/v1/backups").json())[0]["status"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [(b["trigger"], b["status"], b["incremental"]) for b in backups] == [("schedule", "succeeded", True)]
+    assert main(["backup", "verify", str(destination)]) == 0
