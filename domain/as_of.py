@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Callable
 
 from domain.blob import Blob
 from domain.errors import NameInvalidError
+from domain.project import Project
+from domain.quotas import QuotaLimits, QuotaUsage
 from domain.repository import Repository
 
 if TYPE_CHECKING:
@@ -106,13 +108,21 @@ class RepositoryAt:
     blobs: dict[str, int]
     labels: dict[str, list[str]]
     version: int
+    updated_at: datetime
     _details: dict[str, ManifestAt] | None = field(default=None, repr=False)
 
     @classmethod
     def of(cls, aggregate: Repository, position: int) -> RepositoryAt:
         return cls(aggregate.name, position, dict(aggregate.tags), dict(aggregate.manifests),
                    dict(aggregate.media_types), dict(aggregate.blobs),
-                   {digest: list(labels) for digest, labels in aggregate.labels.items()}, aggregate.version)
+                   {digest: list(labels) for digest, labels in aggregate.labels.items()}, aggregate.version,
+                   aggregate.modified_on)
+
+    def listed(self, details: dict[str, ManifestAt]) -> list[ManifestAt]:
+        """The artifacts a listing shows (as projections/catalog.py LISTED_ARTIFACT): every
+        manifest but an untagged referrer of a subject the repository held."""
+        tagged = set(self.tags.values())
+        return [m for m in details.values() if m.subject is None or m.digest in tagged or m.subject not in details]
 
 
 class AsOfReads:
@@ -167,6 +177,21 @@ class AsOfReads:
                         dict(event.annotations or {}), tuple(event.references), event.timestamp)
             state._details = {digest: pushed[digest] for digest in state.manifests if digest in pushed}
         return state._details
+
+    def quota_usage(self, project: str, repositories: list[str], position: int) -> QuotaUsage:
+        """The project's quota at `position`: its limits then, and what its `repositories`
+        (those that existed then) held, each digest counted once (as projections/quotas.py)."""
+        aggregate = self.registry.aggregate_at(Project.create_id(project), position)
+        limits = QuotaLimits(**aggregate.quota) if aggregate is not None and aggregate.quota else QuotaLimits()
+        held: dict[str, int] = {}
+        artifacts = 0
+        for name in repositories:
+            state = self.repository(name, position)
+            if state is not None:
+                held.update(state.blobs)
+                held.update(state.manifests)
+                artifacts += len(state.manifests)
+        return QuotaUsage(project, limits, sum(held.values()), artifacts)
 
     def collected(self, digest: str) -> bool:
         """Whether garbage collection took the bytes (and nothing stored them again since)."""
