@@ -173,3 +173,13 @@ def test_the_project_as_of_is_reserved(client):
     assert response.status_code == 400, response.text
     assert "reserved" in response.text
     assert client.post("/api/v1/projects", json={"name": "as-of"}).status_code in (400, 422)
+
+
+def test_the_projects_pull_policies_apply_as_they_are_now(client, history):
+    at = f"/v2/as-of/p{history['p1']}/team/app/manifests/stable"
+    assert client.get(at).status_code == 200
+    response = client.put("/api/v2.0/projects/team", json={"metadata": {"enable_content_trust_cosign": "true"}})
+    assert response.status_code == 200, response.text
+    refused = client.get(at)
+    assert refused.status_code == 412, refused.text  # unsigned, as any pull of it now
+    assert refused.json()["errors"][0]["code"] == "DENIED"
