@@ -1,5 +1,6 @@
 """Real skopeo pulls a repository as of a past moment through the reserved `as-of` project,
-with its own name grammar and token flow unchanged: embedded, and PostgreSQL + S3."""
+with its own name grammar and token flow unchanged, and is told why once garbage collection took
+the bytes: embedded, and PostgreSQL + S3."""
 
 from __future__ import annotations
 
@@ -63,3 +64,16 @@ def test_skopeo_pulls_the_digest_a_tag_had_at_a_moment(live_server, env, tmp_pat
     refused = skopeo(env, "copy", "--dest-tls-verify=false", f"oci:{v2.layout}:1.0", f"{past}:new", check=False)
     assert refused.returncode != 0
     assert "read-only" in refused.stderr or "unsupported" in refused.stderr.lower(), refused.stderr
+
+    # v1 deleted and garbage-collected: the client is told why the past no longer pulls.
+    with live_server.client() as client:
+        assert client.delete(f"/v2/team/asof/manifests/{digest_of(v1.manifest_bytes)}").status_code == 202
+        time.sleep(1.1)  # nothing younger than a second is collected
+        run = client.post("/api/v1/gc/runs", json={"grace_period_seconds": 0}).json()
+        deadline = time.monotonic() + 60
+        while run["status"] == "running" and time.monotonic() < deadline:
+            time.sleep(0.2)
+            run = client.get(f"/api/v1/gc/runs/{run['id']}").json()
+        assert run["status"] == "succeeded" and run["blobs"] >= 3, run
+    gone = skopeo(env, "inspect", "--tls-verify=false", f"{past}:1.0", check=False)
+    assert gone.returncode != 0 and "garbage-collected since" in gone.stderr, gone.stderr
