@@ -182,6 +182,14 @@ def test_the_repository_as_of_a_moment_and_the_command_that_pulls_it(admin_page:
 
     page.reload()  # the moment is in the address: a shared link shows the same past
     expect(page.get_by_label("View as of (your local time)")).to_have_value(local)
+    page.get_by_role("link", name=first.manifest_digest[:19]).click()  # the artifact then, from the as-of view
+    expect(page.locator(".asof")).to_contain_text("Showing the artifact as it was at")
+    facts = page.locator("dl.facts").first
+    expect(facts).to_contain_text("1.0")
+    expect(facts).to_contain_text(f"{view}@{first.manifest_digest}")
+    expect(page.locator("pre.json")).to_contain_text(first.config_digest)
+    shot(page, "artifact-as-of")
+    page.get_by_role("link", name="Back to the repository at that moment").click()
     page.get_by_role("link", name="Back to now").click()
     expect(page.get_by_role("row").filter(has_text=second.manifest_digest[:19])).to_contain_text("1.0")
 

@@ -147,7 +147,8 @@ async function renderAsOf(view, ctx) {
       class: "artifact-list",
       columns: [
         { label: t("repository.artifact"), render: (a) => h("div", { class: "digest-cell" },
-          digestLink(artifactUrl(name, a.digest), a.digest), copyButton(a.digest, t("repository.copy_digest", { digest: a.digest }))) },
+          digestLink(`${artifactUrl(name, a.digest)}&${new URLSearchParams({ as_of: asOf })}`, a.digest),
+          copyButton(a.digest, t("repository.copy_digest", { digest: a.digest }))) },
         { label: t("repository.tags"), class: "artifact-tags", render: (a) => pastTags(name, past, a) },
         { label: t("repository.size"), class: "nowrap", render: (a) => formatBytes(a.size) },
         { label: t("repository.type"), class: "hide-narrow artifact-type", render: (a) => mediaLabel(a) },
