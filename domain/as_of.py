@@ -98,13 +98,12 @@ class ManifestAt:
 @dataclass
 class RepositoryAt:
     """A repository as it was right after the log's event at `position`: its tags, manifests
-    (digest → size, digest → media type), linked blobs (digest → size) and artifact labels."""
+    (digest → size), linked blobs (digest → size) and artifact labels ("<scope>:<name>")."""
 
     name: str
     position: int
     tags: dict[str, str]
     manifests: dict[str, int]
-    media_types: dict[str, str]
     blobs: dict[str, int]
     labels: dict[str, list[str]]
     version: int
@@ -113,8 +112,7 @@ class RepositoryAt:
 
     @classmethod
     def of(cls, aggregate: Repository, position: int) -> RepositoryAt:
-        return cls(aggregate.name, position, dict(aggregate.tags), dict(aggregate.manifests),
-                   dict(aggregate.media_types), dict(aggregate.blobs),
+        return cls(aggregate.name, position, dict(aggregate.tags), dict(aggregate.manifests), dict(aggregate.blobs),
                    {digest: list(labels) for digest, labels in aggregate.labels.items()}, aggregate.version,
                    aggregate.modified_on)
 
