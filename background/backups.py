@@ -362,8 +362,10 @@ def _verify_blob(destination: Destination, digest: str, size: int) -> None:
 
 
 class _ReferenceTracker:
-    """The references read model (projections/references.py) replayed from the copied log into
-    an in-memory database: which digests the log's state needs at its last position."""
+    """What the copied log's state at its last position needs stored, found as the backup found it:
+    the references read model (projections/references.py) replayed into an in-memory database for
+    the digests linked or held as manifests, and the scan reports and each vulnerability data
+    source's current file, as the scans and vulndb read models keep them."""
 
     def __init__(self) -> None:
         from sqlalchemy import create_engine
@@ -378,9 +380,14 @@ class _ReferenceTracker:
         self.projection = ReferencesProjection()
         self.conn = self.engine.connect()
         self.conn.begin()
+        self.reports: set[str] = set()
+        self.data_files: dict[str, str] = {}  # vulnerability data source → its file's digest
 
     def apply(self, event: LoggedEvent) -> None:
         from eventsourcing.persistence import StoredEvent
+
+        from domain.scans import Scan
+        from domain.vulndb import VulnerabilityData
 
         try:
             domain_event = self.mapper.to_domain_event(
@@ -388,19 +395,23 @@ class _ReferenceTracker:
         except Exception as error:  # an event this version cannot decode is not a backup it can restore
             raise BackupInvalid(f"event at position {event.position} cannot be read: {error}") from None
         self.projection.apply(self.conn, domain_event, event.position)
+        if isinstance(domain_event, Scan.Completed):
+            self.reports.add(domain_event.report_digest)
+        elif isinstance(domain_event, VulnerabilityData.Imported):
+            self.data_files[domain_event.name] = domain_event.digest
 
     def needed(self) -> set[str]:
-        from sqlalchemy import or_, select
+        from sqlalchemy import select
 
+        from projections.backups import IN_USE
         from projections.references import usage
 
-        query = select(usage.c.digest).where(or_(usage.c.blob_links > 0, usage.c.manifest_entries > 0,
-                                                 usage.c.referenced_by > 0))
         try:
-            return set(self.conn.execute(query).scalars())
+            linked = set(self.conn.execute(select(usage.c.digest).where(IN_USE)).scalars())
         finally:
             self.conn.close()
             self.engine.dispose()
+        return linked | self.reports | set(self.data_files.values())
 
 
 # Restoring (the command line puts the steps together: cli/backup.py)

@@ -172,18 +172,21 @@ class BackupsView:
 
 
 _READ_MODELS_OF_BYTES = ("references", "scans", "vulndb")
-_IN_USE = or_(references.usage.c.blob_links > 0, references.usage.c.manifest_entries > 0,
-              references.usage.c.referenced_by > 0)
+# Linked into a repository, or held as a manifest. A manifest's blobs are linked into its
+# repository and an index's children are manifests of it, so "referenced by a manifest" adds
+# nothing stored — except the children of an index the proxy cache stored, that no one pulled:
+# never stored, not needed.
+IN_USE = or_(references.usage.c.blob_links > 0, references.usage.c.manifest_entries > 0)
 
 
 def backup_snapshot(db: ReadModelDatabase) -> tuple[int, dict[str, int]]:
     """(P, digest → size): the position the read models that reference stored bytes stand at, and
-    every digest they need at P — linked into a repository, held as a manifest, referenced by a
-    manifest, a stored scan report or an imported vulnerability data file — from one snapshot."""
+    every digest whose bytes they need at P — linked into a repository, held as a manifest, a
+    stored scan report, the vulnerability data file of a source — from one snapshot."""
     with _snapshot(db) as conn:
         position = conn.execute(select(func.min(positions.c.position))
                                 .where(positions.c.name.in_(_READ_MODELS_OF_BYTES))).scalar_one() or 0
-        needed = dict(conn.execute(select(references.usage.c.digest, references.usage.c.size).where(_IN_USE)).all())
+        needed = dict(conn.execute(select(references.usage.c.digest, references.usage.c.size).where(IN_USE)).all())
         for digest, size in conn.execute(select(scans.reports.c.report_digest, scans.reports.c.report_size)):
             needed.setdefault(digest, size)
         for digest, size in conn.execute(select(vulndb.sources.c.digest, vulndb.sources.c.size)):

@@ -69,13 +69,16 @@ def test_a_backup_holds_the_log_up_to_p_and_the_blobs_in_use_at_p_and_nothing_el
     push_image(client, "team/app", "2.0", seed="two")
     unlinked = push_blob(client, "team/app", b"uploaded, then deleted")
     assert client.delete(f"/v2/team/app/blobs/{unlinked}").status_code == 202
+    replaced, _ = services.vulnerability_imports.record("Debian", iter([b"[]"]), "old.json", {}, 0, CTX)
+    current, position = services.vulnerability_imports.record("Debian", iter([b"[ ]"]), "new.json", {}, 0, CTX)
+    services.projections.wait_for(position)
     destination = tmp_path / "backup"
     backup = back_up(client, destination)
 
     manifest = manifest_of(destination)
     assert backup["position"] == manifest["position"] and backup["log_digest"] == manifest["log_digest"]
     listed = {b["digest"] for b in manifest["blobs"]}
-    assert listed == in_use(services) and unlinked not in listed
+    assert listed == in_use(services) | {current} and unlinked not in listed and replaced not in listed
     assert backup["blob_count"] == len(listed) == backup["copied_blobs"]
     stored = {str(p.relative_to(destination)) for p in (destination / "blobs").rglob("*") if p.is_file()}
     assert stored == {blob_name(d) for d in listed}
@@ -86,6 +89,9 @@ def test_a_backup_holds_the_log_up_to_p_and_the_blobs_in_use_at_p_and_nothing_el
     assert backup["started_position"] <= backup["position"] < services.log_store.head()  # Completed came after P
     for path in (destination / MANIFEST, destination / "secret.key", destination / blob_name(next(iter(listed)))):
         assert path.stat().st_mode & 0o077 == 0, path
+    assert main(["backup", "verify", str(destination)]) == 0
+    (destination / blob_name(current)).unlink()  # the vulnerability data file is one of the blobs verified
+    assert main(["backup", "verify", str(destination)]) == 1
 
 
 def test_incremental_backups_copy_only_the_blobs_the_destination_lacks(client, services, tmp_path):
