@@ -64,7 +64,8 @@ def _links(services):
         return conn.exec_driver_sql("SELECT digest, 1 FROM refs_digest_usage WHERE blob_links > 0").all()
 
 
-def test_a_backup_holds_the_log_up_to_p_and_the_blobs_in_use_at_p_and_nothing_else(client, services, tmp_path):
+def test_a_backup_holds_the_log_up_to_p_and_the_blobs_in_use_at_p_and_nothing_else(client, services, tmp_path,
+                                                                                     capsys):
     push_image(client, "team/app", "1.0", seed="one")
     push_image(client, "team/app", "2.0", seed="two")
     unlinked = push_blob(client, "team/app", b"uploaded, then deleted")
@@ -90,8 +91,12 @@ def test_a_backup_holds_the_log_up_to_p_and_the_blobs_in_use_at_p_and_nothing_el
     for path in (destination / MANIFEST, destination / "secret.key", destination / blob_name(next(iter(listed)))):
         assert path.stat().st_mode & 0o077 == 0, path
     assert main(["backup", "verify", str(destination)]) == 0
-    (destination / blob_name(current)).unlink()  # the vulnerability data file is one of the blobs verified
+    document = manifest_of(destination)  # the vulnerability data file dropped: verify knows the log needs it
+    document["blobs"] = [b for b in document["blobs"] if b["digest"] != current]
+    (destination / MANIFEST).write_text(json.dumps(document))
+    capsys.readouterr()
     assert main(["backup", "verify", str(destination)]) == 1
+    assert f"blob {current}: referenced by the log" in capsys.readouterr().err
 
 
 def test_incremental_backups_copy_only_the_blobs_the_destination_lacks(client, services, tmp_path):
