@@ -474,6 +474,8 @@ class BackupJobs:
                                     {"field": "destination"})
         destination = destination_for(url, services.outbound if guarded else None)
         self._refuse_data_dir(destination)
+        if services.backups.running_to(destination.describe()):
+            raise ConflictError("a backup to this destination is running", {"destination": destination.describe()})
         try:
             check_destination(destination)
         except RegistryError:

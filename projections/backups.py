@@ -160,6 +160,14 @@ class BackupsView:
             return ScheduleRow(None, None, False, None)
         return ScheduleRow(row.cron, row.destination, row.incremental, row.updated_at)
 
+    def running_to(self, destination: str) -> bool:
+        """Whether a backup (younger than MAX_RUNNING_SECONDS) is writing to that destination."""
+        query = select(func.count()).select_from(backups).where(
+            backups.c.status == "running", backups.c.destination == destination,
+            backups.c.started_at > datetime.now(timezone.utc) - timedelta(seconds=MAX_RUNNING_SECONDS))
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar_one() > 0
+
     def earliest_running_start(self, now: datetime | None = None) -> datetime | None:
         """When the earliest backup still running started (those running for longer than
         MAX_RUNNING_SECONDS have died and do not count); None when none runs."""

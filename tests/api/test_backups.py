@@ -235,6 +235,10 @@ def test_the_api_refuses_bad_destinations_and_non_administrators(client, service
     assert client.get("/api/v1/backups", auth=("dev", PASSWORD)).status_code == 403
     assert client.get("/api/v1/backups/nope").status_code == 404
     assert client.get("/api/v1/backups").json() == []  # nothing refused was recorded
+    running = Backup.start("manual", str(tmp_path / "busy"), False, 1, CTX)
+    services.projections.wait_for(services.registry.save(running)[-1].notification.id)
+    busy = client.post("/api/v1/backups", json={"destination": str(tmp_path / "busy")})
+    assert busy.status_code == 409 and "running" in busy.json()["detail"]
 
 
 def test_an_s3_destination_named_through_the_api_goes_through_the_outbound_guard(client, services, settings,
