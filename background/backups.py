@@ -28,19 +28,26 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterable, Iterator
+from typing import BinaryIO, Iterable, Iterator
 from uuid import UUID
 
 import orjson
+from eventsourcing.persistence import StoredEvent
+from sqlalchemy import create_engine, select
+from sqlalchemy.pool import StaticPool
 
 from adapters.backup_destinations import Destination, destination_for
 from adapters.log_store import LoggedEvent, LogStore, read_all
+from domain.application import Registry
 from domain.backups import MAX_RUNNING_SECONDS, Backup, BackupSchedule
 from domain.context import RequestContext
 from domain.cron import CronSchedule
 from domain.errors import BlobUnknownError, ConflictError, InvalidInputError, RegistryError
 from domain.ports import BlobStore
-from projections.backups import backup_snapshot
+from domain.scans import Scan
+from domain.vulndb import VulnerabilityData
+from projections import references
+from projections.backups import IN_USE, backup_snapshot
 
 log = logging.getLogger("portlog.backups")
 
@@ -368,27 +375,16 @@ class _ReferenceTracker:
     source's current file, as the scans and vulndb read models keep them."""
 
     def __init__(self) -> None:
-        from sqlalchemy import create_engine
-        from sqlalchemy.pool import StaticPool
-
-        from domain.application import Registry
-        from projections.references import ReferencesProjection, metadata
-
         self.mapper = Registry(None, env={"PERSISTENCE_MODULE": "eventsourcing.popo"}).mapper
         self.engine = create_engine("sqlite://", poolclass=StaticPool)
-        metadata.create_all(self.engine)
-        self.projection = ReferencesProjection()
+        references.metadata.create_all(self.engine)
+        self.projection = references.ReferencesProjection()
         self.conn = self.engine.connect()
         self.conn.begin()
         self.reports: set[str] = set()
         self.data_files: dict[str, str] = {}  # vulnerability data source → its file's digest
 
     def apply(self, event: LoggedEvent) -> None:
-        from eventsourcing.persistence import StoredEvent
-
-        from domain.scans import Scan
-        from domain.vulndb import VulnerabilityData
-
         try:
             domain_event = self.mapper.to_domain_event(
                 StoredEvent(event.originator_id, event.originator_version, event.topic, event.state))
@@ -401,13 +397,8 @@ class _ReferenceTracker:
             self.data_files[domain_event.name] = domain_event.digest
 
     def needed(self) -> set[str]:
-        from sqlalchemy import select
-
-        from projections.backups import IN_USE
-        from projections.references import usage
-
         try:
-            linked = set(self.conn.execute(select(usage.c.digest).where(IN_USE)).scalars())
+            linked = set(self.conn.execute(select(references.usage.c.digest).where(IN_USE)).scalars())
         finally:
             self.conn.close()
             self.engine.dispose()
@@ -425,10 +416,9 @@ def restore_log(destination: Destination, manifest: BackupManifest, log_store: L
     return head
 
 
-def restore_blobs(destination: Destination, manifest: BackupManifest, blobs: BlobStore,
-                  progress: Callable[[int], None] = lambda n: None) -> None:
+def restore_blobs(destination: Destination, manifest: BackupManifest, blobs: BlobStore) -> None:
     """Streams every blob into the blob store through its upload path, which checks the digest."""
-    for number, (digest, size) in enumerate(sorted(manifest.blobs.items()), 1):
+    for digest in sorted(manifest.blobs):
         upload = blobs.start_upload(RESTORE_REPOSITORY)
         writer = blobs.upload_writer(upload.upload_id)
         with destination.open(blob_name(digest)) as stream:
@@ -436,7 +426,6 @@ def restore_blobs(destination: Destination, manifest: BackupManifest, blobs: Blo
                 writer.write(chunk)
         writer.commit()
         blobs.complete_upload(upload.upload_id, digest)
-        progress(number)
 
 
 def read_secret_key(destination: Destination) -> str | None:
