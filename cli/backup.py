@@ -20,7 +20,7 @@ from config.settings import Settings
 from domain.context import RequestContext
 from domain.errors import RegistryError
 
-_LOCATION_VARIABLES = ("PORTLOG_DATABASE_URL", "PORTLOG_READ_MODELS_URL", "PORTLOG_STORAGE_URL")
+_LOCATION_VARIABLES = ("PORTLOG_DATABASE_URL", "PORTLOG_READ_MODELS_URL", "PORTLOG_STORAGE_URL", "PORTLOG_CONFIG")
 
 
 def add_commands(commands, settings_options, settings_of) -> None:
@@ -110,10 +110,12 @@ def _restore(args) -> int:
 
 
 def _restore_settings(args) -> Settings:
+    """Where to restore is what the options say, nothing else: no location from the environment
+    or a configuration file (a restore meant for a new directory never lands in a database)."""
     environ = {k: v for k, v in os.environ.items() if k not in _LOCATION_VARIABLES}
     if args.database_url:
         environ.update(PORTLOG_DATABASE_URL=args.database_url, PORTLOG_STORAGE_URL=args.storage_url)
-    return Settings.from_env(environ, config_file=getattr(args, "config", None), data_dir=args.data_dir)
+    return Settings.from_env(environ, data_dir=args.data_dir)
 
 
 def _not_empty(settings: Settings) -> str | None:
