@@ -43,6 +43,8 @@ const OPERATIONS = [
   "replication_task.stopped", "replication_task.retry_requested",
   "retention.created", "retention.started", "retention.completed", "retention.failed",
   "gc.created", "gc.started", "gc.swept", "gc.completed", "gc.failed", "gc_schedule.created", "gc_schedule.set",
+  "backup.created", "backup.started", "backup.completed", "backup.failed", "backup_schedule.created",
+  "backup_schedule.set",
   "scanner.created", "scanner.updated", "scanner.deleted", "scanner.default_set",
   "scan.created", "scan.requested", "scan.started", "scan.completed", "scan.failed", "scan.stopped",
   "scan.sbom_attached", "scan.sbom_not_attached",
