@@ -31,6 +31,8 @@ EXPECTED_ROWS = [
     ("_catalog, 20 repositories", "req/s", "wrk"),
     ("end to end push, 2 images", "images/s", "python"),
     ("end to end pull, 2 images", "images/s", "python"),
+    *[("backup, 8 × 64 KiB blobs (and earlier workloads'), whole command", unit, "cp -r")
+      for unit in ("MiB/s", "blobs/s")],
     ("peak resident memory", "MiB", "/proc"),
 ]
 # Portlog's alone: Distribution has no scanner, and its cell says so.
@@ -41,6 +43,9 @@ PORTLOG_ONLY_ROWS = [
     ("end to end push, auto_scan on / off", "×", "python"),
     ("auto_scan: every image of an auto_scan push scanned", "s", "python"),
 ]
+# Portlog's alone: Distribution has no online backup.
+NO_BACKUP_ROWS = [(f"backup, 8 × 64 KiB blobs (and earlier workloads'), {what}", unit, "portlog backup create")
+                  for what in ("whole command", "Started to Completed") for unit in ("MiB/s", "blobs/s")]
 
 
 def results_rows(output: str) -> list[list[str]]:
@@ -60,18 +65,19 @@ def test_quick_benchmark_prints_every_figure_for_both_servers():
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
 
     rows = results_rows(result.stdout)
-    for expected, portlog_only in [(row, False) for row in EXPECTED_ROWS] + [(row, True) for row in PORTLOG_ONLY_ROWS]:
+    for expected, absent in ([(row, None) for row in EXPECTED_ROWS] + [(row, "no scanner") for row in PORTLOG_ONLY_ROWS]
+                             + [(row, "no online backup") for row in NO_BACKUP_ROWS]):
         figure, unit, tool = expected
         matching = [row for row in rows if row[0].startswith(figure) and f", {unit} (" in row[0]
                     and row[1].startswith(tool)]
         assert len(matching) == 1, f"no single row for {figure} {unit} {tool}:\n{result.stdout}"
         _, _, portlog, distribution, ratio = matching[0]
         assert is_number(portlog), matching[0]
-        if portlog_only:
-            assert (distribution, ratio) == ("— (no scanner)", "–"), matching[0]
+        if absent:
+            assert (distribution, ratio) == (f"— ({absent})", "–"), matching[0]
         else:
             assert is_number(distribution) and ratio.endswith("×"), matching[0]
-    assert len(rows) == len(EXPECTED_ROWS) + len(PORTLOG_ONLY_ROWS)
+    assert len(rows) == len(EXPECTED_ROWS) + len(PORTLOG_ONLY_ROWS) + len(NO_BACKUP_ROWS)
     assert "## Machine limits" in result.stdout
     for limit in ("sha256, one core", "loopback TCP", "disk sequential write + fsync", "disk sequential read"):
         assert re.search(rf"\| {re.escape(limit)} \| \d", result.stdout), limit
