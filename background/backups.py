@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import re
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -167,13 +168,19 @@ def read_manifest(destination: Destination) -> BackupManifest | None:
         return None
 
 
+_BACKUP_FILE = re.compile(r"backup\.json|secret\.key|log/\d{12}-\d{12}\.jsonl|blobs/sha256/[0-9a-f]{2}/[0-9a-f]{64}")
+
+
 def check_destination(destination: Destination) -> BackupManifest | None:
-    """The backup already there (None: the destination is empty); refuses a destination holding
-    anything else, so that a mistyped path never mixes a backup into other files."""
+    """The backup already there (None: none, or one that did not finish); refuses a destination
+    holding any other file, so that a mistyped path never mixes a backup into other files."""
     previous = read_manifest(destination)
-    if previous is None and next(iter(destination.names()), None) is not None:
-        raise ConflictError("the destination is not empty and holds no backup: give an empty directory or "
-                            "prefix, or one holding a Portlog backup", {"destination": destination.describe()})
+    if previous is None:
+        stranger = next((name for name in destination.names() if not _BACKUP_FILE.fullmatch(name)), None)
+        if stranger is not None:
+            raise ConflictError("the destination holds files that are not a Portlog backup's: give an empty "
+                                "directory or prefix, or one holding a backup", {"destination": destination.describe(),
+                                                                                 "file": stranger})
     return previous
 
 

@@ -294,3 +294,19 @@ def test_each_slot_of_the_schedule_runs_one_backup(client, services, tmp_path):
         time.sleep(0.05)
     assert [(b["trigger"], b["status"], b["incremental"]) for b in backups] == [("schedule", "succeeded", True)]
     assert main(["backup", "verify", str(destination)]) == 0
+
+
+def test_a_backup_missing_a_blob_it_needs_fails_naming_it(client, services, tmp_path):
+    digest, manifest = push_image(client, "team/app", "1.0", seed="one")
+    layer = json.loads(manifest)["layers"][0]["digest"]
+    services.blobs.delete(layer)  # lost behind the registry's back (a disk error, a hand-made "cleanup")
+    response = client.post("/api/v1/backups", json={"destination": str(tmp_path / "backup")})
+    assert response.status_code == 202
+    backup = response.json()
+    while backup["status"] == "running":
+        time.sleep(0.05)
+        backup = client.get(f"/api/v1/backups/{backup['id']}").json()
+    assert backup["status"] == "failed" and backup["reason"] == f"blob {layer} is missing from storage"
+    assert not (tmp_path / "backup" / MANIFEST).exists()  # no backup.json: nothing there claims to be a backup
+    push_image(client, "team/app", "1.0", seed="one")  # its bytes uploaded again
+    assert back_up(client, tmp_path / "backup")["blob_count"] == 3  # the failed backup's files are no obstacle
