@@ -37,7 +37,7 @@ from eventsourcing.persistence import StoredEvent
 from sqlalchemy import create_engine, select
 from sqlalchemy.pool import StaticPool
 
-from adapters.backup_destinations import Destination, destination_for
+from adapters.backup_destinations import Destination
 from adapters.log_store import LoggedEvent, LogStore, read_all
 from domain.application import Registry
 from domain.backups import MAX_RUNNING_SECONDS, Backup, BackupSchedule
@@ -468,7 +468,7 @@ class BackupJobs:
         if guarded and not url.startswith(("s3://", "file:///", "/")):
             raise InvalidInputError("a backup destination is an absolute path on the server or an s3:// URL",
                                     {"field": "destination"})
-        destination = destination_for(url, services.outbound if guarded else None)
+        destination = services.backup_destination(url, services.outbound if guarded else None)
         self._refuse_data_dir(destination)
         if services.backups.running_to(destination.describe()):
             raise ConflictError("a backup to this destination is running", {"destination": destination.describe()})
@@ -523,7 +523,7 @@ def set_schedule(services, cron: str | None, url: str | None, incremental: bool,
     text = str(CronSchedule.parse(cron)) if cron else None  # refuses a bad expression before recording
     shown, sealed = None, None
     if url:
-        destination = destination_for(url, services.outbound)
+        destination = services.backup_destination(url, services.outbound)
         shown = destination.describe()
         if shown != url:  # it had credentials (or spelled itself otherwise): the whole URL, sealed
             sealed = services.secret_box.seal(url)

@@ -70,11 +70,11 @@ def _create(args) -> int:
 
 
 def _verify(args) -> int:
-    from adapters.backup_destinations import destination_for
     from background.backups import BackupInvalid, verify_backup
+    from config.bootstrap import backup_destination
 
     try:
-        verified = verify_backup(destination_for(args.destination))
+        verified = verify_backup(backup_destination(args.destination))
     except BackupInvalid as invalid:
         return _refused(f"the backup does not verify: {invalid}")
     except RegistryError as error:
@@ -85,14 +85,14 @@ def _verify(args) -> int:
 
 
 def _restore(args) -> int:
-    from adapters.backup_destinations import destination_for
     from background.backups import BackupInvalid, read_manifest, verify_backup
+    from config.bootstrap import backup_destination
 
     if bool(args.database_url) != bool(args.storage_url) or not (args.data_dir or args.database_url):
         args.parser_of_command.error("give --data-dir DIR, or --database-url URL and --storage-url URL")
     settings = _restore_settings(args)
     try:
-        destination = destination_for(args.destination)
+        destination = backup_destination(args.destination)
         verify_backup(destination)
         refusal = _not_empty(settings)
         if refusal:

@@ -7,12 +7,14 @@ import hmac
 import socket
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 from urllib.parse import urlsplit
 from uuid import UUID
 
 import httpx
 
+from adapters.backup_destinations import Destination
 from adapters.log_store import LogStore, log_store_for
 from adapters.login_failures import LoginFailureTable
 from adapters.outbound import OutboundGuard, OwnService
@@ -38,6 +40,7 @@ from domain.as_of import AsOfReads
 from domain.blob import GcFence
 from domain.collector import Collector
 from domain.configuration import Configuration, Configurations, effective
+from domain.errors import InvalidInputError
 from domain.identity import LDAP_GROUP, OIDC_GROUP, group_key
 from domain.labels import Labelling
 from domain.ports import BlobStore, SecretBox, SecretHasher
@@ -150,6 +153,8 @@ class Services:
     gc_jobs: GcJobs | None = None  # set once the services exist (it runs on them)
     backups: BackupsView | None = None  # backups and their schedule (read model)
     backup_jobs: BackupJobs | None = None  # likewise
+    # (url, outbound guard or None) -> the backup destination it names (backup_destination below)
+    backup_destination: Callable | None = None
     replicator: Replicator | None = None  # likewise
     proxy_cache: ProxyCache | None = None  # likewise
     labels: LabelsView | None = None  # likewise
@@ -311,6 +316,21 @@ def registry_exists(settings: Settings) -> bool:
         engine.dispose()
 
 
+def backup_destination(url: str, outbound: OutboundGuard | None = None) -> Destination:
+    """The backup destination a URL names: `s3://ACCESS:SECRET@HOST:PORT/BUCKET[/PREFIX]?secure=false`
+    or a directory (a path, or file:///PATH). `outbound`: the guard an S3 server a user named is
+    reached through (None: the operator's own, from the command line)."""
+    if not isinstance(url, str) or not url.strip() or ("://" in url and not url.startswith(("s3://", "file://"))):
+        raise InvalidInputError("a backup destination is a directory or an s3:// URL", {"field": "destination"})
+    if url.startswith("s3://"):
+        from adapters.backup_destinations.s3 import S3Destination  # only S3 destinations load the SDK
+
+        return S3Destination.from_url(url, outbound)
+    from adapters.backup_destinations.directory import DirectoryDestination
+
+    return DirectoryDestination(Path(url.removeprefix("file://")).absolute())
+
+
 def empty_event_store(settings: Settings):
     """A new registry's event store with its tables created and nothing written — not the first
     start's events: a restore brings its own (`bootstrap` then finds its admin and projects there
@@ -433,6 +453,7 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
     services.as_of = AsOfReads(registry, services.audit.position_at, log_store.head)
     services.gc_jobs = GcJobs(services)
     services.backups = backups
+    services.backup_destination = backup_destination
     services.backup_jobs = BackupJobs(services)
     services.proxy_cache = proxy_cache(services)
     services.labels = LabelsView(db)
