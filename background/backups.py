@@ -93,6 +93,9 @@ class BackupManifest:
     blobs: dict[str, int]  # digest → size
     secret_key: bool
     created_at: str
+    backup: str  # the Backup aggregate's id: a restore records its completion (cli/backup.py)
+    copied_blobs: int
+    copied_bytes: int
     format: str = FORMAT
 
     def to_bytes(self) -> bytes:
@@ -110,7 +113,9 @@ class BackupManifest:
                        log_digest=str(document["log_digest"]),
                        segments=[Segment(**segment) for segment in document["segments"]],
                        blobs={str(b["digest"]): int(b["size"]) for b in document["blobs"]},
-                       secret_key=bool(document["secret_key"]), created_at=str(document["created_at"]))
+                       secret_key=bool(document["secret_key"]), created_at=str(document["created_at"]),
+                       backup=str(document["backup"]), copied_blobs=int(document["copied_blobs"]),
+                       copied_bytes=int(document["copied_bytes"]))
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as error:
             raise BackupInvalid(f"{MANIFEST} is malformed: {error}") from None
 
@@ -185,7 +190,7 @@ def check_destination(destination: Destination) -> BackupManifest | None:
 
 
 def write_backup(log_store: LogStore, db, blobs: BlobStore, destination: Destination, incremental: bool,
-                 secret_key: str | None, deadline: float | None = None) -> Written:
+                 secret_key: str | None, backup_id: str, deadline: float | None = None) -> Written:
     """Writes the registry as it is at the read models' position into `destination`. A needed
     blob found missing (a collection that began before this backup's fence was seen) is looked
     for once more at a new position; missing again, the backup fails naming it."""
@@ -206,7 +211,8 @@ def write_backup(log_store: LogStore, db, blobs: BlobStore, destination: Destina
     destination.flush()  # what the manifest lists is on disk before it is
     destination.write_bytes(MANIFEST, BackupManifest(
         written.position, written.log_events, written.log_digest, written.segments, written.needed,
-        secret_key is not None, datetime.now(timezone.utc).isoformat(timespec="seconds")).to_bytes())
+        secret_key is not None, datetime.now(timezone.utc).isoformat(timespec="seconds"), backup_id,
+        written.copied_blobs, written.copied_bytes).to_bytes())
     destination.flush()
     written.blob_count, written.bytes = len(written.needed), sum(written.needed.values())
     if previous is not None:  # what only the previous backup needed goes, now that the new one is whole
@@ -435,6 +441,18 @@ def restore_blobs(destination: Destination, manifest: BackupManifest, blobs: Blo
         blobs.complete_upload(upload.upload_id, digest)
 
 
+def record_restored(registry, manifest: BackupManifest, ctx: RequestContext) -> int | None:
+    """Records, in the restored registry, that the backup it came from completed: its log ends
+    with the backup's Started (before P) and not its Completed (after P), and a backup seen
+    running would fence garbage collection. Returns the position, None when nothing was recorded."""
+    backup: Backup | None = registry.load(UUID(manifest.backup))
+    if backup is None or backup.finished:
+        return None
+    backup.complete(manifest.position, len(manifest.blobs), sum(manifest.blobs.values()), manifest.copied_blobs,
+                    manifest.copied_bytes, manifest.log_events, manifest.log_digest, ctx)
+    return registry.save(backup)[-1].notification.id
+
+
 def read_secret_key(destination: Destination) -> str | None:
     try:
         with destination.open(SECRET_KEY) as stream:
@@ -494,7 +512,8 @@ class BackupJobs:
         services = self.services
         try:
             written = write_backup(services.log_store, services.db, services.blobs, destination, backup.incremental,
-                                   secret_key_of(services.settings), time.monotonic() + MAX_RUNNING_SECONDS)
+                                   secret_key_of(services.settings), str(backup.id),
+                                   time.monotonic() + MAX_RUNNING_SECONDS)
         except Exception as error:
             log.exception("backup %s to %s failed", backup.id, destination.describe())
             backup.fail(_reason(error), ctx)

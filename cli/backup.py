@@ -52,8 +52,7 @@ def _create(args) -> int:
     require_registry(settings)
     services = bootstrap(settings)
     try:
-        ctx = RequestContext(f"cli:{getpass.getuser()}", "cli", "local")
-        backup, _ = services.backup_jobs.start(args.destination, args.incremental, "cli", ctx, guarded=False,
+        backup, _ = services.backup_jobs.start(args.destination, args.incremental, "cli", _ctx(), guarded=False,
                                                background=False)
         services.projections.catch_up()
         row = services.backups.backup_by_uuid(str(backup.id))
@@ -144,7 +143,7 @@ def _not_empty(settings: Settings) -> str | None:
 def _restore_into(settings: Settings, destination, manifest) -> None:
     from adapters.log_store import log_store_for
     from adapters.private_files import write_private
-    from background.backups import read_secret_key, restore_blobs, restore_log
+    from background.backups import read_secret_key, record_restored, restore_blobs, restore_log
     from config.bootstrap import blob_store_for, bootstrap, empty_event_store
 
     store = empty_event_store(settings)
@@ -164,9 +163,14 @@ def _restore_into(settings: Settings, destination, manifest) -> None:
         write_private(Path(settings.data_dir) / "secret.key", key.encode() + b"\n")
     services = bootstrap(settings)  # finds the restored admin and projects: writes nothing; read models follow the log
     try:
+        record_restored(services.registry, manifest, _ctx())
         services.projections.catch_up()
     finally:
         services.close()
+
+
+def _ctx() -> RequestContext:
+    return RequestContext(f"cli:{getpass.getuser()}", "cli", "local")
 
 
 def _refused(message: str) -> int:

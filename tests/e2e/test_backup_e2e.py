@@ -145,13 +145,15 @@ def test_backup_under_pushes_deletes_and_collections_restores_the_registry_at_p(
     assert portlog({}, "backup", "verify", destination).returncode == 0
 
     restored_env = _restore(deployment, destination, tmp_path)
-    assert _log_head(restored_env) == position  # nothing after P, and the first start wrote nothing
+    # nothing after P but the backup's own completion (the first start wrote nothing)
+    assert _log_head(restored_env) == position + 1
     _check_blobs(restored_env)
     restored = start_server(Path(restored_env["PORTLOG_DATA_DIR"]), tmp_path / "restored.log",
                             extra_env={k: v for k, v in restored_env.items() if k != "PORTLOG_DATA_DIR"})
     try:
         with restored.client() as client:
             assert state_at(client, None) == at_p
+            assert client.get(f"/api/v1/backups/{backup['backup']}").json()["status"] == "succeeded"
         by_digest = {i.manifest_digest: i for i in images}
         for repository, tags in at_p.items():
             for tag, digest in tags.items():
