@@ -12,6 +12,8 @@ from api.request_input import by_id
 from background.backups import set_schedule
 from projections.backups import BackupRow, ScheduleRow
 
+MAX_DESTINATION_LENGTH = 4096
+
 
 def backup_json(row: BackupRow) -> dict:
     return {"id": row.id, "backup": row.backup, "status": row.status, "trigger": row.trigger, "actor": row.actor,
@@ -41,7 +43,7 @@ def start_backup(call: Call) -> Response:
     blobs the backup already there lacks."""
     call.require_system("backup", "create")
     body = call.body if call.body is not None else {}
-    destination = field(body, "destination", str)
+    destination = _destination(field(body, "destination", str))
     incremental = field(body, "incremental", bool, False, False)
     backup, position = call.services.backup_jobs.start(destination, incremental, "manual", call.context)
     call.settle(position)
@@ -71,7 +73,14 @@ def put_schedule(call: Call) -> Response:
     call.require_system("backup", "update")
     body = call.body
     cron = field(body, "cron", str, False, None)
-    destination = field(body, "destination", str, False, None)
+    destination = _destination(field(body, "destination", str, False, None))
     incremental = field(body, "incremental", bool, False, False)
     call.settle(set_schedule(call.services, cron, destination, incremental, call.context))
     return json_response(schedule_json(call.services.backups.schedule()))
+
+
+def _destination(text: str | None) -> str | None:
+    if text is not None and len(text) > MAX_DESTINATION_LENGTH:
+        raise Problem(422, "invalid-input", f"a destination has at most {MAX_DESTINATION_LENGTH} characters",
+                      {"field": "destination"})
+    return text

@@ -228,6 +228,8 @@ def test_the_api_refuses_bad_destinations_and_non_administrators(client, service
     assert client.post("/api/v1/backups", json={"destination": 5}).status_code == 422
     assert client.post("/api/v1/backups", json={"destination": "ftp://x/y"}).status_code == 422
     assert client.post("/api/v1/backups", json={"destination": "relative/dir"}).status_code == 422
+    assert client.post("/api/v1/backups", json={"destination": "/" + "x" * 5000}).status_code == 422
+    assert client.post("/api/v1/backups", content=b"[1, 2]").status_code == 422
     inside = client.post("/api/v1/backups", json={"destination": str(settings.data_dir / "b")})
     assert inside.status_code == 422 and "data directory" in inside.json()["detail"]
     other = tmp_path / "other"
