@@ -525,16 +525,16 @@ class BackupJobs:
 
     def _refuse_data_dir(self, destination: Destination) -> None:
         root = getattr(destination, "root", None)
-        data_dir = Path(self.services.settings.data_dir).absolute()
-        if root is not None and (root == data_dir or data_dir in root.parents or root in data_dir.parents):
-            raise InvalidInputError("a backup cannot be written inside the data directory (or around it)",
-                                    {"destination": destination.describe()})
+        settings = self.services.settings
+        for kept in {Path(settings.data_dir).absolute(), Path(settings.blob_root).absolute()}:
+            if root is not None and (root == kept or kept in root.parents or root in kept.parents):
+                raise InvalidInputError("a backup cannot be written inside the data directory or the blob storage "
+                                        "(or around them)", {"destination": destination.describe()})
 
 
 def _reason(error: Exception) -> str:
     """Why, in words that name no credential (the SDK's messages name keys, never secrets)."""
-    message = getattr(error, "message", None) or str(error) or type(error).__name__
-    return f"{message}"[:2000]
+    return (getattr(error, "message", None) or str(error) or type(error).__name__)[:2000]
 
 
 def set_schedule(services, cron: str | None, url: str | None, incremental: bool, ctx: RequestContext) -> int | None:
