@@ -6,7 +6,8 @@ While `portlog backup create` runs, real skopeo pushes and repository deletions 
 collection runs one collection after another. The backup is restored into a new data directory
 (or a new database and bucket) and served: every tag that existed at the backup's position P
 pulls with skopeo with the digest it had at P (its bytes checked against the pushed layout),
-every stored blob hashes to its name, and nothing recorded after P is there.
+every stored blob hashes to its name, and nothing recorded after P is there (but the backup's
+own completion, which the restore records).
 """
 
 from __future__ import annotations
