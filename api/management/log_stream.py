@@ -1,11 +1,12 @@
 """The leader's side of followers (docs/time-travel.md): the log as stored and the bytes it needs.
 
-GET /api/v1/log/events?after=N[&projects=a,b] — NDJSON, oldest first: one line per event,
+GET /api/v1/log/events?after=N[&projects=a,b][&wait=false] — NDJSON, oldest first: one line per event,
 `LoggedEvent.to_json()` plus `"blobs"` (the digests whose bytes the event needs stored, to fetch
 before applying it), and heartbeat lines `{"heartbeat": true, "head": H, "position": P}` (the
 leader's head, and the last position the stream has passed: with a project filter, events it
 leaves out move it too). The stream ends after STREAM_SECONDS; a follower reconnects from its
-position, so a stream is resumable by construction.
+position, so a stream is resumable by construction. `wait=false` ends it at the head instead
+(a copy of the log as it stands).
 GET /api/v1/log/blobs/{digest} — the stored bytes.
 
 System administrators, or a robot holding {project: "*", resource: "event-log", action: "read"}.
@@ -41,8 +42,9 @@ def stream_events(call: Call) -> Response:
     params = call.request.query_params
     after = parse_int(params.get("after", "0"), "after")
     projects = _projects(params.get("projects"))
+    wait = params.get("wait", "true") != "false"
     services = call.services
-    return StreamingResponse(_lines(services, after, projects), media_type=NDJSON,
+    return StreamingResponse(_lines(services, after, projects, wait), media_type=NDJSON,
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
@@ -55,8 +57,8 @@ def _projects(value: str | None) -> frozenset[str] | None:
     return names or None
 
 
-async def _lines(services, after: int, projects: frozenset[str] | None):
-    deadline = time.monotonic() + STREAM_SECONDS
+async def _lines(services, after: int, projects: frozenset[str] | None, wait: bool):
+    deadline = time.monotonic() + (STREAM_SECONDS if wait else 0)
     beat_at = 0.0
     while True:
         lines, after, head = await run_in_threadpool(_batch, services, after, projects)
