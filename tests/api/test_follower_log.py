@@ -162,6 +162,8 @@ def test_a_follower_ships_the_log_serves_reads_and_refuses_writes(client, servic
         assert upload.status_code == 403 and upload.json()["errors"][0]["code"] == "DENIED"
         assert LEADER in upload.json()["errors"][0]["message"]
         assert follower.post("/api/v2.0/projects", json={"project_name": "x"}).status_code == 403
+        # a failed login is refused as anywhere (its counters are local), not as a write
+        assert follower.get("/api/v1/users/current", auth=("admin", "wrong")).status_code == 401
         with pytest.raises(FollowerReadOnlyError):
             follower_services.admin.create_project("sneaky", True, RequestContext("admin", "t"))
         # the leader goes on; the follower follows
