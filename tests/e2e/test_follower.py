@@ -133,6 +133,29 @@ def test_writes_to_the_follower_are_refused_naming_the_leader(leader, follower, 
         assert response.status_code == 403 and response.json()["leader"] == leader.url
 
 
+def test_the_web_ui_shows_the_leader_the_position_and_the_lag(leader, follower):
+    from playwright.sync_api import sync_playwright
+
+    from tests.support.browser import CHROMIUM, CHROMIUM_FLAGS, shot, sign_in
+
+    status = caught_up(leader, follower)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_context(base_url=follower.server.url, locale="en-US").new_page()
+            sign_in(page, "admin", ADMIN_PASSWORD)
+            page.goto("/ui/projects")
+            banner = page.locator("#follower")
+            banner.wait_for(state="visible", timeout=10_000)
+            text = banner.inner_text()
+            assert f"Read-only follower of {leader.url}" in text
+            assert f"Log position {status['position']} of {status['leader_head']}" in text and "up to date" in text
+            page.get_by_role("link", name="team", exact=True).wait_for()  # the leader's projects, read here
+            shot(page, "follower-banner")
+        finally:
+            browser.close()
+
+
 def test_kill_9_mid_stream_resumes_without_gaps_or_duplicates(leader, follower):
     start = follower.status()["position"]
     done = threading.Event()
