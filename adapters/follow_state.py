@@ -33,6 +33,9 @@ _state = Table(
     Column("leader_head", Integer, nullable=False),
     Column("behind_since", Float),  # epoch seconds the leader's head was first seen past `position`
     Column("last_error", Text),
+    # The one process shipping the log (worker processes and nodes share the row), until when.
+    Column("shipper", String(255)),
+    Column("shipper_until", Float),
 )
 
 
@@ -62,6 +65,16 @@ class FollowStateTable:
                 conn.execute(_state.update().where(_state.c.id == _ROW).values(
                     leader=leader, state=FOLLOWING, position=max(position, row.position), last_error=None))
         return self.status()
+
+    def claim(self, owner: str, seconds: float) -> bool:
+        """Makes `owner` the shipper for `seconds` (again, if it is already), unless another
+        one's claim runs; True when it is."""
+        now = self.clock()
+        free = (_state.c.shipper.is_(None)) | (_state.c.shipper == owner) | (_state.c.shipper_until < now)
+        with self.db.writer.begin() as conn:
+            claimed = conn.execute(_state.update().where((_state.c.id == _ROW) & free)
+                                   .values(shipper=owner, shipper_until=now + seconds))
+            return claimed.rowcount == 1
 
     def advance(self, position: int, leader_head: int) -> None:
         """Applied (or passed over) up to `position`; the leader's head is `leader_head`."""

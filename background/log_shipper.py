@@ -13,6 +13,8 @@ stream — stops it: state `stopped`, `last_error` naming the cause; a restart t
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 
 import httpx
@@ -27,6 +29,10 @@ from domain.names import check_digest
 
 log = logging.getLogger("portlog")
 RETRY_SECONDS = 2.0
+# A shipper renews its claim at every heartbeat (every second at least); one killed holds it this
+# long. Two shippers at once (a long blob fetch outliving the claim) are harmless, only wasteful:
+# the second finds the events applied already.
+LEASE_SECONDS = 5.0
 BLOB_CHUNK = 1024 * 1024
 UPLOAD_OWNER = "portlog-follower"  # the name a follower's blob fetches are kept under while they run
 
@@ -46,6 +52,7 @@ class LogShipper:
         self.follow = services.settings.follow
         self.position = 0
         self.leader_head = 0
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
     def run(self, stop: threading.Event) -> None:
         known = self.state.status()
@@ -53,6 +60,11 @@ class LogShipper:
         if self.state.start(self.follow.url, self.position).state == PROMOTED:
             return
         while not stop.is_set() and not self._promoted():
+            if not self.state.claim(self.owner, LEASE_SECONDS):  # another process ships: stand by
+                stop.wait(RETRY_SECONDS)
+                continue
+            known = self.state.status()  # another process may have shipped meanwhile
+            self.position = max(self.position, self.services.log_store.head(), known.position if known else 0)
             try:
                 with self.services.leader_client() as client:
                     self._follow(client, stop)
@@ -96,7 +108,7 @@ class LogShipper:
                     self.leader_head = _position(data, "head")
                     self._apply(pending, _position(data, "position"))
                     pending = []
-                    if self._promoted():
+                    if self._promoted() or not self.state.claim(self.owner, LEASE_SECONDS):
                         return
                     continue
                 event = _event(data)
@@ -119,11 +131,18 @@ class LogShipper:
             try:
                 self.services.log_store.append_verbatim(events)
             except LogOrderError as error:
-                raise Diverging(f"events out of order: {error}") from None
+                if not self._applied_already(events):
+                    raise Diverging(f"events out of order: {error}") from None
             self.services.projections.catch_up()
         self.position = max(self.position, passed, events[-1].position if events else 0)
         self.leader_head = max(self.leader_head, self.position)
         self.state.advance(self.position, self.leader_head)
+
+    def _applied_already(self, events: list[LoggedEvent]) -> bool:
+        """Whether another shipper (a second worker process, another node on the same database)
+        appended these very events meanwhile: no divergence, nothing to do."""
+        stored = self.services.log_store.read(events[0].position - 1, len(events), up_to=events[-1].position)
+        return [event for event in stored if event.position >= events[0].position] == events
 
     def _store(self, client: httpx.Client, digest: str) -> None:
         """The digest's bytes into the blob store, streamed; refused unless they match it."""

@@ -19,6 +19,7 @@ from adapters.passwords import Argon2SecretHasher
 from adapters.storage.filesystem import blob_path
 from api.app import create_app
 from api.management import log_stream
+from background.log_shipper import Diverging, LogShipper
 from config.bootstrap import bootstrap
 from config.settings import FollowConfig, Settings
 from domain.context import RequestContext
@@ -170,6 +171,23 @@ def test_a_follower_ships_the_log_serves_reads_and_refuses_writes(client, servic
         later, _ = push_image(client, "team/app", "2", seed="g")
         wait_until(lambda: follower.get("/v2/team/app/manifests/2").status_code == 200, what="tag 2 shipped")
         assert follower.get("/v2/team/app/manifests/2").headers["docker-content-digest"] == later
+
+
+def test_a_second_shipper_finding_its_events_applied_goes_on_and_one_finding_others_stops(
+        client, services, tmp_path):
+    """Two shippers at once (worker processes, nodes on one database) are harmless: the second
+    finds the very events applied; different events at those positions are a divergence."""
+    push_image(client, "team/app", "1", seed="twice")
+    with running_follower(follower_settings(tmp_path), client) as (follower_services, follower):
+        wait_until(lambda: caught_up(follower_services, services), what="the follower caught up")
+        second = LogShipper(follower_services)
+        last = services.log_store.read(services.log_store.head() - 3, 3)
+        second._apply(last, last[-1].position)
+        assert follower_services.follow_state.status().state == "following"
+        forged = [replace(last[-1], state=b"{}")]
+        with pytest.raises(Diverging, match="out of order"):
+            second._apply(forged, forged[-1].position)
+        assert follower_services.follow_state.claim("another process", 5) is False  # the running one holds it
 
 
 def test_a_follower_of_some_projects_takes_theirs_only(client, services, tmp_path):
