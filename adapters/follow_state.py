@@ -107,31 +107,46 @@ class FollowStateTable:
 
 
 class FollowMode:
-    """Whether this process may write: the Registry's guard and the HTTP surfaces ask it. `leader`
-    is None for a registry that was never started with --follow."""
+    """Whether this process may write: the Registry's guard and the HTTP surfaces ask it. A
+    registry follows when it was started with --follow (`configured`), and stays a follower —
+    whatever a later process is given — as long as its state row says so, until promoted: a
+    command line run on a follower's data without the setting must not write either."""
 
-    def __init__(self, leader: str | None, table: FollowStateTable | None) -> None:
-        self.leader = leader
+    def __init__(self, configured: str | None, table: FollowStateTable) -> None:
+        self.configured = configured
         self.table = table
         self._lock = threading.Lock()
-        self._checked_at = 0.0
-        self._following = leader is not None
+        self._checked_at = float("-inf")
+        self._status: FollowStatus | None = None
+
+    @property
+    def leader(self) -> str | None:
+        status = self._current()
+        return status.leader if status is not None else self.configured
 
     def following(self) -> bool:
         """True until the follower is promoted (a stopped follower still refuses writes)."""
-        if self.leader is None:
-            return False
+        status = self._current()
+        return status.state != PROMOTED if status is not None else self.configured is not None
+
+    def known(self) -> bool | None:
+        """`following()` when it needs no database read, else None (the event loop asks this)."""
+        with self._lock:
+            fresh = time.monotonic() - self._checked_at < CACHE_SECONDS
+        return self.following() if fresh else None
+
+    def _current(self) -> FollowStatus | None:
         with self._lock:
             now = time.monotonic()
             if now - self._checked_at >= CACHE_SECONDS:
-                status = self.table.status()
-                self._following = status is None or status.state != PROMOTED
+                self._status = self.table.status()
                 self._checked_at = now
-            return self._following
+            return self._status
 
     def refusal(self) -> FollowerReadOnlyError:
-        return FollowerReadOnlyError(f"this registry is a read-only follower of {self.leader}: write to the leader",
-                                     {"leader": self.leader})
+        leader = self.leader
+        return FollowerReadOnlyError(f"this registry is a read-only follower of {leader}: write to the leader",
+                                     {"leader": leader})
 
     def check_write(self) -> None:
         """The Registry's guard: raises while following."""

@@ -26,7 +26,10 @@ class FollowerWriteGuard:
         if scope["type"] != "http" or scope["method"] in READS or scope["path"].startswith(OPEN_WRITES):
             return await self.app(scope, receive, send)
         follow = scope["app"].state.services.follow
-        if follow.leader is None or not await run_in_threadpool(follow.following):
+        following = follow.known()
+        if following is None:
+            following = await run_in_threadpool(follow.following)
+        if not following:
             return await self.app(scope, receive, send)
         request = Request(scope, receive)
         refusal = follow.refusal()

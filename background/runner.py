@@ -15,6 +15,7 @@ Not started here: a garbage collection run started through the API runs on a thr
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Callable
 
@@ -30,6 +31,7 @@ from background.vulndb_rescans import follow_for_rescans
 from background.webhook_dispatcher import dispatch_webhooks
 from config.bootstrap import Services, register_built_in_scanner
 
+log = logging.getLogger("portlog")
 Worker = Callable[[Services, threading.Event], None]
 # The leader's workers a follower runs too: they write nothing to the log.
 FOLLOWER_KEEPS = ("portlog-log-follower", "portlog-upload-janitor", "portlog-login-janitor")
@@ -69,11 +71,14 @@ def workers_for(services: Services) -> dict[str, Worker]:
 def follower_workers(services: Services) -> dict[str, Worker]:
     """Thread name → worker, for a follower."""
     leader = workers_for(services)
-    return {
+    shipper = {}
+    if services.leader_client is not None:
         # follows the leader's log: the bytes each event needs, then the events, verbatim
-        "portlog-log-shipper": ship_log,
-        **{name: leader[name] for name in FOLLOWER_KEEPS},
-    }
+        shipper["portlog-log-shipper"] = ship_log
+    else:
+        log.warning("this registry follows %s but was started without --follow: it serves reads and ships "
+                    "nothing (give --follow, or `portlog follow promote` it)", services.follow.leader)
+    return {**shipper, **{name: leader[name] for name in FOLLOWER_KEEPS}}
 
 
 def start(services: Services) -> Callable[[], None]:

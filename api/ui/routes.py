@@ -45,7 +45,7 @@ async def session(request: Request) -> Response:
     services = request.app.state.services
     row = await run_in_threadpool(_session_row, services, request.cookies.get(SESSION_COOKIE, ""))
     # `follows`: the leader of a follower (the page then shows its position, GET /api/v1/follow)
-    answer = {**user_json(row), "follows": services.follow.leader} if row else None
+    answer = {**user_json(row), "follows": await run_in_threadpool(lambda: services.follow.leader)} if row else None
     return json_response(answer, headers={"Cache-Control": "no-store"})
 
 

@@ -171,6 +171,13 @@ def test_a_follower_ships_the_log_serves_reads_and_refuses_writes(client, servic
         later, _ = push_image(client, "team/app", "2", seed="g")
         wait_until(lambda: follower.get("/v2/team/app/manifests/2").status_code == 200, what="tag 2 shipped")
         assert follower.get("/v2/team/app/manifests/2").headers["docker-content-digest"] == later
+    # a process given its data without --follow (a command line) still may not write
+    local = bootstrap(replace(settings, follow=FollowConfig()), hasher=Argon2SecretHasher(fast=True))
+    try:
+        with pytest.raises(FollowerReadOnlyError, match=LEADER):
+            local.admin.create_project("sneaky", True, RequestContext("admin", "t"))
+    finally:
+        local.close()
 
 
 def test_a_second_shipper_finding_its_events_applied_goes_on_and_one_finding_others_stops(
