@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the registry")
     _server_options(serve)
     _settings_options(serve)
-    serve.add_argument("--follow", metavar="URL", help="follow this leader, read-only (PORTLOG_FOLLOW_URL; "
+    serve.add_argument("--follow", metavar="URL", dest="follow_url", help="follow this leader, read-only (PORTLOG_FOLLOW_URL; "
                        "credentials in PORTLOG_FOLLOW_USERNAME / PORTLOG_FOLLOW_PASSWORD)")
     serve.add_argument("--follow-projects", metavar="A,B", help="follow only these projects (PORTLOG_FOLLOW_PROJECTS)")
     serve.set_defaults(run=_serve)
@@ -117,7 +117,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         log_level=getattr(args, "log_level", None),
         data_dir=args.data_dir,
         access_log=False if getattr(args, "no_access_log", False) else None,
-        follow=getattr(args, "follow", None),
+        follow=getattr(args, "follow_url", None),
         follow_projects=getattr(args, "follow_projects", None),
     )
 
