@@ -40,8 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the registry")
     _server_options(serve)
     _settings_options(serve)
-    serve.add_argument("--follow", metavar="URL", dest="follow_url", help="follow this leader, read-only (PORTLOG_FOLLOW_URL; "
-                       "credentials in PORTLOG_FOLLOW_USERNAME / PORTLOG_FOLLOW_PASSWORD)")
+    serve.add_argument("--follow", metavar="URL", dest="follow_url",
+                       help="follow this leader, read-only (PORTLOG_FOLLOW_URL; credentials in "
+                            "PORTLOG_FOLLOW_USERNAME / PORTLOG_FOLLOW_PASSWORD)")
     serve.add_argument("--follow-projects", metavar="A,B", help="follow only these projects (PORTLOG_FOLLOW_PROJECTS)")
     serve.set_defaults(run=_serve)
 

@@ -34,6 +34,7 @@ from config.settings import Settings
 from domain.administration import Administration
 from domain.application import Registry
 from domain.artifacts import Artifacts
+from domain.as_of import AsOfReads
 from domain.blob import GcFence
 from domain.collector import Collector
 from domain.configuration import Configuration, Configurations, effective
@@ -136,6 +137,7 @@ class Services:
     follow: FollowMode  # whether this registry follows a leader (read-only) or leads
     follow_state: FollowStateTable  # a follower's position, lag and state (adapters/follow_state.py)
     leader_client: Callable[[], httpx.Client] | None = None  # a follower's client of its leader
+    as_of: AsOfReads | None = None  # repositories as of a moment (the as-of view, `as_of` of the read APIs)
     generated_admin_password: str | None = None
     scanners: Scanners | None = None  # scanner registrations' commands (set once the read model exists)
     scanner_registrations: ScannersView | None = None
@@ -435,6 +437,7 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
         inline_reads=db.reader.dialect.name == "sqlite" and blobs.local_files,
         unavailable_errors=_database_unavailable_errors(),
     )
+    services.as_of = AsOfReads(registry, services.audit.position_at, log_store.head)
     services.gc_jobs = GcJobs(services)
     services.proxy_cache = proxy_cache(services)
     services.labels = LabelsView(db)
