@@ -208,6 +208,9 @@ def test_promoted_the_follower_takes_pushes(leader, follower, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "promoted at position" in result.stdout
     wait_until(lambda: follower.status()["state"] == "promoted", what="the follower promoted")
+    with follower.server.client() as client:  # the server notices within a second
+        wait_until(lambda: client.post("/v2/team/promoted/blobs/uploads/").status_code == 202, timeout=5,
+                   what="the promoted follower accepting writes")
     image = build_image_layout(tmp_path / "image", "1.0", text="pushed to the promoted follower")
     skopeo("copy", "--dest-tls-verify=false", "--dest-creds", CREDS, f"oci:{image.layout}:1.0",
            f"docker://{follower.server.host}/team/promoted:1.0")
