@@ -22,7 +22,7 @@ from typing import Callable
 from adapters.nats_relay import NatsRelay
 from background.housekeeping import follow_log, forget_expired_logins, remove_stale_uploads
 from background.log_shipper import ship_log
-from background.pulls import record_pulls
+from background.pulls import forget_pulls, record_pulls
 from background.replication_events import follow_for_replication
 from background.replication_worker import run_replication
 from background.scan_jobs import follow_for_auto_scan, run_scans
@@ -78,7 +78,8 @@ def follower_workers(services: Services) -> dict[str, Worker]:
     else:
         log.warning("this registry follows %s but was started without --follow: it serves reads and ships "
                     "nothing (give --follow, or `portlog follow promote` it)", services.follow.leader)
-    return {**shipper, **{name: leader[name] for name in FOLLOWER_KEEPS}}
+    # every events.pull_record_seconds: pulls counted are dropped, not recorded (until promoted)
+    return {**shipper, "portlog-pull-forgetter": forget_pulls, **{name: leader[name] for name in FOLLOWER_KEEPS}}
 
 
 def start(services: Services) -> Callable[[], None]:
