@@ -34,6 +34,7 @@ RETRY_SECONDS = 2.0
 # the second finds the events applied already.
 LEASE_SECONDS = 5.0
 BLOB_CHUNK = 1024 * 1024
+MAX_PENDING = 1000  # events held before they are applied, whatever the leader's heartbeats
 UPLOAD_OWNER = "portlog-follower"  # the name a follower's blob fetches are kept under while they run
 
 
@@ -122,6 +123,9 @@ class LogShipper:
                     self._apply(pending, pending[-1].position if pending else self.position)  # the good ones
                     raise
                 pending.append(event)
+                if len(pending) >= MAX_PENDING:
+                    self._apply(pending, pending[-1].position)
+                    pending = []
             self._apply(pending, pending[-1].position if pending else self.position)
 
     def _apply(self, events: list[LoggedEvent], passed: int) -> None:
