@@ -151,6 +151,7 @@ def test_a_follower_ships_the_log_serves_reads_and_refuses_writes(client, servic
             assert follower.get(path).json() == client.get(path).json(), path
         pulled = follower.get(f"/v2/team/app/manifests/{digest}", headers={"Accept": OCI_MANIFEST})
         assert pulled.status_code == 200 and pulled.content == manifest
+        assert follower.get("/api/v1/follow", auth=None).status_code == 401
         status = follower.get("/api/v1/follow").json()
         assert status == {"leader": LEADER, "state": "following", "position": services.log_store.head(),
                           "leader_head": services.log_store.head(), "lag_events": 0, "lag_seconds": 0,
