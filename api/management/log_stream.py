@@ -24,7 +24,7 @@ from starlette.responses import Response, StreamingResponse
 
 from api.management.common import Call, json_response
 from api.management.problems import Problem
-from api.request_input import parse_int
+from api.request_input import parse_flag, parse_int
 from domain.administration import check_project_name
 from domain.follower import digests_to_store, kept_by
 from domain.names import check_digest
@@ -42,7 +42,7 @@ def stream_events(call: Call) -> Response:
     params = call.request.query_params
     after = parse_int(params.get("after", "0"), "after")
     projects = _projects(params.get("projects"))
-    wait = params.get("wait", "true") != "false"
+    wait = parse_flag(params.get("wait", "true"), "wait")
     services = call.services
     return StreamingResponse(_lines(services, after, projects, wait), media_type=NDJSON,
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

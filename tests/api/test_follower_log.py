@@ -106,6 +106,9 @@ def test_the_stream_carries_stored_events_with_the_bytes_they_need_and_heartbeat
     assert client.get(f"/api/v1/log/blobs/{digest_of(b'none')}").status_code == 404
     assert client.get("/api/v1/log/blobs/sha256:xyz").status_code == 422
     assert client.get("/api/v1/log/events", params={"after": "-1"}).status_code == 422
+    assert client.get("/api/v1/log/events", params={"wait": "maybe"}).status_code == 422
+    assert client.get("/api/v1/log/events", params={"projects": "Bad Name"}).status_code == 422
+    assert stream(client, after=head, wait="false") == [{"heartbeat": True, "head": head, "position": head}]
 
 
 def test_a_registry_that_follows_no_one_says_so(client):
