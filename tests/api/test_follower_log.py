@@ -67,6 +67,13 @@ def test_only_administrators_and_robots_holding_event_log_read_read_the_log(clie
         assert refused.status_code == 403 and refused.json()["permission"] == "event-log:read"
         assert client.get(path, auth=holder).status_code == 200
         assert client.get(path).status_code == 200
+    # Harbor's robot API grants it too, on every project ("*")
+    harbor = client.post("/api/v2.0/robots", json={"name": "shipper2", "level": "system", "duration": -1,
+                                                   "permissions": [{"kind": "project", "namespace": "*", "access": [
+                                                       {"resource": "event-log", "action": "read"}]}]})
+    assert harbor.status_code == 201, harbor.text
+    assert client.get("/api/v1/log/blobs/" + digest, auth=(harbor.json()["name"], harbor.json()["secret"])) \
+        .status_code == 200
     # a project robot cannot hold it: a follower's credentials are system-wide
     response = client.post("/api/v1/robots", json={"name": "narrow", "project": "team", "permissions": [
         {"project": "team", "resource": "event-log", "action": "read"}]})
