@@ -30,7 +30,8 @@ from domain.follower import digests_to_store, kept_by
 from domain.names import check_digest
 
 BATCH = 500
-POLL_SECONDS = 0.05  # how soon a new event is streamed
+# How soon a new event is streamed: often while events come (as the NATS relay polls), less when idle.
+BUSY_POLL_SECONDS, IDLE_POLL_SECONDS = 0.01, 0.05
 HEARTBEAT_SECONDS = 1.0
 STREAM_SECONDS = 60.0
 NDJSON = "application/x-ndjson"
@@ -59,14 +60,14 @@ def _projects(value: str | None) -> frozenset[str] | None:
 
 async def _lines(services, after: int, projects: frozenset[str] | None, wait: bool):
     deadline = time.monotonic() + (STREAM_SECONDS if wait else 0)
-    beat_at = 0.0
+    beat_at = last_event_at = 0.0
     while True:
         lines, after, head = await run_in_threadpool(_batch, services, after, projects)
         if lines:
             yield b"".join(lines)
         now = time.monotonic()
         if lines:
-            beat_at = now
+            beat_at = last_event_at = now
             if after < head:
                 continue
         if now - beat_at >= HEARTBEAT_SECONDS or now >= deadline:
@@ -74,7 +75,7 @@ async def _lines(services, after: int, projects: frozenset[str] | None, wait: bo
             beat_at = now
         if now >= deadline:
             return
-        await asyncio.sleep(POLL_SECONDS)
+        await asyncio.sleep(BUSY_POLL_SECONDS if now - last_event_at < HEARTBEAT_SECONDS else IDLE_POLL_SECONDS)
 
 
 def _batch(services, after: int, projects: frozenset[str] | None) -> tuple[list[bytes], int, int]:
