@@ -95,6 +95,7 @@ PUBLISHED_TOPICS = {
     "domain.configuration:SystemConfiguration.Created", "domain.configuration:SystemConfiguration.Changed",
     "domain.user_groups:UserGroup.Created", "domain.user_groups:UserGroup.Recreated",
     "domain.user_groups:UserGroup.Renamed", "domain.user_groups:UserGroup.Deleted",
+    "domain.repository:Repository.Restored", "domain.project:Project.Restored",
 }
 
 
