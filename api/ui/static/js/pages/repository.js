@@ -7,10 +7,11 @@ import {
 } from "../dom.js";
 import { t } from "../i18n.js";
 import { livePoller } from "../poll.js";
+import { restoreButton } from "../restore.js";
 import { permissions } from "../session.js";
 import { isScanning, scanSummary, vulnerabilityOverview } from "./scanning/summary.js";
 
-export const catalogs = ["repository", "history", "scanning"];
+export const catalogs = ["repository", "history", "scanning", "restore"];
 const PAGE_SIZE = 15;
 
 export async function render(view, ctx) {
@@ -115,9 +116,11 @@ async function renderAsOf(view, ctx) {
   const name = ctx.params.get("name") || "";
   const asOf = ctx.params.get("as_of");
   const { data: tags } = await get(v1(`/repositories/${name}/tags`), { as_of: asOf });
+  const now = `/ui/repository?${new URLSearchParams({ name })}`;
+  const restore = await restoreButton(name, asOf, () => ctx.navigate(now));
   mount(view, breadcrumbs(t("repository.breadcrumbs"), ...trailTo(name, { linked: false })), h("h1", {}, name),
     h("div", { class: "asof", role: "status" }, t("history.as_of_banner", { name, time: formatTimeText(asOf) }), " ",
-      link(`/ui/repository?${new URLSearchParams({ name })}`, t("history.back_to_now"))),
+      link(now, t("history.back_to_now")), restore ? [" ", restore] : null),
     table({
       caption: t("repository.tags"), rows: tags, empty: t("repository.none", { name }),
       columns: [
