@@ -246,6 +246,10 @@ class Restores:
         """The plan, and the log position of its last event (None for a dry run or no change)."""
         if self.app.get_repository(name) is None:
             raise NameUnknownError("repository name not known to registry", {"name": name})
+        project = self.app.load(Project.create_id(project_of(name)))
+        if project is None or project.deleted:
+            raise ConflictError("the repository's project is deleted: restore the project instead",
+                                {"project": project_of(name)})
 
         def planned() -> tuple[Plan, dict[str, Repository], list[Aggregate]]:
             then = self.app.aggregate_at(Repository.create_id(name), position)
