@@ -39,7 +39,7 @@ from domain.retention import RetentionRule
 from domain.robot import Robot
 
 MISSING = "the moment needs bytes that garbage collection has taken since: it cannot be restored"
-# What protects a tag: (repository, tag) -> a reason ("immutable tag rule 12 of team"), or None.
+# What protects a tag: (repository, tag) -> why ("immutable tag rule 12 protects team/app:v1"), or None.
 Protection = Callable[[str, str], "str | None"]
 
 
@@ -63,6 +63,7 @@ class Plan:
     manifests: dict[str, dict[str, str | None]] = field(default_factory=dict)
     blobs: dict[str, dict[str, int]] = field(default_factory=dict)
     tags: dict[str, dict[str, str | None]] = field(default_factory=dict)
+    changed_repositories: set[str] = field(default_factory=set)
 
     def add(self, change: Change, blocked_by: str | None = None) -> bool:
         if blocked_by:
@@ -75,11 +76,6 @@ class Plan:
         """Every digest whose stored bytes the plan uses again."""
         return sorted({d for found in self.manifests.values() for d in found}
                       | {d for found in self.blobs.values() for d in found})
-
-    def repositories(self) -> list[str]:
-        """The repositories the plan changes."""
-        return sorted({c.fields["repository"] for c in self.changes if "repository" in c.fields
-                       and not c.kind.startswith("member")})
 
     def public(self) -> dict:
         return {"changes": [c.public() for c in self.changes],
@@ -95,6 +91,7 @@ def plan_repository(name: str, then: Repository | None, now: Repository | None, 
     before = then if then is not None and not then.deleted else None
     if before is not None and current is None:
         plan.add(Change("repository-restored", {"repository": name}))
+        plan.changed_repositories.add(name)
     if before is not None:
         _plan_content(name, before, current, plan)
     then_tags, now_tags = (before.tags if before else {}), (current.tags if current else {})
@@ -111,6 +108,7 @@ def _plan_content(name: str, before: Repository, current: Repository | None, pla
             continue
         plan.manifests.setdefault(name, {})[digest] = before.media_types.get(digest)
         plan.add(Change("manifest-restored", {"repository": name, "digest": digest}))
+        plan.changed_repositories.add(name)
         for reference in before.manifest_references.get(digest, ()):
             if reference in before.blobs and linked.get(reference) != before.blobs[reference]:
                 plan.blobs.setdefault(name, {})[reference] = before.blobs[reference]
@@ -130,6 +128,7 @@ def _plan_tag(name: str, tag: str, then: str | None, now: str | None, protecting
         blocked_by = protecting(name, tag)
     if plan.add(change, blocked_by):
         plan.tags.setdefault(name, {})[tag] = then
+        plan.changed_repositories.add(name)
 
 
 @dataclass
@@ -228,6 +227,16 @@ def _permission_set(permissions: list[dict]) -> set[tuple]:
     return {(p["project"], p["resource"], p["action"]) for p in permissions}
 
 
+@dataclass
+class _Staged:
+    """A plan with the aggregates it was made from (now's are the ones a real run changes)."""
+
+    plan: Plan
+    repositories: dict[str, Repository | None]
+    project_then: ProjectMoment | None = None
+    project_now: ProjectMoment | None = None
+
+
 class Restores:
     """Plans and records restores (the API and `portlog restore` call it)."""
 
@@ -235,7 +244,7 @@ class Restores:
                  repositories_at: Callable[[int, str], list[str]] = lambda position, project: [],
                  robots_at: Callable[[int, str], list[str]] = lambda position, project: []) -> None:
         """`repositories_at(position, project)` and `robots_at(position, project)` name those
-        that existed at a position (the history read model knows)."""
+        of the project that existed at a position (the history read model knows)."""
         self.app = app
         self.checks = checks
         self.repositories_at = repositories_at
@@ -251,53 +260,62 @@ class Restores:
             raise ConflictError("the repository's project is deleted: restore the project instead",
                                 {"project": project_of(name)})
 
-        def planned() -> tuple[Plan, dict[str, Repository], list[Aggregate]]:
-            then = self.app.aggregate_at(Repository.create_id(name), position)
-            now = self.app.get_repository(name)
+        def staged() -> _Staged:
             project = self.app.load(Project.create_id(project_of(name)))
-            plan = plan_repository(name, then, now, self._protection([project]))
-            return plan, {name: now}, []
+            plan, repositories = Plan(), {}
+            self._plan_repository(name, position, self._protection([project]), plan, repositories)
+            return _Staged(plan, repositories)
 
-        return self._run(planned, position, ctx, dry_run)
+        return self._run(staged, position, ctx, dry_run)
 
     def restore_project(self, name: str, position: int, ctx: RequestContext, dry_run: bool, *,
                         may_set_quota: bool, grantable: Callable[[list[dict]], bool]) -> tuple[Plan, int | None]:
+        """As `restore_repository`, for the project and every repository it had at `position` or has now."""
         if self.app.load(Project.create_id(name)) is None:
             raise NotFoundError("project not found", {"project": name})
 
-        def planned() -> tuple[Plan, dict[str, Repository], list[Aggregate]]:
-            then = ProjectMoment(self.app.aggregate_at(Project.create_id(name), position), {})
-            now = ProjectMoment(self.app.load(Project.create_id(name)), {})
-            for robot in self.robots_at(position, name):
-                then.robots[robot] = self.app.aggregate_at(Robot.create_id(robot), position)
-                now.robots[robot] = self.app.load(Robot.create_id(robot))
+        def staged() -> _Staged:
+            then, now = self._project_moments(name, position)
             plan = plan_project(then, now, may_set_quota=may_set_quota, user_gone=self._user_gone,
                                 grantable=grantable)
-            protecting = self._protection([now.project, then.project])
-            repositories = {}
-            for repository in sorted(set(self.repositories_at(position, name))
-                                     | set(self.repositories_at(self.app.log_positions.head(), name))):
-                repositories[repository] = self.app.get_repository(repository)
-                then_repository = self.app.aggregate_at(Repository.create_id(repository), position)
-                plan_repository(repository, then_repository, repositories[repository], protecting, plan)
-            changed = _apply_project(now, then.project, plan, position, ctx)
-            return plan, repositories, changed
+            protecting, repositories = self._protection([now.project, then.project]), {}
+            for repository in sorted({*self.repositories_at(position, name),
+                                      *self.repositories_at(self.app.log_positions.head(), name)}):
+                self._plan_repository(repository, position, protecting, plan, repositories)
+            return _Staged(plan, repositories, then, now)
 
-        return self._run(planned, position, ctx, dry_run)
+        return self._run(staged, position, ctx, dry_run)
 
-    def _run(self, planned, position: int, ctx: RequestContext, dry_run: bool) -> tuple[Plan, int | None]:
+    def _plan_repository(self, name: str, position: int, protecting: Protection, plan: Plan,
+                         repositories: dict[str, Repository | None]) -> None:
+        repositories[name] = self.app.get_repository(name)
+        plan_repository(name, self.app.aggregate_at(Repository.create_id(name), position), repositories[name],
+                        protecting, plan)
+
+    def _project_moments(self, name: str, position: int) -> tuple[ProjectMoment, ProjectMoment]:
+        then = ProjectMoment(self.app.aggregate_at(Project.create_id(name), position))
+        now = ProjectMoment(self.app.load(Project.create_id(name)))
+        for robot in self.robots_at(position, name):
+            then.robots[robot] = self.app.aggregate_at(Robot.create_id(robot), position)
+            now.robots[robot] = self.app.load(Robot.create_id(robot))
+        return then, now
+
+    def _run(self, staged: Callable[[], _Staged], position: int, ctx: RequestContext,
+             dry_run: bool) -> tuple[Plan, int | None]:
         """Plans; unless `dry_run`, records the plan in one transaction (planned again on a conflict)."""
         if dry_run:
-            plan, _, _ = planned()
+            plan = staged().plan
             self._refuse_missing(plan)
             return plan, None
         outcome: list[Plan] = []
 
         def change() -> list[Aggregate]:
-            plan, repositories, changed = planned()
-            self._refuse_missing(plan)
-            outcome[:] = [plan]
-            return [*changed, *self._apply_repositories(plan, repositories, position, ctx)]
+            stage = staged()
+            self._refuse_missing(stage.plan)
+            outcome[:] = [stage.plan]
+            changed = _apply_project(stage.project_now, stage.project_then.project, stage.plan, position, ctx) \
+                if stage.project_now is not None else []
+            return [*changed, *self._apply_repositories(stage.plan, stage.repositories, position, ctx)]
 
         last = self.app.save_together(change)
         return outcome[0], last
@@ -305,7 +323,7 @@ class Restores:
     def _apply_repositories(self, plan: Plan, repositories: dict[str, Repository | None], position: int,
                             ctx: RequestContext) -> list[Aggregate]:
         changed: list[Aggregate] = []
-        for name in plan.repositories():
+        for name in sorted(plan.changed_repositories):
             repo = repositories[name]
             manifests = [self._stored_manifest(d, t) for d, t in sorted(plan.manifests.get(name, {}).items())]
             blobs = plan.blobs.get(name, {})
