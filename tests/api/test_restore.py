@@ -5,13 +5,14 @@ the dry run equal to the real run, immutable tags and collected bytes respected.
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
 
 from domain.context import RequestContext
 from tests.support.auth import PASSWORD, create_user, grant
-from tests.support.oci import push_image
+from tests.support.oci import OCI_INDEX, OCI_MANIFEST, descriptor, digest_of, push_image
 
 pytestmark = pytest.mark.both_databases
 
@@ -105,6 +106,41 @@ def test_a_deleted_manifest_comes_back_with_its_tag(client, services):
 
     assert kinds(answer) == [("manifest-restored", first), ("tag-restored", "v1")]
     assert served_digest(client, "team/api", "v1") == first
+
+
+def test_a_deleted_index_comes_back_after_its_children(client, services):
+    children = {arch: push_image(client, "team/multi", arch, seed=f"m-{arch}") for arch in ("amd64", "arm64")}
+    index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+        descriptor(OCI_MANIFEST, manifest) for _, manifest in children.values()]}).encode()
+    assert client.put("/v2/team/multi/manifests/multi", content=index,
+                      headers={"Content-Type": OCI_INDEX}).status_code == 201
+    for arch in children:  # untagged children: only the index names them
+        assert client.delete(f"/v2/team/multi/manifests/{arch}").status_code == 202
+    moment = position(client)
+    assert client.delete("/api/v1/repositories/team/multi").status_code == 204
+
+    answer = restore(client, "repositories/team/multi", moment)
+
+    restored = {c["digest"] for c in answer["changes"] if c["kind"] == "manifest-restored"}
+    assert restored == {digest_of(index), *(digest for digest, _ in children.values())}
+    assert served_digest(client, "team/multi", "multi") == digest_of(index)
+    for digest, _ in children.values():
+        assert client.get(f"/v2/team/multi/manifests/{digest}").status_code == 200
+
+
+def test_a_rule_added_since_protects_its_tags_while_the_project_restore_removes_it(client, services):
+    first, _ = push_image(client, "team/api", "v1", seed="r1")
+    moment = position(client)
+    second, _ = push_image(client, "team/api", "v1", seed="r2")
+    assert client.post("/api/v1/projects/team/immutable-tag-rules", json={"tags": "v*"}).status_code == 201
+
+    answer = restore(client, "projects/team", moment)
+
+    assert [(c["kind"], c.get("policy")) for c in answer["changes"]] == [("policy-restored", "immutability_rules")]
+    assert [(b["kind"], b["tag"]) for b in answer["blocked"]] == [("tag-moved", "v1")]
+    assert client.get("/api/v1/projects/team/immutable-tag-rules").json() == []
+    assert served_digest(client, "team/api", "v1") == second
+    assert restore(client, "repositories/team/api", moment)["changes"][0]["digest"] == first  # now it may move
 
 
 def test_an_immutable_tag_is_neither_moved_nor_removed(client, services):
