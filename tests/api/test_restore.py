@@ -177,10 +177,11 @@ def test_a_moment_whose_bytes_were_collected_is_refused_naming_them(client, serv
 
 def test_bad_input_and_unknown_names(client):
     push_image(client, "team/api", "v1", seed="g1")
-    for as_of in ("yesterday", "", True, -3, 2**70):
+    for as_of in ("yesterday", "", True, -3, 2**70, 1.5, {}, [], "2026-13-45T99:00:00Z"):
         restore(client, "repositories/team/api", as_of, status=422)
-    response = client.post("/api/v1/repositories/team/api/restore", json={})
-    assert response.status_code == 422
+    for body in ({}, [], "1", {"as_of": 1, "dry_run": "yes"}):
+        assert client.post("/api/v1/repositories/team/api/restore", json=body).status_code == 422
+    assert client.post("/api/v1/repositories/team/API/restore", json={"as_of": 1}).status_code == 422
     assert client.post("/api/v1/repositories/team/api/restore", content=b"{").status_code == 400
     restore(client, "repositories/team/nothing", 1, status=404)
     restore(client, "projects/nothing", 1, status=404)
