@@ -10,7 +10,7 @@ from api.management.common import Call, field, json_response
 from api.management.history import parse_as_of
 from api.management.problems import Problem
 from domain.names import check_name
-from domain.permissions import permissions_beyond, project_of
+from domain.permissions import MATRIX, Role, permissions_beyond, project_of, project_permissions
 from domain.restore import Plan
 
 
@@ -43,11 +43,16 @@ def restore_project(call: Call) -> Response:
 
 
 def _may_restore_project(call: Call) -> None:
+    """Project administrators: a restore may change anything in the project (a robot holding
+    some project permissions is not one)."""
     project = call.param("project")
     if call.services.access.project(project) is None:  # deleted (or unknown): as undeleting it
         call.require_system("project", "undelete")
-    else:
-        call.require_project(project, "project", "update")
+        return
+    call.require_project(project, "project", "update")
+    if not MATRIX[Role.PROJECT_ADMIN] <= project_permissions(call.principal, project, public=False):
+        raise Problem(403, "forbidden", f"{call.principal.name} may not restore project {project}: project "
+                      "administrators only", {"project": project})
 
 
 restore_project.authorize = _may_restore_project

@@ -200,6 +200,13 @@ def test_permissions_are_checked_before_the_body(client):
                        auth=("dev", PASSWORD)).status_code == 200
     assert client.post("/api/v1/projects/team/restore", json={"as_of": 1, "dry_run": True},
                        auth=("dev", PASSWORD)).status_code == 403  # project administrators only
+    robot = client.post("/api/v1/robots", json={"name": "half", "project": "team", "permissions": [
+        {"project": "team", "resource": "project", "action": "update"}]}).json()
+    assert client.post("/api/v1/projects/team/restore", json={"as_of": 1, "dry_run": True},
+                       auth=(robot["name"], robot["secret"])).status_code == 403
+    grant(client, "team", "dev", "project_admin")
+    assert client.post("/api/v1/projects/team/restore", json={"as_of": position(client), "dry_run": True},
+                       auth=("dev", PASSWORD)).status_code == 200
 
 
 def test_a_project_comes_back_with_members_robots_policies_and_repositories(client, services):
