@@ -16,6 +16,7 @@ from api.authn import Authenticator, client_address, parse_basic
 from api.errors import DENIED, UNAUTHORIZED, OciError
 from api.sessions import SAFE_METHODS, SESSION_COOKIE, session_user
 from api.tokens import SERVICE, InvalidTokenError, TokenIssuer, granted_actions, is_anonymous
+from domain.as_of import split_as_of_name
 from domain.errors import AuthenticationError, NameUnknownError, TooManyAttemptsError
 from domain.permissions import ANONYMOUS, Principal, project_of, repository_actions, system_permissions
 from domain.pull_checks import SCANNER_PULL
@@ -67,13 +68,15 @@ class RegistryAuthorizer:
     def allows(self, principal: Principal, access: Access) -> bool:
         if access.resource_type == "registry":
             return ("catalog", "read") in system_permissions(principal)
-        project = self.access.project(project_of(access.name))
+        name = real_repository(access.name)
+        if name != access.name and access.action != "pull":
+            return False  # the view of a past moment is read-only
+        project = self.access.project(project_of(name))
         if project is None:
             if principal.is_anonymous:
                 return False
-            raise NameUnknownError(f"project {project_of(access.name)} not found",
-                                   {"project": project_of(access.name)})
-        return access.action in repository_actions(principal, project.name, project.public, access.name)
+            raise NameUnknownError(f"project {project_of(name)} not found", {"project": project_of(name)})
+        return access.action in repository_actions(principal, project.name, project.public, name)
 
     def _bearer(self, request: Request, token: str, access: Access | None) -> str:
         try:
@@ -120,6 +123,13 @@ class RegistryAuthorizer:
             return ANONYMOUS
         request.state.web_ui = True  # the UI viewing an artifact: no pull (api/v2/manifests.py)
         return principal
+
+
+def real_repository(name: str) -> str:
+    """The repository a scope's name stands for: `as-of/<moment>/<repository>` (the view of a
+    past moment, domain/as_of.py) stands for <repository>; any other name for itself."""
+    virtual = split_as_of_name(name)
+    return name if virtual is None else virtual[1]
 
 
 def token_realm(request: Request) -> str:

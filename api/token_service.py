@@ -16,6 +16,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from api.auth import real_repository
 from api.authn import client_address, parse_basic
 from api.errors import UNAUTHORIZED, OciError
 from api.tokens import Scope, parse_scopes
@@ -88,13 +89,15 @@ def _grant(services, principal: Principal, scope: Scope, every_held: bool) -> Sc
     if scope.type != "repository":
         return None
     try:
-        check_name(scope.name)
+        name = check_name(real_repository(scope.name))
     except NameInvalidError:
         return None
-    project = services.access.project(project_of(scope.name))
+    project = services.access.project(project_of(name))
     if project is None:
         return None
-    held = repository_actions(principal, project.name, project.public, scope.name)
+    held = repository_actions(principal, project.name, project.public, name)
+    if name != scope.name:  # as-of/<moment>/<repository>: pull of the real repository, nothing else
+        held &= {"pull"}
     wanted = held if every_held or "*" in scope.actions else set(scope.actions)
     actions = tuple(sorted(held & wanted))
     return Scope(scope.type, scope.name, actions) if actions else None

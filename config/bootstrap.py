@@ -33,6 +33,7 @@ from config.settings import Settings
 from domain.administration import Administration
 from domain.application import Registry
 from domain.artifacts import Artifacts
+from domain.as_of import AsOfReads
 from domain.blob import GcFence
 from domain.collector import Collector
 from domain.configuration import Configuration, Configurations, effective
@@ -134,6 +135,7 @@ class Services:
     configurations: Configurations  # its commands: keys set through the API
     secret_box: SecretBox  # seals and opens stored secrets (adapters/secret_box.py)
     log_store: LogStore  # the log as stored rows with their positions (backups, followers, as-of reads)
+    as_of: AsOfReads | None = None  # repositories as of a moment (the as-of view, `as_of` of the read APIs)
     generated_admin_password: str | None = None
     scanners: Scanners | None = None  # scanner registrations' commands (set once the read model exists)
     scanner_registrations: ScannersView | None = None
@@ -412,6 +414,7 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
         inline_reads=db.reader.dialect.name == "sqlite" and blobs.local_files,
         unavailable_errors=_database_unavailable_errors(),
     )
+    services.as_of = AsOfReads(registry, services.audit.position_at, log_store.head)
     services.gc_jobs = GcJobs(services)
     services.proxy_cache = proxy_cache(services)
     services.labels = LabelsView(db)

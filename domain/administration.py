@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 from domain.account import User
 from domain.application import Registry
+from domain.as_of import AS_OF_PROJECT
 from domain.context import SYSTEM, RequestContext, is_reserved_name
 from domain.errors import AccessDeniedError, ConflictError, InvalidInputError, NotFoundError
 from domain.identity import ExternalIdentity
@@ -31,6 +32,9 @@ def check_project_name(name: str) -> str:
     if not (isinstance(name, str) and len(name) <= 255 and PROJECT_NAME_RE.fullmatch(name)):
         raise InvalidInputError("invalid project name: lowercase letters and digits separated by "
                                 "'.', '_', '__' or '-'", {"name": name})
+    if name == AS_OF_PROJECT:
+        raise InvalidInputError(f"the project name {AS_OF_PROJECT!r} is reserved: it names the view of "
+                                "repositories at a past moment (as-of/<moment>/<repository>)", {"name": name})
     return name
 
 

@@ -1,11 +1,13 @@
 """Project quotas, Harbor's way (/api/v2.0/quotas…): `hard` and `used` with `storage` in bytes
 (-1: unlimited) and Portlog's `count` (artifacts) beside it. A quota's id is its project's id.
-Reading needs the project's `project:read`; changing it, a system administrator (as in Harbor)."""
+Reading needs the project's `project:read`; changing it, a system administrator (as in Harbor).
+`as_of` (a log position or a time) reads the limits and usage as they were then."""
 
 from __future__ import annotations
 
 from starlette.responses import Response
 
+from api.harbor import as_of
 from api.harbor.common import bad_request, body_of, empty, not_found, paged_list, sort_items
 from api.management.common import Call, json_response
 from api.request_input import MAX_BIGINT, by_id
@@ -30,7 +32,7 @@ def list_quotas(call: Call) -> Response:
         return paged_list(call.request, [])
     wanted = params.get("reference_id")
     items = []
-    for usage, _ in call.services.quotas.all_usage():
+    for usage in _all_usage(call):
         project = call.services.access.project(usage.project)
         if project and (wanted is None or str(project.id) == wanted) and call.can_project(project.name, "project",
                                                                                          "read"):
@@ -41,7 +43,18 @@ def list_quotas(call: Call) -> Response:
 def get_quota(call: Call) -> Response:
     project = _project(call)
     call.require_project(project.name, "project", "read")
-    return json_response(quota_json(project, call.services.quotas.usage(project.name)))
+    position = as_of.position_of(call)
+    usage = call.services.quotas.usage(project.name) if position is None \
+        else as_of.quota_usage(call, project.name, position)
+    return json_response(quota_json(project, usage))
+
+
+def _all_usage(call: Call) -> list[QuotaUsage]:
+    """Every project's usage, now or `as_of` (the projects that exist now)."""
+    position = as_of.position_of(call)
+    if position is None:
+        return [usage for usage, _ in call.services.quotas.all_usage()]
+    return [as_of.quota_usage(call, usage.project, position) for usage, _ in call.services.quotas.all_usage()]
 
 
 def update_quota(call: Call) -> Response:

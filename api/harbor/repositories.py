@@ -1,22 +1,26 @@
 """Repositories, artifacts, their tags and the labels on them
 (/api/v2.0/projects/{project}/repositories…). An artifact is a manifest; its id is the log
 position of its push. `{repository_name}` is the name without the project, URL-encoded once more
-by clients (`a%252Fb` for `a/b`)."""
+by clients (`a%252Fb` for `a/b`). The listings and an artifact's reads take `as_of` (a log
+position or a time: the state then, api/harbor/as_of.py)."""
 
 from __future__ import annotations
+
+from urllib.parse import unquote
 
 import orjson
 from starlette.responses import Response
 
-from api.harbor import queries
-from api.harbor.common import body_of, empty, not_found, paged, parse_q, project_of
+from api.harbor import as_of, queries
+from api.harbor.common import bad_request, body_of, empty, not_found, paged, parse_q, project_of
 from api.harbor.labels import label_by_id, label_json
 from api.harbor.scans import overviews_json
 from api.management.common import Call, field, json_response, page_params
 from api.management.problems import Problem
 from api.request_input import as_id
+from domain.as_of import RepositoryAt
 from domain.manifests import IMAGE_CONFIG_TYPES
-from domain.names import check_tag
+from domain.names import check_name, check_tag
 from projections.access import ProjectRow
 
 INDEXES = ("application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json")
@@ -54,6 +58,9 @@ def list_all_repositories(call: Call) -> Response:
 def _repository_page(call: Call, projects: list[str] | None) -> Response:
     page, size = page_params(call.request)
     params = call.request.query_params
+    position = as_of.position_of(call)
+    if position is not None:
+        return _repository_page_as_of(call, projects, position)
     query = queries.where(queries.repositories_query(projects), parse_q(params.get("q")), queries.REPOSITORY_COLUMNS)
     query = queries.ordered(query, params.get("sort"), queries.REPOSITORY_SORTS, queries.repositories.c.name)
     rows, total = queries.page(call.services.db.reader, query, (page - 1) * size, size)
@@ -64,8 +71,44 @@ def _repository_page(call: Call, projects: list[str] | None) -> Response:
     return paged(call.request, items, total, page, size)
 
 
+def _repository_page_as_of(call: Call, projects: list[str] | None, position: int) -> Response:
+    page, size = page_params(call.request)
+    params = call.request.query_params
+    rows = as_of.repositories(call, projects, position)
+    for key, value_filter in parse_q(params.get("q")).items():
+        if key not in ("name", "id"):
+            raise bad_request(f"unsupported query key {key!r}; supported: id, name")
+        rows = [row for row in rows if value_filter.test(getattr(row, key))]
+    rows = _sorted(rows, params.get("sort"), {"name": "name", "creation_time": "created_at",
+                                               "update_time": "updated_at"})
+    shown = rows[(page - 1) * size:page * size]
+    access = call.services.access
+    owners = {name: access.project(name) for name in {row.name.split("/", 1)[0] for row in shown}}
+    pulls = call.services.pulls.of_repositories([row.name for row in shown])
+    items = [repository_json(owners[row.name.split("/", 1)[0]], row, pulls.get(row.name, 0)) for row in shown]
+    return paged(call.request, items, len(rows), page, size)
+
+
+def _sorted(rows: list, sort: str | None, columns: dict[str, str]) -> list:
+    """Harbor's `sort=field,-field` over rows held whole."""
+    for key in reversed([k.strip() for k in (sort or "").split(",") if k.strip()]):
+        if key.lstrip("-") not in columns:
+            raise bad_request(f"cannot sort by {key.lstrip('-')}; sortable: {', '.join(sorted(columns))}")
+        rows = sorted(rows, key=lambda row: getattr(row, columns[key.lstrip("-")]), reverse=key.startswith("-"))
+    return rows
+
+
 def get_repository(call: Call) -> Response:
     """One repository."""
+    position = as_of.position_of(call)
+    if position is not None:
+        project = project_of(call, "repository", "list")
+        name = _name(call, project)
+        found = [row for row in as_of.repositories(call, [project.name], position) if row.name == name]
+        if not found:
+            raise not_found(f"repository {name} did not exist at that moment")
+        pulls = call.services.pulls.of_repositories([name]).get(name, 0)
+        return json_response(repository_json(project, found[0], pulls))
     project, name = queries.repository_of(call, "repository", "list")
     pulls = call.services.pulls.of_repositories([name]).get(name, 0)
     return json_response(repository_json(project, queries.repository(call.services.db.reader, name), pulls))
@@ -82,9 +125,15 @@ def delete_repository(call: Call) -> Response:
 def list_artifacts(call: Call) -> Response:
     """Artifacts of a repository, newest first; `q=tags=*|nil|~v|v`, digest, media_type. Untagged
     referrers are not listed (as Harbor's accessories): `with_accessory=true` shows them under their subject."""
-    project, name = queries.repository_of(call, "artifact", "list")
     page, size = page_params(call.request)
     params = call.request.query_params
+    position = as_of.position_of(call)
+    if position is not None:
+        project, state = _repository_at(call, "artifact", "list", position)
+        rows = as_of.artifacts(call, state, parse_q(params.get("q")))
+        shown = rows[(page - 1) * size:page * size]
+        return paged(call.request, _artifacts_json(call, project, state.name, shown, state), len(rows), page, size)
+    project, name = queries.repository_of(call, "artifact", "list")
     query = queries.artifacts_query(name, parse_q(params.get("q")))
     rows, total = queries.page(call.services.db.reader, query, (page - 1) * size, size)
     return paged(call.request, _artifacts_json(call, project, name, rows), total, page, size)
@@ -92,8 +141,24 @@ def list_artifacts(call: Call) -> Response:
 
 def get_artifact(call: Call) -> Response:
     """One artifact, by digest or tag."""
+    position = as_of.position_of(call)
+    if position is not None:
+        project, state = _repository_at(call, "artifact", "read", position)
+        row = as_of.artifact(call, state, call.param("reference"))
+        return json_response(_artifacts_json(call, project, state.name, [row], state)[0])
     project, name = queries.repository_of(call, "artifact", "read")
     return json_response(_artifacts_json(call, project, name, [queries.artifact_of(call, name)])[0])
+
+
+def _name(call: Call, project: ProjectRow) -> str:
+    return check_name(f"{project.name}/{unquote(call.param('repository'))}")
+
+
+def _repository_at(call: Call, resource: str, action: str, position: int) -> tuple[ProjectRow, RepositoryAt]:
+    """The path's project (the caller allowed `action` on `resource` there) and repository as
+    it was at `position`; 404 when it did not exist then."""
+    project = project_of(call, resource, action)
+    return project, as_of.repository_at(call, _name(call, project), position)
 
 
 def delete_artifact(call: Call) -> Response:
@@ -105,10 +170,16 @@ def delete_artifact(call: Call) -> Response:
 
 
 def list_tags(call: Call) -> Response:
-    """Tags of an artifact; `q=name=…`."""
-    _, name = queries.repository_of(call, "tag", "list")
-    row = queries.artifact_of(call, name)
-    found = _tags_json(call, name, row)
+    """Tags of an artifact; `q=name=…`; `as_of`."""
+    position = as_of.position_of(call)
+    if position is not None:
+        project, state = _repository_at(call, "tag", "list", position)
+        row = as_of.artifact(call, state, call.param("reference"))
+        found = _tags_json(call, state.name, row, as_of.facts(call, project, state, [row.digest]))
+    else:
+        project, name = queries.repository_of(call, "tag", "list")
+        row = queries.artifact_of(call, name)
+        found = _tags_json(call, name, row, _facts_now(call, project, name, [row.digest]))
     needle = parse_q(call.request.query_params.get("q")).get("name")
     found = [tag for tag in found if needle is None or needle.test(tag["name"])]
     page, size = page_params(call.request)
@@ -128,9 +199,9 @@ def create_tag(call: Call) -> Response:
 
 def delete_tag(call: Call) -> Response:
     """Remove a tag from an artifact."""
-    _, name = queries.repository_of(call, "tag", "delete")
+    project, name = queries.repository_of(call, "tag", "delete")
     row, tag = queries.artifact_of(call, name), call.param("tag")
-    if tag not in {t["name"] for t in _tags_json(call, name, row)}:
+    if tag not in {t["name"] for t in _tags_json(call, name, row, _facts_now(call, project, name, [row.digest]))}:
         raise not_found(f"the artifact has no tag {tag}")
     call.settle(call.services.artifacts.delete_tag(name, tag, call.context))
     return empty()
@@ -159,26 +230,36 @@ def remove_artifact_label(call: Call) -> Response:
     return empty()
 
 
-def _artifacts_json(call: Call, project: ProjectRow, name: str, rows: list) -> list[dict]:
+def _facts_now(call: Call, project: ProjectRow, name: str, digests: list[str]) -> as_of.Facts:
     reader = call.services.db.reader
+    labels = call.services.labels.of_artifacts(name, digests)
+    return as_of.Facts(
+        repository_id=queries.repository(reader, name).id, tags=queries.tags_of(reader, name, digests),
+        sizes=queries.referenced_sizes(reader, name, digests),
+        labels={digest: [label_json(label, project.id) for label in found] for digest, found in labels.items()},
+        referrers=lambda subjects: call.services.catalog.referrers_of(name, subjects))
+
+
+def _artifacts_json(call: Call, project: ProjectRow, name: str, rows: list,
+                    at: RepositoryAt | None = None) -> list[dict]:
+    """The artifacts' JSON, now or (`at`) as the repository was at a moment."""
     digests = [row.digest for row in rows]
-    tags, sizes = queries.tags_of(reader, name, digests), queries.referenced_sizes(reader, name, digests)
-    repository_id = queries.repository(reader, name).id
+    facts = _facts_now(call, project, name, digests) if at is None else as_of.facts(call, project, at, digests)
+    tags, repository_id = facts.tags, facts.repository_id
     with_tags = call.request.query_params.get("with_tag", "true").lower() != "false"
     pulled = call.services.pulls.of_artifacts(name, digests)
     tag_names = [t.tag for row in rows for t in tags[row.digest]]
     tag_pulled = call.services.pulls.of_tags(name, tag_names)
     immutable = call.services.immutability.immutable_tags(name, tag_names)
-    labels = call.services.labels.of_artifacts(name, digests)
-    accessories = _accessories(call, name, rows) if _with_accessories(call) else {}
+    accessories = _accessories(name, rows, facts.referrers) if _with_accessories(call) else {}
     overviews = overviews_json(call, name, rows)
     return [{
         "id": row.id, "type": _type(row), "media_type": row.artifact_type or row.media_type,
         "manifest_media_type": row.media_type, "artifact_type": row.artifact_type,
         "project_id": project.id, "repository_id": repository_id, "repository_name": name,
-        "digest": row.digest, "size": row.size + sizes.get(row.digest, 0), "push_time": row.pushed_at,
+        "digest": row.digest, "size": row.size + facts.sizes.get(row.digest, 0), "push_time": row.pushed_at,
         "pull_time": _pull_time(pulled.get(row.digest)), "annotations": _annotations(row), "extra_attrs": {},
-        "labels": [label_json(label, project.id) for label in labels[row.digest]],
+        "labels": facts.labels[row.digest],
         "tags": [_tag_json(t, repository_id, row.id, tag_pulled, immutable) for t in tags[row.digest]]
         if with_tags else None,
         **({"accessories": accessories[row.digest]} if accessories else {}),
@@ -190,9 +271,9 @@ def _with_accessories(call: Call) -> bool:
     return call.request.query_params.get("with_accessory", "false").lower() == "true"
 
 
-def _accessories(call: Call, name: str, subjects: list) -> dict[str, list[dict]]:
+def _accessories(name: str, subjects: list, referrers_of) -> dict[str, list[dict]]:
     """Harbor's accessories of each artifact: its OCI referrers (signatures, SBOMs, attestations)."""
-    referrers = call.services.catalog.referrers_of(name, [subject.digest for subject in subjects])
+    referrers = referrers_of([subject.digest for subject in subjects])
     return {subject.digest: [
         {"digest": row.digest, "subject_artifact_id": subject.id, "subject_artifact_digest": subject.digest,
          "subject_artifact_repo": name, "type": ACCESSORY_TYPES.get(row.artifact_type, "subject.accessory"),
@@ -201,13 +282,11 @@ def _accessories(call: Call, name: str, subjects: list) -> dict[str, list[dict]]
         for row in referrers[subject.digest]] for subject in subjects}
 
 
-def _tags_json(call: Call, name: str, row) -> list[dict]:
-    reader = call.services.db.reader
-    repository_id = queries.repository(reader, name).id
-    tags = queries.tags_of(reader, name, [row.digest])[row.digest]
+def _tags_json(call: Call, name: str, row, facts: as_of.Facts) -> list[dict]:
+    tags = facts.tags[row.digest]
     pulled = call.services.pulls.of_tags(name, [t.tag for t in tags])
     immutable = call.services.immutability.immutable_tags(name, [t.tag for t in tags])
-    return [_tag_json(t, repository_id, row.id, pulled, immutable) for t in tags]
+    return [_tag_json(t, facts.repository_id, row.id, pulled, immutable) for t in tags]
 
 
 def _tag_json(tag, repository_id: int, artifact_id: int, pulled: dict, immutable: set[str]) -> dict:

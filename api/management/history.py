@@ -13,6 +13,8 @@ from starlette.responses import Response, StreamingResponse
 from api.management.common import Call, field, json_response, url_with
 from api.management.problems import Problem
 from api.request_input import as_id, parse_int
+from domain.as_of import Moment, parse_moment
+from domain.errors import NameInvalidError
 from domain.names import check_name, check_tag
 from domain.permissions import Grant, Principal, RobotPermission, Role, project_of, repository_actions
 from projections.audit import AuditFilter
@@ -25,14 +27,28 @@ def parse_as_of(call: Call, value: str | None) -> int | None:
     position = as_id(value)
     if position is not None:
         return position
-    return call.services.audit.position_at(parse_time(value, "as_of"))
+    moment = _moment(value)
+    if moment is not None and moment.position is not None:
+        return moment.position
+    return call.services.audit.position_at(as_of_time(value))
 
 
 def as_of_time(value: str | None) -> datetime | None:
-    """`as_of`'s time when it is one (None for a log position)."""
+    """`as_of`'s time when it is one (None for a log position). The moments of the as-of view's
+    names (`20261207t201500z`, `p1234`: domain/as_of.py) are taken too."""
     if value is None or value == "" or as_id(value) is not None:
         return None
+    moment = _moment(value)
+    if moment is not None:
+        return moment.time
     return parse_time(value, "as_of")
+
+
+def _moment(value: str) -> Moment | None:
+    try:
+        return parse_moment(value)
+    except NameInvalidError:
+        return None
 
 
 def parse_time(value: str, name: str) -> datetime:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from starlette.responses import Response
 
 from api.management.common import Call, field, json_response
+from api.management.history import parse_as_of
 from domain.quotas import DEFAULT_WARNING_PERCENT, QuotaLimits, QuotaUsage
 
 
@@ -18,9 +19,14 @@ def quota_json(usage: QuotaUsage) -> dict:
 
 
 def get_quota(call: Call) -> Response:
-    """A project's limits (null: unlimited) and usage (each digest counted once)."""
+    """A project's limits (null: unlimited) and usage (each digest counted once); `as_of` (a log
+    position or a time): as they were then."""
     project = call.param("project")
     call.require_project(project, "project", "read")
+    position = parse_as_of(call, call.request.query_params.get("as_of"))
+    if position is not None:
+        repositories = call.services.history.repositories_as_of(position, project)
+        return json_response(quota_json(call.services.as_of.quota_usage(project, repositories, position)))
     return json_response(quota_json(call.services.quotas.usage(project)))
 
 

@@ -23,7 +23,7 @@ from domain.names import check_digest
 _RANGE_RE = re.compile(r"bytes=(\d{0,19})-(\d{0,19})", re.ASCII)  # more: malformed, answered whole
 
 
-def _blob_headers(digest: str, size: int) -> dict[str, str]:
+def blob_headers(digest: str, size: int) -> dict[str, str]:
     return {
         "Content-Length": str(size),
         "Content-Type": "application/octet-stream",
@@ -54,10 +54,10 @@ def head_blob(request: Request) -> Response:
     if (upstream := proxied(request)) is not None and _missing_here(request):
         digest = request.path_params["digest"]
         size = services(request).proxy_cache.blob_size(upstream, digest)
-        return Response(status_code=200, headers=_blob_headers(digest, size))
+        return Response(status_code=200, headers=blob_headers(digest, size))
     digest, size = _blob_size(request)
     services(request).uploads.retain(digest, "head", context(request))
-    return Response(status_code=200, headers=_blob_headers(digest, size))
+    return Response(status_code=200, headers=blob_headers(digest, size))
 
 
 def get_blob(request: Request) -> Response:
@@ -68,12 +68,17 @@ def get_blob(request: Request) -> Response:
         fetched = services(request).proxy_cache.open_blob(name_of(request), upstream, digest, context(request))
         if fetched is not None:
             size, chunks = fetched
-            return StreamingResponse(chunks, headers=_blob_headers(digest, size))
+            return StreamingResponse(chunks, headers=blob_headers(digest, size))
     digest, size = _blob_size(request)
+    return serve_blob(request, digest, size)
+
+
+def serve_blob(request: Request, digest: str, size: int) -> Response:
+    """The blob's bytes: a redirect to the store when it offers one, else streamed (Range: 206)."""
     blobs = services(request).blobs
     if url := blobs.redirect_url(digest):
         return RedirectResponse(url, status_code=307, headers={"Docker-Content-Digest": digest})
-    headers = _blob_headers(digest, size)
+    headers = blob_headers(digest, size)
     requested = parse_range(request.headers.get("range"), size)
     if requested is None:
         return StreamingResponse(blob_body(blobs, digest, 0, size), headers=headers)

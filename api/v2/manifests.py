@@ -40,9 +40,9 @@ def get_manifest(request: Request) -> Response:
         manifest = _find(request)
     else:
         manifest = services(request).proxy_cache.manifest(name_of(request), upstream, reference, context(request))
-    _check_acceptable(request, manifest)
-    _check_pull(request, manifest, reference)
-    headers = _manifest_headers(manifest)
+    check_acceptable(request, manifest)
+    check_pull(request, manifest, reference)
+    headers = manifest_headers(manifest)
     if request.method == "HEAD":
         return Response(status_code=200, headers=headers)
     body = getattr(manifest, "data", None) or services(request).manifests.read(manifest.digest)
@@ -91,7 +91,7 @@ def _find(request: Request) -> ManifestRow:
     return manifest
 
 
-def _check_pull(request: Request, manifest: ManifestRow | Fetched, reference: str) -> None:
+def check_pull(request: Request, manifest: ManifestRow | Fetched, reference: str) -> None:
     """The project's pull policies (domain/pull_checks.py). The web UI showing an artifact is
     no pull: it shows the vulnerable and unsigned ones too."""
     if is_web_ui(request):
@@ -128,7 +128,7 @@ def _signing_tool(request: Request) -> bool:
         request, Access("repository", name_of(request), "push"))
 
 
-def _check_acceptable(request: Request, manifest: ManifestRow | Fetched) -> None:
+def check_acceptable(request: Request, manifest: ManifestRow | Fetched) -> None:
     accepted = _accepted_types(request.headers.getlist("accept"))
     if not accepted or manifest.media_type in accepted or "*/*" in accepted:
         return
@@ -147,7 +147,7 @@ def _accepted_types(values: list[str]) -> set[str]:
     }
 
 
-def _manifest_headers(manifest: ManifestRow | Fetched) -> dict[str, str]:
+def manifest_headers(manifest: ManifestRow | Fetched) -> dict[str, str]:
     return {
         "Content-Type": manifest.media_type,
         "Content-Length": str(manifest.size),

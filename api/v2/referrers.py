@@ -18,12 +18,12 @@ def get_referrers(request: Request) -> Response:
     artifact_type = request.query_params.get("artifactType") or None
     rows = services(request).catalog.referrers(name_of(request), subject, artifact_type)
     index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
-        _descriptor(row) for row in rows]}
+        descriptor(row) for row in rows]}
     headers = {"OCI-Filters-Applied": "artifactType"} if artifact_type else {}
     return Response(orjson.dumps(index), media_type=OCI_INDEX, headers=headers)
 
 
-def _descriptor(row) -> dict:
+def descriptor(row) -> dict:
     descriptor = {"mediaType": row.media_type, "digest": row.digest, "size": row.size}
     if row.artifact_type:
         descriptor["artifactType"] = row.artifact_type

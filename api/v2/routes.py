@@ -2,6 +2,8 @@
 
 Each handler runs behind `guarded`: the repository name is validated (NAME_INVALID), then
 the one authorizer decides, then the handler runs with a RequestContext (actor, request id).
+Paths under /v2/as-of/<moment>/ are the read-only view of a repository at a past moment
+(api/v2/as_of.py): they come first, and they need pull on the real repository.
 """
 
 from __future__ import annotations
@@ -17,16 +19,24 @@ from starlette.routing import Match, Route
 from api.auth import Access
 from api.authn import client_address
 from api.errors import NOT_FOUND, UNSUPPORTED, OciError
-from api.v2 import base, blobs, catalog, manifests, referrers, tags, uploads
+from api.v2 import as_of, base, blobs, catalog, manifests, referrers, tags, uploads
 from api.v2.common import proxied, services
+from domain.as_of import as_of_name
 from domain.context import RequestContext
 from domain.names import check_name
 
 NAME = "/v2/{name:path}"
+AS_OF = "/v2/as-of/{moment}/{name:path}"
 PULL, PUSH, DELETE = "pull", "push", "delete"
 
 ROUTES: list[tuple[str, str, Callable, str | None]] = [
     ("/v2/", "GET", base.get_base, None),
+    (f"{AS_OF}/tags/list", "GET", as_of.get_tags, PULL),
+    (f"{AS_OF}/manifests/{{reference}}", "HEAD", as_of.get_manifest, PULL),
+    (f"{AS_OF}/manifests/{{reference}}", "GET", as_of.get_manifest, PULL),
+    (f"{AS_OF}/blobs/{{digest}}", "HEAD", as_of.head_blob, PULL),
+    (f"{AS_OF}/blobs/{{digest}}", "GET", as_of.get_blob, PULL),
+    (f"{AS_OF}/referrers/{{digest}}", "GET", as_of.get_referrers, PULL),
     ("/v2/_catalog", "GET", catalog.get_catalog, "catalog"),
     (f"{NAME}/tags/list", "GET", tags.get_tags, PULL),
     (f"{NAME}/manifests/{{reference}}", "HEAD", manifests.get_manifest, PULL),
@@ -55,6 +65,8 @@ def access_for(request: Request, action: str | None) -> Access | None:
         return None
     if action == "catalog":
         return Access("registry", "catalog", "*")
+    if "moment" in request.path_params:  # the scope a client asks for names the view's path
+        return Access("repository", as_of_name(request.path_params["moment"], request.path_params["name"]), action)
     return Access("repository", request.path_params["name"], action)
 
 
@@ -64,6 +76,8 @@ def guarded(handler: Callable, action: str | None) -> Callable:
     def authorize(request: Request) -> None:
         if "name" in request.path_params:
             check_name(request.path_params["name"])
+        if "moment" in request.path_params:
+            as_of.check_moment(request)
         actor = services(request).authorizer.authorize(request, access_for(request, action))
         request.state.context = RequestContext(actor, request.state.request_id, client_address(request))
 
@@ -104,4 +118,7 @@ def v2_routes() -> list[Route]:
         raise OciError(NOT_FOUND, detail)
 
     methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-    return routes + [Route("/v2/{rest:path}", unmatched, methods=methods)]
+    as_of_routes = [route for route in routes if route.path.startswith(AS_OF)]
+    as_of_rest = Route("/v2/as-of/{rest:path}", as_of.refuse, methods=methods)  # read-only
+    return as_of_routes + [as_of_rest] + [route for route in routes if route not in as_of_routes] \
+        + [Route("/v2/{rest:path}", unmatched, methods=methods)]

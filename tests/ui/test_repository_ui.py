@@ -4,6 +4,10 @@ appear, look at the artifact, delete a tag; and what a guest may not do."""
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import time
+from datetime import datetime, timezone
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -138,3 +142,58 @@ def test_the_artifact_table_fits_a_1400_pixel_window(admin_page: Page, ui_server
     expect(digest).to_have_attribute("title", image.manifest_digest)
     assert digest.evaluate("el => el.getClientRects().length") == 1, "the digest wraps"
     expect(page.get_by_role("button", name=f"Copy the digest {image.manifest_digest}")).to_be_visible()
+
+
+def test_the_repository_as_of_a_moment_and_the_command_that_pulls_it(admin_page: Page, ui_server, tmp_path):
+    """The moment picker shows the artifacts and tags of the past, and the pull command it shows
+    (the registry's as-of view) pulls the digest the tag had then."""
+    with ui_server.client() as client:
+        response = client.post("/api/v2.0/projects", json={"project_name": "pastui", "metadata": {"public": "false"}})
+        assert response.status_code == 201, response.text
+    first = build_image_layout(tmp_path / "first", tag="1.0", text="the first 1.0")
+    second = build_image_layout(tmp_path / "second", tag="1.0", text="the second 1.0")
+    skopeo_copy(f"oci:{first.layout}:1.0", f"docker://{ui_server.host}/pastui/app:1.0", ui_server.admin_creds)
+    time.sleep(1.1)
+    moment = datetime.now(timezone.utc).replace(microsecond=0)
+    time.sleep(1.1)
+    skopeo_copy(f"oci:{second.layout}:1.0", f"docker://{ui_server.host}/pastui/app:1.0", ui_server.admin_creds)
+
+    page = admin_page
+    page.goto("/ui/repository?name=pastui/app")
+    expect(page.get_by_role("row").filter(has_text=second.manifest_digest[:19])).to_contain_text("1.0")
+    local = page.evaluate("""iso => { const d = new Date(iso);
+        return new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 19); }""",
+                          moment.isoformat())
+    page.get_by_label("View as of (your local time)").fill(local)
+    page.get_by_role("button", name="Show").click()
+    expect(page).to_have_url(re.compile(r"as_of=\d{4}-\d\d-\d\dT\d\d%3A\d\d%3A\d\dZ"))
+    expect(page.locator(".asof")).to_contain_text("Showing pastui/app as it was at")
+    expect(page.get_by_role("row").filter(has_text=first.manifest_digest[:19])).to_contain_text("1.0")
+    expect(page.get_by_role("row").filter(has_text=second.manifest_digest[:19])).to_have_count(0)
+    view = f"{ui_server.host}/as-of/{moment.strftime('%Y%m%dt%H%M%Sz')}/pastui/app"
+    command = page.locator(".pull code")
+    expect(command).to_have_text(f"docker pull {view}:1.0")
+    shot(page, "repository-as-of")
+
+    pulled = subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--creds", ui_server.admin_creds,
+                             f"docker://{view}:1.0"], capture_output=True, text=True, timeout=120)
+    assert pulled.returncode == 0, pulled.stderr
+    assert json.loads(pulled.stdout)["Digest"] == first.manifest_digest
+
+    page.reload()  # the moment is in the address: a shared link shows the same past
+    expect(page.get_by_label("View as of (your local time)")).to_have_value(local)
+    page.get_by_role("link", name=first.manifest_digest[:19]).click()  # the artifact then, from the as-of view
+    expect(page.locator(".asof")).to_contain_text("Showing the artifact as it was at")
+    facts = page.locator("dl.facts").first
+    expect(facts).to_contain_text("1.0")
+    expect(facts).to_contain_text(f"{view}@{first.manifest_digest}")
+    expect(page.locator("pre.json")).to_contain_text(first.config_digest)
+    shot(page, "artifact-as-of")
+    page.get_by_role("link", name="Back to the repository at that moment").click()
+    page.get_by_role("link", name="Back to now").click()
+    expect(page.get_by_role("row").filter(has_text=second.manifest_digest[:19])).to_contain_text("1.0")
+
+    page.goto(f"/ui/projects/pastui?tab=quota&as_of={moment.isoformat().replace('+00:00', 'Z')}")
+    panel = page.get_by_role("tabpanel", name="Quota")
+    expect(panel.get_by_role("status")).to_contain_text("Showing the quota as it was at")
+    expect(panel).to_contain_text("1 (no limit)")  # the first 1.0 only

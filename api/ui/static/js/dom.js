@@ -346,3 +346,28 @@ export function meter(used, limit, label) {
     "aria-valuenow": percent, "aria-label": label, title: `${percent}%`,
   }, bar);
 }
+
+// An ISO 8601 moment -> the moment of the registry's read-only view of the past, as a name
+// component (`as-of/<moment>/<repository>`): 20261207t201500z, with .250 when it has milliseconds.
+export function viewMoment(iso) {
+  const moment = new Date(iso);
+  if (Number.isNaN(moment.getTime())) return "";
+  const [day, clock] = moment.toISOString().replace("Z", "").split("T");
+  const [whole, fraction] = clock.split(".");
+  return `${day.replaceAll("-", "")}t${whole.replaceAll(":", "")}${fraction && fraction !== "000" ? `.${fraction}` : ""}z`;
+}
+
+// A form choosing a past moment (the browser's time zone, no later than now): `onChoose` gets
+// its ISO 8601 UTC value, or "" when cleared; an invalid one is reported in `problem`.
+export function momentPicker({ label, submit, value, invalid, problem, onChoose }) {
+  const input = h("input", { type: "datetime-local", name: "as_of", step: "1", value: isoToLocal(value),
+    max: isoToLocal(new Date().toISOString()) });
+  const form = h("form", { class: "toolbar as-of-form" }, field(label, input), h("button", { type: "submit" }, submit));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const chosen = input.value ? localToIso(input.value) : "";
+    if (input.value && !chosen) mount(problem, errorBox(new Error(invalid)));
+    else onChoose(chosen);
+  });
+  return form;
+}

@@ -2,9 +2,10 @@
 // image config, layers (or an index's platforms), annotations and referrers —, its
 // vulnerabilities (pages/scanning/vulnerabilities.js) and its SBOM (pages/scanning/sbom.js), the
 // last two for images only. Manifests, configs and referrers come from the registry API (/v2/),
-// which reads the session cookie for pulls.
+// which reads the session cookie for pulls. With `as_of`, the overview of the artifact as it was
+// at that moment, read from the registry's as-of view (/v2/as-of/<moment>/…).
 import { get, harbor, repoPath } from "../api.js";
-import { badge, breadcrumbs, copyButton, formatBytes, formatTime, h, link, mount, shortDigest, table, tabs } from "../dom.js";
+import { badge, breadcrumbs, copyButton, formatBytes, formatTime, formatTimeText, h, link, mount, shortDigest, table, tabs, viewMoment } from "../dom.js";
 import { t } from "../i18n.js";
 import { permissions } from "../session.js";
 import { artifactUrl, mediaLabel, pullCommandOf, trailTo } from "./repository.js";
@@ -23,11 +24,15 @@ const TABS = { overview: drawOverview, vulnerabilities: drawVulnerabilities, sbo
 export async function render(view, ctx) {
   const name = ctx.params.get("name") || "";
   const digest = ctx.params.get("digest") || "";
+  // The vulnerabilities and SBOM tabs read their own `as_of` (the report known then).
+  const asOf = ctx.params.get("tab") in { vulnerabilities: 1, sbom: 1 } ? "" : ctx.params.get("as_of") || "";
+  const registry = asOf ? `/v2/as-of/${viewMoment(asOf)}/${name}` : `/v2/${name}`;
   const [{ data: artifact }, manifest] = await Promise.all([
     get(harbor(`${repoPath(name)}/artifacts/${encodeURIComponent(digest)}`),
-      { with_tag: "true", with_accessory: "true", with_scan_overview: "true", with_sbom_overview: "true" }),
-    registryJson(`/v2/${name}/manifests/${digest}`, MANIFEST_TYPES),
+      { with_tag: "true", with_accessory: "true", with_scan_overview: "true", with_sbom_overview: "true", as_of: asOf || undefined }),
+    registryJson(`${registry}/manifests/${digest}`, MANIFEST_TYPES),
   ]);
+  if (asOf) return renderAsOf(view, { ctx, name, digest, artifact, manifest, registry, asOf });
   const scannable = artifact.type === "IMAGE";  // an image, or an index of images
   const wanted = ctx.params.get("tab");
   const tab = scannable && wanted in TABS ? wanted : "overview";
@@ -42,14 +47,27 @@ export async function render(view, ctx) {
     }) : null,
     panel);
   const may = tab === "overview" ? null : await permissions(artifact.project_id);
-  await TABS[tab](panel, { ctx, name, digest, artifact, manifest, may, scannable });
+  await TABS[tab](panel, { ctx, name, digest, artifact, manifest, may, scannable, registry });
 }
 
-async function drawOverview(panel, { name, digest, artifact, manifest, scannable }) {
-  const config = await imageConfig(name, manifest);
-  const referrers = (await registryJson(`/v2/${name}/referrers/${digest}`, "application/vnd.oci.image.index.v1+json")).manifests || [];
+// The overview only: scan results and SBOMs are of the digest, shown by the page of now.
+async function renderAsOf(view, { name, digest, artifact, manifest, registry, asOf }) {
+  const panel = h("section");
+  mount(view,
+    breadcrumbs(t("repository.breadcrumbs"), ...trailTo(name), shortDigest(digest)),
+    h("h1", {}, `${name}@${shortDigest(digest)}`),
+    h("div", { class: "asof", role: "status" }, t("artifact.as_of_banner", { time: formatTimeText(asOf) }), " ",
+      link(`/ui/repository?${new URLSearchParams({ name, as_of: asOf })}`, t("artifact.back_to_repository"))),
+    panel);
+  await drawOverview(panel, { name, digest, artifact, manifest, scannable: false, registry,
+    pullName: `as-of/${viewMoment(asOf)}/${name}` });
+}
+
+async function drawOverview(panel, { name, digest, artifact, manifest, scannable, registry, pullName = name }) {
+  const config = await imageConfig(registry, manifest);
+  const referrers = (await registryJson(`${registry}/referrers/${digest}`, "application/vnd.oci.image.index.v1+json")).manifests || [];
   mount(panel,
-    facts(name, artifact, scannable),
+    facts(name, artifact, scannable, pullName),
     config ? configSection(config) : null,
     manifest.layers ? layersSection(manifest.layers) : null,
     manifest.manifests ? platformsSection(name, manifest.manifests) : null,
@@ -65,17 +83,17 @@ async function registryJson(path, accept) {
   return response.json();
 }
 
-async function imageConfig(name, manifest) {
+async function imageConfig(registry, manifest) {
   const descriptor = manifest.config;
   if (!descriptor || descriptor.size > CONFIG_LIMIT || !descriptor.mediaType?.endsWith("json")) return null;
   try {
-    return await registryJson(`/v2/${name}/blobs/${descriptor.digest}`, descriptor.mediaType);
+    return await registryJson(`${registry}/blobs/${descriptor.digest}`, descriptor.mediaType);
   } catch {
     return null;
   }
 }
 
-function facts(name, artifact, scannable) {
+function facts(name, artifact, scannable, pullName) {
   const tags = (artifact.tags || []).map((tag) => tag.name);
   const rows = [
     [t("artifact.digest"), h("span", { class: "mono" }, artifact.digest, " ", copyButton(artifact.digest, t("artifact.copy_digest")))],
@@ -87,8 +105,8 @@ function facts(name, artifact, scannable) {
     [t("repository.pushed"), formatTime(artifact.push_time)],
     [t("repository.pulled"), artifact.pull_time ? formatTime(artifact.pull_time) : t("repository.never")],
     scannable ? [t("scanning.vulnerabilities"), link(artifactUrl(name, artifact.digest, "vulnerabilities"), scanSummary(artifact))] : null,
-    [t("artifact.pull_by_digest"), h("span", { class: "mono" }, `${location.host}/${name}@${artifact.digest}`, " ",
-      copyButton(pullCommandOf(name, artifact, { digest: artifact.digest }), t("repository.copy_pull")))],
+    [t("artifact.pull_by_digest"), h("span", { class: "mono" }, `${location.host}/${pullName}@${artifact.digest}`, " ",
+      copyButton(pullCommandOf(pullName, artifact, { digest: artifact.digest }), t("repository.copy_pull")))],
   ].filter(Boolean);
   return h("dl", { class: "facts" }, rows.map(([term, value]) => [h("dt", {}, term), h("dd", {}, value)]));
 }

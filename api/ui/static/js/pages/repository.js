@@ -1,9 +1,10 @@
 // A repository: its artifacts with their tags, sizes, push and pull times, referrers
 // (signatures, SBOMs), what their last vulnerability scan found (followed live while scans run)
-// and a pull command to copy.
-import { get, harbor, repoPath, send, v1 } from "../api.js";
+// and a pull command to copy; or (`as_of`, chosen with the moment picker) the repository as it
+// was at a past moment, with the command that pulls it from the registry's as-of view.
+import { get, harbor, repoPath, send } from "../api.js";
 import {
-  badge, breadcrumbs, confirmDialog, copyButton, digestLink, field, formatBytes, formatTime, formatTimeText, h, link, mount, notify, pager, rowActions, shortDigest, table,
+  badge, breadcrumbs, confirmDialog, copyButton, digestLink, field, formatBytes, formatTime, formatTimeText, h, link, momentPicker, mount, notify, pager, rowActions, shortDigest, table, viewMoment,
 } from "../dom.js";
 import { t } from "../i18n.js";
 import { livePoller } from "../poll.js";
@@ -38,6 +39,7 @@ export async function render(view, ctx) {
   const tagged = artifacts.find((a) => (a.tags || []).length);
   const redraw = () => ctx.redraw();
   const problem = h("div");
+  const picker = asOfPicker(ctx, name, "", problem);
   // The scan cells are drawn again, alone, while a scan of the page's artifacts is queued or runs.
   const scans = livePoller(ctx, {
     load: () => get(harbor(`${repoPath(name)}/artifacts`), query),
@@ -58,7 +60,7 @@ export async function render(view, ctx) {
     breadcrumbs(t("repository.breadcrumbs"), ...trailTo(name, { linked: false })),
     h("h1", {}, name),
     pullCommand(name, tagged || artifacts[0]),
-    form,
+    h("div", { class: "repo-tools" }, form, picker),
     problem,
     table({
       caption: t("repository.caption", { total }),
@@ -111,24 +113,70 @@ export function trailTo(name, { linked = true } = {}) {
     linked ? [`/ui/repository?${new URLSearchParams({ name })}`, repository] : repository];
 }
 
-// The repository's tags as they were at `as_of` (from the project's "view as of" listing).
+// The moment picker: the repository as of the moment chosen (cleared: now).
+function asOfPicker(ctx, name, value, problem) {
+  return momentPicker({
+    label: t("repository.as_of_label"), submit: t("repository.as_of_show"), invalid: t("repository.as_of_invalid"),
+    value, problem,
+    onChoose: (chosen) => ctx.navigate(`/ui/repository?${new URLSearchParams({ name, ...(chosen ? { as_of: chosen } : {}) })}`),
+  });
+}
+
+// The repository as it was at `as_of`: its artifacts then, with their tags, labels and referrers
+// then, and the command that pulls them from the registry's read-only as-of view.
 async function renderAsOf(view, ctx) {
   const name = ctx.params.get("name") || "";
   const asOf = ctx.params.get("as_of");
-  const { data: tags } = await get(v1(`/repositories/${name}/tags`), { as_of: asOf });
+  const page = Number(ctx.params.get("page") || 1);
+  const { data: artifacts, total } = await get(harbor(`${repoPath(name)}/artifacts`),
+    { as_of: asOf, page, page_size: PAGE_SIZE, with_tag: "true", with_accessory: "true", with_label: "true" });
+  const here = (params) => `/ui/repository?${new URLSearchParams({ name, as_of: asOf, ...params })}`;
+  const problem = h("div");
+  const past = `as-of/${viewMoment(asOf)}/${name}`;
+  const tagged = artifacts.find((a) => (a.tags || []).length);
   const now = `/ui/repository?${new URLSearchParams({ name })}`;
   const restore = await restoreButton(name, asOf, () => ctx.navigate(now));
-  mount(view, breadcrumbs(t("repository.breadcrumbs"), ...trailTo(name, { linked: false })), h("h1", {}, name),
-    h("div", { class: "asof", role: "status" }, t("history.as_of_banner", { name, time: formatTimeText(asOf) }), " ",
+  mount(view, breadcrumbs(t("repository.breadcrumbs"), ...trailTo(name)), h("h1", {}, name),
+    h("div", { class: "asof", role: "status" },
+      t("repository.as_of_banner", { name, time: formatTimeText(asOf) }), " ",
       link(now, t("history.back_to_now")), restore ? [" ", restore] : null),
+    tagged || artifacts[0] ? pullCommand(past, tagged || artifacts[0]) : null,
+    h("div", { class: "repo-tools" }, asOfPicker(ctx, name, asOf, problem)),
+    problem,
     table({
-      caption: t("repository.tags"), rows: tags, empty: t("repository.none", { name }),
+      caption: t("repository.as_of_caption", { total, time: formatTimeText(asOf) }),
+      empty: t("repository.as_of_none", { name }),
+      rows: artifacts,
+      class: "artifact-list",
       columns: [
-        { label: t("repository.tags"), render: (row) => h("span", { class: "tag-name" }, row.tag) },
-        { label: t("repository.artifact"), render: (row) => digestLink(artifactUrl(name, row.digest), row.digest) },
-        { label: t("repository.history"), render: (row) => link(`/ui/history?${new URLSearchParams({ name, tag: row.tag })}`, t("repository.history")) },
+        { label: t("repository.artifact"), render: (a) => h("div", { class: "digest-cell" },
+          digestLink(`${artifactUrl(name, a.digest)}&${new URLSearchParams({ as_of: asOf })}`, a.digest),
+          copyButton(a.digest, t("repository.copy_digest", { digest: a.digest }))) },
+        { label: t("repository.tags"), class: "artifact-tags", render: (a) => pastTags(name, past, a) },
+        { label: t("repository.size"), class: "nowrap", render: (a) => formatBytes(a.size) },
+        { label: t("repository.type"), class: "hide-narrow artifact-type", render: (a) => mediaLabel(a) },
+        { label: t("repository.labels"), render: (a) => labels(a) },
+        { label: t("repository.referrers"), render: (a) => referrers(name, a) },
+        { label: t("repository.pushed"), class: "hide-narrow", render: (a) => formatTime(a.push_time) },
       ],
-    }));
+    }),
+    pager({ total, page, size: PAGE_SIZE, onChange: (next) => ctx.navigate(here({ page: next })) }));
+}
+
+function pastTags(name, past, artifact) {
+  const tags = artifact.tags || [];
+  if (!tags.length) return h("span", { class: "muted" }, t("repository.untagged"));
+  return h("ul", { class: "tags" }, tags.map((tag) => h("li", {},
+    h("span", { class: "tag-name" }, tag.name), " ",
+    link(`/ui/history?${new URLSearchParams({ name, tag: tag.name })}`, t("repository.history")), " ",
+    copyButton(pullCommandOf(past, artifact, { tag: tag.name }), t("repository.copy_pull_tag", { tag: tag.name })))));
+}
+
+function labels(artifact) {
+  const found = artifact.labels || [];
+  if (!found.length) return "—";
+  return h("ul", { class: "tags" }, found.map((label) => h("li", {},
+    badge(label.name, label.deleted ? "" : "ok", label.deleted ? t("repository.label_deleted") : label.description))));
 }
 
 // An artifact's page, at one of its tabs (overview when none is given).

@@ -1,5 +1,5 @@
 // The project page's tab: its repositories, now or as of a past moment from the event log.
-import { get, harbor, send, v1 } from "../../api.js";
+import { get, harbor, send } from "../../api.js";
 import {
   confirmDialog, errorBox, field, formatTime, h, isoToLocal, link, localToIso, mount, notify, pager, rowActions, table,
 } from "../../dom.js";
@@ -52,17 +52,24 @@ export async function drawRepositories(body, page) {
     const banner = h("div", { class: "asof", role: "status" },
       h("span", {}, fill("project.as_of_banner", { time: h("time", { datetime: asOf }, shown) })), " ",
       link(now, t("project.back_to_now")), restore ? [" ", restore] : null);
-    const { data } = await get(v1("/repositories"), { project: page.name, as_of: asOf });
+    const { data, total } = await get(harbor(`/projects/${page.id}/repositories`), {
+      as_of: asOf, q: search ? `name=~${search}` : undefined, page: number, page_size: PAGE_SIZE, sort: "name" });
     if (!page.current()) return;
-    const rows = data.filter((repo) => !search || repo.name.includes(search));
     mount(body, tools, banner, problem, list);
     mount(list, table({
-      caption: t("project.repos_as_of_caption", { total: rows.length, time: shown }),
+      caption: t("project.repos_as_of_caption", { total: total ?? data.length, time: shown }),
       empty: t("project.repos_as_of_none"),
-      rows,
-      columns: [{ label: t("common.name"), class: "mono",
-        render: (repo) => link(`/ui/repository?name=${encodeURIComponent(repo.name)}&as_of=${encodeURIComponent(asOf)}`, repo.name) }],
-    }));
+      rows: data,
+      columns: [
+        { label: t("common.name"), class: "mono",
+          render: (repo) => link(`/ui/repository?name=${encodeURIComponent(repo.name)}&as_of=${encodeURIComponent(asOf)}`, repo.name) },
+        { label: t("project.artifacts"), render: (repo) => String(repo.artifact_count) },
+        { label: t("common.updated"), class: "hide-narrow", render: (repo) => formatTime(repo.update_time) },
+      ],
+    }), pager({ total: total ?? 0, page: number, size: PAGE_SIZE, onChange: (next) => {
+      setQuery({ page: next }, { push: true });
+      page.redraw();
+    } }));
     return;
   }
   const { data, total } = await get(harbor(`/projects/${page.id}/repositories`), {
