@@ -79,5 +79,5 @@ def test_the_project_preview_names_the_member_added_since_and_cancel_changes_not
 def test_a_guest_sees_no_restore_button(page: Page, ui_server, moment):
     sign_in(page, "onlooker", PASSWORD)
     page.goto("/ui/repository?" + urlencode({"name": "rest/app", "as_of": moment["as_of"]}))
-    expect(page.get_by_role("status").filter(has_text="as they were at")).to_be_visible()
+    expect(page.get_by_role("status").filter(has_text="as it was at")).to_be_visible()
     expect(page.get_by_role("button", name="Restore to this moment")).to_have_count(0)
