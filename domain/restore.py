@@ -302,41 +302,49 @@ class Restores:
 
     def _run(self, staged: Callable[[], _Staged], position: int, ctx: RequestContext,
              dry_run: bool) -> tuple[Plan, int | None]:
-        """Plans; unless `dry_run`, records the plan in one transaction (planned again on a conflict)."""
+        """Plans; unless `dry_run`, records the plan in one transaction (planned again on a conflict).
+        A dry run is refused as the real run would be (collected bytes, the quota), recording nothing."""
         if dry_run:
             plan = staged().plan
-            self._refuse_missing(plan)
+            self._check(plan, ctx, record=False)
             return plan, None
         outcome: list[Plan] = []
 
         def change() -> list[Aggregate]:
             stage = staged()
-            self._refuse_missing(stage.plan)
+            manifests = self._check(stage.plan, ctx, record=True)
             outcome[:] = [stage.plan]
             changed = _apply_project(stage.project_now, stage.project_then.project, stage.plan, position, ctx) \
                 if stage.project_now is not None else []
-            return [*changed, *self._apply_repositories(stage.plan, stage.repositories, position, ctx)]
+            for name in sorted(stage.plan.changed_repositories):
+                repo = stage.repositories[name]
+                repo.restore_to(position, stage.plan.blobs.get(name, {}), manifests.get(name, []),
+                                stage.plan.tags.get(name, {}), ctx)
+                changed.append(repo)
+            return [*changed, *self._fences(stage.plan, ctx)]
 
         last = self.app.save_together(change)
         return outcome[0], last
 
-    def _apply_repositories(self, plan: Plan, repositories: dict[str, Repository | None], position: int,
-                            ctx: RequestContext) -> list[Aggregate]:
-        changed: list[Aggregate] = []
+    def _check(self, plan: Plan, ctx: RequestContext, record: bool) -> dict[str, list[ParsedManifest]]:
+        """Refuses a plan whose bytes were collected, or that takes the project over its quota (as an
+        undelete does); answers the manifests it brings back, parsed again from their stored bytes."""
+        self._refuse_missing(plan)
+        manifests = {name: [self._stored_manifest(d, t) for d, t in sorted(found.items())]
+                     for name, found in plan.manifests.items()}
         for name in sorted(plan.changed_repositories):
-            repo = repositories[name]
-            manifests = [self._stored_manifest(d, t) for d, t in sorted(plan.manifests.get(name, {}).items())]
-            blobs = plan.blobs.get(name, {})
-            if manifests or blobs:
-                sizes = {**blobs, **{m.digest: m.size for m in manifests}}
-                self.checks.quotas.check(name, sizes, len(manifests), ctx)
-            repo.restore_to(position, blobs, manifests, plan.tags.get(name, {}), ctx)
-            changed.append(repo)
+            parsed, blobs = manifests.get(name, []), plan.blobs.get(name, {})
+            sizes = {**blobs, **{m.digest: m.size for m in parsed}}
+            if sizes:
+                self.checks.quotas.check(name, sizes, len(parsed), ctx, record=record)
+        return manifests
+
+    def _fences(self, plan: Plan, ctx: RequestContext) -> list[Aggregate]:
+        """The bytes the plan uses again, retained against a collector, in the restore's transaction."""
         try:
-            fences = self.checks.gc_fence.fences(plan.needed_digests(), "restore", ctx)
+            return self.checks.gc_fence.fences(plan.needed_digests(), "restore", ctx)
         except ConflictError as collected:  # condemned by a collector running now
             raise ConflictError(MISSING, {"missing_digests": [collected.detail["digest"]]}) from None
-        return [*changed, *fences]
 
     def _refuse_missing(self, plan: Plan) -> None:
         missing = [digest for digest in plan.needed_digests() if self.app.blobs.stat(digest) is None]

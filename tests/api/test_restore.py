@@ -175,6 +175,23 @@ def test_a_moment_whose_bytes_were_collected_is_refused_naming_them(client, serv
     assert client.get("/v2/team/gone/tags/list").status_code == 404  # nothing recorded
 
 
+def test_the_quota_refuses_the_dry_run_as_the_real_run_which_alone_records_it(client, services):
+    first, _ = push_image(client, "team/api", "v1", seed="q1")
+    moment = position(client)
+    assert client.delete(f"/v2/team/api/manifests/{first}").status_code == 202
+    assert client.put("/api/v1/projects/team/quota", json={"artifacts": 0}).status_code == 200
+
+    def refusals() -> int:
+        entries = client.get("/api/v1/audit-logs", params={"project": "team", "operation": "project.quota_exceeded"})
+        return len(entries.json())
+
+    restore(client, "repositories/team/api", moment, dry_run=True, status=403)
+    assert refusals() == 0
+    restore(client, "repositories/team/api", moment, status=403)
+    assert refusals() == 1
+    assert served_digest(client, "team/api", "v1") is None
+
+
 def test_bad_input_and_unknown_names(client):
     push_image(client, "team/api", "v1", seed="g1")
     for as_of in ("yesterday", "", True, -3, 2**70, 1.5, {}, [], "2026-13-45T99:00:00Z"):
