@@ -20,6 +20,7 @@ from api.management.problems import Problem, problem_response, render_problem
 from api.management.routes import management_routes
 from api.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from api.oauth_token import post_token
+from api.read_only import FollowerWriteGuard
 from api.request_input import InputError
 from api.token_service import get_token
 from api.ui.routes import ui_routes
@@ -42,7 +43,7 @@ def app_from_environment() -> Starlette:
 def create_app(services: Services, owns_services: bool = False) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
-        if services.scanners is not None:
+        if services.scanners is not None and not services.follow.following():
             register_built_in_scanner(services, serving=True)
         stop_workers = runner.start(services)
         try:
@@ -64,7 +65,8 @@ def create_app(services: Services, owns_services: bool = False) -> Starlette:
         ],
         middleware=[Middleware(RequestIdMiddleware),
                     Middleware(BodyLimitMiddleware, max_bytes=services.settings.max_body_bytes,
-                               idle_seconds=services.settings.body_timeout_seconds)],
+                               idle_seconds=services.settings.body_timeout_seconds),
+                    Middleware(FollowerWriteGuard)],
         exception_handlers={
             OciError: render_oci_error,
             RegistryError: _render_domain_error,

@@ -29,7 +29,13 @@ from adapters.login_failures import LoginFailureTable
 from domain.administration import Administration
 from domain.configuration import LDAP_AUTH, Configuration
 from domain.context import RequestContext, is_reserved_name
-from domain.errors import AuthenticationError, DirectoryUnavailableError, InvalidInputError, TooManyAttemptsError
+from domain.errors import (
+    AuthenticationError,
+    DirectoryUnavailableError,
+    FollowerReadOnlyError,
+    InvalidInputError,
+    TooManyAttemptsError,
+)
 from domain.identity import DB, LDAP, OIDC, ExternalIdentity
 from domain.permissions import Principal
 from domain.ports import SecretHasher
@@ -228,7 +234,10 @@ class Authenticator:
             self._unrecorded[username] = (0, now, source, None, None) if first_in_window \
                 else (count + 1, last_event, source, first_at, attempted_at)
         if first_in_window:
-            self.admin.record_failed_logins(username, count + 1, source, first_at, attempted_at)
+            try:
+                self.admin.record_failed_logins(username, count + 1, source, first_at, attempted_at)
+            except FollowerReadOnlyError:
+                pass  # a follower records nothing: the counters above still lock the address out
 
 
 def _robot_usable(robot, now: datetime) -> bool:

@@ -75,6 +75,7 @@ DOMAIN_TO_OCI: dict[type[domain.RegistryError], ErrorCode] = {
     domain.DirectoryUnavailableError: UNAVAILABLE,
     domain.UpstreamRateLimitedError: TOOMANYREQUESTS,
     domain.PolicyViolationError: POLICY_VIOLATION,
+    domain.FollowerReadOnlyError: DENIED,  # a follower: writes go to its leader, named in the message
 }
 RETRY_AFTER_SECONDS = "5"  # storage outages: clients (containers/image, docker) retry 5xx anyway
 

@@ -60,6 +60,13 @@ def parse_int(text: str, name: str, minimum: int = 0, maximum: int = MAX_BIGINT)
     return bounded(value, name, minimum, maximum)
 
 
+def parse_flag(text: str, name: str) -> bool:
+    """`true` or `false` from a query parameter."""
+    if text not in ("true", "false"):
+        raise InputError(f"{name} must be true or false, not {text[:40]!r}")
+    return text == "true"
+
+
 def check_json_numbers(document: object) -> None:
     """Every integer in a parsed JSON body fits a BIGINT (orjson reads up to 2**64 - 1, and a
     column holds less). Iterative: bodies nest up to orjson's 1024 levels."""

@@ -6,6 +6,7 @@ import logging
 import threading
 
 from config.bootstrap import Services
+from domain.errors import FollowerReadOnlyError
 
 log = logging.getLogger("portlog")
 FOLLOW_INTERVAL_SECONDS = 1.0
@@ -19,6 +20,8 @@ def follow_log(services: Services, stop: threading.Event) -> None:
         try:
             services.projections.catch_up()
             services.authenticator.flush_failed_logins()
+        except FollowerReadOnlyError:
+            pass  # a follower records no failed logins (its login_failures table still locks attackers out)
         except Exception:
             log.exception("read models could not catch up with the event log")
 

@@ -20,6 +20,14 @@ def record_pulls(services: Services, stop: threading.Event) -> None:
     flush_pulls(services)
 
 
+def forget_pulls(services: Services, stop: threading.Event) -> None:
+    """A follower's pulls are not recorded (its log is the leader's): what the counter counted is
+    dropped once per interval, until the follower is promoted and the recorder takes over."""
+    interval = services.settings.events.pull_record_seconds
+    while not stop.wait(interval) and services.follow.following():
+        services.pull_counter.take()
+
+
 def flush_pulls(services: Services) -> None:
     for repository, pulls in services.pull_counter.take().items():
         try:

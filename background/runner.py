@@ -5,27 +5,37 @@ Every worker is a function of (services, stop event) that returns once `stop` is
 processes or nodes may run the same workers: each one is safe to run in several places
 (the log follower applies each event once; removing a stale upload twice is harmless).
 
+A follower (docs/time-travel.md) runs only the log shipper, the read models' follower and the
+janitors: nothing that writes or delivers (its log is the leader's, and the leader delivers).
+Promoted (`portlog follow promote`), it starts the leader's other workers within a second.
+
 Not started here: a garbage collection run started through the API runs on a thread of its own
 (background/gc_jobs.py).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Callable
 
 from adapters.nats_relay import NatsRelay
 from background.housekeeping import follow_log, forget_expired_logins, remove_stale_uploads
-from background.pulls import record_pulls
+from background.log_shipper import ship_log
+from background.pulls import forget_pulls, record_pulls
 from background.replication_events import follow_for_replication
 from background.replication_worker import run_replication
 from background.scan_jobs import follow_for_auto_scan, run_scans
 from background.scheduler import run_schedules
 from background.vulndb_rescans import follow_for_rescans
 from background.webhook_dispatcher import dispatch_webhooks
-from config.bootstrap import Services
+from config.bootstrap import Services, register_built_in_scanner
 
+log = logging.getLogger("portlog")
 Worker = Callable[[Services, threading.Event], None]
+# The leader's workers a follower runs too: they write nothing to the log.
+FOLLOWER_KEEPS = ("portlog-log-follower", "portlog-upload-janitor", "portlog-login-janitor")
+PROMOTION_CHECK_SECONDS = 0.5
 
 
 def workers_for(services: Services) -> dict[str, Worker]:
@@ -58,17 +68,47 @@ def workers_for(services: Services) -> dict[str, Worker]:
     }
 
 
+def follower_workers(services: Services) -> dict[str, Worker]:
+    """Thread name → worker, for a follower."""
+    leader = workers_for(services)
+    shipper = {}
+    if services.leader_client is not None:
+        # follows the leader's log: the bytes each event needs, then the events, verbatim
+        shipper["portlog-log-shipper"] = ship_log
+    else:
+        log.warning("this registry follows %s but was started without --follow: it serves reads and ships "
+                    "nothing (give --follow, or `portlog follow promote` it)", services.follow.leader)
+    # every events.pull_record_seconds: pulls counted are dropped, not recorded (until promoted)
+    return {**shipper, "portlog-pull-forgetter": forget_pulls, **{name: leader[name] for name in FOLLOWER_KEEPS}}
+
+
 def start(services: Services) -> Callable[[], None]:
     """Starts the workers; returns the function that stops them."""
     stop = threading.Event()
-    threads = [threading.Thread(target=worker, args=(services, stop), name=name, daemon=True)
-               for name, worker in workers_for(services).items()]
-    for thread in threads:
-        thread.start()
+    threads: list[threading.Thread] = []
+
+    def launch(workers: dict[str, Worker]) -> None:
+        for name, worker in workers.items():
+            thread = threading.Thread(target=worker, args=(services, stop), name=name, daemon=True)
+            thread.start()
+            threads.append(thread)
+
+    def lead_once_promoted(services: Services, stop: threading.Event) -> None:
+        while services.follow.following():
+            if stop.wait(PROMOTION_CHECK_SECONDS):
+                return
+        if services.scanners is not None:
+            register_built_in_scanner(services, serving=True)
+        launch({name: worker for name, worker in workers_for(services).items() if name not in FOLLOWER_KEEPS})
+
+    if services.follow.following():
+        launch({**follower_workers(services), "portlog-promotion-watch": lead_once_promoted})
+    else:
+        launch(workers_for(services))
 
     def stop_all() -> None:
         stop.set()
-        for thread in threads:
+        for thread in list(threads):
             thread.join(timeout=5)
 
     return stop_all

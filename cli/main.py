@@ -40,7 +40,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the registry")
     _server_options(serve)
     _settings_options(serve)
+    serve.add_argument("--follow", metavar="URL", dest="follow_url",
+                       help="follow this leader, read-only (PORTLOG_FOLLOW_URL; credentials in "
+                            "PORTLOG_FOLLOW_USERNAME / PORTLOG_FOLLOW_PASSWORD)")
+    serve.add_argument("--follow-projects", metavar="A,B", help="follow only these projects (PORTLOG_FOLLOW_PROJECTS)")
     serve.set_defaults(run=_serve)
+
+    follow = commands.add_parser("follow", help="a follower of another registry")
+    promote = follow.add_subparsers(dest="follow_command", required=True).add_parser(
+        "promote", help="stop following: this registry accepts writes and runs the leader's workers")
+    _settings_options(promote)
+    promote.set_defaults(run=_promote)
 
     init = commands.add_parser("init", help="create a registry (its data directory or database) and exit")
     _settings_options(init)
@@ -108,6 +118,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         log_level=getattr(args, "log_level", None),
         data_dir=args.data_dir,
         access_log=False if getattr(args, "no_access_log", False) else None,
+        follow=getattr(args, "follow_url", None),
+        follow_projects=getattr(args, "follow_projects", None),
     )
 
 
@@ -238,6 +250,25 @@ def _init(args: argparse.Namespace) -> int:
     finally:
         services.close()
     print(f"{'a registry was already' if existed else 'registry created'} at {registry_location(settings)}")
+    return 0
+
+
+def _promote(args: argparse.Namespace) -> int:
+    from adapters.follow_state import FollowStateTable
+    from projections.database import ReadModelDatabase
+
+    settings = _settings(args)
+    require_registry(settings)
+    db = ReadModelDatabase.from_url(settings.read_model_url)
+    try:
+        status = FollowStateTable(db).promote()
+    finally:
+        db.dispose()
+    if status is None:
+        print("portlog: this registry does not follow another one", file=sys.stderr)
+        return 1
+    print(f"promoted at position {status.position} (the leader was {status.leader}, at {status.leader_head}): "
+          f"this registry accepts writes; a running server starts the leader's workers within a second")
     return 0
 
 

@@ -13,6 +13,7 @@ from uuid import UUID
 
 import httpx
 
+from adapters.follow_state import FollowMode, FollowStateTable
 from adapters.log_store import LogStore, log_store_for
 from adapters.login_failures import LoginFailureTable
 from adapters.outbound import OutboundGuard, OwnService
@@ -135,6 +136,9 @@ class Services:
     configurations: Configurations  # its commands: keys set through the API
     secret_box: SecretBox  # seals and opens stored secrets (adapters/secret_box.py)
     log_store: LogStore  # the log as stored rows with their positions (backups, followers, as-of reads)
+    follow: FollowMode  # whether this registry follows a leader (read-only) or leads
+    follow_state: FollowStateTable  # a follower's position, lag and state (adapters/follow_state.py)
+    leader_client: Callable[[], httpx.Client] | None = None  # a follower's client of its leader
     as_of: AsOfReads | None = None  # repositories as of a moment (the as-of view, `as_of` of the read APIs)
     generated_admin_password: str | None = None
     scanners: Scanners | None = None  # scanner registrations' commands (set once the read model exists)
@@ -250,6 +254,23 @@ def _version() -> str:
         return "dev"
 
 
+LEADER_TIMEOUT = httpx.Timeout(30.0, connect=10.0)  # a stream sends a heartbeat every second
+
+
+def leader_client(settings: Settings) -> httpx.Client:
+    """A follower's client of its leader, through the outbound guard: the leader the operator
+    named is reachable (even on a loopback or private address), this registry's own services
+    are not, and no redirect is followed (the credentials go to the leader only)."""
+    follow = settings.follow
+    parts = urlsplit(follow.url)
+    leader = OwnService(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), "the leader")
+    guard = OutboundGuard(settings.outbound_allow, settings.outbound_deny, own=own_services(settings),
+                          reachable=[leader])
+    auth = (follow.username, follow.password or "") if follow.username else None
+    return httpx.Client(base_url=follow.url, auth=auth, transport=guard.httpx_transport(), timeout=LEADER_TIMEOUT,
+                        follow_redirects=False)
+
+
 def remote_registry_client(outbound: OutboundGuard, url: str, username: str | None, password: str | None,
                            insecure: bool, timeout: float | None = None):
     from adapters.registry_client import DEFAULT_TIMEOUT, RegistryClient  # only where a peer is used
@@ -332,9 +353,13 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
         signing_keys = signing_keys_for(settings, db).load()
         login_failures, revoked_tokens = LoginFailureTable(db), RevokedTokenTable(db)
         scan_jobs = ScanJobs(db.writer, db.reader)
+        follow_state = FollowStateTable(db)
+    follow = FollowMode(settings.follow.url, follow_state)
+    registry.write_guard = follow.check_write  # a follower records nothing of its own
     secret_box = secret_box_for(settings)
     admin = Administration(registry, hasher or Argon2SecretHasher(), seal=secret_box.seal)
-    generated = admin.bootstrap(settings.admin_password)
+    # A follower's accounts and projects are the leader's: its first start creates none.
+    generated = None if follow.following() else admin.bootstrap(settings.admin_password)
     projections.catch_up()
     access = AccessView(db)
     immutability = ImmutabilityView(db)
@@ -363,6 +388,9 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
         settings=settings,
         registry=registry,
         log_store=log_store,
+        follow=follow,
+        follow_state=follow_state,
+        leader_client=partial(leader_client, settings) if settings.follow.url else None,
         uploads=Uploads(registry, checks),
         artifacts=artifacts,
         trash=Trash(registry, checks),
@@ -449,7 +477,8 @@ def wire_scanning(services: Services, key_material: bytes) -> None:
     services.scanner_client = partial(scanner_client, services.outbound,
                                       built_in_guard(settings, services.built_in_scanner_url),
                                       services.built_in_scanner_url)
-    register_built_in_scanner(services)
+    if not services.follow.following():  # a follower has the leader's registration, from the log
+        register_built_in_scanner(services)
 
 
 def built_in_scanner_url(settings: Settings) -> str:

@@ -47,11 +47,14 @@ ENV_KEYS = {
     "PORTLOG_OUTBOUND_ALLOW": "security.outbound_allow", "PORTLOG_OUTBOUND_DENY": "security.outbound_deny",
     "PORTLOG_REPLICATION_WORKERS": "replication.workers",
     "PORTLOG_REPLICATION_LEASE_SECONDS": "replication.lease_seconds",
+    "PORTLOG_FOLLOW_URL": "follow.url", "PORTLOG_FOLLOW_USERNAME": "follow.username",
+    "PORTLOG_FOLLOW_PASSWORD": "follow.password", "PORTLOG_FOLLOW_PROJECTS": "follow.projects",
     # The system configuration's keys (domain/configuration.py), pinned by the operator.
     **{env_name(key): f"configurations.{key}" for key, spec in CONFIGURATION_KEYS.items() if spec.editable},
 }
 _FLAG_KEYS = {"host": "server.host", "port": "server.port", "workers": "server.workers",
-              "log_level": "server.log_level", "access_log": "server.access_log", "data_dir": "data_dir"}
+              "log_level": "server.log_level", "access_log": "server.access_log", "data_dir": "data_dir",
+              "follow": "follow.url", "follow_projects": "follow.projects"}
 FILE_TOP_LEVEL = ("data_dir", "admin_password")
 FILE_SECTIONS = {
     "server": ("host", "port", "workers", "log_level", "access_log", "external_url", "max_body_bytes",
@@ -64,6 +67,7 @@ FILE_SECTIONS = {
     "cache": ("aggregates", "manifest_bytes", "upload_hashers"),
     "security": ("secret_key", "outbound_allow", "outbound_deny"),
     "replication": ("workers", "lease_seconds"),
+    "follow": ("url", "username", "password", "projects"),
     "configurations": tuple(key for key, spec in CONFIGURATION_KEYS.items() if spec.editable),
 }
 # Where the blobs are: a storage URL in a higher layer replaces all of these from lower layers.

@@ -58,6 +58,15 @@ class CacheConfig:
 
 
 @dataclass(frozen=True)
+class FollowConfig:
+    """A follower ships a leader's log (docs/time-travel.md); url None: this registry leads."""
+    url: str | None = None  # the leader: http(s)://HOST[:PORT]
+    username: str | None = None  # a system administrator, or a robot holding event-log:read
+    password: str | None = None
+    projects: tuple[str, ...] = ()  # only these projects' events (and those of no project); empty: all
+
+
+@dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
     port: int = 5000
@@ -93,6 +102,7 @@ class Settings:
     # System configuration keys the operator pinned (domain/configuration.py): key -> (value, where
     # it was set: "config file" or the variable's name). The API shows them and cannot change them.
     configurations: tuple[tuple[str, Any, str], ...] = ()
+    follow: FollowConfig = FollowConfig()
     config_file: Path | None = None
 
     @classmethod
@@ -133,6 +143,10 @@ class Settings:
             env["PORTLOG_STORAGE_URL"] = self.storage.location_url()
         if self.events.nats_url:
             env["PORTLOG_NATS_URL"] = self.events.nats_url
+        if self.follow.url:
+            env.update({"PORTLOG_FOLLOW_URL": self.follow.url, "PORTLOG_FOLLOW_USERNAME": self.follow.username or "",
+                        "PORTLOG_FOLLOW_PASSWORD": self.follow.password or "",
+                        "PORTLOG_FOLLOW_PROJECTS": ",".join(self.follow.projects)})
         env.update({"PORTLOG_EVENT_SOURCE": self.events.source,
                     "PORTLOG_WEBHOOK_RETRY_SECONDS": str(self.events.webhook_retry_seconds),
                     "PORTLOG_PULL_RECORD_SECONDS": str(self.events.pull_record_seconds),
@@ -210,6 +224,9 @@ class Settings:
                 "replication": {"workers": self.replication_workers, "lease_seconds": self.replication_lease_seconds},
                 "security": {**({"secret_key": hide(self.secret_key)} if self.secret_key else {}),
                              "outbound_allow": list(self.outbound_allow), "outbound_deny": list(self.outbound_deny)},
+                **({"follow": {"url": self.follow.url, "username": self.follow.username or "",
+                               "password": hide(self.follow.password or ""), "projects": list(self.follow.projects)}}
+                   if self.follow.url else {}),
                 **({"configurations": {key: hide(value) if CONFIGURATION_KEYS[key].secret else value
                                        for key, value, _ in self.configurations}} if self.configurations else {})}
 
@@ -273,7 +290,24 @@ def _settings_from(values: Values) -> Settings:
         replication_lease_seconds=values.integer("replication.lease_seconds", Settings.replication_lease_seconds,
                                                  minimum=2),
         configurations=_configurations(values),
+        follow=_follow(values),
     )
+
+
+def _follow(values: Values) -> FollowConfig:
+    url = (values.text("follow.url") or "").rstrip("/")
+    if not url:
+        return FollowConfig()
+    if not re.fullmatch(r"https?://[^/\s?#@]+", url):
+        raise ConfigError(values.field("follow.url"), f"{url!r} is not http(s)://HOST[:PORT] (no path, no credentials: "
+                                                      "give them in follow.username and follow.password)")
+    raw = values.raw["follow.projects"][0] if "follow.projects" in values else []
+    items = raw.split(",") if isinstance(raw, str) else raw
+    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        raise ConfigError(values.field("follow.projects"), f"must be a list of project names, not {show(raw)}")
+    return FollowConfig(url=url, username=values.text("follow.username") or None,
+                        password=values.text("follow.password") or None,
+                        projects=tuple(dict.fromkeys(filter(None, (item.strip() for item in items)))))
 
 
 def _configurations(values: Values) -> tuple[tuple[str, Any, str], ...]:

@@ -42,7 +42,16 @@ class Registry(Application):
         super().__init__(env=env)
         self.blobs = blobs
         self.log_positions: LogPositions | None = None  # set by the composition root
+        # Raises when this registry may not record anything (a follower: its log is the leader's).
+        self.write_guard: Callable[[], None] | None = None
         self._committer = GroupCommitter(self, self.load)
+
+    def save(self, *objects, **kwargs):
+        """Every write goes through here: the guard first, so that no path, a read path's
+        bookkeeping included, records anything on a follower."""
+        if self.write_guard is not None:
+            self.write_guard()
+        return super().save(*objects, **kwargs)
 
     # Writers in this process are grouped into one save (domain/group_commit.py); a version
     # conflict with another process is retried against the new state.

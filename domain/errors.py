@@ -146,3 +146,8 @@ class PolicyViolationError(RegistryError):
 class DirectoryUnavailableError(RegistryError):
     """The directory (LDAP) or identity provider (OIDC) cannot be reached or answers nonsense: 503
     for its users, while the local administrator still signs in."""
+
+
+class FollowerReadOnlyError(RegistryError):
+    """This registry follows a leader (docs/time-travel.md): it records nothing of its own, and
+    every write goes to the leader, which `detail` names."""

@@ -108,7 +108,19 @@ SYSTEM_RESOURCE_ACTIONS: dict[str, tuple[str, ...]] = {
     "configuration": ("read", "update"),  # /configurations: authentication, LDAP, OIDC… (Harbor's name)
     "user-group": ("list", "read", "create", "update", "delete"),  # LDAP and OIDC groups (Harbor's name)
     "ldap": ("read",),  # ping the directory, search and import its users and groups
+    "event-log": ("read",),  # the log as stored, and the bytes it needs: what a follower ships
 }
+
+# System permissions a system robot may hold, as {project: "*", resource, action}: a follower's
+# credentials need to read the log and nothing else.
+ROBOT_SYSTEM_ACTIONS: dict[str, tuple[str, ...]] = {"event-log": ("read",)}
+
+
+def robot_may_hold(project: str, resource: str, action: str) -> bool:
+    """Whether {project, resource, action} is a permission a robot can be given."""
+    if project == "*" and action in ROBOT_SYSTEM_ACTIONS.get(resource, ()):
+        return True
+    return action in RESOURCE_ACTIONS.get(resource, ())
 
 
 @dataclass(frozen=True)
@@ -165,7 +177,8 @@ def system_permissions(principal: Principal) -> frozenset[tuple[str, str]]:
         return frozenset((r, a) for r, actions in SYSTEM_RESOURCE_ACTIONS.items() for a in actions)
     if principal.kind == "user":
         return frozenset({("project", "create")})
-    return frozenset()
+    return frozenset((p.resource, p.action) for p in principal.robot_permissions
+                     if p.project == "*" and p.action in ROBOT_SYSTEM_ACTIONS.get(p.resource, ()))
 
 
 def permissions_beyond(principal: Principal, permissions: list[dict]) -> list[dict]:

@@ -15,7 +15,7 @@ from eventsourcing.domain import Aggregate
 
 from domain.context import RequestContext
 from domain.errors import ConflictError, InvalidInputError, NotFoundError
-from domain.permissions import RESOURCE_ACTIONS, RobotPermission
+from domain.permissions import RobotPermission, robot_may_hold
 
 ROBOT_PREFIX = "robot$"
 
@@ -37,10 +37,11 @@ def check_permissions(permissions: list[dict], project: str | None) -> list[dict
         if not isinstance(entry, dict):
             raise InvalidInputError("each permission must be an object", {"permission": entry})
         target, resource, action = entry.get("project"), entry.get("resource"), entry.get("action")
-        if resource not in RESOURCE_ACTIONS or action not in RESOURCE_ACTIONS[resource]:
-            raise InvalidInputError("unknown resource or action", {"permission": entry})
         if not isinstance(target, str) or not target:
             raise InvalidInputError("permission needs a project ('*' for all)", {"permission": entry})
+        if not isinstance(resource, str) or not isinstance(action, str) or not robot_may_hold(target, resource,
+                                                                                              action):
+            raise InvalidInputError("unknown resource or action", {"permission": entry})
         if project is not None and target != project:
             raise InvalidInputError("a project robot may only hold permissions in its project",
                                     {"permission": entry, "project": project})

@@ -23,7 +23,7 @@ from api.harbor.common import (
 from api.management.common import Call, field, json_response
 from api.request_input import as_id, by_id
 from domain.administration import robot_expiry
-from domain.permissions import RESOURCE_ACTIONS
+from domain.permissions import RESOURCE_ACTIONS, robot_may_hold
 from domain.robot import check_permissions
 from projections.access import RobotRow
 
@@ -63,7 +63,8 @@ def portlog_permissions(permissions: list) -> list[dict]:
             resource, action = access.get("resource"), access.get("action")
             if access.get("effect", "allow") not in ("allow", None, ""):
                 raise bad_request("only the effect 'allow' is supported")
-            if action not in RESOURCE_ACTIONS.get(resource, ()):
+            if not (isinstance(namespace, str) and isinstance(resource, str) and isinstance(action, str)
+                    and robot_may_hold(namespace, resource, action)):
                 raise bad_request(f"{resource}:{action} is not a Portlog permission; supported: "
                                   + ", ".join(f"{r}:{a}" for r, acts in RESOURCE_ACTIONS.items() for a in acts))
             found.append({"project": namespace, "resource": resource, "action": action})

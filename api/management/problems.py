@@ -30,6 +30,7 @@ DOMAIN_TO_STATUS: dict[type[domain.RegistryError], tuple[int, str]] = {
     domain.DirectoryUnavailableError: (503, "directory-unavailable"),
     domain.UpstreamRateLimitedError: (429, "upstream-rate-limited"),
     domain.PolicyViolationError: (412, "policy-violation"),
+    domain.FollowerReadOnlyError: (403, "read-only-follower"),
 }
 
 

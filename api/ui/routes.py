@@ -42,8 +42,11 @@ async def session(request: Request) -> Response:
     """Who the session belongs to (as Harbor's /users/current shows them), or null: no session,
     or one that has ended. The page asks here, where an anonymous visitor is no error; Harbor's
     /api/v2.0/users/current keeps answering them 401."""
-    row = await run_in_threadpool(_session_row, request.app.state.services, request.cookies.get(SESSION_COOKIE, ""))
-    return json_response(user_json(row) if row else None, headers={"Cache-Control": "no-store"})
+    services = request.app.state.services
+    row = await run_in_threadpool(_session_row, services, request.cookies.get(SESSION_COOKIE, ""))
+    # `follows`: the leader of a follower (the page then shows its position, GET /api/v1/follow)
+    answer = {**user_json(row), "follows": await run_in_threadpool(lambda: services.follow.leader)} if row else None
+    return json_response(answer, headers={"Cache-Control": "no-store"})
 
 
 def _session_row(services, cookie: str):

@@ -79,8 +79,9 @@ class LiveServer:
 
 
 def start_server(data_dir: Path, log_path: Path, extra_env: dict[str, str] | None = None,
-                 projects: tuple[str, ...] = ()) -> LiveServer:
-    port = free_port()
+                 projects: tuple[str, ...] = (), port: int | None = None) -> LiveServer:
+    """`port`: the one a server that was stopped listened on (a restart)."""
+    port = port or free_port()
     env = {**os.environ, "PORTLOG_ADMIN_PASSWORD": ADMIN_PASSWORD,
            "PORTLOG_OUTBOUND_ALLOW": ",".join(LOOPBACK), **(extra_env or {})}
     command = [sys.executable, "-m", "cli", "serve", "--port", str(port),

@@ -1,5 +1,5 @@
 // The page shell and router: every /ui/ path is drawn here by the page module it names.
-import { ApiError } from "./api.js";
+import { ApiError, get } from "./api.js";
 import { errorBox, h, link, mount } from "./dom.js";
 import { LANGUAGES, language, setLanguage, t, useCatalogs } from "./i18n.js";
 import { currentUser, logout } from "./session.js";
@@ -61,6 +61,7 @@ async function draw() {
     await useCatalogs("common");
     const user = await currentUser();
     drawChrome(user);
+    drawFollower(user);
     if (!route) {
       mount(view, h("h1", {}, t("common.not_found")), link("/ui/projects", t("common.nav_projects")));
       return;
@@ -99,6 +100,29 @@ function drawChrome(user) {
       "aria-current": here === "/ui/profile" ? "page" : null }, user.username), " ",
        h("button", { type: "button", class: "link", onclick: signOut }, t("common.logout"))]
     : link(`/ui/login?next=${encodeURIComponent(here + location.search)}`, t("common.login")));
+}
+
+// A follower (docs/time-travel.md) says so on every page: whose it is, how far it has come, and why
+// it stopped if it did. The session names the leader of a follower; a promoted one shows nothing.
+async function drawFollower(user) {
+  const banner = document.getElementById("follower");
+  let status = null;
+  try {
+    status = user?.follows ? (await get("/api/v1/follow")).data : null;
+  } catch { /* no state yet: the log shipper has not started */ }
+  banner.hidden = !status || status.state === "promoted";
+  if (banner.hidden) return mount(banner);
+  const lag = status.lag_events
+    ? t("common.follower_lag", { count: status.lag_events, seconds: status.lag_seconds })
+    : t("common.follower_caught_up");
+  mount(banner,
+    h("strong", {}, t("common.follower_banner", { leader: status.leader })), " ",
+    h("span", { class: "follower-position" }, `${t("common.follower_position", { position: status.position,
+      head: status.leader_head })} (${lag})`),
+    status.state === "stopped" ? h("span", { class: "follower-stopped" }, " ",
+      t("common.follower_stopped", { error: status.last_error || "" })) : "",
+    status.state === "following" && status.last_error ? h("span", {}, " ",
+      t("common.follower_error", { error: status.last_error })) : "");
 }
 
 async function signOut() {
