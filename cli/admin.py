@@ -37,6 +37,7 @@ def add_commands(commands, data_dir_option, settings_of) -> None:
     _repositories(groups.add_parser("repositories", help="delete and undelete repositories").add_subparsers(
         dest="action", required=True))
     _gc(commands.add_parser("gc", help="garbage collection").add_subparsers(dest="action", required=True))
+    _restore(commands)
     _replication(commands.add_parser("replication", help="replication executions and their tasks").add_subparsers(
         dest="action", required=True))
     _retention(commands.add_parser("retention", help="tag retention runs").add_subparsers(
@@ -166,6 +167,29 @@ def _repositories(sub) -> None:
     deleted = _leaf(sub, "deleted", "list a project's deleted repositories",
                     lambda s, a: _print(s.history.deleted_repositories(a.project)))
     deleted.add_argument("project")
+
+
+def _restore(commands) -> None:
+    restore = _leaf(commands, "restore", "bring a repository or a project back to how it was at a moment "
+                    "(new events; docs/time-travel.md)", _restore_run)
+    restore.add_argument("name", metavar="REPOSITORY|PROJECT", help="a name without '/' is a project")
+    restore.add_argument("--as-of", required=True, metavar="T", help="a log position or an ISO 8601 time")
+    restore.add_argument("--dry-run", action="store_true", help="only list the changes")
+
+
+def _restore_run(services, args) -> None:
+    from api.management.history import parse_time
+
+    services.projections.catch_up()
+    position = as_id(args.as_of)
+    if position is None:
+        position = services.audit.position_at(parse_time(args.as_of, "--as-of"))
+    if "/" in args.name:
+        plan, _ = services.restores.restore_repository(args.name, position, _ctx(), args.dry_run)
+    else:
+        plan, _ = services.restores.restore_project(args.name, position, _ctx(), args.dry_run,
+                                                    may_set_quota=True, grantable=lambda permissions: True)
+    _print({"as_of_position": position, "dry_run": args.dry_run, **plan.public()})
 
 
 def _gc(sub) -> None:

@@ -52,6 +52,7 @@ from domain.push_checks import PushChecks
 from domain.registries import Endpoints
 from domain.replication import Policies
 from domain.replicator import Replicator
+from domain.restore import Restores
 from domain.retention_runs import RetentionRunner
 from domain.scanners import API_KEY_HEADER, BUILT_IN_NAME, Scanners, ScannerSettings
 from domain.scanning_policy import ScanningPolicy
@@ -102,6 +103,7 @@ class Services:
     uploads: Uploads
     artifacts: Artifacts
     trash: Trash
+    restores: Restores
     project_rules: ProjectRules
     admin: Administration
     blobs: BlobStore
@@ -432,6 +434,9 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
         uploads=Uploads(registry, checks),
         artifacts=artifacts,
         trash=Trash(registry, checks),
+        restores=Restores(registry, checks, repositories_at=lambda position, project: history.repositories_as_of(
+            position, project), robots_at=lambda position, project: [
+                r["name"] for r in history.robots_as_of(position) if r["project"] == project]),
         project_rules=ProjectRules(registry),
         admin=admin,
         blobs=blobs,

@@ -45,7 +45,7 @@ class Blob(Aggregate):
 
     class Retained(Event):
         """A write is about to use the bytes again: `reason` is upload, mount, manifest,
-        head (a client was told the blob exists) or undelete."""
+        head (a client was told the blob exists), undelete or restore."""
 
         reason: str
 

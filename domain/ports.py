@@ -102,3 +102,7 @@ class LogPositions(Protocol):
     def version_at(self, originator_id: UUID, position: int) -> int | None:
         """The version of the aggregate's last event at or before `position` (None: none)."""
         ...
+
+    def head(self) -> int:
+        """The position of the log's last event (0: none)."""
+        ...

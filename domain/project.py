@@ -196,6 +196,14 @@ class Project(Aggregate):
         def apply(self, project: Project) -> None:
             project.cve_allowlist = {"items": list(self.items), "expires_at": self.expires_at}
 
+    class Restored(Event):
+        """A point-in-time restore (domain/restore.py) brings the project's members and policies
+        back to how they were at log position `as_of_position`: the events that do it follow in
+        the same transaction (after an `Undeleted` that clears its members and rules, when the
+        project was deleted)."""
+
+        as_of_position: int
+
     class QuotaWarning(Event):
         """A push took `resource` (storage or artifacts) past the warning threshold."""
 
@@ -285,6 +293,13 @@ class Project(Aggregate):
             self._trigger(self.ScanningSettingsChanged, **self.scanning, ctx=ctx)
         if self.cve_allowlist:
             self._trigger(self.CveAllowlistSet, **self.cve_allowlist, ctx=ctx)
+
+    def mark_restored(self, position: int, public: bool, ctx: RequestContext) -> None:
+        """A restore's marker; a deleted project comes back with the visibility `public` it had at
+        `position`, empty of members and rules (the restore adds those it had)."""
+        self._trigger(self.Restored, as_of_position=position, ctx=ctx)
+        if self.deleted:
+            self._trigger(self.Undeleted, public=public, proxy_registry=self.proxy_registry, ctx=ctx)
 
     def set_public(self, public: bool, ctx: RequestContext) -> None:
         self.check_exists()

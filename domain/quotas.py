@@ -112,9 +112,10 @@ class QuotaAccounting:
         self.quotas = quotas
 
     def check(self, name: str, sizes: dict[str, int], artifacts: int | Callable[[], int],
-              ctx: RequestContext) -> QuotaCheck | None:
-        """Raises QuotaExceededError (and records the refusal) when adding `sizes` and
-        `artifacts` (a count, or a function giving it) would take the project over a quota."""
+              ctx: RequestContext, record: bool = True) -> QuotaCheck | None:
+        """Raises QuotaExceededError (and records the refusal, unless not `record`: a dry run)
+        when adding `sizes` and `artifacts` (a count, or a function giving it) would take the
+        project over a quota."""
         project = project_of(name)
         usage = self.quotas.limited_usage(project)
         if usage is None:
@@ -126,7 +127,8 @@ class QuotaAccounting:
             usage.check(adding, artifacts)
         except QuotaExceededError as refused:
             detail = refused.detail
-            self.app.change_project(project, lambda p: p.record_quota_exceeded(detail, name, ctx))
+            if record:
+                self.app.change_project(project, lambda p: p.record_quota_exceeded(detail, name, ctx))
             raise
         return QuotaCheck(usage, adding, artifacts)
 

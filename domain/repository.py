@@ -132,6 +132,12 @@ class Repository(Aggregate):
         def apply(self, repo: Repository) -> None:
             repo.deleted, repo.trash = False, None
 
+    class Restored(Event):
+        """A point-in-time restore (domain/restore.py) brings the repository back to how it was at
+        log position `as_of_position`: the events that do it follow in the same transaction."""
+
+        as_of_position: int
+
     class PullsRecorded(Event):
         """Pulls of the repository's manifests over one interval, counted in memory by the
         node that served them (domain/pulls.py): a list of {"digest", "tag" (or None),
@@ -278,6 +284,24 @@ class Repository(Aggregate):
             self.push_manifest(manifest, None, ctx, children_required=False)
         for tag, digest in sorted(trash["tags"].items()):
             self._trigger(self.TagPointed, tag=tag, digest=digest, previous_digest=None, ctx=ctx)
+
+    def restore_to(self, position: int, blobs: dict[str, int], manifests: list[ParsedManifest],
+                   tags: dict[str, str | None], ctx: RequestContext) -> None:
+        """A point-in-time restore (planned by domain/restore.py): back if deleted, `blobs` linked,
+        `manifests` (parsed again from their stored bytes) pushed, each tag of `tags` pointed at
+        its digest (None: deleted)."""
+        self._trigger(self.Restored, as_of_position=position, ctx=ctx)
+        if self.deleted:
+            self._trigger(self.Undeleted, ctx=ctx)
+        for digest, size in sorted(blobs.items()):
+            self.link_blob(digest, size, ctx)
+        for manifest in _children_first(manifests):  # as they were (a proxy cache's index may lack children)
+            self.push_manifest(manifest, None, ctx, children_required=False)
+        for tag, digest in sorted(tags.items()):
+            if digest is None:
+                self.delete_tag(tag, ctx)
+            else:
+                self.point_tag(tag, digest, ctx)
 
     def record_pulls(self, pulls: list[dict], ctx: RequestContext) -> None:
         if pulls:

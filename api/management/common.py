@@ -66,13 +66,14 @@ class Call:
                 self.services.configuration().project_creation_restriction == "adminonly":
             raise self._refusal("project:create (project_creation_restriction is adminonly)")
 
-    def require_project(self, project: str, resource: str, action: str) -> None:
+    def require_project(self, project: str, resource: str, action: str, repository: str | None = None) -> None:
+        """`repository`: a grant on that repository alone counts too."""
         row = self.services.access.project(project)
         if row is None:
             if self.principal.system_admin or self.principal.grants.get(project):
                 raise Problem(404, "not-found", f"project {project} not found", {"project": project})
             raise self._refusal(f"{resource}:{action}", project)
-        if (resource, action) not in project_permissions(self.principal, project, row.public):
+        if (resource, action) not in project_permissions(self.principal, project, row.public, repository):
             raise self._refusal(f"{resource}:{action}", project)
 
     def require_robot_management(self, project: str | None, action: str) -> None:
@@ -180,10 +181,14 @@ def url_with(request: Request, **changes) -> str:
 def endpoint(handler: Callable[[Call], Response], anonymous: bool = False):
     """Wraps a synchronous handler: authenticates (Basic or Bearer) before reading any body,
     parses JSON (capped by api/middleware.py), runs it in the thread pool. `anonymous` lets
-    unauthenticated callers in (the handler decides)."""
+    unauthenticated callers in (the handler decides). A handler with an `authorize` attribute
+    has it run (on the call without its body) before the body is read."""
+    authorize = getattr(handler, "authorize", None)
 
     async def run(request: Request) -> Response:
         principal = await run_in_threadpool(_principal, request)
+        if authorize is not None:
+            await run_in_threadpool(authorize, Call(request, principal, None))
         body = None
         if request.method in ("POST", "PUT", "PATCH"):
             raw = await request.body()

@@ -18,6 +18,7 @@ from api.management import (
     log_stream,
     projects,
     quotas,
+    restore,
     retention,
     robots,
     users,
@@ -71,10 +72,13 @@ ROUTES = [
     (f"{V1}/repositories/{{name:path}}/tags", "GET", history.list_tags, "repositories", True, None),
     (f"{V1}/repositories/{{name:path}}/undelete", "POST", deletion.undelete_repository, "repositories", False,
      None),
+    (f"{V1}/repositories/{{name:path}}/restore", "POST", restore.restore_repository, "history", False,
+     "PointInTimeRestore"),
     (f"{V1}/repositories/{{name:path}}", "DELETE", deletion.delete_repository, "repositories", False, None),
     (f"{V1}/projects/{{project}}/deleted-repositories", "GET", deletion.deleted_repositories, "repositories",
      False, None),
     (f"{V1}/projects/{{project}}/undelete", "POST", deletion.undelete_project, "projects", False, None),
+    (f"{V1}/projects/{{project}}/restore", "POST", restore.restore_project, "history", False, "PointInTimeRestore"),
     (f"{V1}/projects/{{project}}/quota", "GET", quotas.get_quota, "quotas", False, None),
     (f"{V1}/projects/{{project}}/quota", "PUT", quotas.set_quota, "quotas", False, "Quota"),
     (f"{V1}/projects/{{project}}/retention", "GET", retention.get_policy, "retention", False, None),
@@ -171,6 +175,9 @@ SCHEMAS = {
         "permissions": {"type": "array", "items": {"$ref": "#/components/schemas/Permission"}}}},
     "Restore": {"type": "object", "required": ["as_of"], "properties": {
         "as_of": {"description": "log position (integer) or ISO 8601 time"}}},
+    "PointInTimeRestore": {"type": "object", "required": ["as_of"], "properties": {
+        "as_of": {"description": "log position (integer) or ISO 8601 time"},
+        "dry_run": {**_BOOL, "description": "list the changes without recording them (default false)"}}},
     "Webhook": {"type": "object", "required": ["name", "event_types", "url"], "properties": {
         "name": _STR, "project": {**_STR, "description": "absent: instance-wide"}, "url": _STR,
         "auth_header": {**_STR, "description": "sent as Authorization; shown masked"},

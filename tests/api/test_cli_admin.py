@@ -205,6 +205,26 @@ def test_gc_and_repository_commands(tmp_path):
     assert portlog(data, "gc", "run", "--grace-period", "-5").returncode == 1
 
 
+def test_restore_command(tmp_path):
+    data = initialised(tmp_path / "data")
+    assert portlog(data, "admin", "projects", "create", "web").returncode == 0
+    with registry_on(data) as client:
+        first = push_image(client, "web/app", "v1", seed="one")[0]
+        moment = client.app.state.services.projections.catch_up()
+        second = push_image(client, "web/app", "v1", seed="two")[0]
+    dry = json.loads(portlog(data, "restore", "web/app", "--as-of", str(moment), "--dry-run").stdout)
+    assert dry["changes"] == [{"kind": "tag-moved", "repository": "web/app", "tag": "v1", "digest": first,
+                               "previous_digest": second}]
+    real = portlog(data, "restore", "web", "--as-of", str(moment))
+    assert real.returncode == 0, real.stderr
+    assert json.loads(real.stdout)["changes"] == dry["changes"]
+    operations = [json.loads(line) for line in portlog(data, "audit", "--repository", "web/app").stdout.splitlines()]
+    assert operations[-1]["operation"] == "repository.tag_pointed" and operations[-1]["actor"].startswith("cli:")
+    assert portlog(data, "restore", "web/app", "--as-of", "someday").returncode == 1
+    assert portlog(data, "restore", "web/nothing", "--as-of", "1").returncode == 1
+    assert portlog(data, "restore", "web/app").returncode == 2  # --as-of is required
+
+
 def test_retention_commands(tmp_path):
     data = initialised(tmp_path / "data")
     assert portlog(data, "admin", "projects", "create", "web").returncode == 0

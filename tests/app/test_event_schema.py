@@ -98,6 +98,7 @@ PUBLISHED_TOPICS = {
     "domain.user_groups:UserGroup.Renamed", "domain.user_groups:UserGroup.Deleted",
     "domain.backups:Backup.Created", "domain.backups:Backup.Started", "domain.backups:Backup.Completed",
     "domain.backups:Backup.Failed", "domain.backups:BackupSchedule.Created", "domain.backups:BackupSchedule.Set",
+    "domain.repository:Repository.Restored", "domain.project:Project.Restored",
 }
 
 

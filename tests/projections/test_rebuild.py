@@ -45,7 +45,7 @@ TABLES = [table for module in MODULES for table in module.metadata.sorted_tables
 
 def dump(services) -> dict[str, list[tuple]]:
     with services.db.reader.connect() as conn:
-        return {table.name: sorted(tuple(row) for row in conn.execute(select(table)))
+        return {table.name: sorted((tuple(row) for row in conn.execute(select(table))), key=repr)
                 for table in TABLES}
 
 
@@ -69,6 +69,11 @@ def make_history(client, services=None) -> None:
     client.post("/api/v1/repositories/team/back/undelete")
     push_image(client, "team/gone", "1.0", seed="gone")
     client.delete("/api/v1/repositories/team/gone")
+    push_image(client, "team/restored", "1.0", seed="restored")  # a point-in-time restore: markers, undelete
+    moment = client.get("/api/v1/audit-logs", params={"order": "desc", "limit": 1}).json()[0]["position"]
+    push_image(client, "team/restored", "1.0", seed="restored-later")
+    client.delete("/api/v1/repositories/team/restored")
+    client.post("/api/v1/projects/team/restore", json={"as_of": moment})
     client.put("/api/v1/projects/team/retention", json={"rules": [{"template": "latestPushedK", "param": 1}]})
     client.post("/api/v1/projects/team/retention/runs", json={"dry_run": True})
     client.put("/api/v1/projects/team/quota", json={"storage_bytes": 10 ** 9})
@@ -105,7 +110,7 @@ def make_history(client, services=None) -> None:
 def test_rebuild_gives_identical_read_models(client, services):
     make_history(client, services)
     before = dump(services)
-    assert len(before["catalog_tags"]) == 6 and before["refs_digest_usage"] and before["gc_runs"]
+    assert len(before["catalog_tags"]) == 7 and before["refs_digest_usage"] and before["gc_runs"]
     assert before["history_members"] and before["audit_log"] and before["access_robots"]
     assert before["labels"] and before["artifact_labels"]
     assert before["scanning_settings"] and len(before["scanning_cve_allowlists"]) == 2

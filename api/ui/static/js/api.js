@@ -1,9 +1,10 @@
 // The UI's only way to the server: the same Harbor (/api/v2.0) and management (/api/v1) APIs
 // every other client uses, authenticated by the session cookie. Changes echo the CSRF value.
 export class ApiError extends Error {
-  constructor(status, message) {
+  constructor(status, message, body = null) {
     super(message);
     this.status = status;
+    this.body = body;  // the problem document, when the server sent one (its extra members)
   }
 }
 
@@ -19,11 +20,12 @@ export function repoPath(name) {
 
 async function errorOf(response) {
   let message = `${response.status} ${response.statusText}`;
+  let body = null;
   try {
-    const body = await response.json();
+    body = await response.json();
     message = body.errors?.[0]?.message || body.detail || message;
   } catch { /* not JSON: keep the status line */ }
-  return new ApiError(response.status, message);
+  return new ApiError(response.status, message, body);
 }
 
 async function call(method, url, body, headers = {}) {

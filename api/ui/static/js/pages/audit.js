@@ -18,13 +18,14 @@ const KINDS = ["project", "repository", "user", "robot", "label", "registry", "r
   "replication_execution", "replication_task", "retention", "gc", "gc_schedule"];
 // Its operation names, "<kind>.<event>", offered as suggestions (any other name may be typed).
 const OPERATIONS = [
-  "project.created", "project.deleted", "project.recreated", "project.undeleted", "project.visibility_changed",
+  "project.created", "project.deleted", "project.recreated", "project.undeleted", "project.restored",
+  "project.visibility_changed",
   "project.member_added", "project.member_removed", "project.member_role_changed", "project.quota_set",
   "project.quota_warning", "project.quota_exceeded", "project.retention_policy_set",
   "project.retention_policy_removed", "project.immutable_rule_added", "project.immutable_rule_changed",
   "project.immutable_rule_removed", "project.scanning_settings_changed", "project.cve_allowlist_set",
   "project.scanner_chosen",
-  "repository.created", "repository.deleted", "repository.recreated", "repository.undeleted",
+  "repository.created", "repository.deleted", "repository.recreated", "repository.undeleted", "repository.restored",
   "repository.manifest_pushed", "repository.manifest_deleted", "repository.tag_pointed", "repository.tag_deleted",
   "repository.blob_linked", "repository.blob_unlinked", "repository.pulls_recorded",
   "repository.artifact_label_added", "repository.artifact_label_removed",

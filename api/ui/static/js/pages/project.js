@@ -14,7 +14,7 @@ import { drawWebhooks } from "./project/webhooks.js";
 import { drawQuota } from "./project/quota.js";
 import { drawSettings } from "./project/settings.js";
 
-export const catalogs = ["project", "scanning"];
+export const catalogs = ["project", "scanning", "restore"];
 
 async function loadProject(name) {
   if (!/^\d+$/.test(name)) return (await get(harbor(`/projects/${encodeURIComponent(name)}`))).data;

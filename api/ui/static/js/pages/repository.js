@@ -8,10 +8,11 @@ import {
 } from "../dom.js";
 import { t } from "../i18n.js";
 import { livePoller } from "../poll.js";
+import { restoreButton } from "../restore.js";
 import { permissions } from "../session.js";
 import { isScanning, scanSummary, vulnerabilityOverview } from "./scanning/summary.js";
 
-export const catalogs = ["repository", "history", "scanning"];
+export const catalogs = ["repository", "history", "scanning", "restore"];
 const PAGE_SIZE = 15;
 
 export async function render(view, ctx) {
@@ -133,10 +134,12 @@ async function renderAsOf(view, ctx) {
   const problem = h("div");
   const past = `as-of/${viewMoment(asOf)}/${name}`;
   const tagged = artifacts.find((a) => (a.tags || []).length);
+  const now = `/ui/repository?${new URLSearchParams({ name })}`;
+  const restore = await restoreButton(name, asOf, () => ctx.navigate(now));
   mount(view, breadcrumbs(t("repository.breadcrumbs"), ...trailTo(name)), h("h1", {}, name),
     h("div", { class: "asof", role: "status" },
       t("repository.as_of_banner", { name, time: formatTimeText(asOf) }), " ",
-      link(`/ui/repository?${new URLSearchParams({ name })}`, t("history.back_to_now"))),
+      link(now, t("history.back_to_now")), restore ? [" ", restore] : null),
     tagged || artifacts[0] ? pullCommand(past, tagged || artifacts[0]) : null,
     h("div", { class: "repo-tools" }, asOfPicker(ctx, name, asOf, problem)),
     problem,

@@ -4,6 +4,7 @@ import {
   confirmDialog, errorBox, field, formatTime, h, isoToLocal, link, localToIso, mount, notify, pager, rowActions, table,
 } from "../../dom.js";
 import { t } from "../../i18n.js";
+import { restoreButton } from "../../restore.js";
 import { attempt, button, fill, PAGE_SIZE, params, setQuery } from "./shared.js";
 
 export async function drawRepositories(body, page) {
@@ -46,9 +47,11 @@ export async function drawRepositories(body, page) {
   if (asOf) {
     const when = new Date(asOf);
     const shown = Number.isNaN(when.getTime()) ? asOf : when.toLocaleString(document.documentElement.lang);
+    const now = `${location.pathname}?tab=repositories`;
+    const restore = await restoreButton(page.name, asOf, () => page.ctx.navigate(now));
     const banner = h("div", { class: "asof", role: "status" },
       h("span", {}, fill("project.as_of_banner", { time: h("time", { datetime: asOf }, shown) })), " ",
-      link(`${location.pathname}?tab=repositories`, t("project.back_to_now")));
+      link(now, t("project.back_to_now")), restore ? [" ", restore] : null);
     const { data, total } = await get(harbor(`/projects/${page.id}/repositories`), {
       as_of: asOf, q: search ? `name=~${search}` : undefined, page: number, page_size: PAGE_SIZE, sort: "name" });
     if (!page.current()) return;
