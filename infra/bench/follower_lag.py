@@ -1,5 +1,8 @@
 """`python -m infra.bench.follower_lag [--seconds N] [--rate PUSHES_PER_SECOND]`: how long a push
 to the leader takes to be pullable from a follower (docs/time-travel.md), under a steady push load.
+The same measurement is the `follower-lag` workload of the main run (`python -m infra.bench
+--only follower-lag`: `FollowerLag`, on the Portlog under test, which already holds the other
+workloads' data).
 
 Starts an embedded Portlog leader and an embedded follower of it (`portlog serve --follow`),
 PUTs a new manifest (same blobs, a distinct annotation) to the leader at a steady rate over one
@@ -15,21 +18,26 @@ import argparse
 import base64
 import json
 import os
+import shutil
 import sys
 import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 from infra.bench.protocol import Image, digest_of, push_blob, put_manifest
 from infra.bench.relay_lag import numbered_manifests, percentile
-from infra.bench.servers import HOST, PROJECT, REPO_ROOT, Server, _start, free_port, start_portlog
+from infra.bench.report import Reading
+from infra.bench.servers import HOST, PROJECT, Server, _start, free_port, start_portlog
+from infra.bench.workloads import Workload
 
 REPOSITORY = f"{PROJECT}/follower-lag"
 POLL_SECONDS = 0.005
 ARRIVAL_TIMEOUT_SECONDS = 30.0
+LAG = "PUT answered 201 on the leader → tag listed by the follower"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -40,19 +48,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def start_follower(directory: Path, leader: Server) -> Server:
+def start_follower(directory: Path, leader: Server, catch_up_timeout: float = 30.0) -> Server:
+    """`portlog serve --follow` of the leader, on the leader's credentials, once it has shipped the
+    leader's log as it stands (the leader's blobs included: long for a leader with much data)."""
     port = free_port()
     username, password = leader.credentials
     command = [sys.executable, "-m", "cli", "serve", "--host", HOST, "--port", str(port),
                "--data-dir", str(directory / "data"), "--no-access-log", "--follow", leader.url]
     env = {**_environ(), "PORTLOG_FOLLOW_USERNAME": username, "PORTLOG_FOLLOW_PASSWORD": password}
-    server = _start("Portlog follower", command, port, directory, cwd=REPO_ROOT, env=env)
+    server = _start("Portlog follower", command, port, directory, cwd=leader.source, env=env)
     server.credentials = leader.credentials  # the leader's accounts, once shipped
-    _caught_up(server)
+    try:
+        _caught_up(server, catch_up_timeout)
+    except BaseException:
+        server.stop()
+        raise
     return server
 
 
-def _caught_up(follower: Server, timeout: float = 30.0) -> None:
+def _caught_up(follower: Server, timeout: float) -> None:
     """Until the follower has shipped the leader's log as it stands (its accounts with it)."""
     basic = base64.b64encode(":".join(follower.credentials).encode()).decode()
     request = urllib.request.Request(f"{follower.url}/api/v1/follow", headers={"Authorization": f"Basic {basic}"})
@@ -122,18 +136,45 @@ def push_steadily(leader: Server, manifests: list[bytes], image: Image, rate: fl
     return times
 
 
-def report(pushes: dict[str, tuple[float, float]], arrivals: dict[str, float], args: argparse.Namespace) -> str:
-    arrived = [tag for tag in pushes if tag in arrivals]
-    rows = {
-        "PUT answered 201 on the leader → tag listed by the follower": [arrivals[t] - pushes[t][1] for t in arrived],
-        "PUT sent → tag listed by the follower": [arrivals[t] - pushes[t][0] for t in arrived],
-        "PUT round trip on the leader (for comparison)": [pushes[t][1] - pushes[t][0] for t in pushes],
-    }
+@dataclass
+class Lag:
+    """One steady push run: when each tag was sent and answered by the leader, and when the
+    follower first listed it (perf_counter times)."""
+    pushes: dict[str, tuple[float, float]]
+    arrivals: dict[str, float]
+
+    @property
+    def arrived(self) -> list[str]:
+        return [tag for tag in self.pushes if tag in self.arrivals]
+
+    def intervals(self) -> dict[str, list[float]]:
+        """Seconds, per push, of each interval the report shows (the lag itself first)."""
+        pushes, arrivals, arrived = self.pushes, self.arrivals, self.arrived
+        return {
+            LAG: [arrivals[t] - pushes[t][1] for t in arrived],
+            "PUT sent → tag listed by the follower": [arrivals[t] - pushes[t][0] for t in arrived],
+            "PUT round trip on the leader (for comparison)": [pushes[t][1] - pushes[t][0] for t in pushes],
+        }
+
+
+def measure_lag(leader: Server, follower: Server, seconds: float, rate: float) -> Lag:
+    """Pushes to the leader at `rate` per second for `seconds` while polling the follower, then
+    waits (up to ARRIVAL_TIMEOUT_SECONDS) for every tag to be listed there."""
+    image = Image.build(b'{"architecture": "amd64", "os": "linux"}', [b"follower lag layer"])
+    manifests = numbered_manifests(image, max(1, int(seconds * rate)))
+    with Arrivals(follower) as arrivals:
+        pushes = push_steadily(leader, manifests, image, rate)
+        arrivals.wait_for(set(pushes), ARRIVAL_TIMEOUT_SECONDS)
+    return Lag(pushes, dict(arrivals.times))
+
+
+def report(lag: Lag, args: argparse.Namespace) -> str:
+    pushes, arrived = lag.pushes, lag.arrived
     lines = [f"Follower lag: embedded leader and follower, {len(pushes)} manifest PUTs at {args.rate:g}/s for "
              f"{args.seconds:g} s (follower polled every {POLL_SECONDS * 1000:g} ms); {len(arrived)} of "
              f"{len(pushes)} tags arrived.", "",
              "| interval | p50 ms | p99 ms | max ms |", "|---|--:|--:|--:|"]
-    for name, values in rows.items():
+    for name, values in lag.intervals().items():
         if values:
             lines.append(f"| {name} | {percentile(values, 0.5) * 1000:.1f} | {percentile(values, 0.99) * 1000:.1f} "
                          f"| {max(values) * 1000:.1f} |")
@@ -142,22 +183,58 @@ def report(pushes: dict[str, tuple[float, float]], arrivals: dict[str, float], a
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    image = Image.build(b'{"architecture": "amd64", "os": "linux"}', [b"follower lag layer"])
-    manifests = numbered_manifests(image, max(1, int(args.seconds * args.rate)))
     with tempfile.TemporaryDirectory(prefix="portlog-follower-lag-") as tmp:
         leader = start_portlog(Path(tmp) / "leader")
         try:
             follower = start_follower(Path(tmp) / "follower", leader)
             try:
-                with Arrivals(follower) as arrivals:
-                    pushes = push_steadily(leader, manifests, image, args.rate)
-                    arrivals.wait_for(set(pushes), ARRIVAL_TIMEOUT_SECONDS)
+                lag = measure_lag(leader, follower, args.seconds, args.rate)
             finally:
                 follower.stop()
         finally:
             leader.stop()
-    print(report(pushes, arrivals.times, args))
-    return 0 if len(arrivals.times) >= len(pushes) else 1
+    print(report(lag, args))
+    return 0 if len(lag.arrived) == len(lag.pushes) else 1
+
+
+class FollowerLag(Workload):
+    """The same run against the Portlog under test (embedded or scale-out) as the leader, with an
+    embedded follower of it started for the run and stopped after; untimed, the follower first
+    ships everything the earlier workloads left. Distribution ships no log."""
+    name = "follower-lag"
+    tool = "python 1×1 + embedded follower"
+    catch_up_timeout = 900.0
+
+    @property
+    def figure(self) -> str:
+        seconds, rate = self.sizes.follower_lag
+        return (f"follower lag, PUT 201 on leader → tag listed by follower, {max(1, int(seconds * rate))} PUTs "
+                f"at {rate:g}/s")
+
+    def measure(self, server: Server) -> list[Reading]:
+        if not server.name.startswith("Portlog"):
+            return [Reading(self.figure, unit, self.tool, float("nan"), lower_is_better=True, absent="no log shipping")
+                    for unit in ("p50 ms", "p99 ms")]
+        directory = server.directory / "follower-lag"
+        started = time.monotonic()
+        follower = start_follower(directory, server, self.catch_up_timeout)
+        try:
+            catch_up = time.monotonic() - started
+            lag = measure_lag(server, follower, *self.sizes.follower_lag)
+        finally:
+            follower.stop()
+            shutil.rmtree(directory, ignore_errors=True)
+        return self._readings(lag, catch_up)
+
+    def _readings(self, lag: Lag, catch_up: float) -> list[Reading]:
+        values, missing = lag.intervals()[LAG], len(lag.pushes) - len(lag.arrived)
+        note = f"the follower started and shipped the leader's log in {catch_up:.1f} s (untimed)"
+        if missing:
+            note += f"; {missing} of {len(lag.pushes)} tags never reached it within {ARRIVAL_TIMEOUT_SECONDS:g} s"
+        return [Reading(self.figure, "p50 ms", self.tool, percentile(values, 0.5) * 1000 if values else float("nan"),
+                        lower_is_better=True, errors=missing, note=note),
+                Reading(self.figure, "p99 ms", self.tool, percentile(values, 0.99) * 1000 if values else float("nan"),
+                        lower_is_better=True, errors=missing)]
 
 
 if __name__ == "__main__":

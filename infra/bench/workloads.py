@@ -51,6 +51,7 @@ class Sizes:
     list_concurrency: int
     images: tuple[int, int, int, int]  # images, layers each, layer bytes, concurrency
     backup: tuple[int, int] = (256, MIB)  # blobs pushed for the backup workload, bytes each
+    follower_lag: tuple[float, float] = (10.0, 20.0)  # seconds of steady manifest PUTs, PUTs per second
 
 
 FULL = Sizes(seconds=5.0, wrk_seconds=5, processes=4,
@@ -63,7 +64,7 @@ QUICK = Sizes(seconds=0.5, wrk_seconds=1, processes=2,
               push_small=(8, 64 * KIB, 4), push_large=(2, 1 * MIB, 256 * KIB, 2),
               pull_small=(64 * KIB, 4), pull_large=(1 * MIB, 2),
               manifest_concurrency=4, tags=20, repositories=20, list_concurrency=2,
-              images=(2, 3, 16 * KIB, 2), backup=(8, 64 * KIB))
+              images=(2, 3, 16 * KIB, 2), backup=(8, 64 * KIB), follower_lag=(2.0, 10.0))
 
 
 def size_label(size: int) -> str:
@@ -353,10 +354,11 @@ class EndToEnd(Workload):
 
 def all_workloads(sizes: Sizes) -> list[Workload]:
     from infra.bench.backup import BackupCopy  # they build on this module
+    from infra.bench.follower_lag import FollowerLag
     from infra.bench.scanning import PushAutoScan, ScanImage
 
     return [BlobPush(sizes, large=False), BlobPush(sizes, large=True),
             BlobPull(sizes, large=False), BlobPull(sizes, large=True),
             ManifestRead(sizes, "GET"), ManifestRead(sizes, "HEAD"),
             ListRead(sizes, catalog=False), ListRead(sizes, catalog=True),
-            EndToEnd(sizes), ScanImage(sizes), PushAutoScan(sizes), BackupCopy(sizes)]
+            EndToEnd(sizes), ScanImage(sizes), PushAutoScan(sizes), BackupCopy(sizes), FollowerLag(sizes)]
