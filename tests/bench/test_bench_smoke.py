@@ -46,6 +46,9 @@ PORTLOG_ONLY_ROWS = [
 # Portlog's alone: Distribution has no online backup.
 NO_BACKUP_ROWS = [(f"backup, 8 × 64 KiB blobs (and earlier workloads'), {what}", unit, "portlog backup create")
                   for what in ("whole command", "Started to Completed") for unit in ("MiB/s", "blobs/s")]
+# Portlog's alone, from an embedded follower started for the run: Distribution ships no log.
+NO_LOG_SHIPPING_ROWS = [("follower lag, PUT 201 on leader → tag listed by follower, 20 PUTs at 10/s", unit, "python")
+                        for unit in ("p50 ms", "p99 ms")]
 
 
 def results_rows(output: str) -> list[list[str]]:
@@ -66,7 +69,8 @@ def test_quick_benchmark_prints_every_figure_for_both_servers():
 
     rows = results_rows(result.stdout)
     for expected, absent in ([(row, None) for row in EXPECTED_ROWS] + [(row, "no scanner") for row in PORTLOG_ONLY_ROWS]
-                             + [(row, "no online backup") for row in NO_BACKUP_ROWS]):
+                             + [(row, "no online backup") for row in NO_BACKUP_ROWS]
+                             + [(row, "no log shipping") for row in NO_LOG_SHIPPING_ROWS]):
         figure, unit, tool = expected
         matching = [row for row in rows if row[0].startswith(figure) and f", {unit} (" in row[0]
                     and row[1].startswith(tool)]
@@ -77,7 +81,8 @@ def test_quick_benchmark_prints_every_figure_for_both_servers():
             assert (distribution, ratio) == (f"— ({absent})", "–"), matching[0]
         else:
             assert is_number(distribution) and ratio.endswith("×"), matching[0]
-    assert len(rows) == len(EXPECTED_ROWS) + len(PORTLOG_ONLY_ROWS) + len(NO_BACKUP_ROWS)
+    assert len(rows) == len(EXPECTED_ROWS) + len(PORTLOG_ONLY_ROWS) + len(NO_BACKUP_ROWS) + len(NO_LOG_SHIPPING_ROWS)
+    assert "(lower is better)" in next(row[0] for row in rows if row[0].startswith("follower lag"))
     assert "## Machine limits" in result.stdout
     for limit in ("sha256, one core", "loopback TCP", "disk sequential write + fsync", "disk sequential read"):
         assert re.search(rf"\| {re.escape(limit)} \| \d", result.stdout), limit
