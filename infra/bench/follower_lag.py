@@ -37,6 +37,7 @@ from infra.bench.workloads import Workload
 REPOSITORY = f"{PROJECT}/follower-lag"
 POLL_SECONDS = 0.005
 ARRIVAL_TIMEOUT_SECONDS = 30.0
+SETTLE_TAG = "settle"
 LAG = "PUT answered 201 on the leader → tag listed by the follower"
 
 
@@ -120,11 +121,22 @@ class Arrivals:
         conn.close()
 
 
-def push_steadily(leader: Server, manifests: list[bytes], image: Image, rate: float) -> dict[str, tuple[float, float]]:
-    """PUTs one manifest every 1/rate seconds; returns tag → (sent, answered), perf_counter times."""
+def settle(leader: Server, image: Image, arrivals: Arrivals, timeout: float) -> None:
+    """Pushes the image's blobs and a first tag, and waits until the follower lists it: its read
+    models have then caught up with everything the leader held before (they apply the log in order)."""
     conn = leader.connect()
     for blob in image.blobs:
         push_blob(conn, REPOSITORY, blob, digest_of(blob))
+    put_manifest(conn, REPOSITORY, SETTLE_TAG, image.manifest)
+    conn.close()
+    arrivals.wait_for({SETTLE_TAG}, timeout)
+    if SETTLE_TAG not in arrivals.times:
+        raise RuntimeError(f"the follower did not list {REPOSITORY}:{SETTLE_TAG} within {timeout:g} s")
+
+
+def push_steadily(leader: Server, manifests: list[bytes], rate: float) -> dict[str, tuple[float, float]]:
+    """PUTs one manifest every 1/rate seconds; returns tag → (sent, answered), perf_counter times."""
+    conn = leader.connect()
     times: dict[str, tuple[float, float]] = {}
     start = time.perf_counter()
     for n, manifest in enumerate(manifests):
@@ -142,6 +154,7 @@ class Lag:
     follower first listed it (perf_counter times)."""
     pushes: dict[str, tuple[float, float]]
     arrivals: dict[str, float]
+    settle_seconds: float  # until the follower listed a first tag, before the timed pushes
 
     @property
     def arrived(self) -> list[str]:
@@ -157,15 +170,19 @@ class Lag:
         }
 
 
-def measure_lag(leader: Server, follower: Server, seconds: float, rate: float) -> Lag:
-    """Pushes to the leader at `rate` per second for `seconds` while polling the follower, then
-    waits (up to ARRIVAL_TIMEOUT_SECONDS) for every tag to be listed there."""
+def measure_lag(leader: Server, follower: Server, seconds: float, rate: float,
+                settle_timeout: float = ARRIVAL_TIMEOUT_SECONDS) -> Lag:
+    """Once the follower has settled, pushes to the leader at `rate` per second for `seconds` while
+    polling the follower, then waits (up to ARRIVAL_TIMEOUT_SECONDS) for every tag to be listed there."""
     image = Image.build(b'{"architecture": "amd64", "os": "linux"}', [b"follower lag layer"])
     manifests = numbered_manifests(image, max(1, int(seconds * rate)))
     with Arrivals(follower) as arrivals:
-        pushes = push_steadily(leader, manifests, image, rate)
+        started = time.monotonic()
+        settle(leader, image, arrivals, settle_timeout)
+        settle_seconds = time.monotonic() - started
+        pushes = push_steadily(leader, manifests, rate)
         arrivals.wait_for(set(pushes), ARRIVAL_TIMEOUT_SECONDS)
-    return Lag(pushes, dict(arrivals.times))
+    return Lag(pushes, dict(arrivals.times), settle_seconds)
 
 
 def report(lag: Lag, args: argparse.Namespace) -> str:
@@ -220,7 +237,7 @@ class FollowerLag(Workload):
         follower = start_follower(directory, server, self.catch_up_timeout)
         try:
             catch_up = time.monotonic() - started
-            lag = measure_lag(server, follower, *self.sizes.follower_lag)
+            lag = measure_lag(server, follower, *self.sizes.follower_lag, settle_timeout=self.catch_up_timeout)
         finally:
             follower.stop()
             shutil.rmtree(directory, ignore_errors=True)
@@ -228,7 +245,8 @@ class FollowerLag(Workload):
 
     def _readings(self, lag: Lag, catch_up: float) -> list[Reading]:
         values, missing = lag.intervals()[LAG], len(lag.pushes) - len(lag.arrived)
-        note = f"the follower started and shipped the leader's log in {catch_up:.1f} s (untimed)"
+        note = (f"the follower started and shipped the leader's log in {catch_up:.1f} s, its read models caught up "
+                f"{lag.settle_seconds:.1f} s later (untimed)")
         if missing:
             note += f"; {missing} of {len(lag.pushes)} tags never reached it within {ARRIVAL_TIMEOUT_SECONDS:g} s"
         return [Reading(self.figure, "p50 ms", self.tool, percentile(values, 0.5) * 1000 if values else float("nan"),
