@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from domain.errors import FollowerReadOnlyError
 from domain.follower import FOLLOWING, PROMOTED, STOPPED, FollowStatus
@@ -118,6 +119,11 @@ class FollowMode:
         self._lock = threading.Lock()
         self._checked_at = float("-inf")
         self._status: FollowStatus | None = None
+        # A leader stays one: no row and no --follow (a row is only made by a process started
+        # with --follow), or promoted (nothing turns a promoted follower back). Settled, the
+        # row is not read again: a leader's writes never wait on it, nor fail while its
+        # database restarts.
+        self._settled = False
 
     @property
     def leader(self) -> str | None:
@@ -132,15 +138,23 @@ class FollowMode:
     def known(self) -> bool | None:
         """`following()` when it needs no database read, else None (the event loop asks this)."""
         with self._lock:
-            fresh = time.monotonic() - self._checked_at < CACHE_SECONDS
+            fresh = self._settled or time.monotonic() - self._checked_at < CACHE_SECONDS
         return self.following() if fresh else None
 
     def _current(self) -> FollowStatus | None:
         with self._lock:
             now = time.monotonic()
-            if now - self._checked_at >= CACHE_SECONDS:
+            if self._settled or now - self._checked_at < CACHE_SECONDS:
+                return self._status
+            try:
                 self._status = self.table.status()
-                self._checked_at = now
+            except SQLAlchemyError:
+                if self._checked_at == float("-inf"):
+                    raise
+                return self._status  # the last state read, while the database is unreachable
+            self._checked_at = now
+            self._settled = (self._status.state == PROMOTED if self._status is not None
+                             else self.configured is None)
             return self._status
 
     def refusal(self) -> FollowerReadOnlyError:

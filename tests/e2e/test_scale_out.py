@@ -151,7 +151,7 @@ def test_postgres_restarted_during_pushes_loses_no_acknowledged_push(nodes, priv
         stop.set()
         for worker in workers:
             worker.join(timeout=60)
-    assert all(r.startswith("503") for r in refused), "pushes failing while PostgreSQL restarts get a 503"
+    assert all(r.startswith("503") for r in refused), f"pushes failing while PostgreSQL restarts get a 503: {refused}"
     for tag, digest in acknowledged:
         for client in clients:
             response = client.head(f"/v2/team/restart/manifests/{tag}", headers={"Accept": OCI_MANIFEST})
