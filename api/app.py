@@ -63,7 +63,8 @@ def create_app(services: Services, owns_services: bool = False) -> Starlette:
             *ui_routes(),
             *([Mount("/scanner", app=services.scanner_adapter.app)] if services.scanner_adapter else []),
         ],
-        middleware=[Middleware(RequestIdMiddleware),
+        middleware=[*_tracing_middleware(services),
+                    Middleware(RequestIdMiddleware),
                     Middleware(BodyLimitMiddleware, max_bytes=services.settings.max_body_bytes,
                                idle_seconds=services.settings.body_timeout_seconds),
                     Middleware(FollowerWriteGuard)],
@@ -79,6 +80,15 @@ def create_app(services: Services, owns_services: bool = False) -> Starlette:
     )
     app.state.services = services
     return app
+
+
+def _tracing_middleware(services: Services) -> list[Middleware]:
+    """The request spans, only when tracing is on: otherwise nothing of it is even imported."""
+    if services.tracing is None:
+        return []
+    from api.tracing import TracingMiddleware
+
+    return [Middleware(TracingMiddleware, tracing=services.tracing)]
 
 
 async def _render_domain_error(request: Request, exc: Exception) -> Response:

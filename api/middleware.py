@@ -33,8 +33,10 @@ class RequestIdMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        request_id = _incoming_request_id(scope) or new_request_id()
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        # With tracing on (api/tracing.py runs first), the trace id stands for a request id not sent.
+        request_id = _incoming_request_id(scope) or state.get("trace_id") or new_request_id()
+        state["request_id"] = request_id
         is_v2 = scope["path"].startswith("/v2")
 
         async def send_with_headers(message: Message) -> None:

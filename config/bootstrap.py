@@ -25,6 +25,7 @@ from adapters.revoked_tokens import RevokedTokenTable
 from adapters.secret_box import AesGcmSecretBox, NoSecretBox, key_file_text
 from adapters.signing_keys import SigningKeyFile, SigningKeyTable
 from adapters.storage.filesystem import FilesystemBlobStore
+from adapters.tracing import Tracing, tracing_from_environment
 from api.auth import RegistryAuthorizer
 from api.authn import Authenticator
 from api.proxy_cache import ProxyCache
@@ -174,6 +175,7 @@ class Services:
     inline_reads: bool = False  # pull-path lookups may run on the event loop (local read models)
     # (configuration, overrides of ldap_* keys) -> the LDAP directory it names (adapters/ldap_directory.py)
     directory_for: Callable | None = None
+    tracing: Tracing | None = None  # OpenTelemetry, when the OTEL_* variables turn it on (adapters/tracing.py)
 
     def close(self) -> None:
         if self.proxy_cache is not None:
@@ -182,6 +184,8 @@ class Services:
             self.scanner_adapter.close()
         self.registry.close()
         self.db.dispose()
+        if self.tracing is not None:
+            self.tracing.shutdown()  # sends the spans still waiting
 
 
 def blob_store_for(settings: Settings) -> BlobStore:
@@ -370,6 +374,7 @@ def empty_event_store(settings: Settings):
 
 
 def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Services:
+    tracing = tracing_from_environment()  # None unless OTEL_* turn it on: then no hook is set below
     keep_private(settings.data_dir)
     for database in (settings.event_database, settings.read_model_database):
         if database.kind == "sqlite":
@@ -482,6 +487,7 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
         # Only local lookups may run on the event loop: a remote database or object store would block it.
         inline_reads=db.reader.dialect.name == "sqlite" and blobs.local_files,
         unavailable_errors=_database_unavailable_errors(),
+        tracing=tracing,
     )
     services.as_of = AsOfReads(registry, services.audit.position_at, log_store.head)
     services.gc_jobs = GcJobs(services)
