@@ -14,20 +14,27 @@ addresses). Private ranges are allowed otherwise: enterprises replicate over the
 `security.outbound_deny` wins over everything, `security.outbound_allow` over the defaults.
 
 Connections to that operator-configured infrastructure do not go through the guard.
+
+When tracing is on, the composition root gives the guard its `tracing` (adapters/tracing.py):
+each request through the guard's clients is then a client span, its `traceparent` sent along.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
 import ssl
-from typing import Iterable, NamedTuple
+from typing import TYPE_CHECKING, ContextManager, Iterable, NamedTuple
 from urllib.parse import urlsplit
 
 import httpcore
 import httpx
 import urllib3
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+if TYPE_CHECKING:
+    from adapters.tracing import OutgoingRequest, Tracing
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -76,6 +83,13 @@ class OutboundGuard:
         self.reachable = tuple(reachable)
         self._default_deny = tuple((ipaddress.ip_network(cidr), kind) for cidr, kind in DEFAULT_DENY)
         self._ssl_contexts: dict[bool, ssl.SSLContext] = {}
+        self.tracing: Tracing | None = None  # set by the composition root when tracing is on
+
+    def request_span(self, method: str, url: str) -> ContextManager[OutgoingRequest | _Untraced]:
+        """The span of one outbound request (a no-op when tracing is off)."""
+        if self.tracing is None:
+            return contextlib.nullcontext(_UNTRACED)
+        return self.tracing.client_span(method, url)
 
     # --- checking ---
 
@@ -145,7 +159,7 @@ class OutboundGuard:
             ssl_context=ssl_context, max_connections=MAX_CONNECTIONS,
             max_keepalive_connections=MAX_KEEPALIVE_CONNECTIONS, keepalive_expiry=KEEPALIVE_EXPIRY_SECONDS,
             network_backend=_GuardedBackend(self))
-        return transport
+        return transport if self.tracing is None else _TracedTransport(transport, self)
 
     def urllib3_pool_manager(self, **options) -> urllib3.PoolManager:
         """A urllib3 pool manager (what the minio SDK sends through) whose every connection goes
@@ -181,6 +195,35 @@ class OutboundGuard:
         if verify not in self._ssl_contexts:
             self._ssl_contexts[verify] = httpx.create_ssl_context(verify=verify)
         return self._ssl_contexts[verify]
+
+
+class _Untraced:
+    """What `request_span` yields when tracing is off."""
+
+    headers: dict[str, str] = {}
+
+    def status(self, code: int) -> None:
+        pass
+
+
+_UNTRACED = _Untraced()
+
+
+class _TracedTransport(httpx.BaseTransport):
+    """Each request a client span, its traceparent sent along."""
+
+    def __init__(self, inner: httpx.HTTPTransport, guard: OutboundGuard) -> None:
+        self.inner, self.guard = inner, guard
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        with self.guard.request_span(request.method, str(request.url)) as outgoing:
+            request.headers.update(outgoing.headers)
+            response = self.inner.handle_request(request)
+            outgoing.status(response.status_code)
+            return response
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 class _GuardedBackend(httpcore.NetworkBackend):

@@ -18,6 +18,7 @@ import contextlib
 import logging
 import os
 from typing import Any, Iterator, Mapping
+from urllib.parse import urlsplit
 
 SERVICE_NAME = "portlog"
 ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
@@ -74,6 +75,24 @@ class Tracing:
                                                kind=self._trace.SpanKind.SERVER, attributes=attributes) as span:
             yield span
 
+    @contextlib.contextmanager
+    def client_span(self, method: str, url: str) -> Iterator[OutgoingRequest]:
+        """An outbound request's span; what it yields carries the `traceparent` to send."""
+        parts = urlsplit(url)
+        # Host and port only: a webhook's path or query may be its secret (Slack's are).
+        attributes = {"http.request.method": method, "server.address": parts.hostname or "", "url.scheme": parts.scheme}
+        if parts.port:
+            attributes["server.port"] = parts.port
+        with self.span(method, kind="CLIENT", **attributes) as span:
+            outgoing = OutgoingRequest(span)
+            self.inject(outgoing.headers)
+            yield outgoing
+
+    def detached_span(self, name: str, **attributes: Any) -> Any:
+        """A child of the current span that the caller ends (`.end()`), never made current: for
+        work that spans a generator's yields, where a current span could not be detached."""
+        return self.tracer.start_span(name, attributes=attributes)
+
     def inject(self, headers: dict[str, str]) -> None:
         """Adds `traceparent` (and `tracestate`) of the current span to outgoing headers."""
         self.propagator.inject(headers)
@@ -95,6 +114,19 @@ class Tracing:
         record = self._previous_factory(*args, **kwargs)
         record.trace_id = _current_trace_id(self._trace)
         return record
+
+
+class OutgoingRequest:
+    """What an outbound request's span gives the code sending it: the headers to add, and
+    where to note the answer's status."""
+
+    def __init__(self, span: Any = None) -> None:
+        self.headers: dict[str, str] = {}
+        self._span = span
+
+    def status(self, code: int) -> None:
+        if self._span is not None:
+            self._span.set_attribute("http.response.status_code", code)
 
 
 def _current_trace_id(trace: Any) -> str:

@@ -25,18 +25,20 @@ def post(address: str, body: bytes, headers: dict[str, str], skip_cert_verify: b
          read_timeout: float = READ_TIMEOUT_SECONDS, *, outbound: OutboundGuard) -> AttemptOutcome:
     started, phase = time.monotonic(), "connect"
     connection = _connection(address, skip_cert_verify, connect_timeout, outbound)
-    try:
-        connection.connect()
-        connection.sock.settimeout(read_timeout)
-        phase = "request"
-        connection.request("POST", _path(address), body, {"User-Agent": USER_AGENT, **headers})
-        status = connection.getresponse().status
-    except OutboundRefused as error:
-        return AttemptOutcome(None, _elapsed_ms(started), str(error))
-    except (OSError, http.client.HTTPException) as error:
-        return AttemptOutcome(None, _elapsed_ms(started), f"{phase}: {_describe(error)}")
-    finally:
-        connection.close()
+    with outbound.request_span("POST", address) as outgoing:
+        try:
+            connection.connect()
+            connection.sock.settimeout(read_timeout)
+            phase = "request"
+            connection.request("POST", _path(address), body, {"User-Agent": USER_AGENT, **headers, **outgoing.headers})
+            status = connection.getresponse().status
+        except OutboundRefused as error:
+            return AttemptOutcome(None, _elapsed_ms(started), str(error))
+        except (OSError, http.client.HTTPException) as error:
+            return AttemptOutcome(None, _elapsed_ms(started), f"{phase}: {_describe(error)}")
+        finally:
+            connection.close()
+        outgoing.status(status)
     error = None if 200 <= status < 300 else _status_error(status)
     return AttemptOutcome(status, _elapsed_ms(started), error)
 

@@ -25,6 +25,7 @@ from adapters.revoked_tokens import RevokedTokenTable
 from adapters.secret_box import AesGcmSecretBox, NoSecretBox, key_file_text
 from adapters.signing_keys import SigningKeyFile, SigningKeyTable
 from adapters.storage.filesystem import FilesystemBlobStore
+from adapters.storage.traced import TracedBlobStore
 from adapters.tracing import Tracing, tracing_from_environment
 from api.auth import RegistryAuthorizer
 from api.authn import Authenticator
@@ -373,13 +374,22 @@ def empty_event_store(settings: Settings):
     return EmptyStore(env=settings.event_store_env)
 
 
+def trace_writes(tracing: Tracing, registry: Registry, projections: ProjectionRunner) -> None:
+    """Spans around event-store commits and read-model batches (the domain knows only a hook)."""
+    registry.around_commit = lambda aggregates: tracing.span(
+        "event store commit", **{"portlog.aggregates": len(aggregates),
+                                 "portlog.events": sum(len(getattr(a, "pending_events", ())) for a in aggregates)})
+    projections.around_batch = lambda count, last: tracing.span(
+        "read models batch", **{"portlog.notifications": count, "portlog.position": last})
+
+
 def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Services:
     tracing = tracing_from_environment()  # None unless OTEL_* turn it on: then no hook is set below
     keep_private(settings.data_dir)
     for database in (settings.event_database, settings.read_model_database):
         if database.kind == "sqlite":
             private_file(database.sqlite_path)
-    blobs = blob_store_for(settings)
+    blobs = blob_store_for(settings) if tracing is None else TracedBlobStore(blob_store_for(settings), tracing)
     db = ReadModelDatabase.from_url(settings.read_model_url)
     with db.schema_lock():  # nodes and worker processes starting together create tables once
         registry = Registry(blobs, env=settings.event_store_env)
@@ -393,6 +403,8 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
                            ReplicationRunsProjection(), LabelsProjection(), ScannersProjection(),
                            ScansProjection(), ScanningPoliciesProjection(), VulnerabilityDataProjection(blobs),
                            ScannedPackagesProjection(blobs), ConfigurationProjection(), BackupsProjection()])
+        if tracing is not None:
+            trace_writes(tracing, registry, projections)
         projections.create_tables()
         signing_keys = signing_keys_for(settings, db).load()
         login_failures, revoked_tokens = LoginFailureTable(db), RevokedTokenTable(db)
@@ -425,6 +437,7 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
     configuration = configuration_reader(settings, ConfigurationView(db), secret_box)
     access.admin_groups = lambda: admin_groups(configuration())
     outbound = outbound_guard_for(settings)
+    outbound.tracing = tracing
     authenticator = Authenticator(access, admin.hasher, admin, login_failures, configuration=configuration,
                                   directory=partial(directory_for, outbound), open_secret=secret_box.open,
                                   settle=projections.wait_for)
@@ -524,9 +537,9 @@ def wire_scanning(services: Services, key_material: bytes) -> None:
     services.auto_scan_enabled = services.scanning_policies.auto_scan_enabled
     services.built_in_scanner_url = built_in_scanner_url(settings)
     services.built_in_scanner_key = key
-    services.scanner_client = partial(scanner_client, services.outbound,
-                                      built_in_guard(settings, services.built_in_scanner_url),
-                                      services.built_in_scanner_url)
+    built_in = built_in_guard(settings, services.built_in_scanner_url)
+    built_in.tracing = services.tracing
+    services.scanner_client = partial(scanner_client, services.outbound, built_in, services.built_in_scanner_url)
     if not services.follow.following():  # a follower has the leader's registration, from the log
         register_built_in_scanner(services)
 

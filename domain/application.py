@@ -18,7 +18,7 @@ answers, so clients read their own writes.
 from __future__ import annotations
 
 from copy import deepcopy
-from typing import Callable
+from typing import Callable, ContextManager
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, project_aggregate
@@ -44,6 +44,8 @@ class Registry(Application):
         self.log_positions: LogPositions | None = None  # set by the composition root
         # Raises when this registry may not record anything (a follower: its log is the leader's).
         self.write_guard: Callable[[], None] | None = None
+        # Wraps each commit, given the aggregates saved: the composition root's span when tracing is on.
+        self.around_commit: Callable[[tuple], ContextManager] | None = None
         self._committer = GroupCommitter(self, self.load)
 
     def save(self, *objects, **kwargs):
@@ -51,7 +53,10 @@ class Registry(Application):
         bookkeeping included, records anything on a follower."""
         if self.write_guard is not None:
             self.write_guard()
-        return super().save(*objects, **kwargs)
+        if self.around_commit is None:
+            return super().save(*objects, **kwargs)
+        with self.around_commit(objects):
+            return super().save(*objects, **kwargs)
 
     # Writers in this process are grouped into one save (domain/group_commit.py); a version
     # conflict with another process is retried against the new state.

@@ -8,10 +8,11 @@ Positions have gaps on PostgreSQL, so we always ask for ids greater than the las
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 import time
-from typing import Iterable, Protocol
+from typing import Callable, ContextManager, Iterable, Protocol
 
 from eventsourcing.application import Application
 from sqlalchemy import (
@@ -87,6 +88,9 @@ class ProjectionRunner:
         self.projections = list(projections)
         self._lock = threading.Lock()
         self._reached = 0
+        # Wraps each batch that applies something, given (count, last position): the composition
+        # root's span when tracing is on.
+        self.around_batch: Callable[[int, int], ContextManager] | None = None
 
     def create_tables(self) -> None:
         """Creates missing read models. One whose tables changed since they were created (a
@@ -154,13 +158,19 @@ class ProjectionRunner:
             start = min(current.values())
             notifications = self.app.recorder.select_notifications(
                 start=start, limit=BATCH_SIZE, inclusive_of_start=False)
-            for notification in notifications:
-                event = self.app.mapper.to_domain_event(notification)
-                for projection in self.projections:
-                    if notification.id > current[projection.name]:
-                        projection.apply(conn, event, notification.id)
+            with self._around_batch(notifications):
+                for notification in notifications:
+                    event = self.app.mapper.to_domain_event(notification)
+                    for projection in self.projections:
+                        if notification.id > current[projection.name]:
+                            projection.apply(conn, event, notification.id)
             if not notifications:
                 return start, 0
             last = notifications[-1].id
             conn.execute(_ADVANCE, {"k_names": names, "k_last": last})
             return last, len(notifications)
+
+    def _around_batch(self, notifications: list) -> ContextManager:
+        if self.around_batch is None or not notifications:  # an empty poll is no span
+            return contextlib.nullcontext()
+        return self.around_batch(len(notifications), notifications[-1].id)

@@ -11,10 +11,12 @@ import sys
 import textwrap
 import threading
 
+import httpx
 import pytest
 
 from adapters.tracing import enabled
 from infra.services import otlp_receiver
+from tests.support.oci import digest_of, push_image
 from tests.support.server import REPO_ROOT
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -122,3 +124,45 @@ def test_off_nothing_of_opentelemetry_is_imported_and_no_exporter_thread_runs(tm
     assert finished.returncode == 0, finished.stderr
     assert finished.stdout.splitlines() == ["tracing None", "modules []", "threads []"]
     assert receiver.requests == 0
+
+
+def descendants(spans, root):
+    """The spans under `root`, at any depth."""
+    found, parents = [], {root.span_id}
+    for _ in range(5):
+        for span in spans:
+            if span.parent_span_id in parents and span not in found:
+                found.append(span)
+                parents.add(span.span_id)
+    return found
+
+
+def test_commits_read_model_batches_and_blob_operations_are_spans_of_the_request(client, receiver):
+    digest, _ = push_image(client, "library/app", "v1")
+    layer = digest_of(b"layer-x")
+    assert client.get(f"/v2/library/app/blobs/{layer}").content == b"layer-x"
+
+    [push] = server_spans(receiver, "PUT " + MANIFEST_ROUTE.removeprefix("GET "))
+    pull = server_spans(receiver, "GET /v2/{name:path}/blobs/{digest}")[0]
+    upload = server_spans(receiver, "POST /v2/{name:path}/blobs/uploads/", count=2)[0]
+    written = {"event store commit", "read models batch"}
+    receiver.wait_for(lambda spans: written <= {s.name for s in descendants(spans, push)})
+    under_push = descendants(receiver.received(), push)
+    commit = next(s for s in under_push if s.name == "event store commit")
+    assert commit.trace_id == push.trace_id and commit.attributes["portlog.events"] >= 2  # ManifestPushed, TagPointed
+    assert any(s.name == "blob put" and s.attributes["portlog.digest"] == digest for s in under_push)
+    assert "blob complete_upload" in {s.name for s in descendants(receiver.received(), upload)}
+    assert {"blob open", "blob read"} & {s.name for s in descendants(receiver.received(), pull)}
+
+
+def test_outbound_requests_through_the_guard_are_client_spans_carrying_traceparent(services, receiver):
+    with services.tracing.span("work") as parent:
+        with httpx.Client(transport=services.outbound.httpx_transport()) as http:
+            response = http.get(receiver.url + "/v1/traces?token=secret")
+
+    [span] = [s for s in receiver.wait_for(lambda spans: any(s.kind == 3 for s in spans)) if s.kind == 3]
+    assert span.parent_span_id == format(parent.get_span_context().span_id, "016x")
+    assert span.attributes["http.response.status_code"] == response.status_code == 501  # the receiver only takes POST
+    assert (span.attributes["server.address"], span.attributes["server.port"]) == ("127.0.0.1", receiver.port)
+    assert not any("v1/traces" in str(value) or "secret" in str(value) for value in span.attributes.values())
+    assert response.request.headers["traceparent"].split("-")[1] == span.trace_id
