@@ -22,7 +22,16 @@ from infra.bench import limits, machine, profile, report, servers, soak, workloa
 from infra.bench.report import Reading
 
 STARTERS = {"portlog": servers.start_portlog, "portlog-scale-out": servers.start_portlog_scale_out,
+            "portlog-no-metrics": servers.start_portlog_without_metrics, "portlog-traced": servers.start_portlog_traced,
             "distribution": lambda directory, source: servers.start_distribution(directory)}
+# --overhead: metrics and tracing off, metrics on (the default), both on; on what the issue names.
+OVERHEAD_SERVERS, OVERHEAD_WORKLOADS = "portlog-no-metrics,portlog,portlog-traced", "manifest-get,pull-small"
+
+
+OVERHEAD_LEGEND = (f"{servers.NO_METRICS}: PORTLOG_METRICS_ENABLED=false, no OTEL_* variable. Portlog: metrics on "
+                   f"(the default), tracing off. {servers.TRACED}: metrics on and every request traced "
+                   f"(the default sampler), spans exported over OTLP/HTTP to a receiver in the benchmark's "
+                   f"process. cost: how much lower (higher, for latencies) than {servers.NO_METRICS}.")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -34,7 +43,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--only", default="", help=f"comma-separated workloads among: {', '.join(names)}")
     parser.add_argument("--servers", default="portlog,distribution",
                         help="comma-separated: portlog, distribution, and portlog-scale-out (a node on "
-                             "PostgreSQL and S3, compared with the embedded Portlog in a table of its own)")
+                             "PostgreSQL and S3, compared with the embedded Portlog in a table of its own), "
+                             "portlog-no-metrics and portlog-traced (see --overhead)")
+    parser.add_argument("--overhead", action="store_true",
+                        help=f"the cost of metrics and tracing: --servers {OVERHEAD_SERVERS} (metrics and "
+                             f"tracing off; metrics on; both on, spans to a local OTLP receiver) and, unless "
+                             f"--only says otherwise, --only {OVERHEAD_WORKLOADS}")
     parser.add_argument("--no-limits", action="store_true", help="skip the machine limits")
     parser.add_argument("--portlog-ref", help="benchmark this commit (git archive) instead of the working tree")
     parser.add_argument("--portlog-source", type=Path, default=servers.REPO_ROOT,
@@ -50,6 +64,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile", type=Path, metavar="DIR",
                         help="record Portlog with py-spy during each timed run into DIR, and summarize")
     args = parser.parse_args(argv)
+    if args.overhead:
+        args.servers, args.only = OVERHEAD_SERVERS, args.only or OVERHEAD_WORKLOADS
     args.only = [n for n in args.only.split(",") if n]
     unknown = set(args.only) - set(names)
     if unknown:
@@ -98,6 +114,13 @@ def main(argv: list[str] | None = None) -> int:
         if report.SCALE_OUT in readings:
             say("\n## Scale-out node (PostgreSQL + S3) against embedded\n")
             say(report.results_table(readings, report.SCALE_OUT, "Portlog"))
+        if servers.TRACED in readings or servers.NO_METRICS in readings:
+            say("\n## Observability overhead (metrics, tracing)\n")
+            say(report.overhead_table(readings, servers.NO_METRICS, "Portlog", servers.TRACED))
+            say("\n" + OVERHEAD_LEGEND)
+            for reading in readings.get(servers.TRACED, []):
+                if reading.unit == "spans":
+                    say(f"{servers.TRACED}: {reading.value:,.0f} spans received by the local OTLP receiver.")
         say("\nThroughput in MiB/s (2^20 bytes per second); latencies per request from the client's side.")
         say("Tools: `python Np×C` = C keep-alive connections spread over N client processes "
             "(infra/bench/load.py); `wrk 2t×C` = wrk with 2 threads and C connections on the same URL.")
@@ -181,7 +204,11 @@ def run_workloads(args, sizes, work_dir: Path, source: Path) -> dict[str, list[R
                 server.peak_rss_bytes() / 2**20, lower_is_better=True))
     finally:
         for server in started:
-            server.stop()
+            server.stop()  # a traced server sends its last spans as it stops
+    for server in started:
+        if server.receiver is not None:
+            readings[server.name].append(Reading("spans received by the local OTLP receiver over the whole run",
+                                                 "spans", "otlp_receiver", len(server.receiver.received())))
     return readings
 
 

@@ -96,6 +96,33 @@ def cpu_table(readings: dict[str, list[Reading]], first: str = "Portlog", second
     return "\n".join(lines)
 
 
+def overhead_table(readings: dict[str, list[Reading]], baseline: str, *others: str) -> str:
+    """Each figure of the servers side by side, and what each costs against `baseline` (a
+    positive percentage: that much slower or lower)."""
+    present = [name for name in others if name in readings]
+    lines = [f"| figure | tool | {baseline} | " + " | ".join(f"{name} | cost" for name in present) + " |",
+             "|---|---|--:|" + "--:|--:|" * len(present)]
+    by_key = {name: {r.key: r for r in readings[name]} for name in present}
+    for base in readings.get(baseline, []):
+        if base.unit not in ("req/s", "MiB/s", "p50 ms", "p99 ms") or base.absent:
+            continue
+        cells = []
+        for name in present:
+            other = by_key[name].get(base.key)
+            cells += [_number(other.value) if other else "–", _cost(base, other)]
+        better = "lower is better" if base.lower_is_better else "higher is better"
+        lines.append(f"| {base.figure}, {base.unit} ({better}) | {base.tool} | {_number(base.value)} | "
+                     + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _cost(base: Reading, other: Reading | None) -> str:
+    if other is None or not base.value or other.absent:
+        return "–"
+    change = (other.value - base.value) / base.value
+    return f"{(change if base.lower_is_better else -change):+.1%}"
+
+
 DISTURBED_CORES = 0.2
 
 

@@ -6,6 +6,7 @@ project when it asks for authentication."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import secrets
@@ -26,6 +27,7 @@ from infra.bench.client import Connection
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
 PROJECT = "bench"  # every benchmark repository is bench/...; Portlog needs the project to exist
+NO_METRICS, TRACED = "Portlog no metrics", "Portlog traced"  # the observability overhead's servers
 
 DISTRIBUTION_CONFIG = """\
 version: 0.1
@@ -61,6 +63,7 @@ class Server:
     cleanup: list[Callable[[], None]] = field(default_factory=list)  # backing services to stop
     source: Path = REPO_ROOT  # the code Portlog runs (its CLI too)
     environment: dict[str, str] = field(default_factory=dict)  # Portlog's PORTLOG_* backends (its CLI's too)
+    receiver: object | None = None  # the OTLP receiver of a traced Portlog (its spans are counted)
 
     @property
     def host(self) -> str:
@@ -126,7 +129,8 @@ def start_portlog(directory: Path, source: Path = REPO_ROOT, *, name: str = "Por
     port, password = free_port(), secrets.token_urlsafe(16)
     command = [sys.executable, "-m", "cli", "serve", "--host", HOST, "--port", str(port),
                "--data-dir", str(directory / "data"), "--no-access-log"]
-    env = {**os.environ, **(backends or {}), "PORTLOG_ADMIN_PASSWORD": password}
+    untraced = {key: value for key, value in os.environ.items() if not key.startswith("OTEL_")}  # unless asked
+    env = {**untraced, **(backends or {}), "PORTLOG_ADMIN_PASSWORD": password}
     server = _start(name, command, port, directory, cwd=source, env=env)
     server.source = source
     server.environment = backends or {}
@@ -154,6 +158,31 @@ def start_portlog_scale_out(directory: Path, source: Path = REPO_ROOT) -> Server
         pg.drop_database(dsn)
         raise
     server.cleanup += [s3.stop, lambda: pg.drop_database(dsn)]
+    return server
+
+
+def start_portlog_without_metrics(directory: Path, source: Path = REPO_ROOT) -> Server:
+    """The embedded default with metrics off (and tracing off, as always unless asked): the
+    baseline of the observability overhead."""
+    return start_portlog(directory, source, name=NO_METRICS, backends={"PORTLOG_METRICS_ENABLED": "false"})
+
+
+def start_portlog_traced(directory: Path, source: Path = REPO_ROOT) -> Server:
+    """The embedded default with metrics on and tracing on, every span exported over OTLP/HTTP
+    to a receiver in this process (infra/services/otlp_receiver.py), which decodes them."""
+    from infra.services import otlp_receiver
+
+    stack = contextlib.ExitStack()
+    receiver = stack.enter_context(otlp_receiver.running())
+    try:
+        server = start_portlog(directory, source, name=TRACED, backends={
+            "PORTLOG_METRICS_ENABLED": "true", "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
+            "OTEL_SERVICE_NAME": "portlog-bench"})
+    except BaseException:
+        stack.close()
+        raise
+    server.receiver = receiver
+    server.cleanup.append(stack.close)
     return server
 
 

@@ -1,0 +1,40 @@
+"""The observability overhead benchmark still runs: `python -m infra.bench --quick --overhead`
+starts Portlog with metrics and tracing off, with metrics on, and with both on (its spans to a
+local OTLP receiver), and prints manifest GET and blob pull figures for the three side by side.
+Nothing about the numbers themselves (this machine is not a lab), except that spans arrived."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.bench.test_bench_smoke import is_number
+
+pytestmark = pytest.mark.e2e  # wrk comes from scripts/install-system-packages
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def overhead_rows(output: str) -> list[list[str]]:
+    section = output.split("## Observability overhead", 1)[1].split("\n## ", 1)[0]
+    return [[cell.strip() for cell in line.strip().strip("|").split("|")]
+            for line in section.splitlines() if line.startswith("| ")][1:]
+
+
+def test_quick_overhead_benchmark_compares_metrics_and_tracing_on_and_off():
+    result = subprocess.run([sys.executable, "-m", "infra.bench", "--quick", "--overhead", "--no-limits"],
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+
+    rows = overhead_rows(result.stdout)
+    for figure in ("manifest GET by tag, c=4, req/s", "blob pull, 64 KiB, c=4, MiB/s"):
+        [row] = [row for row in rows if row[0].startswith(figure) and row[1].startswith("python")]
+        _, _, off, metrics, metrics_cost, traced, traced_cost = row
+        assert all(is_number(cell) for cell in (off, metrics, traced)), row
+        assert all(re.fullmatch(r"[+-]\d+\.\d%", cell) for cell in (metrics_cost, traced_cost)), row
+    spans = re.search(r"Portlog traced: ([\d,]+) spans received", result.stdout)
+    assert spans and int(spans[1].replace(",", "")) > 100, result.stdout[-4000:]
