@@ -271,7 +271,7 @@ def _version() -> str:
 LEADER_TIMEOUT = httpx.Timeout(30.0, connect=10.0)  # a stream sends a heartbeat every second
 
 
-def leader_client(settings: Settings) -> httpx.Client:
+def leader_client(settings: Settings, tracing: Tracing | None = None) -> httpx.Client:
     """A follower's client of its leader, through the outbound guard: the leader the operator
     named is reachable (even on a loopback or private address), this registry's own services
     are not, and no redirect is followed (the credentials go to the leader only)."""
@@ -280,6 +280,7 @@ def leader_client(settings: Settings) -> httpx.Client:
     leader = OwnService(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), "the leader")
     guard = OutboundGuard(settings.outbound_allow, settings.outbound_deny, own=own_services(settings),
                           reachable=[leader])
+    guard.tracing = tracing
     auth = (follow.username, follow.password or "") if follow.username else None
     return httpx.Client(base_url=follow.url, auth=auth, transport=guard.httpx_transport(), timeout=LEADER_TIMEOUT,
                         follow_redirects=False)
@@ -448,7 +449,7 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
         log_store=log_store,
         follow=follow,
         follow_state=follow_state,
-        leader_client=partial(leader_client, settings) if settings.follow.url else None,
+        leader_client=partial(leader_client, settings, tracing) if settings.follow.url else None,
         uploads=Uploads(registry, checks),
         artifacts=artifacts,
         trash=Trash(registry, checks),
