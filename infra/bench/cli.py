@@ -23,15 +23,19 @@ from infra.bench.report import Reading
 
 STARTERS = {"portlog": servers.start_portlog, "portlog-scale-out": servers.start_portlog_scale_out,
             "portlog-no-metrics": servers.start_portlog_without_metrics, "portlog-traced": servers.start_portlog_traced,
+            "portlog-traced-sampled": servers.start_portlog_sampled,
             "distribution": lambda directory, source: servers.start_distribution(directory)}
 # --overhead: metrics and tracing off, metrics on (the default), both on; on what the issue names.
-OVERHEAD_SERVERS, OVERHEAD_WORKLOADS = "portlog-no-metrics,portlog,portlog-traced", "manifest-get,pull-small"
+OVERHEAD_SERVERS = "portlog-no-metrics,portlog,portlog-traced,portlog-traced-sampled"
+OVERHEAD_WORKLOADS = "manifest-get,pull-small"
 
 
 OVERHEAD_LEGEND = (f"{servers.NO_METRICS}: PORTLOG_METRICS_ENABLED=false, no OTEL_* variable. Portlog: metrics on "
                    f"(the default), tracing off. {servers.TRACED}: metrics on and every request traced "
                    f"(the default sampler), spans exported over OTLP/HTTP to a receiver in the benchmark's "
-                   f"process. cost: how much lower (higher, for latencies) than {servers.NO_METRICS}.")
+                   f"process. {servers.SAMPLED}: the same with OTEL_TRACES_SAMPLER=parentbased_traceidratio, "
+                   f"OTEL_TRACES_SAMPLER_ARG=0.1. cost: how much lower (higher, for latencies) than "
+                   f"{servers.NO_METRICS}.")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -44,10 +48,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--servers", default="portlog,distribution",
                         help="comma-separated: portlog, distribution, and portlog-scale-out (a node on "
                              "PostgreSQL and S3, compared with the embedded Portlog in a table of its own), "
-                             "portlog-no-metrics and portlog-traced (see --overhead)")
+                             "portlog-no-metrics, portlog-traced and portlog-traced-sampled (see --overhead)")
     parser.add_argument("--overhead", action="store_true",
                         help=f"the cost of metrics and tracing: --servers {OVERHEAD_SERVERS} (metrics and "
-                             f"tracing off; metrics on; both on, spans to a local OTLP receiver) and, unless "
+                             f"tracing off; metrics on; both on, spans to a local OTLP receiver; the same, a "
+                             f"tenth of the requests sampled) and, unless "
                              f"--only says otherwise, --only {OVERHEAD_WORKLOADS}")
     parser.add_argument("--no-limits", action="store_true", help="skip the machine limits")
     parser.add_argument("--portlog-ref", help="benchmark this commit (git archive) instead of the working tree")
@@ -116,11 +121,12 @@ def main(argv: list[str] | None = None) -> int:
             say(report.results_table(readings, report.SCALE_OUT, "Portlog"))
         if servers.TRACED in readings or servers.NO_METRICS in readings:
             say("\n## Observability overhead (metrics, tracing)\n")
-            say(report.overhead_table(readings, servers.NO_METRICS, "Portlog", servers.TRACED))
+            say(report.overhead_table(readings, servers.NO_METRICS, "Portlog", servers.TRACED, servers.SAMPLED))
             say("\n" + OVERHEAD_LEGEND)
-            for reading in readings.get(servers.TRACED, []):
-                if reading.unit == "spans":
-                    say(f"{servers.TRACED}: {reading.value:,.0f} spans received by the local OTLP receiver.")
+            for name in (servers.TRACED, servers.SAMPLED):
+                for reading in readings.get(name, []):
+                    if reading.unit == "spans":
+                        say(f"{name}: {reading.value:,.0f} spans received by the local OTLP receiver.")
         say("\nThroughput in MiB/s (2^20 bytes per second); latencies per request from the client's side.")
         say("Tools: `python Np×C` = C keep-alive connections spread over N client processes "
             "(infra/bench/load.py); `wrk 2t×C` = wrk with 2 threads and C connections on the same URL.")

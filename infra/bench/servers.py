@@ -27,7 +27,8 @@ from infra.bench.client import Connection
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
 PROJECT = "bench"  # every benchmark repository is bench/...; Portlog needs the project to exist
-NO_METRICS, TRACED = "Portlog no metrics", "Portlog traced"  # the observability overhead's servers
+# The observability overhead's servers.
+NO_METRICS, TRACED, SAMPLED = "Portlog no metrics", "Portlog traced", "Portlog traced 10 %"
 
 DISTRIBUTION_CONFIG = """\
 version: 0.1
@@ -167,7 +168,8 @@ def start_portlog_without_metrics(directory: Path, source: Path = REPO_ROOT) -> 
     return start_portlog(directory, source, name=NO_METRICS, backends={"PORTLOG_METRICS_ENABLED": "false"})
 
 
-def start_portlog_traced(directory: Path, source: Path = REPO_ROOT) -> Server:
+def start_portlog_traced(directory: Path, source: Path = REPO_ROOT, *, name: str = TRACED,
+                         sampling: dict[str, str] | None = None) -> Server:
     """The embedded default with metrics on and tracing on, every span exported over OTLP/HTTP
     to a receiver in this process (infra/services/otlp_receiver.py), which decodes them."""
     from infra.services import otlp_receiver
@@ -175,15 +177,21 @@ def start_portlog_traced(directory: Path, source: Path = REPO_ROOT) -> Server:
     stack = contextlib.ExitStack()
     receiver = stack.enter_context(otlp_receiver.running())
     try:
-        server = start_portlog(directory, source, name=TRACED, backends={
+        server = start_portlog(directory, source, name=name, backends={
             "PORTLOG_METRICS_ENABLED": "true", "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
-            "OTEL_SERVICE_NAME": "portlog-bench"})
+            "OTEL_SERVICE_NAME": "portlog-bench", **(sampling or {})})
     except BaseException:
         stack.close()
         raise
     server.receiver = receiver
     server.cleanup.append(stack.close)
     return server
+
+
+def start_portlog_sampled(directory: Path, source: Path = REPO_ROOT) -> Server:
+    """Traced as above, a tenth of the requests sampled (what a busy registry would run)."""
+    return start_portlog_traced(directory, source, name=SAMPLED, sampling={
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"})
 
 
 def _create_project(server: Server, name: str) -> None:

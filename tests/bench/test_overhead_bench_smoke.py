@@ -1,7 +1,8 @@
 """The observability overhead benchmark still runs: `python -m infra.bench --quick --overhead`
 starts Portlog with metrics and tracing off, with metrics on, and with both on (its spans to a
-local OTLP receiver), and prints manifest GET and blob pull figures for the three side by side.
-Nothing about the numbers themselves (this machine is not a lab), except that spans arrived."""
+local OTLP receiver; every request traced, and a tenth), and prints manifest GET and blob pull
+figures for the four side by side. Nothing about the numbers themselves (this machine is not a
+lab), except that spans arrived, fewer when sampled."""
 
 from __future__ import annotations
 
@@ -33,8 +34,11 @@ def test_quick_overhead_benchmark_compares_metrics_and_tracing_on_and_off():
     rows = overhead_rows(result.stdout)
     for figure in ("manifest GET by tag, c=4, req/s", "blob pull, 64 KiB, c=4, MiB/s"):
         [row] = [row for row in rows if row[0].startswith(figure) and row[1].startswith("python")]
-        _, _, off, metrics, metrics_cost, traced, traced_cost = row
-        assert all(is_number(cell) for cell in (off, metrics, traced)), row
-        assert all(re.fullmatch(r"[+-]\d+\.\d%", cell) for cell in (metrics_cost, traced_cost)), row
+        _, _, off, metrics, metrics_cost, traced, traced_cost, sampled, sampled_cost = row
+        assert all(is_number(cell) for cell in (off, metrics, traced, sampled)), row
+        assert all(re.fullmatch(r"[+-]\d+\.\d%", cell) for cell in (metrics_cost, traced_cost, sampled_cost)), row
     spans = re.search(r"Portlog traced: ([\d,]+) spans received", result.stdout)
-    assert spans and int(spans[1].replace(",", "")) > 100, result.stdout[-4000:]
+    sampled_spans = re.search(r"Portlog traced 10 %: ([\d,]+) spans received", result.stdout)
+    assert spans and sampled_spans, result.stdout[-4000:]
+    every, tenth = (int(found[1].replace(",", "")) for found in (spans, sampled_spans))
+    assert every > 100 and 0 < tenth < every / 3, (every, tenth)  # the sampler dropped most
