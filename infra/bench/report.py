@@ -113,7 +113,28 @@ def overhead_table(readings: dict[str, list[Reading]], baseline: str, *others: s
         better = "lower is better" if base.lower_is_better else "higher is better"
         lines.append(f"| {base.figure}, {base.unit} ({better}) | {base.tool} | {_number(base.value)} | "
                      + " | ".join(cells) + " |")
+        if base.unit in _CPU_PER_UNIT and base.usage:
+            cells = []
+            for name in present:
+                other = by_key[name].get(base.key)
+                cost = _cpu_per_unit(other)
+                cells += [_number(cost), _cost(Reading("", "", "", _cpu_per_unit(base), True),
+                                               Reading("", "", "", cost, True) if cost else None)]
+            figure, unit = _CPU_PER_UNIT[base.unit]
+            lines.append(f"| {base.figure}, {figure}, {unit} (lower is better) | {base.tool} | "
+                         f"{_number(_cpu_per_unit(base))} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+# The server's CPU time per unit of work: less sensitive than throughput to other processes.
+_CPU_PER_UNIT = {"req/s": ("server CPU per request", "µs"), "MiB/s": ("server CPU per MiB", "ms")}
+
+
+def _cpu_per_unit(reading: Reading | None) -> float | None:
+    if reading is None or reading.usage is None or not reading.value:
+        return None
+    scale = 1e6 if reading.unit == "req/s" else 1e3
+    return reading.usage.server / reading.value * scale
 
 
 def _cost(base: Reading, other: Reading | None) -> str:
