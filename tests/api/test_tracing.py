@@ -14,8 +14,10 @@ import threading
 import httpx
 import pytest
 
+from adapters import webhook_sender
 from adapters.tracing import enabled
 from infra.services import otlp_receiver
+from tests.api.test_webhooks import Receiver as WebhookReceiver
 from tests.support.oci import digest_of, push_image
 from tests.support.server import REPO_ROOT
 
@@ -166,3 +168,20 @@ def test_outbound_requests_through_the_guard_are_client_spans_carrying_tracepare
     assert (span.attributes["server.address"], span.attributes["server.port"]) == ("127.0.0.1", receiver.port)
     assert not any("v1/traces" in str(value) or "secret" in str(value) for value in span.attributes.values())
     assert response.request.headers["traceparent"].split("-")[1] == span.trace_id
+
+
+def test_a_webhook_post_is_a_client_span_and_the_receiver_gets_its_traceparent(services, receiver):
+    hook = WebhookReceiver()
+    try:
+        with services.tracing.span("delivery") as parent:
+            outcome = webhook_sender.post(hook.url, b'{"type": "PUSH_ARTIFACT"}', {"Content-Type": "application/json"},
+                                          outbound=services.outbound)
+    finally:
+        hook.close()
+
+    assert outcome.status_code == 200
+    [(headers, _)] = hook.requests
+    [span] = [s for s in receiver.wait_for(lambda spans: any(s.kind == 3 for s in spans)) if s.kind == 3]
+    assert headers["traceparent"].startswith(f"00-{span.trace_id}-{span.span_id}-")
+    assert span.trace_id == format(parent.get_span_context().trace_id, "032x")
+    assert (span.name, span.attributes["http.response.status_code"]) == ("POST", 200)
