@@ -18,7 +18,7 @@ from adapters import webhook_sender
 from adapters.tracing import enabled
 from infra.services import otlp_receiver
 from tests.api.test_webhooks import Receiver as WebhookReceiver
-from tests.support.oci import digest_of, push_image
+from tests.support.oci import OCI_MANIFEST, digest_of, image_manifest, push_blob, push_image
 from tests.support.server import REPO_ROOT
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -185,3 +185,17 @@ def test_a_webhook_post_is_a_client_span_and_the_receiver_gets_its_traceparent(s
     assert headers["traceparent"].startswith(f"00-{span.trace_id}-{span.span_id}-")
     assert span.trace_id == format(parent.get_span_context().trace_id, "032x")
     assert (span.name, span.attributes["http.response.status_code"]) == ("POST", 200)
+
+
+def test_an_audit_entry_leads_to_its_trace(client, receiver):
+    config = b'{"os": "linux"}'
+    push_blob(client, "library/app", config)
+    manifest = image_manifest(config, [])
+    response = client.put("/v2/library/app/manifests/1.0", content=manifest, headers={
+        "Content-Type": OCI_MANIFEST, "traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"})
+    assert response.status_code == 201
+
+    [pointed] = client.get("/api/v1/audit-logs", params={"operation": "repository.tag_pointed"}).json()
+    assert pointed["request_id"] == TRACE_ID
+    [span] = server_spans(receiver, "PUT /v2/{name:path}/manifests/{reference}")
+    assert span.trace_id == TRACE_ID
