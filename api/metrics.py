@@ -1,0 +1,118 @@
+"""Prometheus metrics over HTTP: the middleware that counts every request (by route template,
+never the raw path) and the blob bytes, pushes and pulls of /v2/ by project, and `GET /metrics`.
+
+Who may read /metrics: its labels name every project, private ones included. On the main port it
+takes a system administrator's credentials (Basic or Bearer, as the management API) unless
+`metrics.require_auth = false`; the separate `metrics.port` (off by default, on loopback unless
+`metrics.host` says otherwise) answers without credentials, as Harbor's exporter does, for a
+Prometheus that should hold no password. docs/operations.md, Monitoring.
+"""
+
+from __future__ import annotations
+
+import time
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from adapters.metrics import CONTENT_TYPE, Metrics
+from api.management.common import authenticate
+from api.management.problems import Problem
+from domain.permissions import project_of
+
+UNMATCHED = "unmatched"  # the route label of a request no route took (404s): raw paths are unbounded
+
+
+class MetricsMiddleware:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        root_path = scope.get("root_path", "")
+        seen = _Transfer()
+
+        async def counted_receive() -> Message:
+            message = await receive()
+            seen.received += len(message.get("body", b""))
+            return message
+
+        async def counted_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                seen.status = message["status"]
+            elif message["type"] == "http.response.body":
+                seen.sent += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, counted_send)
+        except BaseException:
+            seen.status = seen.status or 500
+            raise
+        finally:
+            self._record(scope, root_path, seen, time.perf_counter() - started)
+
+    def _record(self, scope: Scope, root_path: str, seen: _Transfer, seconds: float) -> None:
+        method, route = scope["method"], route_template(scope, root_path)
+        metrics = self.metrics
+        metrics.http_requests.labels(method, route, str(seen.status)).inc()
+        metrics.http_duration.labels(method, route).observe(seconds)
+        if not route.startswith("/v2/") or not 200 <= seen.status < 300:
+            return  # only answered requests name a project that exists: the label stays bounded
+        name = scope.get("path_params", {}).get("name")
+        if not name:
+            return
+        project = project_of(name)
+        if "/blobs/" in route:
+            if seen.received:
+                metrics.blob_bytes_received.labels(project).inc(seen.received)
+            if method == "GET" and seen.sent:
+                metrics.blob_bytes_sent.labels(project).inc(seen.sent)
+        elif "/manifests/" in route:
+            if method == "PUT":
+                metrics.manifest_pushes.labels(project).inc()
+            elif method == "GET":
+                metrics.manifest_pulls.labels(project).inc()
+
+
+class _Transfer:
+    __slots__ = ("status", "received", "sent")
+
+    def __init__(self) -> None:
+        self.status = 0
+        self.received = 0
+        self.sent = 0
+
+
+def route_template(scope: Scope, root_path: str = "") -> str:
+    """The path template of the route that took the request (`/v2/{name:path}/blobs/{digest}`),
+    with the prefix of the mounts it went through; UNMATCHED when none took it."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    if path is None:
+        return UNMATCHED
+    return scope.get("root_path", "")[len(root_path):] + path
+
+
+async def get_metrics(request: Request) -> Response:
+    """GET /metrics on the main port."""
+    services = request.app.state.services
+    if services.settings.metrics.require_auth:
+        principal = await run_in_threadpool(authenticate, request)
+        if principal.is_anonymous:
+            raise Problem(401, "unauthenticated", "authentication required", {},
+                          {"WWW-Authenticate": 'Basic realm="portlog"'})
+        if not principal.system_admin:
+            raise Problem(403, "forbidden", "metrics are for system administrators "
+                                            "(or set metrics.port for an unauthenticated scrape)")
+    return await exposition(services.metrics)
+
+
+async def exposition(metrics: Metrics) -> Response:
+    body = await run_in_threadpool(metrics.exposition)
+    return Response(body, media_type=CONTENT_TYPE)

@@ -1,0 +1,68 @@
+"""What a Prometheus scrape reads from the read models (adapters/metrics.py exports it): each
+project with its visibility, repositories, members, storage usage and quota, and recorded pulls;
+webhook deliveries waiting, replication tasks by status, the scan queue, the last GC run and
+the last backup. A handful of grouped queries per scrape, whatever the number of projects."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from sqlalchemy import func, select
+
+from adapters.metrics import ProjectReading
+from domain.permissions import project_of
+from projections import access, backups, catalog, gc, pulls, quotas, replication_runs, scans, webhooks
+from projections.database import ReadModelDatabase
+
+
+class MetricReadings:
+    def __init__(self, db: ReadModelDatabase) -> None:
+        self.engine = db.reader
+
+    def projects(self) -> list[ProjectReading]:
+        with self.engine.connect() as conn:
+            projects = conn.execute(select(access.projects.c.name, access.projects.c.public)).all()
+            members = dict(conn.execute(select(access.members.c.project, func.count())
+                                        .group_by(access.members.c.project)).all())
+            usage = {row.project: row for row in conn.execute(
+                select(quotas.usage.c.project, quotas.usage.c.storage_bytes, quotas.usage.c.storage_limit))}
+            repositories = Counter(project_of(name) for name in conn.execute(
+                select(catalog.repositories.c.name)).scalars())
+            pulled: Counter[str] = Counter()
+            for repository, count in conn.execute(select(pulls.artifact_pulls.c.repository,
+                                                         func.sum(pulls.artifact_pulls.c.pull_count))
+                                                  .group_by(pulls.artifact_pulls.c.repository)):
+                pulled[project_of(repository)] += int(count or 0)
+        return [ProjectReading(name=name, public=bool(public), repositories=repositories[name],
+                               members=members.get(name, 0),
+                               storage_bytes=usage[name].storage_bytes if name in usage else 0,
+                               storage_limit=usage[name].storage_limit if name in usage else None,
+                               pulls=pulled[name])
+                for name, public in projects]
+
+    def webhook_deliveries_by_status(self) -> dict[str, int]:
+        return self._count_by(webhooks.deliveries.c.status)
+
+    def replication_tasks_by_status(self) -> dict[str, int]:
+        return self._count_by(replication_runs.tasks.c.status)
+
+    def scans_by_status(self) -> dict[str, int]:
+        return self._count_by(scans.artifacts.c.status)
+
+    def last_gc_run(self):
+        """The latest finished GC run (status, bytes, blobs), or None."""
+        query = (select(gc.runs.c.status, gc.runs.c.bytes, gc.runs.c.blobs)
+                 .where(gc.runs.c.status != "running").order_by(gc.runs.c.id.desc()).limit(1))
+        with self.engine.connect() as conn:
+            return conn.execute(query).first()
+
+    def last_successful_backup(self):
+        """The latest succeeded backup's row (finished_at, started_at, blob_count, bytes), or None."""
+        table = backups.backups
+        query = select(table).where(table.c.status == "succeeded").order_by(table.c.id.desc()).limit(1)
+        with self.engine.connect() as conn:
+            return conn.execute(query).first()
+
+    def _count_by(self, column) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            return dict(conn.execute(select(column, func.count()).group_by(column)).all())

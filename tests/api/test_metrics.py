@@ -1,0 +1,118 @@
+"""GET /metrics (adapters/metrics.py, api/metrics.py): requests by route template, the
+/v2/ traffic by project, Harbor's project metrics and the log's positions, read from a scrape."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from adapters.passwords import Argon2SecretHasher
+from api.app import create_app
+from config.bootstrap import bootstrap
+from config.settings import MetricsConfig
+from tests.support.auth import PASSWORD, create_user
+from tests.support.oci import OCI_MANIFEST, digest_of, push_blob, push_image
+from tests.support.server import ADMIN_PASSWORD
+
+MANIFEST_ROUTE = "/v2/{name:path}/manifests/{reference}"
+BLOB_ROUTE = "/v2/{name:path}/blobs/{digest}"
+
+
+def scrape(client, **kwargs) -> dict[tuple[str, frozenset], float]:
+    response = client.get("/metrics", **kwargs)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain; version=")
+    return {(sample.name, frozenset(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(response.text) for sample in family.samples}
+
+
+def value(samples, name: str, **labels) -> float | None:
+    return samples.get((name, frozenset(labels.items())))
+
+
+def test_pushes_and_pulls_are_counted_by_route_template_and_project(client):
+    layer = b"a layer of 23 bytes...."
+    push_blob(client, "team/app", layer)
+    digest, _ = push_image(client, "team/app", "v1")
+    for _ in range(2):
+        assert client.get("/v2/team/app/manifests/v1", headers={"Accept": OCI_MANIFEST}).status_code == 200
+    assert client.get(f"/v2/team/app/blobs/{digest_of(layer)}").content == layer
+    assert client.get("/v2/team/nothing/manifests/v1").status_code == 404
+
+    samples = scrape(client)
+    assert value(samples, "portlog_http_requests_total", method="PUT", route=MANIFEST_ROUTE, status="201") == 1
+    assert value(samples, "portlog_http_requests_total", method="GET", route=MANIFEST_ROUTE, status="200") == 2
+    assert value(samples, "portlog_http_requests_total", method="GET", route=MANIFEST_ROUTE, status="404") == 1
+    assert value(samples, "portlog_http_request_duration_seconds_count", method="GET", route=BLOB_ROUTE) == 1
+    assert value(samples, "portlog_manifest_pushes_total", project="team") == 1
+    assert value(samples, "portlog_manifest_pulls_total", project="team") == 2
+    assert value(samples, "portlog_blob_sent_bytes_total", project="team") == len(layer)
+    # the layer, and the config and layer of push_image, all uploaded in one POST each
+    uploaded = len(layer) + len(b'{"architecture": "amd64", "os": "linux", "seed": "x"}') + len(b"layer-x")
+    assert value(samples, "portlog_blob_received_bytes_total", project="team") == uploaded
+    routes = {dict(labels).get("route") for name, labels in samples if name == "portlog_http_requests_total"}
+    assert not any("team/app" in route for route in routes)  # never a raw path
+
+
+def test_registry_state_is_read_at_scrape_time(client, services):
+    push_image(client, "team/app", "v1")
+    push_image(client, "team/web", "v1", seed="y")
+    client.put("/api/v1/projects/team/quota", json={"storage_bytes": 10_000_000})
+    services.projections.catch_up()
+
+    samples = scrape(client)
+    assert value(samples, "harbor_project_total", public="false") == 7  # the test projects
+    assert value(samples, "harbor_project_repo_total", project_name="team", public="false") == 2
+    assert value(samples, "harbor_project_repo_total", project_name="race", public="false") == 0
+    used = services.quotas.usage("team").storage_bytes
+    assert used > 0 and value(samples, "harbor_project_quota_usage_byte", project_name="team") == used
+    assert value(samples, "harbor_project_quota_byte", project_name="race") == -1
+    assert value(samples, "harbor_project_member_total", project_name="team") >= 0
+    head = services.log_store.head()
+    assert value(samples, "portlog_event_log_head_position") == head
+    assert value(samples, "portlog_read_model_lag_events", read_model="catalog") == 0
+    assert value(samples, "portlog_read_model_position", read_model="catalog") == head
+    assert value(samples, "harbor_task_queue_size", type="WEBHOOK") == 0
+    assert value(samples, "process_cpu_seconds_total") is not None  # process and runtime metrics
+    assert any(name == "python_info" for name, _ in samples)
+
+
+def test_metrics_on_the_main_port_take_an_administrator(client):
+    assert client.get("/metrics", auth=None).status_code == 401
+    create_user(client, "viewer")
+    refused = client.get("/metrics", auth=("viewer", PASSWORD))
+    assert refused.status_code == 403 and "metrics.port" in refused.json()["detail"]
+    assert client.get("/metrics", auth=("admin", ADMIN_PASSWORD)).status_code == 200
+
+
+@pytest.fixture
+def configured_client(settings):
+    """A client of an application built with the metrics settings a test gives."""
+    clients = []
+
+    def build(**metrics):
+        from starlette.testclient import TestClient
+
+        services = bootstrap(replace(settings, metrics=MetricsConfig(**metrics)), hasher=Argon2SecretHasher(fast=True))
+        test_client = TestClient(create_app(services))
+        test_client.__enter__()
+        clients.append((test_client, services))
+        return test_client
+
+    yield build
+    for test_client, services in clients:
+        test_client.__exit__(None, None, None)
+        services.close()
+
+
+def test_an_operator_may_open_the_main_port_s_metrics(configured_client):
+    client = configured_client(require_auth=False)
+    assert value(scrape(client), "harbor_project_total", public="false") == 0
+
+
+def test_metrics_can_be_turned_off(configured_client):
+    client = configured_client(enabled=False)
+    assert client.app.state.services.metrics is None
+    assert client.get("/metrics").status_code == 404
