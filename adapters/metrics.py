@@ -27,7 +27,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.platform_collector import PlatformCollector
@@ -37,7 +37,6 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client reads it when it is imported
 # Request latencies: manifest GETs take a millisecond, blob transfers minutes.
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
-_GC_BUCKETS = (0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600)
 
 
 @dataclass(frozen=True)
@@ -89,22 +88,16 @@ class Metrics:
         self.manifest_pulls = Counter(
             "portlog_manifest_pulls", "Manifests pulled (GET answered 200), by project.", ["project"],
             registry=registry)
-        self.webhook_deliveries = Counter(
-            "portlog_webhook_deliveries", "Webhook delivery attempts, by outcome (succeeded, failed).",
-            ["outcome"], registry=registry)
-        self.replication_tasks = Counter(
-            "portlog_replication_tasks_finished", "Replication tasks finished, by status.", ["status"],
-            registry=registry)
-        self.gc_runs = Counter(
-            "portlog_gc_runs", "Garbage collection runs finished, by status.", ["status"], registry=registry)
-        self.gc_duration = Histogram(
-            "portlog_gc_duration_seconds", "How long garbage collection runs took.", buckets=_GC_BUCKETS,
-            registry=registry)
-        self.gc_freed_bytes = Counter(
-            "portlog_gc_freed_bytes", "Bytes garbage collection deleted from storage.", registry=registry)
         self.nats_relay_position = Gauge(
-            "portlog_nats_relay_position", "The last log position the NATS relay published.",
-            multiprocess_mode="max", registry=registry)
+            "portlog_nats_relay_position", "The last log position the NATS relay published to JetStream.",
+            multiprocess_mode="livemax", registry=registry)
+        self.nats_relay_lag = Gauge(
+            "portlog_nats_relay_lag_events", "Events in the log the NATS relay has not published yet.",
+            multiprocess_mode="livemax", registry=registry)
+
+    def nats_relayed(self, position: int, head: int) -> None:
+        self.nats_relay_position.set(position)
+        self.nats_relay_lag.set(max(0, head - position))
 
     # -- exposition ----------------------------------------------------------------------------
 
@@ -254,6 +247,24 @@ def follower_readings(status: Callable) -> Iterator[GaugeMetricFamily]:
     yield state
 
 
+def outcome_readings(source) -> Iterator:
+    """Counts of finished work kept in the read models (so they survive restarts and need no
+    summing over processes): webhook delivery attempts by outcome, GC runs by status and the
+    bytes they freed."""
+    attempts = CounterMetricFamily("portlog_webhook_delivery_attempts", "Webhook delivery attempts, by outcome.",
+                                   labels=["outcome"])
+    for outcome, count in sorted(source.webhook_attempts_by_outcome().items()):
+        attempts.add_metric([outcome], count)
+    yield attempts
+    runs, freed = source.gc_totals()
+    family = CounterMetricFamily("portlog_gc_runs", "Garbage collection runs, by status.", labels=["status"])
+    for status, count in sorted(runs.items()):
+        family.add_metric([status], count)
+    yield family
+    yield CounterMetricFamily("portlog_gc_freed_bytes", "Bytes garbage collection runs deleted (not dry runs).",
+                              value=freed)
+
+
 def last_run_readings(source) -> Iterator[GaugeMetricFamily]:
     """The last garbage collection and the last successful backup, from the read models."""
     gc = source.last_gc_run()
@@ -262,6 +273,8 @@ def last_run_readings(source) -> Iterator[GaugeMetricFamily]:
                                 value=gc.bytes)
         yield GaugeMetricFamily("portlog_gc_last_freed_blobs", "Blobs the last finished GC run deleted.",
                                 value=gc.blobs)
+        yield GaugeMetricFamily("portlog_gc_last_duration_seconds", "How long the last finished GC run took.",
+                                value=(gc.finished_at - gc.started_at).total_seconds() if gc.finished_at else 0)
     backup = source.last_successful_backup()
     if backup is not None:
         yield GaugeMetricFamily("portlog_backup_last_success_timestamp_seconds",

@@ -10,7 +10,10 @@ Prometheus that should hold no password. docs/operations.md, Monitoring.
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -22,6 +25,7 @@ from api.management.common import authenticate
 from api.management.problems import Problem
 from domain.permissions import project_of
 
+log = logging.getLogger("portlog.metrics")
 UNMATCHED = "unmatched"  # the route label of a request no route took (404s): raw paths are unbounded
 
 
@@ -116,3 +120,66 @@ async def get_metrics(request: Request) -> Response:
 async def exposition(metrics: Metrics) -> Response:
     body = await run_in_threadpool(metrics.exposition)
     return Response(body, media_type=CONTENT_TYPE)
+
+
+class MetricsPort:
+    """The separate `metrics.port`: GET /metrics without credentials, on its own small HTTP server
+    (a thread), so that Prometheus needs no password and the port can stay on a private address.
+    With several worker processes one of them binds it (the others retry every few seconds, so
+    another takes over when that one is replaced); in multiprocess mode any one of them sees all."""
+
+    RETRY_SECONDS = 5.0
+
+    def __init__(self, metrics: Metrics, host: str, port: int) -> None:
+        self.metrics, self.address = metrics, (host, port)
+        self._stop = threading.Event()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread = threading.Thread(target=self._run, name="portlog-metrics-port", daemon=True)
+
+    @classmethod
+    def started(cls, services) -> MetricsPort | None:
+        """The port of the settings, serving; None when metrics are off or no port is set."""
+        settings = services.settings.metrics
+        if services.metrics is None or not settings.port:
+            return None
+        port = cls(services.metrics, settings.host, settings.port)
+        port._thread.start()
+        return port
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._server = ThreadingHTTPServer(self.address, _handler(self.metrics))
+            except OSError as error:
+                log.debug("metrics port %s:%d not bound (%s); retrying", *self.address, error)
+                self._stop.wait(self.RETRY_SECONDS)
+                continue
+            log.info("metrics on http://%s:%d/metrics", *self.address)
+            self._server.serve_forever(poll_interval=0.5)
+            return
+
+
+def _handler(metrics: Metrics) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
+            if self.path.split("?", 1)[0] != "/metrics":
+                self.send_error(404)
+                return
+            body = metrics.exposition()
+            self.send_response(200)
+            self.send_header("Content-Type", CONTENT_TYPE)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args) -> None:  # scrapes every few seconds: not worth a line each
+            pass
+
+    return Handler

@@ -18,7 +18,14 @@ from adapters.backup_destinations import Destination
 from adapters.follow_state import FollowMode, FollowStateTable
 from adapters.log_store import LogStore, log_store_for
 from adapters.login_failures import LoginFailureTable
-from adapters.metrics import Metrics, Readings, follower_readings, last_run_readings, queue_readings
+from adapters.metrics import (
+    Metrics,
+    Readings,
+    follower_readings,
+    last_run_readings,
+    outcome_readings,
+    queue_readings,
+)
 from adapters.outbound import OutboundGuard, OwnService
 from adapters.passwords import Argon2SecretHasher
 from adapters.private_files import keep_private, private_file
@@ -517,7 +524,7 @@ def metrics_for(services: Services) -> Metrics:
         log_head=services.log_store.head, read_model_positions=services.projections.positions,
         projects=readings.projects,
         extra=[partial(queue_readings, readings), partial(follower_readings, services.follow_state.status),
-               partial(last_run_readings, readings)]))
+               partial(last_run_readings, readings), partial(outcome_readings, readings)]))
 
 
 def wire_scanning(services: Services, key_material: bytes) -> None:

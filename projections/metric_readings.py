@@ -51,10 +51,22 @@ class MetricReadings:
 
     def last_gc_run(self):
         """The latest finished GC run (status, bytes, blobs), or None."""
-        query = (select(gc.runs.c.status, gc.runs.c.bytes, gc.runs.c.blobs)
+        query = (select(gc.runs.c.status, gc.runs.c.bytes, gc.runs.c.blobs, gc.runs.c.started_at, gc.runs.c.finished_at)
                  .where(gc.runs.c.status != "running").order_by(gc.runs.c.id.desc()).limit(1))
         with self.engine.connect() as conn:
             return conn.execute(query).first()
+
+    def webhook_attempts_by_outcome(self) -> dict[str, int]:
+        finished = self._count_by(webhooks.attempts.c.succeeded)
+        return {"succeeded": finished.get(True, 0), "failed": finished.get(False, 0)}
+
+    def gc_totals(self) -> tuple[dict[str, int], int]:
+        """Finished GC runs by status, and the bytes the real (not dry) runs freed."""
+        runs = self._count_by(gc.runs.c.status)
+        runs.pop("running", None)
+        freed = select(func.coalesce(func.sum(gc.runs.c.bytes), 0)).where(gc.runs.c.dry_run.is_(False))
+        with self.engine.connect() as conn:
+            return runs, int(conn.execute(freed).scalar_one())
 
     def last_successful_backup(self):
         """The latest succeeded backup's row (finished_at, started_at, blob_count, bytes), or None."""

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
+import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -12,9 +14,10 @@ from adapters.passwords import Argon2SecretHasher
 from api.app import create_app
 from config.bootstrap import bootstrap
 from config.settings import MetricsConfig
+from domain.context import RequestContext
 from tests.support.auth import PASSWORD, create_user
 from tests.support.oci import OCI_MANIFEST, digest_of, push_blob, push_image
-from tests.support.server import ADMIN_PASSWORD
+from tests.support.server import ADMIN_PASSWORD, free_port
 
 MANIFEST_ROUTE = "/v2/{name:path}/manifests/{reference}"
 BLOB_ROUTE = "/v2/{name:path}/blobs/{digest}"
@@ -116,3 +119,45 @@ def test_metrics_can_be_turned_off(configured_client):
     client = configured_client(enabled=False)
     assert client.app.state.services.metrics is None
     assert client.get("/metrics").status_code == 404
+
+
+def test_gc_runs_and_the_bytes_they_freed(client, services):
+    push_image(client, "team/gone", "v1", seed="gone")
+    assert client.delete("/api/v1/repositories/team/gone").status_code == 204
+    time.sleep(1.1)  # nothing younger than a second is collected
+    context = RequestContext("admin", "test-metrics")
+    services.gc_jobs.start(0, True, "cli", context, background=False)
+    run, _ = services.gc_jobs.start(0, False, "cli", context, background=False)
+    services.projections.catch_up()
+    freed = services.gc.run_by_uuid(str(run.id)).bytes
+    assert freed > 0
+
+    samples = scrape(client)
+    assert value(samples, "portlog_gc_runs_total", status="succeeded") == 2
+    assert value(samples, "portlog_gc_freed_bytes_total") == freed  # the dry run freed nothing
+    assert value(samples, "portlog_gc_last_freed_bytes") == freed
+    assert value(samples, "portlog_gc_last_duration_seconds") >= 0
+
+
+def test_the_nats_relay_s_position_and_lag(client, services):
+    services.metrics.nats_relayed(3, 5)
+    samples = scrape(client)
+    assert value(samples, "portlog_nats_relay_position") == 3
+    assert value(samples, "portlog_nats_relay_lag_events") == 2
+
+
+def test_the_separate_port_answers_without_credentials(configured_client):
+    port = free_port()
+    client = configured_client(port=port)
+    url = f"http://127.0.0.1:{port}/metrics"
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            response = httpx.get(url, timeout=2, trust_env=False)
+            break
+        except httpx.ConnectError:
+            assert time.monotonic() < deadline, "the metrics port did not open"
+            time.sleep(0.05)
+    assert response.status_code == 200 and "harbor_project_total" in response.text
+    assert httpx.get(f"http://127.0.0.1:{port}/other", timeout=2, trust_env=False).status_code == 404
+    assert client.get("/metrics", auth=None).status_code == 401  # the main port still asks
