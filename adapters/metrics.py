@@ -217,15 +217,19 @@ def queue_readings(source) -> Iterator[GaugeMetricFamily]:
     queue.add_metric(["REPLICATION"], replication.get("pending", 0))
     queue.add_metric(["IMAGE_SCAN"], scans.get("Pending", 0))
     yield queue
-    yield _by_status("portlog_webhook_deliveries", "Webhook deliveries, by status.", webhooks)
-    yield _by_status("portlog_replication_tasks", "Replication tasks, by status.", replication)
-    yield _by_status("portlog_scans", "Scans of artifacts, by status (Harbor's scan statuses).", scans)
+    yield _by_status("portlog_webhook_deliveries", "Webhook deliveries, by status.", webhooks,
+                     ("pending", "sending", "retrying", "delivered", "failed"))
+    yield _by_status("portlog_replication_tasks", "Replication tasks, by status.", replication,
+                     ("pending", "running", "succeeded", "failed", "stopped"))
+    yield _by_status("portlog_scans", "Scans of artifacts, by status (Harbor's scan statuses).", scans,
+                     ("Pending", "Running", "Success", "Error", "Stopped"))
 
 
-def _by_status(name: str, documentation: str, counts: dict[str, int]) -> GaugeMetricFamily:
+def _by_status(name: str, documentation: str, counts: dict[str, int], known: tuple[str, ...]) -> GaugeMetricFamily:
+    """Every known status, 0 when none is in it (an alert on a status compares with 0, not absent)."""
     family = GaugeMetricFamily(name, documentation, labels=["status"])
-    for status, count in sorted(counts.items()):
-        family.add_metric([status], count)
+    for status in sorted({*known, *counts}):
+        family.add_metric([status], counts.get(status, 0))
     return family
 
 
@@ -253,13 +257,13 @@ def outcome_readings(source) -> Iterator:
     bytes they freed."""
     attempts = CounterMetricFamily("portlog_webhook_delivery_attempts", "Webhook delivery attempts, by outcome.",
                                    labels=["outcome"])
-    for outcome, count in sorted(source.webhook_attempts_by_outcome().items()):
+    for outcome, count in sorted(source.webhook_attempts_by_outcome().items()):  # succeeded and failed, always
         attempts.add_metric([outcome], count)
     yield attempts
     runs, freed = source.gc_totals()
     family = CounterMetricFamily("portlog_gc_runs", "Garbage collection runs, by status.", labels=["status"])
-    for status, count in sorted(runs.items()):
-        family.add_metric([status], count)
+    for status in sorted({"succeeded", "failed", *runs}):
+        family.add_metric([status], runs.get(status, 0))
     yield family
     yield CounterMetricFamily("portlog_gc_freed_bytes", "Bytes garbage collection runs deleted (not dry runs).",
                               value=freed)

@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import httpx
 import pytest
@@ -161,3 +164,47 @@ def test_the_separate_port_answers_without_credentials(configured_client):
     assert response.status_code == 200 and "harbor_project_total" in response.text
     assert httpx.get(f"http://127.0.0.1:{port}/other", timeout=2, trust_env=False).status_code == 404
     assert client.get("/metrics", auth=None).status_code == 401  # the main port still asks
+
+
+def test_a_follower_s_position_and_lag(client, services):
+    assert value(scrape(client), "portlog_follower_lag_events") is None  # a leader has no follower metrics
+    services.follow_state.start("http://leader.example:5000", 10)
+    services.follow_state.advance(12, 20)
+    samples = scrape(client)
+    assert value(samples, "portlog_follower_position") == 12
+    assert value(samples, "portlog_follower_leader_head_position") == 20
+    assert value(samples, "portlog_follower_lag_events") == 8
+    assert value(samples, "portlog_follower_state", state="following") == 1
+
+
+DASHBOARD = Path(__file__).parents[2] / "infra" / "grafana" / "portlog-dashboard.json"
+EXPORTED_PREFIXES = ("portlog_", "harbor_", "process_", "python_")
+
+
+def dashboard_metric_names() -> dict[str, set[str]]:
+    """Every query of the Grafana dashboard, with the metric names it reads."""
+    panels = json.loads(DASHBOARD.read_text())["panels"]
+    queries = [target["expr"] for panel in panels for target in panel.get("targets", [])]
+    return {expr: {name for name in re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*", expr)
+                   if name.startswith(EXPORTED_PREFIXES)} for expr in queries}
+
+
+def test_every_dashboard_query_names_an_exported_metric(client, services, tmp_path):
+    # the metrics that appear once something happened: a GC run, a backup, a relay, a follower
+    context = RequestContext("admin", "test-metrics")
+    services.gc_jobs.start(0, True, "cli", context, background=False)
+    services.backup_jobs.start(str(tmp_path / "backup"), False, "cli", context, guarded=False, background=False)
+    services.metrics.nats_relayed(1, 1)
+    services.follow_state.start("http://leader.example:5000", 1)
+    services.projections.catch_up()
+    push_image(client, "team/app", "v1")
+    client.get("/v2/team/app/manifests/v1", headers={"Accept": OCI_MANIFEST})
+    client.get(f"/v2/team/app/blobs/{push_blob(client, 'team/app', b'a blob')}")
+
+    exported = set(scrape(client))
+    names = {name for name, _ in exported}
+    queries = dashboard_metric_names()
+    assert len(queries) >= 20
+    for expr, used in queries.items():
+        assert used, f"{expr} names no Portlog metric"
+        assert used <= names, f"{expr}: {used - names} not exported"
