@@ -36,19 +36,8 @@ from prometheus_client.process_collector import ProcessCollector
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client reads it when it is imported
 # Request latencies: manifest GETs take a millisecond, blob transfers minutes.
+_SEVERITIES = ("None", "Unknown", "Low", "Medium", "High", "Critical")  # Harbor's, in order
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
-
-
-@dataclass(frozen=True)
-class ProjectReading:
-    """One project as the read models see it at scrape time."""
-    name: str
-    public: bool
-    repositories: int
-    members: int
-    storage_bytes: int
-    storage_limit: int | None  # None: unlimited (Harbor reports -1)
-    pulls: int  # recorded artifact pulls (the pull counts of the Harbor API)
 
 
 @dataclass
@@ -57,7 +46,9 @@ class Readings:
     has no scan queue). Every one is called once per scrape."""
     log_head: Callable[[], int]
     read_model_positions: Callable[[], dict[str, int]]
-    projects: Callable[[], list[ProjectReading]]
+    # each project: name, public, repositories, members, storage_bytes, storage_limit (None:
+    # unlimited, Harbor's -1) and pulls (projections/metric_readings.py's ProjectReading)
+    projects: Callable[[], list]
     extra: list[Callable[[], Iterable[GaugeMetricFamily]]] = field(default_factory=list)
 
 
@@ -178,7 +169,7 @@ def _log_positions(readings: Readings) -> Iterator[GaugeMetricFamily]:
     yield lag
 
 
-def _projects(projects: list[ProjectReading]) -> Iterator[GaugeMetricFamily]:
+def _projects(projects: list) -> Iterator[GaugeMetricFamily]:
     total = GaugeMetricFamily("harbor_project_total", "Projects, by visibility.", labels=["public"])
     for public in (True, False):
         total.add_metric([str(public).lower()], sum(1 for p in projects if p.public == public))
@@ -223,6 +214,13 @@ def queue_readings(source) -> Iterator[GaugeMetricFamily]:
                      ("pending", "running", "succeeded", "failed", "stopped"))
     yield _by_status("portlog_scans", "Scans of artifacts, by status (Harbor's scan statuses).", scans,
                      ("Pending", "Running", "Success", "Error", "Stopped"))
+    severities = GaugeMetricFamily("portlog_scanned_artifacts", "Artifacts with a vulnerability report, by its "
+                                   "overall severity (Harbor's: None, Unknown, Low, Medium, High, Critical).",
+                                   labels=["severity"])
+    found = source.artifacts_by_severity()
+    for severity in (*_SEVERITIES, *sorted(set(found) - set(_SEVERITIES))):
+        severities.add_metric([severity], found.get(severity, 0))
+    yield severities
 
 
 def _by_status(name: str, documentation: str, counts: dict[str, int], known: tuple[str, ...]) -> GaugeMetricFamily:

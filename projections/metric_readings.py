@@ -6,13 +6,26 @@ the last backup. A handful of grouped queries per scrape, whatever the number of
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
-from adapters.metrics import ProjectReading
 from domain.permissions import project_of
+from domain.scans import SUCCESS, VULNERABILITY
 from projections import access, backups, catalog, gc, pulls, quotas, replication_runs, scans, webhooks
 from projections.database import ReadModelDatabase
+
+
+@dataclass(frozen=True)
+class ProjectReading:
+    """One project as the read models see it at scrape time."""
+    name: str
+    public: bool
+    repositories: int
+    members: int
+    storage_bytes: int
+    storage_limit: int | None  # None: unlimited
+    pulls: int  # recorded artifact pulls (the pull counts of the Harbor API)
 
 
 class MetricReadings:
@@ -48,6 +61,16 @@ class MetricReadings:
 
     def scans_by_status(self) -> dict[str, int]:
         return self._count_by(scans.artifacts.c.status)
+
+    def artifacts_by_severity(self) -> dict[str, int]:
+        """Artifacts whose current vulnerability scan succeeded, by the report's overall severity."""
+        artifacts, reports = scans.artifacts, scans.reports
+        query = (select(reports.c.severity, func.count())
+                 .select_from(artifacts.join(reports, reports.c.report_id == artifacts.c.report_id))
+                 .where(artifacts.c.status == SUCCESS, artifacts.c.scan_type == VULNERABILITY)
+                 .group_by(reports.c.severity))
+        with self.engine.connect() as conn:
+            return dict(conn.execute(query).all())
 
     def last_gc_run(self):
         """The latest finished GC run (status, bytes, blobs), or None."""

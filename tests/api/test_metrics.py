@@ -11,7 +11,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from adapters.passwords import Argon2SecretHasher
 from api.app import create_app
@@ -19,23 +18,12 @@ from config.bootstrap import bootstrap
 from config.settings import MetricsConfig
 from domain.context import RequestContext
 from tests.support.auth import PASSWORD, create_user
+from tests.support.metrics import scrape, value
 from tests.support.oci import OCI_MANIFEST, digest_of, push_blob, push_image
 from tests.support.server import ADMIN_PASSWORD, free_port
 
 MANIFEST_ROUTE = "/v2/{name:path}/manifests/{reference}"
 BLOB_ROUTE = "/v2/{name:path}/blobs/{digest}"
-
-
-def scrape(client, **kwargs) -> dict[tuple[str, frozenset], float]:
-    response = client.get("/metrics", **kwargs)
-    assert response.status_code == 200, response.text
-    assert response.headers["content-type"].startswith("text/plain; version=")
-    return {(sample.name, frozenset(sample.labels.items())): sample.value
-            for family in text_string_to_metric_families(response.text) for sample in family.samples}
-
-
-def value(samples, name: str, **labels) -> float | None:
-    return samples.get((name, frozenset(labels.items())))
 
 
 def test_pushes_and_pulls_are_counted_by_route_template_and_project(client):
