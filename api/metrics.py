@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.metrics import CONTENT_TYPE, Metrics
@@ -110,12 +111,16 @@ class _Transfer:
 
 def route_template(scope: Scope, root_path: str = "") -> str:
     """The path template of the route that took the request (`/v2/{name:path}/blobs/{digest}`),
-    with the prefix of the mounts it went through; UNMATCHED when none took it."""
+    with the prefix of the mounts it went through (`/scanner/api/v1/metadata`; a mounted app
+    without routes of its own, as the UI's static files: `/ui/static/{path}`); UNMATCHED when
+    none took it."""
     route = scope.get("route")
-    path = getattr(route, "path", None)
-    if path is None:
+    if route is None:
         return UNMATCHED
-    return scope.get("root_path", "")[len(root_path):] + path
+    mounted = scope.get("root_path", "")[len(root_path):]  # the mounts' paths, the last one included
+    if isinstance(route, Mount):
+        return f"{mounted}/{{path}}"
+    return mounted + route.path
 
 
 async def get_metrics(request: Request) -> Response:

@@ -196,3 +196,17 @@ def test_every_dashboard_query_names_an_exported_metric(client, services, tmp_pa
     for expr, used in queries.items():
         assert used, f"{expr} names no Portlog metric"
         assert used <= names, f"{expr}: {used - names} not exported"
+
+
+def test_mounted_apps_are_named_by_their_templates(client):
+    assert client.get("/ui/static/no-such-file.js").status_code == 404
+    assert client.get(f"/ui/static/{'x' * 40}.css").status_code == 404
+    assert client.get("/scanner/api/v1/metadata", auth=None).status_code == 401
+    assert client.get("/no/route/here").status_code == 404
+    samples = scrape(client)
+    requests = {dict(labels)["route"]: count for (name, labels), count in samples.items()
+                if name == "portlog_http_requests_total" and dict(labels)["method"] == "GET"}
+    assert requests["/ui/static/{path}"] == 2
+    assert requests["/scanner/api/v1/metadata"] == 1
+    assert requests["unmatched"] >= 1
+    assert not [route for route in requests if "no-such-file" in route or "no/route" in route]
