@@ -12,7 +12,7 @@ import pytest
 
 from infra.services import prometheus
 from tests.support.images import ImageInfo, build_image_layout
-from tests.support.server import start_server
+from tests.support.server import free_port, start_server
 
 pytestmark = pytest.mark.e2e
 
@@ -33,19 +33,26 @@ def blob_bytes(image: ImageInfo) -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def metrics_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, metrics_port):
     root = tmp_path_factory.mktemp("metrics-live")
-    # pulls recorded every second, so Harbor's pull count moves within the test
-    live = start_server(root / "data", root / "serve.log", extra_env={"PORTLOG_PULL_RECORD_SECONDS": "1"},
-                        projects=("team",))
+    # pulls recorded every second, so Harbor's pull count moves within the test; the separate
+    # metrics port besides the main one
+    live = start_server(root / "data", root / "serve.log", projects=("team",), extra_env={
+        "PORTLOG_PULL_RECORD_SECONDS": "1", "PORTLOG_METRICS_PORT": str(metrics_port)})
     yield live
     live.stop()
 
 
 @pytest.fixture(scope="module")
-def prom(server, tmp_path_factory) -> Iterator[prometheus.PrometheusServer]:
-    target = prometheus.Target("portlog", server.host, auth=server.admin_auth)
-    with prometheus.running(tmp_path_factory.mktemp("prometheus"), [target]) as running:
+def prom(server, metrics_port, tmp_path_factory) -> Iterator[prometheus.PrometheusServer]:
+    main_port = prometheus.Target("portlog", server.host, auth=server.admin_auth)
+    metrics_port = prometheus.Target("portlog-metrics-port", f"127.0.0.1:{metrics_port}")
+    with prometheus.running(tmp_path_factory.mktemp("prometheus"), [main_port, metrics_port]) as running:
         yield running
 
 
@@ -53,6 +60,7 @@ def prom(server, tmp_path_factory) -> Iterator[prometheus.PrometheusServer]:
 def traffic(server, prom, tmp_path_factory) -> ImageInfo:
     """Once Prometheus scrapes, skopeo pushes one image under two tags, and pulls it once."""
     assert prom.query_until('up{job="portlog"}', lambda up: up == 1) == 1
+    assert prom.query_until('up{job="portlog-metrics-port"}', lambda up: up == 1) == 1  # without credentials
     work = tmp_path_factory.mktemp("metrics-skopeo")
     env = {**os.environ, "REGISTRY_AUTH_FILE": str(work / "auth.json")}
     image = build_image_layout(work / "layout", "1.0", text="metrics")
@@ -70,9 +78,14 @@ def test_pushes_and_pulls_by_project(prom, traffic):
     # the second push found every blob there already (skopeo asks with HEAD): one upload each
     assert prom.query_until('portlog_blob_received_bytes_total{project="team"}', lambda n: n >= size) == size
     assert prom.query_until('portlog_blob_sent_bytes_total{project="team"}', lambda n: n >= size) == size
-    puts = f'sum(portlog_http_requests_total{{method="PUT",route="{MANIFEST_ROUTE}",status="201"}})'
+    puts = f'sum(portlog_http_requests_total{{job="portlog",method="PUT",route="{MANIFEST_ROUTE}",status="201"}})'
     assert prom.query_until(puts, lambda n: n >= 2) == 2
     assert prom.query_until('harbor_artifact_pulled{project_name="team"}', lambda n: n >= 1) == 1
+
+
+def test_the_separate_port_shows_the_same_counts(prom, traffic):
+    pushes = 'portlog_manifest_pushes_total{project="team",job="portlog-metrics-port"}'
+    assert prom.query_until(pushes, lambda n: n >= 2) == 2
 
 
 def test_registry_state_and_lag(prom, traffic):
