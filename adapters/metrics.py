@@ -1,12 +1,13 @@
 """Every metric Portlog exports, defined in this one module (docs/operations.md, Monitoring).
 
-Two kinds. Instruments are counted as things happen (requests, bytes, pushes, pulls, GC runs,
-webhook deliveries): `Metrics` holds them in a private registry, or — when `portlog serve
+Two kinds. Instruments are counted as things happen (requests, blob bytes, pushes, pulls, the
+NATS relay's progress): `Metrics` holds them in a private registry, or — when `portlog serve
 --workers N` runs several processes — in prometheus_client's multiprocess files, summed at
 scrape time. Readings are taken from the read models when Prometheus scrapes (projects,
-repositories, quotas, the log's head and each read model's position): `Readings` is what the
-composition root hands over for that, so a scrape costs a few queries and nothing is counted
-twice. Harbor's names where Harbor exports the same metric, `portlog_*` otherwise.
+repositories, quotas, the log's head and each read model's position, work queued and done:
+webhooks, replication, scans, GC, backups; a follower's lag): `Readings` is what the composition
+root hands over for that, so a scrape costs a few queries, the counts survive restarts and
+nothing is counted twice. Harbor's names where Harbor exports the same metric, `portlog_*` otherwise.
 
 Labels are bounded: method, route template (never a raw path), status, project; nothing per
 digest, tag or repository.
@@ -29,21 +30,21 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.gc_collector import GCCollector
-from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client reads it when it is imported
-# Request latencies: manifest GETs take a millisecond, blob transfers minutes.
 _SEVERITIES = ("None", "Unknown", "Low", "Medium", "High", "Critical")  # Harbor's, in order
+# Request latencies: manifest GETs take a millisecond, blob transfers minutes.
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
 
 @dataclass
 class Readings:
-    """Callables reading the current state; each may be left out (a registry without scanning
-    has no scan queue). Every one is called once per scrape."""
+    """Callables reading the current state, each called once per scrape; `extra` yield further
+    metric families (queues, outcomes, the last runs, a follower's position)."""
     log_head: Callable[[], int]
     read_model_positions: Callable[[], dict[str, int]]
     # each project: name, public, repositories, members, storage_bytes, storage_limit (None:
@@ -119,12 +120,6 @@ def prepare_multiprocess_dir(path: Path) -> None:
     for stale in path.glob("*.db"):
         stale.unlink()
     os.environ[MULTIPROCESS_ENV] = str(path)
-
-
-def worker_exited(pid: int) -> None:
-    """A worker process ended: its live gauges stop counting."""
-    if os.environ.get(MULTIPROCESS_ENV):
-        mark_process_dead(pid)
 
 
 class _Forward:
