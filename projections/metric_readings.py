@@ -35,8 +35,11 @@ class MetricReadings:
     def projects(self) -> list[ProjectReading]:
         with self.engine.connect() as conn:
             projects = conn.execute(select(access.projects.c.name, access.projects.c.public)).all()
-            members = dict(conn.execute(select(access.members.c.project, func.count())
-                                        .group_by(access.members.c.project)).all())
+            # a principal granted several repositories of a project is one member of it
+            principals = select(access.members.c.project, access.members.c.kind,
+                                access.members.c.principal).distinct().subquery()
+            members = dict(conn.execute(select(principals.c.project, func.count())
+                                        .group_by(principals.c.project)).all())
             usage = {row.project: row for row in conn.execute(
                 select(quotas.usage.c.project, quotas.usage.c.storage_bytes, quotas.usage.c.storage_limit))}
             repositories = Counter(project_of(name) for name in conn.execute(

@@ -17,7 +17,7 @@ from api.app import create_app
 from config.bootstrap import bootstrap
 from config.settings import MetricsConfig
 from domain.context import RequestContext
-from tests.support.auth import PASSWORD, create_user
+from tests.support.auth import PASSWORD, create_user, grant
 from tests.support.metrics import scrape, value
 from tests.support.oci import OCI_MANIFEST, digest_of, push_blob, push_image
 from tests.support.server import ADMIN_PASSWORD, free_port
@@ -53,6 +53,10 @@ def test_pushes_and_pulls_are_counted_by_route_template_and_project(client):
 def test_registry_state_is_read_at_scrape_time(client, services):
     push_image(client, "team/app", "v1")
     push_image(client, "team/web", "v1", seed="y")
+    create_user(client, "dev")
+    for repository in ("app", "web"):  # one member, whatever it holds
+        grant(client, "team", "dev", "developer", repository=f"team/{repository}")
+    assert len(services.access.members("team")) == 2  # two grants
     client.put("/api/v1/projects/team/quota", json={"storage_bytes": 10_000_000})
     services.projections.catch_up()
 
@@ -63,7 +67,7 @@ def test_registry_state_is_read_at_scrape_time(client, services):
     used = services.quotas.usage("team").storage_bytes
     assert used > 0 and value(samples, "harbor_project_quota_usage_byte", project_name="team") == used
     assert value(samples, "harbor_project_quota_byte", project_name="race") == -1
-    assert value(samples, "harbor_project_member_total", project_name="team") >= 0
+    assert value(samples, "harbor_project_member_total", project_name="team") == 1
     head = services.log_store.head()
     assert value(samples, "portlog_event_log_head_position") == head
     assert value(samples, "portlog_read_model_lag_events", read_model="catalog") == 0
