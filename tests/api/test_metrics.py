@@ -14,6 +14,7 @@ import pytest
 
 from adapters.passwords import Argon2SecretHasher
 from api.app import create_app
+from background.pulls import flush_pulls
 from config.bootstrap import bootstrap
 from config.settings import MetricsConfig
 from domain.context import RequestContext
@@ -50,6 +51,7 @@ def test_pushes_and_pulls_are_counted_by_route_template_and_project(client):
     assert not any("team/app" in route for route in routes)  # never a raw path
 
 
+@pytest.mark.both_databases
 def test_registry_state_is_read_at_scrape_time(client, services):
     push_image(client, "team/app", "v1")
     push_image(client, "team/web", "v1", seed="y")
@@ -58,6 +60,9 @@ def test_registry_state_is_read_at_scrape_time(client, services):
         grant(client, "team", "dev", "developer", repository=f"team/{repository}")
     assert len(services.access.members("team")) == 2  # two grants
     client.put("/api/v1/projects/team/quota", json={"storage_bytes": 10_000_000})
+    for repository in ("app", "web", "web"):
+        client.get(f"/v2/team/{repository}/manifests/v1", headers={"Accept": OCI_MANIFEST})
+    flush_pulls(services)  # pulls are recorded once per interval
     services.projections.catch_up()
 
     samples = scrape(client)
@@ -67,6 +72,9 @@ def test_registry_state_is_read_at_scrape_time(client, services):
     used = services.quotas.usage("team").storage_bytes
     assert used > 0 and value(samples, "harbor_project_quota_usage_byte", project_name="team") == used
     assert value(samples, "harbor_project_quota_byte", project_name="race") == -1
+    assert value(samples, "harbor_project_quota_byte", project_name="team") == 10_000_000
+    assert value(samples, "harbor_artifact_pulled", project_name="team") == 3
+    assert value(samples, "harbor_artifact_pulled", project_name="race") == 0
     assert value(samples, "harbor_project_member_total", project_name="team") == 1
     head = services.log_store.head()
     assert value(samples, "portlog_event_log_head_position") == head
