@@ -147,6 +147,8 @@ class NatsRelay:
         self._last_event_at = 0.0  # monotonic time the last notification was read
         self._failures = 0
         self._client_error: Exception | None = None  # the last one nats-py reported
+        self.connected = False  # a session holds the stream (the health endpoint reports it)
+        self.last_error: str | None = None  # why the last session failed, for the health endpoint
 
     def run(self, stop: threading.Event) -> None:
         """Relays until `stop` is set, reconnecting after any failure."""
@@ -158,6 +160,7 @@ class NatsRelay:
                 await self._session(stop)
             except Exception as error:
                 self._failures += 1
+                self.last_error = f"{type(error).__name__}: {error}"[:200]
                 self._log_failure(error)
                 await _pause(stop, min(FIRST_RETRY_SECONDS * 2 ** (self._failures - 1), LONGEST_RETRY_SECONDS))
 
@@ -174,6 +177,7 @@ class NatsRelay:
             await ensure_stream(js)
             self.position = await last_relayed_position(js, self.source)  # the record, whatever we remember
             self._synced_at = time.monotonic()
+            self.connected, self.last_error = True, None
             log.info("relaying events to NATS stream %s after position %d%s", STREAM, self.position,
                      f" (connected after {self._failures} failed attempts)" if self._failures else "")
             while not stop.is_set():
@@ -182,6 +186,7 @@ class NatsRelay:
                 if read < BATCH_SIZE:
                     await asyncio.sleep(self._poll_seconds())
         finally:
+            self.connected = False
             await connection.close()
 
     async def _relay_batch(self, js: JetStreamContext) -> int:

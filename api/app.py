@@ -11,7 +11,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
-from api import logs
+from api import health, logs
 from api.errors import ErrorCode, OciError, error_response, render_oci_error
 from api.harbor.common import PREFIX as HARBOR_PREFIX
 from api.harbor.common import harbor_error, render_harbor_error
@@ -55,6 +55,8 @@ def create_app(services: Services, owns_services: bool = False) -> Starlette:
 
     app = Starlette(
         routes=[
+            Route("/livez", health.livez, methods=["GET"]),
+            Route("/readyz", health.readyz, methods=["GET"]),
             Route("/service/token", get_token, methods=["GET"]),
             Route("/service/token", post_token, methods=["POST"]),
             *v2_routes(),
@@ -78,6 +80,7 @@ def create_app(services: Services, owns_services: bool = False) -> Starlette:
         lifespan=lifespan,
     )
     app.state.services = services
+    app.state.readiness = health.Readiness()
     return app
 
 

@@ -116,4 +116,5 @@ def start(services: Services) -> Callable[[], None]:
 
 def relay_events(services: Services, stop: threading.Event) -> None:
     events = services.settings.events
-    NatsRelay(services.registry, events.nats_url.split(","), events.source).run(stop)
+    services.event_relay = NatsRelay(services.registry, events.nats_url.split(","), events.source)
+    services.event_relay.run(stop)
