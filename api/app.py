@@ -12,6 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 
 from api import health, logs
+from api.access_log import AccessLogMiddleware
 from api.errors import ErrorCode, OciError, error_response, render_oci_error
 from api.harbor.common import PREFIX as HARBOR_PREFIX
 from api.harbor.common import harbor_error, render_harbor_error
@@ -36,7 +37,7 @@ log = logging.getLogger("portlog")
 def app_from_environment() -> Starlette:
     """A worker process's application (`portlog serve --workers N`): settings from PORTLOG_*."""
     settings = Settings.from_env()
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format, settings.log_levels)
     return create_app(bootstrap(settings), owns_services=True)
 
 
@@ -65,7 +66,8 @@ def create_app(services: Services, owns_services: bool = False) -> Starlette:
             *ui_routes(),
             *([Mount("/scanner", app=services.scanner_adapter.app)] if services.scanner_adapter else []),
         ],
-        middleware=[Middleware(RequestIdMiddleware),
+        middleware=[*([Middleware(AccessLogMiddleware)] if services.settings.access_log else []),
+                    Middleware(RequestIdMiddleware),
                     Middleware(BodyLimitMiddleware, max_bytes=services.settings.max_body_bytes,
                                idle_seconds=services.settings.body_timeout_seconds),
                     Middleware(FollowerWriteGuard)],
