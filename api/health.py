@@ -80,7 +80,7 @@ def nats_health(services: Services) -> ComponentHealth | None:
     if relay is None:
         return ComponentHealth("nats", "the event relay has not started")
     if not relay.connected:
-        return ComponentHealth("nats", relay.last_error or "the event relay is connecting")
+        return ComponentHealth("nats", relay.last_error or "not connected to NATS")
     return ComponentHealth("nats")
 
 

@@ -15,9 +15,12 @@ from api.app import create_app
 from config.bootstrap import bootstrap
 from config.settings import Settings
 from domain.context import RequestContext
+from infra.services import nats as nats_service
 from tests.support.auth import PASSWORD, create_user, grant
 from tests.support.oci import push_image
+from tests.support.seaweed import s3_client
 from tests.support.server import ADMIN_PASSWORD
+from tests.support.waiting import wait_until
 
 SETUP = RequestContext("admin", "test-setup")
 
@@ -154,3 +157,42 @@ def test_statistics_count_what_the_caller_sees(client):
                       "private_project_count": 1, "private_repo_count": 2}
     assert client.get("/api/v2.0/statistics", auth=None).status_code == 401
     assert client.get("/api/v2.0/statistics", auth=("admin", ADMIN_PASSWORD)).json()["total_repo_count"] == 4
+
+
+def test_s3_storage_health_and_volumes(settings, seaweedfs, s3_bucket):
+    """On S3: no volume to measure; the bucket gone is an unhealthy storage."""
+    storage = Settings.from_env({"PORTLOG_STORAGE_URL": f"s3://{seaweedfs.access_key}:{seaweedfs.secret_key}@"
+                                                        f"{seaweedfs.endpoint}/{s3_bucket}?secure=false"
+                                                        f"&region={seaweedfs.region}"}).storage
+    services = bootstrap(replace(settings, storage=storage), hasher=Argon2SecretHasher(fast=True))
+    try:
+        client = TestClient(create_app(services))
+        client.auth = ("admin", ADMIN_PASSWORD)
+        assert components_of(client)["storage"] == {"name": "storage", "status": "healthy"}
+        assert client.get("/api/v2.0/systeminfo/volumes").json() == {"storage": []}
+        assert client.get("/api/v2.0/systeminfo").json()["registry_storage_provider_name"] == "s3"
+        s3_client(seaweedfs).remove_bucket(s3_bucket)
+        health = components_of(client)
+        assert health["storage"]["status"] == "unhealthy"
+        assert f"the bucket {s3_bucket} does not exist" in health["storage"]["error"]
+        assert client.get("/readyz").status_code == 503
+    finally:
+        services.close()
+
+
+def test_nats_component_follows_the_relay(settings, tmp_path):
+    """Reported only when events.nats_url is set: healthy once the relay holds the stream,
+    unhealthy once the NATS server is gone."""
+    with nats_service.running(tmp_path / "nats") as nats:
+        services = bootstrap(replace(settings, events=replace(settings.events, nats_url=nats.url)),
+                             hasher=Argon2SecretHasher(fast=True))
+        try:
+            with TestClient(create_app(services)) as client:  # the lifespan starts the relay
+                wait_until(lambda: components_of(client)["nats"]["status"] == "healthy", timeout=20,
+                           what="the relay connected")
+                nats.stop()
+                health = wait_until(lambda: (h := components_of(client))["nats"]["status"] == "unhealthy" and h,
+                                    timeout=20, what="the lost connection reported")
+                assert health["nats"]["error"] and health["status"] == "unhealthy"
+        finally:
+            services.close()
