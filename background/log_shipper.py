@@ -1,7 +1,8 @@
 """A follower's log shipper (docs/time-travel.md): reads the leader's log as a stream
 (GET /api/v1/log/events, api/management/log_stream.py), stores the bytes each event needs
 (GET /api/v1/log/blobs/{digest}, streamed into the blob store, which checks the digest), then
-appends the events verbatim — the same positions — and lets the read models catch up.
+appends the events verbatim — the same positions — and lets the read models catch up. Bytes the
+leader's garbage collection deleted (`Blob.Collected`) are deleted here once that event is applied.
 
 Its position is its own log's head (or further, when a project filter passed events over), so
 a crash, a kill -9 or a leader restart resumes without a gap or a duplicate. Network trouble
@@ -19,12 +20,15 @@ import threading
 
 import httpx
 import orjson
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.utils import get_topic
 
 from adapters.log_store import LoggedEvent, LogOrderError
 from adapters.outbound import OutboundRefused
 from config.bootstrap import Services
+from domain.blob import Blob
 from domain.errors import DigestInvalidError, RegistryError
-from domain.follower import PROMOTED
+from domain.follower import PROMOTED, digests_to_delete
 from domain.names import check_digest
 
 log = logging.getLogger("portlog")
@@ -36,6 +40,7 @@ LEASE_SECONDS = 5.0
 BLOB_CHUNK = 1024 * 1024
 MAX_PENDING = 1000  # events held before they are applied, whatever the leader's heartbeats
 UPLOAD_OWNER = "portlog-follower"  # the name a follower's blob fetches are kept under while they run
+COLLECTED_TOPIC = get_topic(Blob.Collected)
 
 
 class Diverging(Exception):
@@ -132,15 +137,32 @@ class LogShipper:
         """Appends the events (after their bytes were stored), then notes how far the stream has
         passed (`passed`: past events a project filter left out, too)."""
         if events:
+            appended = True
             try:
                 self.services.log_store.append_verbatim(events)
             except LogOrderError as error:
                 if not self._applied_already(events):
                     raise Diverging(f"events out of order: {error}") from None
+                appended = False  # the shipper that appended them deletes what they collected
             self.services.projections.catch_up()
+            if appended:
+                self._delete_collected(events)
         self.position = max(self.position, passed, events[-1].position if events else 0)
         self.leader_head = max(self.leader_head, self.position)
         self.state.advance(self.position, self.leader_head)
+
+    def _delete_collected(self, events: list[LoggedEvent]) -> None:
+        """Deletes the bytes the leader's garbage collection deleted in `events` (Blob.Collected),
+        after the events are applied and the read models caught up — in the leader's order: links
+        gone first, then the bytes. A follower killed in between keeps those bytes; no event
+        knows them any more, so once promoted its collector removes them as orphans."""
+        if not any(event.topic == COLLECTED_TOPIC for event in events):
+            return
+        mapper = self.services.registry.mapper
+        decoded = [mapper.to_domain_event(StoredEvent(e.originator_id, e.originator_version, e.topic, e.state))
+                   for e in events]
+        for digest in digests_to_delete(decoded):
+            self.services.blobs.delete(digest)
 
     def _applied_already(self, events: list[LoggedEvent]) -> bool:
         """Whether another shipper (a second worker process, another node on the same database)
@@ -155,7 +177,8 @@ class LogShipper:
             return
         with client.stream("GET", f"/api/v1/log/blobs/{digest}") as response:
             if response.status_code == 404:
-                # Collected on the leader since (a later event unlinked it): nothing to keep.
+                # Collected on the leader since (a later event unlinked it and its Blob.Collected
+                # follows): nothing to keep.
                 log.warning("following %s: the leader no longer stores %s", self.follow.url, digest)
                 return
             if response.status_code != 200:

@@ -1,12 +1,14 @@
 """Followers (docs/time-travel.md): the leader's log endpoints (who may read them, the stream's
 format) and an in-process follower shipping from a leader through the ASGI client: first start
-writes nothing, read models equal the leader's, writes refused naming the leader, and the hostile
-cases (bytes that do not match their digest, events out of order)."""
+writes nothing, read models equal the leader's, writes refused naming the leader, the leader's
+garbage collection deleting the follower's bytes too, and the hostile cases (bytes that do not
+match their digest, events out of order)."""
 
 from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -189,6 +191,51 @@ def test_a_follower_ships_the_log_serves_reads_and_refuses_writes(client, servic
             local.admin.create_project("sneaky", True, RequestContext("admin", "t"))
     finally:
         local.close()
+
+
+def image_digests(manifest: bytes) -> set[str]:
+    doc = orjson.loads(manifest)
+    return {digest_of(manifest), doc["config"]["digest"], *(layer["digest"] for layer in doc["layers"])}
+
+
+def stored(services) -> set[str]:
+    return {blob.digest for blob in services.blobs.stored_blobs()}
+
+
+def test_the_leaders_garbage_collection_deletes_the_followers_bytes_but_not_those_pushed_again(
+        client, services, tmp_path):
+    settings = follower_settings(tmp_path)
+    with running_follower(settings, client) as (follower_services, _):
+        gone = image_digests(push_image(client, "team/gone", "1", seed="gone")[1])
+        back = image_digests(push_image(client, "team/back", "1", seed="back")[1])
+        kept = image_digests(push_image(client, "team/kept", "1", seed="kept")[1])
+        wait_until(lambda: caught_up(follower_services, services), what="the follower caught up")
+        assert gone | back | kept <= stored(follower_services)
+        start = follower_services.log_store.head()
+    # While the follower is down: both repositories deleted, collected, one pushed again at once.
+    for name in ("team/gone", "team/back"):
+        assert client.delete(f"/api/v1/repositories/{name}").status_code == 204
+    time.sleep(1.1)  # nothing touched in the last second is collected
+    services.gc_jobs.start(0, False, "cli", RequestContext("admin", "test-gc"), background=False)
+    assert (gone | back).isdisjoint(stored(services))
+    push_image(client, "team/back", "1", seed="back")
+    assert back <= stored(services)
+    # So the follower reads Collected and the re-push in one batch: the re-push finds the bytes
+    # still stored (it fetches nothing), and deleting them after the batch would lose them.
+    assert services.log_store.head() - start < log_stream.BATCH
+    collected = [e for e in services.log_store.read(start, log_stream.BATCH) if e.topic.endswith("Blob.Collected")]
+    assert len(collected) == len(gone | back)
+    with running_follower(settings, client) as (follower_services, follower):
+        wait_until(lambda: caught_up(follower_services, services), what="the follower caught up again")
+        assert gone.isdisjoint(stored(follower_services))
+        assert back | kept <= stored(follower_services)
+        assert stored(follower_services) == stored(services)
+        assert follower_services.log_store.read(0, 100_000) == services.log_store.read(0, 100_000)
+        pulled = follower.get("/v2/team/back/manifests/1", headers={"Accept": OCI_MANIFEST})
+        assert pulled.status_code == 200 and pulled.headers["docker-content-digest"] in back
+        for digest in back - {pulled.headers["docker-content-digest"]}:
+            assert digest_of(follower.get(f"/v2/team/back/blobs/{digest}").content) == digest
+        assert follower.get("/v2/team/gone/manifests/1").status_code == 404
 
 
 def test_a_second_shipper_finding_its_events_applied_goes_on_and_one_finding_others_stops(

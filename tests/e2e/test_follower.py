@@ -2,7 +2,8 @@
 (PostgreSQL + S3) shipping its log with a robot's event-log:read credentials. skopeo pushes to
 the leader and pulls the same digests from the follower; the follower answers as the leader at
 the same position; writes to it are refused naming the leader; kill -9 mid-stream and a leader
-restart resume without gaps or duplicates; promoted, it takes pushes."""
+restart resume without gaps or duplicates; the leader's garbage collection, under pushes, deletes
+the follower's bytes too; promoted, it takes pushes."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+from pathlib import Path
 
 import httpx
 import orjson
@@ -19,7 +22,7 @@ import pytest
 
 from tests.conftest import TEST_PROJECTS, scale_out_environment
 from tests.support.images import build_image_layout
-from tests.support.oci import OCI_MANIFEST, push_image
+from tests.support.oci import OCI_MANIFEST, digest_of, push_image
 from tests.support.server import ADMIN_PASSWORD, REPO_ROOT, LiveServer, start_server
 from tests.support.waiting import wait_until
 
@@ -197,6 +200,70 @@ def test_a_leader_restart_interrupts_the_follower_which_then_resumes(leader, fol
     with follower.server.client() as client:
         response = client.get("/v2/team/after/manifests/1", headers={"Accept": OCI_MANIFEST})
         assert response.status_code == 200 and response.headers["docker-content-digest"] == digest
+
+
+def stores(client: httpx.Client, digest: str) -> bool:
+    status = client.get(f"/api/v1/log/blobs/{digest}").status_code
+    assert status in (200, 404), status
+    return status == 200
+
+
+def collect(client: httpx.Client) -> dict:
+    response = client.post("/api/v1/gc/runs", json={"grace_period_seconds": 0})
+    assert response.status_code == 202, response.text
+    run = response.json()
+    while run["status"] == "running":
+        time.sleep(0.2)
+        run = client.get(f"/api/v1/gc/runs/{run['id']}").json()
+    assert run["status"] == "succeeded", run
+    return run
+
+
+def pulled_tags(host: str, repository: str, into: Path) -> dict[str, str]:
+    """Every tag of the repository pulled with skopeo (manifest and blobs): tag -> manifest digest."""
+    skopeo("sync", "--src", "docker", "--dest", "dir", "--src-tls-verify=false", "--src-creds", CREDS,
+           f"{host}/{repository}", str(into))
+    return {path.parent.name.rpartition(":")[2]: digest_of(path.read_bytes()) for path in into.glob("*/manifest.json")}
+
+
+def test_the_leaders_garbage_collection_under_pushes_deletes_the_followers_bytes(leader, follower, tmp_path):
+    doomed = build_image_layout(tmp_path / "doomed", "1.0", text="collected on the leader and its follower")
+    skopeo("copy", "--dest-tls-verify=false", "--dest-creds", CREDS, f"oci:{doomed.layout}:1.0",
+           f"docker://{leader.host}/team/doomed:1.0")
+    doomed_digests = {doomed.manifest_digest, doomed.config_digest, *doomed.layer_digests}
+    caught_up(leader, follower)
+    with leader.client() as lead, follower.server.client() as follow:
+        assert all(stores(follow, digest) for digest in doomed_digests)
+        assert lead.delete("/api/v1/repositories/team/doomed").status_code == 204
+
+    def push_during() -> None:  # over HTTP and with skopeo, while the collector runs
+        with leader.client() as client:
+            for i in range(10):
+                push_image(client, "team/during", str(i), seed=f"during-gc-{i}")
+        image = build_image_layout(tmp_path / "during", "1.0", text="pushed while the leader collects")
+        skopeo("copy", "--dest-tls-verify=false", "--dest-creds", CREDS, f"oci:{image.layout}:1.0",
+               f"docker://{leader.host}/team/during:skopeo")
+
+    pusher = threading.Thread(target=push_during)
+    time.sleep(1.1)  # nothing touched in the last second is collected
+    pusher.start()
+    with leader.client() as lead:
+        run = collect(lead)
+    pusher.join()
+    caught_up(leader, follower)
+    with leader.client() as lead, follower.server.client() as follow:
+        collected = {digest for digest in doomed_digests if not stores(lead, digest)}
+        assert doomed.manifest_digest in collected and run["blobs"] >= len(collected)
+        assert {digest for digest in doomed_digests if not stores(follow, digest)} == collected
+        assert log_events(follow) == log_events(lead)
+        repositories = lead.get("/v2/_catalog").json()["repositories"]
+        assert "team/doomed" not in repositories and "team/during" in repositories
+        for repository in repositories:
+            tags = lead.get(f"/v2/{repository}/tags/list").json()["tags"]
+            leaders = {tag: lead.head(f"/v2/{repository}/manifests/{tag}", headers={"Accept": OCI_MANIFEST})
+                       .headers["docker-content-digest"] for tag in tags}
+            into = tmp_path / "pulled" / repository.replace("/", "_")
+            assert pulled_tags(follower.server.host, repository, into) == leaders, repository
 
 
 def test_promoted_the_follower_takes_pushes(leader, follower, tmp_path):

@@ -5,14 +5,16 @@ from __future__ import annotations
 import pytest
 
 from config.settings import ConfigError, FollowConfig, Settings
+from domain.blob import Blob
 from domain.context import RequestContext
-from domain.follower import FollowStatus, digests_to_store, kept_by
+from domain.follower import FollowStatus, digests_to_delete, digests_to_store, kept_by
 from domain.permissions import Principal, RobotPermission, system_permissions
 from domain.project import Project
 from domain.repository import Repository
 
 CTX = RequestContext("alice", "r1")
 DIGEST = "sha256:" + "a" * 64
+OTHER = "sha256:" + "b" * 64
 
 
 def test_events_that_refer_to_stored_bytes_name_them_and_others_nothing():
@@ -21,6 +23,26 @@ def test_events_that_refer_to_stored_bytes_name_them_and_others_nothing():
     linked = repository.collect_events()[-1]
     assert digests_to_store(linked) == [DIGEST]
     assert digests_to_store(Project.create("team", False, CTX).collect_events()[0]) == []
+
+
+def collected(digest: str) -> Blob.Collected:
+    blob = Blob.create(digest, CTX)
+    blob.condemn("run", CTX)
+    blob.mark_collected("run", 3, CTX)
+    return blob.collect_events()[-1]
+
+
+def linked(digest: str) -> Repository.BlobLinked:
+    repository = Repository.create("team/app", CTX)
+    repository.link_blob(digest, 3, CTX)
+    return repository.collect_events()[-1]
+
+
+def test_a_batch_deletes_what_it_collected_unless_a_later_event_needs_it_again():
+    assert digests_to_delete([linked(DIGEST), collected(DIGEST), collected(OTHER)]) == [DIGEST, OTHER]
+    assert digests_to_delete([collected(DIGEST), linked(DIGEST), collected(OTHER)]) == [OTHER]
+    assert digests_to_delete([collected(DIGEST), linked(DIGEST), collected(DIGEST)]) == [DIGEST]
+    assert digests_to_delete([linked(DIGEST)]) == []
 
 
 def test_a_project_filter_keeps_its_projects_and_what_belongs_to_none():
