@@ -121,7 +121,9 @@ def overall(checked: list[ComponentHealth]) -> str:
 def read_models_behind(services: Services) -> int:
     """How many events the slowest read model has still to apply."""
     head = services.log_store.head()
-    return max(0, head - min(services.projections.positions().values(), default=head))
+    current = {projection.name for projection in services.projections.projections}
+    positions = [position for name, position in services.projections.positions().items() if name in current]
+    return max(0, head - min(positions, default=head))  # rows of read models no longer built do not count
 
 
 class Readiness:
