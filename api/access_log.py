@@ -11,6 +11,8 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("portlog.access")
+# Orchestrators' probes, every few seconds on every node: their lines at debug level, not info.
+PROBES = frozenset({"/livez", "/readyz"})
 
 
 class AccessLogMiddleware:
@@ -33,11 +35,12 @@ class AccessLogMiddleware:
         try:
             await self.app(scope, receive, counting_send)
         finally:
-            if log.isEnabledFor(logging.INFO):
-                _log_request(scope, response["status"], response["bytes"], time.perf_counter() - started)
+            level = logging.DEBUG if scope["path"] in PROBES else logging.INFO
+            if log.isEnabledFor(level):
+                _log_request(scope, level, response["status"], response["bytes"], time.perf_counter() - started)
 
 
-def _log_request(scope: Scope, status: int, size: int, seconds: float) -> None:
+def _log_request(scope: Scope, level: int, status: int, size: int, seconds: float) -> None:
     route = scope.get("route")
     state = scope.get("state", {})
     context = state.get("context")  # the registry API's RequestContext (api/v2/routes.py)
@@ -46,7 +49,7 @@ def _log_request(scope: Scope, status: int, size: int, seconds: float) -> None:
               "user": context.actor if context is not None else state.get("user"),
               "repository": _repository(scope.get("path_params", {})), "request_id": state.get("request_id"),
               "client": scope["client"][0] if scope.get("client") else None}
-    log.info("%s %s %d %dB %.1fms user=%s repository=%s request_id=%s", fields["method"], fields["path"], status,
+    log.log(level, "%s %s %d %dB %.1fms user=%s repository=%s request_id=%s", fields["method"], fields["path"], status,
              size, fields["duration_ms"], fields["user"] or "-", fields["repository"] or "-", fields["request_id"],
              extra=fields)
 

@@ -65,6 +65,10 @@ def test_harbor_and_anonymous_requests(json_server):
     assert (line["status"], line["user"], line["route"]) == (401, None, "/api/v2.0/users")
     unknown = httpx.get(f"{json_server.url}/nowhere/at/all")
     assert access_line(json_server, unknown.headers["X-Request-Id"])["route"] is None
+    probe = httpx.get(f"{json_server.url}/readyz")  # probes log at debug level: not at info
+    after = httpx.get(f"{json_server.url}/v2/")
+    access_line(json_server, after.headers["X-Request-Id"])  # written after the probe's would have been
+    assert probe.status_code == 200 and probe.headers["X-Request-Id"] not in json_server.log_path.read_text()
 
 
 def test_no_secret_reaches_the_log(json_server):
