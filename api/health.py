@@ -14,7 +14,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from adapters.scanner_client import ScannerError
 from api.management.common import json_response
 from background.scan_jobs import adapter_of
 from config.bootstrap import Services
@@ -91,17 +90,19 @@ def scanner_health(services: Services) -> ComponentHealth | None:
         return None
     try:
         row = services.scanner_registrations.default()
-        if row is None:
-            return None
-        if row.url == services.built_in_scanner_url and services.scanner_adapter is not None:
-            return ComponentHealth("scanner")  # Portlog's own adapter, in this process
+    except Exception as error:  # the database's failure (reported there too)
+        return ComponentHealth("scanner", reason(error))
+    if row is None:
+        return None
+    if row.url == services.built_in_scanner_url and services.scanner_adapter is not None:
+        return ComponentHealth("scanner")  # Portlog's own adapter, in this process
+
+    def ask_metadata() -> None:
         with adapter_of(services, services.scanners.get(row.uuid)) as adapter:
             adapter.metadata()
-    except ScannerError as error:
-        return ComponentHealth("scanner", f"the scanner {row.name} did not answer: {error.message}"[:MAX_REASON])
-    except Exception as error:  # the registrations' table unreadable: the database's failure
-        return ComponentHealth("scanner", reason(error))
-    return ComponentHealth("scanner")
+
+    error = bounded(ask_metadata)
+    return ComponentHealth("scanner", f"the scanner {row.name} did not answer: {error}"[:MAX_REASON] if error else None)
 
 
 def components(services: Services) -> list[ComponentHealth]:

@@ -18,6 +18,7 @@ from domain.context import RequestContext
 from infra.services import nats as nats_service
 from tests.support.auth import PASSWORD, create_user, grant
 from tests.support.oci import push_image
+from tests.support.scanner_adapter import API_KEY, ScannerAdapter
 from tests.support.seaweed import s3_client
 from tests.support.server import ADMIN_PASSWORD
 from tests.support.waiting import wait_until
@@ -196,3 +197,22 @@ def test_nats_component_follows_the_relay(settings, tmp_path):
                 assert health["nats"]["error"] and health["status"] == "unhealthy"
         finally:
             services.close()
+
+
+def test_scanner_component_asks_the_default_adapter(client):
+    """The built-in scanner (in this process) is healthy; an external default adapter that stops
+    answering is not."""
+    assert components_of(client)["scanner"] == {"name": "scanner", "status": "healthy"}
+    adapter = ScannerAdapter()
+    try:
+        response = client.post("/api/v2.0/scanners", json={
+            "name": "external", "url": adapter.url, "auth": "X-ScannerAdapter-API-Key", "access_credential": API_KEY})
+        assert response.status_code == 201, response.text
+        uuid = response.headers["Location"].rsplit("/", 1)[1]
+        assert client.patch(f"/api/v2.0/scanners/{uuid}", json={"is_default": True}).status_code == 200
+        assert components_of(client)["scanner"]["status"] == "healthy"
+    finally:
+        adapter.close()
+    health = components_of(client)
+    assert health["scanner"]["status"] == "unhealthy" and health["status"] == "unhealthy"
+    assert health["scanner"]["error"].startswith("the scanner external did not answer: ")
