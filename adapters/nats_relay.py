@@ -21,6 +21,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import nats
 import nats.errors
@@ -136,8 +137,10 @@ def _position_of(message: RawStreamMsg, source: str) -> int | None:
 
 
 class NatsRelay:
-    def __init__(self, app: Application, servers: list[str], source: str) -> None:
+    def __init__(self, app: Application, servers: list[str], source: str,
+                 on_progress: Callable[[int], None] | None = None) -> None:
         self.app = app
+        self.on_progress = on_progress  # told the position after every batch (the metrics)
         self.servers = servers
         self.source = source
         self.position = 0  # every public event up to here is in the stream
@@ -189,6 +192,8 @@ class NatsRelay:
                      f" (connected after {self._failures} failed attempts)" if self._failures else "")
             while not stop.is_set():
                 read = await self._relay_batch(js)
+                if self.on_progress is not None:
+                    self.on_progress(self.position)
                 self._failures = 0  # only now: a log that cannot be read fails after connecting
                 if read < BATCH_SIZE:
                     await asyncio.sleep(self._poll_seconds())

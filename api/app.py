@@ -19,6 +19,7 @@ from api.harbor.common import harbor_error, render_harbor_error
 from api.harbor.routes import harbor_routes
 from api.management.problems import Problem, problem_response, render_problem
 from api.management.routes import management_routes
+from api.metrics import MetricsMiddleware, MetricsPort, get_metrics
 from api.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from api.oauth_token import post_token
 from api.read_only import FollowerWriteGuard
@@ -47,9 +48,12 @@ def create_app(services: Services, owns_services: bool = False) -> Starlette:
         if services.scanners is not None and not services.follow.following():
             register_built_in_scanner(services, serving=True)
         stop_workers = runner.start(services)
+        metrics_port = MetricsPort.started(services)
         try:
             yield
         finally:
+            if metrics_port is not None:
+                metrics_port.stop()
             stop_workers()
             if owns_services:
                 services.close()
@@ -60,6 +64,7 @@ def create_app(services: Services, owns_services: bool = False) -> Starlette:
             Route("/readyz", health.readyz, methods=["GET"]),
             Route("/service/token", get_token, methods=["GET"]),
             Route("/service/token", post_token, methods=["POST"]),
+            *([Route("/metrics", get_metrics, methods=["GET"])] if services.metrics else []),
             *v2_routes(),
             *management_routes(),
             *harbor_routes(),
@@ -67,6 +72,7 @@ def create_app(services: Services, owns_services: bool = False) -> Starlette:
             *([Mount("/scanner", app=services.scanner_adapter.app)] if services.scanner_adapter else []),
         ],
         middleware=[*([Middleware(AccessLogMiddleware)] if services.settings.access_log else []),
+                    *([Middleware(MetricsMiddleware, metrics=services.metrics)] if services.metrics else []),
                     Middleware(RequestIdMiddleware),
                     Middleware(BodyLimitMiddleware, max_bytes=services.settings.max_body_bytes,
                                idle_seconds=services.settings.body_timeout_seconds),

@@ -115,6 +115,7 @@ def start(services: Services) -> Callable[[], None]:
 
 
 def relay_events(services: Services, stop: threading.Event) -> None:
-    events = services.settings.events
-    services.event_relay = NatsRelay(services.registry, events.nats_url.split(","), events.source)
+    events, metrics = services.settings.events, services.metrics
+    progress = (lambda position: metrics.nats_relayed(position, services.log_store.head())) if metrics else None
+    services.event_relay = NatsRelay(services.registry, events.nats_url.split(","), events.source, on_progress=progress)
     services.event_relay.run(stop)

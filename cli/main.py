@@ -158,6 +158,7 @@ def _toml_value(value) -> str:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from adapters.metrics import prepare_multiprocess_dir
     from api import logs
     from api.app import create_app
     from api.server_protocol import HeaderDeadlineProtocol
@@ -179,6 +180,8 @@ def _serve(args: argparse.Namespace) -> int:
     with _serving(settings):
         if settings.workers > 1:
             services.close()  # each worker process builds its own from the environment
+            if settings.metrics.enabled:  # the workers' counts, summed at each scrape
+                prepare_multiprocess_dir(settings.data_dir / "metrics")
             os.environ.update(settings.as_environment())
             uvicorn.run("api.app:app_from_environment", factory=True, workers=settings.workers, **options)
             return 0

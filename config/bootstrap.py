@@ -18,6 +18,14 @@ from adapters.backup_destinations import Destination
 from adapters.follow_state import FollowMode, FollowStateTable
 from adapters.log_store import LogStore, log_store_for
 from adapters.login_failures import LoginFailureTable
+from adapters.metrics import (
+    Metrics,
+    Readings,
+    follower_readings,
+    last_run_readings,
+    outcome_readings,
+    queue_readings,
+)
 from adapters.outbound import OutboundGuard, OwnService
 from adapters.passwords import Argon2SecretHasher
 from adapters.private_files import keep_private, private_file
@@ -70,6 +78,7 @@ from projections.gc import GcProjection, GcView
 from projections.history import HistoryProjection, HistoryView
 from projections.immutability import ImmutabilityProjection, ImmutabilityView, rule_id_lookup
 from projections.labels import LabelsProjection, LabelsView
+from projections.metric_readings import MetricReadings
 from projections.pulls import PullsProjection, PullsView
 from projections.quotas import QuotaProjection, QuotaView
 from projections.references import ReferencesProjection, ReferencesView
@@ -175,6 +184,7 @@ class Services:
     # (configuration, overrides of ldap_* keys) -> the LDAP directory it names (adapters/ldap_directory.py)
     directory_for: Callable | None = None
     event_relay: Any = None  # the NATS relay of this process, once it runs (adapters/nats_relay.py; /health)
+    metrics: Metrics | None = None  # Prometheus instruments and readings (adapters/metrics.py); None: metrics off
 
     def close(self) -> None:
         if self.proxy_cache is not None:
@@ -504,7 +514,18 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
             lambda limit, last: catalog.tags(name, limit, last)),
         failed_tasks=lambda policy: [UUID(t.task) for t in services.replication_runs.failed_tasks(policy)],
         local_tag_labels=services.labels.tag_labels, lease_seconds=settings.replication_lease_seconds)
+    services.metrics = metrics_for(services) if settings.metrics.enabled else None
     return services
+
+
+def metrics_for(services: Services) -> Metrics:
+    """The instruments, and what a scrape reads from the read models and the follow state."""
+    readings = MetricReadings(services.db)
+    return Metrics(Readings(
+        log_head=services.log_store.head, read_model_positions=services.projections.positions,
+        projects=readings.projects,
+        extra=[partial(queue_readings, readings), partial(follower_readings, services.follow_state.status),
+               partial(last_run_readings, readings), partial(outcome_readings, readings)]))
 
 
 def wire_scanning(services: Services, key_material: bytes) -> None:

@@ -50,6 +50,8 @@ ENV_KEYS = {
     "PORTLOG_REPLICATION_LEASE_SECONDS": "replication.lease_seconds",
     "PORTLOG_FOLLOW_URL": "follow.url", "PORTLOG_FOLLOW_USERNAME": "follow.username",
     "PORTLOG_FOLLOW_PASSWORD": "follow.password", "PORTLOG_FOLLOW_PROJECTS": "follow.projects",
+    "PORTLOG_METRICS_ENABLED": "metrics.enabled", "PORTLOG_METRICS_REQUIRE_AUTH": "metrics.require_auth",
+    "PORTLOG_METRICS_PORT": "metrics.port", "PORTLOG_METRICS_HOST": "metrics.host",
     # The system configuration's keys (domain/configuration.py), pinned by the operator.
     **{env_name(key): f"configurations.{key}" for key, spec in CONFIGURATION_KEYS.items() if spec.editable},
 }
@@ -70,6 +72,7 @@ FILE_SECTIONS = {
     "security": ("secret_key", "outbound_allow", "outbound_deny"),
     "replication": ("workers", "lease_seconds"),
     "follow": ("url", "username", "password", "projects"),
+    "metrics": ("enabled", "require_auth", "port", "host"),
     "configurations": tuple(key for key, spec in CONFIGURATION_KEYS.items() if spec.editable),
 }
 # Where the blobs are: a storage URL in a higher layer replaces all of these from lower layers.

@@ -68,6 +68,15 @@ class FollowConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    """Prometheus metrics (adapters/metrics.py, api/metrics.py; docs/operations.md, Monitoring)."""
+    enabled: bool = True  # GET /metrics and the request counting; off: neither (the benchmark compares)
+    require_auth: bool = True  # /metrics on the main port takes a system administrator's credentials
+    port: int | None = None  # a separate port answering GET /metrics without credentials
+    host: str = "127.0.0.1"  # the address that separate port listens on
+
+
+@dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
     port: int = 5000
@@ -106,6 +115,7 @@ class Settings:
     # it was set: "config file" or the variable's name). The API shows them and cannot change them.
     configurations: tuple[tuple[str, Any, str], ...] = ()
     follow: FollowConfig = FollowConfig()
+    metrics: MetricsConfig = MetricsConfig()
     config_file: Path | None = None
 
     @classmethod
@@ -152,6 +162,11 @@ class Settings:
             env.update({"PORTLOG_FOLLOW_URL": self.follow.url, "PORTLOG_FOLLOW_USERNAME": self.follow.username or "",
                         "PORTLOG_FOLLOW_PASSWORD": self.follow.password or "",
                         "PORTLOG_FOLLOW_PROJECTS": ",".join(self.follow.projects)})
+        env.update({"PORTLOG_METRICS_ENABLED": str(self.metrics.enabled).lower(),
+                    "PORTLOG_METRICS_REQUIRE_AUTH": str(self.metrics.require_auth).lower(),
+                    "PORTLOG_METRICS_HOST": self.metrics.host})
+        if self.metrics.port:
+            env["PORTLOG_METRICS_PORT"] = str(self.metrics.port)
         env.update({"PORTLOG_EVENT_SOURCE": self.events.source,
                     "PORTLOG_WEBHOOK_RETRY_SECONDS": str(self.events.webhook_retry_seconds),
                     "PORTLOG_PULL_RECORD_SECONDS": str(self.events.pull_record_seconds),
@@ -228,6 +243,7 @@ class Settings:
                 "events": {k: v for k, v in vars(self.events).items() if v is not None},
                 "gc": vars(self.gc), "cache": vars(self.cache),
                 "replication": {"workers": self.replication_workers, "lease_seconds": self.replication_lease_seconds},
+                "metrics": {key: value for key, value in vars(self.metrics).items() if value is not None},
                 "security": {**({"secret_key": hide(self.secret_key)} if self.secret_key else {}),
                              "outbound_allow": list(self.outbound_allow), "outbound_deny": list(self.outbound_deny)},
                 **({"follow": {"url": self.follow.url, "username": self.follow.username or "",
@@ -299,7 +315,18 @@ def _settings_from(values: Values) -> Settings:
                                                  minimum=2),
         configurations=_configurations(values),
         follow=_follow(values),
+        metrics=_metrics(values),
     )
+
+
+def _metrics(values: Values) -> MetricsConfig:
+    port = values.integer("metrics.port", 0, minimum=0, maximum=65535) or None
+    host = values.text("metrics.host", MetricsConfig.host)
+    if not host:
+        raise ConfigError(values.field("metrics.host"), "must not be empty")
+    return MetricsConfig(enabled=values.boolean("metrics.enabled", MetricsConfig.enabled),
+                         require_auth=values.boolean("metrics.require_auth", MetricsConfig.require_auth),
+                         port=port, host=host)
 
 
 def _follow(values: Values) -> FollowConfig:

@@ -18,7 +18,7 @@ HOST = "127.0.0.1"
 # (32768 and up), so that no outgoing connection takes a port between its probe and its bind,
 # and apart from the ranges of the private servers (SeaweedFS 10000-15999 with its gRPC ports
 # 20000-25999, Distribution 16000-16999, NATS 17000-19999, slapd 6000-7999,
-# glewlwyd 8000-8999).
+# glewlwyd 8000-8999, Prometheus 9000-9999).
 PORT_RANGE = range(26_000, 32_000)
 _handed_out: dict[range, itertools.cycle] = {}
 

@@ -11,6 +11,7 @@ import pytest
 from background import scan_jobs, webhook_dispatcher
 from domain.context import RequestContext
 from domain.permissions import Role
+from tests.support.metrics import scrape, value
 from tests.support.oci import DOCKER_MANIFEST, OCI_INDEX, push_image
 from tests.support.scanner_adapter import API_KEY, SBOM_REPORT, VULNERABILITY_REPORT, ScannerAdapter
 from tests.support.waiting import wait_until as wait_long
@@ -166,6 +167,10 @@ def test_scan_stores_the_report_and_lists_the_overview(client, services, adapter
     assert summary["severity"] == "Critical" and summary["complete_percent"] == 100
     assert summary["summary"] == {"total": 3, "fixable": 2, "summary": {"Critical": 1, "High": 1, "Low": 1}}
     assert summary["scanner"] == {"name": "Fixture", "vendor": "Portlog tests", "version": "1.2.3"}
+    samples = scrape(client)  # the scan in the metrics (docs/operations.md)
+    assert value(samples, "portlog_scanned_artifacts", severity="Critical") == 1
+    assert value(samples, "portlog_scans", status="Success") == 1
+    assert value(samples, "harbor_task_queue_size", type="IMAGE_SCAN") == 0
     listed = client.get(f"{ART}", params={"with_scan_overview": "true"}).json()
     assert listed[0]["scan_overview"][VULNERABILITY_REPORT]["report_id"] == summary["report_id"]
 

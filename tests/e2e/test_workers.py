@@ -30,5 +30,11 @@ def test_two_workers_share_one_log(tmp_path):
         assert sorted(tags) == sorted(f"t{i}" for i in range(16)) and len(set(digests)) == 16
         log = server.log_path.read_text()
         assert log.count("Started server process") == 2, log
+        # /metrics sums both workers' counts (prometheus_client's multiprocess mode), whichever answers
+        for _ in range(3):
+            metrics = httpx.get(f"{server.url}/metrics", auth=server.admin_auth).text
+            assert 'portlog_manifest_pushes_total{project="team"} 16.0' in metrics
+            assert 'portlog_manifest_pulls_total{project="team"} 16.0' in metrics
+        assert list((tmp_path / "data" / "metrics").glob("*.db"))  # the workers' files, under the data dir
     finally:
         server.stop()

@@ -11,7 +11,7 @@ import pytest
 
 from adapters.storage.filesystem import FilesystemBlobStore
 from config.bootstrap import blob_store_for
-from config.settings import ConfigError, Settings
+from config.settings import ConfigError, MetricsConfig, Settings
 
 SCALE_OUT_ENV = {
     "PORTLOG_DATABASE_URL": "postgresql://registry:p%40ss%2Fw@db.internal:5433/registry",
@@ -213,6 +213,9 @@ def field_and_problem(environ=None, config_text=None, tmp_path=None, **flags) ->
     ({"PORTLOG_DATABASE_URL": "postgresql://db/r?pool_size=0"}, "PORTLOG_DATABASE_URL (pool_size)", "at least 1"),
     ({"PORTLOG_DATABASE_URL": "sqlite://"}, "PORTLOG_DATABASE_URL", "sqlite:///PATH"),
     ({"PORTLOG_READ_MODELS_URL": "redis://cache"}, "PORTLOG_READ_MODELS_URL", "unknown scheme 'redis'"),
+    ({"PORTLOG_METRICS_PORT": "metrics"}, "PORTLOG_METRICS_PORT", "must be an integer"),
+    ({"PORTLOG_METRICS_PORT": "70000"}, "PORTLOG_METRICS_PORT", "must be from 0 to 65535"),
+    ({"PORTLOG_METRICS_ENABLED": "sometimes"}, "PORTLOG_METRICS_ENABLED", "must be true or false"),
 ])
 def test_a_bad_variable_is_named_with_its_problem(environ, field, problem):
     got_field, got_problem = field_and_problem(environ)
@@ -262,9 +265,17 @@ def test_an_unreadable_file_is_named_by_where_its_path_came_from(tmp_path):
     assert raised.value.problem == f"cannot read {missing}: No such file or directory"
 
 
+def test_the_metrics_settings():
+    assert Settings().metrics == MetricsConfig(enabled=True, require_auth=True, port=None, host="127.0.0.1")
+    metrics = Settings.from_env({"PORTLOG_METRICS_ENABLED": "false", "PORTLOG_METRICS_PORT": "9101",
+                                 "PORTLOG_METRICS_HOST": "10.0.0.5", "PORTLOG_METRICS_REQUIRE_AUTH": "no"}).metrics
+    assert metrics == MetricsConfig(enabled=False, require_auth=False, port=9101, host="10.0.0.5")
+
+
 def test_as_environment_gives_the_same_settings_back(tmp_path):
     config = write(tmp_path / "portlog.toml", '[server]\nlog_level = "warning"\n'
-                                              '[storage]\nredirect = true\nupload_max_age_seconds = 120\n')
+                                              '[storage]\nredirect = true\nupload_max_age_seconds = 120\n'
+                                              '[metrics]\nport = 9101\nrequire_auth = false\n')
     original = Settings.from_env({**SCALE_OUT_ENV, "PORTLOG_ADMIN_PASSWORD": "Admin-Pass-1",
                                   "PORTLOG_READ_MODELS_URL": "postgresql://r:x@replica/views"},
                                  config_file=config, port=6001, workers=3, access_log=False, data_dir=str(tmp_path))
