@@ -150,6 +150,15 @@ class NatsRelay:
         self._last_event_at = 0.0  # monotonic time the last notification was read
         self._failures = 0
         self._client_error: Exception | None = None  # the last one nats-py reported
+        self._connection = None  # the session's, while it holds the stream
+        self.last_error: str | None = None  # why the last session failed, for the health endpoint
+
+    @property
+    def connected(self) -> bool:
+        """Whether a session holds the stream and its connection is up (the health endpoint asks:
+        an idle relay learns of a lost connection only from the client)."""
+        connection = self._connection
+        return connection is not None and connection.is_connected
 
     def run(self, stop: threading.Event) -> None:
         """Relays until `stop` is set, reconnecting after any failure."""
@@ -161,6 +170,7 @@ class NatsRelay:
                 await self._session(stop)
             except Exception as error:
                 self._failures += 1
+                self.last_error = f"{type(error).__name__}: {error}"[:200]
                 self._log_failure(error)
                 await _pause(stop, min(FIRST_RETRY_SECONDS * 2 ** (self._failures - 1), LONGEST_RETRY_SECONDS))
 
@@ -177,6 +187,7 @@ class NatsRelay:
             await ensure_stream(js)
             self.position = await last_relayed_position(js, self.source)  # the record, whatever we remember
             self._synced_at = time.monotonic()
+            self._connection, self.last_error = connection, None
             log.info("relaying events to NATS stream %s after position %d%s", STREAM, self.position,
                      f" (connected after {self._failures} failed attempts)" if self._failures else "")
             while not stop.is_set():
@@ -187,6 +198,7 @@ class NatsRelay:
                 if read < BATCH_SIZE:
                     await asyncio.sleep(self._poll_seconds())
         finally:
+            self._connection = None
             await connection.close()
 
     async def _relay_batch(self, js: JetStreamContext) -> int:

@@ -110,9 +110,11 @@ class Tracing:
         self.provider.shutdown()
 
     def _record(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
-        """Every log record, of any logger and handler, carries `trace_id`: the current span's, "" outside one."""
+        """A log record of any logger written inside a span carries its `trace_id` (none outside one)."""
         record = self._previous_factory(*args, **kwargs)
-        record.trace_id = _current_trace_id(self._trace)
+        trace_id = _current_trace_id(self._trace)
+        if trace_id:
+            record.trace_id = trace_id
         return record
 
 

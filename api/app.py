@@ -11,7 +11,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
-from api import logs
+from api import health, logs
+from api.access_log import AccessLogMiddleware
 from api.errors import ErrorCode, OciError, error_response, render_oci_error
 from api.harbor.common import PREFIX as HARBOR_PREFIX
 from api.harbor.common import harbor_error, render_harbor_error
@@ -37,7 +38,7 @@ log = logging.getLogger("portlog")
 def app_from_environment() -> Starlette:
     """A worker process's application (`portlog serve --workers N`): settings from PORTLOG_*."""
     settings = Settings.from_env()
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format, settings.log_levels)
     return create_app(bootstrap(settings), owns_services=True)
 
 
@@ -59,6 +60,8 @@ def create_app(services: Services, owns_services: bool = False) -> Starlette:
 
     app = Starlette(
         routes=[
+            Route("/livez", health.livez, methods=["GET"]),
+            Route("/readyz", health.readyz, methods=["GET"]),
             Route("/service/token", get_token, methods=["GET"]),
             Route("/service/token", post_token, methods=["POST"]),
             *([Route("/metrics", get_metrics, methods=["GET"])] if services.metrics else []),
@@ -69,6 +72,7 @@ def create_app(services: Services, owns_services: bool = False) -> Starlette:
             *([Mount("/scanner", app=services.scanner_adapter.app)] if services.scanner_adapter else []),
         ],
         middleware=[*_tracing_middleware(services),
+                    *([Middleware(AccessLogMiddleware)] if services.settings.access_log else []),
                     *([Middleware(MetricsMiddleware, metrics=services.metrics)] if services.metrics else []),
                     Middleware(RequestIdMiddleware),
                     Middleware(BodyLimitMiddleware, max_bytes=services.settings.max_body_bytes,
@@ -85,6 +89,7 @@ def create_app(services: Services, owns_services: bool = False) -> Starlette:
         lifespan=lifespan,
     )
     app.state.services = services
+    app.state.readiness = health.Readiness()
     return app
 
 

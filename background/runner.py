@@ -117,4 +117,5 @@ def start(services: Services) -> Callable[[], None]:
 def relay_events(services: Services, stop: threading.Event) -> None:
     events, metrics = services.settings.events, services.metrics
     progress = (lambda position: metrics.nats_relayed(position, services.log_store.head())) if metrics else None
-    NatsRelay(services.registry, events.nats_url.split(","), events.source, on_progress=progress).run(stop)
+    services.event_relay = NatsRelay(services.registry, events.nats_url.split(","), events.source, on_progress=progress)
+    services.event_relay.run(stop)

@@ -9,6 +9,7 @@ import argparse
 import contextlib
 import functools
 import json
+import logging
 import os
 import signal
 import socket
@@ -166,11 +167,12 @@ def _serve(args: argparse.Namespace) -> int:
 
     limit_malloc_arenas()
     settings = _settings(args)
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format, settings.log_levels)
     services = bootstrap(settings)
     _show_generated_password(services)
-    options = dict(host=settings.host, port=settings.port, access_log=settings.access_log,
-                   log_level=settings.log_level,
+    # Portlog writes the access line itself (api/access_log.py); uvicorn's own lines in log.format.
+    options = dict(host=settings.host, port=settings.port, access_log=False, log_level=None,
+                   log_config=logs.uvicorn_log_config(settings.log_level, settings.log_format, settings.log_levels),
                    http=functools.partial(HeaderDeadlineProtocol, header_timeout=settings.header_timeout_seconds),
                    # X-Forwarded-For/-Proto are believed from the trusted proxies only (by default none).
                    proxy_headers=bool(settings.trusted_proxies),
@@ -206,7 +208,8 @@ def _serving(settings: Settings):
 
     db = ReadModelDatabase.from_url(settings.read_model_url)
     stop = threading.Event()
-    announcer = threading.Thread(target=_announce_ready, args=(settings.host, settings.port, stop),
+    announcer = threading.Thread(target=_announce_ready, args=(settings.host, settings.port, stop,
+                                                               settings.log_format == "json"),
                                  name="portlog-ready", daemon=True)
     # uvicorn raises the SIGTERM it caught again once it has shut down: leave through `finally`.
     previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
@@ -225,13 +228,17 @@ def _exit_on_sigterm(signum, frame) -> None:
     raise SystemExit(128 + signum)
 
 
-def _announce_ready(host: str, port: int, stop: threading.Event) -> None:
+def _announce_ready(host: str, port: int, stop: threading.Event, as_log_line: bool = False) -> None:
     """Prints "ready on URL" once the port accepts connections (uvicorn listens only once the
-    application has started)."""
+    application has started); a log line of its own with log.format = json."""
     while not stop.wait(0.1):
         if _accepts(host, port):
             shown = f"[{host}]" if ":" in host else host
-            print(f"ready on http://{shown}:{port}", flush=True)
+            url = f"http://{shown}:{port}"
+            if as_log_line:
+                logging.getLogger("portlog").info("ready on %s", url, extra={"url": url})
+            else:
+                print(f"ready on {url}", flush=True)
             return
 
 

@@ -185,6 +185,7 @@ class Services:
     inline_reads: bool = False  # pull-path lookups may run on the event loop (local read models)
     # (configuration, overrides of ldap_* keys) -> the LDAP directory it names (adapters/ldap_directory.py)
     directory_for: Callable | None = None
+    event_relay: Any = None  # the NATS relay of this process, once it runs (adapters/nats_relay.py; /health)
     metrics: Metrics | None = None  # Prometheus instruments and readings (adapters/metrics.py); None: metrics off
     tracing: Tracing | None = None  # OpenTelemetry, when the OTEL_* variables turn it on (adapters/tracing.py)
 
@@ -263,13 +264,13 @@ def builtin_scanner(settings: Settings, vulnerability_data: VulnerabilityDataVie
                               "Portlog's external URL"))
     guard = OutboundGuard(settings.outbound_allow, settings.outbound_deny, own=own_services(settings), reachable=own)
     return ScannerAdapter(
-        vulnerabilities=vulnerability_data, jobs=jobs, scanner=ScannerInfo("Portlog", "Portlog", _version()),
+        vulnerabilities=vulnerability_data, jobs=jobs, scanner=ScannerInfo("Portlog", "Portlog", portlog_version()),
         http_client=lambda: httpx.Client(transport=guard.httpx_transport(), timeout=SCANNER_PULL_TIMEOUT,
                                          follow_redirects=True),
         api_key=api_key, data_updated_at=vulnerability_data.updated_at)
 
 
-def _version() -> str:
+def portlog_version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     try:

@@ -31,6 +31,7 @@ ENV_KEYS = {
     "PORTLOG_HOST": "server.host", "PORTLOG_PORT": "server.port", "PORTLOG_WORKERS": "server.workers",
     "PORTLOG_EXTERNAL_URL": "server.external_url",
     "PORTLOG_LOG_LEVEL": "server.log_level", "PORTLOG_ACCESS_LOG": "server.access_log",
+    "PORTLOG_LOG_FORMAT": "log.format", "PORTLOG_LOG_LEVELS": "log.levels",
     "PORTLOG_MAX_BODY_BYTES": "server.max_body_bytes", "PORTLOG_TRUSTED_PROXIES": "server.trusted_proxies",
     "PORTLOG_HEADER_TIMEOUT_SECONDS": "server.header_timeout_seconds",
     "PORTLOG_BODY_TIMEOUT_SECONDS": "server.body_timeout_seconds",
@@ -61,6 +62,7 @@ FILE_TOP_LEVEL = ("data_dir", "admin_password")
 FILE_SECTIONS = {
     "server": ("host", "port", "workers", "log_level", "access_log", "external_url", "max_body_bytes",
                "header_timeout_seconds", "body_timeout_seconds", "trusted_proxies"),
+    "log": ("format", "levels"),
     "database": ("url", "read_models_url"),
     "storage": ("url", "type", "root", "endpoint", "bucket", "access_key", "secret_key", "region", "secure",
                 "redirect", "upload_max_age_seconds"),

@@ -32,6 +32,7 @@ from domain.configuration import env_name, parse_value
 from domain.errors import InvalidInputError
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+LOG_FORMATS = ("text", "json")
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,8 @@ class Settings:
     # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (CIDR blocks); none by default.
     trusted_proxies: tuple[str, ...] = ()
     log_level: str = "info"
+    log_format: str = "text"  # text, or json: one JSON object a line (api/logs.py)
+    log_levels: tuple[tuple[str, str], ...] = ()  # (logger, level): e.g. ("portlog.gc", "debug")
     database: DatabaseConfig | None = None  # None: the SQLite file <data_dir>/events.db
     read_models: DatabaseConfig | None = None  # None: derived from the event store's database
     storage: StorageConfig = StorageConfig()
@@ -130,6 +133,8 @@ class Settings:
                "PORTLOG_PORT": str(self.port), "PORTLOG_DATA_DIR": str(self.data_dir),
                "PORTLOG_WORKERS": str(self.workers), "PORTLOG_LOG_LEVEL": self.log_level,
                "PORTLOG_ACCESS_LOG": "true" if self.access_log else "false",
+               "PORTLOG_LOG_FORMAT": self.log_format,
+               "PORTLOG_LOG_LEVELS": ",".join(f"{name}={level}" for name, level in self.log_levels),
                "PORTLOG_MAX_BODY_BYTES": str(self.max_body_bytes),
                "PORTLOG_HEADER_TIMEOUT_SECONDS": str(self.header_timeout_seconds),
                "PORTLOG_BODY_TIMEOUT_SECONDS": str(self.body_timeout_seconds),
@@ -231,6 +236,7 @@ class Settings:
                            "body_timeout_seconds": self.body_timeout_seconds,
                            "trusted_proxies": list(self.trusted_proxies),
                            **({"external_url": self.external_url} if self.external_url else {})},
+                "log": {"format": self.log_format, "levels": dict(self.log_levels)},
                 "database": {"url": self.event_database.url(masked=masked),
                              "read_models_url": self.read_model_database.url(masked=masked)},
                 "storage": _effective_storage(self.storage, self.blob_root, hide),
@@ -279,6 +285,8 @@ def _settings_from(values: Values) -> Settings:
         workers=values.integer("server.workers", Settings.workers, minimum=1),
         log_level=log_level,
         access_log=values.boolean("server.access_log", Settings.access_log),
+        log_format=_log_format(values),
+        log_levels=_log_levels(values),
         max_body_bytes=values.integer("server.max_body_bytes", Settings.max_body_bytes, minimum=1024),
         header_timeout_seconds=values.integer("server.header_timeout_seconds", Settings.header_timeout_seconds,
                                               minimum=1),
@@ -356,6 +364,35 @@ def _secret_key(values: Values) -> str | None:
     if key is not None and len(key) < 32:
         raise ConfigError(values.field("security.secret_key"), "must be at least 32 characters")
     return key
+
+
+def _log_format(values: Values) -> str:
+    log_format = (values.text("log.format", Settings.log_format) or "").lower()
+    if log_format not in LOG_FORMATS:
+        raise ConfigError(values.field("log.format"), f"must be one of {', '.join(LOG_FORMATS)}, "
+                                                      f"not {values.text('log.format')!r}")
+    return log_format
+
+
+def _log_levels(values: Values) -> tuple[tuple[str, str], ...]:
+    """Levels of single loggers: a TOML table `{"portlog.gc" = "debug"}`, or `portlog.gc=debug,…`
+    (the variable)."""
+    if "log.levels" not in values:
+        return ()
+    raw, name = values.raw["log.levels"]
+    if isinstance(raw, str):
+        pairs = [item.partition("=")[::2] for item in raw.split(",") if item.strip()]
+    elif isinstance(raw, dict):
+        pairs = list(raw.items())
+    else:
+        raise ConfigError(name, f"must be a table of logger = level, not {show(raw)}")
+    levels = []
+    for logger, level in pairs:
+        logger, level = str(logger).strip(), str(level).strip().lower()
+        if not re.fullmatch(r"[A-Za-z_][\w.]*", logger) or level not in LOG_LEVELS:
+            raise ConfigError(name, f"{logger}={level} is not a logger name and one of {', '.join(LOG_LEVELS)}")
+        levels.append((logger, level))
+    return tuple(levels)
 
 
 def _networks(values: Values, key: str) -> tuple[str, ...]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import shutil
 import time
 import uuid
 from pathlib import Path
@@ -37,6 +38,21 @@ class FilesystemBlobStore:
         for sub in ("blobs", "uploads", "tmp"):
             private_dir(self.root / sub)
         self._hashers = HasherCache(upload_hashers)
+
+    # Health
+
+    def check(self) -> None:
+        """Lists the blob directory and writes, then removes, a file in its scratch directory: a
+        volume unmounted, removed or mounted read-only fails here."""
+        with os.scandir(self.root / "blobs") as entries:
+            next(entries, None)
+        probe = tmp_dir(self.root) / f"health-{uuid.uuid4()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+
+    def capacity(self) -> tuple[int, int]:
+        usage = shutil.disk_usage(self.root)
+        return usage.total, usage.free
 
     # Published blobs
 

@@ -245,6 +245,16 @@ class S3BlobStore:
         self._hashers = HasherCache(upload_hashers)
         _storage_call(self.bucket.create_if_missing)()
 
+    # Health
+
+    def check(self) -> None:
+        """The SDK's own error when S3 does not answer (the health endpoints show its reason)."""
+        if not self.bucket.client.bucket_exists(self.bucket.name):
+            raise StorageUnavailableError(f"the bucket {self.bucket.name} does not exist")
+
+    def capacity(self) -> None:
+        return None  # S3 has no volume size to report
+
     # Published blobs
 
     @_storage_call

@@ -201,6 +201,7 @@ def endpoint(handler: Callable[[Call], Response], anonymous: bool = False):
 
     def _principal(request: Request) -> Principal:
         principal = authenticate(request)
+        request.state.user = None if principal.is_anonymous else principal.name  # the access line's
         if principal.is_anonymous and not anonymous:
             raise Problem(401, "unauthenticated", "authentication required", {},
                           {"WWW-Authenticate": 'Basic realm="portlog"'})

@@ -334,7 +334,7 @@ def test_error_shapes(http, live_server):
     assert http.post("/api/v2.0/users", json={"username": "he-plain", "password": "Harbor-Pass-1"}).status_code == 201
     forbidden = http.get("/api/v2.0/users", auth=("he-plain", "Harbor-Pass-1"))
     assert forbidden.status_code == 403 and harbor_errors(forbidden)[0][0] == "FORBIDDEN"
-    unsupported = http.get("/api/v2.0/systeminfo")
+    unsupported = http.get("/api/v2.0/systeminfo/getcert")
     assert unsupported.status_code == 404 and "not part of" in harbor_errors(unsupported)[0][1]
     unknown_artifact = http.get("/api/v2.0/projects/z/repositories/keep/artifacts/sha256:" + "0" * 64)
     assert unknown_artifact.status_code == 404 and harbor_errors(unknown_artifact)[0][0] == "NOT_FOUND"
@@ -369,3 +369,31 @@ def test_terraform_style_requests(http):
     assert http.get(project_path).status_code == 404
     assert http.get("/api/v2.0/configurations").json()["robot_name_prefix"]["value"] == "robot$"
     assert http.get("/api/v2.0/ping").text == "Pong"
+
+
+# System: health, systeminfo, volumes, statistics
+
+
+async def test_system_endpoints(harbor, http, live_server):
+    health = await harbor.health_check()
+    assert health.status == "healthy"
+    assert {c.name: c.status for c in health.components} == {
+        "core": "healthy", "database": "healthy", "scanner": "healthy", "storage": "healthy"}
+
+    info = await harbor.get_system_info()
+    assert (info.auth_mode, info.self_registration, info.read_only) == ("db_auth", False, False)
+    assert info.harbor_version and info.registry_storage_provider_name == "filesystem"
+    assert info.external_url == live_server.url and info.registry_url == live_server.url.split("://")[1]
+
+    storage = (await harbor.get_system_volume_info()).storage
+    assert len(storage) == 1 and storage[0].total > storage[0].free > 0
+
+    push_image(http, "team/hs-stats", "v1", seed="stats")
+    stats = await harbor.get_statistics()
+    assert stats.total_project_count == stats.public_project_count + stats.private_project_count >= 1
+    assert stats.total_repo_count == stats.public_repo_count + stats.private_repo_count >= 1
+    assert stats.total_storage_consumption > 0
+
+    anonymous = httpx.get(f"{live_server.url}/api/v2.0/systeminfo").json()
+    assert "harbor_version" not in anonymous and anonymous["auth_mode"] == "db_auth"
+    assert httpx.get(f"{live_server.url}/readyz").status_code == 200

@@ -12,10 +12,12 @@ import textwrap
 import threading
 
 import httpx
+import orjson
 import pytest
 
 from adapters import webhook_sender
 from adapters.tracing import enabled
+from api import logs
 from infra.services import otlp_receiver
 from tests.api.test_webhooks import Receiver as WebhookReceiver
 from tests.support.oci import OCI_MANIFEST, digest_of, image_manifest, push_blob, push_image
@@ -82,7 +84,7 @@ def test_log_records_carry_the_trace_id(services, caplog):
 
     inside, outside = caplog.records[-2:]
     assert inside.trace_id == format(span.get_span_context().trace_id, "032x")
-    assert outside.trace_id == ""
+    assert not hasattr(outside, "trace_id")
 
 
 @pytest.mark.parametrize("environ, on", [
@@ -199,3 +201,13 @@ def test_an_audit_entry_leads_to_its_trace(client, receiver):
     assert pointed["request_id"] == TRACE_ID
     [span] = server_spans(receiver, "PUT /v2/{name:path}/manifests/{reference}")
     assert span.trace_id == TRACE_ID
+
+
+def test_the_access_line_carries_the_trace_id(client, receiver, caplog):
+    with caplog.at_level(logging.INFO, logger="portlog.access"):
+        client.get("/v2/", headers={"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"})
+
+    [line] = [record for record in caplog.records if record.name == "portlog.access"]
+    assert line.trace_id == TRACE_ID
+    assert logs.TextFormatter(logs.TEXT_FORMAT).format(line).endswith(f" trace_id={TRACE_ID}")
+    assert orjson.loads(logs.JsonFormatter().format(line))["trace_id"] == TRACE_ID

@@ -79,13 +79,13 @@ class LiveServer:
 
 
 def start_server(data_dir: Path, log_path: Path, extra_env: dict[str, str] | None = None,
-                 projects: tuple[str, ...] = (), port: int | None = None) -> LiveServer:
+                 projects: tuple[str, ...] = (), port: int | None = None, access_log: bool = False) -> LiveServer:
     """`port`: the one a server that was stopped listened on (a restart)."""
     port = port or free_port()
     env = {**os.environ, "PORTLOG_ADMIN_PASSWORD": ADMIN_PASSWORD,
            "PORTLOG_OUTBOUND_ALLOW": ",".join(LOOPBACK), **(extra_env or {})}
     command = [sys.executable, "-m", "cli", "serve", "--port", str(port),
-               "--data-dir", str(data_dir), "--no-access-log"]
+               "--data-dir", str(data_dir), *([] if access_log else ["--no-access-log"])]
     log = open(log_path, "wb")
     process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     server = LiveServer(process, port, data_dir, log_path)

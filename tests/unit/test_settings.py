@@ -386,3 +386,33 @@ def test_the_outbound_allowances_and_refusals_from_the_file_the_environment_and_
         "PORTLOG_OUTBOUND_DENY", "'localhost' is not a CIDR block (such as 10.0.0.0/8 or ::1/128)")
     assert field_and_problem(config_text="[security]\noutbound_allow = 127\n", tmp_path=tmp_path) == (
         "security.outbound_allow", "must be a list of CIDR blocks, not int 127")
+
+
+def test_log_format_and_levels_from_a_file_and_the_environment(tmp_path):
+    config = write(tmp_path / "portlog.toml", """
+[log]
+format = "json"
+levels = { "portlog.gc" = "debug", "uvicorn.error" = "WARNING" }
+""")
+    from_file = Settings.from_env({}, config_file=config)
+    assert from_file.log_format == "json"
+    assert from_file.log_levels == (("portlog.gc", "debug"), ("uvicorn.error", "warning"))
+    from_env = Settings.from_env({"PORTLOG_LOG_FORMAT": "TEXT",
+                                  "PORTLOG_LOG_LEVELS": "portlog.access=warning, portlog=debug"})
+    assert (from_env.log_format, from_env.log_levels) == ("text", (("portlog.access", "warning"), ("portlog", "debug")))
+    assert Settings.from_env(from_file.as_environment()).log_levels == from_file.log_levels  # worker processes
+    assert from_file.effective()["log"] == {"format": "json",
+                                            "levels": {"portlog.gc": "debug", "uvicorn.error": "warning"}}
+    assert Settings().log_format == "text" and Settings().log_levels == ()
+
+
+@pytest.mark.parametrize(("variable", "value", "message"), [
+    ("PORTLOG_LOG_FORMAT", "xml", "PORTLOG_LOG_FORMAT: must be one of text, json, not 'xml'"),
+    ("PORTLOG_LOG_LEVELS", "portlog.gc=loud", "PORTLOG_LOG_LEVELS: portlog.gc=loud is not a logger name"),
+    ("PORTLOG_LOG_LEVELS", "portlog.gc", "PORTLOG_LOG_LEVELS: portlog.gc= is not a logger name"),
+    ("PORTLOG_LOG_LEVELS", "no spaces=info", "PORTLOG_LOG_LEVELS: no spaces=info is not a logger name"),
+])
+def test_bad_log_settings_name_their_variable(variable, value, message):
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env({variable: value})
+    assert str(raised.value).startswith(message)
