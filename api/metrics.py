@@ -30,6 +30,9 @@ log = logging.getLogger("portlog.metrics")
 UNMATCHED = "unmatched"  # the route label of a request no route took (404s): raw paths are unbounded
 
 
+BODY_METHODS = frozenset({"PUT", "POST", "PATCH"})
+
+
 class MetricsMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
@@ -58,8 +61,10 @@ class MetricsMiddleware:
                 seen.sent += len(message.get("body", b""))
             await send(message)
 
+        # Only uploads have bodies worth counting: a GET's receive() is the disconnect listener's.
+        counting_receive = counted_receive if scope["method"] in BODY_METHODS else receive
         try:
-            await self.app(scope, counted_receive, counted_send)
+            await self.app(scope, counting_receive, counted_send)
         except BaseException:
             seen.status = seen.status or 500
             raise
