@@ -1,5 +1,6 @@
 """What Portlog depends on, checked for real each time it is asked: the database (the event log
-and the read models), blob storage, the NATS relay and the default scanner when configured.
+and the read models), blob storage, the NATS relay and the default scanner when configured
+(an external one's answer stands SCANNER_ANSWER_SECONDS).
 Harbor's /api/v2.0/health (api/harbor/system.py) reports every component; /readyz, for
 orchestrators, the ones a request cannot do without, plus whether the read models have caught
 up with the log since the process started. /livez only says the process answers."""
@@ -7,6 +8,7 @@ up with the log since the process started. /livez only says the process answers.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -21,6 +23,9 @@ from config.bootstrap import Services
 HEALTHY, UNHEALTHY = "healthy", "unhealthy"
 MAX_REASON = 300  # a driver's message can be long; the first part says what failed
 CHECK_SECONDS = 5.0  # a probe gets its answer in time, even when a dependency never answers
+# How long an external scanner's answer stands: /api/v2.0/health answers anyone, and however
+# often it is asked, the scanner gets one request per interval from each process.
+SCANNER_ANSWER_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -101,8 +106,28 @@ def scanner_health(services: Services) -> ComponentHealth | None:
         with adapter_of(services, services.scanners.get(row.uuid)) as adapter:
             adapter.metadata()
 
-    error = bounded(ask_metadata)
+    error = _scanner_answers.get((row.uuid, row.url), lambda: bounded(ask_metadata))
     return ComponentHealth("scanner", f"the scanner {row.name} did not answer: {error}"[:MAX_REASON] if error else None)
+
+
+class RecentAnswers:
+    """Each key's last answer, asked again once it is SCANNER_ANSWER_SECONDS old; callers
+    arriving while it is asked wait for that answer rather than asking too."""
+
+    def __init__(self) -> None:
+        self._answers: dict[tuple, tuple[float, str | None]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple, ask: Callable[[], str | None]) -> str | None:
+        with self._lock:
+            asked_at, answer = self._answers.get(key, (None, None))
+            if asked_at is None or time.monotonic() - asked_at >= SCANNER_ANSWER_SECONDS:
+                answer = ask()
+                self._answers = {key: (time.monotonic(), answer)}  # only the default scanner's is kept
+            return answer
+
+
+_scanner_answers = RecentAnswers()
 
 
 def components(services: Services) -> list[ComponentHealth]:

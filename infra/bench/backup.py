@@ -31,6 +31,7 @@ PORTLOG_TOOL, COPY_TOOL = "portlog backup create", "cp -r + sync (blob directory
 
 
 class BackupCopy(Workload):
+    repeatable = False  # its own rounds, or a setup that is the measurement's
     name = "backup"
 
     @cached_property

@@ -2,8 +2,11 @@
 
 1. describe the machine and measure its limits;
 2. start Portlog and Distribution, each on a free loopback port with its own directory;
-3. for each workload, Portlog then Distribution: set up (untimed), measure;
-4. read each server's peak resident memory, stop them, print the tables.
+3. for each workload, set up on each server (untimed), then measure it on each server, in
+   rounds (--rounds, default 3) whose server order alternates (Portlog, Distribution;
+   Distribution, Portlog; ...), so a drift of the machine over the run weighs on both;
+4. read each server's peak resident memory, stop them, print the tables: the median of the
+   rounds, and each ratio's median and range over the rounds.
 """
 
 from __future__ import annotations
@@ -54,6 +57,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              f"tracing off; metrics on; both on, spans to a local OTLP receiver; the same, a "
                              f"tenth of the requests sampled) and, unless "
                              f"--only says otherwise, --only {OVERHEAD_WORKLOADS}")
+    parser.add_argument("--rounds", type=int,
+                        help="measure each workload this many times on every server, alternating the "
+                             "servers' order, and report medians and ranges (default 3; 1 with --quick)")
     parser.add_argument("--no-limits", action="store_true", help="skip the machine limits")
     parser.add_argument("--portlog-ref", help="benchmark this commit (git archive) instead of the working tree")
     parser.add_argument("--portlog-source", type=Path, default=servers.REPO_ROOT,
@@ -77,6 +83,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"unknown workload(s) {', '.join(sorted(unknown))}; choose among {', '.join(names)}")
     if args.profile and not profile.py_spy():
         parser.error("--profile needs py-spy (pip install py-spy into .venv)")
+    if args.rounds is None:
+        args.rounds = 1 if args.quick else 3
+    if args.rounds < 1:
+        parser.error("--rounds takes a number of at least 1")
     args.servers = [s for s in args.servers.split(",") if s]
     if not args.servers or set(args.servers) - set(STARTERS):
         parser.error(f"--servers takes {', '.join(STARTERS)}")
@@ -115,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
             workloads.Workload.profile_dir = args.profile
         readings = run_workloads(args, sizes, work_dir, source)
         say("\n## Results\n")
+        if args.rounds > 1:
+            say(f"Each figure: the median of {args.rounds} rounds, the servers' order alternating; each "
+                f"ratio: the median of the rounds' ratios, with their range in parentheses.\n")
         say(report.results_table(readings))
         if report.SCALE_OUT in readings:
             say("\n## Scale-out node (PostgreSQL + S3) against embedded\n")
@@ -197,13 +210,16 @@ def run_workloads(args, sizes, work_dir: Path, source: Path) -> dict[str, list[R
                 t0 = time.monotonic()
                 workload.setup(server)
                 setup_seconds = time.monotonic() - t0
-                for reading in workload.measure(server):
-                    readings[server.name].append(reading)
-                    value = f"— ({reading.absent})" if reading.absent else f"{reading.value:,.2f} {reading.unit}"
-                    say(f"- {server.name:12} {reading.figure}: {value} "
-                        f"[{reading.tool}]" + (f" ERRORS: {reading.note}" if reading.errors else ""))
                 if setup_seconds > 1:
                     say(f"  ({server.name} setup for {workload.name} took {setup_seconds:.1f} s)")
+            for round_ in range(args.rounds if workload.repeatable else 1):
+                workload.round = round_
+                for server in started if round_ % 2 == 0 else started[::-1]:
+                    for reading in workload.measure(server):
+                        reading.round = round_
+                        readings[server.name].append(reading)
+                        say(f"- {server.name:12} {reading.figure}{_round_label(args, round_)}: {_shown(reading)} "
+                            f"[{reading.tool}]" + (f" ERRORS: {reading.note}" if reading.errors else ""))
         for server in started:
             readings[server.name].append(Reading(
                 "peak resident memory over the whole run (VmHWM)", "MiB", "/proc",
@@ -216,6 +232,14 @@ def run_workloads(args, sizes, work_dir: Path, source: Path) -> dict[str, list[R
             readings[server.name].append(Reading("spans received by the local OTLP receiver over the whole run",
                                                  "spans", "otlp_receiver", len(server.receiver.received())))
     return readings
+
+
+def _round_label(args, round_: int) -> str:
+    return f" (round {round_ + 1}/{args.rounds})" if args.rounds > 1 else ""
+
+
+def _shown(reading: Reading) -> str:
+    return f"— ({reading.absent})" if reading.absent else f"{reading.value:,.2f} {reading.unit}"
 
 
 if __name__ == "__main__":

@@ -218,6 +218,7 @@ class FollowerLag(Workload):
     """The same run against the Portlog under test (embedded or scale-out) as the leader, with an
     embedded follower of it started for the run and stopped after; untimed, the follower first
     ships everything the earlier workloads left. Distribution ships no log."""
+    repeatable = False  # its own rounds, or a setup that is the measurement's
     name = "follower-lag"
     tool = "python 1×1 + embedded follower"
     catch_up_timeout = 900.0

@@ -1,8 +1,10 @@
 """What is measured, at which sizes and concurrency.
 
-Each workload prepares its payloads once, so both registries receive the same bytes; then,
-for each server in turn, `setup` puts in place what it reads (untimed) and `measure` runs it
-and returns readings. Every timed run records the server's and the clients' CPU use.
+Each workload prepares its payloads once per round, so both registries receive the same
+bytes; `setup` puts in place what it reads (untimed, once per server), then each round
+`measure` runs it on every server and returns readings. Every timed run records the server's
+and the clients' CPU use. A workload that writes gets new payloads each round (`self.round`),
+so a later round pushes what no server holds yet, as the first did.
 """
 
 from __future__ import annotations
@@ -166,9 +168,11 @@ class Repeat:
 class Workload:
     name = ""
     profile_dir: Path | None = None  # --profile: py-spy on Portlog during each timed run
+    repeatable = True  # False: measured in the first round only (its setup is the measurement's)
 
     def __init__(self, sizes: Sizes) -> None:
         self.sizes = sizes
+        self.round = 0  # set by the run before each round's measurements
 
     def setup(self, server: Server) -> None:
         pass
@@ -198,6 +202,15 @@ class Workload:
             return wrk.run(server.url + target, connections, self.sizes.wrk_seconds, headers, server.pid)
 
 
+def _per_round(workload: Workload, build):
+    """The workload's payloads for its current round, built once; the previous round's are
+    dropped (a round of 64 MiB blobs is enough to hold)."""
+    held = workload.__dict__.get("_payloads")
+    if held is None or held[0] != workload.round:
+        held = workload.__dict__["_payloads"] = (workload.round, build())
+    return held[1]
+
+
 def _reading(figure: str, unit: str, value: float, run, lower: bool = False) -> Reading:
     """A reading from a Python (load.Outcome) or a wrk (wrk.WrkResult) run."""
     return Reading(figure, unit, run.tool, value, lower, run.usage, run.errors, run.note)
@@ -213,9 +226,10 @@ class BlobPush(Workload):
             (self.count, self.size, self.lanes), self.chunk = sizes.push_small, None
             self.name = "push-small"
 
-    @cached_property
+    @property
     def blobs(self) -> list[bytes]:
-        return [unique_blob(self.size, f"{self.name}-{i}") for i in range(self.count)]
+        return _per_round(self, lambda: [unique_blob(self.size, f"{self.name}-{self.round}-{i}")
+                                         for i in range(self.count)])
 
     def measure(self, server: Server) -> list[Reading]:
         job = PushBlobs(f"bench/{self.name}", self.blobs, self.chunk)
@@ -334,13 +348,14 @@ class EndToEnd(Workload):
     manifest; then get the manifest and every blob, each checked against its digest."""
     name = "e2e"
 
-    @cached_property
+    @property
     def images(self) -> list[tuple[str, Image]]:
         count, layers, size, _ = self.sizes.images
-        return [(f"bench/e2e/image{i:02d}",
-                 Image.build(f'{{"os": "linux", "image": {i}}}'.encode(),
-                             [unique_blob(size, f"e2e-{i}-{j}") for j in range(layers)]))
-                for i in range(count)]
+        return _per_round(self, lambda: [
+            (f"bench/e2e/image{i:02d}",
+             Image.build(f'{{"os": "linux", "image": {i}, "round": {self.round}}}'.encode(),
+                         [unique_blob(size, f"e2e-{self.round}-{i}-{j}") for j in range(layers)]))
+            for i in range(count)])
 
     def measure(self, server: Server) -> list[Reading]:
         count, layers, size, lanes = self.sizes.images

@@ -11,6 +11,7 @@ from harborapi.models import GeneralInfo, OverallHealthStatus, Statistic, System
 from starlette.testclient import TestClient
 
 from adapters.passwords import Argon2SecretHasher
+from api import health as health_checks
 from api.app import create_app
 from config.bootstrap import bootstrap
 from config.settings import Settings
@@ -199,9 +200,11 @@ def test_nats_component_follows_the_relay(settings, tmp_path):
             services.close()
 
 
-def test_scanner_component_asks_the_default_adapter(client):
+def test_scanner_component_asks_the_default_adapter(client, monkeypatch):
     """The built-in scanner (in this process) is healthy; an external default adapter that stops
-    answering is not."""
+    answering is not, once its last answer is SCANNER_ANSWER_SECONDS old. However many probes
+    ask meanwhile, the adapter is asked once per interval."""
+    monkeypatch.setattr(health_checks, "SCANNER_ANSWER_SECONDS", 3.0)
     assert components_of(client)["scanner"] == {"name": "scanner", "status": "healthy"}
     adapter = ScannerAdapter()
     try:
@@ -210,9 +213,13 @@ def test_scanner_component_asks_the_default_adapter(client):
         assert response.status_code == 201, response.text
         uuid = response.headers["Location"].rsplit("/", 1)[1]
         assert client.patch(f"/api/v2.0/scanners/{uuid}", json={"is_default": True}).status_code == 200
-        assert components_of(client)["scanner"]["status"] == "healthy"
+        asked_before = adapter.metadata_requests
+        for _ in range(3):
+            assert components_of(client)["scanner"]["status"] == "healthy"
+        assert adapter.metadata_requests - asked_before == 1
     finally:
         adapter.close()
-    health = components_of(client)
-    assert health["scanner"]["status"] == "unhealthy" and health["status"] == "unhealthy"
-    assert health["scanner"]["error"].startswith("the scanner external did not answer: ")
+    health_now = wait_until(lambda: (h := components_of(client))["scanner"]["status"] == "unhealthy" and h,
+                            timeout=15, what="the stopped scanner reported")
+    assert health_now["status"] == "unhealthy"
+    assert health_now["scanner"]["error"].startswith("the scanner external did not answer: ")

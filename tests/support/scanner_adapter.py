@@ -46,6 +46,7 @@ class ScannerAdapter:
         self.sbom = {"bomFormat": "CycloneDX", "specVersion": "1.5", "components": []}  # what SBOM reports carry
         self.verify_pull = False
         self.pulls: list[int] = []
+        self.metadata_requests = 0
         self._polled: set[str] = set()
         self._scans: dict[str, dict] = {}
         self._lock = threading.Lock()
@@ -94,6 +95,7 @@ class ScannerAdapter:
                 if not self._authorized():
                     return
                 if self.path == "/api/v1/metadata":
+                    adapter.metadata_requests += 1
                     if adapter.mode == "down":
                         return self._error(500, "the adapter is broken")
                     return self._json(200, adapter.metadata(), "application/vnd.scanner.adapter.metadata+json; "
