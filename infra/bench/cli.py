@@ -21,7 +21,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from infra.bench import limits, machine, profile, report, servers, soak, workloads
+from infra.bench import in_process, limits, machine, profile, report, servers, soak, workloads
 from infra.bench.report import Reading
 
 STARTERS = {"portlog": servers.start_portlog, "portlog-scale-out": servers.start_portlog_scale_out,
@@ -38,7 +38,9 @@ OVERHEAD_LEGEND = (f"{servers.NO_METRICS}: PORTLOG_METRICS_ENABLED=false, no OTE
                    f"(the default sampler), spans exported over OTLP/HTTP to a receiver in the benchmark's "
                    f"process. {servers.SAMPLED}: the same with OTEL_TRACES_SAMPLER=parentbased_traceidratio, "
                    f"OTEL_TRACES_SAMPLER_ARG=0.1. cost: how much lower (higher, for latencies) than "
-                   f"{servers.NO_METRICS}.")
+                   f"{servers.NO_METRICS}. The in-process row: both applications in one process, requests "
+                   f"handed straight to them, {in_process.ROUNDS} rounds alternating (infra/bench/in_process.py): "
+                   f"the cost on the request path alone, without the machine's drift between servers.")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -124,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
             args.profile.mkdir(parents=True, exist_ok=True)
             workloads.Workload.profile_dir = args.profile
         readings = run_workloads(args, sizes, work_dir, source)
+        if servers.NO_METRICS in readings and "Portlog" in readings:
+            measure_in_process(readings, source, args.quick)
         say("\n## Results\n")
         if args.rounds > 1:
             say(f"Each figure: the median of {args.rounds} rounds, the servers' order alternating; each "
@@ -165,6 +169,17 @@ def main(argv: list[str] | None = None) -> int:
             say(f"\nkept {work_dir}")
         elif not args.work_dir:
             shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def measure_in_process(readings: dict[str, list[Reading]], source: Path, quick: bool) -> None:
+    """The metrics' cost on the request path alone: both applications in one process (in_process.py)."""
+    say(f"\n- {in_process.FIGURE}: metrics off and on in one process, alternating ...")
+    found = in_process.measure(source, quick)
+    for server, key in ((servers.NO_METRICS, "off"), ("Portlog", "on")):
+        for round_, micros in enumerate(found[key]):
+            readings[server].append(Reading(in_process.FIGURE, in_process.UNIT, in_process.TOOL, micros,
+                                            lower_is_better=True, round=round_))
+    say("  " + ", ".join(f"{key}: {' '.join(f'{v:.0f}' for v in values)} µs" for key, values in found.items()))
 
 
 def print_profiles(directory: Path) -> None:

@@ -137,7 +137,7 @@ def overhead_table(readings: dict[str, list[Reading]], baseline: str, *others: s
              "|---|---|--:|" + "--:|--:|" * len(present)]
     for base_runs, *other_runs in _grouped(readings, baseline, present):
         base = _median(base_runs)
-        if base.unit not in ("req/s", "MiB/s", "p50 ms", "p99 ms") or base.absent:
+        if base.unit not in ("req/s", "MiB/s", "p50 ms", "p99 ms", "CPU µs per request") or base.absent:
             continue
         cells = []
         for runs in other_runs:
