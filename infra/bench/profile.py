@@ -1,12 +1,13 @@
 """Optional: py-spy on Portlog during each timed run (`--profile DIR`), and a summary of where
 the samples fell.
 
-py-spy samples every thread without pausing the server (`--nonblocking`); on 2 cores its own
-CPU still makes a profiled run up to a quarter slower. It writes collapsed stacks (`-f raw`:
-`frame;frame;... count` per line), which any flame-graph tool reads. Samples whose innermost
-frame is a wait (a thread-pool worker waiting for work; the event loop inside uvloop's C code
-with no Python frame above it, which also hides uvloop's own work) are set aside: the
-summary's shares are of the remaining, busy samples. For each function (at the line sampled)
+py-spy samples every thread without pausing the server (`--nonblocking`), and every process
+of a multi-worker Portlog (`--subprocesses`: the supervisor and its workers, in one profile);
+on 2 cores its own CPU still makes a profiled run up to a quarter slower. It writes collapsed
+stacks (`-f raw`: `frame;frame;... count` per line), which any flame-graph tool reads. Samples
+whose innermost frame is a wait (a thread-pool worker waiting for work; the event loop inside
+uvloop's C code with no Python frame above it, which also hides uvloop's own work) are set
+aside: the summary's shares are of the remaining, busy samples. For each function (at the line sampled)
 it gives the share where it was innermost (self) and anywhere in the stack (total, all lines
 of that function).
 """
@@ -33,9 +34,10 @@ def py_spy() -> str | None:
 
 @contextmanager
 def recording(pid: int, output: Path, rate: int = 100):
-    """py-spy records `pid` into `output` while the block runs."""
-    command = [py_spy(), "record", "--nonblocking", "-r", str(rate), "-f", "raw", "-p", str(pid),
-               "-o", str(output)]
+    """py-spy records `pid` and its subprocesses (a supervisor's workers) into `output` while
+    the block runs."""
+    command = [py_spy(), "record", "--nonblocking", "--subprocesses", "-r", str(rate), "-f", "raw",
+               "-p", str(pid), "-o", str(output)]
     with open(output.with_suffix(".log"), "wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     try:
