@@ -1,13 +1,15 @@
 """`python -m infra.bench`: the order of a run.
 
 1. describe the machine and measure its limits;
-2. start Portlog and Distribution, each on a free loopback port with its own directory;
+2. start the servers (--servers; by default Portlog and Distribution with their default
+   logging, both without access logs, and Portlog with one worker), each on a free loopback
+   port with its own directory;
 3. for each workload, set up on each server (untimed), then measure it on each server, in
-   rounds (--rounds, default 3) whose server order alternates (Portlog, Distribution;
-   Distribution, Portlog; ...), so a drift of the machine over the run weighs on both;
-4. read each server's peak resident memory, stop them, print the tables: the median of the
-   rounds, and each ratio's median and range over the rounds.
-"""
+   rounds (--rounds, default 3) whose server order alternates (first to last; last to first;
+   ...), so a drift of the machine over the run weighs on all;
+4. read each server's peak resident memory, stop them, print a table for each pair of
+   COMPARISONS that ran: the median of the rounds, and each ratio's median and range over the
+   rounds; then the CPU tables."""
 
 from __future__ import annotations
 
@@ -162,8 +164,9 @@ def main(argv: list[str] | None = None) -> int:
         say("\nThroughput in MiB/s (2^20 bytes per second); latencies per request from the client's side.")
         say("Tools: `python Np×C` = C keep-alive connections spread over N client processes "
             "(infra/bench/load.py); `wrk 2t×C` = wrk with 2 threads and C connections on the same URL.")
-        say("\n## CPU use during each run (cores = CPU seconds / wall seconds; the machine has "
-            f"{os.cpu_count()}; a server's: its whole process tree)\n")
+        if pairs:
+            say("\n## CPU use during each run (cores = CPU seconds / wall seconds; the machine has "
+                f"{os.cpu_count()}; a server's: its whole process tree)\n")
         for title, first, second in pairs:
             if len(pairs) > 1:
                 say(f"\n### {title}\n")

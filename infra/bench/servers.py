@@ -1,7 +1,8 @@
 """Starts Portlog (embedded, or a scale-out node on PostgreSQL and S3) and CNCF Distribution
 (`docker-registry`) on free loopback ports, each with its own directory, and reads their peak
-resident memory and CPU time from /proc. Portlog gets an administrator password and a `bench`
-project when it asks for authentication."""
+resident memory and CPU time from /proc: of the whole process tree (a multi-worker Portlog is
+a uvicorn supervisor and its worker processes). Portlog gets an administrator password and a
+`bench` project when it asks for authentication."""
 
 from __future__ import annotations
 
