@@ -418,7 +418,8 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
         if tracing is not None:
             trace_writes(tracing, registry, projections)
         projections.create_tables()
-        signing_keys = signing_keys_for(settings, db).load()
+        key_source = signing_keys_for(settings, db)
+        signing_keys = key_source.load()
         login_failures, revoked_tokens = LoginFailureTable(db), RevokedTokenTable(db)
         scan_jobs = ScanJobs(db.writer, db.reader)
         follow_state = FollowStateTable(db)
@@ -453,7 +454,7 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
     authenticator = Authenticator(access, admin.hasher, admin, login_failures, configuration=configuration,
                                   directory=partial(directory_for, outbound), open_secret=secret_box.open,
                                   settle=projections.wait_for)
-    tokens = TokenIssuer(signing_keys, settings.token_lifetime_seconds, revoked_tokens)
+    tokens = TokenIssuer(signing_keys, settings.token_lifetime_seconds, revoked_tokens, reload_keys=key_source.load)
     services = Services(
         settings=settings,
         registry=registry,
