@@ -47,7 +47,8 @@ OVERHEAD_SERVERS = "portlog-no-metrics,portlog,portlog-traced,portlog-traced-sam
 OVERHEAD_WORKLOADS = "manifest-get,pull-small"
 
 
-OVERHEAD_LEGEND = (f"{servers.NO_METRICS}: PORTLOG_METRICS_ENABLED=false, no OTEL_* variable. Portlog: metrics on "
+OVERHEAD_LEGEND = (f"All four run Portlog's default workers and access log. "
+                   f"{servers.NO_METRICS}: PORTLOG_METRICS_ENABLED=false, no OTEL_* variable. Portlog: metrics on "
                    f"(the default), tracing off. {servers.TRACED}: metrics on and every request traced "
                    f"(the default sampler), spans exported over OTLP/HTTP to a receiver in the benchmark's "
                    f"process. {servers.SAMPLED}: the same with OTEL_TRACES_SAMPLER=parentbased_traceidratio, "
