@@ -25,8 +25,15 @@ import orjson
 from sqlalchemy import Engine, String, create_engine, event, text
 from sqlalchemy.types import TypeEngine
 
-READ_CONNECTIONS, WRITE_CONNECTIONS = 16, 4  # per process, on PostgreSQL
+READ_CONNECTIONS, WRITE_CONNECTIONS = 16, 4  # per node (all its worker processes), on PostgreSQL
 _SCHEMA_LOCK_KEY = 0x706F72746C6F67  # "portlog"
+
+
+def read_model_pools(workers: int) -> tuple[int, int]:
+    """(reading, writing) PostgreSQL connections of each of `workers` processes on a node: the
+    node's shares, at least two of each (`schema_lock` holds a writer while the tables are
+    created on another; a slow query must not stall every lookup)."""
+    return max(2, READ_CONNECTIONS // workers), max(2, WRITE_CONNECTIONS // workers)
 
 
 def Name(length: int) -> TypeEngine:  # noqa: N802 (used like a column type)
@@ -51,7 +58,8 @@ class ReadModelDatabase:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
-    def from_url(cls, url: str) -> ReadModelDatabase:
+    def from_url(cls, url: str, workers: int = 1) -> ReadModelDatabase:
+        """`workers`: the processes serving on this node, which share its PostgreSQL connections."""
         if url.startswith("sqlite"):
             return cls(reader=_sqlite_engine(url, immediate=False),
                        writer=_sqlite_engine(url, immediate=True))
@@ -59,9 +67,10 @@ class ReadModelDatabase:
         # around every lookup. No overflow: under load a request waits for a pooled connection
         # rather than opening one per request (profiled: connecting dominated manifest GETs),
         # and a node's connection count stays bounded (PostgreSQL's default limit is 100).
-        reader = create_engine(url, pool_size=READ_CONNECTIONS, max_overflow=0, pool_pre_ping=True,
+        readers, writers = read_model_pools(workers)
+        reader = create_engine(url, pool_size=readers, max_overflow=0, pool_pre_ping=True,
                                isolation_level="AUTOCOMMIT")
-        writer = create_engine(url, pool_size=WRITE_CONNECTIONS, max_overflow=0, pool_pre_ping=True)
+        writer = create_engine(url, pool_size=writers, max_overflow=0, pool_pre_ping=True)
         return cls(reader=reader, writer=writer)
 
     @contextmanager
