@@ -23,6 +23,7 @@ from typing import Iterator
 
 import orjson
 from sqlalchemy import Engine, String, create_engine, event, text
+from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeEngine
 
 READ_CONNECTIONS, WRITE_CONNECTIONS = 16, 4  # per node (all its worker processes), on PostgreSQL
@@ -31,8 +32,8 @@ _SCHEMA_LOCK_KEY = 0x706F72746C6F67  # "portlog"
 
 def read_model_pools(workers: int) -> tuple[int, int]:
     """(reading, writing) PostgreSQL connections of each of `workers` processes on a node: the
-    node's shares, at least two of each (`schema_lock` holds a writer while the tables are
-    created on another; a slow query must not stall every lookup)."""
+    node's shares, at least two of each (a slow query or a long write transaction must not stall
+    every other)."""
     return max(2, READ_CONNECTIONS // workers), max(2, WRITE_CONNECTIONS // workers)
 
 
@@ -53,6 +54,9 @@ def as_utc(value) -> datetime:
 class ReadModelDatabase:
     reader: Engine
     writer: Engine
+    # PostgreSQL: schema_lock's connections, outside the pools. Taken from the writers, threads
+    # waiting for the lock would hold the writer its holder needs to create the tables.
+    locker: Engine | None = None
     _local: threading.local = field(default_factory=threading.local, repr=False)
     _opened: weakref.WeakSet = field(default_factory=weakref.WeakSet, repr=False)  # of _ThreadConnection
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -71,7 +75,7 @@ class ReadModelDatabase:
         reader = create_engine(url, pool_size=readers, max_overflow=0, pool_pre_ping=True,
                                isolation_level="AUTOCOMMIT")
         writer = create_engine(url, pool_size=writers, max_overflow=0, pool_pre_ping=True)
-        return cls(reader=reader, writer=writer)
+        return cls(reader=reader, writer=writer, locker=create_engine(url, poolclass=NullPool))
 
     @contextmanager
     def schema_lock(self) -> Iterator[None]:
@@ -81,7 +85,7 @@ class ReadModelDatabase:
         if self.writer.dialect.name != "postgresql":
             yield
             return
-        with self.writer.connect() as conn:
+        with (self.locker or self.writer).connect() as conn:
             conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
             conn.commit()
             try:

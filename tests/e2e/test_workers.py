@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
 from tests.support.images import build_image_layout
@@ -47,6 +48,30 @@ def test_two_workers_share_one_log(tmp_path):
         assert list((tmp_path / "data" / "metrics").glob("*.db"))  # the workers' files, under the data dir
     finally:
         server.stop()
+
+
+def test_two_workers_on_postgresql_stay_within_the_node_s_connections(tmp_path, postgres_server):
+    dsn = postgres_server.create_database(durable=False)
+    server = start_server(tmp_path / "data", tmp_path / "serve.log", projects=("team",),
+                          extra_env={"PORTLOG_WORKERS": "2", "PORTLOG_DATABASE_URL": dsn})
+    try:
+        def push_and_read(i: int) -> None:
+            with server.client() as client:  # a new connection: either worker may answer
+                digest, _ = push_image(client, "team/app", f"t{i}", seed=str(i))
+                assert client.get(f"/v2/team/app/manifests/t{i}").headers["Docker-Content-Digest"] == digest
+
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(push_and_read, range(32)))
+        with httpx.Client(base_url=server.url, auth=server.admin_auth) as client:
+            assert len(client.get("/v2/team/app/tags/list").json()["tags"]) == 32
+        with psycopg.connect(dsn) as connection:
+            (opened,) = connection.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                           "AND pid <> pg_backend_pid()").fetchone()
+        # each worker: 8 readers, 2 writers, the event store's 2 kept open and 5 more (docs/operations.md)
+        assert 2 <= opened <= 2 * (8 + 2 + 2 + 5), opened
+    finally:
+        server.stop()
+        postgres_server.drop_database(dsn)
 
 
 def test_workers_stop_when_the_serve_process_is_killed(tmp_path):
