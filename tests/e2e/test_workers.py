@@ -19,6 +19,7 @@ import pytest
 from tests.support.images import build_image_layout
 from tests.support.oci import push_image
 from tests.support.server import start_server
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -78,6 +79,8 @@ def test_workers_stop_when_the_serve_process_is_killed(tmp_path):
     server = start_server(tmp_path / "data", tmp_path / "serve.log", extra_env={"PORTLOG_WORKERS": "2"})
     workers = server.worker_pids()
     assert len(workers) == 2, workers
+    expected = {f"gauge_livemax_{pid}.db" for pid in workers}
+    wait_until(lambda: live_gauge_files(server) == expected, timeout=30, what="both workers started")
     server.process.kill()  # SIGKILL: uvicorn's supervisor cannot stop its workers
     server.process.wait()
     try:
@@ -88,6 +91,7 @@ def test_workers_stop_when_the_serve_process_is_killed(tmp_path):
         with pytest.raises(OSError), socket.create_connection(("127.0.0.1", server.port), timeout=2):
             pass  # nobody listens on the port any more
         assert server.log_path.read_text().count("is gone: worker") == 2
+        assert live_gauge_files(server) == set()  # each worker's shutdown took its live gauges out
     finally:
         for pid in filter(_alive, workers):  # the test failed: leave no server behind
             os.kill(pid, signal.SIGKILL)
@@ -127,6 +131,11 @@ def _workers_that_answered(server, workers: list[int]) -> set[int]:
         with server.client() as client:  # a new connection
             assert client.get("/v2/team/app/tags/list").status_code == 200
     return answered()
+
+
+def live_gauge_files(server) -> set[str]:
+    """prometheus_client's files of gauges that count only while their process lives."""
+    return {path.name for path in (server.data_dir / "metrics").glob("gauge_live*.db")}
 
 
 def _alive(pid: int) -> bool:
