@@ -46,13 +46,14 @@ ORPHAN_EXIT_SECONDS = 30
 
 def app_from_environment() -> Starlette:
     """A worker process's application (`portlog serve --workers N`): settings from PORTLOG_*."""
-    # The pid uvicorn's supervisor gave the worker it spawned: even if it was killed before this
-    # factory runs (os.getppid() would name the new parent then).
-    spawner = multiprocessing.parent_process()
-    supervisor = spawner.pid if spawner is not None else os.getppid()
+    # uvicorn's supervisor, as multiprocessing recorded it when spawning this worker: right even if
+    # it was killed before this factory runs (os.getppid() would name the new parent then).
+    supervisor = multiprocessing.parent_process()
     settings = Settings.from_env()
     logs.configure(settings.log_level, settings.log_format, settings.log_levels)
-    threading.Thread(target=_stop_when_orphaned, args=(supervisor,), name="supervisor-watch", daemon=True).start()
+    if supervisor is not None:
+        threading.Thread(target=_stop_when_orphaned, args=(supervisor.pid,), name="supervisor-watch",
+                         daemon=True).start()
     return create_app(bootstrap(settings), owns_services=True)
 
 
