@@ -412,7 +412,7 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
         if database.kind == "sqlite":
             private_file(database.sqlite_path)
     blobs = blob_store_for(settings) if tracing is None else TracedBlobStore(blob_store_for(settings), tracing)
-    db = ReadModelDatabase.from_url(settings.read_model_url)
+    db = ReadModelDatabase.from_url(settings.read_model_url, settings.workers)
     with db.schema_lock():  # nodes and worker processes starting together create tables once
         registry = Registry(blobs, env=settings.event_store_env)
         log_store = log_store_for(registry.recorder)
