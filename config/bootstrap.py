@@ -436,7 +436,8 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
     follow = FollowMode(settings.follow.url, follow_state)
     registry.write_guard = follow.check_write  # a follower records nothing of its own
     secret_box = secret_box_for(settings)
-    admin = Administration(registry, hasher or Argon2SecretHasher(), seal=secret_box.seal)
+    admin = Administration(registry, hasher or Argon2SecretHasher(concurrent=1 if settings.workers > 1 else 2),
+                           seal=secret_box.seal)
     # A follower's accounts and projects are the leader's: its first start creates none.
     generated = None if follow.following() else admin.bootstrap(settings.admin_password)
     projections.catch_up()
