@@ -22,46 +22,80 @@ from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.compiler import SQLCompiler
 
+_FIXED = object()  # a step whose value is in the statement, not in the parameters
+_UNPLANNED = object()
+
 
 @dataclass(frozen=True)
 class _Plan:
     sql: str
-    compiled: SQLCompiler
-    processors: dict[str, Callable[[Any], Any]]
-    order: tuple[str, ...] | None  # positional drivers (sqlite3): the parameters' order
-    names: dict[str, str]  # named drivers (psycopg): escaped bind names
+    steps: tuple[tuple[str, Any, Callable[[Any], Any] | None, Any], ...]  # (name, key or _FIXED, processor, value)
+    positional: bool  # sqlite3 takes a sequence in `steps` order; psycopg a dict by name
 
     def parameters(self, given: dict) -> tuple | dict:
-        values = self.compiled.construct_params(given, escape_names=False)
-        processors = self.processors
-        for key, process in processors.items():
-            if key in values:
-                values[key] = process(values[key])
-        if self.order is not None:
-            return tuple(values[key] for key in self.order)
-        return {self.names.get(key, key): value for key, value in values.items()}
+        values = [value if key is _FIXED else process(given[key]) if process else given[key]
+                  for _, key, process, value in self.steps]
+        if self.positional:
+            return tuple(values)
+        return {step[0]: value for step, value in zip(self.steps, values)}
+
+
+def _steps(compiled: SQLCompiler, keys: tuple[str, ...]):
+    """Where each bind parameter's value comes from, in the driver's order, as SQLAlchemy's
+    `construct_params` would take it; None when some value is computed at execution."""
+    collected = (getattr(compiled, "_collect_params", False) and compiled._collected_params) or {}
+    sources = {}
+    for bind, name in compiled.bind_names.items():
+        if bind.key in keys:
+            sources[name] = bind.key
+        elif name in keys:
+            sources[name] = name
+        elif bind.key in collected or name in collected:
+            sources[name] = _FIXED, collected.get(bind.key, collected.get(name))
+        elif bind.callable is not None or bind.required:
+            return None
+        else:
+            sources[name] = _FIXED, bind.effective_value
+    names = compiled.positiontup if compiled.positional else list(sources)
+    processors = compiled._bind_processors
+    escaped = compiled.escaped_bind_names or {}
+    steps = []
+    for name in names:
+        source, process = sources[name], processors.get(name)
+        if isinstance(source, tuple):  # fixed: converted once
+            value = process(source[1]) if process else source[1]
+            steps.append((escaped.get(name, name), _FIXED, None, value))
+        else:
+            steps.append((escaped.get(name, name), source, process, None))
+    return tuple(steps)
 
 
 class Plans:
-    """Compiled statements of one dialect. Keyed weakly by the statement: one a projection builds
-    per event (with its values inside) is never planned (seen once), and its entry goes with it."""
+    """Compiled statements of one dialect, for the statements seen at least twice: one a
+    projection builds per event (with its values inside) is seen once, remembered weakly, and
+    never compiled here."""
+
+    MAX_PLANNED = 1000  # far more than the projections' statements: a bound, should one be built per event
 
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
-        self._plans: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._seen: weakref.WeakSet = weakref.WeakSet()
+        self._planned: dict[Any, dict[tuple[str, ...], _Plan | None]] = {}
 
     def plan(self, statement: Any, parameters: dict) -> _Plan | None:
-        keys = tuple(sorted(parameters))
-        try:
-            by_keys = self._plans.get(statement)
-        except TypeError:  # not weakly referenceable: not ours to plan
-            return None
+        keys = tuple(parameters)  # a call site passes its keys in one order
+        by_keys = self._planned.get(statement)
         if by_keys is None:
-            self._plans[statement] = {}  # first sighting: SQLAlchemy runs it
-            return None
-        if keys not in by_keys:
-            by_keys[keys] = self._compile(statement, keys)
-        return by_keys[keys]
+            if statement not in self._seen:
+                self._seen.add(statement)  # first sighting: SQLAlchemy runs it
+                return None
+            if len(self._planned) >= self.MAX_PLANNED:
+                self._planned.clear()
+            by_keys = self._planned[statement] = {}
+        plan = by_keys.get(keys, _UNPLANNED)
+        if plan is _UNPLANNED:
+            plan = by_keys[keys] = self._compile(statement, tuple(sorted(keys)))
+        return plan
 
     def _compile(self, statement: Any, keys: tuple[str, ...]) -> _Plan | None:
         compiled = statement.compile(dialect=self.dialect, column_keys=list(keys))
@@ -69,9 +103,8 @@ class Plans:
                 or compiled.post_compile_params or compiled.returning or compiled.schema_translate_map
                 or statement._returning):
             return None  # SQLAlchemy's execution does more than convert parameters: let it
-        return _Plan(compiled.string, compiled, dict(compiled._bind_processors),
-                     tuple(compiled.positiontup) if compiled.positional else None,
-                     dict(compiled.escaped_bind_names or {}))
+        steps = _steps(compiled, keys)
+        return None if steps is None else _Plan(compiled.string, steps, bool(compiled.positional))
 
 
 @dataclass(frozen=True)
