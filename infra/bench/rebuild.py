@@ -12,7 +12,8 @@ replays the log into one read model at a time.
 `--data-dir DIR` keeps the store there and reuses it when it is already there (generating 10^6
 events takes a while: generate once, rebuild many times); `--keep` keeps a temporary one (its path
 is printed). `--database postgres` puts the event store and the read models on a throw-away
-PostgreSQL database (infra/services/postgres.py), dropped at the end unless `--keep`.
+PostgreSQL database (infra/services/postgres.py), dropped at the end unless `--keep`;
+`--copy-from DIR` fills it with the log of a store generated before (on SQLite), verbatim.
 A benchmark, not a test: nothing is asserted.
 """
 
@@ -62,6 +63,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--per-read-model", action="store_true",
                         help="also time each read model alone (one more replay per read model)")
     parser.add_argument("--seed", type=int, default=23)
+    parser.add_argument("--copy-from", type=Path, help=(
+        "instead of generating, copy the event log of this data directory (a store this command generated "
+        "on SQLite) verbatim: the same events on PostgreSQL without generating them again"))
     return parser.parse_args(argv)
 
 
@@ -217,6 +221,27 @@ def generate(settings: Settings, events: int, seed: int) -> int:
         services.close()
 
 
+def copy_log(source_dir: Path, settings: Settings) -> int:
+    """Fills the (empty) event store of `settings` with the SQLite log of `source_dir`, event for
+    event (positions, ids, versions, states as they are), as a follower's log shipping does."""
+    from adapters.log_store import log_store_for, read_all
+    from domain.application import Registry
+
+    source = Registry(None, env=settings_for(source_dir, None).event_store_env)
+    target = Registry(None, env=settings.event_store_env)
+    shutil.copy(source_dir / "secret.key", settings.data_dir / "secret.key")
+    reader, writer = log_store_for(source.recorder), log_store_for(target.recorder)
+    batch: list = []
+    for event in read_all(reader, batch=5000):
+        batch.append(event)
+        if len(batch) == 5000:
+            writer.append_verbatim(batch)
+            batch = []
+    head = writer.append_verbatim(batch)
+    print(f"copied {head:,} events from {source_dir}")
+    return head
+
+
 def rebuild(settings: Settings) -> tuple[int, float, float]:
     """(events, wall seconds, this process's CPU seconds): on a shared machine the CPU time is
     the steadier figure (on PostgreSQL it leaves out the server's)."""
@@ -258,12 +283,16 @@ def main(argv: list[str] | None = None) -> int:
         pg = postgres.server()
         marker = data_dir / "postgres-dsn"
         dsn = marker.read_text().strip() if marker.exists() else pg.create_database("portlog_rebuild")
-        data_dir.mkdir(parents=True, exist_ok=True)
+        marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(dsn)
     settings = settings_for(data_dir, dsn)
+    data_dir.mkdir(parents=True, exist_ok=True)
     try:
         if not (data_dir / "generated").exists():
-            generate(settings, args.events, args.seed)
+            if args.copy_from is not None:
+                copy_log(args.copy_from, settings)
+            else:
+                generate(settings, args.events, args.seed)
             (data_dir / "generated").write_text(str(args.events))
         for _ in range(args.rounds):
             events, seconds, cpu = rebuild(settings)
