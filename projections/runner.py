@@ -35,10 +35,11 @@ from projections.database import ReadModelDatabase
 from projections.fast_writes import FastWrites, Plans
 
 BATCH_SIZE = 500
-# A rebuild applies this many per transaction: the first start after an upgrade and `projections
-# rebuild` replay the whole log, and each batch's commit, position updates and log read cost the
-# same whatever its size. Serving processes keep BATCH_SIZE: their write lock stays short.
-REBUILD_BATCH_SIZE = 5000
+# A backlog is applied this many per transaction: a rebuild, the first start after an upgrade
+# that changed a read model, a node far behind. Each batch's commit, position updates and log read
+# cost the same whatever its size. A catch-up starts with BATCH_SIZE and moves to this only when a
+# full batch shows a backlog, so the write lock of everyday catch-ups stays short.
+BACKLOG_BATCH_SIZE = 5000
 
 metadata = MetaData()
 positions = Table(
@@ -143,6 +144,7 @@ class ProjectionRunner:
                 self._reached = max(self._reached, reached)
                 if applied < batch_size:
                     return reached
+                batch_size = max(batch_size, BACKLOG_BATCH_SIZE)
 
     def _nothing_new(self) -> int | None:
         """The position every read model reached when the log holds nothing past it, else None.
@@ -177,7 +179,7 @@ class ProjectionRunner:
                 conn.execute(positions.delete().where(positions.c.name.in_([p.name for p in self.projections])))
             self._reached = 0
         self.create_tables()
-        self.catch_up(REBUILD_BATCH_SIZE)
+        self.catch_up(BACKLOG_BATCH_SIZE)
 
     def _apply_batch(self, batch_size: int) -> tuple[int, int]:
         """One transaction: lock the positions, apply the next notifications to every read
