@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -33,13 +38,36 @@ from config.settings import Settings
 from domain.errors import RegistryError, StorageUnavailableError
 
 log = logging.getLogger("portlog")
+SUPERVISOR_CHECK_SECONDS = 0.5
+# After asking itself to stop, a worker whose graceful shutdown hangs (a request that never ends)
+# exits anyway: nothing is left to restart or stop it.
+ORPHAN_EXIT_SECONDS = 30
 
 
 def app_from_environment() -> Starlette:
     """A worker process's application (`portlog serve --workers N`): settings from PORTLOG_*."""
+    # uvicorn's supervisor, as multiprocessing recorded it when spawning this worker: right even if
+    # it was killed before this factory runs (os.getppid() would name the new parent then).
+    supervisor = multiprocessing.parent_process()
     settings = Settings.from_env()
     logs.configure(settings.log_level, settings.log_format, settings.log_levels)
+    if supervisor is not None:
+        threading.Thread(target=_stop_when_orphaned, args=(supervisor.pid,), name="supervisor-watch",
+                         daemon=True).start()
     return create_app(bootstrap(settings), owns_services=True)
+
+
+def _stop_when_orphaned(supervisor: int) -> None:
+    """Stops this worker once the `portlog serve` process that started it is gone. uvicorn's
+    supervisor stops its workers when it is stopped, but a SIGKILLed one cannot: its workers would
+    serve on, holding the port and the data directory. SIGTERM runs uvicorn's graceful shutdown,
+    and with it the lifespan's end (background workers stopped, connections closed)."""
+    while os.getppid() == supervisor:
+        time.sleep(SUPERVISOR_CHECK_SECONDS)
+    log.warning("the serve process %d is gone: worker %d stops", supervisor, os.getpid())
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(ORPHAN_EXIT_SECONDS)
+    os._exit(1)
 
 
 def create_app(services: Services, owns_services: bool = False) -> Starlette:
@@ -57,6 +85,8 @@ def create_app(services: Services, owns_services: bool = False) -> Starlette:
             stop_workers()
             if owns_services:
                 services.close()
+            if services.metrics and services.metrics.multiprocess_dir:
+                _forget_process_gauges()
 
     app = Starlette(
         routes=[
@@ -91,6 +121,14 @@ def create_app(services: Services, owns_services: bool = False) -> Starlette:
     app.state.services = services
     app.state.readiness = health.Readiness()
     return app
+
+
+def _forget_process_gauges() -> None:
+    """A worker that ends takes its live gauges out of the multiprocess files (prometheus_client
+    otherwise keeps reporting them)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(os.getpid())
 
 
 def _tracing_middleware(services: Services) -> list[Middleware]:

@@ -9,7 +9,6 @@ import itertools
 import os
 import re
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.request_input import BodyTimeoutError, BodyTooLargeError, as_id
@@ -39,16 +38,26 @@ class RequestIdMiddleware:
         state["request_id"] = request_id
         is_v2 = scope["path"].startswith("/v2")
 
+        own = [(b"x-request-id", request_id.encode("latin-1")), *(_V2_HEADERS if is_v2 else ())]
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                headers["X-Request-Id"] = request_id
-                headers["X-Content-Type-Options"] = "nosniff"
-                if is_v2:
-                    headers["Docker-Distribution-API-Version"] = "registry/2.0"
+                message["headers"] = _with_headers(message.get("headers", ()), own)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+_NOSNIFF = (b"x-content-type-options", b"nosniff")
+_V2_HEADERS = ((b"docker-distribution-api-version", b"registry/2.0"),)
+
+
+def _with_headers(headers, own: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The response's headers and ours, appended as raw pairs (MutableHeaders scans and
+    re-encodes per header set); `nosniff` unless the response has it already (the UI's)."""
+    if any(key == _NOSNIFF[0] for key, _ in headers):
+        return [*headers, *own]
+    return [*headers, *own, _NOSNIFF]
 
 
 def _incoming_request_id(scope: Scope) -> str | None:

@@ -3,10 +3,12 @@ granted, e.g. {"type": "repository", "name": "proj/app", "actions": ["pull", "pu
 
 from __future__ import annotations
 
+import logging
 import secrets
+import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import jwt
 
@@ -15,6 +17,8 @@ from domain.context import is_reserved_name
 
 if TYPE_CHECKING:
     from adapters.revoked_tokens import RevokedTokenTable
+
+log = logging.getLogger("portlog.tokens")
 
 ISSUER = "portlog"
 SERVICE = "portlog"
@@ -28,6 +32,10 @@ OIDC_ONBOARD_AUDIENCE = "portlog-oidc-onboard"
 FLOW_AUDIENCES = frozenset({OIDC_STATE_AUDIENCE, OIDC_ONBOARD_AUDIENCE})
 ALGORITHM = "HS256"
 ANONYMOUS_CLAIM = "anonymous"  # true on the tokens of callers without credentials
+# Verified tokens kept per process: a client presents the same token for every request of a pull
+# until it expires, and decoding one (base64, JSON, HMAC, claims) was a third of a manifest GET.
+VERIFIED_CACHE_SIZE = 4096
+KEY_RELOAD_SECONDS = 1.0  # an unknown key id rereads the keys at most this often
 
 
 @dataclass(frozen=True)
@@ -58,11 +66,19 @@ class InvalidTokenError(Exception):
 
 class TokenIssuer:
     def __init__(self, keys: list[SigningKey], lifetime_seconds: int = 300,
-                 revoked: RevokedTokenTable | None = None) -> None:
+                 revoked: RevokedTokenTable | None = None,
+                 reload_keys: Callable[[], list[SigningKey]] | None = None) -> None:
+        """`reload_keys` reads the keys again (adapters/signing_keys.py): after `portlog keys
+        rotate`, a worker started since signs with a key the others have not loaded yet."""
         self.keys = {key.kid: key for key in keys}
         self.current = keys[0]
         self.lifetime = lifetime_seconds
         self.revoked = revoked  # sessions and refresh tokens ended early
+        self.reload_keys = reload_keys
+        self._reloaded_at = float("-inf")
+        self._lock = threading.Lock()
+        # (audience, token) -> its claims, oldest first; only tokens that verified
+        self._verified: dict[tuple[str, str], dict] = {}
 
     def issue(self, subject: str, access: list[Scope], anonymous: bool = False,
               lifetime_seconds: int | None = None) -> tuple[str, int]:
@@ -127,15 +143,48 @@ class TokenIssuer:
         return jwt.encode(claims, self.current.secret, algorithm=ALGORITHM, headers={"kid": self.current.kid})
 
     def _verify(self, token: str, audience: str) -> dict:
+        remembered = self._verified.get((audience, token))
+        if remembered is not None and _in_time(remembered, time.time()):
+            return remembered
+        claims = self._decode(token, audience)
+        self._remember((audience, token), claims)
+        return claims
+
+    def _decode(self, token: str, audience: str) -> dict:
         try:
             kid = jwt.get_unverified_header(token).get("kid")
-            key = self.keys.get(kid)
+            key = self.keys.get(kid) or self._reloaded_key(kid)
             if key is None:
                 raise InvalidTokenError("token signed by an unknown key")
             return jwt.decode(token, key.secret, algorithms=[ALGORITHM], audience=audience,
                               issuer=ISSUER, options={"require": ["exp", "sub", "aud", "iss"]})
         except jwt.PyJWTError as error:
             raise InvalidTokenError(str(error)) from None
+
+    def _remember(self, key: tuple[str, str], claims: dict) -> None:
+        with self._lock:
+            self._verified.pop(key, None)
+            self._verified[key] = claims
+            while len(self._verified) > VERIFIED_CACHE_SIZE:
+                del self._verified[next(iter(self._verified))]
+
+    def _reloaded_key(self, kid: object) -> SigningKey | None:
+        """The key `kid` after reading the keys again, at most once per KEY_RELOAD_SECONDS (an
+        unknown kid costs anyone a file or table read, not one per request)."""
+        if self.reload_keys is None or not isinstance(kid, str):
+            return None
+        with self._lock:
+            if time.monotonic() - self._reloaded_at < KEY_RELOAD_SECONDS:
+                return self.keys.get(kid)
+            self._reloaded_at = time.monotonic()
+            try:
+                keys = self.reload_keys()
+            except (OSError, ValueError, KeyError) as error:  # a key file being hand-edited
+                log.warning("reloading the token signing keys failed: %s", error)
+                return None
+            self.keys, self.current = {key.kid: key for key in keys}, keys[0]
+            self._verified.clear()  # a retired key's tokens verify no more
+        return self.keys.get(kid)
 
     def _unrevoked(self, claims: dict) -> dict:
         jti = claims.get("jti")
@@ -144,6 +193,11 @@ class TokenIssuer:
         if self.revoked is not None and self.revoked.is_revoked(jti):
             raise InvalidTokenError("token revoked")
         return claims
+
+
+def _in_time(claims: dict, now: float) -> bool:
+    """jwt.decode's checks of exp, nbf and iat (same bounds), again for a remembered token."""
+    return now < int(claims["exp"]) and int(claims.get("nbf", now)) <= now and int(claims.get("iat", now)) <= now
 
 
 def is_anonymous(claims: dict) -> bool:

@@ -39,6 +39,7 @@ from sqlalchemy.pool import StaticPool
 
 from adapters.backup_destinations import Destination
 from adapters.log_store import LoggedEvent, LogStore, read_all
+from adapters.run_locks import HeldLock
 from domain.application import Registry
 from domain.backups import MAX_RUNNING_SECONDS, Backup, BackupSchedule
 from domain.context import RequestContext
@@ -472,8 +473,14 @@ def secret_key_of(settings) -> str | None:
     return path.read_text().strip() if path.is_file() else None
 
 
+def backup_lock(destination: Destination) -> str:
+    """The run lock (adapters/run_locks.py) a backup to `destination` holds while it runs."""
+    return "backup-" + hashlib.sha256(destination.describe().encode()).hexdigest()[:16]
+
+
 class BackupJobs:
-    """Backups started here; several may run at once (each to its own destination)."""
+    """Backups started here; several may run at once, one per destination across the processes
+    and nodes that share the data (each holds its destination's run lock while it runs)."""
 
     def __init__(self, services) -> None:
         self.services = services
@@ -488,8 +495,26 @@ class BackupJobs:
                                     {"field": "destination"})
         destination = services.backup_destination(url, services.outbound if guarded else None)
         self._refuse_data_dir(destination)
-        if services.backups.running_to(destination.describe()):
-            raise ConflictError("a backup to this destination is running", {"destination": destination.describe()})
+        held = services.run_locks.try_acquire(backup_lock(destination))
+        if held is None:
+            raise self._running(destination)
+        try:
+            backup, position = self._record_start(destination, incremental, trigger, ctx, backup_id)
+        except BaseException:
+            held.release()
+            raise
+        if background:
+            threading.Thread(target=self._run, args=(backup, destination, ctx, held), name="portlog-backup",
+                             daemon=True).start()
+        else:
+            self._run(backup, destination, ctx, held)
+        return backup, position
+
+    def _record_start(self, destination: Destination, incremental: bool, trigger: str, ctx: RequestContext,
+                      backup_id: UUID | None) -> tuple[Backup, int]:
+        services = self.services
+        if services.backups.running_to(destination.describe()):  # recorded running, not yet given up for dead
+            raise self._running(destination)
         try:
             check_destination(destination)
         except RegistryError:
@@ -501,14 +526,19 @@ class BackupJobs:
                               backup_id=backup_id)
         position = services.registry.save(backup)[-1].notification.id
         services.projections.wait_for(position)  # the fence is in the read models before the snapshot
-        if background:
-            threading.Thread(target=self._run, args=(backup, destination, ctx), name="portlog-backup",
-                             daemon=True).start()
-        else:
-            self._run(backup, destination, ctx)
         return backup, position
 
-    def _run(self, backup: Backup, destination: Destination, ctx: RequestContext) -> None:
+    @staticmethod
+    def _running(destination: Destination) -> ConflictError:
+        return ConflictError("a backup to this destination is running", {"destination": destination.describe()})
+
+    def _run(self, backup: Backup, destination: Destination, ctx: RequestContext, held: HeldLock) -> None:
+        try:
+            self._write(backup, destination, ctx)
+        finally:
+            held.release()
+
+    def _write(self, backup: Backup, destination: Destination, ctx: RequestContext) -> None:
         services = self.services
         try:
             written = write_backup(services.log_store, services.db, services.blobs, destination, backup.incremental,

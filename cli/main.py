@@ -98,7 +98,7 @@ def _remember_parsers(parser: argparse.ArgumentParser) -> None:
 def _server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="listen address (PORTLOG_HOST, default 127.0.0.1)")
     parser.add_argument("--port", help="listen port (PORTLOG_PORT, default 5000)")
-    parser.add_argument("--workers", help="worker processes (PORTLOG_WORKERS, default 1)")
+    parser.add_argument("--workers", help="worker processes (PORTLOG_WORKERS, default: one per CPU it may run on)")
     parser.add_argument("--log-level", help=f"{', '.join(LOG_LEVELS)} (PORTLOG_LOG_LEVEL, default info)")
     parser.add_argument("--no-access-log", action="store_true", help="do not log every request")
 

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from uuid import UUID
 
 import httpx
+from eventsourcing.persistence import IntegrityError
 
 from adapters.backup_destinations import Destination
 from adapters.follow_state import FollowMode, FollowStateTable
@@ -30,6 +31,7 @@ from adapters.outbound import OutboundGuard, OwnService
 from adapters.passwords import Argon2SecretHasher
 from adapters.private_files import keep_private, private_file
 from adapters.revoked_tokens import RevokedTokenTable
+from adapters.run_locks import FileRunLocks, PostgresRunLocks, RunLocks
 from adapters.secret_box import AesGcmSecretBox, NoSecretBox, key_file_text
 from adapters.signing_keys import SigningKeyFile, SigningKeyTable
 from adapters.storage.filesystem import FilesystemBlobStore
@@ -167,6 +169,7 @@ class Services:
     auto_scan_enabled: Callable[[str], bool] = lambda project: False  # a project's auto_scan setting
     built_in_scanner_url: str = ""  # Portlog's own adapter (scanner/adapter_app.py), at <url>/scanner
     built_in_scanner_key: str = ""  # the X-ScannerAdapter-API-Key it takes
+    run_locks: RunLocks | None = None  # a GC's, a backup's: exclusive across processes and nodes
     gc_jobs: GcJobs | None = None  # set once the services exist (it runs on them)
     backups: BackupsView | None = None  # backups and their schedule (read model)
     backup_jobs: BackupJobs | None = None  # likewise
@@ -229,6 +232,13 @@ def signing_keys_for(settings: Settings, db: ReadModelDatabase) -> SigningKeyFil
     if settings.event_database.kind == "postgres":
         return SigningKeyTable(db.writer)
     return SigningKeyFile(settings.signing_keys_path)
+
+
+def run_locks_for(settings: Settings) -> RunLocks:
+    """Lock files in the data directory, or advisory locks in the database nodes share."""
+    if settings.event_database.kind == "postgres":
+        return PostgresRunLocks(settings.event_database.dsn.url(with_pool_size=False))
+    return FileRunLocks(settings.data_dir / "locks")
 
 
 def outbound_guard_for(settings: Settings) -> OutboundGuard:
@@ -402,7 +412,7 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
         if database.kind == "sqlite":
             private_file(database.sqlite_path)
     blobs = blob_store_for(settings) if tracing is None else TracedBlobStore(blob_store_for(settings), tracing)
-    db = ReadModelDatabase.from_url(settings.read_model_url)
+    db = ReadModelDatabase.from_url(settings.read_model_url, settings.workers)
     with db.schema_lock():  # nodes and worker processes starting together create tables once
         registry = Registry(blobs, env=settings.event_store_env)
         log_store = log_store_for(registry.recorder)
@@ -418,14 +428,16 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
         if tracing is not None:
             trace_writes(tracing, registry, projections)
         projections.create_tables()
-        signing_keys = signing_keys_for(settings, db).load()
+        key_source = signing_keys_for(settings, db)
+        signing_keys = key_source.load()
         login_failures, revoked_tokens = LoginFailureTable(db), RevokedTokenTable(db)
         scan_jobs = ScanJobs(db.writer, db.reader)
         follow_state = FollowStateTable(db)
     follow = FollowMode(settings.follow.url, follow_state)
     registry.write_guard = follow.check_write  # a follower records nothing of its own
     secret_box = secret_box_for(settings)
-    admin = Administration(registry, hasher or Argon2SecretHasher(), seal=secret_box.seal)
+    admin = Administration(registry, hasher or Argon2SecretHasher(concurrent=1 if settings.workers > 1 else 2),
+                           seal=secret_box.seal)
     # A follower's accounts and projects are the leader's: its first start creates none.
     generated = None if follow.following() else admin.bootstrap(settings.admin_password)
     projections.catch_up()
@@ -453,7 +465,7 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
     authenticator = Authenticator(access, admin.hasher, admin, login_failures, configuration=configuration,
                                   directory=partial(directory_for, outbound), open_secret=secret_box.open,
                                   settle=projections.wait_for)
-    tokens = TokenIssuer(signing_keys, settings.token_lifetime_seconds, revoked_tokens)
+    tokens = TokenIssuer(signing_keys, settings.token_lifetime_seconds, revoked_tokens, reload_keys=key_source.load)
     services = Services(
         settings=settings,
         registry=registry,
@@ -515,6 +527,7 @@ def bootstrap(settings: Settings, *, hasher: SecretHasher | None = None) -> Serv
         tracing=tracing,
     )
     services.as_of = AsOfReads(registry, services.audit.position_at, log_store.head)
+    services.run_locks = run_locks_for(settings)
     services.gc_jobs = GcJobs(services)
     services.backups = backups
     services.backup_destination = backup_destination
@@ -610,8 +623,12 @@ def register_built_in_scanner(services: Services, serving: bool = False) -> None
     if existing is None:
         if services.scanner_registrations.name_taken(BUILT_IN_NAME):
             return  # an administrator's registration took the name first
-        _, position = scanners.register(BUILT_IN_NAME, settings, SYSTEM, immutable=True,
-                                         registration_id=registration_id)
+        try:
+            _, position = scanners.register(BUILT_IN_NAME, settings, SYSTEM, immutable=True,
+                                             registration_id=registration_id)
+        except IntegrityError:  # another node starting at the same time registered it
+            services.projections.catch_up()
+            return
     elif existing.deleted or not serving:
         return
     else:

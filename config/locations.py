@@ -12,6 +12,15 @@ from config.layers import ConfigError, Values, to_boolean, to_integer
 
 DEFAULT_UPLOAD_MAX_AGE_SECONDS = 7 * 24 * 3600  # the same week CNCF Distribution waits before purging
 MASK = "***"
+# The event store's PostgreSQL connections on a node (eventsourcing's defaults for one process):
+# kept open, and opened beyond those under load.
+EVENT_STORE_POOL, EVENT_STORE_OVERFLOW = 5, 10
+
+
+def event_store_pool(workers: int) -> tuple[int, int]:
+    """(connections kept open, more under load) of each of `workers` processes on a node: the
+    node's shares, at least one and one."""
+    return max(1, EVENT_STORE_POOL // workers), max(1, EVENT_STORE_OVERFLOW // workers)
 
 
 @dataclass(frozen=True)
@@ -22,7 +31,7 @@ class PostgresDsn:
     password: str
     dbname: str
     connect_timeout: int | None = None
-    pool_size: int | None = None  # connections of the event store's pool in each process
+    pool_size: int | None = None  # connections the event store's pool keeps open in each process
 
     def url(self, scheme: str = "postgresql", *, masked: bool = False, with_pool_size: bool = True) -> str:
         userinfo = quote(self.user, safe="")
@@ -56,7 +65,8 @@ class DatabaseConfig:
             return f"sqlite:///{self.sqlite_path}"
         return self.dsn.url("postgresql+psycopg", with_pool_size=False)
 
-    def event_store_env(self) -> dict[str, str]:
+    def event_store_env(self, workers: int = 1) -> dict[str, str]:
+        """eventsourcing's settings for one of `workers` processes on a node."""
         if self.kind == "sqlite":
             return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(self.sqlite_path),
                     "SQLITE_LOCK_TIMEOUT": "30"}
@@ -66,8 +76,9 @@ class DatabaseConfig:
                "POSTGRES_PASSWORD": dsn.password, "POSTGRES_ENABLE_DB_FUNCTIONS": "y"}
         if dsn.connect_timeout is not None:
             env["POSTGRES_CONNECT_TIMEOUT"] = str(dsn.connect_timeout)
-        if dsn.pool_size is not None:
-            env["POSTGRES_POOL_SIZE"] = str(dsn.pool_size)
+        pool_size, overflow = event_store_pool(workers)
+        env["POSTGRES_POOL_SIZE"] = str(dsn.pool_size if dsn.pool_size is not None else pool_size)
+        env["POSTGRES_MAX_OVERFLOW"] = str(overflow)
         return env
 
 

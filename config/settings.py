@@ -52,10 +52,28 @@ class GcConfig:
 
 @dataclass(frozen=True)
 class CacheConfig:
-    """What each process keeps in memory, bounded (docs/configuration.md)."""
+    """What each process keeps in memory, bounded (docs/configuration.md). The defaults are a
+    node's: unless set, each of N worker processes keeps its share (`share`)."""
     aggregates: int = 1000  # aggregates (repositories, projects, users, blobs, runs) by id, least recently used out
     manifest_bytes: int = 32 * 1024 * 1024  # manifest bytes by digest, for pulls
     upload_hashers: int = 10_000  # running sha256 of uploads under way; an upload pushed out is hashed from storage
+
+    @staticmethod
+    def share(key: str, workers: int) -> int:
+        """One worker's share of a default size: the node's default divided by the workers,
+        down to an eighth of it: with more than eight workers the node keeps more, each process
+        still its hot set."""
+        default = getattr(CacheConfig, key)
+        return max(default // 8, default // workers)
+
+
+def default_workers() -> int:
+    """The worker processes `portlog serve` runs unless told: one per CPU this process may run on
+    (its affinity mask: a container or `taskset` limits it), at least one."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # no affinity masks on this platform (macOS)
+        return max(1, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
@@ -84,6 +102,8 @@ class Settings:
     access_log: bool = True
     admin_password: str | None = None
     token_lifetime_seconds: int = 300
+    # Settings built in code serve in one process; read from the environment, the default is
+    # default_workers().
     workers: int = 1
     external_url: str | None = None  # how clients reach the registry (behind a proxy): http(s)://HOST[:PORT]
     # Request bodies outside /v2/ (JSON, forms) are refused past this (413); blob uploads stream uncapped.
@@ -202,7 +222,7 @@ class Settings:
 
     @property
     def event_store_env(self) -> dict[str, str]:
-        return {**self.event_database.event_store_env(),
+        return {**self.event_database.event_store_env(self.workers),
                 "AGGREGATE_CACHE_MAXSIZE": str(self.cache.aggregates), "AGGREGATE_CACHE_FASTFORWARD": "y"}
 
     @property
@@ -278,11 +298,12 @@ def _settings_from(values: Values) -> Settings:
     host = values.text("server.host", Settings.host)
     if not host:
         raise ConfigError(values.field("server.host"), "must not be empty")
+    workers = values.integer("server.workers", default_workers(), minimum=1)
     return Settings(
         host=host,
         external_url=_external_url(values),
         port=values.integer("server.port", Settings.port, minimum=1, maximum=65535),
-        workers=values.integer("server.workers", Settings.workers, minimum=1),
+        workers=workers,
         log_level=log_level,
         access_log=values.boolean("server.access_log", Settings.access_log),
         log_format=_log_format(values),
@@ -302,9 +323,11 @@ def _settings_from(values: Values) -> Settings:
         gc=GcConfig(grace_period_seconds=values.integer(
             "gc.grace_period_seconds", GcConfig.grace_period_seconds, minimum=0)),
         cache=CacheConfig(
-            aggregates=values.integer("cache.aggregates", CacheConfig.aggregates, minimum=1),
-            manifest_bytes=values.integer("cache.manifest_bytes", CacheConfig.manifest_bytes, minimum=0),
-            upload_hashers=values.integer("cache.upload_hashers", CacheConfig.upload_hashers, minimum=0)),
+            aggregates=values.integer("cache.aggregates", CacheConfig.share("aggregates", workers), minimum=1),
+            manifest_bytes=values.integer("cache.manifest_bytes", CacheConfig.share("manifest_bytes", workers),
+                                          minimum=0),
+            upload_hashers=values.integer("cache.upload_hashers", CacheConfig.share("upload_hashers", workers),
+                                          minimum=0)),
         secret_key=_secret_key(values),
         outbound_allow=_networks(values, "security.outbound_allow"),
         outbound_deny=_networks(values, "security.outbound_deny"),

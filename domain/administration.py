@@ -3,9 +3,12 @@ the registry application and returns the log position, as the registry commands 
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 from datetime import datetime, timedelta, timezone
+
+from eventsourcing.persistence import IntegrityError
 
 from domain.account import User
 from domain.application import Registry
@@ -26,6 +29,8 @@ USERNAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._@-]{0,254}")
 ROBOT_NAME_RE = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*")
 LIBRARY = "library"
 MAX_ROBOT_DAYS = 100 * 365  # a robot's expiry must stay a date (year 9999 is the last)
+
+log = logging.getLogger("portlog")
 
 
 def check_project_name(name: str) -> str:
@@ -108,8 +113,13 @@ class Administration:
         if self.app.load(User.create_id("admin")) is None:
             if admin_password is None:
                 admin_password = generated = new_secret()
-            self.app.update(User.create_id("admin"), lambda user: None, create=lambda: User.create(
-                "admin", "", self.hasher.hash(admin_password), True, ctx))
+            try:
+                self.app.save(User.create("admin", "", self.hasher.hash(admin_password), True, ctx))
+            except IntegrityError:  # another node starting at the same time created it: its password stands
+                if generated is not None:
+                    log.warning("the administrator 'admin' was created by another node starting at the same "
+                                "time: its password is the one that node printed")
+                generated = None
         if self.app.load(Project.create_id(LIBRARY)) is None:
             self.app.update(Project.create_id(LIBRARY), lambda project: None,
                             create=lambda: Project.create(LIBRARY, True, ctx))

@@ -265,14 +265,20 @@ class RobotRow:
 
 class AccessView:
     def __init__(self, db: ReadModelDatabase) -> None:
+        self.db = db
         self.engine = db.reader
         # The group keys whose members are system administrators (the configured LDAP admin
         # group's DN, the OIDC admin group): set by the composition root, read at each use.
         self.admin_groups: Callable[[], frozenset[str]] = frozenset
 
     def project(self, name: str) -> ProjectRow | None:
-        row = self._first(select(projects).where(projects.c.name == name))
-        return None if row is None else ProjectRow(*row)
+        """Asked on every /v2/ request (a proxy-cache project's upstream, permissions): by fixed
+        SQL (projections/database.py fetch), a tenth of the cost through SQLAlchemy Core."""
+        rows = self.db.fetch(_PROJECT_SQL, (name,))
+        if not rows:
+            return None
+        name, id_, public, created_at, updated_at, proxy_registry = rows[0]
+        return ProjectRow(name, id_, bool(public), _stored_time(created_at), _stored_time(updated_at), proxy_registry)
 
     def proxy_projects(self, registry: str) -> list[str]:
         """The proxy-cache projects whose upstream is the endpoint `registry`."""
@@ -404,6 +410,14 @@ class AccessView:
     def _first(self, query):
         with self.engine.connect() as conn:
             return conn.execute(query).first()
+
+
+_PROJECT_SQL = "SELECT name, id, public, created_at, updated_at, proxy_registry FROM access_projects WHERE name = ?"
+
+
+def _stored_time(value) -> datetime:
+    """A time as SQLAlchemy gives it back: SQLite stores text (read back naive), PostgreSQL a timestamp."""
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
 def robot_principal(robot: RobotRow) -> Principal:

@@ -23,10 +23,18 @@ from typing import Iterator
 
 import orjson
 from sqlalchemy import Engine, String, create_engine, event, text
+from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeEngine
 
-READ_CONNECTIONS, WRITE_CONNECTIONS = 16, 4  # per process, on PostgreSQL
+READ_CONNECTIONS, WRITE_CONNECTIONS = 16, 4  # per node (all its worker processes), on PostgreSQL
 _SCHEMA_LOCK_KEY = 0x706F72746C6F67  # "portlog"
+
+
+def read_model_pools(workers: int) -> tuple[int, int]:
+    """(reading, writing) PostgreSQL connections of each of `workers` processes on a node: the
+    node's shares, at least two of each (a slow query or a long write transaction must not stall
+    every other)."""
+    return max(2, READ_CONNECTIONS // workers), max(2, WRITE_CONNECTIONS // workers)
 
 
 def Name(length: int) -> TypeEngine:  # noqa: N802 (used like a column type)
@@ -46,12 +54,16 @@ def as_utc(value) -> datetime:
 class ReadModelDatabase:
     reader: Engine
     writer: Engine
+    # PostgreSQL: schema_lock's connections, outside the pools. Taken from the writers, threads
+    # waiting for the lock would hold the writer its holder needs to create the tables.
+    locker: Engine | None = None
     _local: threading.local = field(default_factory=threading.local, repr=False)
     _opened: weakref.WeakSet = field(default_factory=weakref.WeakSet, repr=False)  # of _ThreadConnection
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
-    def from_url(cls, url: str) -> ReadModelDatabase:
+    def from_url(cls, url: str, workers: int = 1) -> ReadModelDatabase:
+        """`workers`: the processes serving on this node, which share its PostgreSQL connections."""
         if url.startswith("sqlite"):
             return cls(reader=_sqlite_engine(url, immediate=False),
                        writer=_sqlite_engine(url, immediate=True))
@@ -59,10 +71,11 @@ class ReadModelDatabase:
         # around every lookup. No overflow: under load a request waits for a pooled connection
         # rather than opening one per request (profiled: connecting dominated manifest GETs),
         # and a node's connection count stays bounded (PostgreSQL's default limit is 100).
-        reader = create_engine(url, pool_size=READ_CONNECTIONS, max_overflow=0, pool_pre_ping=True,
+        readers, writers = read_model_pools(workers)
+        reader = create_engine(url, pool_size=readers, max_overflow=0, pool_pre_ping=True,
                                isolation_level="AUTOCOMMIT")
-        writer = create_engine(url, pool_size=WRITE_CONNECTIONS, max_overflow=0, pool_pre_ping=True)
-        return cls(reader=reader, writer=writer)
+        writer = create_engine(url, pool_size=writers, max_overflow=0, pool_pre_ping=True)
+        return cls(reader=reader, writer=writer, locker=create_engine(url, poolclass=NullPool))
 
     @contextmanager
     def schema_lock(self) -> Iterator[None]:
@@ -72,7 +85,7 @@ class ReadModelDatabase:
         if self.writer.dialect.name != "postgresql":
             yield
             return
-        with self.writer.connect() as conn:
+        with (self.locker or self.writer).connect() as conn:
             conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
             conn.commit()
             try:

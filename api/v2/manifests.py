@@ -13,7 +13,7 @@ DELETE   /v2/<name>/manifests/<tag>          202: the tag only; MANIFEST_UNKNOWN
 
 from __future__ import annotations
 
-from functools import cache
+from typing import Callable
 
 import orjson
 from starlette.concurrency import run_in_threadpool
@@ -97,11 +97,23 @@ def check_pull(request: Request, manifest: ManifestRow | Fetched, reference: str
     if is_web_ui(request):
         return
     data = getattr(manifest, "data", None)
-    document = cache(lambda: _document(data or services(request).manifests.read(manifest.digest)))
+    document = _once(lambda: _document(data or services(request).manifests.read(manifest.digest)))
     artifact_type = manifest.artifact_type if data is None else _artifact_type(document())
     services(request).pull_checks.check(Pull(
         name_of(request), reference, manifest.digest, manifest.media_type, artifact_type, document,
         scanner=getattr(request.state, "scanner_pull", False), signing_tool=lambda: _signing_tool(request)))
+
+
+def _once(read: Callable[[], dict]) -> Callable[[], dict]:
+    """`read`, called at most once (functools.cache's wrapper costs more to make, per request)."""
+    found: list[dict] = []
+
+    def document() -> dict:
+        if not found:
+            found.append(read())
+        return found[0]
+
+    return document
 
 
 def _document(data: bytes) -> dict:

@@ -3,12 +3,13 @@
 Each handler runs behind `guarded`: the repository name is validated (NAME_INVALID), then
 the one authorizer decides, then the handler runs with a RequestContext (actor, request id).
 Paths under /v2/as-of/<moment>/ are the read-only view of a repository at a past moment
-(api/v2/as_of.py): they come first, and they need pull on the real repository.
+(api/v2/as_of.py): no repository route matches there, and they need pull on the real repository.
 """
 
 from __future__ import annotations
 
 import inspect
+import re
 from typing import Callable
 
 from starlette.concurrency import run_in_threadpool
@@ -38,7 +39,6 @@ ROUTES: list[tuple[str, str, Callable, str | None]] = [
     (f"{AS_OF}/blobs/{{digest}}", "GET", as_of.get_blob, PULL),
     (f"{AS_OF}/referrers/{{digest}}", "GET", as_of.get_referrers, PULL),
     ("/v2/_catalog", "GET", catalog.get_catalog, "catalog"),
-    (f"{NAME}/tags/list", "GET", tags.get_tags, PULL),
     (f"{NAME}/manifests/{{reference}}", "HEAD", manifests.get_manifest, PULL),
     (f"{NAME}/manifests/{{reference}}", "GET", manifests.get_manifest, PULL),
     (f"{NAME}/manifests/{{reference}}", "PUT", manifests.put_manifest, PUSH),
@@ -51,6 +51,7 @@ ROUTES: list[tuple[str, str, Callable, str | None]] = [
     (f"{NAME}/blobs/{{digest}}", "HEAD", blobs.head_blob, PULL),
     (f"{NAME}/blobs/{{digest}}", "GET", blobs.get_blob, PULL),
     (f"{NAME}/blobs/{{digest}}", "DELETE", blobs.delete_blob, DELETE),
+    (f"{NAME}/tags/list", "GET", tags.get_tags, PULL),
     (f"{NAME}/referrers/{{digest}}", "GET", referrers.get_referrers, PULL),
 ]
 
@@ -118,7 +119,15 @@ def v2_routes() -> list[Route]:
         raise OciError(NOT_FOUND, detail)
 
     methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-    as_of_routes = [route for route in routes if route.path.startswith(AS_OF)]
+    # A repository's routes never match under /v2/as-of/ (that is the past moments' view), so
+    # they can come first: a manifest GET tries 2 routes here rather than 12.
+    by_name = [_not_as_of(route) for route in routes if route.path.startswith(NAME)]
     as_of_rest = Route("/v2/as-of/{rest:path}", as_of.refuse, methods=methods)  # read-only
-    return as_of_routes + [as_of_rest] + [route for route in routes if route not in as_of_routes] \
+    return by_name + [route for route in routes if route not in by_name] + [as_of_rest] \
         + [Route("/v2/{rest:path}", unmatched, methods=methods)]
+
+
+def _not_as_of(route: Route) -> Route:
+    """`route` (path /v2/{name:path}/…), not matching a name that starts with as-of/."""
+    route.path_regex = re.compile(route.path_regex.pattern.replace("^/v2/", "^/v2/(?!as-of/)", 1))
+    return route

@@ -1,13 +1,15 @@
 """`python -m infra.bench`: the order of a run.
 
 1. describe the machine and measure its limits;
-2. start Portlog and Distribution, each on a free loopback port with its own directory;
+2. start the servers (--servers; by default Portlog and Distribution with their default
+   logging, both without access logs, and Portlog with one worker), each on a free loopback
+   port with its own directory;
 3. for each workload, set up on each server (untimed), then measure it on each server, in
-   rounds (--rounds, default 3) whose server order alternates (Portlog, Distribution;
-   Distribution, Portlog; ...), so a drift of the machine over the run weighs on both;
-4. read each server's peak resident memory, stop them, print the tables: the median of the
-   rounds, and each ratio's median and range over the rounds.
-"""
+   rounds (--rounds, default 3) whose server order alternates (first to last; last to first;
+   ...), so a drift of the machine over the run weighs on all;
+4. read each server's peak resident memory, stop them, print a table for each pair of
+   COMPARISONS that ran: the median of the rounds, and each ratio's median and range over the
+   rounds; then the CPU tables."""
 
 from __future__ import annotations
 
@@ -24,16 +26,29 @@ from pathlib import Path
 from infra.bench import in_process, limits, machine, profile, report, servers, soak, workloads
 from infra.bench.report import Reading
 
-STARTERS = {"portlog": servers.start_portlog, "portlog-scale-out": servers.start_portlog_scale_out,
+STARTERS = {"portlog": servers.start_portlog_default, "distribution": servers.start_distribution_default,
+            "portlog-1-worker": servers.start_portlog_one_worker,
+            "portlog-no-access-log": servers.start_portlog_without_access_log,
+            "distribution-no-access-log": servers.start_distribution_without_access_log,
+            "portlog-scale-out": servers.start_portlog_scale_out,
             "portlog-no-metrics": servers.start_portlog_without_metrics, "portlog-traced": servers.start_portlog_traced,
-            "portlog-traced-sampled": servers.start_portlog_sampled,
-            "distribution": lambda directory, source: servers.start_distribution(directory)}
+            "portlog-traced-sampled": servers.start_portlog_sampled}
+# Both servers with their default logging, both without access logs, and Portlog with one worker.
+DEFAULT_SERVERS = "portlog,distribution,portlog-1-worker,portlog-no-access-log,distribution-no-access-log"
+# (section title, first server, second server): a table (and its CPU table) for each pair run.
+COMPARISONS = [
+    ("Results", "Portlog", "Distribution"),
+    ("Access logs off", servers.NO_ACCESS_LOG, servers.DISTRIBUTION_NO_ACCESS_LOG),
+    ("One worker against the default", "Portlog", servers.ONE_WORKER),
+    ("Scale-out node (PostgreSQL + S3) against embedded", report.SCALE_OUT, "Portlog"),
+]
 # --overhead: metrics and tracing off, metrics on (the default), both on; on what the issue names.
 OVERHEAD_SERVERS = "portlog-no-metrics,portlog,portlog-traced,portlog-traced-sampled"
 OVERHEAD_WORKLOADS = "manifest-get,pull-small"
 
 
-OVERHEAD_LEGEND = (f"{servers.NO_METRICS}: PORTLOG_METRICS_ENABLED=false, no OTEL_* variable. Portlog: metrics on "
+OVERHEAD_LEGEND = (f"All four run Portlog's default workers and access log. "
+                   f"{servers.NO_METRICS}: PORTLOG_METRICS_ENABLED=false, no OTEL_* variable. Portlog: metrics on "
                    f"(the default), tracing off. {servers.TRACED}: metrics on and every request traced "
                    f"(the default sampler), spans exported over OTLP/HTTP to a receiver in the benchmark's "
                    f"process. {servers.SAMPLED}: the same with OTEL_TRACES_SAMPLER=parentbased_traceidratio, "
@@ -50,10 +65,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "next to the machine's limits, and prints Markdown tables."))
     parser.add_argument("--quick", action="store_true", help="tiny sizes, a few seconds per workload (smoke test)")
     parser.add_argument("--only", default="", help=f"comma-separated workloads among: {', '.join(names)}")
-    parser.add_argument("--servers", default="portlog,distribution",
-                        help="comma-separated: portlog, distribution, and portlog-scale-out (a node on "
-                             "PostgreSQL and S3, compared with the embedded Portlog in a table of its own), "
-                             "portlog-no-metrics, portlog-traced and portlog-traced-sampled (see --overhead)")
+    parser.add_argument("--servers", default=DEFAULT_SERVERS,
+                        help=f"comma-separated (default {DEFAULT_SERVERS}): portlog and distribution with "
+                             f"their default logging, portlog-1-worker (PORTLOG_WORKERS=1), portlog-no-access-log "
+                             f"and distribution-no-access-log (each pair run gets its table), and "
+                             f"portlog-scale-out (a node on PostgreSQL and S3, compared with the embedded "
+                             f"Portlog in a table of its own), portlog-no-metrics, portlog-traced and "
+                             f"portlog-traced-sampled (see --overhead)")
     parser.add_argument("--overhead", action="store_true",
                         help=f"the cost of metrics and tracing: --servers {OVERHEAD_SERVERS} (metrics and "
                              f"tracing off; metrics on; both on, spans to a local OTLP receiver; the same, a "
@@ -128,14 +146,13 @@ def main(argv: list[str] | None = None) -> int:
         readings = run_workloads(args, sizes, work_dir, source)
         if servers.NO_METRICS in readings and "Portlog" in readings:
             measure_in_process(readings, source, args.quick)
-        say("\n## Results\n")
-        if args.rounds > 1:
-            say(f"Each figure: the median of {args.rounds} rounds, the servers' order alternating; each "
-                f"ratio: the median of the rounds' ratios, with their range in parentheses.\n")
-        say(report.results_table(readings))
-        if report.SCALE_OUT in readings:
-            say("\n## Scale-out node (PostgreSQL + S3) against embedded\n")
-            say(report.results_table(readings, report.SCALE_OUT, "Portlog"))
+        pairs = comparisons(readings)
+        for title, first, second in pairs:
+            say(f"\n## {title}\n")
+            if title == pairs[0][0] and args.rounds > 1:
+                say(f"Each figure: the median of {args.rounds} rounds, the servers' order alternating; each "
+                    f"ratio: the median of the rounds' ratios, with their range in parentheses.\n")
+            say(report.results_table(readings, first, second))
         if servers.TRACED in readings or servers.NO_METRICS in readings:
             say("\n## Observability overhead (metrics, tracing)\n")
             say(report.overhead_table(readings, servers.NO_METRICS, "Portlog", servers.TRACED, servers.SAMPLED))
@@ -144,14 +161,17 @@ def main(argv: list[str] | None = None) -> int:
                 for reading in readings.get(name, []):
                     if reading.unit == "spans":
                         say(f"{name}: {reading.value:,.0f} spans received by the local OTLP receiver.")
+        say("\n" + SERVERS_LEGEND)
         say("\nThroughput in MiB/s (2^20 bytes per second); latencies per request from the client's side.")
         say("Tools: `python Np×C` = C keep-alive connections spread over N client processes "
             "(infra/bench/load.py); `wrk 2t×C` = wrk with 2 threads and C connections on the same URL.")
-        say("\n## CPU use during each run (cores = CPU seconds / wall seconds; the machine has "
-            f"{os.cpu_count()})\n")
-        say(report.cpu_table(readings))
-        if report.SCALE_OUT in readings:
-            say("\n" + report.cpu_table(readings, report.SCALE_OUT, "Portlog"))
+        if pairs:
+            say("\n## CPU use during each run (cores = CPU seconds / wall seconds; the machine has "
+                f"{os.cpu_count()}; a server's: its whole process tree)\n")
+        for title, first, second in pairs:
+            if len(pairs) > 1:
+                say(f"\n### {title}\n")
+            say(report.cpu_table(readings, first, second))
         if found:
             say("\n" + ceilings(found))
         problems = report.notes(readings)
@@ -169,6 +189,27 @@ def main(argv: list[str] | None = None) -> int:
             say(f"\nkept {work_dir}")
         elif not args.work_dir:
             shutil.rmtree(work_dir, ignore_errors=True)
+
+
+SERVERS_LEGEND = (
+    "Servers: Portlog = `portlog serve` with its defaults (the embedded store, one worker process per CPU, "
+    "an access line per request); Distribution = `docker-registry serve` with its default logging (level info: "
+    "a \"response completed\" line and an access line per request); both write their lines to a file. "
+    f"{servers.NO_ACCESS_LOG}: PORTLOG_ACCESS_LOG=false. {servers.DISTRIBUTION_NO_ACCESS_LOG}: "
+    "`log: {level: error, accesslog: {disabled: true}}`, no line per request. "
+    f"{servers.ONE_WORKER}: PORTLOG_WORKERS=1, one process. Peak resident memory: the sum of the server's "
+    "processes' VmHWM (a supervisor and its workers), and the largest worker's (for one process, its own).")
+
+
+def comparisons(readings: dict[str, list[Reading]]) -> list[tuple[str, str, str]]:
+    """The tables to print: each pair of COMPARISONS whose two servers ran; when none did and
+    this is no overhead run, the first two servers run (or the first alone)."""
+    pairs = [pair for pair in COMPARISONS if pair[1] in readings and pair[2] in readings]
+    overhead = servers.TRACED in readings or servers.NO_METRICS in readings
+    if not pairs and not overhead:
+        names = [*readings, "Distribution"]
+        pairs = [("Results", names[0], names[1])]
+    return pairs
 
 
 def measure_in_process(readings: dict[str, list[Reading]], source: Path, quick: bool) -> None:
@@ -236,9 +277,13 @@ def run_workloads(args, sizes, work_dir: Path, source: Path) -> dict[str, list[R
                         say(f"- {server.name:12} {reading.figure}{_round_label(args, round_)}: {_shown(reading)} "
                             f"[{reading.tool}]" + (f" ERRORS: {reading.note}" if reading.errors else ""))
         for server in started:
-            readings[server.name].append(Reading(
-                "peak resident memory over the whole run (VmHWM)", "MiB", "/proc",
-                server.peak_rss_bytes() / 2**20, lower_is_better=True))
+            processes, workers = len(server.processes()), len(server.workers())
+            say(f"- {server.name}: {processes} process{'es' if processes > 1 else ''}, "
+                f"{workers} serving requests")
+            readings[server.name] += [
+                Reading(WHOLE_SERVER_MEMORY, "MiB", "/proc", server.peak_rss_bytes() / 2**20, lower_is_better=True),
+                Reading(WORKER_MEMORY, "MiB", "/proc", server.largest_worker_peak_rss_bytes() / 2**20,
+                        lower_is_better=True)]
     finally:
         for server in started:
             server.stop()  # a traced server sends its last spans as it stops
@@ -247,6 +292,10 @@ def run_workloads(args, sizes, work_dir: Path, source: Path) -> dict[str, list[R
             readings[server.name].append(Reading("spans received by the local OTLP receiver over the whole run",
                                                  "spans", "otlp_receiver", len(server.receiver.received())))
     return readings
+
+
+WHOLE_SERVER_MEMORY = "peak resident memory over the whole run, whole server (sum of its processes' VmHWM)"
+WORKER_MEMORY = "peak resident memory over the whole run, largest worker process (VmHWM)"
 
 
 def _round_label(args, round_: int) -> str:

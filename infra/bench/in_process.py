@@ -3,7 +3,7 @@
 On this machine the CPU per request of two identical servers measured one after the other
 differs by up to ±15 % from run to run (the page cache, the scheduler, the other processes), more
 than the few per cent the metrics middleware might cost. Here both applications — metrics off,
-metrics on; access log on, the default — live in the same process, share its heap and its
+metrics on; access log on, the default, its lines written to a file — live in the same process, share its heap and its
 caches, and answer manifest GETs by tag handed straight to the ASGI application, alternating in
 rounds; what differs between them is only the code on the request path. `--overhead` runs it
 (`python infra/bench/in_process.py SOURCE` prints JSON: the Portlog at SOURCE is measured).
@@ -15,6 +15,7 @@ import asyncio
 import dataclasses
 import hashlib
 import json
+import logging
 import shutil
 import subprocess
 import sys
@@ -101,11 +102,22 @@ async def _cpu_per_request(app, token: str, count: int) -> float:
     return cpu / count * 1e6
 
 
+def _log_to(path: Path) -> None:
+    """Log lines as `portlog serve` writes them (info, text), to a file as the benchmark keeps a
+    server's output: without a handler at info the access line would cost only its level check."""
+    from api import logs
+
+    logs.configure("info")
+    handler = next(h for h in logging.getLogger("portlog").handlers if getattr(h, "portlog", False))
+    handler.setStream(path.open("w"))
+
+
 def main(source: str, quick: bool) -> None:
     sys.path.insert(0, source)
     requests, rounds_, warm_up = QUICK if quick else (REQUESTS, ROUNDS, WARM_UP)
     root = Path(tempfile.mkdtemp(prefix="portlog-in-process-"))
     try:
+        _log_to(root / "portlog.log")
         apps = {name: _application(on, root / name) for name, on in (("off", False), ("on", True))}
         loop = asyncio.new_event_loop()
         for app, token in apps.values():

@@ -107,9 +107,10 @@ def results_table(readings: dict[str, list[Reading]], first: str = "Portlog", se
 
 def cpu_table(readings: dict[str, list[Reading]], first: str = "Portlog", second: str = "Distribution") -> str:
     """Cores used during each run, by the server, the clients, the kernel and other processes
-    (see cpu.py; for a scale-out node, PostgreSQL and SeaweedFS are among the others). A server
-    near 1.0 is bound by one thread (Portlog's event loop); 2.0 is the whole machine, shared
-    with the load generator."""
+    (see cpu.py; for a scale-out node, the machine's PostgreSQL is among the others, the
+    services the benchmark started count in kernel). A server
+    near 1.0 is bound by one thread (a one-process Portlog's event loop); 2.0 is the whole
+    machine, shared with the load generator. A server's figure is its whole process tree."""
     parts = ("server", "clients", "kernel", "others")
     lines = ["| run | tool | " + " | ".join(f"{server} {part}" for server in (first, second)
                                              for part in parts) + " |",

@@ -183,7 +183,8 @@ class Workload:
     def _profiled(self, server: Server, label: str):
         if self.profile_dir is None or not server.name.startswith("Portlog"):
             return nullcontext()
-        return profile.recording(server.pid, self.profile_dir / f"{self.name}-{label}.txt")
+        server_part = "" if server.name == "Portlog" else "-" + server.name.lower().replace(" ", "-")
+        return profile.recording(server.pid, self.profile_dir / f"{self.name}-{label}{server_part}.txt")
 
     def _run(self, server: Server, job, lanes: int, seconds: float | None = None,
              label: str = "python") -> load.Outcome:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from adapters.passwords import Argon2SecretHasher
 from api.app import create_app
@@ -178,18 +179,23 @@ def test_a_follower_s_position_and_lag(client, services):
 
 
 DASHBOARD = Path(__file__).parents[2] / "infra" / "grafana" / "portlog-dashboard.json"
+ALERTS = Path(__file__).parents[2] / "infra" / "compose" / "portlog-alerts.yml"
 EXPORTED_PREFIXES = ("portlog_", "harbor_", "process_", "python_")
 
 
-def dashboard_metric_names() -> dict[str, set[str]]:
-    """Every query of the Grafana dashboard, with the metric names it reads."""
-    panels = json.loads(DASHBOARD.read_text())["panels"]
-    queries = [target["expr"] for panel in panels for target in panel.get("targets", [])]
+def metric_names(queries: list[str]) -> dict[str, set[str]]:
     return {expr: {name for name in re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*", expr)
                    if name.startswith(EXPORTED_PREFIXES)} for expr in queries}
 
 
-def test_every_dashboard_query_names_an_exported_metric(client, services, tmp_path):
+def dashboard_and_alert_queries() -> list[str]:
+    """Every query of the Grafana dashboard and every alerting rule's expression."""
+    panels = json.loads(DASHBOARD.read_text())["panels"]
+    rules = [rule for group in yaml.safe_load(ALERTS.read_text())["groups"] for rule in group["rules"]]
+    return [target["expr"] for panel in panels for target in panel.get("targets", [])] + [r["expr"] for r in rules]
+
+
+def test_every_dashboard_query_and_alert_names_an_exported_metric(client, services, tmp_path):
     # the metrics that appear once something happened: a GC run, a backup, a relay, a follower
     context = RequestContext("admin", "test-metrics")
     services.gc_jobs.start(0, True, "cli", context, background=False)
@@ -203,8 +209,8 @@ def test_every_dashboard_query_names_an_exported_metric(client, services, tmp_pa
 
     exported = set(scrape(client))
     names = {name for name, _ in exported}
-    queries = dashboard_metric_names()
-    assert len(queries) >= 20
+    queries = metric_names(dashboard_and_alert_queries())
+    assert len(queries) >= 29  # the dashboard's 20 and more, the 9 alerts
     for expr, used in queries.items():
         assert used, f"{expr} names no Portlog metric"
         assert used <= names, f"{expr}: {used - names} not exported"

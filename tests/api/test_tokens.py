@@ -8,7 +8,8 @@ import time
 import jwt
 import orjson
 
-from api.tokens import ALGORITHM, ISSUER, SERVICE
+from api.tokens import ALGORITHM, ISSUER, SERVICE, Scope, TokenIssuer
+from config.bootstrap import signing_keys_for
 from tests.support.auth import PASSWORD, bearer, create_user, grant, token, token_access
 from tests.support.oci import push_image
 
@@ -129,6 +130,38 @@ def test_expired_tampered_foreign_and_unsigned_tokens_are_rejected(client):
         response = client.get(url, headers=bearer(bad), auth=None)
         assert response.status_code == 401, bad
         assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
+
+
+def test_a_token_that_verified_is_refused_once_it_expires(client):
+    """Verified tokens are remembered per process; their expiry is checked again at each use."""
+    push_image(client, "team/app", "1", seed="x")
+    key = client.app.state.services.tokens.current.secret
+    expires = int(time.time()) + 2
+    short = forge(client, claims_for("team/app", exp=expires), key)
+    url = "/v2/team/app/manifests/1"
+    assert client.get(url, headers=bearer(short), auth=None).status_code == 200
+    time.sleep(max(0.0, expires - time.time()) + 0.05)
+    response = client.get(url, headers=bearer(short), auth=None)
+    assert response.status_code == 401
+    assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
+
+
+def test_keys_rotated_since_the_process_started_are_read_again(client, services, settings):
+    """After `portlog keys rotate`, a worker started since signs with a key this one never
+    loaded: an unknown key id makes it read the keys again; after `--retire`, the retired key's
+    tokens (even ones it verified before) are refused."""
+    push_image(client, "team/app", "1", seed="r")
+    url = "/v2/team/app/manifests/1"
+    pull = [Scope("repository", "team/app", ("pull",))]
+    old, _ = services.tokens.issue("admin", pull)
+    assert client.get(url, headers=bearer(old), auth=None).status_code == 200
+    keys = signing_keys_for(settings, services.db)
+    keys.rotate(retire_old=True)
+    newcomer, _ = TokenIssuer(keys.load()).issue("admin", pull)
+    assert client.get(url, headers=bearer(newcomer), auth=None).status_code == 200
+    assert services.tokens.current.kid == keys.load()[0].kid  # it signs with the new key too
+    refused = client.get(url, headers=bearer(old), auth=None)
+    assert refused.status_code == 401 and 'error="invalid_token"' in refused.headers["WWW-Authenticate"]
 
 
 def test_removed_member_gets_no_scope_in_the_next_token(client):

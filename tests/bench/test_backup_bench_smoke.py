@@ -19,7 +19,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_quick_backup_benchmark_prints_backup_and_copy_figures():
-    result = subprocess.run([sys.executable, "-m", "infra.bench", "--quick", "--only", "backup", "--no-limits"],
+    result = subprocess.run([sys.executable, "-m", "infra.bench", "--quick", "--only", "backup", "--no-limits",
+                             "--servers", "portlog,distribution"],
                             cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     rows = {(row[0], row[1]): row for row in results_rows(result.stdout)}

@@ -1,6 +1,8 @@
 """The benchmark still runs: `python -m infra.bench --quick` against a live Portlog and a live
 Distribution, at tiny sizes. It checks that every figure has a number for both servers, and
-nothing about the numbers themselves (no timing assertions: this machine is not a lab)."""
+nothing about the numbers themselves (no timing assertions: this machine is not a lab). With
+its default servers it also compares both without access logs, and Portlog with one worker
+against its default, each pair in a table of its own."""
 
 from __future__ import annotations
 
@@ -33,7 +35,8 @@ EXPECTED_ROWS = [
     ("end to end pull, 2 images", "images/s", "python"),
     *[("backup, 8 × 64 KiB blobs (and earlier workloads'), whole command", unit, "cp -r")
       for unit in ("MiB/s", "blobs/s")],
-    ("peak resident memory", "MiB", "/proc"),
+    *[(f"peak resident memory over the whole run, {what}", "MiB", "/proc")
+      for what in ("whole server (sum of its processes' VmHWM)", "largest worker process (VmHWM)")],
 ]
 # Portlog's alone: Distribution has no scanner, and its cell says so.
 PORTLOG_ONLY_ROWS = [
@@ -51,11 +54,16 @@ NO_LOG_SHIPPING_ROWS = [("follower lag, PUT 201 on leader → tag listed by foll
                         for unit in ("p50 ms", "p99 ms")]
 
 
-def results_rows(output: str) -> list[list[str]]:
-    section = output.split("## Results", 1)[1].split("\n## ", 1)[0]
-    rows = [[cell.strip() for cell in line.strip().strip("|").split("|")]
+def table_rows(output: str, title: str = "Results", level: str = "##") -> list[list[str]]:
+    """The rows of the table under the heading `title` (`##`, or `###` for a CPU table), the header first."""
+    section = re.split(rf"^{level} {re.escape(title)}\n", output, maxsplit=1, flags=re.M)[1]
+    section = re.split(r"^##", section, maxsplit=1, flags=re.M)[0]
+    return [[cell.strip() for cell in line.strip().strip("|").split("|")]
             for line in section.splitlines() if line.startswith("| ")]
-    return rows[1:]  # without the header
+
+
+def results_rows(output: str, title: str = "Results") -> list[list[str]]:
+    return table_rows(output, title)[1:]  # without the header
 
 
 def is_number(cell: str) -> bool:
@@ -63,8 +71,8 @@ def is_number(cell: str) -> bool:
 
 
 def test_quick_benchmark_prints_every_figure_for_both_servers():
-    result = subprocess.run([sys.executable, "-m", "infra.bench", "--quick"], cwd=REPO_ROOT,
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run([sys.executable, "-m", "infra.bench", "--quick", "--servers", "portlog,distribution"],
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
 
     rows = results_rows(result.stdout)
@@ -86,3 +94,46 @@ def test_quick_benchmark_prints_every_figure_for_both_servers():
     assert "## Machine limits" in result.stdout
     for limit in ("sha256, one core", "loopback TCP", "disk sequential write + fsync", "disk sequential read"):
         assert re.search(rf"\| {re.escape(limit)} \| \d", result.stdout), limit
+    assert "## Access logs off" not in result.stdout and "## One worker" not in result.stdout  # not run
+
+
+# (section, first server, second server) of the default servers' tables.
+DEFAULT_TABLES = [("Results", "Portlog", "Distribution"),
+                  ("Access logs off", "Portlog no access log", "Distribution no access log"),
+                  ("One worker against the default", "Portlog", "Portlog 1 worker")]
+MANIFEST_LINE = {"portlog": "portlog.access: GET /v2/bench/manifest/manifests/latest 200",
+                 "distribution": '"GET /v2/bench/manifest/manifests/latest HTTP/1.1" 200'}
+
+
+def test_quick_benchmark_with_its_default_servers_compares_logging_and_workers(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "infra.bench", "--quick", "--no-limits", "--only", "manifest-get",
+                             "--work-dir", str(tmp_path)],
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+
+    titles = re.findall(r"^## (.+)$", result.stdout.split("## Runs", 1)[1], re.M)
+    assert titles[:3] == [title for title, _, _ in DEFAULT_TABLES], titles
+    for title, first, second in DEFAULT_TABLES:
+        header, *rows = table_rows(result.stdout, title)
+        assert header[2:] == [first, second, f"{first}/{second}"], header
+        figures = [(row[0].split(", c=")[0], row[1].split()[0]) for row in rows]
+        assert figures.count(("manifest GET by tag", "python")) == 3, rows  # req/s, p50, p99
+        assert figures.count(("manifest GET by tag", "wrk")) == 3, rows
+        for row in rows:
+            assert is_number(row[2]) and is_number(row[3]) and row[4].endswith("×"), row
+        memory = {row[0].split(", ")[1]: row for row in rows if row[0].startswith("peak resident memory")}
+        whole, worker = memory["whole server (sum of its processes' VmHWM)"], memory["largest worker process (VmHWM)"]
+        for column in (2, 3):  # a worker is part of its server
+            assert float(whole[column].replace(",", "")) >= float(worker[column].replace(",", "")), (whole, worker)
+        header, *cpu_rows = table_rows(result.stdout, title, "###")  # its CPU table
+        assert header[2:] == [f"{server} {part}" for server in (first, second)
+                              for part in ("server", "clients", "kernel", "others")], header
+        assert [row[1].split()[0] for row in cpu_rows] == ["python", "wrk"], cpu_rows
+        assert all(is_number(cell) for row in cpu_rows for cell in row[2:]), cpu_rows
+    assert re.search(r"^- Portlog 1 worker: 1 process, 1 serving requests$", result.stdout, re.M), result.stdout
+
+    logs = {key: (tmp_path / key / "server.log").read_text() for key in
+            ("portlog", "distribution", "portlog-1-worker", "portlog-no-access-log", "distribution-no-access-log")}
+    for key, log in logs.items():
+        line = MANIFEST_LINE[key.split("-")[0]]
+        assert (line in log) == ("no-access-log" not in key), key  # access lines by default, none when off

@@ -56,18 +56,25 @@ class LiveServer:
         """An HTTP client authenticated as the administrator (Basic)."""
         return httpx.Client(base_url=self.url, auth=self.admin_auth, timeout=60, **kwargs)
 
+    def child_pids(self) -> list[int]:
+        """The processes `serve` started: with `--workers N`, the workers and multiprocessing's
+        resource tracker; none with one worker."""
+        pid = self.process.pid
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+    def worker_pids(self) -> list[int]:
+        """uvicorn's worker processes (multiprocessing spawns them; the tracker is no worker)."""
+        return [pid for pid in self.child_pids() if b"spawn_main" in _cmdline(pid)]
+
     def rss_bytes(self) -> int:
-        """Current resident set size, from /proc."""
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-        raise RuntimeError("no VmRSS")
+        """Current resident set size of the whole server: `serve` and its children, from /proc."""
+        return _status_bytes(self.process.pid, "VmRSS") + sum(_status_bytes(pid, "VmRSS", gone=0)
+                                                              for pid in self.child_pids())
 
     def peak_rss_bytes(self) -> int:
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-        raise RuntimeError("no VmHWM")
+        """The sum of each process's peak resident set size (at least the server's peak)."""
+        return _status_bytes(self.process.pid, "VmHWM") + sum(_status_bytes(pid, "VmHWM", gone=0)
+                                                              for pid in self.child_pids())
 
     def stop(self) -> None:
         self.process.terminate()
@@ -78,12 +85,40 @@ class LiveServer:
             self.process.wait()
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:  # ended since it was listed
+        return b""
+
+
+def _status_bytes(pid: int, field: str, gone: int | None = None) -> int:
+    """A size from /proc/PID/status; `gone` for a process that ended meanwhile (None: raise)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        if gone is None:
+            raise
+        return gone
+    for line in status.splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no {field} for process {pid}")
+
+
 def start_server(data_dir: Path, log_path: Path, extra_env: dict[str, str] | None = None,
-                 projects: tuple[str, ...] = (), port: int | None = None, access_log: bool = False) -> LiveServer:
-    """`port`: the one a server that was stopped listened on (a restart)."""
+                 projects: tuple[str, ...] = (), port: int | None = None, access_log: bool = False,
+                 default_workers: bool = False) -> LiveServer:
+    """`port`: the one a server that was stopped listened on (a restart). One worker process
+    unless `extra_env` names PORTLOG_WORKERS, or `default_workers` asks for the real default (one
+    per CPU): a kill -9 then hits the one process that serves, memory figures do not depend on
+    the machine's cores, and parallel test workers on a 2-core machine do not each start a
+    process per core."""
     port = port or free_port()
-    env = {**os.environ, "PORTLOG_ADMIN_PASSWORD": ADMIN_PASSWORD,
-           "PORTLOG_OUTBOUND_ALLOW": ",".join(LOOPBACK), **(extra_env or {})}
+    inherited = {key: value for key, value in os.environ.items() if key != "PORTLOG_WORKERS"}
+    env = {**inherited, **({} if default_workers else {"PORTLOG_WORKERS": "1"}),
+           "PORTLOG_ADMIN_PASSWORD": ADMIN_PASSWORD, "PORTLOG_OUTBOUND_ALLOW": ",".join(LOOPBACK),
+           **(extra_env or {})}
     command = [sys.executable, "-m", "cli", "serve", "--port", str(port),
                "--data-dir", str(data_dir), *([] if access_log else ["--no-access-log"])]
     log = open(log_path, "wb")

@@ -3,6 +3,7 @@ and the errors that name the bad field."""
 
 from __future__ import annotations
 
+import os
 import sys
 import types
 from pathlib import Path
@@ -11,7 +12,9 @@ import pytest
 
 from adapters.storage.filesystem import FilesystemBlobStore
 from config.bootstrap import blob_store_for
-from config.settings import ConfigError, MetricsConfig, Settings
+from config.locations import event_store_pool
+from config.settings import CacheConfig, ConfigError, MetricsConfig, Settings, default_workers
+from projections.database import read_model_pools
 
 SCALE_OUT_ENV = {
     "PORTLOG_DATABASE_URL": "postgresql://registry:p%40ss%2Fw@db.internal:5433/registry",
@@ -26,7 +29,8 @@ def write(path: Path, text: str) -> Path:
 
 def test_the_defaults_are_the_embedded_layout_under_the_data_directory():
     settings = Settings.from_env({})
-    assert (settings.host, settings.port, settings.workers, settings.log_level) == ("127.0.0.1", 5000, 1, "info")
+    assert (settings.host, settings.port, settings.log_level) == ("127.0.0.1", 5000, "info")
+    assert settings.workers == default_workers()
     assert settings.event_store_env["PERSISTENCE_MODULE"] == "eventsourcing.sqlite"
     assert settings.event_store_env["SQLITE_DBNAME"] == str(Path("data") / "events.db")
     assert settings.read_model_url == f"sqlite:///{Path('data') / 'readmodels.db'}"
@@ -127,9 +131,58 @@ def test_a_postgres_dsn_becomes_the_event_store_environment_and_the_read_model_u
     assert (env["POSTGRES_USER"], env["POSTGRES_PASSWORD"]) == ("registry", "p@ss/w")
     assert (env["POSTGRES_CONNECT_TIMEOUT"], env["POSTGRES_POOL_SIZE"]) == ("7", "4")
     assert env["POSTGRES_ENABLE_DB_FUNCTIONS"] == "y"
-    assert env["AGGREGATE_CACHE_MAXSIZE"] == "1000" and env["AGGREGATE_CACHE_FASTFORWARD"] == "y"
+    assert (env["AGGREGATE_CACHE_MAXSIZE"], env["AGGREGATE_CACHE_FASTFORWARD"]) == (str(settings.cache.aggregates), "y")
     # the read models default to the same database; pool_size is the event store's, not libpq's
     assert settings.read_model_url == "postgresql+psycopg://registry:p%40ss%2Fw@db.internal:5433/registry?connect_timeout=7"
+
+
+def test_the_default_is_a_worker_for_each_cpu_this_process_may_run_on():
+    assert default_workers() == len(os.sched_getaffinity(0)) >= 1
+    assert Settings.from_env({}).workers == default_workers()
+    assert Settings.from_env({"PORTLOG_WORKERS": "1"}).workers == 1
+    assert Settings(data_dir=Path("d")).workers == 1  # built in code: serves in the process that built it
+
+
+def test_each_worker_keeps_its_share_of_the_default_caches_down_to_an_eighth():
+    one = Settings.from_env({"PORTLOG_WORKERS": "1"}).cache
+    assert one == CacheConfig()
+    assert Settings.from_env({"PORTLOG_WORKERS": "4"}).cache == CacheConfig(
+        aggregates=250, manifest_bytes=8 * 1024 * 1024, upload_hashers=2500)
+    assert Settings.from_env({"PORTLOG_WORKERS": "64"}).cache == CacheConfig(
+        aggregates=125, manifest_bytes=4 * 1024 * 1024, upload_hashers=1250)
+    # a size the operator set is each process's, whatever the workers
+    given = Settings.from_env({"PORTLOG_WORKERS": "4", "PORTLOG_CACHE_AGGREGATES": "900"}).cache
+    assert (given.aggregates, given.upload_hashers) == (900, 2500)
+
+
+def test_a_worker_process_gets_its_share_and_does_not_divide_it_again():
+    parent = Settings.from_env({"PORTLOG_WORKERS": "4"})
+    worker = Settings.from_env(parent.as_environment())
+    assert worker.cache == parent.cache and worker.cache.aggregates == 250 and worker.workers == 4
+
+
+# The PostgreSQL connections of a node, all its workers' pools at their largest: the one process
+# of before (35) up to 8 workers, then each worker's floor (two readers, two writers, an event
+# store connection and one more under load). PostgreSQL's default max_connections is 100.
+NODE_CONNECTIONS, WORKER_FLOOR = 48, 6
+
+
+@pytest.mark.parametrize("workers", [1, 2, 8, 64])
+def test_a_node_opens_a_bounded_number_of_postgres_connections(workers):
+    readers, writers = read_model_pools(workers)
+    kept, more = event_store_pool(workers)
+    env = Settings.from_env({**SCALE_OUT_ENV, "PORTLOG_WORKERS": str(workers)}).event_store_env
+    assert (env["POSTGRES_POOL_SIZE"], env["POSTGRES_MAX_OVERFLOW"]) == (str(kept), str(more))
+    assert readers >= 2 and writers >= 2 and kept >= 1 and more >= 1
+    assert workers * (readers + writers + kept + more) <= max(NODE_CONNECTIONS, WORKER_FLOOR * workers)
+    if workers == 1:
+        assert (readers, writers, kept, more) == (16, 4, 5, 10)  # what one process always had
+
+
+def test_a_pool_size_in_the_dsn_is_each_process_s():
+    url = SCALE_OUT_ENV["PORTLOG_DATABASE_URL"] + "?pool_size=7"
+    env = Settings.from_env({"PORTLOG_DATABASE_URL": url, "PORTLOG_WORKERS": "8"}).event_store_env
+    assert (env["POSTGRES_POOL_SIZE"], env["POSTGRES_MAX_OVERFLOW"]) == ("7", "1")
 
 
 def test_a_postgres_dsn_without_a_port_uses_5432():
@@ -321,7 +374,7 @@ def test_s3_storage_builds_the_s3_blob_store_with_the_configured_values(tmp_path
     assert isinstance(blobs, RecordingS3BlobStore)
     assert blobs.args == ("minio.internal:9000", "portlog-blobs", "AKIA", "se+cr/et")
     assert blobs.kwargs == {"region": "eu-west-1", "secure": False, "spool_dir": tmp_path / "data" / "spool",
-                            "redirect": True, "upload_hashers": 10_000}
+                            "redirect": True, "upload_hashers": settings.cache.upload_hashers}
     without_region = blob_store_for(Settings.from_env({"PORTLOG_STORAGE_URL": "s3://a:b@minio:9000/blobs"}))
     assert "region" not in without_region.kwargs and without_region.kwargs["secure"] is True
 
