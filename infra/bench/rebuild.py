@@ -250,7 +250,11 @@ def rebuild(settings: Settings) -> tuple[int, float, float]:
         head = services.log_store.head()
         started, cpu = time.perf_counter(), time.process_time()
         services.projections.rebuild()
-        return head, time.perf_counter() - started, time.process_time() - cpu
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+        behind = {name: position for name, position in services.projections.positions().items() if position < head}
+        if behind:
+            raise SystemExit(f"read models short of the log's head {head} after the rebuild: {behind}")
+        return head, seconds, cpu
     finally:
         services.close()
 
@@ -287,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         marker.write_text(dsn)
     settings = settings_for(data_dir, dsn)
     data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.chmod(0o700)  # as `portlog serve` wants its data directory
     try:
         if not (data_dir / "generated").exists():
             if args.copy_from is not None:
