@@ -24,6 +24,8 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from domain.repository import Repository
 from projections.database import Name, ReadModelDatabase
@@ -89,9 +91,24 @@ _INSERT_REPOSITORY = repositories.insert()
 _DELETE_REPOSITORY = delete(repositories).where(repositories.c.name == bindparam("k_repository"))
 _TOUCH_REPOSITORY = update(repositories).where(repositories.c.name == bindparam("k_repository")).values(
     updated_at=bindparam("k_time"))
-_INSERT_BLOB, _DELETE_BLOB = blobs.insert(), delete(blobs).where(_where_key(blobs, "digest"))
+_DELETE_BLOB = delete(blobs).where(_where_key(blobs, "digest"))
 _INSERT_MANIFEST, _DELETE_MANIFEST = manifests.insert(), delete(manifests).where(_where_key(manifests, "digest"))
-_INSERT_TAG, _DELETE_TAG = tags.insert(), delete(tags).where(_where_key(tags, "tag"))
+_DELETE_TAG = delete(tags).where(_where_key(tags, "tag"))
+
+
+def _upsert(table: Table) -> dict[str, object]:
+    """By dialect name: insert the row, or replace the values of the row with its key. One
+    statement where a DELETE and an INSERT were (a replay runs one per blob link and tag)."""
+    key = [column.name for column in table.primary_key]
+    statements = {}
+    for dialect, insert in (("sqlite", sqlite_insert), ("postgresql", postgresql_insert)):
+        statement = insert(table)
+        statements[dialect] = statement.on_conflict_do_update(index_elements=key, set_={
+            column.name: statement.excluded[column.name] for column in table.c if column.name not in key})
+    return statements
+
+
+_UPSERT_BLOB, _UPSERT_TAG = _upsert(blobs), _upsert(tags)
 
 
 class CatalogProjection:
@@ -110,8 +127,8 @@ class CatalogProjection:
                 conn.execute(_DELETE_REPOSITORY, dict(k_repository=repo))
                 return
             case Repository.BlobLinked(digest=digest, size=size):
-                conn.execute(_DELETE_BLOB, dict(k_repository=repo, k_digest=digest))
-                conn.execute(_INSERT_BLOB, dict(repository=repo, digest=digest, size=size, linked_at=ts))
+                conn.execute(_UPSERT_BLOB[conn.dialect.name],
+                             dict(repository=repo, digest=digest, size=size, linked_at=ts))
             case Repository.BlobUnlinked(digest=digest):
                 conn.execute(_DELETE_BLOB, dict(k_repository=repo, k_digest=digest))
             case Repository.ManifestPushed():
@@ -122,8 +139,8 @@ class CatalogProjection:
             case Repository.ManifestDeleted(digest=digest):
                 conn.execute(_DELETE_MANIFEST, dict(k_repository=repo, k_digest=digest))
             case Repository.TagPointed(tag=tag, digest=digest):
-                conn.execute(_DELETE_TAG, dict(k_repository=repo, k_tag=tag))
-                conn.execute(_INSERT_TAG, dict(repository=repo, tag=tag, digest=digest, updated_at=ts))
+                conn.execute(_UPSERT_TAG[conn.dialect.name],
+                             dict(repository=repo, tag=tag, digest=digest, updated_at=ts))
             case Repository.TagDeleted(tag=tag):
                 conn.execute(_DELETE_TAG, dict(k_repository=repo, k_tag=tag))
             case _:

@@ -180,7 +180,7 @@ class _At:
     event: object
 
     def open(self, table: Table, **values) -> None:
-        self.conn.execute(table.insert(), dict(
+        self.conn.execute(_opening(table), dict(
             from_position=self.position, from_time=self.event.timestamp, started_by=self.event.actor, **values))
 
     def close(self, table: Table, ended_how: str | None = None, **key) -> None:
@@ -189,6 +189,13 @@ class _At:
         self.conn.execute(_closing(table, tuple(key), bool(how)), {
             **{f"k_{k}": v for k, v in key.items()}, **how,
             "k_position": self.position, "k_time": self.event.timestamp, "k_actor": self.event.actor})
+
+
+@functools.cache
+def _opening(table: Table):
+    """The statement that opens an interval of `table` (built once: one built per event would
+    cost more than its execution)."""
+    return table.insert()
 
 
 @functools.cache
@@ -212,13 +219,14 @@ def _how_tag_started(conn: Connection, event: Repository.TagPointed) -> str:
     undelete); "pointed" otherwise."""
     if event.previous_digest is not None:
         return "pointed"
-    last = conn.execute(select(tag_intervals.c.digest, tag_intervals.c.ended_how).where(and_(
-        tag_intervals.c.repository == event.repository, tag_intervals.c.tag == event.tag,
-        tag_intervals.c.from_position == _latest_tag_interval(event.repository, event.tag)))).first()
+    last = conn.execute(_LAST_TAG_INTERVAL, {"k_repository": event.repository, "k_tag": event.tag}).first()
     deleted = last is not None and last.ended_how in ("deleted", "repository_deleted")
     return "undeleted" if deleted and last.digest == event.digest else "pointed"
 
 
+_LAST_TAG_INTERVAL = select(tag_intervals.c.digest, tag_intervals.c.ended_how).where(and_(
+    tag_intervals.c.repository == bindparam("k_repository"), tag_intervals.c.tag == bindparam("k_tag"),
+    tag_intervals.c.from_position == _latest_tag_interval(bindparam("k_repository"), bindparam("k_tag"))))
 _ENDED_WITH_REPOSITORY = update(tag_intervals).where(and_(
     tag_intervals.c.repository == bindparam("k_repository"), tag_intervals.c.tag == bindparam("k_tag"),
     tag_intervals.c.from_position == _latest_tag_interval(bindparam("k_repository"), bindparam("k_tag")),

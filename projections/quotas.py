@@ -52,6 +52,7 @@ _OF_DIGEST = and_(digests.c.project == bindparam("k_project"), digests.c.digest 
 _HOLD = update(digests).where(_OF_DIGEST).values(holders=digests.c.holders + bindparam("k_delta"))
 _HOLDERS = select(digests.c.holders, digests.c.size).where(_OF_DIGEST)
 _DROP_DIGEST = delete(digests).where(_OF_DIGEST)
+_INSERT_DIGEST = digests.insert()
 _ADD = update(usage).where(_OF_PROJECT).values(
     storage_bytes=usage.c.storage_bytes + bindparam("k_bytes"),
     artifacts=usage.c.artifacts + bindparam("k_artifacts"), updated_at=bindparam("k_time"))
@@ -91,7 +92,7 @@ class QuotaProjection:
         added = 0
         if delta > 0:
             if not conn.execute(_HOLD, dict(key, k_delta=delta)).rowcount:
-                conn.execute(digests.insert().values(project=key["k_project"], digest=digest, size=size, holders=1))
+                conn.execute(_INSERT_DIGEST, dict(project=key["k_project"], digest=digest, size=size, holders=1))
                 added = size
         else:
             row = conn.execute(_HOLDERS, key).first()

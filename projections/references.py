@@ -66,9 +66,20 @@ usage = Table(
 _COUNTERS = ("blob_links", "manifest_entries", "referenced_by")
 
 
-_BUMP = {counter: update(usage).where(usage.c.digest == bindparam("k_digest")).values(
-    {counter: usage.c[counter] + bindparam("k_delta"), "last_used_at": bindparam("k_time")})
-    for counter in _COUNTERS}
+def _bump(counter: str):
+    """Adds k_delta to one counter; the digest is unreferenced from k_time on (or still from
+    when it was) once every counter is 0 after the change, else it is not. One statement: SET
+    sees the row as it was, so the test adds the delta itself."""
+    after = [usage.c[c] + bindparam("k_delta") if c == counter else usage.c[c] for c in _COUNTERS]
+    unreferenced = case((and_(*(value == 0 for value in after)),
+                         func.coalesce(usage.c.unreferenced_since, bindparam("k_time", type_=DateTime(timezone=True)))),
+                        else_=None)
+    return update(usage).where(usage.c.digest == bindparam("k_digest")).values(
+        {counter: usage.c[counter] + bindparam("k_delta"), "last_used_at": bindparam("k_time"),
+         "unreferenced_since": unreferenced})
+
+
+_BUMP = {counter: _bump(counter) for counter in _COUNTERS}
 _OF_DIGEST = usage.c.digest == bindparam("k_digest")
 _RETAINED = update(usage).where(_OF_DIGEST).values(
     retained_at=bindparam("k_time"), last_used_at=bindparam("k_time"), condemned=False)
@@ -76,12 +87,6 @@ _USED = update(usage).where(_OF_DIGEST).values(last_used_at=bindparam("k_time"),
 _CONDEMNED = update(usage).where(_OF_DIGEST).values(condemned=True)
 _COLLECTED = delete(usage).where(_OF_DIGEST)
 _INSERT_USAGE = usage.insert()
-_MARK_UNREFERENCED = update(usage).where(usage.c.digest == bindparam("k_digest")).values(
-    unreferenced_since=case(
-        (and_(*(usage.c[c] == 0 for c in _COUNTERS)),
-         func.coalesce(usage.c.unreferenced_since, bindparam("k_time", type_=DateTime(timezone=True)))),
-        else_=None,
-    ))
 _INSERT_REFERENCE = references.insert()
 _OF_MANIFEST = and_(references.c.repository == bindparam("k_repository"),
                     references.c.manifest_digest == bindparam("k_digest"))
@@ -136,10 +141,10 @@ class ReferencesProjection:
 
 def _count(conn: Connection, digest: str, size: int | None, counter: str, delta: int, ts) -> None:
     if not conn.execute(_BUMP[counter], dict(k_digest=digest, k_delta=delta, k_time=ts)).rowcount:
+        # A first row: its one counter is ±1, so the digest is not unreferenced (NULL).
         values = dict.fromkeys(_COUNTERS, 0) | {counter: delta}
         conn.execute(_INSERT_USAGE, dict(digest=digest, size=size or 0, last_used_at=ts, condemned=False,
                                          **values))
-    conn.execute(_MARK_UNREFERENCED, dict(k_digest=digest, k_time=ts))
 
 
 # Garbage collection's queries. A digest is collectable when no manifest references it and

@@ -21,16 +21,21 @@ from projections import (
     configurations,
     gc,
     history,
+    immutability,
     labels,
+    pulls,
     quotas,
     references,
     registries,
     replication,
     replication_runs,
     retention,
+    scanned_packages,
     scanners,
     scanning_policies,
     scans,
+    vulndb,
+    webhooks,
 )
 from projections.runner import ProjectionRunner, positions, schemas
 from tests.support.oci import digest_of, push_blob, push_image
@@ -38,8 +43,9 @@ from tests.support.server import REPO_ROOT
 
 pytestmark = pytest.mark.both_databases
 
-MODULES = (catalog, references, access, audit, history, gc, quotas, retention, registries, replication,
-           replication_runs, labels, scanners, scans, scanning_policies, configurations, backups)
+MODULES = (catalog, references, access, audit, history, pulls, webhooks, immutability, gc, quotas, retention,
+           registries, replication, replication_runs, labels, scanners, scans, scanning_policies, vulndb,
+           scanned_packages, configurations, backups)
 TABLES = [table for module in MODULES for table in module.metadata.sorted_tables]
 
 
@@ -94,6 +100,12 @@ def make_history(client, services=None) -> None:
         services.admin.observe_groups("erin", [key], ctx)
         services.admin.observe_groups("erin", [key, "cn=ops,dc=example,dc=org"], ctx)
     client.put("/api/v1/backups/schedule", json={"cron": "0 3 * * *", "destination": "/var/backups/portlog"})
+    if services is not None:  # pulls, as the pull recorder writes them
+        digest, _ = push_image(client, "team/pulled", "1.0", seed="pulled")
+        for _ in range(2):
+            services.artifacts.record_pulls("team/pulled", [
+                {"digest": digest, "tag": "1.0", "actor": "admin", "count": 3,
+                 "last_pulled_at": "2026-01-01T00:00:00+00:00"}], RequestContext("system", "t"))
     if services is not None:  # a backup, and one that failed
         import tempfile
         services.backup_jobs.start(tempfile.mkdtemp(), True, "cli", RequestContext("admin", "t"), background=False)
@@ -110,13 +122,14 @@ def make_history(client, services=None) -> None:
 def test_rebuild_gives_identical_read_models(client, services):
     make_history(client, services)
     before = dump(services)
-    assert len(before["catalog_tags"]) == 7 and before["refs_digest_usage"] and before["gc_runs"]
+    assert len(before["catalog_tags"]) == 8 and before["refs_digest_usage"] and before["gc_runs"]
     assert before["history_members"] and before["audit_log"] and before["access_robots"]
     assert before["labels"] and before["artifact_labels"]
     assert before["scanning_settings"] and len(before["scanning_cve_allowlists"]) == 2
     assert len(before["config_values"]) == 2 and before["access_groups"] and len(before["access_user_groups"]) == 2
     assert len(before["history_user_groups"]) == 3
     assert len(before["backups"]) == 2 and before["backup_schedule"]
+    assert before["pulls_artifacts"] and before["pulls_tags"]
     services.projections.rebuild()
     assert dump(services) == before
 
