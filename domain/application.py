@@ -17,6 +17,7 @@ answers, so clients read their own writes.
 
 from __future__ import annotations
 
+import threading
 from copy import deepcopy
 from typing import Callable, ContextManager
 from uuid import UUID
@@ -33,6 +34,12 @@ from domain.ports import BlobStore, LogPositions
 from domain.project import Project
 from domain.repository import Repository
 
+# eventsourcing fast-forwards a cached aggregate in place under its own lock, then copies it
+# after releasing that lock: a copy taken while another thread fast-forwards the same aggregate
+# fails ("dictionary changed size during iteration"; seen with two workers on PostgreSQL, where
+# the other worker's writes make fast-forwards common). Loads of one aggregate take one of these.
+_LOAD_STRIPES = 64
+
 
 class Registry(Application):
     name = "portlog"
@@ -47,6 +54,7 @@ class Registry(Application):
         # Wraps each commit, given the aggregates saved: the composition root's span when tracing is on.
         self.around_commit: Callable[[tuple], ContextManager] | None = None
         self._committer = GroupCommitter(self, self.load)
+        self._load_locks = tuple(threading.Lock() for _ in range(_LOAD_STRIPES))
 
     def save(self, *objects, **kwargs):
         """Every write goes through here: the guard first, so that no path, a read path's
@@ -98,18 +106,23 @@ class Registry(Application):
     def peek_repository(self, name: str) -> Repository | None:
         """The repository as cached, not copied: only to read, for a check made again when saving."""
         try:
-            return self.repository.get(Repository.create_id(name), deepcopy_from_cache=False)
+            return self._cached(Repository.create_id(name), deepcopy_from_cache=False)
         except AggregateNotFoundError:
             return None
 
     def load(self, aggregate_id: UUID) -> Aggregate | None:
         try:
-            aggregate = self.repository.get(aggregate_id)
+            aggregate = self._cached(aggregate_id)
         except AggregateNotFoundError:
             return None
         if isinstance(aggregate, Repository) and aggregate.lacks_references():
             aggregate = self._replay(aggregate_id)
         return aggregate
+
+    def _cached(self, aggregate_id: UUID, **options) -> Aggregate:
+        """The cached aggregate fast-forwarded, and (unless asked not to) copied, by one thread at a time."""
+        with self._load_locks[aggregate_id.int % _LOAD_STRIPES]:
+            return self.repository.get(aggregate_id, **options)
 
     def aggregate_at(self, aggregate_id: UUID, position: int) -> Aggregate | None:
         """The aggregate as it was right after the log's event at `position` (None: it did not
