@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
 import json
 import logging
 import shutil
@@ -62,18 +61,14 @@ def _application(metrics_on: bool, directory: Path):
 
 
 def _push(client) -> None:
-    config, layer = b'{"os": "linux"}', b"in-process layer"
-    descriptors = []
-    for media_type, data in (("application/vnd.oci.image.config.v1+json", config),
-                             ("application/vnd.oci.image.layer.v1.tar", layer)):
-        digest = "sha256:" + hashlib.sha256(data).hexdigest()
-        response = client.post(f"/v2/{_REPOSITORY}/blobs/uploads/", params={"digest": digest}, content=data)
+    from infra.bench.protocol import OCI_MANIFEST, Image, digest_of  # SOURCE's, on the path once main() ran
+
+    image = Image.build(b'{"os": "linux"}', [b"in-process layer"])
+    for blob in image.blobs:
+        response = client.post(f"/v2/{_REPOSITORY}/blobs/uploads/", params={"digest": digest_of(blob)}, content=blob)
         assert response.status_code == 201, response.text
-        descriptors.append({"mediaType": media_type, "digest": digest, "size": len(data)})
-    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "config": descriptors[0], "layers": descriptors[1:]}
-    response = client.put(f"/v2/{_REPOSITORY}/manifests/latest", content=json.dumps(manifest),
-                          headers={"Content-Type": manifest["mediaType"]})
+    response = client.put(f"/v2/{_REPOSITORY}/manifests/latest", content=image.manifest,
+                          headers={"Content-Type": OCI_MANIFEST})
     assert response.status_code == 201, response.text
 
 

@@ -23,7 +23,7 @@ import pytest
 from tests.conftest import TEST_PROJECTS, scale_out_environment
 from tests.support.images import build_image_layout
 from tests.support.oci import OCI_MANIFEST, digest_of, push_image
-from tests.support.server import ADMIN_PASSWORD, REPO_ROOT, LiveServer, start_server
+from tests.support.server import ADMIN_PASSWORD, REPO_ROOT, LiveServer, collect_garbage, start_server
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -208,17 +208,6 @@ def stores(client: httpx.Client, digest: str) -> bool:
     return status == 200
 
 
-def collect(client: httpx.Client) -> dict:
-    response = client.post("/api/v1/gc/runs", json={"grace_period_seconds": 0})
-    assert response.status_code == 202, response.text
-    run = response.json()
-    while run["status"] == "running":
-        time.sleep(0.2)
-        run = client.get(f"/api/v1/gc/runs/{run['id']}").json()
-    assert run["status"] == "succeeded", run
-    return run
-
-
 def pulled_tags(host: str, repository: str, into: Path) -> dict[str, str]:
     """Every tag of the repository pulled with skopeo (manifest and blobs): tag -> manifest digest."""
     skopeo("sync", "--src", "docker", "--dest", "dir", "--src-tls-verify=false", "--src-creds", CREDS,
@@ -248,7 +237,7 @@ def test_the_leaders_garbage_collection_under_pushes_deletes_the_followers_bytes
     time.sleep(1.1)  # nothing touched in the last second is collected
     pusher.start()
     with leader.client() as lead:
-        run = collect(lead)
+        run = collect_garbage(lead)
     pusher.join()
     caught_up(leader, follower)
     with leader.client() as lead, follower.server.client() as follow:

@@ -18,6 +18,7 @@ import pytest
 
 from adapters.storage.filesystem import FilesystemBlobStore
 from tests.support.images import ImageInfo, build_image_layout
+from tests.support.server import collect_garbage
 
 pytestmark = pytest.mark.e2e
 
@@ -44,17 +45,6 @@ def pull_and_verify(server, image: ImageInfo, repository: str, into: Path) -> No
         assert (into / "blobs/sha256" / name).read_bytes() == (image.layout / "blobs/sha256" / name).read_bytes()
 
 
-def collect(client, grace: int) -> dict:
-    response = client.post("/api/v1/gc/runs", json={"grace_period_seconds": grace})
-    assert response.status_code == 202, response.text
-    run = response.json()
-    while run["status"] == "running":
-        time.sleep(0.2)
-        run = client.get(f"/api/v1/gc/runs/{run['id']}").json()
-    assert run["status"] == "succeeded", run
-    return run
-
-
 def digests_of(images: list[ImageInfo]) -> set[str]:
     return {d for image in images for d in (image.manifest_digest, image.config_digest, *image.layer_digests)}
 
@@ -76,7 +66,7 @@ def test_collection_during_concurrent_pushes_loses_nothing(live_server, tmp_path
 
         def collect_until_pushed():
             while not pushed.is_set():
-                runs.append(collect(client, GRACE))
+                runs.append(collect_garbage(client, GRACE))
 
         collector = threading.Thread(target=collect_until_pushed)
         collector.start()
@@ -91,6 +81,6 @@ def test_collection_during_concurrent_pushes_loses_nothing(live_server, tmp_path
                           range(PUSHES)))
 
         time.sleep(1.1)
-        collect(client, 0)
+        collect_garbage(client, 0)
     stored = {blob.digest for blob in FilesystemBlobStore(live_server.data_dir / "storage").stored_blobs()}
     assert stored == digests_of(images)

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from tests.support.images import build_image_layout
-from tests.support.waiting import wait_until
+from tests.support.server import collect_garbage
 
 pytestmark = [pytest.mark.e2e,
               pytest.mark.parametrize("live_server", ["embedded", "scale-out"], indirect=True, scope="module")]
@@ -97,10 +97,7 @@ def test_a_moment_whose_bytes_were_collected_is_refused(live_server, images):
         moment = position(client)
         assert client.delete("/api/v1/repositories/team/collected").status_code == 204
         time.sleep(1.1)  # nothing touched within the last second is collected
-        run = client.post("/api/v1/gc/runs", json={"grace_period_seconds": 0})
-        assert run.status_code == 202, run.text
-        wait_until(lambda: client.get(run.headers["Location"]).json()["status"] == "succeeded", timeout=60,
-                   what="the GC run")
+        collect_garbage(client)
 
         refused = client.post("/api/v1/repositories/team/collected/restore", json={"as_of": moment})
 

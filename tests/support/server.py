@@ -6,6 +6,7 @@ import base64
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,3 +140,15 @@ def _wait_ready(server: LiveServer, timeout: float = 60.0) -> None:
     except (processes.ExitedEarly, TimeoutError) as error:
         server.stop()
         raise RuntimeError(f"portlog serve did not become ready ({error}):\n{server.log_path.read_text()}") from None
+
+
+def collect_garbage(client: httpx.Client, grace_seconds: int = 0, timeout: float = 60.0) -> dict:
+    """Starts a GC run through the API and waits for it: the finished run, which succeeded."""
+    response = client.post("/api/v1/gc/runs", json={"grace_period_seconds": grace_seconds})
+    assert response.status_code == 202, response.text
+    run, deadline = response.json(), time.monotonic() + timeout
+    while run["status"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.2)
+        run = client.get(f"/api/v1/gc/runs/{run['id']}").json()
+    assert run["status"] == "succeeded", run
+    return run
